@@ -1,0 +1,66 @@
+/**
+ * Fee and size policy, in one place: virtual sizes of the scripts swarmpay spends and
+ * pays, dust thresholds as Bitcoin Core's standardness rules compute them, and the
+ * safety caps that refuse absurd fees before anything is signed.
+ */
+import { SwarmpayError } from '../errors.js';
+
+/** Above this, a fee rate is almost surely a typo (sat/vB). */
+export const MAX_FEE_RATE = 1000n;
+/** Below this, nodes with default policy do not relay (sat/vB). */
+export const MIN_RELAY_FEE_RATE = 1n;
+/** A fee above this share of what is sent (and above MAX_FEE_ABS_FLOOR) is refused as absurd. */
+export const MAX_FEE_SHARE_PERCENT = 50n;
+export const MAX_FEE_ABS_FLOOR = 100_000n;
+
+/** Virtual bytes of a P2WPKH input with its witness (signature at its longest, 72 bytes). */
+export const P2WPKH_INPUT_VBYTES = 68n;
+/** Version, locktime, counts and the segwit marker and flag. */
+export const TX_OVERHEAD_VBYTES = 11n;
+
+/** vbytes of one output paying `script` (8 value + 1 length + script). */
+export function outputVbytes(script: Uint8Array): bigint {
+  return BigInt(8 + 1 + script.length);
+}
+
+/**
+ * The smallest output a node relays (Bitcoin Core's GetDustThreshold at 3 sat/vB):
+ * 3 × (output size + the size of the input that will spend it).
+ */
+export function dustThreshold(script: Uint8Array): bigint {
+  // Outpoint, sequence and script length, plus a signature-and-key sized unlock: in the
+  // witness (discounted 4x, rounded down as Core does) for segwit outputs, else in the scriptSig.
+  const spendSize = isWitnessProgram(script) ? 32 + 4 + 1 + 26 + 4 : 32 + 4 + 1 + 107 + 4;
+  return 3n * (outputVbytes(script) + BigInt(spendSize));
+}
+
+function isWitnessProgram(script: Uint8Array): boolean {
+  const version = script[0];
+  if (version === undefined || script.length < 4 || script.length > 42) return false;
+  return (version === 0x00 || (version >= 0x51 && version <= 0x60)) && script[1] === script.length - 2;
+}
+
+/** Checks a fee rate a user asked for against relay minimum and the safety cap. */
+export function checkFeeRate(rate: bigint): bigint {
+  if (rate < MIN_RELAY_FEE_RATE) {
+    throw new SwarmpayError('INVALID_AMOUNT', `fee rate ${rate} sat/vB is below the relay minimum of ${MIN_RELAY_FEE_RATE} sat/vB`, {
+      hint: 'give --fee-rate 1 or more',
+    });
+  }
+  if (rate > MAX_FEE_RATE) {
+    throw new SwarmpayError('FEE_TOO_HIGH', `fee rate ${rate} sat/vB is above the safety cap of ${MAX_FEE_RATE} sat/vB`, {
+      hint: 'fee rates are in sat/vB; check for an extra digit',
+    });
+  }
+  return rate;
+}
+
+/** Refuses a fee that is absurd for what the transaction pays. */
+export function checkAbsoluteFee(fee: bigint, paid: bigint): void {
+  const cap = (paid * MAX_FEE_SHARE_PERCENT) / 100n;
+  if (fee > MAX_FEE_ABS_FLOOR && fee > cap) {
+    throw new SwarmpayError('FEE_TOO_HIGH', `the fee of ${fee} sats would be more than ${MAX_FEE_SHARE_PERCENT}% of the ${paid} sats sent`, {
+      hint: 'lower --fee-rate, or send a larger amount',
+    });
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * ChainBackend is swarmpay's only way to the chain. It reports what a real node says;
+ * nothing behind it decides on its own that a transaction is valid.
+ */
+import type { NetworkName } from '../bitcoin/network.js';
+
+export interface Outpoint {
+  txid: string;
+  vout: number;
+}
+
+export interface Utxo extends Outpoint {
+  value: bigint;
+  script: Uint8Array;
+  address: string;
+  /** 0 while in the mempool. */
+  confirmations: number;
+  coinbase: boolean;
+}
+
+export interface TxInput extends Outpoint {
+  /** The witness stack, empty for a legacy input; escrow reads revealed preimages here. */
+  witness: Uint8Array[];
+  sequence: number;
+}
+
+export interface TxOutput {
+  value: bigint;
+  script: Uint8Array;
+}
+
+export interface TxInfo {
+  txid: string;
+  hex: string;
+  /** 0 while in the mempool. */
+  confirmations: number;
+  blockHash: string | undefined;
+  coinbase: boolean;
+  inputs: TxInput[];
+  outputs: TxOutput[];
+}
+
+export interface Spend {
+  txid: string;
+  /** Which input of the spending transaction spends the outpoint. */
+  input: number;
+  witness: Uint8Array[];
+  confirmations: number;
+}
+
+export interface WaitOptions {
+  onProgress?: (confirmations: number, wanted: number) => void;
+  timeoutMs?: number;
+  pollMs?: number;
+}
+
+export interface ChainBackend {
+  readonly network: NetworkName;
+  tipHeight(): Promise<number>;
+  /** Unspent outputs paying any of these addresses, mempool included (confirmations 0). */
+  utxos(addresses: string[]): Promise<Utxo[]>;
+  /** For each address, whether any transaction ever paid it (gap-limit discovery). */
+  used(addresses: string[]): Promise<boolean[]>;
+  /** Sends a transaction to the node; a rejection surfaces the node's own reason. */
+  broadcast(hex: string): Promise<string>;
+  getTransaction(txid: string): Promise<TxInfo | null>;
+  /** The transaction that spends an outpoint paying `address`, if any. */
+  findSpend(outpoint: Outpoint, address: string): Promise<Spend | null>;
+  waitForConfirmations(txid: string, wanted: number, opts?: WaitOptions): Promise<TxInfo>;
+  /** Regtest only: mines blocks to the node's mining address. */
+  mine(blocks: number): Promise<string[]>;
+}

@@ -1,0 +1,223 @@
+/**
+ * The embedded regtest node: a real btcd (or bitcoind) run as a daemon on loopback,
+ * its chain, log, cookie and state file under <datadir>/regtest/node. Other datadirs
+ * reach it with --rpc-url and --rpc-cookie, as they would any node.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import { SwarmpayError, ioError } from '../errors.js';
+import { RpcClient, readCookie } from './rpc-client.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
+import { isAlive } from '../util/process.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export type NodeImpl = 'btcd' | 'bitcoind';
+
+export interface NodeState {
+  impl: NodeImpl;
+  pid: number;
+  rpcUrl: string;
+  rpcPort: number;
+  p2pPort: number;
+  cookieFile: string;
+  miningAddress: string;
+}
+
+/** btcd's regtest activates segwit (and CSV) by BIP9 signalling at this height. */
+export const SEGWIT_ACTIVE_HEIGHT = 432;
+/** The btcd release swarmpay pins; scripts/setup.sh installs the same one. */
+export const BTCD_MODULE = 'github.com/btcsuite/btcd@v0.24.2';
+
+const STATE_FILE = 'node.json';
+
+export function nodeDir(networkDir: string): string {
+  return path.join(networkDir, 'node');
+}
+
+/** Finds the node binary: $SWARMPAY_BTCD (or $SWARMPAY_BITCOIND), PATH, then Go's bin folders. */
+export function findNodeBinary(impl: NodeImpl): string {
+  const envName = impl === 'btcd' ? 'SWARMPAY_BTCD' : 'SWARMPAY_BITCOIND';
+  const candidates = [process.env[envName]];
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) if (dir) candidates.push(path.join(dir, impl));
+  if (impl === 'btcd') {
+    if (process.env.GOBIN) candidates.push(path.join(process.env.GOBIN, 'btcd'));
+    for (const gopath of (process.env.GOPATH ?? path.join(homedir(), 'go')).split(path.delimiter)) candidates.push(path.join(gopath, 'bin', 'btcd'));
+  }
+  const found = candidates.find((c): c is string => !!c && existsSync(c));
+  if (found) return found;
+  throw new SwarmpayError('NODE_NOT_INSTALLED', `${impl} is not installed`, {
+    hint: impl === 'btcd' ? `run \`npm run setup\` (or \`go install ${BTCD_MODULE}\`)` : 'install Bitcoin Core, or use the default --impl btcd',
+  });
+}
+
+export function readNodeState(dir: string): NodeState | null {
+  const file = path.join(dir, STATE_FILE);
+  if (!existsSync(file)) return null;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as NodeState;
+  } catch (e) {
+    throw new SwarmpayError('INVALID_FILE', `${file} is not valid JSON: ${(e as Error).message}`, { hint: 'stop any node still running from this datadir and delete the file' });
+  }
+}
+
+/**
+ * Whether the pid in node.json is still our node: a stale pid file must never make us
+ * signal an unrelated process that reused the pid. Where /proc exists, the command line
+ * must name this node folder.
+ */
+function isOurNode(state: NodeState, dir: string): boolean {
+  if (!isAlive(state.pid)) return false;
+  try {
+    return readFileSync(`/proc/${state.pid}/cmdline`, 'utf8').includes(path.join(dir, 'data'));
+  } catch {
+    return !existsSync('/proc/self');
+  }
+}
+
+/** A client for the node this datadir runs, or an error that says how to start it. */
+export function embeddedRpc(dir: string): { client: RpcClient; state: NodeState } {
+  const state = readNodeState(dir);
+  if (!state || !isOurNode(state, dir)) {
+    throw new SwarmpayError('NODE_UNREACHABLE', 'the embedded regtest node is not running', {
+      hint: 'start it with `swarmpay node start` (same --datadir), or point --rpc-url at a running node',
+    });
+  }
+  return { client: new RpcClient({ url: state.rpcUrl, ...readCookie(state.cookieFile) }), state };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function nodeArgs(impl: NodeImpl, dir: string, rpcPort: number, p2pPort: number, user: string, pass: string, miningAddress: string): string[] {
+  if (impl === 'btcd') {
+    return [
+      '--regtest', '--txindex', '--addrindex', '--notls', '--rejectnonstd',
+      `--configfile=${path.join(dir, 'btcd.conf')}`,
+      `--datadir=${path.join(dir, 'data')}`, `--logdir=${path.join(dir, 'logs')}`,
+      `--rpclisten=127.0.0.1:${rpcPort}`, `--listen=127.0.0.1:${p2pPort}`,
+      `--rpcuser=${user}`, `--rpcpass=${pass}`, `--miningaddr=${miningAddress}`,
+    ];
+  }
+  return [
+    '-regtest', '-server', '-txindex', '-listen=1', '-bind=127.0.0.1', '-rpcbind=127.0.0.1', '-rpcallowip=127.0.0.1',
+    `-datadir=${path.join(dir, 'data')}`, `-rpcport=${rpcPort}`, `-port=${p2pPort}`, `-rpcuser=${user}`, `-rpcpassword=${pass}`,
+  ];
+}
+
+export interface StartResult {
+  state: NodeState;
+  alreadyRunning: boolean;
+  height: number;
+}
+
+/**
+ * Starts the node as a daemon (or finds it running), waits for its RPC, and on a fresh
+ * btcd chain mines to segwit activation so that users never meet pre-segwit rules.
+ */
+export async function startNode(dir: string, impl: NodeImpl, miningAddress: string, timeoutMs = 60_000): Promise<StartResult> {
+  const existing = readNodeState(dir);
+  if (existing && isOurNode(existing, dir)) {
+    const { client } = embeddedRpc(dir);
+    try {
+      return { state: existing, alreadyRunning: true, height: await client.call<number>('getblockcount') };
+    } finally {
+      client.close();
+    }
+  }
+  const binary = findNodeBinary(impl);
+  try {
+    mkdirSync(path.join(dir, 'data'), { recursive: true, mode: 0o700 });
+    // btcd reads a config file from its home by default; an empty one of ours keeps the run hermetic.
+    writeFileSync(path.join(dir, 'btcd.conf'), '', { mode: 0o600 });
+  } catch (e) {
+    throw ioError('create', dir, e);
+  }
+  const rpcPort = existing?.rpcPort ?? (await freePort());
+  const p2pPort = existing?.p2pPort ?? (await freePort());
+  const user = `swarmpay-${randomBytes(4).toString('hex')}`;
+  const pass = randomBytes(24).toString('hex');
+  const cookieFile = path.join(dir, '.cookie');
+  writeFileAtomic(cookieFile, `${user}:${pass}`, 0o600);
+
+  const logFile = path.join(dir, `${impl}.out`);
+  const out = openSync(logFile, 'a');
+  const child = spawn(binary, nodeArgs(impl, dir, rpcPort, p2pPort, user, pass, miningAddress), { detached: true, stdio: ['ignore', out, out] });
+  closeSync(out);
+  child.unref();
+  const pid = child.pid;
+  if (pid === undefined) throw new SwarmpayError('NODE_START_FAILED', `could not start ${binary}`, { hint: `see ${logFile}` });
+  const state: NodeState = { impl, pid, rpcUrl: `http://127.0.0.1:${rpcPort}/`, rpcPort, p2pPort, cookieFile, miningAddress };
+  writeFileAtomic(path.join(dir, STATE_FILE), JSON.stringify(state, null, 2) + '\n', 0o600);
+
+  const client = new RpcClient({ url: state.rpcUrl, user, password: pass }, 5_000);
+  try {
+    const deadline = Date.now() + timeoutMs;
+    let height = -1;
+    while (height < 0) {
+      if (!isAlive(pid) || child.exitCode !== null) {
+        throw new SwarmpayError('NODE_START_FAILED', `${impl} exited during start-up: ${tail(logFile)}`, { hint: `see ${logFile}` });
+      }
+      try {
+        height = await client.call<number>('getblockcount');
+      } catch (e) {
+        if (Date.now() > deadline) {
+          await stopNode(dir);
+          throw new SwarmpayError('NODE_START_FAILED', `${impl} did not answer RPC within ${timeoutMs / 1000} s`, { hint: `see ${logFile}`, cause: e });
+        }
+        await sleep(100);
+      }
+    }
+    if (impl === 'btcd' && height < SEGWIT_ACTIVE_HEIGHT) {
+      await client.call('generate', [SEGWIT_ACTIVE_HEIGHT - height]);
+      height = SEGWIT_ACTIVE_HEIGHT;
+    }
+    if (impl === 'bitcoind' && height === 0) {
+      await client.call('generatetoaddress', [101, miningAddress]);
+      height = 101;
+    }
+    await assertSegwitActive(client);
+    return { state, alreadyRunning: false, height };
+  } finally {
+    client.close();
+  }
+}
+
+async function assertSegwitActive(client: RpcClient): Promise<void> {
+  const info = await client.call<{ bip9_softforks?: Record<string, { status: string }>; softforks?: Record<string, { active?: boolean }> }>('getblockchaininfo');
+  const active = info.bip9_softforks?.segwit?.status === 'active' || info.softforks?.segwit?.active === true;
+  if (!active) throw new SwarmpayError('NODE_START_FAILED', 'segwit is not active on the node after start-up', { hint: 'delete the node folder under the datadir and start again' });
+}
+
+function tail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-3).join(' | ');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** Stops the node (SIGTERM, then SIGKILL after a grace period) and forgets its pid. */
+export async function stopNode(dir: string, graceMs = 20_000): Promise<{ wasRunning: boolean }> {
+  const state = readNodeState(dir);
+  if (!state || !isOurNode(state, dir)) return { wasRunning: false };
+  process.kill(state.pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (isAlive(state.pid) && Date.now() < deadline) await sleep(50);
+  if (isAlive(state.pid)) process.kill(state.pid, 'SIGKILL');
+  while (isAlive(state.pid)) await sleep(20);
+  rmSync(state.cookieFile, { force: true });
+  return { wasRunning: true };
+}

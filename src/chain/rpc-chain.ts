@@ -1,0 +1,250 @@
+/**
+ * ChainBackend over JSON-RPC, in two dialects: btcd (address index; what the embedded
+ * regtest node runs) and Bitcoin Core. Values and scripts are always read from the raw
+ * transaction bytes, never from the node's floating-point BTC amounts.
+ */
+import { Transaction } from 'bitcoinjs-lib';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SwarmpayError } from '../errors.js';
+import { addressToScript } from '../bitcoin/address.js';
+import type { NetworkName } from '../bitcoin/network.js';
+import type { ChainBackend, Outpoint, Spend, TxInfo, Utxo, WaitOptions } from './backend.js';
+import { RpcClient, RpcError } from './rpc-client.js';
+
+export type Dialect = 'btcd' | 'core';
+
+interface VerboseTx {
+  txid: string;
+  hex: string;
+  confirmations?: number;
+  blockhash?: string;
+}
+
+/** bitcoind's and btcd's "no such transaction / no information" code. */
+const RPC_NO_INFO = -5;
+
+export function decodeTx(v: VerboseTx): TxInfo {
+  const tx = Transaction.fromHex(v.hex);
+  return {
+    txid: tx.getId(),
+    hex: v.hex,
+    confirmations: v.confirmations ?? 0,
+    blockHash: v.blockhash,
+    coinbase: tx.isCoinbase(),
+    inputs: tx.ins.map((i) => ({
+      txid: Buffer.from(i.hash).reverse().toString('hex'),
+      vout: i.index,
+      witness: i.witness,
+      sequence: i.sequence,
+    })),
+    outputs: tx.outs.map((o) => ({ value: o.value, script: o.script })),
+  };
+}
+
+abstract class RpcChain implements ChainBackend {
+  constructor(
+    readonly network: NetworkName,
+    protected readonly rpc: RpcClient,
+  ) {}
+
+  abstract utxos(addresses: string[]): Promise<Utxo[]>;
+  abstract used(addresses: string[]): Promise<boolean[]>;
+  abstract findSpend(outpoint: Outpoint, address: string): Promise<Spend | null>;
+  abstract mine(blocks: number): Promise<string[]>;
+
+  tipHeight(): Promise<number> {
+    return this.rpc.call<number>('getblockcount');
+  }
+
+  async broadcast(hex: string): Promise<string> {
+    try {
+      return await this.rpc.call<string>('sendrawtransaction', [hex]);
+    } catch (e) {
+      if (e instanceof RpcError) {
+        throw new SwarmpayError('TX_REJECTED', `the node rejected the transaction: ${e.message}`, {
+          hint: 'nothing was spent; the reason above is the node\'s own',
+          details: { rpcCode: e.rpcCode, reason: e.message },
+        });
+      }
+      throw e;
+    }
+  }
+
+  async getTransaction(txid: string): Promise<TxInfo | null> {
+    try {
+      return decodeTx(await this.rpc.call<VerboseTx>('getrawtransaction', [txid, 1]));
+    } catch (e) {
+      if (e instanceof RpcError && e.rpcCode === RPC_NO_INFO) return null;
+      throw asChainError(e);
+    }
+  }
+
+  async waitForConfirmations(txid: string, wanted: number, opts: WaitOptions = {}): Promise<TxInfo> {
+    const deadline = Date.now() + (opts.timeoutMs ?? 3_600_000);
+    let last = -1;
+    for (;;) {
+      const tx = await this.getTransaction(txid);
+      if (tx === null) throw new SwarmpayError('TX_NOT_FOUND', `transaction ${txid} is not known to the node`, { hint: 'it may have been replaced or dropped from the mempool' });
+      if (tx.confirmations !== last) {
+        last = tx.confirmations;
+        opts.onProgress?.(Math.min(last, wanted), wanted);
+      }
+      if (tx.confirmations >= wanted) return tx;
+      if (Date.now() > deadline) {
+        throw new SwarmpayError('TIMEOUT', `transaction ${txid} has ${tx.confirmations} of ${wanted} confirmations and the wait timed out`, {
+          hint: 'run the command again later; nothing is lost',
+        });
+      }
+      await sleep(opts.pollMs ?? 1000);
+    }
+  }
+
+  protected async call<T>(method: string, params: unknown[]): Promise<T> {
+    try {
+      return await this.rpc.call<T>(method, params);
+    } catch (e) {
+      throw asChainError(e);
+    }
+  }
+}
+
+function asChainError(e: unknown): unknown {
+  if (e instanceof RpcError) return new SwarmpayError('RPC_ERROR', `the node failed ${e.method}: ${e.message} (code ${e.rpcCode})`, { details: { rpcCode: e.rpcCode } });
+  return e;
+}
+
+/** btcd with --txindex --addrindex: address history comes from searchrawtransactions. */
+export class BtcdChain extends RpcChain {
+  private static readonly PAGE = 1000;
+
+  /** Every transaction touching `address`, confirmed and in the mempool. */
+  private async history(address: string): Promise<TxInfo[]> {
+    const out: TxInfo[] = [];
+    for (let skip = 0; ; skip += BtcdChain.PAGE) {
+      let page: VerboseTx[];
+      try {
+        page = await this.rpc.call<VerboseTx[]>('searchrawtransactions', [address, 1, skip, BtcdChain.PAGE, 0, false]);
+      } catch (e) {
+        // btcd answers "no information" for an address it has never seen.
+        if (e instanceof RpcError && e.rpcCode === RPC_NO_INFO) break;
+        throw asChainError(e);
+      }
+      out.push(...page.map(decodeTx));
+      if (page.length < BtcdChain.PAGE) break;
+    }
+    return out;
+  }
+
+  async used(addresses: string[]): Promise<boolean[]> {
+    return Promise.all(addresses.map(async (a) => (await this.history(a)).length > 0));
+  }
+
+  async utxos(addresses: string[]): Promise<Utxo[]> {
+    const byScript = new Map(addresses.map((a) => [Buffer.from(addressToScript(a, this.network)).toString('hex'), a]));
+    const txs = new Map<string, TxInfo>();
+    for (const hist of await Promise.all(addresses.map((a) => this.history(a)))) for (const t of hist) txs.set(t.txid, t);
+    const spent = new Set<string>();
+    for (const t of txs.values()) for (const i of t.inputs) spent.add(`${i.txid}:${i.vout}`);
+    const result: Utxo[] = [];
+    for (const t of txs.values()) {
+      t.outputs.forEach((o, vout) => {
+        const address = byScript.get(Buffer.from(o.script).toString('hex'));
+        if (address === undefined || spent.has(`${t.txid}:${vout}`)) return;
+        result.push({ txid: t.txid, vout, value: o.value, script: o.script, address, confirmations: t.confirmations, coinbase: t.coinbase });
+      });
+    }
+    return result;
+  }
+
+  async findSpend(outpoint: Outpoint, address: string): Promise<Spend | null> {
+    for (const t of await this.history(address)) {
+      const found = spendIn(t, outpoint);
+      if (found) return found;
+    }
+    return null;
+  }
+
+  mine(blocks: number): Promise<string[]> {
+    return this.call<string[]>('generate', [blocks]);
+  }
+}
+
+interface ScanResult {
+  success: boolean;
+  height: number;
+  unspents: { txid: string; vout: number; scriptPubKey: string; amount: number; coinbase: boolean; height: number }[];
+}
+
+/**
+ * Bitcoin Core without a wallet: scantxoutset sees confirmed unspent outputs only, so
+ * `used` cannot see an address whose coins were all spent, and mempool coins are not
+ * listed. Spends are found in the mempool (gettxspendingprevout) or by scanning blocks.
+ */
+export class CoreChain extends RpcChain {
+  constructor(
+    network: NetworkName,
+    rpc: RpcClient,
+    private readonly miningAddress: string | undefined,
+  ) {
+    super(network, rpc);
+  }
+
+  private scan(addresses: string[]): Promise<ScanResult> {
+    return this.call<ScanResult>('scantxoutset', ['start', addresses.map((a) => `addr(${a})`)]);
+  }
+
+  async used(addresses: string[]): Promise<boolean[]> {
+    const scan = await this.scan(addresses);
+    const seen = new Set(scan.unspents.map((u) => u.scriptPubKey));
+    return addresses.map((a) => seen.has(Buffer.from(addressToScript(a, this.network)).toString('hex')));
+  }
+
+  async utxos(addresses: string[]): Promise<Utxo[]> {
+    const byScript = new Map(addresses.map((a) => [Buffer.from(addressToScript(a, this.network)).toString('hex'), a]));
+    const scan = await this.scan(addresses);
+    return scan.unspents.map((u) => ({
+      txid: u.txid,
+      vout: u.vout,
+      // Exact: every amount below 21e6 BTC with 8 decimals survives a double and back.
+      value: BigInt(Math.round(u.amount * 1e8)),
+      script: Buffer.from(u.scriptPubKey, 'hex'),
+      address: byScript.get(u.scriptPubKey) ?? '',
+      confirmations: scan.height - u.height + 1,
+      coinbase: u.coinbase,
+    }));
+  }
+
+  async findSpend(outpoint: Outpoint, _address: string): Promise<Spend | null> {
+    const inMempool = await this.call<{ spendingtxid?: string }[]>('gettxspendingprevout', [[outpoint]]);
+    const mempoolTxid = inMempool[0]?.spendingtxid;
+    if (mempoolTxid) return spendIn(await this.getTransaction(mempoolTxid), outpoint);
+    const funding = await this.getTransaction(outpoint.txid);
+    if (!funding?.blockHash) return null;
+    const header = await this.call<{ height: number }>('getblockheader', [funding.blockHash]);
+    const tip = await this.tipHeight();
+    for (let h = header.height; h <= tip; h++) {
+      const hash = await this.call<string>('getblockhash', [h]);
+      const block = await this.call<{ tx: VerboseTx[] }>('getblock', [hash, 2]);
+      for (const v of block.tx) {
+        const found = spendIn({ ...decodeTx(v), confirmations: tip - h + 1 }, outpoint);
+        if (found) return found;
+      }
+    }
+    return null;
+  }
+
+  mine(blocks: number): Promise<string[]> {
+    if (!this.miningAddress) throw new SwarmpayError('USAGE', 'mining needs a mining address for a Bitcoin Core node');
+    return this.call<string[]>('generatetoaddress', [blocks, this.miningAddress]);
+  }
+}
+
+function spendIn(tx: TxInfo | null, outpoint: Outpoint): Spend | null {
+  if (!tx) return null;
+  const input = tx.inputs.findIndex((i) => i.txid === outpoint.txid && i.vout === outpoint.vout);
+  return input < 0 ? null : { txid: tx.txid, input, witness: tx.inputs[input]!.witness, confirmations: tx.confirmations };
+}
+
+export function makeRpcChain(dialect: Dialect, network: NetworkName, rpc: RpcClient, miningAddress?: string): ChainBackend {
+  return dialect === 'btcd' ? new BtcdChain(network, rpc) : new CoreChain(network, rpc, miningAddress);
+}

@@ -1,0 +1,16 @@
+/** Parsers for command-line arguments; each failure is a usage error that names the argument. */
+import { SwarmpayError } from '../errors.js';
+import { checkFeeRate } from '../bitcoin/policy.js';
+
+export function parseCount(text: string, what: string, min: number, max: number): number {
+  if (!/^[0-9]+$/.test(text.trim())) throw new SwarmpayError('USAGE', `${what} "${text}" is not a whole number`, { hint: `give a number from ${min} to ${max}` });
+  const n = Number(text.trim());
+  if (n < min || n > max) throw new SwarmpayError('USAGE', `${what} ${n} is out of range`, { hint: `give a number from ${min} to ${max}` });
+  return n;
+}
+
+/** A fee rate in whole sat/vB, within the relay minimum and the safety cap. */
+export function parseFeeRate(text: string): bigint {
+  if (!/^[0-9]+$/.test(text.trim())) throw new SwarmpayError('INVALID_AMOUNT', `fee rate "${text}" is not a whole number of sat/vB`, { hint: 'give --fee-rate in whole sat/vB, for example 5' });
+  return checkFeeRate(BigInt(text.trim()));
+}

@@ -1,0 +1,21 @@
+/** `swarmpay demo`: the whole story on embedded defaults. */
+import type { Command } from 'commander';
+import { runDemo } from '../demo/story.js';
+import { withContext } from './command.js';
+
+export function registerDemo(program: Command): void {
+  program
+    .command('demo')
+    .description('run the whole story on a fresh regtest node in a temporary folder')
+    .option('--keep', 'keep the temporary folder and leave its node running, to look around afterwards')
+    .action(
+      withContext<{ keep?: boolean }>(async (ctx, _args, opts) => {
+        const r = await runDemo({ keep: !!opts.keep, onStep: (m) => ctx.out.info(`• ${m}`) });
+        ctx.out.result(r, [
+          `buyer:  ${r.balances.buyer_sats} sats`,
+          `seller: ${r.balances.seller_sats} sats`,
+          `done in ${r.seconds.toFixed(1)} s${r.workDir ? `; kept ${r.workDir} (stop its node with: swarmpay node stop --datadir ${r.workDir}/buyer)` : ''}`,
+        ]);
+      }),
+    );
+}

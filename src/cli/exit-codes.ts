@@ -1,0 +1,42 @@
+/** The exit status of each error code: the one table behind CLI.md's exit codes. */
+import type { ErrorCode } from '../errors.js';
+
+export const EXIT_OK = 0;
+
+export const EXIT_CODES: Record<ErrorCode, number> = {
+  USAGE: 1,
+  INVALID_ADDRESS: 1,
+  INVALID_AMOUNT: 1,
+  FEE_RATE_REQUIRED: 1,
+
+  WRONG_NETWORK: 2,
+  DUST_OUTPUT: 2,
+  FEE_TOO_HIGH: 2,
+  INSUFFICIENT_FUNDS: 2,
+  TX_CHECK_FAILED: 2,
+  TX_REJECTED: 2,
+  KEYSTORE_NETWORK: 2,
+  KEYSTORE_EXISTS: 2,
+  INVALID_MNEMONIC: 2,
+  INVALID_FILE: 2,
+  WEAK_PASSPHRASE: 2,
+  NOT_REGTEST: 2,
+  IO_ERROR: 2,
+
+  WALLET_NOT_FOUND: 3,
+  TX_NOT_FOUND: 3,
+  NODE_NOT_INSTALLED: 3,
+
+  NODE_UNREACHABLE: 4,
+  NODE_START_FAILED: 4,
+  RPC_AUTH: 4,
+  RPC_ERROR: 4,
+  TIMEOUT: 4,
+
+  KEYSTORE_LOCKED: 5,
+  KEYSTORE_BUSY: 5,
+  KEYSTORE_CORRUPT: 5,
+  WRONG_PASSPHRASE: 5,
+
+  INTERNAL: 10,
+};

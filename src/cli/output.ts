@@ -1,0 +1,83 @@
+/**
+ * All terminal output: results on stdout (human lines, or one JSON document with --json),
+ * progress, warnings and errors on stderr, colour on stderr only and only on a TTY
+ * without NO_COLOR.
+ */
+import { Chalk } from 'chalk';
+import { SwarmpayError } from '../errors.js';
+import { MAX_MONEY } from '../bitcoin/amount.js';
+import { EXIT_CODES } from './exit-codes.js';
+
+export interface Streams {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+/** JSON with bigints as numbers while exact (every satoshi amount is), else strings of digits. */
+export function toJson(doc: unknown): string {
+  return JSON.stringify(doc, (_k, v: unknown) => (typeof v === 'bigint' ? (v <= MAX_MONEY && v >= -MAX_MONEY ? Number(v) : v.toString()) : v), 2);
+}
+
+export class Output {
+  readonly color: InstanceType<typeof Chalk>;
+  private progressShown = false;
+
+  constructor(
+    readonly json: boolean,
+    private readonly io: Streams = { stdout: process.stdout, stderr: process.stderr },
+  ) {
+    const colour = !!io.stderr.isTTY && !('NO_COLOR' in process.env);
+    this.color = new Chalk({ level: colour ? 1 : 0 });
+  }
+
+  /** The command's result: `doc` as JSON, or the human lines. */
+  result(doc: object, human: string[] | string): void {
+    this.endProgress();
+    if (this.json) this.io.stdout.write(toJson(doc) + '\n');
+    else this.io.stdout.write((Array.isArray(human) ? human.join('\n') : human) + '\n');
+  }
+
+  info(msg: string): void {
+    if (this.json) return;
+    this.endProgress();
+    this.io.stderr.write(msg + '\n');
+  }
+
+  warn(msg: string): void {
+    this.endProgress();
+    this.io.stderr.write(this.color.yellow(`warning: ${msg}`) + '\n');
+  }
+
+  /** A one-line progress display, redrawn in place; shown on a TTY only. */
+  progress(msg: string): void {
+    if (!this.io.stderr.isTTY) return;
+    this.io.stderr.write(`\r\x1b[2K${this.color.dim(msg)}`);
+    this.progressShown = true;
+  }
+
+  private endProgress(): void {
+    if (this.progressShown) this.io.stderr.write('\r\x1b[2K');
+    this.progressShown = false;
+  }
+
+  /** Prints an error as CLI.md says and returns its exit code. */
+  error(e: unknown): number {
+    this.endProgress();
+    const err =
+      e instanceof SwarmpayError
+        ? e
+        : new SwarmpayError('INTERNAL', e instanceof Error ? (e.stack ?? e.message) : String(e), {
+            hint: 'this is a bug in swarmpay; please report it with the command you ran and the text above',
+          });
+    if (this.json) {
+      const body: Record<string, unknown> = { code: err.code, message: err.message };
+      if (err.hint) body.hint = err.hint;
+      if (err.details) body.details = err.details;
+      this.io.stdout.write(toJson({ error: body }) + '\n');
+    } else {
+      this.io.stderr.write(this.color.red(`error: ${err.code}: ${err.message}`) + '\n');
+      if (err.hint) this.io.stderr.write(`${err.hint}\n`);
+    }
+    return EXIT_CODES[err.code];
+  }
+}

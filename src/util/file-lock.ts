@@ -1,0 +1,47 @@
+/**
+ * An exclusive lock file (O_EXCL) holding the owner's pid, so two swarmpay processes
+ * never read-modify-write the same state at once. A lock whose owner died is taken over.
+ */
+import { openSync, closeSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { SwarmpayError, ioError } from '../errors.js';
+import { isAlive } from './process.js';
+
+export interface Lock {
+  release(): void;
+}
+
+export function acquireLock(file: string, what: string): Lock {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(file, 'wx', 0o600);
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      let held = true;
+      return {
+        release() {
+          if (held) rmSync(file, { force: true });
+          held = false;
+        },
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('lock', file, e);
+      const owner = Number.parseInt(readOwner(file), 10);
+      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
+        throw new SwarmpayError('KEYSTORE_BUSY', `${what} is in use by another swarmpay process (pid ${owner})`, {
+          hint: 'wait for it to finish, or stop it; nothing was changed',
+        });
+      }
+      // The owner is gone: the lock is stale.
+      rmSync(file, { force: true });
+    }
+  }
+  throw new SwarmpayError('KEYSTORE_BUSY', `could not lock ${what}`, { hint: 'try again' });
+}
+
+function readOwner(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}

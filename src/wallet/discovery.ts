@@ -1,0 +1,38 @@
+/**
+ * Gap-limit discovery (BIP44): walk each chain until GAP_LIMIT addresses in a row have
+ * never been used. What the wallet owns follows from its xpub and the chain alone, so
+ * nothing about address use needs storing, and a restored wallet finds all its coins.
+ */
+import type { BIP32Interface } from 'bip32';
+import type { ChainBackend } from '../chain/backend.js';
+import type { NetworkName } from '../bitcoin/network.js';
+import { CHANGE, RECEIVE, deriveAddress, type ChainIndex, type DerivedAddress } from './hd.js';
+
+export const GAP_LIMIT = 20;
+
+export interface ChainScan {
+  /** Every address derived: all used ones and the unused gap after the last. */
+  addresses: DerivedAddress[];
+  /** Index of the first address after the last used one. */
+  nextUnused: number;
+}
+
+export async function scanChain(chain: ChainBackend, account: BIP32Interface, network: NetworkName, which: ChainIndex, gap = GAP_LIMIT): Promise<ChainScan> {
+  const addresses: DerivedAddress[] = [];
+  let nextUnused = 0;
+  while (addresses.length < nextUnused + gap) {
+    const start = addresses.length;
+    const batch = Array.from({ length: nextUnused + gap - start }, (_, k) => deriveAddress(account, network, which, start + k));
+    const used = await chain.used(batch.map((a) => a.address));
+    used.forEach((u, k) => {
+      if (u) nextUnused = start + k + 1;
+    });
+    addresses.push(...batch);
+  }
+  return { addresses, nextUnused };
+}
+
+export async function discover(chain: ChainBackend, account: BIP32Interface, network: NetworkName): Promise<{ receive: ChainScan; change: ChainScan }> {
+  const [receive, change] = await Promise.all([scanChain(chain, account, network, RECEIVE), scanChain(chain, account, network, CHANGE)]);
+  return { receive, change };
+}

@@ -1,0 +1,39 @@
+/**
+ * swarmpay's regtest faucet: one well-known key that the embedded node mines to. Its
+ * coins are worthless test coins, so the key is public by design; it is refused on
+ * every other network.
+ */
+import { createHash } from 'node:crypto';
+import { payments } from 'bitcoinjs-lib';
+import { ECPairFactory } from 'ecpair';
+import * as ecc from 'tiny-secp256k1';
+import { SwarmpayError } from '../errors.js';
+import type { ChainBackend } from '../chain/backend.js';
+import { addressToScript } from '../bitcoin/address.js';
+import { bitcoinjsNetwork } from '../bitcoin/network.js';
+import { signPlan, type SignedTx } from '../bitcoin/spend.js';
+import { isSpendable, paymentPlan, selectCoins } from './coin-select.js';
+
+export const FAUCET_KEY = ECPairFactory(ecc).fromPrivateKey(createHash('sha256').update('swarmpay regtest faucet v1').digest(), { network: bitcoinjsNetwork('regtest') });
+const p2wpkh = payments.p2wpkh({ pubkey: FAUCET_KEY.publicKey, network: bitcoinjsNetwork('regtest') });
+
+export const FAUCET_ADDRESS = p2wpkh.address!;
+const FAUCET_SCRIPT = p2wpkh.output!;
+
+/** Regtest halves the 50 BTC block reward every 150 blocks. */
+export function regtestSubsidy(height: number): bigint {
+  const halvings = Math.floor(height / 150);
+  return halvings >= 64 ? 0n : 5_000_000_000n >> BigInt(halvings);
+}
+
+/** Pays `address` from the faucet's mature coinbase outputs and broadcasts it. */
+export async function faucetPay(chain: ChainBackend, address: string, amount: bigint, feeRate = 2n): Promise<SignedTx> {
+  if (chain.network !== 'regtest') throw new SwarmpayError('NOT_REGTEST', 'the faucet exists on regtest only');
+  const toScript = addressToScript(address, 'regtest');
+  const coins = (await chain.utxos([FAUCET_ADDRESS])).filter((u) => isSpendable(u));
+  const sel = selectCoins(coins, toScript, amount, FAUCET_SCRIPT, feeRate);
+  const plan = paymentPlan(sel, toScript, amount, FAUCET_SCRIPT, feeRate);
+  const signed = signPlan(plan, plan.inputs.map(() => FAUCET_KEY), 'regtest');
+  await chain.broadcast(signed.hex);
+  return signed;
+}

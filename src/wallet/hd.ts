@@ -1,0 +1,43 @@
+/** BIP32 keys on BIP84 paths: m/84'/coin'/account' with receive (0) and change (1) chains. */
+import { BIP32Factory, type BIP32Interface } from 'bip32';
+import { payments } from 'bitcoinjs-lib';
+import * as ecc from 'tiny-secp256k1';
+import { bitcoinjsNetwork, coinType, type NetworkName } from '../bitcoin/network.js';
+
+export const bip32 = BIP32Factory(ecc);
+
+export type ChainIndex = 0 | 1;
+export const RECEIVE: ChainIndex = 0;
+export const CHANGE: ChainIndex = 1;
+
+export function accountPath(network: NetworkName, account = 0): string {
+  return `m/84'/${coinType(network)}'/${account}'`;
+}
+
+export function accountNode(seed: Uint8Array, network: NetworkName, account = 0): BIP32Interface {
+  return bip32.fromSeed(seed, bitcoinjsNetwork(network)).derivePath(accountPath(network, account));
+}
+
+/** The account's extended public key, in the network's standard prefix (xpub / tpub). */
+export function accountXpub(seed: Uint8Array, network: NetworkName): string {
+  return accountNode(seed, network).neutered().toBase58();
+}
+
+export interface DerivedAddress {
+  chain: ChainIndex;
+  index: number;
+  path: string;
+  address: string;
+  script: Uint8Array;
+  pubkey: Uint8Array;
+}
+
+export function deriveAddress(account: BIP32Interface, network: NetworkName, chain: ChainIndex, index: number): DerivedAddress {
+  const node = account.derive(chain).derive(index);
+  const p = payments.p2wpkh({ pubkey: node.publicKey, network: bitcoinjsNetwork(network) });
+  return { chain, index, path: `${accountPath(network)}/${chain}/${index}`, address: p.address!, script: p.output!, pubkey: node.publicKey };
+}
+
+export function accountFromXpub(xpub: string, network: NetworkName): BIP32Interface {
+  return bip32.fromBase58(xpub, bitcoinjsNetwork(network));
+}

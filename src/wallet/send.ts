@@ -1,0 +1,52 @@
+/**
+ * A wallet payment in two steps, so the user can see the fee before anything is
+ * unlocked or signed: plan (from the xpub and the chain) then sign (with the seed).
+ */
+import type { BIP32Interface } from 'bip32';
+import type { ChainBackend, Utxo } from '../chain/backend.js';
+import { addressToScript } from '../bitcoin/address.js';
+import type { NetworkName } from '../bitcoin/network.js';
+import { checkFeeRate } from '../bitcoin/policy.js';
+import { checkPlan, signPlan, type SignedTx, type SpendPlan } from '../bitcoin/spend.js';
+import { discover } from './discovery.js';
+import { accountNode, type DerivedAddress } from './hd.js';
+import { isSpendable, paymentPlan, selectCoins } from './coin-select.js';
+
+export interface OwnedUtxo extends Utxo {
+  owner: DerivedAddress;
+}
+
+export interface SendPlan {
+  to: string;
+  amount: bigint;
+  spend: SpendPlan;
+  /** The key path of each input, in input order. */
+  owners: DerivedAddress[];
+  change: { address: string; value: bigint } | null;
+}
+
+/** Every coin the account owns, found by gap-limit discovery, and its next unused change address. */
+export async function ownedUtxos(chain: ChainBackend, account: BIP32Interface, network: NetworkName): Promise<{ utxos: OwnedUtxo[]; nextChange: DerivedAddress }> {
+  const { receive, change } = await discover(chain, account, network);
+  const all = [...receive.addresses, ...change.addresses];
+  const byAddress = new Map(all.map((a) => [a.address, a]));
+  const utxos = (await chain.utxos(all.map((a) => a.address))).map((u) => ({ ...u, owner: byAddress.get(u.address)! }));
+  return { utxos, nextChange: change.addresses[change.nextUnused]! };
+}
+
+export async function planSend(chain: ChainBackend, account: BIP32Interface, network: NetworkName, to: string, amount: bigint, feeRate: bigint): Promise<SendPlan> {
+  // Address and fee rate first: bad input fails before any chain query.
+  const toScript = addressToScript(to, network);
+  checkFeeRate(feeRate);
+  const { utxos, nextChange } = await ownedUtxos(chain, account, network);
+  const sel = selectCoins(utxos.filter((u) => isSpendable(u)), toScript, amount, nextChange.script, feeRate);
+  const spend = paymentPlan(sel, toScript, amount, nextChange.script, feeRate);
+  checkPlan(spend);
+  return { to, amount, spend, owners: sel.inputs.map((u) => u.owner), change: sel.change > 0n ? { address: nextChange.address, value: sel.change } : null };
+}
+
+/** Signs with keys derived from the seed; signPlan checks the plan again first. */
+export function signSend(plan: SendPlan, seed: Uint8Array, network: NetworkName): SignedTx {
+  const account = accountNode(seed, network);
+  return signPlan(plan.spend, plan.owners.map((o) => account.derive(o.chain).derive(o.index)), network);
+}

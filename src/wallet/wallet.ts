@@ -1,0 +1,92 @@
+/**
+ * The HD wallet over the keystore: create or restore a BIP39 seed, read the account's
+ * public part without unlocking, and unlock the seed when something must be signed.
+ */
+import type { BIP32Interface } from 'bip32';
+import type { ChainBackend } from '../chain/backend.js';
+import type { NetworkName } from '../bitcoin/network.js';
+import { SwarmpayError } from '../errors.js';
+import { createKeystore, keystorePath, readKeystore, unlockKeystore } from '../keystore/keystore.js';
+import type { ScryptParams } from '../keystore/crypto.js';
+import { discover } from './discovery.js';
+import { RECEIVE, accountFromXpub, accountNode, accountPath, accountXpub, deriveAddress } from './hd.js';
+import { checkMnemonic, mnemonicToSeed } from './mnemonic.js';
+import { isSpendable } from './coin-select.js';
+import { ownedUtxos } from './send.js';
+
+export interface WalletPublic {
+  xpub: string;
+  fingerprint: string;
+  path: string;
+  created: string;
+}
+
+export interface Balance {
+  confirmed: bigint;
+  unconfirmed: bigint;
+  /** Confirmed but not yet spendable (coinbase before maturity). */
+  immature: bigint;
+  utxos: number;
+}
+
+function fingerprintOf(seed: Uint8Array, network: NetworkName): string {
+  return Buffer.from(accountNode(seed, network).fingerprint).toString('hex');
+}
+
+export function createWallet(
+  networkDir: string,
+  network: NetworkName,
+  passphrase: string,
+  mnemonic: string,
+  scrypt?: Omit<ScryptParams, 'salt'>,
+): WalletPublic {
+  const words = checkMnemonic(mnemonic);
+  const seed = mnemonicToSeed(words);
+  const pub = { xpub: accountXpub(seed, network), fingerprint: fingerprintOf(seed, network), path: accountPath(network) };
+  createKeystore(keystorePath(networkDir), network, passphrase, pub, { wallet: { mnemonic: words } }, scrypt);
+  return { ...pub, created: readKeystore(keystorePath(networkDir), network).header.created };
+}
+
+export function walletPublic(networkDir: string, network: NetworkName): WalletPublic {
+  const { header } = readKeystore(keystorePath(networkDir), network);
+  const p = header.public;
+  if (typeof p.xpub !== 'string' || typeof p.fingerprint !== 'string' || typeof p.path !== 'string') {
+    throw new SwarmpayError('KEYSTORE_CORRUPT', 'the keystore has no wallet account', { hint: 'restore the wallet from its mnemonic into a new datadir' });
+  }
+  return { xpub: p.xpub, fingerprint: p.fingerprint, path: p.path, created: header.created };
+}
+
+export function walletAccount(networkDir: string, network: NetworkName): BIP32Interface {
+  return accountFromXpub(walletPublic(networkDir, network).xpub, network);
+}
+
+/** Unlocks the seed, and checks that the public part the wallet has been showing is the seed's own. */
+export function unlockSeed(networkDir: string, network: NetworkName, passphrase: string): Uint8Array {
+  const { header, secret } = unlockKeystore(keystorePath(networkDir), network, passphrase);
+  const w = secret.wallet as { mnemonic?: unknown } | undefined;
+  if (typeof w?.mnemonic !== 'string') throw new SwarmpayError('KEYSTORE_CORRUPT', 'the keystore holds no wallet seed', { hint: 'restore the wallet from its mnemonic into a new datadir' });
+  const seed = mnemonicToSeed(w.mnemonic);
+  if (accountXpub(seed, network) !== header.public.xpub) {
+    throw new SwarmpayError('KEYSTORE_CORRUPT', 'the keystore\'s xpub does not belong to its seed', { hint: 'restore the wallet from its mnemonic into a new datadir' });
+  }
+  return seed;
+}
+
+/** The first receive address no transaction has paid yet. */
+export async function receiveAddress(chain: ChainBackend, networkDir: string, network: NetworkName): Promise<{ address: string; path: string }> {
+  const account = walletAccount(networkDir, network);
+  const { receive } = await discover(chain, account, network);
+  const a = deriveAddress(account, network, RECEIVE, receive.nextUnused);
+  return { address: a.address, path: a.path };
+}
+
+export async function walletBalance(chain: ChainBackend, networkDir: string, network: NetworkName): Promise<Balance> {
+  const { utxos } = await ownedUtxos(chain, walletAccount(networkDir, network), network);
+  const b: Balance = { confirmed: 0n, unconfirmed: 0n, immature: 0n, utxos: utxos.length };
+  for (const u of utxos) {
+    if (u.confirmations === 0) b.unconfirmed += u.value;
+    else if (isSpendable(u)) b.confirmed += u.value;
+    else b.immature += u.value;
+  }
+  return b;
+}

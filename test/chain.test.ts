@@ -1,0 +1,98 @@
+import { Transaction, payments, networks } from 'bitcoinjs-lib';
+import { RpcClient } from '../src/chain/rpc-client.js';
+import { BtcdChain } from '../src/chain/rpc-chain.js';
+import { SEGWIT_ACTIVE_HEIGHT, startNode } from '../src/chain/embedded-node.js';
+import { FAUCET_ADDRESS, faucetPay, FAUCET_KEY } from '../src/wallet/faucet.js';
+import { signPlan } from '../src/bitcoin/spend.js';
+import { SwarmpayError } from '../src/errors.js';
+import { startTestNode, type TestNode } from './helpers/node.js';
+
+const someAddress = payments.p2wpkh({ hash: Buffer.alloc(20, 7), network: networks.regtest }).address!;
+
+describe('ChainBackend on a real btcd', () => {
+  let node: TestNode;
+  beforeAll(async () => {
+    node = await startTestNode();
+  });
+  afterAll(async () => {
+    await node?.stop();
+  });
+
+  test('a fresh node is mined to segwit activation', async () => {
+    expect(await node.chain.tipHeight()).toBeGreaterThanOrEqual(SEGWIT_ACTIVE_HEIGHT);
+    const info = await node.rpc.call<{ bip9_softforks: Record<string, { status: string }> }>('getblockchaininfo');
+    expect(info.bip9_softforks.segwit!.status).toBe('active');
+  });
+
+  test('starting again finds the running node instead of a second one', async () => {
+    const again = await startNode(node.nodeDir, 'btcd', FAUCET_ADDRESS);
+    expect(again.alreadyRunning).toBe(true);
+    expect(again.state.pid).toBe(node.state.pid);
+  });
+
+  test('a faucet payment is seen in the mempool, then confirmed, with exact values', async () => {
+    expect(await node.chain.used([someAddress])).toEqual([false]);
+    const tx = await faucetPay(node.chain, someAddress, 123_456n);
+    const unconfirmed = await node.chain.utxos([someAddress]);
+    expect(unconfirmed).toHaveLength(1);
+    expect(unconfirmed[0]).toMatchObject({ txid: tx.txid, value: 123_456n, confirmations: 0, coinbase: false, address: someAddress });
+    await node.chain.mine(1);
+    const confirmed = await node.chain.waitForConfirmations(tx.txid, 1, { pollMs: 50 });
+    expect(confirmed.confirmations).toBe(1);
+    expect(await node.chain.used([someAddress])).toEqual([true]);
+  });
+
+  test('the spend of an outpoint is found with its witness', async () => {
+    const tx = await faucetPay(node.chain, someAddress, 50_000n);
+    const info = await node.chain.getTransaction(tx.txid);
+    const outpoint = info!.inputs[0]!;
+    const spend = await node.chain.findSpend({ txid: outpoint.txid, vout: outpoint.vout }, FAUCET_ADDRESS);
+    expect(spend).toMatchObject({ txid: tx.txid, input: 0 });
+    expect(spend!.witness).toHaveLength(2);
+    expect(await node.chain.findSpend({ txid: '00'.repeat(32), vout: 0 }, someAddress)).toBeNull();
+  });
+
+  test('an unknown transaction is null, not an error', async () => {
+    expect(await node.chain.getTransaction('11'.repeat(32))).toBeNull();
+  });
+
+  test('a transaction with a bad signature is rejected by the node, with the node\'s reason', async () => {
+    const coin = (await node.chain.utxos([FAUCET_ADDRESS])).find((u) => u.coinbase && u.confirmations >= 100)!;
+    const signed = signPlan(
+      { inputs: [coin], outputs: [{ script: payments.p2wpkh({ address: someAddress, network: networks.regtest }).output!, value: coin.value - 1000n }], fee: 1000n, feeRate: 2n, paid: coin.value - 1000n },
+      [FAUCET_KEY],
+      'regtest',
+    );
+    const tx = Transaction.fromHex(signed.hex);
+    const sig = Buffer.from(tx.ins[0]!.witness[0]!);
+    sig[10] ^= 0x01; // still a well-formed DER signature, but not a valid one
+    tx.ins[0]!.witness[0] = sig;
+    const err = (await node.chain.broadcast(tx.toHex()).catch((e: unknown) => e)) as SwarmpayError;
+    expect(err).toBeInstanceOf(SwarmpayError);
+    expect(err.code).toBe('TX_REJECTED');
+    expect(err.message).toMatch(/signature|script|verify/i);
+    // Nothing was spent: the coin is still there.
+    expect((await node.chain.utxos([FAUCET_ADDRESS])).some((u) => u.txid === coin.txid && u.vout === coin.vout)).toBe(true);
+  });
+
+  test('a double spend is rejected by the node', async () => {
+    const tx = await faucetPay(node.chain, someAddress, 70_000n);
+    const info = (await node.chain.getTransaction(tx.txid))!;
+    // The same inputs again, paying elsewhere: the node must refuse it.
+    const again = Transaction.fromHex(info.hex);
+    again.outs[0]!.script = payments.p2wpkh({ hash: Buffer.alloc(20, 9), network: networks.regtest }).output!;
+    const err = (await node.chain.broadcast(again.toHex()).catch((e: unknown) => e)) as SwarmpayError;
+    expect(err.code).toBe('TX_REJECTED');
+    expect(err.message).toMatch(/replacement|already spent|conflict/i);
+  });
+
+  test('wrong RPC credentials are an RPC_AUTH error', async () => {
+    const bad = new BtcdChain('regtest', new RpcClient({ url: node.state.rpcUrl, user: 'nobody', password: 'wrong' }));
+    await expect(bad.tipHeight()).rejects.toMatchObject({ code: 'RPC_AUTH' });
+  });
+
+  test('a node that is not there is NODE_UNREACHABLE', async () => {
+    const gone = new BtcdChain('regtest', new RpcClient({ url: 'http://127.0.0.1:1/', user: 'u', password: 'p' }));
+    await expect(gone.tipHeight()).rejects.toMatchObject({ code: 'NODE_UNREACHABLE' });
+  });
+});
