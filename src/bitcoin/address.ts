@@ -14,7 +14,7 @@ export function addressToScript(addr: string, network: NetworkName): Uint8Array 
     const others = NETWORK_NAMES.filter((n) => n !== network && decodes(addr, n));
     if (others.length > 0) {
       throw new SwarmpayError('WRONG_NETWORK', `${addr} is a ${others.join('/')} address, not a ${network} one`, {
-        hint: `pay a ${network} address, or run with --network ${others.includes('mainnet') ? 'mainnet' : others[0]}`,
+        hint: `pay a ${network} address, or run with ${others.map((n) => `--network ${n}`).join(' or ')}`,
       });
     }
     throw new SwarmpayError('INVALID_ADDRESS', `"${addr}" is not a valid Bitcoin address`, {

@@ -1,0 +1,113 @@
+/** The passphrase keystore: round trip, and every way a file can be wrong, refused without change. */
+import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { createKeystore, keystorePath, readKeystore, unlockKeystore } from '../src/keystore/keystore.js';
+import { acquireLock } from '../src/util/file-lock.js';
+import { SwarmpayError } from '../src/errors.js';
+import { canonicalJson } from '../src/util/canonical-json.js';
+import { createHash } from 'node:crypto';
+import { tempDir } from './helpers/tmp.js';
+
+const FAST = { N: 1 << 14, r: 8, p: 1 }; // the smallest N the reader accepts, to keep tests quick
+const PASS = 'correct horse battery staple';
+const secret = { wallet: { mnemonic: 'abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about' } };
+
+function errorOf(f: () => unknown): SwarmpayError {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof SwarmpayError) return e;
+    throw e;
+  }
+  throw new Error('expected an error');
+}
+
+describe('keystore', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  let file: string;
+  beforeEach(() => {
+    tmp = tempDir();
+    file = keystorePath(path.join(tmp.dir, 'regtest'));
+    createKeystore(file, 'regtest', PASS, { xpub: 'tpubX' }, secret, FAST);
+  });
+  afterEach(() => tmp.remove());
+
+  test('round trip: the right passphrase unlocks the secret; the public part reads without it', () => {
+    expect(unlockKeystore(file, 'regtest', PASS).secret).toEqual(secret);
+    expect(readKeystore(file, 'regtest').header.public).toEqual({ xpub: 'tpubX' });
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+  });
+
+  test('the secret is not in the file in clear', () => {
+    expect(readFileSync(file, 'utf8')).not.toContain('abandon');
+  });
+
+  test('an existing keystore is never overwritten', () => {
+    const before = readFileSync(file);
+    expect(errorOf(() => createKeystore(file, 'regtest', PASS, {}, {}, FAST)).code).toBe('KEYSTORE_EXISTS');
+    expect(readFileSync(file)).toEqual(before);
+  });
+
+  test('a wrong passphrase is WRONG_PASSPHRASE', () => {
+    expect(errorOf(() => unlockKeystore(file, 'regtest', 'not the passphrase')).code).toBe('WRONG_PASSPHRASE');
+  });
+
+  test('a truncated file is KEYSTORE_CORRUPT', () => {
+    const text = readFileSync(file, 'utf8');
+    writeFileSync(file, text.slice(0, text.length / 2));
+    expect(errorOf(() => unlockKeystore(file, 'regtest', PASS)).code).toBe('KEYSTORE_CORRUPT');
+  });
+
+  test('a flipped byte anywhere is KEYSTORE_CORRUPT, not a wrong passphrase', () => {
+    const bytes = readFileSync(file);
+    const text = bytes.toString('utf8');
+    // Flip a byte inside each sealed field: the wrapped key, the payload and the public part.
+    for (const needle of ['"ct": "', '"tag": "', '"xpub": "']) {
+      const at = text.lastIndexOf(needle) + needle.length + 2;
+      const copy = Buffer.from(bytes);
+      copy[at] = copy[at] === 0x41 ? 0x42 : 0x41;
+      writeFileSync(file, copy);
+      expect(errorOf(() => unlockKeystore(file, 'regtest', PASS)).code).toBe('KEYSTORE_CORRUPT');
+    }
+  });
+
+  test('a file whose checksum was recomputed after tampering still fails authentication', () => {
+    const doc = JSON.parse(readFileSync(file, 'utf8'));
+    doc.header.public.xpub = 'tpubATTACKER';
+    // An attacker can recompute the checksum: it only guards against accidents.
+    const { checksum: _drop, ...body } = doc;
+    doc.checksum = createHash('sha256').update(canonicalJson(body)).digest('hex');
+    writeFileSync(file, JSON.stringify(doc));
+    expect(readKeystore(file, 'regtest').header.public.xpub).toBe('tpubATTACKER'); // readable…
+    expect(errorOf(() => unlockKeystore(file, 'regtest', PASS)).code).toBe('KEYSTORE_CORRUPT'); // …but never trusted
+  });
+
+  test('a keystore of another network is KEYSTORE_NETWORK', () => {
+    const other = keystorePath(path.join(tmp.dir, 'mainnet'));
+    mkdirSync(path.dirname(other));
+    copyFileSync(file, other);
+    expect(errorOf(() => unlockKeystore(other, 'mainnet', PASS)).code).toBe('KEYSTORE_NETWORK');
+  });
+
+  test('no file is WALLET_NOT_FOUND', () => {
+    expect(errorOf(() => readKeystore(path.join(tmp.dir, 'nope.json'), 'regtest')).code).toBe('WALLET_NOT_FOUND');
+  });
+
+  test('scrypt parameters out of bounds are refused before any work', () => {
+    const doc = JSON.parse(readFileSync(file, 'utf8'));
+    doc.header.protector.kdf.N = 1 << 30;
+    writeFileSync(file, JSON.stringify(doc));
+    expect(errorOf(() => unlockKeystore(file, 'regtest', PASS)).code).toBe('KEYSTORE_CORRUPT');
+  });
+
+  test('a lock held by a live process is KEYSTORE_BUSY; a stale one is taken over', () => {
+    const lockFile = `${file}.lock`;
+    writeFileSync(lockFile, String(process.ppid)); // our parent is alive
+    expect(errorOf(() => acquireLock(lockFile, 'the keystore')).code).toBe('KEYSTORE_BUSY');
+    writeFileSync(lockFile, '999999999'); // no such pid
+    const lock = acquireLock(lockFile, 'the keystore');
+    expect(readFileSync(lockFile, 'utf8')).toBe(String(process.pid));
+    lock.release();
+    expect(existsSync(lockFile)).toBe(false);
+  });
+});

@@ -1,0 +1,71 @@
+/** The BIP documents' own test vectors, run through the code paths the wallet uses. */
+import { readFileSync } from 'node:fs';
+import { entropyToMnemonic, wordlists } from 'bip39';
+import { ECPairFactory } from 'ecpair';
+import * as ecc from 'tiny-secp256k1';
+import { networks } from 'bitcoinjs-lib';
+import { bip32, accountPath, deriveAddress, accountNode, RECEIVE, CHANGE } from '../src/wallet/hd.js';
+import { checkMnemonic, mnemonicToSeed } from '../src/wallet/mnemonic.js';
+
+const load = (name: string) => JSON.parse(readFileSync(new URL(`./vectors/${name}.json`, import.meta.url), 'utf8'));
+const bip39v = load('bip39') as { passphrase: string; vectors: { entropy: string; mnemonic: string; seed: string; xprv: string }[] };
+const bip32v = load('bip32') as { valid: { seed: string; chains: { path: string; xpub: string; xprv: string }[] }[]; invalid: { key: string; reason: string }[] };
+const bip84v = load('bip84');
+
+describe('BIP39 vectors (English, passphrase TREZOR)', () => {
+  test.each(bip39v.vectors)('$mnemonic', (v) => {
+    expect(entropyToMnemonic(Buffer.from(v.entropy, 'hex'), wordlists.english)).toBe(v.mnemonic);
+    expect(checkMnemonic(v.mnemonic)).toBe(v.mnemonic);
+    const seed = mnemonicToSeed(v.mnemonic, bip39v.passphrase);
+    expect(Buffer.from(seed).toString('hex')).toBe(v.seed);
+    expect(bip32.fromSeed(seed).toBase58()).toBe(v.xprv);
+  });
+  test('there are 24 of them', () => expect(bip39v.vectors).toHaveLength(24));
+});
+
+describe('BIP32 vectors', () => {
+  const cases = bip32v.valid.flatMap((v, n) => v.chains.map((c) => ({ n: n + 1, seed: v.seed, ...c })));
+  test.each(cases)('vector $n $path', (c) => {
+    const root = bip32.fromSeed(Buffer.from(c.seed, 'hex'));
+    const node = c.path === 'm' ? root : root.derivePath(c.path);
+    expect(node.toBase58()).toBe(c.xprv);
+    expect(node.neutered().toBase58()).toBe(c.xpub);
+    // And the serialized keys read back to the same key.
+    expect(bip32.fromBase58(c.xprv).toBase58()).toBe(c.xprv);
+  });
+  test.each(bip32v.invalid)('invalid key refused: $reason', (v) => {
+    expect(() => bip32.fromBase58(v.key)).toThrow();
+  });
+});
+
+describe('BIP84 vectors', () => {
+  // BIP84 serialises with zprv/zpub version bytes; the keys underneath are what we compare.
+  const zNet = { ...networks.bitcoin, bip32: { public: 0x04b24746, private: 0x04b2430c } };
+  const seed = mnemonicToSeed(bip84v.mnemonic);
+
+  test('root and account keys', () => {
+    expect(bip32.fromSeed(seed, zNet).toBase58()).toBe(bip84v.rootpriv);
+    expect(bip32.fromSeed(seed, zNet).neutered().toBase58()).toBe(bip84v.rootpub);
+    expect(accountPath('mainnet')).toBe(bip84v.account0.path);
+    const account = accountNode(seed, 'mainnet');
+    expect(bip32.fromBase58(bip84v.account0.xprv, zNet).privateKey).toEqual(account.privateKey);
+    expect(bip32.fromBase58(bip84v.account0.xpub, zNet).publicKey).toEqual(account.publicKey);
+  });
+
+  test.each(bip84v.addresses as { path: string; privkey_wif: string; pubkey: string; address: string }[])('$path', (v) => {
+    const [chain, index] = v.path.split('/').slice(-2).map(Number) as [number, number];
+    const account = accountNode(seed, 'mainnet');
+    const a = deriveAddress(account, 'mainnet', chain === 0 ? RECEIVE : CHANGE, index);
+    expect(a.path).toBe(v.path);
+    expect(a.address).toBe(v.address);
+    expect(Buffer.from(a.pubkey).toString('hex')).toBe(v.pubkey);
+    const priv = account.derive(chain).derive(index).privateKey!;
+    expect(ECPairFactory(ecc).fromWIF(v.privkey_wif).privateKey).toEqual(priv);
+  });
+
+  test('test networks use coin type 1', () => {
+    expect(accountPath('regtest')).toBe("m/84'/1'/0'");
+    expect(accountPath('testnet')).toBe("m/84'/1'/0'");
+    expect(accountPath('signet')).toBe("m/84'/1'/0'");
+  });
+});
