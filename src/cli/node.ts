@@ -42,7 +42,7 @@ export function registerNode(program: Command): void {
     .action(
       withContext(async (ctx) => {
         const r = await stopNode(ctx.nodeDir);
-        ctx.out.result({ stopped: r.wasRunning }, r.wasRunning ? 'stopped' : 'not running');
+        ctx.out.result({ stopped: r.wasRunning }, r.wasRunning ? 'stopped (btcd discards its regtest chain: the next start begins a fresh one)' : 'not running');
       }),
     );
 

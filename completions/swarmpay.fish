@@ -1,0 +1,149 @@
+# fish completion for swarmpay
+#
+# Install:  swarmpay completion fish > ~/.config/fish/completions/swarmpay.fish
+#      or:  swarmpay completion fish | source
+#
+# Hand-written and static: the tables at the end mirror src/cli/*.ts. Each row
+# is one call of a helper:
+#   __swarmpay_cmd    PARENT NAME DESCRIPTION     a command ("" = top level)
+#   __swarmpay_opt    COMMAND FLAGS ARG DESCRIPTION
+#                     COMMAND: "*" = everywhere (global), "" = top level only,
+#                              else "group sub" or "command";
+#                     FLAGS:   "--long" or "-s,--long";
+#                     ARG:     "" (a flag), "file", "dir", "text", or "choice:A B C"
+#   __swarmpay_arg    COMMAND CHOICES DESCRIPTION the first argument's values
+# To add a command group (e.g. tpm, channel, escrow), add its rows.
+
+# No file names unless an option asks for them.
+complete -c swarmpay -f
+
+# Filled in by the helpers below: options that take a value (so that their
+# values are not taken for commands), and commands that have subcommands.
+set -g __swarmpay_valued_options
+set -g __swarmpay_has_subcommands
+
+# Prints the command path before the cursor ("", "wallet", "wallet send"...)
+# on the first line and the number of arguments given to it on the second,
+# skipping options and their values.
+function __swarmpay_parse
+    set -l tokens (commandline -opc)
+    set -e tokens[1]
+    set -l path
+    set -l nargs 0
+    set -l skip 0
+    for t in $tokens
+        if test $skip -eq 1
+            set skip 0
+            continue
+        end
+        switch $t
+            case '--*=*'
+            case '-*'
+                contains -- $t $__swarmpay_valued_options; and set skip 1
+            case '*'
+                if test (count $path) -eq 0; or contains -- "$path" $__swarmpay_has_subcommands
+                    set path $path $t
+                else
+                    set nargs (math $nargs + 1)
+                end
+        end
+    end
+    echo "$path"
+    echo $nargs
+end
+
+# True when the command path is $argv[1] and, if $argv[2] is given, exactly
+# that many arguments have been given to it.
+function __swarmpay_at
+    set -l p (__swarmpay_parse)
+    test "$p[1]" = "$argv[1]"; or return 1
+    test (count $argv) -lt 2; or test "$p[2]" = "$argv[2]"
+end
+
+function __swarmpay_cmd -a parent name description
+    if test -n "$parent"; and not contains -- $parent $__swarmpay_has_subcommands
+        set -g -a __swarmpay_has_subcommands $parent
+    end
+    complete -c swarmpay -n "__swarmpay_at '$parent' 0" -a $name -d $description
+end
+
+function __swarmpay_opt -a command flags arg description
+    set -l spec
+    for f in (string split , -- $flags)
+        if string match -q -- '--*' $f
+            set -a spec -l (string sub -s 3 -- $f)
+        else
+            set -a spec -s (string sub -s 2 -- $f)
+        end
+        test -n "$arg"; and set -g -a __swarmpay_valued_options $f
+    end
+    if test "$command" != '*'
+        set -a spec -n "__swarmpay_at '$command'"
+    end
+    switch $arg
+        case file
+            set -a spec -r -F
+        case dir
+            set -a spec -x -a '(__fish_complete_directories (commandline -ct) "")'
+        case text
+            set -a spec -x
+        case 'choice:*'
+            set -a spec -x -a (string sub -s 8 -- $arg)
+    end
+    complete -c swarmpay $spec -d $description
+end
+
+# The values of a command's first argument.
+function __swarmpay_arg -a command choices description
+    complete -c swarmpay -n "__swarmpay_at '$command' 0" -a $choices -d $description
+end
+
+# ---------------------------------------------------------------------------
+# Tables
+# ---------------------------------------------------------------------------
+
+# Global options
+__swarmpay_opt '*' --network 'choice:regtest signet testnet mainnet' 'Bitcoin network'
+__swarmpay_opt '*' --datadir dir 'where keystore, node and state live'
+__swarmpay_opt '*' --chain 'choice:embedded btcd bitcoind' 'chain backend'
+__swarmpay_opt '*' --rpc-url text 'JSON-RPC URL of a btcd or Bitcoin Core node'
+__swarmpay_opt '*' --rpc-cookie file 'RPC cookie file (user:password)'
+__swarmpay_opt '*' --json '' 'print one JSON document on stdout'
+__swarmpay_opt '*' -y,--yes '' 'never prompt'
+__swarmpay_opt '*' -h,--help '' 'display help for command'
+__swarmpay_opt '' -V,--version '' 'output the version number'
+
+# Top-level commands
+__swarmpay_cmd '' node 'the embedded regtest node'
+__swarmpay_cmd '' wallet 'the HD wallet (BIP39 seed, BIP84 account)'
+__swarmpay_cmd '' demo 'run the whole story on a fresh regtest node'
+__swarmpay_cmd '' completion 'print the shell completion script'
+__swarmpay_cmd '' help 'display help for command'
+__swarmpay_opt demo --keep '' 'keep the temporary folder and its node'
+__swarmpay_arg completion 'bash zsh fish' 'shell'
+__swarmpay_arg help 'node wallet demo completion help' 'command'
+
+# node
+__swarmpay_cmd node start 'start the regtest node'
+__swarmpay_cmd node stop 'stop the regtest node'
+__swarmpay_cmd node status 'whether the node runs, and its height'
+__swarmpay_cmd node mine 'mine blocks on regtest'
+__swarmpay_cmd node help 'display help for command'
+__swarmpay_opt 'node start' --impl 'choice:btcd bitcoind' 'node implementation'
+__swarmpay_opt 'node mine' --to text 'pay this address the block rewards'
+__swarmpay_arg 'node help' 'start stop status mine help' 'command'
+
+# wallet
+__swarmpay_cmd wallet create 'create a wallet, or restore one with --restore'
+__swarmpay_cmd wallet address 'the first receive address not yet paid'
+__swarmpay_cmd wallet balance 'confirmed and unconfirmed balance, in sats'
+__swarmpay_cmd wallet info 'network, account path, xpub and keystore'
+__swarmpay_cmd wallet send 'pay an address'
+__swarmpay_cmd wallet help 'display help for command'
+__swarmpay_opt 'wallet create' --restore '' 'restore from an existing mnemonic'
+__swarmpay_opt 'wallet create' --mnemonic-file file 'read (--restore) or write the mnemonic'
+__swarmpay_opt 'wallet create' --passphrase-file file 'read the keystore passphrase from FILE'
+__swarmpay_opt 'wallet send' --fee-rate text 'fee rate in whole sat/vB'
+__swarmpay_opt 'wallet send' --passphrase-file file 'read the keystore passphrase from FILE'
+__swarmpay_opt 'wallet send' --wait text 'wait for this many confirmations'
+__swarmpay_arg 'wallet help' 'create address balance info send help' 'command'
