@@ -89,6 +89,15 @@ export function embeddedRpc(dir: string): { client: RpcClient; state: NodeState 
   return { client: new RpcClient({ url: state.rpcUrl, ...readCookie(state.cookieFile) }), state };
 }
 
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -145,8 +154,9 @@ export async function startNode(dir: string, impl: NodeImpl, miningAddress: stri
   } catch (e) {
     throw ioError('create', dir, e);
   }
-  const rpcPort = existing?.rpcPort ?? (await freePort());
-  const p2pPort = existing?.p2pPort ?? (await freePort());
+  // The same ports as last time where they are still free, so other datadirs' --rpc-url stays right.
+  const rpcPort = existing && (await portFree(existing.rpcPort)) ? existing.rpcPort : await freePort();
+  const p2pPort = existing && (await portFree(existing.p2pPort)) ? existing.p2pPort : await freePort();
   const user = `swarmpay-${randomBytes(4).toString('hex')}`;
   const pass = randomBytes(24).toString('hex');
   const cookieFile = path.join(dir, '.cookie');

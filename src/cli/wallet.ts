@@ -35,6 +35,7 @@ export function registerWallet(program: Command): void {
     .action(
       withContext<{ restore?: boolean; mnemonicFile?: string; passphraseFile?: string }>(async (ctx, _args, opts) => {
         const file = keystorePath(ctx.networkDir);
+        // Checked again under the lock when writing; here so that nothing is asked for in vain.
         if (existsSync(file)) throw new SwarmpayError('KEYSTORE_EXISTS', `a wallet already exists at ${file}`, { hint: 'use another --datadir; swarmpay never overwrites a keystore' });
         const showOnTerminal = !opts.restore && opts.mnemonicFile === undefined;
         if (showOnTerminal && !process.stderr.isTTY) {

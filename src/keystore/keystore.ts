@@ -138,7 +138,7 @@ export function createKeystore(
   publicPart: { [k: string]: Json },
   secret: { [k: string]: Json },
   scrypt: Omit<ScryptParams, 'salt'> = DEFAULT_SCRYPT,
-): void {
+): KeystoreHeader {
   try {
     mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   } catch (e) {
@@ -162,6 +162,7 @@ export function createKeystore(
     const payload = seal(dataKey, Buffer.from(canonicalJson(secret), 'utf8'), headerAad(header));
     const body = { format: KEYSTORE_FORMAT, version: KEYSTORE_VERSION, header, payload } as const;
     writeFileAtomic(file, JSON.stringify({ ...body, checksum: checksumOf(body) }, null, 2) + '\n', 0o600);
+    return header;
   } finally {
     lock.release();
   }

@@ -13,23 +13,28 @@ export const GAP_LIMIT = 20;
 export interface ChainScan {
   /** Every address derived: all used ones and the unused gap after the last. */
   addresses: DerivedAddress[];
+  /** The addresses some transaction has paid: the only ones that can hold coins. */
+  used: DerivedAddress[];
   /** Index of the first address after the last used one. */
   nextUnused: number;
 }
 
 export async function scanChain(chain: ChainBackend, account: BIP32Interface, network: NetworkName, which: ChainIndex, gap = GAP_LIMIT): Promise<ChainScan> {
   const addresses: DerivedAddress[] = [];
+  const usedAddresses: DerivedAddress[] = [];
   let nextUnused = 0;
   while (addresses.length < nextUnused + gap) {
     const start = addresses.length;
     const batch = Array.from({ length: nextUnused + gap - start }, (_, k) => deriveAddress(account, network, which, start + k));
     const used = await chain.used(batch.map((a) => a.address));
     used.forEach((u, k) => {
-      if (u) nextUnused = start + k + 1;
+      if (!u) return;
+      nextUnused = start + k + 1;
+      usedAddresses.push(batch[k]!);
     });
     addresses.push(...batch);
   }
-  return { addresses, nextUnused };
+  return { addresses, used: usedAddresses, nextUnused };
 }
 
 export async function discover(chain: ChainBackend, account: BIP32Interface, network: NetworkName): Promise<{ receive: ChainScan; change: ChainScan }> {

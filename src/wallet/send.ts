@@ -28,9 +28,10 @@ export interface SendPlan {
 /** Every coin the account owns, found by gap-limit discovery, and its next unused change address. */
 export async function ownedUtxos(chain: ChainBackend, account: BIP32Interface, network: NetworkName): Promise<{ utxos: OwnedUtxo[]; nextChange: DerivedAddress }> {
   const { receive, change } = await discover(chain, account, network);
-  const all = [...receive.addresses, ...change.addresses];
-  const byAddress = new Map(all.map((a) => [a.address, a]));
-  const utxos = (await chain.utxos(all.map((a) => a.address))).map((u) => ({ ...u, owner: byAddress.get(u.address)! }));
+  // Only addresses with history can hold coins; a payment racing this scan is seen next time.
+  const used = [...receive.used, ...change.used];
+  const byAddress = new Map(used.map((a) => [a.address, a]));
+  const utxos = used.length === 0 ? [] : (await chain.utxos(used.map((a) => a.address))).map((u) => ({ ...u, owner: byAddress.get(u.address)! }));
   return { utxos, nextChange: change.addresses[change.nextUnused]! };
 }
 

@@ -43,8 +43,8 @@ export function createWallet(
   const words = checkMnemonic(mnemonic);
   const seed = mnemonicToSeed(words);
   const pub = { xpub: accountXpub(seed, network), fingerprint: fingerprintOf(seed, network), path: accountPath(network) };
-  createKeystore(keystorePath(networkDir), network, passphrase, pub, { wallet: { mnemonic: words } }, scrypt);
-  return { ...pub, created: readKeystore(keystorePath(networkDir), network).header.created };
+  const header = createKeystore(keystorePath(networkDir), network, passphrase, pub, { wallet: { mnemonic: words } }, scrypt);
+  return { ...pub, created: header.created };
 }
 
 export function walletPublic(networkDir: string, network: NetworkName): WalletPublic {
