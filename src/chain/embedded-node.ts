@@ -3,16 +3,14 @@
  * its chain, log, cookie and state file under <datadir>/regtest/node. Other datadirs
  * reach it with --rpc-url and --rpc-cookie, as they would any node.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { SwarmpayError, ioError } from '../errors.js';
 import { RpcClient, readCookie } from './rpc-client.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
-import { isAlive } from '../util/process.js';
+import { isOurProcess, logTail, readState, spawnDaemon, stablePort, stopProcess } from '../util/daemon.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export type NodeImpl = 'btcd' | 'bitcoind';
@@ -55,27 +53,12 @@ export function findNodeBinary(impl: NodeImpl): string {
 }
 
 export function readNodeState(dir: string): NodeState | null {
-  const file = path.join(dir, STATE_FILE);
-  if (!existsSync(file)) return null;
-  try {
-    return JSON.parse(readFileSync(file, 'utf8')) as NodeState;
-  } catch (e) {
-    throw new SwarmpayError('INVALID_FILE', `${file} is not valid JSON: ${(e as Error).message}`, { hint: 'stop any node still running from this datadir and delete the file' });
-  }
+  return readState<NodeState>(path.join(dir, STATE_FILE));
 }
 
-/**
- * Whether the pid in node.json is still our node: a stale pid file must never make us
- * signal an unrelated process that reused the pid. Where /proc exists, the command line
- * must name this node folder.
- */
+/** The node in node.json is ours only while its command line names this node's data folder. */
 function isOurNode(state: NodeState, dir: string): boolean {
-  if (!isAlive(state.pid)) return false;
-  try {
-    return readFileSync(`/proc/${state.pid}/cmdline`, 'utf8').includes(path.join(dir, 'data'));
-  } catch {
-    return !existsSync('/proc/self');
-  }
+  return isOurProcess(state.pid, path.join(dir, 'data'));
 }
 
 /** A client for the node this datadir runs, or an error that says how to start it. */
@@ -87,27 +70,6 @@ export function embeddedRpc(dir: string): { client: RpcClient; state: NodeState 
     });
   }
   return { client: new RpcClient({ url: state.rpcUrl, ...readCookie(state.cookieFile) }), state };
-}
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function nodeArgs(impl: NodeImpl, dir: string, rpcPort: number, p2pPort: number, user: string, pass: string, miningAddress: string): string[] {
@@ -154,21 +116,15 @@ export async function startNode(dir: string, impl: NodeImpl, miningAddress: stri
   } catch (e) {
     throw ioError('create', dir, e);
   }
-  // The same ports as last time where they are still free, so other datadirs' --rpc-url stays right.
-  const rpcPort = existing && (await portFree(existing.rpcPort)) ? existing.rpcPort : await freePort();
-  const p2pPort = existing && (await portFree(existing.p2pPort)) ? existing.p2pPort : await freePort();
+  const rpcPort = await stablePort(existing?.rpcPort);
+  const p2pPort = await stablePort(existing?.p2pPort);
   const user = `swarmpay-${randomBytes(4).toString('hex')}`;
   const pass = randomBytes(24).toString('hex');
   const cookieFile = path.join(dir, '.cookie');
   writeFileAtomic(cookieFile, `${user}:${pass}`, 0o600);
 
   const logFile = path.join(dir, `${impl}.out`);
-  const out = openSync(logFile, 'a');
-  const child = spawn(binary, nodeArgs(impl, dir, rpcPort, p2pPort, user, pass, miningAddress), { detached: true, stdio: ['ignore', out, out] });
-  closeSync(out);
-  child.unref();
-  const pid = child.pid;
-  if (pid === undefined) throw new SwarmpayError('NODE_START_FAILED', `could not start ${binary}`, { hint: `see ${logFile}` });
+  const { pid, exited } = spawnDaemon(binary, nodeArgs(impl, dir, rpcPort, p2pPort, user, pass, miningAddress), logFile);
   const state: NodeState = { impl, pid, rpcUrl: `http://127.0.0.1:${rpcPort}/`, rpcPort, p2pPort, cookieFile, miningAddress };
   writeFileAtomic(path.join(dir, STATE_FILE), JSON.stringify(state, null, 2) + '\n', 0o600);
 
@@ -177,8 +133,8 @@ export async function startNode(dir: string, impl: NodeImpl, miningAddress: stri
     const deadline = Date.now() + timeoutMs;
     let height = -1;
     while (height < 0) {
-      if (!isAlive(pid) || child.exitCode !== null) {
-        throw new SwarmpayError('NODE_START_FAILED', `${impl} exited during start-up: ${tail(logFile)}`, { hint: `see ${logFile}` });
+      if (exited()) {
+        throw new SwarmpayError('NODE_START_FAILED', `${impl} exited during start-up: ${logTail(logFile)}`, { hint: `see ${logFile}` });
       }
       try {
         height = await client.call<number>('getblockcount');
@@ -211,23 +167,11 @@ async function assertSegwitActive(client: RpcClient): Promise<void> {
   if (!active) throw new SwarmpayError('NODE_START_FAILED', 'segwit is not active on the node after start-up', { hint: 'delete the node folder under the datadir and start again' });
 }
 
-function tail(file: string): string {
-  try {
-    return readFileSync(file, 'utf8').trim().split('\n').slice(-3).join(' | ');
-  } catch {
-    return '(no log)';
-  }
-}
-
 /** Stops the node (SIGTERM, then SIGKILL after a grace period) and forgets its pid. */
 export async function stopNode(dir: string, graceMs = 20_000): Promise<{ wasRunning: boolean }> {
   const state = readNodeState(dir);
   if (!state || !isOurNode(state, dir)) return { wasRunning: false };
-  process.kill(state.pid, 'SIGTERM');
-  const deadline = Date.now() + graceMs;
-  while (isAlive(state.pid) && Date.now() < deadline) await sleep(50);
-  if (isAlive(state.pid)) process.kill(state.pid, 'SIGKILL');
-  while (isAlive(state.pid)) await sleep(20);
+  await stopProcess(state.pid, graceMs);
   rmSync(state.cookieFile, { force: true });
   return { wasRunning: true };
 }

@@ -1,0 +1,317 @@
+/**
+ * TPM 2.0 commands (TCG Part 3), one typed description each: name and code, handles in
+ * wire order (with the sessions that authorize them), parameters, and the response's
+ * shape. `execute` in execute.ts runs any of them.
+ */
+import { TPM_ALG, TPM_CC, TPM_RH } from './constants.js';
+import type { Command, Session } from './execute.js';
+import {
+  Reader,
+  Writer,
+  readDigestList,
+  readPcrSelections,
+  readPublic,
+  readSignature,
+  writePcrSelections,
+  writePublic,
+  type PcrSelection,
+  type Public,
+  type Signature,
+} from './marshal.js';
+
+const NO_DATA = new Uint8Array(0);
+
+/** TPMT_TK_CREATION after creationData and creationHash: nothing swarmpay needs. */
+function skipCreationInfo(r: Reader): void {
+  r.tpm2b(); // creationData
+  r.tpm2b(); // creationHash
+  r.u16(); // creationTicket.tag
+  r.u32(); // creationTicket.hierarchy
+  r.tpm2b(); // creationTicket.digest
+}
+
+/** Part 3, 9.3 TPM2_Startup. */
+export function Startup(startupType: number): Command<void> {
+  return { name: 'TPM2_Startup', code: TPM_CC.Startup, handles: [], params: (w) => w.u16(startupType) };
+}
+
+/** Part 3, 16.1 TPM2_GetRandom: up to a digest's worth of random bytes. */
+export function GetRandom(bytesRequested: number): Command<Buffer> {
+  return { name: 'TPM2_GetRandom', code: TPM_CC.GetRandom, handles: [], params: (w) => w.u16(bytesRequested), parse: (r) => r.tpm2b() };
+}
+
+export interface CapabilityData {
+  moreData: boolean;
+  /** TPM_CAP_TPM_PROPERTIES: property → value. */
+  properties?: Map<number, number>;
+  /** TPM_CAP_HANDLES. */
+  handles?: number[];
+}
+
+/** Part 3, 30.2 TPM2_GetCapability (TPM_PROPERTIES and HANDLES). */
+export function GetCapability(capability: number, property: number, propertyCount: number): Command<CapabilityData> {
+  return {
+    name: 'TPM2_GetCapability',
+    code: TPM_CC.GetCapability,
+    handles: [],
+    params: (w) => w.u32(capability).u32(property).u32(propertyCount),
+    parse: (r) => {
+      const moreData = r.u8() === 1;
+      const cap = r.u32();
+      const n = r.u32();
+      if (cap === 0x6) {
+        const properties = new Map<number, number>();
+        for (let i = 0; i < n; i++) properties.set(r.u32(), r.u32());
+        return { moreData, properties };
+      }
+      if (cap === 0x1) return { moreData, handles: Array.from({ length: n }, () => r.u32()) };
+      r.rest();
+      return { moreData };
+    },
+  };
+}
+
+/** TPMS_SENSITIVE_CREATE inside its TPM2B: the object's auth value and, for sealed data, the data. */
+function sensitiveCreate(userAuth: Uint8Array, data: Uint8Array): (w: Writer) => void {
+  return (w) => w.sized((s) => s.tpm2b(userAuth).tpm2b(data));
+}
+
+export interface CreatedObject {
+  outPrivate: Buffer;
+  outPublic: Public;
+  /** The marshalled TPM2B_PUBLIC contents, as the TPM returned them. */
+  outPublicBytes: Buffer;
+}
+
+export interface CreatedPrimary {
+  handle: number;
+  outPublic: Public;
+  name: Buffer;
+}
+
+/** Part 3, 24.1 TPM2_CreatePrimary under a hierarchy (owner: storage keys; endorsement: the AK). */
+export function CreatePrimary(hierarchy: number, auth: Session, template: Public): Command<CreatedPrimary> {
+  return {
+    name: 'TPM2_CreatePrimary',
+    code: TPM_CC.CreatePrimary,
+    handles: [hierarchy],
+    sessions: [auth],
+    params: (w) => {
+      sensitiveCreate(NO_DATA, NO_DATA)(w);
+      w.sized((p) => writePublic(p, template));
+      w.tpm2b(NO_DATA); // outsideInfo
+      writePcrSelections(w, []); // creationPCR
+    },
+    responseHandles: 1,
+    parse: (r, [handle]) => {
+      const outPublic = r.sized(readPublic);
+      skipCreationInfo(r);
+      return { handle: handle!, outPublic, name: r.tpm2b() };
+    },
+  };
+}
+
+/** Part 3, 12.1 TPM2_Create: a child of `parent`; for a sealed data object, `data` is the secret. */
+export function Create(parent: number, auth: Session, template: Public, data: Uint8Array = NO_DATA): Command<CreatedObject> {
+  return {
+    name: 'TPM2_Create',
+    code: TPM_CC.Create,
+    handles: [parent],
+    sessions: [auth],
+    params: (w) => {
+      sensitiveCreate(NO_DATA, data)(w);
+      w.sized((p) => writePublic(p, template));
+      w.tpm2b(NO_DATA);
+      writePcrSelections(w, []);
+    },
+    parse: (r) => {
+      const outPrivate = r.tpm2b();
+      const outPublicBytes = r.tpm2b();
+      skipCreationInfo(r);
+      return { outPrivate, outPublic: new Reader(outPublicBytes).sizedAll(readPublic), outPublicBytes };
+    },
+  };
+}
+
+/** Part 3, 12.2 TPM2_Load: loads a child's private and public parts under `parent`. */
+export function Load(parent: number, auth: Session, inPrivate: Uint8Array, inPublicBytes: Uint8Array): Command<{ handle: number; name: Buffer }> {
+  return {
+    name: 'TPM2_Load',
+    code: TPM_CC.Load,
+    handles: [parent],
+    sessions: [auth],
+    params: (w) => w.tpm2b(inPrivate).tpm2b(inPublicBytes),
+    responseHandles: 1,
+    parse: (r, [handle]) => ({ handle: handle!, name: r.tpm2b() }),
+  };
+}
+
+/** Part 3, 12.7 TPM2_Unseal. */
+export function Unseal(item: number, auth: Session): Command<Buffer> {
+  return { name: 'TPM2_Unseal', code: TPM_CC.Unseal, handles: [item], sessions: [auth], parse: (r) => r.tpm2b() };
+}
+
+/** Part 3, 11.1 TPM2_StartAuthSession: unbound and unsalted, no parameter encryption. */
+export function StartAuthSession(sessionType: number, nonceCaller: Uint8Array, authHash = TPM_ALG.SHA256): Command<{ handle: number; nonceTPM: Buffer }> {
+  return {
+    name: 'TPM2_StartAuthSession',
+    code: TPM_CC.StartAuthSession,
+    handles: [TPM_RH.NULL, TPM_RH.NULL], // tpmKey, bind
+    params: (w) => w.tpm2b(nonceCaller).tpm2b(NO_DATA).u8(sessionType).u16(TPM_ALG.NULL).u16(authHash),
+    responseHandles: 1,
+    parse: (r, [handle]) => ({ handle: handle!, nonceTPM: r.tpm2b() }),
+  };
+}
+
+/** Part 3, 23.7 TPM2_PolicyPCR: an empty pcrDigest means "the PCRs' current values". */
+export function PolicyPCR(session: number, pcrDigest: Uint8Array, pcrs: PcrSelection[]): Command<void> {
+  return {
+    name: 'TPM2_PolicyPCR',
+    code: TPM_CC.PolicyPCR,
+    handles: [session],
+    params: (w) => {
+      w.tpm2b(pcrDigest);
+      writePcrSelections(w, pcrs);
+    },
+  };
+}
+
+/** Part 3, 23.19 TPM2_PolicyGetDigest. */
+export function PolicyGetDigest(session: number): Command<Buffer> {
+  return { name: 'TPM2_PolicyGetDigest', code: TPM_CC.PolicyGetDigest, handles: [session], parse: (r) => r.tpm2b() };
+}
+
+export interface PcrReadResult {
+  updateCounter: number;
+  selection: PcrSelection[];
+  digests: Buffer[];
+}
+
+/** Part 3, 22.4 TPM2_PCR_Read: the TPM may return fewer PCRs than asked (see `selection`). */
+export function PCR_Read(selection: PcrSelection[]): Command<PcrReadResult> {
+  return {
+    name: 'TPM2_PCR_Read',
+    code: TPM_CC.PCR_Read,
+    handles: [],
+    params: (w) => writePcrSelections(w, selection),
+    parse: (r) => ({ updateCounter: r.u32(), selection: readPcrSelections(r), digests: readDigestList(r) }),
+  };
+}
+
+/** Part 3, 22.2 TPM2_PCR_Extend, one bank. */
+export function PCR_Extend(pcr: number, auth: Session, hashAlg: number, digest: Uint8Array): Command<void> {
+  return { name: 'TPM2_PCR_Extend', code: TPM_CC.PCR_Extend, handles: [pcr], sessions: [auth], params: (w) => w.u32(1).u16(hashAlg).bytes(digest) };
+}
+
+export interface NvPublic {
+  index: number;
+  nameAlg: number;
+  attributes: number;
+  authPolicy: Uint8Array;
+  dataSize: number;
+}
+
+function writeNvPublic(w: Writer, p: NvPublic): void {
+  w.sized((n) => n.u32(p.index).u16(p.nameAlg).u32(p.attributes).tpm2b(p.authPolicy).u16(p.dataSize));
+}
+
+/** Part 3, 31.3 TPM2_NV_DefineSpace. */
+export function NV_DefineSpace(authHandle: number, auth: Session, nvAuth: Uint8Array, pub: NvPublic): Command<void> {
+  return { name: 'TPM2_NV_DefineSpace', code: TPM_CC.NV_DefineSpace, handles: [authHandle], sessions: [auth], params: (w) => (w.tpm2b(nvAuth), writeNvPublic(w, pub)) };
+}
+
+/** Part 3, 31.4 TPM2_NV_UndefineSpace. */
+export function NV_UndefineSpace(authHandle: number, auth: Session, index: number): Command<void> {
+  return { name: 'TPM2_NV_UndefineSpace', code: TPM_CC.NV_UndefineSpace, handles: [authHandle, index], sessions: [auth] };
+}
+
+/** Part 3, 31.8 TPM2_NV_Increment. */
+export function NV_Increment(authHandle: number, auth: Session, index: number): Command<void> {
+  return { name: 'TPM2_NV_Increment', code: TPM_CC.NV_Increment, handles: [authHandle, index], sessions: [auth] };
+}
+
+/** Part 3, 31.13 TPM2_NV_Read. */
+export function NV_Read(authHandle: number, auth: Session, index: number, size: number, offset = 0): Command<Buffer> {
+  return { name: 'TPM2_NV_Read', code: TPM_CC.NV_Read, handles: [authHandle, index], sessions: [auth], params: (w) => w.u16(size).u16(offset), parse: (r) => r.tpm2b() };
+}
+
+/** Part 3, 31.6 TPM2_NV_ReadPublic. */
+export function NV_ReadPublic(index: number): Command<{ pub: NvPublic; name: Buffer }> {
+  return {
+    name: 'TPM2_NV_ReadPublic',
+    code: TPM_CC.NV_ReadPublic,
+    handles: [index],
+    parse: (r) => ({
+      pub: r.sized((n) => ({ index: n.u32(), nameAlg: n.u16(), attributes: n.u32(), authPolicy: n.tpm2b(), dataSize: n.u16() })),
+      name: r.tpm2b(),
+    }),
+  };
+}
+
+export interface SignedAttestation {
+  /** The TPMS_ATTEST bytes the signature covers. */
+  attest: Buffer;
+  signature: Signature;
+}
+
+/** TPMT_SIG_SCHEME: ECDSA or RSASSA with a hash, or NULL to use the key's own scheme. */
+function writeScheme(w: Writer, scheme: { alg: number; hash: number } | null): void {
+  if (scheme === null) w.u16(TPM_ALG.NULL);
+  else w.u16(scheme.alg).u16(scheme.hash);
+}
+
+/** Part 3, 18.4 TPM2_Quote: the AK signs the selected PCRs' digest and the caller's nonce. */
+export function Quote(signKey: number, auth: Session, qualifyingData: Uint8Array, pcrs: PcrSelection[], scheme: { alg: number; hash: number } | null = null): Command<SignedAttestation> {
+  return {
+    name: 'TPM2_Quote',
+    code: TPM_CC.Quote,
+    handles: [signKey],
+    sessions: [auth],
+    params: (w) => {
+      w.tpm2b(qualifyingData);
+      writeScheme(w, scheme);
+      writePcrSelections(w, pcrs);
+    },
+    parse: (r) => ({ attest: r.tpm2b(), signature: readSignature(r) }),
+  };
+}
+
+/** Part 3, 18.2 TPM2_Certify: the AK vouches that `object` is loaded in the same TPM. */
+export function Certify(object: number, objectAuth: Session, signKey: number, signAuth: Session, qualifyingData: Uint8Array): Command<SignedAttestation> {
+  return {
+    name: 'TPM2_Certify',
+    code: TPM_CC.Certify,
+    handles: [object, signKey],
+    sessions: [objectAuth, signAuth],
+    params: (w) => {
+      w.tpm2b(qualifyingData);
+      writeScheme(w, null);
+    },
+    parse: (r) => ({ attest: r.tpm2b(), signature: readSignature(r) }),
+  };
+}
+
+/** Part 3, 12.4 TPM2_ReadPublic. */
+export function ReadPublic(object: number): Command<{ outPublic: Public; name: Buffer }> {
+  return {
+    name: 'TPM2_ReadPublic',
+    code: TPM_CC.ReadPublic,
+    handles: [object],
+    parse: (r) => {
+      const outPublic = r.sized(readPublic);
+      const name = r.tpm2b();
+      r.tpm2b(); // qualifiedName
+      return { outPublic, name };
+    },
+  };
+}
+
+/** Part 3, 28.4 TPM2_FlushContext: the handle is a parameter, not in the handle area. */
+export function FlushContext(handle: number): Command<void> {
+  return { name: 'TPM2_FlushContext', code: TPM_CC.FlushContext, handles: [], params: (w) => w.u32(handle) };
+}
+
+/** Part 3, 28.5 TPM2_EvictControl: makes a transient object persistent at `persistentHandle` (or evicts it). */
+export function EvictControl(authHandle: number, auth: Session, object: number, persistentHandle: number): Command<void> {
+  return { name: 'TPM2_EvictControl', code: TPM_CC.EvictControl, handles: [authHandle, object], sessions: [auth], params: (w) => w.u32(persistentHandle) };
+}

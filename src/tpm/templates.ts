@@ -1,0 +1,51 @@
+/**
+ * The public-area templates swarmpay asks the TPM to create keys from. A primary key is a
+ * deterministic function of its hierarchy's seed and its template, so the same template
+ * gives the same key on the same TPM every time, and a different one on any other TPM.
+ */
+import { TPM_ALG, TPM_ECC_NIST_P256, TPMA_OBJECT as A } from './constants.js';
+import type { Public } from './marshal.js';
+
+const ZERO32 = new Uint8Array(32);
+
+/**
+ * The storage root key: TCG "TPM v2.0 Provisioning Guidance", ECC NIST P-256 SRK template
+ * (restricted decryption key, AES-128-CFB, unique x and y zeroed).
+ */
+export const SRK_TEMPLATE: Public = {
+  nameAlg: TPM_ALG.SHA256,
+  attributes: A.fixedTPM | A.fixedParent | A.sensitiveDataOrigin | A.userWithAuth | A.noDA | A.restricted | A.decrypt,
+  authPolicy: new Uint8Array(0),
+  parms: { type: TPM_ALG.ECC, symmetric: { alg: TPM_ALG.AES, keyBits: 128, mode: TPM_ALG.CFB }, scheme: null, curve: TPM_ECC_NIST_P256, x: ZERO32, y: ZERO32 },
+};
+
+/** TCG's persistent handle for the SRK. */
+export const SRK_PERSISTENT_HANDLE = 0x81000001;
+
+/**
+ * The attestation key: a restricted ECDSA-P256-SHA256 signing key in the endorsement
+ * hierarchy. Restricted means the TPM signs only digests it computed itself, so nothing
+ * it signs can pass for a quote unless it is one.
+ */
+export const AK_TEMPLATE: Public = {
+  nameAlg: TPM_ALG.SHA256,
+  attributes: A.fixedTPM | A.fixedParent | A.sensitiveDataOrigin | A.userWithAuth | A.noDA | A.restricted | A.sign,
+  authPolicy: new Uint8Array(0),
+  parms: { type: TPM_ALG.ECC, symmetric: null, scheme: { alg: TPM_ALG.ECDSA, hash: TPM_ALG.SHA256 }, curve: TPM_ECC_NIST_P256, x: new Uint8Array(0), y: new Uint8Array(0) },
+};
+
+/**
+ * A sealed data object holding the keystore's data key. With a policy (PCR-bound) only a
+ * policy session may unseal it; without, an empty password does. It is DA-protected on
+ * purpose: a TPM in dictionary-attack lockout, a sign that someone is hammering it, stops
+ * releasing the key until the lockout ends.
+ */
+export function sealedTemplate(policy: Uint8Array | null): Public {
+  const base = A.fixedTPM | A.fixedParent;
+  return {
+    nameAlg: TPM_ALG.SHA256,
+    attributes: policy ? base : base | A.userWithAuth,
+    authPolicy: policy ?? new Uint8Array(0),
+    parms: { type: TPM_ALG.KEYEDHASH, unique: new Uint8Array(0) },
+  };
+}

@@ -1,0 +1,383 @@
+/**
+ * The TPM as swarmpay uses it: open one by its --tpm spec, and the few operations the
+ * keystore and attestation need, each a short sequence of the typed commands. TPM
+ * response codes become SwarmpayErrors here, with what to do about them.
+ */
+import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SwarmpayError } from '../errors.js';
+import { TPM_ALG, TPM_CAP, TPM_HT, TPM_PT, TPM_RH, TPM_SE, TPM_SU, TPMA_NV } from './constants.js';
+import {
+  Create, CreatePrimary, EvictControl, FlushContext, GetCapability, GetRandom, Load, NV_DefineSpace, NV_Increment, NV_Read,
+  NV_ReadPublic, NV_UndefineSpace, PCR_Read, PolicyGetDigest, PolicyPCR, Quote, ReadPublic, StartAuthSession, Startup, Unseal,
+  type SignedAttestation,
+} from './commands.js';
+import { execute, passwordSession, policySession, type Command } from './execute.js';
+import { marshalPublic, type PcrSelection, type Public } from './marshal.js';
+import { RC, TpmError } from './rc.js';
+import { AK_TEMPLATE, SRK_PERSISTENT_HANDLE, SRK_TEMPLATE, sealedTemplate } from './templates.js';
+import { DeviceTransport, SwtpmTransport, type Transport } from './transport.js';
+import { runningSwtpm } from './swtpm-process.js';
+
+export type TpmSpec = { kind: 'swtpm'; host: string; port: number } | { kind: 'device'; path: string } | { kind: 'none' };
+
+export const TPM_DEVICE = '/dev/tpmrm0';
+
+/** Parses --tpm: auto, swtpm:HOST:PORT, device:PATH or none. `auto` resolves with `swtpmDir`. */
+export function resolveTpmSpec(text: string, swtpmDir: string | null): TpmSpec {
+  if (text === 'none') return { kind: 'none' };
+  if (text === 'auto') {
+    if (existsSync(TPM_DEVICE)) return { kind: 'device', path: TPM_DEVICE };
+    const sw = swtpmDir === null ? null : runningSwtpm(swtpmDir);
+    return sw ? { kind: 'swtpm', host: sw.host, port: sw.port } : { kind: 'none' };
+  }
+  if (text.startsWith('device:') && text.length > 7) return { kind: 'device', path: text.slice(7) };
+  const m = /^swtpm:([^:]+):(\d{1,5})$/.exec(text);
+  if (m && Number(m[2]) > 0 && Number(m[2]) < 65536) return { kind: 'swtpm', host: m[1]!, port: Number(m[2]) };
+  throw new SwarmpayError('USAGE', `--tpm "${text}" is not a TPM swarmpay knows`, { hint: 'use auto, swtpm:HOST:PORT, device:/dev/tpmrm0 or none' });
+}
+
+export function describeSpec(spec: TpmSpec): string {
+  return spec.kind === 'swtpm' ? `swtpm:${spec.host}:${spec.port}` : spec.kind === 'device' ? `device:${spec.path}` : 'none';
+}
+
+export interface SealedBlob {
+  /** TPM2B_PUBLIC and TPM2B_PRIVATE contents of the sealed object, hex. */
+  public: string;
+  private: string;
+  /** PCRs (SHA-256 bank) the object is bound to; empty for none. */
+  pcrs: number[];
+}
+
+export interface TpmInfo {
+  manufacturer: string;
+  vendor: string;
+  firmware: string;
+}
+
+export interface Quoted extends SignedAttestation {
+  akPublic: Public;
+  akName: Buffer;
+  pcrValues: Map<number, Buffer>;
+}
+
+const ascii = (v: number) => Buffer.from([v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff]).toString('latin1').replace(/\0/g, '').trim();
+
+/** NV indices swarmpay defines for its counters: the owner range 0x01000000-0x013FFFFF (TCG handle registry). */
+const COUNTER_BASE = 0x01535000;
+
+export class Tpm {
+  private started = false;
+
+  private constructor(
+    private readonly t: Transport,
+    readonly spec: TpmSpec,
+  ) {}
+
+  static async open(spec: TpmSpec): Promise<Tpm> {
+    if (spec.kind === 'none') {
+      throw new SwarmpayError('TPM_UNAVAILABLE', 'no TPM: neither /dev/tpmrm0 nor a software TPM for this datadir', {
+        hint: 'pass --tpm swtpm:HOST:PORT or device:PATH; on regtest `swarmpay node start` also starts a software TPM',
+      });
+    }
+    const t = spec.kind === 'swtpm' ? await SwtpmTransport.connect(spec.host, spec.port) : await DeviceTransport.open(spec.path);
+    return new Tpm(t, spec);
+  }
+
+  get describe(): string {
+    return this.t.describe;
+  }
+
+  /**
+   * Runs a command. A TPM that was never started (TPM_RC_INITIALIZE) is started once
+   * first; the warnings that mean "send it again" (TPM_RC_RETRY, for instance on the first
+   * DA-protected use after start-up, YIELDED, TESTING) are retried a few times, as TSSs do.
+   */
+  async run<R>(cmd: Command<R>): Promise<R> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await execute(this.t, cmd);
+      } catch (e) {
+        if (!(e instanceof TpmError)) throw e;
+        if (!this.started && e.is(RC.INITIALIZE)) {
+          this.started = true;
+          await execute(this.t, Startup(TPM_SU.CLEAR));
+          continue;
+        }
+        if (attempt < 8 && (e.is(RC.RETRY) || e.is(RC.YIELDED) || e.is(RC.TESTING))) {
+          await sleep(10 * (attempt + 1));
+          continue;
+        }
+        throw e;
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.t.close();
+  }
+
+  random(n: number): Promise<Buffer> {
+    return this.run(GetRandom(n));
+  }
+
+  async info(): Promise<TpmInfo> {
+    const { properties } = await this.run(GetCapability(TPM_CAP.TPM_PROPERTIES, TPM_PT.MANUFACTURER, 8));
+    const p = (k: number) => properties?.get(k) ?? 0;
+    const vendor = [0, 1, 2, 3].map((i) => ascii(p(TPM_PT.VENDOR_STRING_1 + i))).join('');
+    const fw1 = p(TPM_PT.FIRMWARE_VERSION_1);
+    const fw2 = p(TPM_PT.FIRMWARE_VERSION_2);
+    return { manufacturer: ascii(p(TPM_PT.MANUFACTURER)), vendor, firmware: `${fw1 >>> 16}.${fw1 & 0xffff}.${fw2 >>> 16}.${fw2 & 0xffff}` };
+  }
+
+  async lockout(): Promise<{ failedTries: number; maxTries: number; recoverySeconds: number }> {
+    const { properties } = await this.run(GetCapability(TPM_CAP.TPM_PROPERTIES, TPM_PT.LOCKOUT_COUNTER, 4));
+    return {
+      failedTries: properties?.get(TPM_PT.LOCKOUT_COUNTER) ?? 0,
+      maxTries: properties?.get(TPM_PT.MAX_AUTH_FAIL) ?? 0,
+      recoverySeconds: properties?.get(TPM_PT.LOCKOUT_INTERVAL) ?? 0,
+    };
+  }
+
+  /**
+   * The storage root key: the persistent one at 0x81000001 if it is ours (same template,
+   * so the same name), else a transient one recreated from the template. `flush` says
+   * whether the caller must flush it.
+   */
+  async srk(): Promise<{ handle: number; name: Buffer; flush: boolean }> {
+    try {
+      const pub = await this.run(ReadPublic(SRK_PERSISTENT_HANDLE));
+      if (sameKey(pub.outPublic, SRK_TEMPLATE)) return { handle: SRK_PERSISTENT_HANDLE, name: pub.name, flush: false };
+    } catch (e) {
+      if (!(e instanceof TpmError)) throw e;
+    }
+    const p = await this.run(CreatePrimary(TPM_RH.OWNER, passwordSession(), SRK_TEMPLATE));
+    return { handle: p.handle, name: p.name, flush: true };
+  }
+
+  /** Makes the SRK persistent at TCG's handle if nothing is there yet; returns its name. */
+  async persistSrk(): Promise<{ name: Buffer; persisted: boolean }> {
+    const srk = await this.srk();
+    if (!srk.flush) return { name: srk.name, persisted: true };
+    try {
+      await this.run(EvictControl(TPM_RH.OWNER, passwordSession(), srk.handle, SRK_PERSISTENT_HANDLE));
+      return { name: srk.name, persisted: true };
+    } catch (e) {
+      // Another key already holds the handle (or the owner forbids it): a transient SRK serves as well.
+      if (e instanceof TpmError) return { name: srk.name, persisted: false };
+      throw e;
+    } finally {
+      await this.run(FlushContext(srk.handle));
+    }
+  }
+
+  private async withSrk<R>(f: (srk: { handle: number; name: Buffer }) => Promise<R>): Promise<R> {
+    const srk = await this.srk();
+    try {
+      return await f(srk);
+    } finally {
+      if (srk.flush) await this.run(FlushContext(srk.handle));
+    }
+  }
+
+  private async withObject<R>(parent: number, blob: SealedBlob, f: (handle: number) => Promise<R>): Promise<R> {
+    const { handle } = await this.run(Load(parent, passwordSession(), Buffer.from(blob.private, 'hex'), Buffer.from(blob.public, 'hex')));
+    try {
+      return await f(handle);
+    } finally {
+      await this.run(FlushContext(handle));
+    }
+  }
+
+  /** A policy session with PolicyPCR over the PCRs' current values; flushed after `f`. */
+  private async withPcrPolicy<R>(type: number, pcrs: number[], f: (session: number) => Promise<R>): Promise<R> {
+    const { handle } = await this.run(StartAuthSession(type, randomBytes(16)));
+    try {
+      await this.run(PolicyPCR(handle, new Uint8Array(0), [{ hash: TPM_ALG.SHA256, pcrs }]));
+      return await f(handle);
+    } finally {
+      await this.run(FlushContext(handle)).catch(() => undefined);
+    }
+  }
+
+  /** The policy digest that binds to the PCRs' current values, from a trial session. */
+  pcrPolicyDigest(pcrs: number[]): Promise<Buffer> {
+    return this.withPcrPolicy(TPM_SE.TRIAL, pcrs, (s) => this.run(PolicyGetDigest(s)));
+  }
+
+  /** Seals `secret` under the SRK, bound to the PCRs' current values when `pcrs` is not empty. */
+  async seal(secret: Uint8Array, pcrs: number[]): Promise<SealedBlob & { srkName: Buffer }> {
+    const policy = pcrs.length > 0 ? await this.pcrPolicyDigest(pcrs) : null;
+    return this.withSrk(async (srk) => {
+      const c = await this.run(Create(srk.handle, passwordSession(), sealedTemplate(policy), secret));
+      return { public: c.outPublicBytes.toString('hex'), private: c.outPrivate.toString('hex'), pcrs, srkName: srk.name };
+    });
+  }
+
+  /** Unseals a blob; the TPM refuses if it is another TPM, the PCRs changed, or it is locked out. */
+  async unseal(blob: SealedBlob): Promise<Buffer> {
+    try {
+      return await this.withSrk((srk) =>
+        this.withObject(srk.handle, blob, (obj) =>
+          blob.pcrs.length > 0 ? this.withPcrPolicy(TPM_SE.POLICY, blob.pcrs, (s) => this.run(Unseal(obj, policySession(s)))) : this.run(Unseal(obj, passwordSession())),
+        ),
+      );
+    } catch (e) {
+      throw unsealError(e, blob);
+    }
+  }
+
+  /** Reads SHA-256 PCR values; PCR_Read answers at most 8 at a time, so it is asked until all came. */
+  async pcrRead(pcrs: number[]): Promise<Map<number, Buffer>> {
+    const values = new Map<number, Buffer>();
+    let left = [...new Set(pcrs)].sort((a, b) => a - b);
+    while (left.length > 0) {
+      const r = await this.run(PCR_Read([{ hash: TPM_ALG.SHA256, pcrs: left }]));
+      const got = r.selection.find((s) => s.hash === TPM_ALG.SHA256)?.pcrs ?? [];
+      if (got.length === 0) throw new SwarmpayError('TPM_REFUSED', `the TPM has no SHA-256 value for PCRs ${left.join(',')}`, { hint: 'choose PCRs 0-23 of the SHA-256 bank' });
+      got.forEach((p, i) => values.set(p, r.digests[i]!));
+      left = left.filter((p) => !values.has(p));
+    }
+    return values;
+  }
+
+  /** Defines a monotonic counter at a free index of swarmpay's range; returns the index. */
+  async defineCounter(): Promise<number> {
+    for (let attempt = 0; attempt < 16; attempt++) {
+      const index = COUNTER_BASE + randomInt(0x1000);
+      try {
+        await this.run(
+          NV_DefineSpace(TPM_RH.OWNER, passwordSession(), new Uint8Array(0), {
+            index,
+            nameAlg: TPM_ALG.SHA256,
+            attributes: TPMA_NV.NT_COUNTER | TPMA_NV.AUTHWRITE | TPMA_NV.AUTHREAD | TPMA_NV.OWNERREAD | TPMA_NV.NO_DA,
+            authPolicy: new Uint8Array(0),
+            dataSize: 8,
+          }),
+        );
+        // A counter cannot be read until incremented once (TPM_RC_NV_UNINITIALIZED).
+        await this.run(NV_Increment(index, passwordSession(), index));
+        return index;
+      } catch (e) {
+        if (e instanceof TpmError && e.is(RC.NV_DEFINED)) continue;
+        throw tpmRefused(e, 'define the anti-rollback counter');
+      }
+    }
+    throw new SwarmpayError('TPM_REFUSED', 'no free NV index for the anti-rollback counter', { hint: 'free NV space on the TPM' });
+  }
+
+  async readCounter(index: number): Promise<bigint> {
+    try {
+      return (await this.run(NV_Read(index, passwordSession(), index, 8))).readBigUInt64BE();
+    } catch (e) {
+      if (e instanceof TpmError && e.is(RC.HANDLE)) {
+        throw new SwarmpayError('TPM_WRONG_TPM', `the TPM has no anti-rollback counter at 0x${index.toString(16)}`, {
+          hint: 'the keystore was provisioned on another TPM, or this TPM was cleared; restore the wallet from its mnemonic and provision again',
+        });
+      }
+      throw tpmRefused(e, 'read the anti-rollback counter');
+    }
+  }
+
+  async incrementCounter(index: number): Promise<void> {
+    try {
+      await this.run(NV_Increment(index, passwordSession(), index));
+    } catch (e) {
+      throw tpmRefused(e, 'advance the anti-rollback counter');
+    }
+  }
+
+  async undefineCounter(index: number): Promise<void> {
+    await this.run(NV_UndefineSpace(TPM_RH.OWNER, passwordSession(), index));
+  }
+
+  async counterExists(index: number): Promise<boolean> {
+    try {
+      await this.run(NV_ReadPublic(index));
+      return true;
+    } catch (e) {
+      if (e instanceof TpmError) return false;
+      throw e;
+    }
+  }
+
+  /** The attestation key, recreated from its template in the endorsement hierarchy. */
+  private async withAk<R>(f: (ak: { handle: number; outPublic: Public; name: Buffer }) => Promise<R>): Promise<R> {
+    const ak = await this.run(CreatePrimary(TPM_RH.ENDORSEMENT, passwordSession(), AK_TEMPLATE));
+    try {
+      return await f(ak);
+    } finally {
+      await this.run(FlushContext(ak.handle));
+    }
+  }
+
+  async akPublic(): Promise<{ outPublic: Public; name: Buffer }> {
+    return this.withAk(async (ak) => ({ outPublic: ak.outPublic, name: ak.name }));
+  }
+
+  /** A quote by the AK over SHA-256 PCRs with the caller's nonce, and the PCR values it covers. */
+  async quote(nonce: Uint8Array, pcrs: number[]): Promise<Quoted> {
+    const sel: PcrSelection[] = [{ hash: TPM_ALG.SHA256, pcrs: [...new Set(pcrs)].sort((a, b) => a - b) }];
+    try {
+      return await this.withAk(async (ak) => {
+        const q = await this.run(Quote(ak.handle, passwordSession(), nonce, sel));
+        return { ...q, akPublic: ak.outPublic, akName: ak.name, pcrValues: await this.pcrRead(sel[0]!.pcrs) };
+      });
+    } catch (e) {
+      throw tpmRefused(e, 'make a quote');
+    }
+  }
+}
+
+/** Whether a key created from `template` is this one: same type, attributes and parameters. */
+function sameKey(pub: Public, template: Public): boolean {
+  const strip = (p: Public) => {
+    const c = structuredClone(p);
+    if (c.parms.type === TPM_ALG.ECC) {
+      c.parms.x = new Uint8Array(0);
+      c.parms.y = new Uint8Array(0);
+    }
+    return marshalPublic(c).toString('hex');
+  };
+  return strip(pub) === strip(template);
+}
+
+/** The name of a public area: nameAlg || H(TPMT_PUBLIC) (Part 1, 16). */
+export function nameOf(pub: Public): Buffer {
+  const alg = Buffer.alloc(2);
+  alg.writeUInt16BE(pub.nameAlg);
+  return Buffer.concat([alg, createHash('sha256').update(marshalPublic(pub)).digest()]);
+}
+
+export function isPersistentHandle(h: number): boolean {
+  return h >>> 24 === TPM_HT.PERSISTENT;
+}
+
+function tpmRefused(e: unknown, what: string): unknown {
+  if (!(e instanceof TpmError)) return e;
+  if (e.is(RC.LOCKOUT)) return lockoutError(e);
+  return new SwarmpayError('TPM_REFUSED', `the TPM refused to ${what}: ${e.message}`, { hint: 'see `swarmpay tpm status`', details: { rc: e.rc } });
+}
+
+function lockoutError(e: TpmError): SwarmpayError {
+  return new SwarmpayError('TPM_LOCKOUT', `the TPM is in dictionary-attack lockout (${e.name_})`, {
+    hint: 'wait for the lockout to expire (see `swarmpay tpm status`), or reset it with the lockout authorization (`tpm2_dictionarylockout --clear-lockout`); nothing was changed',
+  });
+}
+
+function unsealError(e: unknown, blob: SealedBlob): unknown {
+  if (!(e instanceof TpmError)) return e;
+  if (e.is(RC.LOCKOUT)) return lockoutError(e);
+  if (e.is(RC.POLICY_FAIL)) {
+    return new SwarmpayError('TPM_POLICY_FAIL', `the TPM refuses to unseal the keystore: PCRs ${blob.pcrs.join(',')} differ from when it was sealed`, {
+      hint: 'the device booted into a different state; if that is expected, restore the wallet from its mnemonic into a new datadir and run `swarmpay tpm provision` there; nothing was changed',
+    });
+  }
+  if (e.is(RC.INTEGRITY) || e.is(RC.HANDLE) || e.command === 'TPM2_Load') {
+    return new SwarmpayError('TPM_WRONG_TPM', `the keystore was sealed by another TPM (or this TPM was cleared): ${e.message}`, {
+      hint: 'use the TPM it was provisioned on (--tpm), or restore the wallet from its mnemonic; nothing was changed',
+    });
+  }
+  return new SwarmpayError('TPM_REFUSED', `the TPM refused to unseal the keystore: ${e.message}`, { details: { rc: e.rc } });
+}
