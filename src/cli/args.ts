@@ -14,3 +14,13 @@ export function parseFeeRate(text: string): bigint {
   if (!/^[0-9]+$/.test(text.trim())) throw new SwarmpayError('INVALID_AMOUNT', `fee rate "${text}" is not a whole number of sat/vB`, { hint: 'give --fee-rate in whole sat/vB, for example 5' });
   return checkFeeRate(BigInt(text.trim()));
 }
+
+/** A PCR list such as "7,16" (SHA-256 bank, PCRs 0-23); "" for none. */
+export function parsePcrs(text: string): number[] {
+  if (text.trim() === '') return [];
+  const pcrs = text.split(',').map((p) => p.trim());
+  for (const p of pcrs) {
+    if (!/^[0-9]{1,2}$/.test(p) || Number(p) > 23) throw new SwarmpayError('USAGE', `"${p}" is not a PCR (0-23)`, { hint: 'give PCRs as a list, for example --pcrs 7,16' });
+  }
+  return [...new Set(pcrs.map(Number))].sort((a, b) => a - b);
+}

@@ -12,7 +12,7 @@ export function withContext<O>(handler: Handler<O>): (...a: unknown[]) => Promis
     try {
       await handler(ctx, cmd.args, cmd.opts() as O);
     } finally {
-      ctx.close();
+      await ctx.close();
     }
   };
 }

@@ -15,6 +15,9 @@ import { embeddedRpc, nodeDir } from '../chain/embedded-node.js';
 import { FAUCET_ADDRESS } from '../wallet/faucet.js';
 import { Output } from './output.js';
 import { Prompter } from './prompt.js';
+import { Tpm, resolveTpmSpec, type TpmSpec } from '../tpm/tpm.js';
+import { swtpmDir } from '../tpm/swtpm-process.js';
+import type { Unlocker } from '../keystore/keystore.js';
 
 export const CHAIN_KINDS = ['embedded', 'btcd', 'bitcoind'] as const;
 export type ChainKind = (typeof CHAIN_KINDS)[number];
@@ -25,6 +28,7 @@ export interface GlobalOptions {
   chain?: string;
   rpcUrl?: string;
   rpcCookie?: string;
+  tpm?: string;
   json?: boolean;
   yes?: boolean;
 }
@@ -53,6 +57,7 @@ export class Context {
   private readonly config: FileConfig;
   private chainBackend: ChainBackend | undefined;
   private rpc: RpcClient | undefined;
+  private tpmClient: Promise<Tpm> | undefined;
 
   constructor(readonly opts: GlobalOptions) {
     this.network = parseNetworkName(opts.network ?? 'regtest');
@@ -108,8 +113,33 @@ export class Context {
     throw new SwarmpayError('USAGE', `no RPC credentials for ${url}`, { hint: 'pass --rpc-cookie FILE (a node started by `swarmpay node start` writes <datadir>/regtest/node/.cookie)' });
   }
 
-  close(): void {
+  /** The --tpm spec; `auto` looks for /dev/tpmrm0, then the software TPM `node start` runs for this datadir. */
+  get tpmSpec(): TpmSpec {
+    return resolveTpmSpec(this.opts.tpm ?? 'auto', swtpmDir(path.join(this.datadir, 'regtest')));
+  }
+
+  /** The TPM, connected on first use. */
+  tpm(): Promise<Tpm> {
+    this.tpmClient ??= Tpm.open(this.tpmSpec);
+    return this.tpmClient;
+  }
+
+  /** What the keystore may ask for: the passphrase (file or prompt, with a loud warning) or the TPM. */
+  unlocker(passphraseFile: string | undefined): Unlocker {
+    return {
+      passphrase: async () => {
+        this.out.warn('this keystore is protected by a passphrase only: no TPM seals its key and nothing refuses a rolled-back copy; run `swarmpay tpm provision` on a device with a TPM');
+        return this.prompt.passphrase(passphraseFile);
+      },
+      tpm: () => this.tpm(),
+    };
+  }
+
+  async close(): Promise<void> {
     this.rpc?.close();
+    const tpm = this.tpmClient;
+    this.tpmClient = undefined;
+    if (tpm) await (await tpm.catch(() => null))?.close();
   }
 }
 

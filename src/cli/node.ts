@@ -3,9 +3,24 @@ import type { Command } from 'commander';
 import { SwarmpayError } from '../errors.js';
 import { startNode, stopNode, readNodeState, embeddedRpc, type NodeImpl } from '../chain/embedded-node.js';
 import { FAUCET_ADDRESS, faucetPay, regtestSubsidy } from '../wallet/faucet.js';
+import { runningSwtpm, startSwtpm, stopSwtpm, swtpmDir, type SwtpmState } from '../tpm/swtpm-process.js';
 import { withContext } from './command.js';
 import type { Context } from './context.js';
 import { parseCount } from './args.js';
+
+/**
+ * The regtest "device" TPM: swtpm with its state under the datadir. Without swtpm the
+ * node still runs and the keystore falls back to its passphrase, with a warning.
+ */
+async function startDeviceTpm(ctx: Context): Promise<SwtpmState | null> {
+  try {
+    return (await startSwtpm(swtpmDir(ctx.networkDir))).state;
+  } catch (e) {
+    if (!(e instanceof SwarmpayError && e.code === 'TPM_UNAVAILABLE')) throw e;
+    ctx.out.warn(`no software TPM: ${e.message}; ${e.hint ?? ''}`);
+    return null;
+  }
+}
 
 function requireRegtest(ctx: Context): void {
   if (ctx.network !== 'regtest') {
@@ -26,11 +41,13 @@ export function registerNode(program: Command): void {
         if (opts.impl !== 'btcd' && opts.impl !== 'bitcoind') throw new SwarmpayError('USAGE', `unknown --impl "${opts.impl}"`, { hint: 'use btcd or bitcoind' });
         ctx.out.progress(`starting ${opts.impl}…`);
         const r = await startNode(ctx.nodeDir, opts.impl as NodeImpl, FAUCET_ADDRESS);
-        const doc = { running: true, alreadyRunning: r.alreadyRunning, impl: r.state.impl, pid: r.state.pid, height: r.height, rpcUrl: r.state.rpcUrl, rpcCookie: r.state.cookieFile, miningAddress: r.state.miningAddress };
+        const tpm = await startDeviceTpm(ctx);
+        const doc = { running: true, alreadyRunning: r.alreadyRunning, impl: r.state.impl, pid: r.state.pid, height: r.height, rpcUrl: r.state.rpcUrl, rpcCookie: r.state.cookieFile, miningAddress: r.state.miningAddress, tpm };
         ctx.out.result(doc, [
           `${r.alreadyRunning ? 'already running' : 'started'}: ${r.state.impl} pid ${r.state.pid}, height ${r.height}`,
           `rpc:    ${r.state.rpcUrl}`,
           `cookie: ${r.state.cookieFile}`,
+          `tpm:    ${tpm ? `swtpm:${tpm.host}:${tpm.port} (state in ${swtpmDir(ctx.networkDir)})` : 'none'}`,
           `other datadirs reach it with: --rpc-url ${r.state.rpcUrl} --rpc-cookie ${r.state.cookieFile}`,
         ]);
       }),
@@ -42,7 +59,8 @@ export function registerNode(program: Command): void {
     .action(
       withContext(async (ctx) => {
         const r = await stopNode(ctx.nodeDir);
-        ctx.out.result({ stopped: r.wasRunning }, r.wasRunning ? 'stopped (btcd discards its regtest chain: the next start begins a fresh one)' : 'not running');
+        const t = await stopSwtpm(swtpmDir(ctx.networkDir));
+        ctx.out.result({ stopped: r.wasRunning, tpmStopped: t.wasRunning }, r.wasRunning ? 'stopped (btcd discards its regtest chain: the next start begins a fresh one; the TPM keeps its state)' : 'not running');
       }),
     );
 
@@ -64,8 +82,9 @@ export function registerNode(program: Command): void {
           if (!(e instanceof SwarmpayError && (e.code === 'NODE_UNREACHABLE' || e.code === 'RPC_AUTH'))) throw e;
         }
         const running = height !== null;
+        const sw = runningSwtpm(swtpmDir(ctx.networkDir));
         ctx.out.result(
-          { running, impl: state?.impl ?? null, pid: running ? state!.pid : null, height, rpcUrl: running ? state!.rpcUrl : null, rpcCookie: running ? state!.cookieFile : null },
+          { running, impl: state?.impl ?? null, pid: running ? state!.pid : null, height, rpcUrl: running ? state!.rpcUrl : null, rpcCookie: running ? state!.cookieFile : null, tpm: sw ? { host: sw.host, port: sw.port, pid: sw.pid } : null },
           running ? [`running: ${state!.impl} pid ${state!.pid}, height ${height}`, `rpc: ${state!.rpcUrl}`] : 'not running (start it with `swarmpay node start`)',
         );
       }),

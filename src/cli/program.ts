@@ -5,6 +5,7 @@ import { CHAIN_KINDS } from './context.js';
 import { registerNode } from './node.js';
 import { registerWallet } from './wallet.js';
 import { registerDemo } from './demo.js';
+import { registerTpm } from './tpm.js';
 import { registerCompletion } from './completion.js';
 
 export const VERSION = '0.1.0';
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--chain <backend>', 'chain backend (default: embedded on regtest, bitcoind elsewhere; btcd with --rpc-url on regtest)').choices(CHAIN_KINDS))
     .option('--rpc-url <url>', 'JSON-RPC URL of a btcd or Bitcoin Core node')
     .option('--rpc-cookie <file>', 'RPC cookie file ("user:password")')
+    .option('--tpm <spec>', 'which TPM: auto, swtpm:HOST:PORT, device:/dev/tpmrm0 or none (auto: /dev/tpmrm0, else the software TPM `node start` runs)', 'auto')
     .option('--json', 'print one JSON document on stdout, nothing else there')
     .option('-y, --yes', 'never prompt (also the case when stdin is not a terminal)')
     .showSuggestionAfterError()
@@ -25,6 +27,7 @@ export function buildProgram(): Command {
     .configureOutput({ outputError: () => {} });
   registerNode(program);
   registerWallet(program);
+  registerTpm(program);
   registerDemo(program);
   registerCompletion(program);
   return program;

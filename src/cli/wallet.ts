@@ -116,7 +116,7 @@ export function registerWallet(program: Command): void {
         const plan = await planSend(chain, walletAccount(ctx.networkDir, ctx.network), ctx.network, to, amount, feeRate);
         const summary = `send ${amount} sats to ${to}, fee ${plan.spend.fee} sats (${feeRate} sat/vB)`;
         if (!(await ctx.prompt.confirm(`${summary}?`))) throw new SwarmpayError('USAGE', 'cancelled; nothing was sent');
-        const seed = unlockSeed(ctx.networkDir, ctx.network, await ctx.prompt.passphrase(opts.passphraseFile));
+        const seed = await unlockSeed(ctx.networkDir, ctx.network, ctx.unlocker(opts.passphraseFile));
         const signed = signSend(plan, seed, ctx.network);
         await chain.broadcast(signed.hex);
         let confirmations = 0;

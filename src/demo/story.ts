@@ -14,6 +14,7 @@ import { FAUCET_ADDRESS, faucetPay } from '../wallet/faucet.js';
 import { newMnemonic } from '../wallet/mnemonic.js';
 import { createWallet, receiveAddress, unlockSeed, walletAccount, walletBalance } from '../wallet/wallet.js';
 import { planSend, signSend } from '../wallet/send.js';
+import { passphraseUnlocker } from '../keystore/keystore.js';
 
 export interface DemoResult {
   network: 'regtest';
@@ -61,7 +62,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
 
     const sellerAddr = await receiveAddress(chain, dirs.seller, 'regtest');
     const plan = await planSend(chain, walletAccount(dirs.buyer, 'regtest'), 'regtest', sellerAddr.address, DEMO_PAYMENT, FEE_RATE);
-    const signed = signSend(plan, unlockSeed(dirs.buyer, 'regtest', pass.buyer), 'regtest');
+    const signed = signSend(plan, await unlockSeed(dirs.buyer, 'regtest', passphraseUnlocker(pass.buyer)), 'regtest');
     await chain.broadcast(signed.hex);
     await chain.mine(1);
     await chain.waitForConfirmations(signed.txid, 1, { pollMs: 100, timeoutMs: 30_000 });

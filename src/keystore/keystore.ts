@@ -1,47 +1,34 @@
 /**
- * The keystore: one file per network holding the wallet's secrets (and, later, channel
- * and escrow state), encrypted with a random 256-bit data key. The data key is wrapped by
- * a protector (today a passphrase through scrypt). A public part (the account xpub) is
- * readable without unlocking and authenticated as associated data whenever it is unlocked.
+ * The keystore: one file per network holding the wallet's secrets (and, as capabilities
+ * arrive, channel and escrow state), encrypted with a random 256-bit data key that never
+ * changes. A protector guards the data key: a passphrase (scrypt), or the TPM, which
+ * seals it under its storage key (optionally bound to PCRs) and keeps a monotonic
+ * counter that refuses a rolled-back file.
  *
- * A SHA-256 checksum over the whole document tells accidental damage (a truncated or
- * flipped byte) apart from a wrong passphrase; the AEAD tags catch deliberate tampering.
+ * Anti-rollback order of writes, so that a crash never bricks the wallet: a checkpoint
+ * first writes the file at counter N+1, then advances the TPM counter to N+1. On open,
+ * a file at the TPM's value is current; one at value+1 is a checkpoint a crash cut short,
+ * finished now; anything older was rolled back and is refused.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { SwarmpayError, ioError } from '../errors.js';
-import { NETWORK_NAMES, type NetworkName } from '../bitcoin/network.js';
-import { writeFileAtomic } from '../util/atomic-file.js';
+import type { NetworkName } from '../bitcoin/network.js';
 import { acquireLock } from '../util/file-lock.js';
 import { canonicalJson, type Json } from '../util/canonical-json.js';
-import { ShapeError, asObj, hex, int, obj, str, type Obj } from '../util/shape.js';
-import { DEFAULT_SCRYPT, SCRYPT_N_MAX, SCRYPT_N_MIN, deriveKey, open, seal, type ScryptParams, type Sealed } from './crypto.js';
+import { asObj } from '../util/shape.js';
+import type { Tpm } from '../tpm/tpm.js';
+import { DEFAULT_SCRYPT, deriveKey, open, seal, type ScryptParams } from './crypto.js';
+import { KEYSTORE_FORMAT, KEYSTORE_VERSION, corrupt, headerAad, readKeystore, writeKeystore, type KeystoreFile, type KeystoreHeader, type TpmProtector } from './format.js';
 
-export const KEYSTORE_FORMAT = 'swarmpay-keystore';
-export const KEYSTORE_VERSION = 1;
-export const KEYSTORE_FILE = 'keystore.json';
+export { keystorePath, readKeystore } from './format.js';
+export type { KeystoreHeader } from './format.js';
 
-export interface PassphraseProtector {
-  type: 'passphrase';
-  kdf: { name: 'scrypt' } & ScryptParams;
-  wrappedKey: Sealed;
-}
-
-export interface KeystoreHeader {
-  network: NetworkName;
-  created: string;
-  protector: PassphraseProtector;
-  /** Non-secret data readable without unlocking (the wallet's account xpub). */
-  public: { [k: string]: Json };
-}
-
-interface KeystoreFile {
-  format: typeof KEYSTORE_FORMAT;
-  version: number;
-  header: KeystoreHeader;
-  payload: Sealed;
-  checksum: string;
+/** Supplies what a protector needs, only when it is needed (a prompt, a TPM connection). */
+export interface Unlocker {
+  passphrase(): Promise<string>;
+  tpm(): Promise<Tpm>;
 }
 
 export interface Unlocked {
@@ -49,88 +36,30 @@ export interface Unlocked {
   secret: { [k: string]: Json };
 }
 
-export function keystorePath(networkDir: string): string {
-  return path.join(networkDir, KEYSTORE_FILE);
+/**
+ * A test-only fault point: with SWARMPAY_FAULT=kill-before-counter the process kills
+ * itself between the file write and the counter increment of a checkpoint. A real crash
+ * at that instant cannot be produced on demand, and recovery from it must be tested.
+ */
+function faultPoint(name: string): void {
+  if (process.env.SWARMPAY_FAULT === name) process.kill(process.pid, 'SIGKILL');
 }
 
 const wrapAad = (network: NetworkName) => `${KEYSTORE_FORMAT}/${KEYSTORE_VERSION}/data-key/${network}`;
-const headerAad = (h: KeystoreHeader) => canonicalJson(h as unknown as Json);
-const checksumOf = (f: Omit<KeystoreFile, 'checksum'>) => createHash('sha256').update(canonicalJson(f as unknown as Json)).digest('hex');
 
-function corrupt(file: string, why: string): SwarmpayError {
-  return new SwarmpayError('KEYSTORE_CORRUPT', `the keystore ${file} is damaged: ${why}`, {
-    hint: 'restore the file from a backup, or restore the wallet from its mnemonic into a new datadir (`swarmpay wallet create --restore`)',
-  });
-}
-
-/** Reads and checks the file's structure, checksum and network; does not unlock. */
-export function readKeystore(file: string, network: NetworkName): KeystoreFile {
-  if (!existsSync(file)) {
-    throw new SwarmpayError('WALLET_NOT_FOUND', `no wallet for ${network} in ${path.dirname(file)}`, {
-      hint: 'create one with `swarmpay wallet create`, or pass the right --datadir / --network',
-    });
-  }
-  let text: string;
+function ensureDir(file: string): void {
   try {
-    text = readFileSync(file, 'utf8');
+    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   } catch (e) {
-    throw ioError('read', file, e);
+    throw ioError('create', path.dirname(file), e);
   }
-  let doc: KeystoreFile;
-  try {
-    doc = parseKeystore(JSON.parse(text));
-  } catch (e) {
-    if (e instanceof SyntaxError || e instanceof ShapeError) throw corrupt(file, e.message);
-    throw e;
-  }
-  const { checksum, ...rest } = doc;
-  if (checksumOf(rest) !== checksum) throw corrupt(file, 'its checksum does not match its contents');
-  if (doc.header.network !== network) {
-    throw new SwarmpayError('KEYSTORE_NETWORK', `the keystore ${file} belongs to ${doc.header.network}, not ${network}`, {
-      hint: `run with --network ${doc.header.network}, or move the file back to that network's folder`,
-    });
-  }
-  return doc;
 }
 
-function parseKeystore(v: unknown): KeystoreFile {
-  const f = asObj(v, 'keystore');
-  if (f.format !== KEYSTORE_FORMAT) throw new ShapeError(`format must be "${KEYSTORE_FORMAT}"`);
-  if (f.version !== KEYSTORE_VERSION) throw new ShapeError(`version ${String(f.version)} is not supported (this swarmpay reads version ${KEYSTORE_VERSION})`);
-  const h = obj(f, 'header', 'keystore');
-  const p = obj(h, 'protector', 'header');
-  if (p.type !== 'passphrase') throw new ShapeError(`header.protector.type "${String(p.type)}" is not supported`);
-  const kdf = obj(p, 'kdf', 'protector');
-  if (kdf.name !== 'scrypt') throw new ShapeError('protector.kdf.name must be "scrypt"');
-  return {
-    format: KEYSTORE_FORMAT,
-    version: KEYSTORE_VERSION,
-    header: {
-      network: networkField(h),
-      created: str(h, 'created', 'header'),
-      protector: {
-        type: 'passphrase',
-        kdf: { name: 'scrypt', N: int(kdf, 'N', 'kdf', SCRYPT_N_MIN, SCRYPT_N_MAX), r: int(kdf, 'r', 'kdf', 1, 32), p: int(kdf, 'p', 'kdf', 1, 16), salt: hex(kdf, 'salt', 'kdf', 16) },
-        wrappedKey: sealedAt(obj(p, 'wrappedKey', 'protector'), 'wrappedKey'),
-      },
-      public: obj(h, 'public', 'header') as { [k: string]: Json },
-    },
-    payload: sealedAt(obj(f, 'payload', 'keystore'), 'payload'),
-    checksum: hex(f, 'checksum', 'keystore', 32),
-  };
+function encryptPayload(dataKey: Uint8Array, header: KeystoreHeader, secret: { [k: string]: Json }) {
+  return seal(dataKey, Buffer.from(canonicalJson(secret), 'utf8'), headerAad(header));
 }
 
-function networkField(h: Obj): NetworkName {
-  const n = str(h, 'network', 'header');
-  if (!(NETWORK_NAMES as readonly string[]).includes(n)) throw new ShapeError(`header.network "${n}" is not a network swarmpay knows`);
-  return n as NetworkName;
-}
-
-function sealedAt(o: Obj, where: string): Sealed {
-  return { iv: hex(o, 'iv', where, 12), ct: str(o, 'ct', where), tag: hex(o, 'tag', where, 16) };
-}
-
-/** Creates a new keystore; refuses to overwrite one, which may hold the only copy of a seed. */
+/** Creates a passphrase keystore; refuses to overwrite one, which may hold the only copy of a seed. */
 export function createKeystore(
   file: string,
   network: NetworkName,
@@ -139,11 +68,7 @@ export function createKeystore(
   secret: { [k: string]: Json },
   scrypt: Omit<ScryptParams, 'salt'> = DEFAULT_SCRYPT,
 ): KeystoreHeader {
-  try {
-    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  } catch (e) {
-    throw ioError('create', path.dirname(file), e);
-  }
+  ensureDir(file);
   const lock = acquireLock(`${file}.lock`, 'the keystore');
   try {
     if (existsSync(file)) {
@@ -157,31 +82,140 @@ export function createKeystore(
       network,
       created: new Date().toISOString(),
       protector: { type: 'passphrase', kdf, wrappedKey: seal(deriveKey(passphrase, kdf), dataKey, wrapAad(network)) },
+      counter: '0',
       public: publicPart,
     };
-    const payload = seal(dataKey, Buffer.from(canonicalJson(secret), 'utf8'), headerAad(header));
-    const body = { format: KEYSTORE_FORMAT, version: KEYSTORE_VERSION, header, payload } as const;
-    writeFileAtomic(file, JSON.stringify({ ...body, checksum: checksumOf(body) }, null, 2) + '\n', 0o600);
+    writeKeystore(file, header, encryptPayload(dataKey, header, secret));
     return header;
   } finally {
     lock.release();
   }
 }
 
-/** Unlocks with a passphrase: the data key is held only in memory, for this process. */
-export function unlockKeystore(file: string, network: NetworkName, passphrase: string): Unlocked {
-  const doc = readKeystore(file, network);
-  const dataKey = open(deriveKey(passphrase, doc.header.protector.kdf), doc.header.protector.wrappedKey, wrapAad(network));
-  if (dataKey === null) {
-    throw new SwarmpayError('WRONG_PASSPHRASE', 'the passphrase does not unlock this keystore', {
-      hint: 'check the passphrase (or --passphrase-file) and try again; nothing was changed',
-    });
+/** Recovers the data key with whatever the protector needs. */
+async function dataKeyOf(doc: KeystoreFile, unlocker: Unlocker): Promise<Buffer> {
+  const p = doc.header.protector;
+  if (p.type === 'passphrase') {
+    const key = open(deriveKey(await unlocker.passphrase(), p.kdf), p.wrappedKey, wrapAad(doc.header.network));
+    if (key === null) {
+      throw new SwarmpayError('WRONG_PASSPHRASE', 'the passphrase does not unlock this keystore', {
+        hint: 'check the passphrase (or --passphrase-file) and try again; nothing was changed',
+      });
+    }
+    return key;
   }
+  return (await unlocker.tpm()).unseal({ public: p.sealed.public, private: p.sealed.private, pcrs: p.pcrs });
+}
+
+function decryptPayload(file: string, doc: KeystoreFile, dataKey: Uint8Array): { [k: string]: Json } {
   const plain = open(dataKey, doc.payload, headerAad(doc.header));
   if (plain === null) throw corrupt(file, 'its encrypted contents fail authentication (the file was altered)');
   try {
-    return { header: doc.header, secret: asObj(JSON.parse(plain.toString('utf8')), 'secret') as { [k: string]: Json } };
+    return asObj(JSON.parse(plain.toString('utf8')), 'secret') as { [k: string]: Json };
   } catch (e) {
     throw corrupt(file, (e as Error).message);
   }
+}
+
+/**
+ * Compares the file's counter with the TPM's: equal is current, one ahead is a checkpoint
+ * a crash interrupted (finished here), anything else is refused.
+ */
+async function checkRollback(file: string, p: TpmProtector, written: bigint, tpm: Tpm): Promise<void> {
+  const now = await tpm.readCounter(p.counterIndex);
+  if (written === now) return;
+  if (written === now + 1n) {
+    await tpm.incrementCounter(p.counterIndex);
+    return;
+  }
+  throw new SwarmpayError('ROLLBACK_DETECTED', `the keystore ${file} was ${written < now ? 'rolled back' : 'written ahead of this TPM'}: it was written at counter ${written}, the TPM's counter is ${now}`, {
+    hint: written < now ? 'put the newest keystore file back (an older copy would undo payments); failing that, restore the wallet from its mnemonic into a new datadir' : 'this file does not belong with this TPM; use the TPM it was provisioned on',
+    details: { fileCounter: written.toString(), tpmCounter: now.toString() },
+  });
+}
+
+/**
+ * Rewrites the keystore at counter N+1, then advances the TPM counter (a checkpoint).
+ * The caller holds the lock.
+ */
+async function checkpoint(file: string, doc: KeystoreFile, dataKey: Uint8Array, secret: { [k: string]: Json }, tpm: Tpm): Promise<KeystoreHeader> {
+  const p = doc.header.protector as TpmProtector;
+  const header: KeystoreHeader = { ...doc.header, counter: (BigInt(doc.header.counter) + 1n).toString() };
+  writeKeystore(file, header, encryptPayload(dataKey, header, secret));
+  faultPoint('kill-before-counter');
+  await tpm.incrementCounter(p.counterIndex);
+  return header;
+}
+
+/**
+ * Unlocks the keystore. With a TPM protector the file's counter is checked first, and with
+ * `checkpoint` the counter then advances (wallet open, channel and escrow steps), so that
+ * any copy of the file taken before this moment is refused from now on.
+ */
+export async function unlockKeystore(file: string, network: NetworkName, unlocker: Unlocker, opts: { checkpoint?: boolean } = {}): Promise<Unlocked> {
+  const lock = acquireLock(`${file}.lock`, 'the keystore');
+  try {
+    const doc = readKeystore(file, network);
+    const dataKey = await dataKeyOf(doc, unlocker);
+    // The payload's tag authenticates the header, counter included: check it before trusting the counter.
+    const secret = decryptPayload(file, doc, dataKey);
+    const p = doc.header.protector;
+    if (p.type === 'passphrase') return { header: doc.header, secret };
+    const tpm = await unlocker.tpm();
+    await checkRollback(file, p, BigInt(doc.header.counter), tpm);
+    const header = opts.checkpoint ? await checkpoint(file, doc, dataKey, secret, tpm) : doc.header;
+    return { header, secret };
+  } finally {
+    lock.release();
+  }
+}
+
+export interface ProvisionResult {
+  header: KeystoreHeader;
+  migrated: boolean;
+  srkPersisted: boolean;
+}
+
+/**
+ * Moves the keystore under the TPM (from a passphrase), or with `force` reseals a TPM
+ * keystore (new PCRs). The data key and the secrets stay the same, so nothing is lost;
+ * the new file is written only after the TPM has shown it can unseal the new blob.
+ */
+export async function provisionTpm(file: string, network: NetworkName, unlocker: Unlocker, pcrs: number[], force: boolean): Promise<ProvisionResult> {
+  const lock = acquireLock(`${file}.lock`, 'the keystore');
+  try {
+    const doc = readKeystore(file, network);
+    const old = doc.header.protector;
+    if (old.type === 'tpm' && !force) {
+      throw new SwarmpayError('TPM_ALREADY_PROVISIONED', `the keystore is already sealed by a TPM (${old.provisionedOn})`, { hint: 'pass --force to seal it again, for example to other PCRs' });
+    }
+    const dataKey = await dataKeyOf(doc, unlocker);
+    const secret = decryptPayload(file, doc, dataKey);
+    const tpm = await unlocker.tpm();
+    if (old.type === 'tpm') await checkRollback(file, old, BigInt(doc.header.counter), tpm);
+
+    const srk = await tpm.persistSrk();
+    const sealed = await tpm.seal(dataKey, pcrs);
+    if (!(await tpm.unseal(sealed)).equals(dataKey)) throw new SwarmpayError('INTERNAL', 'the TPM unsealed something other than what it sealed');
+    const counterIndex = old.type === 'tpm' && (await tpm.counterExists(old.counterIndex)) ? old.counterIndex : await tpm.defineCounter();
+    const header: KeystoreHeader = {
+      ...doc.header,
+      protector: { type: 'tpm', sealed: { public: sealed.public, private: sealed.private }, pcrs, srkName: sealed.srkName.toString('hex'), counterIndex, provisionedOn: tpm.describe },
+      counter: (await tpm.readCounter(counterIndex)).toString(),
+    };
+    writeKeystore(file, header, encryptPayload(dataKey, header, secret));
+    return { header, migrated: old.type === 'passphrase', srkPersisted: srk.persisted };
+  } finally {
+    lock.release();
+  }
+}
+
+/** An unlocker that knows a passphrase and has no TPM (the demo's and library callers'). */
+export function passphraseUnlocker(passphrase: string): Unlocker {
+  return {
+    passphrase: async () => passphrase,
+    tpm: async () => {
+      throw new SwarmpayError('TPM_UNAVAILABLE', 'this keystore is sealed by a TPM and no TPM was given', { hint: 'pass --tpm' });
+    },
+  };
 }

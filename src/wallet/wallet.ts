@@ -6,7 +6,7 @@ import type { BIP32Interface } from 'bip32';
 import type { ChainBackend } from '../chain/backend.js';
 import type { NetworkName } from '../bitcoin/network.js';
 import { SwarmpayError } from '../errors.js';
-import { createKeystore, keystorePath, readKeystore, unlockKeystore } from '../keystore/keystore.js';
+import { createKeystore, keystorePath, readKeystore, unlockKeystore, type Unlocker } from '../keystore/keystore.js';
 import type { ScryptParams } from '../keystore/crypto.js';
 import { discover } from './discovery.js';
 import { RECEIVE, accountFromXpub, accountNode, accountPath, accountXpub, deriveAddress } from './hd.js';
@@ -60,9 +60,12 @@ export function walletAccount(networkDir: string, network: NetworkName): BIP32In
   return accountFromXpub(walletPublic(networkDir, network).xpub, network);
 }
 
-/** Unlocks the seed, and checks that the public part the wallet has been showing is the seed's own. */
-export function unlockSeed(networkDir: string, network: NetworkName, passphrase: string): Uint8Array {
-  const { header, secret } = unlockKeystore(keystorePath(networkDir), network, passphrase);
+/**
+ * Unlocks the seed (a checkpoint of the anti-rollback counter: a wallet open), and checks
+ * that the public part the wallet has been showing is the seed's own.
+ */
+export async function unlockSeed(networkDir: string, network: NetworkName, unlocker: Unlocker): Promise<Uint8Array> {
+  const { header, secret } = await unlockKeystore(keystorePath(networkDir), network, unlocker, { checkpoint: true });
   const w = secret.wallet as { mnemonic?: unknown } | undefined;
   if (typeof w?.mnemonic !== 'string') throw new SwarmpayError('KEYSTORE_CORRUPT', 'the keystore holds no wallet seed', { hint: 'restore the wallet from its mnemonic into a new datadir' });
   const seed = mnemonicToSeed(w.mnemonic);
