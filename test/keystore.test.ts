@@ -1,7 +1,7 @@
 /** The passphrase keystore: round trip, and every way a file can be wrong, refused without change. */
 import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { createKeystore, keystorePath, readKeystore, unlockKeystore } from '../src/keystore/keystore.js';
+import { createKeystore, keystorePath, readKeystore, unlockKeystore, passphraseUnlocker } from '../src/keystore/keystore.js';
 import { acquireLock } from '../src/util/file-lock.js';
 import { SwarmpayError } from '../src/errors.js';
 import { canonicalJson } from '../src/util/canonical-json.js';
@@ -22,6 +22,15 @@ function errorOf(f: () => unknown): SwarmpayError {
   throw new Error('expected an error');
 }
 
+async function unlockError(file: string, network: 'regtest' | 'mainnet', pass: string): Promise<SwarmpayError> {
+  const e = await unlockKeystore(file, network, passphraseUnlocker(pass)).then(
+    () => null,
+    (err: unknown) => err,
+  );
+  if (e instanceof SwarmpayError) return e;
+  throw new Error(`expected a SwarmpayError, got ${String(e)}`);
+}
+
 describe('keystore', () => {
   let tmp: ReturnType<typeof tempDir>;
   let file: string;
@@ -32,8 +41,8 @@ describe('keystore', () => {
   });
   afterEach(() => tmp.remove());
 
-  test('round trip: the right passphrase unlocks the secret; the public part reads without it', () => {
-    expect(unlockKeystore(file, 'regtest', PASS).secret).toEqual(secret);
+  test('round trip: the right passphrase unlocks the secret; the public part reads without it', async () => {
+    expect((await unlockKeystore(file, 'regtest', passphraseUnlocker(PASS))).secret).toEqual(secret);
     expect(readKeystore(file, 'regtest').header.public).toEqual({ xpub: 'tpubX' });
     expect(statSync(file).mode & 0o777).toBe(0o600);
   });
@@ -48,17 +57,17 @@ describe('keystore', () => {
     expect(readFileSync(file)).toEqual(before);
   });
 
-  test('a wrong passphrase is WRONG_PASSPHRASE', () => {
-    expect(errorOf(() => unlockKeystore(file, 'regtest', 'not the passphrase')).code).toBe('WRONG_PASSPHRASE');
+  test('a wrong passphrase is WRONG_PASSPHRASE', async () => {
+    expect((await unlockError(file, 'regtest', 'not the passphrase')).code).toBe('WRONG_PASSPHRASE');
   });
 
-  test('a truncated file is KEYSTORE_CORRUPT', () => {
+  test('a truncated file is KEYSTORE_CORRUPT', async () => {
     const text = readFileSync(file, 'utf8');
     writeFileSync(file, text.slice(0, text.length / 2));
-    expect(errorOf(() => unlockKeystore(file, 'regtest', PASS)).code).toBe('KEYSTORE_CORRUPT');
+    expect((await unlockError(file, 'regtest', PASS)).code).toBe('KEYSTORE_CORRUPT');
   });
 
-  test('a flipped byte anywhere is KEYSTORE_CORRUPT, not a wrong passphrase', () => {
+  test('a flipped byte anywhere is KEYSTORE_CORRUPT, not a wrong passphrase', async () => {
     const bytes = readFileSync(file);
     const text = bytes.toString('utf8');
     // Flip a byte inside each sealed field: the wrapped key, the payload and the public part.
@@ -67,11 +76,11 @@ describe('keystore', () => {
       const copy = Buffer.from(bytes);
       copy[at] = copy[at] === 0x41 ? 0x42 : 0x41;
       writeFileSync(file, copy);
-      expect(errorOf(() => unlockKeystore(file, 'regtest', PASS)).code).toBe('KEYSTORE_CORRUPT');
+      expect((await unlockError(file, 'regtest', PASS)).code).toBe('KEYSTORE_CORRUPT');
     }
   });
 
-  test('a file whose checksum was recomputed after tampering still fails authentication', () => {
+  test('a file whose checksum was recomputed after tampering still fails authentication', async () => {
     const doc = JSON.parse(readFileSync(file, 'utf8'));
     doc.header.public.xpub = 'tpubATTACKER';
     // An attacker can recompute the checksum: it only guards against accidents.
@@ -79,25 +88,25 @@ describe('keystore', () => {
     doc.checksum = createHash('sha256').update(canonicalJson(body)).digest('hex');
     writeFileSync(file, JSON.stringify(doc));
     expect(readKeystore(file, 'regtest').header.public.xpub).toBe('tpubATTACKER'); // readable…
-    expect(errorOf(() => unlockKeystore(file, 'regtest', PASS)).code).toBe('KEYSTORE_CORRUPT'); // …but never trusted
+    expect((await unlockError(file, 'regtest', PASS)).code).toBe('KEYSTORE_CORRUPT'); // …but never trusted
   });
 
-  test('a keystore of another network is KEYSTORE_NETWORK', () => {
+  test('a keystore of another network is KEYSTORE_NETWORK', async () => {
     const other = keystorePath(path.join(tmp.dir, 'mainnet'));
     mkdirSync(path.dirname(other));
     copyFileSync(file, other);
-    expect(errorOf(() => unlockKeystore(other, 'mainnet', PASS)).code).toBe('KEYSTORE_NETWORK');
+    expect((await unlockError(other, 'mainnet', PASS)).code).toBe('KEYSTORE_NETWORK');
   });
 
   test('no file is WALLET_NOT_FOUND', () => {
     expect(errorOf(() => readKeystore(path.join(tmp.dir, 'nope.json'), 'regtest')).code).toBe('WALLET_NOT_FOUND');
   });
 
-  test('scrypt parameters out of bounds are refused before any work', () => {
+  test('scrypt parameters out of bounds are refused before any work', async () => {
     const doc = JSON.parse(readFileSync(file, 'utf8'));
     doc.header.protector.kdf.N = 1 << 30;
     writeFileSync(file, JSON.stringify(doc));
-    expect(errorOf(() => unlockKeystore(file, 'regtest', PASS)).code).toBe('KEYSTORE_CORRUPT');
+    expect((await unlockError(file, 'regtest', PASS)).code).toBe('KEYSTORE_CORRUPT');
   });
 
   test('a lock held by a live process is KEYSTORE_BUSY; a stale one is taken over', () => {
