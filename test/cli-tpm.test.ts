@@ -172,4 +172,60 @@ describe('tpm CLI and the TPM-sealed keystore', () => {
   test('bad --pcrs is a usage error', async () => {
     refused(await run('tpm', 'provision', '--force', '--pcrs', '7,99'), 1, 'USAGE');
   });
+
+  describe('attest and verify', () => {
+    const nonce = 'a1'.repeat(32);
+    let doc: string;
+    let pem: string;
+    beforeAll(async () => {
+      doc = path.join(tmp.dir, 'quote.json');
+      const r = await run('tpm', 'attest', '--nonce', nonce, '--pcrs', '0,7,16', '--out', doc);
+      expect(r.code).toBe(0);
+      expect(r.json.pcrs).toEqual([0, 7, 16]);
+      pem = path.join(tmp.dir, 'ak.pem');
+      writeFileSync(pem, JSON.parse(readFileSync(doc, 'utf8')).akPublic);
+    });
+
+    test('a quote verifies with its nonce and the pinned AK', async () => {
+      const r = await run('tpm', 'verify', doc, '--nonce', nonce, '--ak', pem);
+      expect(r.code).toBe(0);
+      expect(r.json).toMatchObject({ valid: true, akPinned: true });
+      expect(Object.keys(r.json.pcrs)).toEqual(['0', '7', '16']);
+    });
+
+    test('an allow list of the PCRs as they are verifies; another value is refused', async () => {
+      const values = JSON.parse(readFileSync(doc, 'utf8')).pcrs.values;
+      const good = path.join(tmp.dir, 'good.json');
+      writeFileSync(good, JSON.stringify({ 7: values['7'], 16: [values['16'], 'ff'.repeat(32)] }));
+      expect((await run('tpm', 'verify', doc, '--nonce', nonce, '--expect-pcrs', good)).code).toBe(0);
+      const bad = path.join(tmp.dir, 'bad.json');
+      writeFileSync(bad, JSON.stringify({ 7: 'ff'.repeat(32) }));
+      refused(await run('tpm', 'verify', doc, '--nonce', nonce, '--expect-pcrs', bad), 2, 'ATTESTATION_INVALID');
+    });
+
+    test('another nonce, a tampered document, the AK of another TPM, garbage: each refused with exit 2', async () => {
+      refused(await run('tpm', 'verify', doc, '--nonce', 'b2'.repeat(32)), 2, 'ATTESTATION_INVALID');
+      const tampered = path.join(tmp.dir, 'tampered.json');
+      const d = JSON.parse(readFileSync(doc, 'utf8'));
+      d.pcrs.values['7'] = '11'.repeat(32);
+      writeFileSync(tampered, JSON.stringify(d));
+      refused(await run('tpm', 'verify', tampered, '--nonce', nonce), 2, 'ATTESTATION_INVALID');
+      const otherDoc = path.join(tmp.dir, 'other.json');
+      expect((await run('--tpm', other.arg, 'tpm', 'attest', '--nonce', nonce, '--out', otherDoc)).code).toBe(0);
+      refused(await run('tpm', 'verify', otherDoc, '--nonce', nonce, '--ak', pem), 2, 'ATTESTATION_INVALID');
+      const garbage = path.join(tmp.dir, 'garbage.json');
+      writeFileSync(garbage, 'not json at all');
+      refused(await run('tpm', 'verify', garbage, '--nonce', nonce), 2, 'ATTESTATION_INVALID');
+      writeFileSync(garbage, '{"format": "swarmpay-attestation", "version": 1}');
+      refused(await run('tpm', 'verify', garbage, '--nonce', nonce), 2, 'ATTESTATION_INVALID');
+      refused(await run('tpm', 'verify', path.join(tmp.dir, 'missing.json'), '--nonce', nonce), 2, 'INVALID_FILE');
+    });
+
+    test('bad arguments and no TPM', async () => {
+      refused(await run('tpm', 'attest', '--nonce', 'xyz'), 1, 'USAGE');
+      refused(await run('tpm', 'attest', '--nonce', 'aa'.repeat(65)), 1, 'USAGE');
+      refused(await run('tpm', 'attest'), 1, 'USAGE');
+      refused(await run('--tpm', 'none', 'tpm', 'attest', '--nonce', nonce), 5, 'TPM_UNAVAILABLE');
+    });
+  });
 });

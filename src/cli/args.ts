@@ -24,3 +24,10 @@ export function parsePcrs(text: string): number[] {
   }
   return [...new Set(pcrs.map(Number))].sort((a, b) => a - b);
 }
+
+/** A nonce in hex: 1 to 64 bytes (a TPM2B_DATA holds at most a SHA-512 digest). */
+export function parseNonce(text: string): Buffer {
+  const t = text.trim().toLowerCase().replace(/^0x/, '');
+  if (!/^([0-9a-f]{2}){1,64}$/.test(t)) throw new SwarmpayError('USAGE', `--nonce "${text}" is not 1 to 64 bytes of hex`, { hint: 'give the verifier\'s nonce in hex, e.g. --nonce $(openssl rand -hex 32)' });
+  return Buffer.from(t, 'hex');
+}

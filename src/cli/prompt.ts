@@ -1,18 +1,7 @@
 /** Prompts, only on a TTY and never with --yes; scripts get files or flags instead. */
-import { readFileSync } from 'node:fs';
 import { confirm, input, password } from '@inquirer/prompts';
 import { SwarmpayError } from '../errors.js';
-
-export function readSecretFile(file: string, what: string): string {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new SwarmpayError('INVALID_FILE', `cannot read the ${what} file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { hint: 'check the path' });
-  }
-  // One trailing newline is what `echo` and editors add; it is not part of the secret.
-  return text.replace(/\r?\n$/, '');
-}
+import { readSecretFile } from './input-file.js';
 
 export class Prompter {
   constructor(readonly interactive: boolean) {}

@@ -5,7 +5,13 @@ import { keystorePath, provisionTpm, readKeystore } from '../keystore/keystore.j
 import { describeSpec } from '../tpm/tpm.js';
 import { withContext } from './command.js';
 import type { Context } from './context.js';
-import { parsePcrs } from './args.js';
+import { parseNonce, parsePcrs } from './args.js';
+import { attest, parsePcrAllowList, verifyAttestation } from '../tpm/attestation.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
+import { readTextFile } from './input-file.js';
+
+/** The PC Client boot-chain PCRs: what a peer usually wants to see. */
+const DEFAULT_QUOTE_PCRS = '0,1,2,3,4,5,6,7';
 
 async function keystoreStatus(ctx: Context): Promise<Record<string, unknown>> {
   let doc;
@@ -70,6 +76,53 @@ export function registerTpm(program: Command): void {
           `AK name:  ${doc.akName}`,
           `keystore: ${keystore.exists ? `${keystore.protector}${keystore.protector === 'tpm' ? `, counter ${keystore.fileCounter} (TPM ${keystore.tpmCounter})${(keystore.pcrs as number[]).length ? `, PCRs ${(keystore.pcrs as number[]).join(',')}` : ''}` : ''}` : 'none'}`,
         ]);
+      }),
+    );
+
+  tpm
+    .command('attest')
+    .description('a TPM quote over PCRs with a peer\'s nonce, signed by the attestation key')
+    .requiredOption('--nonce <hex>', 'the verifier\'s fresh nonce (1 to 64 bytes of hex)')
+    .option('--pcrs <list>', 'PCRs to quote (SHA-256 bank)', DEFAULT_QUOTE_PCRS)
+    .option('--out <file>', 'write the attestation document to FILE instead of stdout')
+    .action(
+      withContext<{ nonce: string; pcrs: string; out?: string }>(async (ctx, _args, opts) => {
+        const nonce = parseNonce(opts.nonce);
+        const pcrs = parsePcrs(opts.pcrs);
+        if (pcrs.length === 0) throw new SwarmpayError('USAGE', 'a quote needs at least one PCR', { hint: `e.g. --pcrs ${DEFAULT_QUOTE_PCRS}` });
+        const doc = await attest(await ctx.tpm(), nonce, pcrs);
+        if (opts.out === undefined) {
+          ctx.out.result(doc, JSON.stringify(doc, null, 2));
+          return;
+        }
+        writeFileAtomic(opts.out, JSON.stringify(doc, null, 2) + '\n', 0o644);
+        ctx.out.result({ out: opts.out, akName: doc.akName, pcrs: Object.keys(doc.pcrs.values).map(Number) }, `attestation written to ${opts.out} (AK ${doc.akName})`);
+      }),
+    );
+
+  tpm
+    .command('verify')
+    .description('verify a peer\'s attestation document: AK signature, nonce, PCR digest, allowed PCR values')
+    .argument('<quote-file>', 'the attestation document `tpm attest` wrote')
+    .requiredOption('--nonce <hex>', 'the nonce you gave the peer')
+    .option('--expect-pcrs <file>', 'JSON allow list of PCR values: {"7": "<hex>"} or {"7": ["<hex>", ...]}')
+    .option('--ak <pem-file>', 'the AK public key (PEM) you trust for this peer')
+    .action(
+      withContext<{ nonce: string; expectPcrs?: string; ak?: string }>(async (ctx, args, opts) => {
+        const nonce = parseNonce(opts.nonce);
+        const text = readTextFile(args[0]!, 'attestation document');
+        let doc: unknown;
+        try {
+          doc = JSON.parse(text);
+        } catch (e) {
+          throw new SwarmpayError('ATTESTATION_INVALID', `${args[0]} is not JSON: ${(e as Error).message}`, { hint: 'ask the peer for the file `swarmpay tpm attest --out` wrote' });
+        }
+        const verifyOpts: Parameters<typeof verifyAttestation>[1] = { nonce };
+        if (opts.expectPcrs !== undefined) verifyOpts.expectPcrs = parsePcrAllowList(readTextFile(opts.expectPcrs, 'PCR allow list'));
+        if (opts.ak !== undefined) verifyOpts.ak = readTextFile(opts.ak, 'AK public key');
+        const v = verifyAttestation(doc, verifyOpts);
+        if (!v.akPinned) ctx.out.warn('no --ak given: the quote is consistent, but nothing ties its AK to a TPM you trust');
+        ctx.out.result({ valid: true, ...v }, [`valid: quote by AK ${v.akName}${v.akPinned ? ' (pinned)' : ''}`, ...Object.entries(v.pcrs).map(([p, val]) => `PCR ${p.padStart(2)}: ${val}`)]);
       }),
     );
 }
