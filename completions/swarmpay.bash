@@ -4,7 +4,7 @@
 #      or:  swarmpay completion bash > ~/.local/share/bash-completion/completions/swarmpay
 #
 # Hand-written and static: the tables below mirror src/cli/*.ts. To add a command
-# group (e.g. tpm, channel, escrow), add it to _swarmpay_groups, list its
+# group (e.g. channel, escrow), add it to _swarmpay_groups, list its
 # subcommands in _swarmpay_subcommands, their options in _swarmpay_options, and
 # any option that takes a value in _swarmpay_optarg.
 
@@ -13,10 +13,10 @@
 # ---------------------------------------------------------------------------
 
 # Command groups and top-level commands.
-_swarmpay_groups="node wallet demo completion help"
+_swarmpay_groups="node wallet tpm demo completion help"
 
 # Global options: valid before or after any command.
-_swarmpay_global_options="--network --datadir --chain --rpc-url --rpc-cookie --json -y --yes -h --help"
+_swarmpay_global_options="--network --datadir --chain --rpc-url --rpc-cookie --tpm --json -y --yes -h --help"
 
 # Options of the bare program only.
 _swarmpay_top_options="-V --version"
@@ -26,6 +26,7 @@ _swarmpay_subcommands() {
     case $1 in
         node)   echo "start stop status mine help" ;;
         wallet) echo "create address balance info send help" ;;
+        tpm)    echo "provision status attest verify help" ;;
         *)      echo "" ;;
     esac
 }
@@ -37,6 +38,9 @@ _swarmpay_options() {
         "node mine")     echo "--to" ;;
         "wallet create") echo "--restore --mnemonic-file --passphrase-file" ;;
         "wallet send")   echo "--fee-rate --passphrase-file --wait" ;;
+        "tpm provision") echo "--pcrs --force --passphrase-file" ;;
+        "tpm attest")    echo "--nonce --pcrs --out" ;;
+        "tpm verify")    echo "--nonce --expect-pcrs --ak" ;;
         demo)            echo "--keep" ;;
         *)               echo "" ;;
     esac
@@ -44,7 +48,8 @@ _swarmpay_options() {
 
 # How to complete the value of an option that takes one; fails for flags.
 #   $1 = command ("node start", ...), $2 = option.
-#   Prints: "dir", "file", "text" (free text, nothing to offer) or "choice W1 W2...".
+#   Prints: "dir", "file", "text" (free text, nothing to offer) or "choice W1 W2...";
+#   a choice ending in ':' is a prefix (no space is added after it).
 _swarmpay_optarg() {
     case $2 in
         --network)    echo "choice regtest signet testnet mainnet"; return ;;
@@ -52,6 +57,7 @@ _swarmpay_optarg() {
         --datadir)    echo "dir"; return ;;
         --rpc-cookie) echo "file"; return ;;
         --rpc-url)    echo "text"; return ;;
+        --tpm)        echo "choice auto none swtpm: device:"; return ;;
     esac
     case "$1 $2" in
         "node start --impl")              echo "choice btcd bitcoind" ;;
@@ -61,18 +67,28 @@ _swarmpay_optarg() {
         "wallet send --fee-rate")         echo "text" ;;
         "wallet send --passphrase-file")  echo "file" ;;
         "wallet send --wait")             echo "text" ;;
+        "tpm provision --pcrs")           echo "text" ;;
+        "tpm provision --passphrase-file") echo "file" ;;
+        "tpm attest --nonce")             echo "text" ;;
+        "tpm attest --pcrs")              echo "text" ;;
+        "tpm attest --out")               echo "file" ;;
+        "tpm verify --nonce")             echo "text" ;;
+        "tpm verify --expect-pcrs")       echo "file" ;;
+        "tpm verify --ak")                echo "file" ;;
         *) return 1 ;;
     esac
 }
 
 # Positional arguments worth completing: $1 = command, $2 = index (1-based)
-# among the command's own arguments.
+# among the command's own arguments. Prints a word list, or "file" for file names.
 _swarmpay_positional() {
     case "$1 $2" in
         "completion 1") echo "bash zsh fish" ;;
         "help 1")       echo "$_swarmpay_groups" ;;
         "node help 1")  _swarmpay_subcommands node ;;
         "wallet help 1") _swarmpay_subcommands wallet ;;
+        "tpm help 1")   _swarmpay_subcommands tpm ;;
+        "tpm verify 1") echo "file" ;;
         *)              echo "" ;;
     esac
 }
@@ -80,6 +96,43 @@ _swarmpay_positional() {
 # ---------------------------------------------------------------------------
 # Completion function
 # ---------------------------------------------------------------------------
+
+# Bash splits words at ':' (it is in COMP_WORDBREAKS): "--tpm swtpm:HOST:PORT"
+# and "--rpc-url http://..." reach us as several words. Glues them back where
+# no blank separates them on the line: sets _swarmpay_words and _swarmpay_cword.
+_swarmpay_glue_words() {
+    _swarmpay_words=()
+    _swarmpay_cword=0
+    local line=$COMP_LINE rest w i n blank
+    for ((i = 0; i <= COMP_CWORD && i < ${#COMP_WORDS[@]}; i++)); do
+        w=${COMP_WORDS[i]}
+        rest=${line#"${line%%[![:blank:]]*}"}
+        blank=$((${#rest} != ${#line}))
+        line=$rest
+        [[ $line == "$w"* ]] && line=${line#"$w"}
+        n=${#_swarmpay_words[@]}
+        if ((n > 0 && !blank)) && [[ $COMP_WORDBREAKS == *:* ]] &&
+            [[ $w == :* || ${_swarmpay_words[n - 1]} == *: ]]; then
+            _swarmpay_words[n - 1]+=$w
+        else
+            _swarmpay_words+=("$w")
+        fi
+    done
+    _swarmpay_cword=$((${#_swarmpay_words[@]} - 1))
+}
+
+# Bash replaces only what follows the last ':' of the current word $1: cut
+# what precedes it from each candidate, and drop candidates left empty.
+_swarmpay_trim_colon() {
+    [[ $1 == *:* && $COMP_WORDBREAKS == *:* ]] || return 0
+    local head=${1%"${1##*:}"} c
+    local -a kept=()
+    for c in "${COMPREPLY[@]}"; do
+        c=${c#"$head"}
+        [[ -n $c ]] && kept+=("$c")
+    done
+    COMPREPLY=("${kept[@]}")
+}
 
 # Completes the value of option $2 of command $1 for the current word $3;
 # $4 is put before each candidate (for "--opt=value" kept as one word).
@@ -96,31 +149,39 @@ _swarmpay_complete_value() {
             compopt -o filenames 2>/dev/null
             COMPREPLY=($(compgen -f -- "$3")) ;;
         choice\ *)
-            COMPREPLY=($(compgen -W "${kind#choice }" -- "$3")) ;;
+            COMPREPLY=($(compgen -W "${kind#choice }" -- "$3"))
+            # A prefix such as "swtpm:" is not a whole value: no space after it.
+            [[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} == *: ]] && compopt -o nospace 2>/dev/null ;;
         *)
             COMPREPLY=() ;;
     esac
     [[ -n $4 ]] && COMPREPLY=("${COMPREPLY[@]/#/$4}")
+    _swarmpay_trim_colon "$4$3"
     return 0
 }
 
 _swarmpay() {
-    local cur=${COMP_WORDS[COMP_CWORD]}
+    local -a _swarmpay_words
+    local _swarmpay_cword
+    _swarmpay_glue_words
+    local -a words=("${_swarmpay_words[@]}")
+    local cword=$_swarmpay_cword
+    local cur=${words[cword]}
     local prev=""
-    ((COMP_CWORD > 0)) && prev=${COMP_WORDS[COMP_CWORD - 1]}
+    ((cword > 0)) && prev=${words[cword - 1]}
     COMPREPLY=()
 
     # Walk the words before the cursor: find the command, skipping options
     # and the values of options that take one.
     local group="" sub="" nargs=0 word i=1 cmd
-    while ((i < COMP_CWORD)); do
-        word=${COMP_WORDS[i]}
+    while ((i < cword)); do
+        word=${words[i]}
         cmd=${group}${sub:+ $sub}
         case $word in
             --*=*|=) ;;
             -*)
                 # "--opt =" / "--opt = value" when bash splits at '='.
-                if [[ ${COMP_WORDS[i + 1]-} == "=" ]]; then
+                if [[ ${words[i + 1]-} == "=" ]]; then
                     ((i += 2))
                 elif _swarmpay_optarg "$cmd" "$word" >/dev/null; then
                     ((i++))
@@ -142,8 +203,8 @@ _swarmpay() {
     if [[ $cur == "=" && $prev == -* ]]; then
         _swarmpay_complete_value "$cmd" "$prev" "" && return 0
     fi
-    if [[ $prev == "=" ]] && ((COMP_CWORD >= 2)); then
-        _swarmpay_complete_value "$cmd" "${COMP_WORDS[COMP_CWORD - 2]}" "$cur" && return 0
+    if [[ $prev == "=" ]] && ((cword >= 2)); then
+        _swarmpay_complete_value "$cmd" "${words[cword - 2]}" "$cur" && return 0
     fi
     if [[ $prev == -* && $prev != *=* ]]; then
         _swarmpay_complete_value "$cmd" "$prev" "$cur" && return 0
@@ -166,8 +227,17 @@ _swarmpay() {
     elif [[ -z $sub && -n $(_swarmpay_subcommands "$group") ]]; then
         COMPREPLY=($(compgen -W "$(_swarmpay_subcommands "$group")" -- "$cur"))
     else
-        COMPREPLY=($(compgen -W "$(_swarmpay_positional "$cmd" $((nargs + 1)))" -- "$cur"))
+        local args
+        args=$(_swarmpay_positional "$cmd" $((nargs + 1)))
+        if [[ $args == file ]]; then
+            local IFS=$'\n'
+            compopt -o filenames 2>/dev/null
+            COMPREPLY=($(compgen -f -- "$cur"))
+        else
+            COMPREPLY=($(compgen -W "$args" -- "$cur"))
+        fi
     fi
+    _swarmpay_trim_colon "$cur"
     return 0
 }
 

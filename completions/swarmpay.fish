@@ -11,8 +11,10 @@
 #                              else "group sub" or "command";
 #                     FLAGS:   "--long" or "-s,--long";
 #                     ARG:     "" (a flag), "file", "dir", "text", or "choice:A B C"
+#                              (a choice ending in ':', as "swtpm:", is a prefix)
 #   __swarmpay_arg    COMMAND CHOICES DESCRIPTION the first argument's values
-# To add a command group (e.g. tpm, channel, escrow), add its rows.
+#   __swarmpay_file_arg COMMAND DESCRIPTION       the first argument is a file
+# To add a command group (e.g. channel, escrow), add its rows.
 
 # No file names unless an option asks for them.
 complete -c swarmpay -f
@@ -98,6 +100,11 @@ function __swarmpay_arg -a command choices description
     complete -c swarmpay -n "__swarmpay_at '$command' 0" -a $choices -d $description
 end
 
+# The first argument of a command is a file name.
+function __swarmpay_file_arg -a command description
+    complete -c swarmpay -n "__swarmpay_at '$command' 0" -F -d $description
+end
+
 # ---------------------------------------------------------------------------
 # Tables
 # ---------------------------------------------------------------------------
@@ -108,6 +115,7 @@ __swarmpay_opt '*' --datadir dir 'where keystore, node and state live'
 __swarmpay_opt '*' --chain 'choice:embedded btcd bitcoind' 'chain backend'
 __swarmpay_opt '*' --rpc-url text 'JSON-RPC URL of a btcd or Bitcoin Core node'
 __swarmpay_opt '*' --rpc-cookie file 'RPC cookie file (user:password)'
+__swarmpay_opt '*' --tpm 'choice:auto none swtpm: device:' 'which TPM: auto, swtpm:HOST:PORT, device:PATH or none'
 __swarmpay_opt '*' --json '' 'print one JSON document on stdout'
 __swarmpay_opt '*' -y,--yes '' 'never prompt'
 __swarmpay_opt '*' -h,--help '' 'display help for command'
@@ -116,12 +124,13 @@ __swarmpay_opt '' -V,--version '' 'output the version number'
 # Top-level commands
 __swarmpay_cmd '' node 'the embedded regtest node'
 __swarmpay_cmd '' wallet 'the HD wallet (BIP39 seed, BIP84 account)'
+__swarmpay_cmd '' tpm 'the TPM 2.0: sealed keystore, anti-rollback, attestation'
 __swarmpay_cmd '' demo 'run the whole story on a fresh regtest node'
 __swarmpay_cmd '' completion 'print the shell completion script'
 __swarmpay_cmd '' help 'display help for command'
 __swarmpay_opt demo --keep '' 'keep the temporary folder and its node'
 __swarmpay_arg completion 'bash zsh fish' 'shell'
-__swarmpay_arg help 'node wallet demo completion help' 'command'
+__swarmpay_arg help 'node wallet tpm demo completion help' 'command'
 
 # node
 __swarmpay_cmd node start 'start the regtest node'
@@ -147,3 +156,21 @@ __swarmpay_opt 'wallet send' --fee-rate text 'fee rate in whole sat/vB'
 __swarmpay_opt 'wallet send' --passphrase-file file 'read the keystore passphrase from FILE'
 __swarmpay_opt 'wallet send' --wait text 'wait for this many confirmations'
 __swarmpay_arg 'wallet help' 'create address balance info send help' 'command'
+
+# tpm
+__swarmpay_cmd tpm provision 'seal the keystore to the TPM, define its anti-rollback counter'
+__swarmpay_cmd tpm status 'the TPM, its lockout state, the AK, how the keystore is sealed'
+__swarmpay_cmd tpm attest "a TPM quote over PCRs with a peer's nonce"
+__swarmpay_cmd tpm verify "verify a peer's attestation document"
+__swarmpay_cmd tpm help 'display help for command'
+__swarmpay_opt 'tpm provision' --pcrs text "bind the key to these PCRs' values, e.g. 7,16"
+__swarmpay_opt 'tpm provision' --force '' 'seal again a keystore the TPM already seals'
+__swarmpay_opt 'tpm provision' --passphrase-file file 'read the current keystore passphrase from FILE'
+__swarmpay_opt 'tpm attest' --nonce text "the verifier's fresh nonce (hex)"
+__swarmpay_opt 'tpm attest' --pcrs text 'PCRs to quote (default 0,1,2,3,4,5,6,7)'
+__swarmpay_opt 'tpm attest' --out file 'write the attestation document to FILE'
+__swarmpay_opt 'tpm verify' --nonce text 'the nonce you gave the peer'
+__swarmpay_opt 'tpm verify' --expect-pcrs file 'JSON allow list of PCR values'
+__swarmpay_opt 'tpm verify' --ak file 'the AK public key (PEM) you trust for this peer'
+__swarmpay_file_arg 'tpm verify' 'attestation document'
+__swarmpay_arg 'tpm help' 'provision status attest verify help' 'command'

@@ -9,7 +9,7 @@
 # a command without subcommands lists its options and arguments, as
 # _arguments specs, in _swarmpay_args_NAME (spaces in NAME become "_": the
 # options of "node start" are in _swarmpay_args_node_start). To add a command
-# group (e.g. tpm, channel, escrow), add it to _swarmpay_cmds and give it those
+# group (e.g. channel, escrow), add it to _swarmpay_cmds and give it those
 # two kinds of arrays.
 
 # ---------------------------------------------------------------------------
@@ -23,6 +23,7 @@ typeset -ga _swarmpay_global_args=(
   '--chain=[chain backend]:backend:(embedded btcd bitcoind)'
   '--rpc-url=[JSON-RPC URL of a btcd or Bitcoin Core node]:url:_urls'
   '--rpc-cookie=[RPC cookie file (user:password)]:cookie file:_files'
+  '--tpm=[which TPM: auto, swtpm:HOST:PORT, device:/dev/tpmrm0 or none]:TPM:_swarmpay_tpm_spec'
   '--json[print one JSON document on stdout, nothing else there]'
   '(-y --yes)-y[never prompt]'
   '(-y --yes)--yes[never prompt]'
@@ -40,6 +41,7 @@ typeset -ga _swarmpay_top_args=(
 typeset -ga _swarmpay_cmds=(
   'node:the embedded regtest node'
   'wallet:the HD wallet (BIP39 seed, BIP84 native segwit account)'
+  'tpm:the TPM 2.0: seal the keystore, anti-rollback counter, attestation'
   'demo:run the whole story on a fresh regtest node in a temporary folder'
   'completion:print the shell completion script (bash, zsh or fish)'
   'help:display help for command'
@@ -103,9 +105,59 @@ typeset -ga _swarmpay_args_wallet_help=(
   '1::command:{_swarmpay_describe_cmds wallet}'
 )
 
+# tpm
+typeset -ga _swarmpay_cmds_tpm=(
+  'provision:seal the keystore'\''s key to the TPM, define its anti-rollback counter'
+  'status:the TPM found, its lockout state, the attestation key, how the keystore is sealed'
+  'attest:a TPM quote over PCRs with a peer'\''s nonce, signed by the attestation key'
+  'verify:verify a peer'\''s attestation document'
+  'help:display help for command'
+)
+typeset -ga _swarmpay_args_tpm_provision=(
+  '--pcrs=[bind the key to these PCRs'\'' current values (SHA-256 bank), e.g. 7,16]:PCR list: '
+  '--force[seal again a keystore the TPM already seals (e.g. to other PCRs)]'
+  '--passphrase-file=[read the current keystore passphrase from FILE]:passphrase file:_files'
+)
+typeset -ga _swarmpay_args_tpm_status=()
+typeset -ga _swarmpay_args_tpm_attest=(
+  '--nonce=[the verifier'\''s fresh nonce (1 to 64 bytes of hex)]:nonce (hex): '
+  '--pcrs=[PCRs to quote (SHA-256 bank), default 0,1,2,3,4,5,6,7]:PCR list: '
+  '--out=[write the attestation document to FILE instead of stdout]:attestation file:_files'
+)
+typeset -ga _swarmpay_args_tpm_verify=(
+  '--nonce=[the nonce you gave the peer]:nonce (hex): '
+  '--expect-pcrs=[JSON allow list of PCR values]:PCR allow list (JSON):_files'
+  '--ak=[the AK public key (PEM) you trust for this peer]:AK public key (PEM):_files'
+  '1:attestation document (quote file):_files'
+)
+typeset -ga _swarmpay_args_tpm_help=(
+  '1::command:{_swarmpay_describe_cmds tpm}'
+)
+
 # ---------------------------------------------------------------------------
 # Completion functions
 # ---------------------------------------------------------------------------
+
+# The values of --tpm: auto, none, or swtpm:HOST:PORT and device:PATH (a
+# prefix first, then after device: a path).
+_swarmpay_tpm_spec() {
+  if compset -P 'device:'; then
+    _files
+  elif compset -P 'swtpm:'; then
+    _message -e tpm-address 'HOST:PORT of a software TPM (swtpm)'
+  else
+    local -a specs prefixes
+    specs=(
+      'auto:/dev/tpmrm0, else the software TPM node start runs'
+      'none:no TPM (the keystore keeps its passphrase)'
+    )
+    prefixes=(
+      'swtpm\::a software TPM at HOST:PORT'
+      'device\::a TPM device, e.g. device:/dev/tpmrm0'
+    )
+    _describe -t tpm-specs 'TPM' specs -- prefixes -S ''
+  fi
+}
 
 # Offers the subcommands of command $1 (the top-level commands without $1).
 _swarmpay_describe_cmds() {

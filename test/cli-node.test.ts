@@ -28,7 +28,8 @@ describe('node CLI', () => {
   test('start, start again, mine, stop', async () => {
     const started = await run('node', 'start');
     expect(started.code).toBe(0);
-    expect(started.json).toMatchObject({ running: true, alreadyRunning: false, impl: 'btcd' });
+    expect(started.json).toMatchObject({ running: true, alreadyRunning: false, impl: 'btcd', tpm: { host: '127.0.0.1' } });
+    expect(started.json.tpm.ctrlPort).toBe(started.json.tpm.port + 1); // where tpm2-tools' swtpm TCTI looks
     expect(started.json.height).toBeGreaterThanOrEqual(SEGWIT_ACTIVE_HEIGHT);
     expect(started.json.rpcUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
 
@@ -41,18 +42,21 @@ describe('node CLI', () => {
     const status = await run('node', 'status');
     expect(status.json).toMatchObject({ running: true, pid: started.json.pid, height: started.json.height + 2 });
 
+    expect(status.json.tpm).toEqual({ host: '127.0.0.1', port: started.json.tpm.port, pid: started.json.tpm.pid });
+
     const stopped = await run('node', 'stop');
-    expect(stopped.json).toEqual({ stopped: true });
+    expect(stopped.json).toEqual({ stopped: true, tpmStopped: true });
     expect(isAlive(started.json.pid)).toBe(false);
-    expect((await run('node', 'status')).json.running).toBe(false);
-    expect((await run('node', 'stop')).json).toEqual({ stopped: false });
+    expect(isAlive(started.json.tpm.pid)).toBe(false);
+    expect((await run('node', 'status')).json).toMatchObject({ running: false, tpm: null });
+    expect((await run('node', 'stop')).json).toEqual({ stopped: false, tpmStopped: false });
   });
 
   test('btcd discards its regtest chain on restart: the next start is a fresh chain at activation height', async () => {
     await run('node', 'start');
     await run('node', 'mine', '1');
     const stopped = await run('node', 'stop');
-    expect(stopped.json).toEqual({ stopped: true });
+    expect(stopped.json).toEqual({ stopped: true, tpmStopped: true });
     const second = await run('node', 'start');
     expect(second.json.height).toBe(SEGWIT_ACTIVE_HEIGHT);
     await run('node', 'stop');
@@ -64,7 +68,7 @@ describe('node CLI', () => {
     // Our own test process stands in for an unrelated process that reused the pid.
     writeFileSync(path.join(other, 'regtest', 'node', 'node.json'), JSON.stringify({ impl: 'btcd', pid: process.pid, rpcUrl: 'http://127.0.0.1:1/', rpcPort: 1, p2pPort: 2, cookieFile: path.join(other, 'c'), miningAddress: '' }));
     const r = await swarmpay(['--datadir', other, 'node', 'stop']);
-    expect(r.json).toEqual({ stopped: false });
+    expect(r.json).toEqual({ stopped: false, tpmStopped: false });
     expect(isAlive(process.pid)).toBe(true);
     const bal = await swarmpay(['--datadir', other, 'wallet', 'balance']);
     expect([bal.code, bal.json.error.code]).toEqual([4, 'NODE_UNREACHABLE']);

@@ -74,7 +74,8 @@ describe('tpm CLI and the TPM-sealed keystore', () => {
     const r = await run('tpm', 'provision', '--passphrase-file', passFile);
     expect(r.code).toBe(0);
     expect(r.json).toMatchObject({ provisioned: true, migrated: true, pcrs: [], srkPersisted: true });
-    expect((await run('wallet', 'info')).json.xpub).toBe(before.json.xpub);
+    expect(before.json.protector).toBe('passphrase');
+    expect((await run('wallet', 'info')).json).toMatchObject({ xpub: before.json.xpub, protector: 'tpm' });
     expect(readFileSync(ks(), 'utf8')).not.toContain('"passphrase"');
     // No passphrase any more: the TPM unseals the key.
     const to = await fund();

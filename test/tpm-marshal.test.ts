@@ -173,6 +173,11 @@ describe('public areas', () => {
         '0020' + '00'.repeat(32) + '0020' + '00'.repeat(32),
     );
     expect(norm(roundTrip(SRK_TEMPLATE))).toEqual(norm(SRK_TEMPLATE));
+    // As a TPM2B_PUBLIC (CreatePrimary's inPublic, tpm2-tools' -u file): a u16 size, then the area.
+    const sized = new Writer().sized((w) => writePublic(w, SRK_TEMPLATE)).done();
+    expect(sized.readUInt16BE(0)).toBe(b.length);
+    expect(sized.subarray(2).equals(b)).toBe(true);
+    expect(norm(new Reader(sized).sized(readPublic))).toEqual(norm(SRK_TEMPLATE));
   });
 
   test('AK template: restricted ECDSA-SHA256 signing key', () => {
@@ -369,7 +374,7 @@ describe('response codes', () => {
     expect(e).toBeInstanceOf(Error);
     expect(e.rc).toBe(0x9a2);
     expect(e.command).toBe('TPM2_Unseal');
-    expect(e.name_).toBe('TPM_RC_BAD_AUTH');
+    expect(e.rcName).toBe('TPM_RC_BAD_AUTH');
     expect(e.message).toBe('TPM2_Unseal: TPM_RC_BAD_AUTH (session 1) [0x9a2]');
     expect(e.is(RC.BAD_AUTH)).toBe(true);
     expect(e.is(RC.AUTH_FAIL)).toBe(false);
@@ -381,5 +386,26 @@ describe('response codes', () => {
     expect(l.is(RC.LOCKOUT)).toBe(true);
     expect(l.is(RC.RETRY)).toBe(false);
     expect(new TpmError(0x100, 'TPM2_GetRandom').message).toBe('TPM2_GetRandom: TPM_RC_INITIALIZE [0x100]');
+  });
+});
+
+describe('public areas swarmpay cannot write back byte for byte are refused, not misread', () => {
+  const ecc = (scheme: number[], kdf: number[]) =>
+    new Writer()
+      .u16(TPM_ALG.ECC).u16(TPM_ALG.SHA256).u32(TPMA_OBJECT.sign).tpm2b(new Uint8Array(0))
+      .u16(TPM_ALG.NULL) // symmetric
+      .bytes(Buffer.from(scheme.flatMap((v) => [v >> 8, v & 0xff])))
+      .u16(TPM_ECC_NIST_P256)
+      .bytes(Buffer.from(kdf.flatMap((v) => [v >> 8, v & 0xff])))
+      .tpm2b(new Uint8Array(32)).tpm2b(new Uint8Array(32))
+      .done();
+  test('an ECC key with a KDF', () => {
+    expect(() => new Reader(ecc([TPM_ALG.ECDSA, TPM_ALG.SHA256], [0x0020, TPM_ALG.SHA256])).sizedAll(readPublic)).toThrow(MarshalError);
+  });
+  test('an ECDAA scheme (hash and count)', () => {
+    expect(() => new Reader(ecc([0x001a, TPM_ALG.SHA256, 1], [TPM_ALG.NULL])).sizedAll(readPublic)).toThrow(MarshalError);
+  });
+  test('the same key with ECDSA and no KDF reads', () => {
+    expect(new Reader(ecc([TPM_ALG.ECDSA, TPM_ALG.SHA256], [TPM_ALG.NULL])).sizedAll(readPublic).parms.type).toBe(TPM_ALG.ECC);
   });
 });

@@ -85,7 +85,9 @@ export function registerNode(program: Command): void {
         const sw = runningSwtpm(swtpmDir(ctx.networkDir));
         ctx.out.result(
           { running, impl: state?.impl ?? null, pid: running ? state!.pid : null, height, rpcUrl: running ? state!.rpcUrl : null, rpcCookie: running ? state!.cookieFile : null, tpm: sw ? { host: sw.host, port: sw.port, pid: sw.pid } : null },
-          running ? [`running: ${state!.impl} pid ${state!.pid}, height ${height}`, `rpc: ${state!.rpcUrl}`] : 'not running (start it with `swarmpay node start`)',
+          running
+            ? [`running: ${state!.impl} pid ${state!.pid}, height ${height}`, `rpc: ${state!.rpcUrl}`, `tpm: ${sw ? `swtpm:${sw.host}:${sw.port}` : 'none'}`]
+            : 'not running (start it with `swarmpay node start`)',
         );
       }),
     );

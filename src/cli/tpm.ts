@@ -58,7 +58,11 @@ export function registerTpm(program: Command): void {
         const spec = ctx.tpmSpec;
         const keystore = await keystoreStatus(ctx);
         if (spec.kind === 'none') {
-          ctx.out.warn('no TPM: the keystore falls back to a passphrase and attestation is unavailable');
+          ctx.out.warn(
+            keystore.protector === 'tpm'
+              ? 'no TPM found, but the keystore is sealed by one: it cannot be opened until that TPM is reachable (see --tpm)'
+              : 'no TPM: the keystore falls back to a passphrase and attestation is unavailable',
+          );
           ctx.out.result({ tpm: null, attestation: 'unavailable', keystore }, ['TPM: none (attestation unavailable)', `keystore: ${keystore.exists ? keystore.protector : 'none'}`]);
           return;
         }

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { SwarmpayError } from '../errors.js';
 import { parseSats, formatBtc } from '../bitcoin/amount.js';
 import { addressToScript } from '../bitcoin/address.js';
-import { keystorePath } from '../keystore/keystore.js';
+import { keystorePath, readKeystore } from '../keystore/keystore.js';
 import { newMnemonic } from '../wallet/mnemonic.js';
 import { createWallet, receiveAddress, unlockSeed, walletAccount, walletBalance, walletPublic } from '../wallet/wallet.js';
 import { planSend, signSend } from '../wallet/send.js';
@@ -92,8 +92,9 @@ export function registerWallet(program: Command): void {
     .action(
       withContext(async (ctx) => {
         const p = walletPublic(ctx.networkDir, ctx.network);
-        const doc = { network: ctx.network, keystore: keystorePath(ctx.networkDir), protector: 'passphrase', ...p };
-        ctx.out.result(doc, [`network:     ${doc.network}`, `fingerprint: ${p.fingerprint}`, `path:        ${p.path}`, `xpub:        ${p.xpub}`, `keystore:    ${doc.keystore} (passphrase)`, `created:     ${p.created}`]);
+        const protector = readKeystore(keystorePath(ctx.networkDir), ctx.network).header.protector.type;
+        const doc = { network: ctx.network, keystore: keystorePath(ctx.networkDir), protector, ...p };
+        ctx.out.result(doc, [`network:     ${doc.network}`, `fingerprint: ${p.fingerprint}`, `path:        ${p.path}`, `xpub:        ${p.xpub}`, `keystore:    ${doc.keystore} (${protector})`, `created:     ${p.created}`]);
       }),
     );
 

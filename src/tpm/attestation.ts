@@ -49,8 +49,9 @@ export interface VerifiedAttestation {
   firmwareVersion: string;
 }
 
-/** PCs have 24 PCRs (PC Client Platform TPM Profile); TPM2B_DATA holds at most a SHA-512 digest. */
+/** PC Client TPMs have 24 PCRs per bank. */
 const PCR_COUNT = 24;
+/** A SHA-512 digest's worth: every TPM's TPM2B_DATA (sized like a TPMT_HA) holds that much. */
 const MAX_NONCE = 64;
 /** Quotes retried when a PCR changes between the quote and the read of its value. */
 const QUOTE_ATTEMPTS = 3;

@@ -38,7 +38,8 @@ export interface Command<R> {
   parse?: (r: Reader, handles: number[]) => R;
 }
 
-export async function execute<R = void>(t: Transport, cmd: Command<R>): Promise<R> {
+/** Part 1, 18.2: tag, size, code, handles, authorization area, parameters. */
+function marshalCommand<R>(cmd: Command<R>): Buffer {
   const sessions = cmd.sessions ?? [];
   const body = new Writer();
   body.u32(cmd.code);
@@ -48,14 +49,23 @@ export async function execute<R = void>(t: Transport, cmd: Command<R>): Promise<
       for (const s of sessions) w.u32(s.handle).tpm2b(new Uint8Array(0)).u8(s.attributes).tpm2b(s.hmac);
     });
   }
-  cmd.params?.(body);
+  try {
+    cmd.params?.(body);
+  } catch (e) {
+    // A value the caller gave cannot be put on the wire (a PCR out of range, an oversize buffer).
+    if (e instanceof MarshalError) throw new SwarmpayError('USAGE', `cannot send ${cmd.name}: ${e.message}`);
+    throw e;
+  }
   const bytes = body.done();
-  const framed = new Writer().u16(sessions.length > 0 ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS).u32(bytes.length + 6).bytes(bytes).done();
+  return new Writer().u16(sessions.length > 0 ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS).u32(bytes.length + 6).bytes(bytes).done();
+}
 
-  const resp = await t.send(framed);
+export async function execute<R = void>(t: Transport, cmd: Command<R>): Promise<R> {
+  const resp = await t.send(marshalCommand(cmd));
   try {
     const r = new Reader(resp);
     const tag = r.u16();
+    if (tag !== TPM_ST.NO_SESSIONS && tag !== TPM_ST.SESSIONS) throw new MarshalError(`response tag 0x${tag.toString(16)} is not a TPM 2.0 tag`);
     const size = r.u32();
     if (size !== resp.length) throw new MarshalError(`response size field ${size} but ${resp.length} bytes`);
     const rc = r.u32();

@@ -3,7 +3,7 @@
  * TPM2B sized buffers, TPML lists. Writer and Reader are the only code that touches
  * bytes; every structure below is one write function and one read function beside it.
  */
-import { TPM_ALG } from './constants.js';
+import { TPM_ALG, TPM_ST } from './constants.js';
 
 export class MarshalError extends Error {}
 
@@ -232,9 +232,18 @@ function writeScheme(w: Writer, s: EccParms['scheme']): void {
   else w.u16(s.alg).u16(s.hash);
 }
 
+/**
+ * Schemes whose details are exactly one hash algorithm (Part 2, 11.2.x): RSASSA, RSAPSS,
+ * OAEP, ECDSA, ECDH, SM2, ECSCHNORR, ECMQV, HMAC. Others (RSAES with none, ECDAA with a
+ * count, XOR with a KDF) are refused rather than misread: swarmpay never makes them.
+ */
+const ONE_HASH_SCHEMES = new Set([0x0014, 0x0016, 0x0017, 0x0018, 0x0019, 0x001b, 0x001c, 0x001d, 0x0005]);
+
 function readScheme(r: Reader): EccParms['scheme'] {
   const alg = r.u16();
-  return alg === TPM_ALG.NULL ? null : { alg, hash: r.u16() };
+  if (alg === TPM_ALG.NULL) return null;
+  if (!ONE_HASH_SCHEMES.has(alg)) throw new MarshalError(`unsupported scheme 0x${alg.toString(16)}`);
+  return { alg, hash: r.u16() };
 }
 
 export function writePublic(w: Writer, p: Public): void {
@@ -269,8 +278,8 @@ export function readPublic(r: Reader): Public {
       const symmetric = readSymDef(r);
       const scheme = readScheme(r);
       const curve = r.u16();
-      const kdf = r.u16();
-      if (kdf !== TPM_ALG.NULL) r.u16();
+      // A key with a KDF could not be written back byte for byte (its name would differ).
+      if (r.u16() !== TPM_ALG.NULL) throw new MarshalError('ECC keys with a KDF are not supported');
       return { nameAlg, attributes, authPolicy, parms: { type, symmetric, scheme, curve, x: r.tpm2b(), y: r.tpm2b() } };
     }
     case TPM_ALG.RSA: {
@@ -281,8 +290,8 @@ export function readPublic(r: Reader): Public {
       return { nameAlg, attributes, authPolicy, parms: { type, symmetric, scheme, keyBits, exponent, modulus: r.tpm2b() } };
     }
     case TPM_ALG.KEYEDHASH: {
-      const scheme = r.u16();
-      if (scheme !== TPM_ALG.NULL) r.u16();
+      // Sealed data objects have no scheme; HMAC and XOR keys are not swarmpay's.
+      if (r.u16() !== TPM_ALG.NULL) throw new MarshalError('keyed-hash objects with a scheme are not supported');
       return { nameAlg, attributes, authPolicy, parms: { type, unique: r.tpm2b() } };
     }
     default:
@@ -321,8 +330,8 @@ export function readAttest(r: Reader, expectType?: number): Attest {
     clock: { clock: r.u64(), resetCount: r.u32(), restartCount: r.u32(), safe: r.u8() === 1 },
     firmwareVersion: r.u64(),
   };
-  if (type === 0x8018) a.quote = { pcrSelect: readPcrSelections(r), pcrDigest: r.tpm2b() };
-  else if (type === 0x8017) a.certify = { name: r.tpm2b(), qualifiedName: r.tpm2b() };
+  if (type === TPM_ST.ATTEST_QUOTE) a.quote = { pcrSelect: readPcrSelections(r), pcrDigest: r.tpm2b() };
+  else if (type === TPM_ST.ATTEST_CERTIFY) a.certify = { name: r.tpm2b(), qualifiedName: r.tpm2b() };
   else throw new MarshalError(`unsupported attestation type 0x${type.toString(16)}`);
   return a;
 }

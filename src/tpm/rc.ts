@@ -1,3 +1,5 @@
+import { SwarmpayError } from '../errors.js';
+
 /**
  * TPM response codes (Part 2, 6.6 TPM_RC) decoded to the spec's names, and the one error
  * type the TPM layer throws for them.
@@ -67,16 +69,25 @@ export const RC = {
   YIELDED: 0x908,
 } as const;
 
-/** A TPM answered a command with a non-zero response code. */
-export class TpmError extends Error {
-  readonly name_: string;
+/**
+ * A TPM answered a command with a non-zero response code. It is a SwarmpayError (TPM
+ * refused, or in lockout), so one that no caller handles more precisely still reaches
+ * the user with a stable code and exit status.
+ */
+export class TpmError extends SwarmpayError {
+  /** The spec's name of the code, e.g. TPM_RC_POLICY_FAIL. */
+  readonly rcName: string;
   constructor(
     readonly rc: number,
     readonly command: string,
   ) {
     const d = decodeRc(rc);
-    super(`${command}: ${d.name}${d.subject ? ` (${d.subject.kind} ${d.subject.index})` : ''} [0x${rc.toString(16).padStart(3, '0')}]`);
-    this.name_ = d.name;
+    const lockout = baseRc(rc) === RC.LOCKOUT;
+    super(lockout ? 'TPM_LOCKOUT' : 'TPM_REFUSED', `${command}: ${d.name}${d.subject ? ` (${d.subject.kind} ${d.subject.index})` : ''} [0x${rc.toString(16).padStart(3, '0')}]`, {
+      hint: lockout ? 'the TPM is in dictionary-attack lockout: wait for it to end (see `swarmpay tpm status`)' : 'see `swarmpay tpm status`',
+      details: { rc },
+    });
+    this.rcName = d.name;
   }
 
   is(base: number): boolean {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SwarmpayError, ioError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
-import { isOurProcess, logTail, readState, spawnDaemon, stablePort, stopProcess } from '../util/daemon.js';
+import { freePort, isOurProcess, logTail, portFree, readState, spawnDaemon, stopProcess } from '../util/daemon.js';
 import { SwtpmTransport } from './transport.js';
 
 export interface SwtpmState {
@@ -21,6 +21,16 @@ const STATE_FILE = 'tpm.json';
 
 export function swtpmDir(networkDir: string): string {
   return path.join(networkDir, 'tpm');
+}
+
+/** A port p with p + 1 free too: the previous one where both still are. */
+async function pairedPort(previous: number | undefined): Promise<number> {
+  if (previous !== undefined && (await portFree(previous)) && (await portFree(previous + 1))) return previous;
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const p = await freePort();
+    if (p < 65535 && (await portFree(p + 1))) return p;
+  }
+  throw new SwarmpayError('TPM_UNAVAILABLE', 'found no two free neighbouring ports on 127.0.0.1 for swtpm', { hint: 'free some ports and try again' });
 }
 
 export function findSwtpm(): string {
@@ -47,8 +57,9 @@ export async function startSwtpm(dir: string, timeoutMs = 20_000): Promise<{ sta
   } catch (e) {
     throw ioError('create', dir, e);
   }
-  const port = await stablePort(previous?.port);
-  const ctrlPort = await stablePort(previous?.ctrlPort);
+  // tpm2-tools' swtpm TCTI expects the control channel at the data port + 1.
+  const port = await pairedPort(previous?.port);
+  const ctrlPort = port + 1;
   const logFile = path.join(dir, 'swtpm.log');
   const { pid, exited } = spawnDaemon(
     binary,

@@ -36,9 +36,10 @@ export const AK_TEMPLATE: Public = {
 
 /**
  * A sealed data object holding the keystore's data key. With a policy (PCR-bound) only a
- * policy session may unseal it; without, an empty password does. It is DA-protected on
- * purpose: a TPM in dictionary-attack lockout, a sign that someone is hammering it, stops
- * releasing the key until the lockout ends.
+ * policy session may unseal it; without, an empty password does. The object is not noDA:
+ * unsealed with a password it is DA-protected, so a TPM in dictionary-attack lockout (a
+ * sign that someone is hammering it) stops releasing the key until the lockout ends. A
+ * PCR policy alone carries no authValue, which the TPM does not count against lockout.
  */
 export function sealedTemplate(policy: Uint8Array | null): Public {
   const base = A.fixedTPM | A.fixedParent;

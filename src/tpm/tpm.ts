@@ -7,14 +7,14 @@ import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SwarmpayError } from '../errors.js';
-import { TPM_ALG, TPM_CAP, TPM_HT, TPM_PT, TPM_RH, TPM_SE, TPM_SU, TPMA_NV } from './constants.js';
+import { TPM_ALG, TPM_CAP, TPM_PT, TPM_RH, TPM_SE, TPM_SU, TPMA_NV } from './constants.js';
 import {
   Create, CreatePrimary, EvictControl, FlushContext, GetCapability, GetRandom, Load, NV_DefineSpace, NV_Increment, NV_Read,
   NV_ReadPublic, NV_UndefineSpace, PCR_Read, PolicyGetDigest, PolicyPCR, Quote, ReadPublic, StartAuthSession, Startup, Unseal,
   type SignedAttestation,
 } from './commands.js';
 import { execute, passwordSession, policySession, type Command } from './execute.js';
-import { marshalPublic, type PcrSelection, type Public } from './marshal.js';
+import { hashName, marshalPublic, type PcrSelection, type Public } from './marshal.js';
 import { RC, TpmError } from './rc.js';
 import { AK_TEMPLATE, SRK_PERSISTENT_HANDLE, SRK_TEMPLATE, sealedTemplate } from './templates.js';
 import { DeviceTransport, SwtpmTransport, type Transport } from './transport.js';
@@ -118,8 +118,16 @@ export class Tpm {
     await this.t.close();
   }
 
-  random(n: number): Promise<Buffer> {
-    return this.run(GetRandom(n));
+  /** n random bytes; the TPM gives at most a digest's worth per call. */
+  async random(n: number): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for (let got = 0; got < n; ) {
+      const b = await this.run(GetRandom(Math.min(n - got, 32)));
+      if (b.length === 0) throw new SwarmpayError('TPM_PROTOCOL', 'the TPM returned no random bytes');
+      parts.push(b);
+      got += b.length;
+    }
+    return Buffer.concat(parts).subarray(0, n);
   }
 
   async info(): Promise<TpmInfo> {
@@ -150,7 +158,8 @@ export class Tpm {
       const pub = await this.run(ReadPublic(SRK_PERSISTENT_HANDLE));
       if (sameKey(pub.outPublic, SRK_TEMPLATE)) return { handle: SRK_PERSISTENT_HANDLE, name: pub.name, flush: false };
     } catch (e) {
-      if (!(e instanceof TpmError)) throw e;
+      // Nothing at the handle, or a key of a kind we cannot parse: either way not ours.
+      if (!(e instanceof TpmError || (e instanceof SwarmpayError && e.code === 'TPM_PROTOCOL'))) throw e;
     }
     const p = await this.run(CreatePrimary(TPM_RH.OWNER, passwordSession(), SRK_TEMPLATE));
     return { handle: p.handle, name: p.name, flush: true };
@@ -347,11 +356,7 @@ function sameKey(pub: Public, template: Public): boolean {
 export function nameOf(pub: Public): Buffer {
   const alg = Buffer.alloc(2);
   alg.writeUInt16BE(pub.nameAlg);
-  return Buffer.concat([alg, createHash('sha256').update(marshalPublic(pub)).digest()]);
-}
-
-export function isPersistentHandle(h: number): boolean {
-  return h >>> 24 === TPM_HT.PERSISTENT;
+  return Buffer.concat([alg, createHash(hashName(pub.nameAlg)).update(marshalPublic(pub)).digest()]);
 }
 
 function tpmRefused(e: unknown, what: string): unknown {
@@ -361,7 +366,7 @@ function tpmRefused(e: unknown, what: string): unknown {
 }
 
 function lockoutError(e: TpmError): SwarmpayError {
-  return new SwarmpayError('TPM_LOCKOUT', `the TPM is in dictionary-attack lockout (${e.name_})`, {
+  return new SwarmpayError('TPM_LOCKOUT', `the TPM is in dictionary-attack lockout (${e.rcName})`, {
     hint: 'wait for the lockout to expire (see `swarmpay tpm status`), or reset it with the lockout authorization (`tpm2_dictionarylockout --clear-lockout`); nothing was changed',
   });
 }
@@ -374,7 +379,9 @@ function unsealError(e: unknown, blob: SealedBlob): unknown {
       hint: 'the device booted into a different state; if that is expected, restore the wallet from its mnemonic into a new datadir and run `swarmpay tpm provision` there; nothing was changed',
     });
   }
-  if (e.is(RC.INTEGRITY) || e.is(RC.HANDLE) || e.command === 'TPM2_Load') {
+  // A Load refused with a format-1 error (integrity, a bad key) means the blob is not this TPM's;
+  // a warning such as TPM_RC_OBJECT_MEMORY does not.
+  if (e.is(RC.INTEGRITY) || e.is(RC.HANDLE) || (e.command === 'TPM2_Load' && (e.rc & 0x080) !== 0)) {
     return new SwarmpayError('TPM_WRONG_TPM', `the keystore was sealed by another TPM (or this TPM was cleared): ${e.message}`, {
       hint: 'use the TPM it was provisioned on (--tpm), or restore the wallet from its mnemonic; nothing was changed',
     });

@@ -91,6 +91,8 @@ export class SwtpmTransport implements Transport {
         if (this.sock.destroyed) return reject(unreachable(this.describe, 'connection closed'));
         const timer = setTimeout(() => {
           this.pending = null;
+          // The answer may still come: the connection can no longer tell whose it is.
+          this.sock.destroy();
           reject(new SwarmpayError('TIMEOUT', `${this.describe} did not answer within ${this.timeoutMs / 1000} s`));
         }, this.timeoutMs);
         this.pending = {
