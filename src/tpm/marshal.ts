@@ -184,12 +184,16 @@ export function readDigestList(r: Reader): Buffer[] {
 
 // --- public areas (Part 2, 12.2.4 TPMT_PUBLIC) ----------------------------------------
 
-export interface EccParms {
-  type: typeof TPM_ALG.ECC;
+/** What ECC and RSA keys share: the storage cipher and the signing or decryption scheme. */
+interface AsymmetricParms {
   /** TPMT_SYM_DEF_OBJECT: AES-128-CFB for storage keys, NULL otherwise. */
   symmetric: { alg: number; keyBits: number; mode: number } | null;
-  /** TPMT_ECC_SCHEME: e.g. ECDSA with SHA-256 for signing keys, NULL for storage keys. */
+  /** The key's scheme: e.g. ECDSA with SHA-256 for signing keys, NULL for storage keys. */
   scheme: { alg: number; hash: number } | null;
+}
+
+export interface EccParms extends AsymmetricParms {
+  type: typeof TPM_ALG.ECC;
   curve: number;
   x: Uint8Array;
   y: Uint8Array;
@@ -201,10 +205,8 @@ export interface KeyedHashParms {
   unique: Uint8Array;
 }
 
-export interface RsaParms {
+export interface RsaParms extends AsymmetricParms {
   type: typeof TPM_ALG.RSA;
-  symmetric: { alg: number; keyBits: number; mode: number } | null;
-  scheme: { alg: number; hash: number } | null;
   keyBits: number;
   exponent: number;
   modulus: Uint8Array;
@@ -217,17 +219,17 @@ export interface Public {
   parms: EccParms | KeyedHashParms | RsaParms;
 }
 
-function writeSymDef(w: Writer, s: EccParms['symmetric']): void {
+function writeSymDef(w: Writer, s: AsymmetricParms['symmetric']): void {
   if (s === null) w.u16(TPM_ALG.NULL);
   else w.u16(s.alg).u16(s.keyBits).u16(s.mode);
 }
 
-function readSymDef(r: Reader): EccParms['symmetric'] {
+function readSymDef(r: Reader): AsymmetricParms['symmetric'] {
   const alg = r.u16();
   return alg === TPM_ALG.NULL ? null : { alg, keyBits: r.u16(), mode: r.u16() };
 }
 
-function writeScheme(w: Writer, s: EccParms['scheme']): void {
+function writeScheme(w: Writer, s: AsymmetricParms['scheme']): void {
   if (s === null) w.u16(TPM_ALG.NULL);
   else w.u16(s.alg).u16(s.hash);
 }
@@ -239,7 +241,7 @@ function writeScheme(w: Writer, s: EccParms['scheme']): void {
  */
 const ONE_HASH_SCHEMES = new Set([0x0014, 0x0016, 0x0017, 0x0018, 0x0019, 0x001b, 0x001c, 0x001d, 0x0005]);
 
-function readScheme(r: Reader): EccParms['scheme'] {
+function readScheme(r: Reader): AsymmetricParms['scheme'] {
   const alg = r.u16();
   if (alg === TPM_ALG.NULL) return null;
   if (!ONE_HASH_SCHEMES.has(alg)) throw new MarshalError(`unsupported scheme 0x${alg.toString(16)}`);
