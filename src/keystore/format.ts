@@ -104,10 +104,12 @@ export function readKeystore(file: string, network: NetworkName): KeystoreFile {
   return doc;
 }
 
-/** Writes a keystore atomically (the caller holds the lock). */
-export function writeKeystore(file: string, header: KeystoreHeader, payload: Sealed): void {
+/** Writes a keystore atomically (the caller holds the lock); returns its checksum. */
+export function writeKeystore(file: string, header: KeystoreHeader, payload: Sealed): string {
   const body = { format: KEYSTORE_FORMAT, version: KEYSTORE_VERSION, header, payload } as const;
-  writeFileAtomic(file, JSON.stringify({ ...body, checksum: checksumOf(body) }, null, 2) + '\n', 0o600);
+  const checksum = checksumOf(body);
+  writeFileAtomic(file, JSON.stringify({ ...body, checksum }, null, 2) + '\n', 0o600);
+  return checksum;
 }
 
 function parseKeystore(v: unknown): KeystoreFile {

@@ -10,7 +10,7 @@
  * a file at the TPM's value is current; one at value+1 is a checkpoint a crash cut short,
  * finished now; anything older was rolled back and is refused.
  */
-import { randomBytes } from 'node:crypto';
+import { hkdfSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { SwarmpayError, ioError } from '../errors.js';
@@ -29,11 +29,6 @@ export type { KeystoreHeader } from './format.js';
 export interface Unlocker {
   passphrase(): Promise<string>;
   tpm(): Promise<Tpm>;
-}
-
-export interface Unlocked {
-  header: KeystoreHeader;
-  secret: { [k: string]: Json };
 }
 
 /**
@@ -135,24 +130,79 @@ async function checkRollback(file: string, p: TpmProtector, written: bigint, tpm
 }
 
 /**
- * Rewrites the keystore at counter N+1, then advances the TPM counter (a checkpoint).
- * The caller holds the lock.
+ * Writes the keystore (the caller holds the lock). A checkpoint of a TPM keystore writes
+ * the file at counter N+1 first, then advances the TPM counter to N+1.
  */
-async function checkpoint(file: string, doc: KeystoreFile, dataKey: Uint8Array, secret: { [k: string]: Json }, tpm: Tpm): Promise<KeystoreHeader> {
-  const p = doc.header.protector as TpmProtector;
-  const header: KeystoreHeader = { ...doc.header, counter: (BigInt(doc.header.counter) + 1n).toString() };
-  writeKeystore(file, header, encryptPayload(dataKey, header, secret));
-  faultPoint('kill-before-counter');
-  await tpm.incrementCounter(p.counterIndex);
-  return header;
+async function write(
+  file: string,
+  header: KeystoreHeader,
+  dataKey: Uint8Array,
+  secret: { [k: string]: Json },
+  tpm: Tpm | null,
+  checkpoint: boolean,
+): Promise<{ header: KeystoreHeader; checksum: string }> {
+  const p = header.protector;
+  const advance = checkpoint && p.type === 'tpm' && tpm !== null;
+  const next: KeystoreHeader = advance ? { ...header, counter: (BigInt(header.counter) + 1n).toString() } : header;
+  const checksum = writeKeystore(file, next, encryptPayload(dataKey, next, secret));
+  if (advance) {
+    faultPoint('kill-before-counter');
+    await tpm.incrementCounter(p.counterIndex);
+  }
+  return { header: next, checksum };
+}
+
+/**
+ * An unlocked keystore: the data key held in memory for this process (no TPM round trip
+ * after the first unseal), the secret as last read or written, and updates that re-check
+ * the file is still the one this session knows.
+ */
+export class KeystoreSession {
+  constructor(
+    readonly file: string,
+    readonly network: NetworkName,
+    private readonly dataKey: Buffer,
+    public header: KeystoreHeader,
+    public secret: { [k: string]: Json },
+    private readonly tpm: Tpm | null,
+    private checksum: string,
+  ) {}
+
+  /**
+   * Changes the secret and writes it. With `checkpoint` a TPM keystore's counter advances
+   * (channel open and close, escrow steps), so that older copies are refused from then on.
+   * Another process having written the file meanwhile is refused, never overwritten.
+   */
+  async update(mutate: (secret: { [k: string]: Json }) => void, opts: { checkpoint?: boolean } = {}): Promise<void> {
+    const lock = acquireLock(`${this.file}.lock`, 'the keystore');
+    try {
+      const doc = readKeystore(this.file, this.network);
+      if (doc.checksum !== this.checksum) {
+        throw new SwarmpayError('KEYSTORE_BUSY', `the keystore ${this.file} was changed by another process meanwhile`, { hint: 'run the command again; nothing was written' });
+      }
+      const secret = structuredClone(this.secret);
+      mutate(secret);
+      const written = await write(this.file, this.header, this.dataKey, secret, this.tpm, !!opts.checkpoint);
+      this.header = written.header;
+      this.checksum = written.checksum;
+      this.secret = secret;
+    } finally {
+      lock.release();
+    }
+  }
+
+  /** A key for one of the keystore's journals, bound to its name (HKDF of the data key). */
+  subkey(name: string): Buffer {
+    return Buffer.from(hkdfSync('sha256', this.dataKey, Buffer.alloc(0), `swarmpay keystore subkey/${name}`, 32));
+  }
 }
 
 /**
  * Unlocks the keystore. With a TPM protector the file's counter is checked first, and with
- * `checkpoint` the counter then advances (wallet open, channel and escrow steps), so that
- * any copy of the file taken before this moment is refused from now on.
+ * `checkpoint` the counter then advances (a wallet open), so that any copy of the file
+ * taken before this moment is refused from now on.
  */
-export async function unlockKeystore(file: string, network: NetworkName, unlocker: Unlocker, opts: { checkpoint?: boolean } = {}): Promise<Unlocked> {
+export async function unlockKeystore(file: string, network: NetworkName, unlocker: Unlocker, opts: { checkpoint?: boolean } = {}): Promise<KeystoreSession> {
   const lock = acquireLock(`${file}.lock`, 'the keystore');
   try {
     const doc = readKeystore(file, network);
@@ -160,11 +210,11 @@ export async function unlockKeystore(file: string, network: NetworkName, unlocke
     // The payload's tag authenticates the header, counter included: check it before trusting the counter.
     const secret = decryptPayload(file, doc, dataKey);
     const p = doc.header.protector;
-    if (p.type === 'passphrase') return { header: doc.header, secret };
-    const tpm = await unlocker.tpm();
-    await checkRollback(file, p, BigInt(doc.header.counter), tpm);
-    const header = opts.checkpoint ? await checkpoint(file, doc, dataKey, secret, tpm) : doc.header;
-    return { header, secret };
+    const tpm = p.type === 'tpm' ? await unlocker.tpm() : null;
+    if (p.type === 'tpm' && tpm) await checkRollback(file, p, BigInt(doc.header.counter), tpm);
+    // A passphrase keystore has no counter: a checkpoint there writes nothing.
+    const current = opts.checkpoint && tpm ? await write(file, doc.header, dataKey, secret, tpm, true) : { header: doc.header, checksum: doc.checksum };
+    return new KeystoreSession(file, network, dataKey, current.header, secret, tpm, current.checksum);
   } finally {
     lock.release();
   }

@@ -1,0 +1,117 @@
+/**
+ * An append-only journal beside the keystore (one per payment channel): records sealed
+ * with a keystore subkey (AES-256-GCM), appended in batches with one fsync each, so that
+ * many payments share one durable write (group commit).
+ *
+ * Each record's associated data is the journal's name and the record's index, so records
+ * cannot be reordered, spliced between journals or replaced. A record cut short by a crash
+ * mid-append (never fsynced, so never acknowledged) is dropped when the journal is opened;
+ * a damaged record before the last is corruption and refused. A failed append (a full
+ * disk) cuts the file back to its last complete record and fails the journal.
+ */
+import { open as openFile, type FileHandle } from 'node:fs/promises';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { SwarmpayError, ioError } from '../errors.js';
+import { canonicalJson, type Json } from '../util/canonical-json.js';
+import { syncDir } from '../util/atomic-file.js';
+import { open, seal } from './crypto.js';
+import { corrupt } from './format.js';
+
+const LEN = 4;
+
+function encode(key: Uint8Array, name: string, index: number, record: Json): Buffer {
+  const s = seal(key, Buffer.from(canonicalJson(record), 'utf8'), `${name}/${index}`);
+  const body = Buffer.concat([Buffer.from(s.iv, 'hex'), Buffer.from(s.ct, 'base64'), Buffer.from(s.tag, 'hex')]);
+  const len = Buffer.alloc(LEN);
+  len.writeUInt32BE(body.length);
+  return Buffer.concat([len, body]);
+}
+
+function decode(key: Uint8Array, name: string, index: number, body: Buffer): Json | null {
+  if (body.length < 12 + 16) return null;
+  const plain = open(key, { iv: body.subarray(0, 12).toString('hex'), ct: body.subarray(12, body.length - 16).toString('base64'), tag: body.subarray(body.length - 16).toString('hex') }, `${name}/${index}`);
+  return plain === null ? null : (JSON.parse(plain.toString('utf8')) as Json);
+}
+
+export class Journal {
+  private failed: SwarmpayError | null = null;
+  private queue: Promise<void> = Promise.resolve();
+
+  private constructor(
+    private readonly fh: FileHandle,
+    readonly file: string,
+    private readonly name: string,
+    private readonly key: Uint8Array,
+    private count: number,
+    private size: number,
+  ) {}
+
+  /** Opens (or creates) a journal and returns it with the records it holds. */
+  static async open(file: string, name: string, key: Uint8Array): Promise<{ journal: Journal; records: Json[] }> {
+    const records: Json[] = [];
+    let good = 0;
+    const fresh = !existsSync(file);
+    if (!fresh) {
+      const buf = readFileSync(file);
+      for (let off = 0; off < buf.length; ) {
+        const complete = off + LEN <= buf.length && off + LEN + buf.readUInt32BE(off) <= buf.length;
+        const rec = complete ? decode(key, name, records.length, buf.subarray(off + LEN, off + LEN + buf.readUInt32BE(off))) : null;
+        const end = complete ? off + LEN + buf.readUInt32BE(off) : buf.length;
+        if (rec === null) {
+          // Only the last record can be a torn append; anything before it is damage.
+          if (end < buf.length) throw corrupt(file, `journal record ${records.length} fails authentication`);
+          break;
+        }
+        records.push(rec);
+        off = good = end;
+      }
+    } else {
+      try {
+        mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      } catch (e) {
+        throw ioError('create', path.dirname(file), e);
+      }
+    }
+    let fh: FileHandle;
+    try {
+      fh = await openFile(file, fresh ? 'w+' : 'r+', 0o600);
+      await fh.truncate(good); // drops a torn tail, if any
+      if (fresh) syncDir(path.dirname(file));
+    } catch (e) {
+      throw ioError('open', file, e);
+    }
+    return { journal: new Journal(fh, file, name, key, records.length, good), records };
+  }
+
+  /** Appends records with one write and one fsync; resolves once they are durable. */
+  append(records: Json[]): Promise<void> {
+    const run = async () => {
+      if (this.failed) throw this.failed;
+      const bufs = records.map((r, i) => encode(this.key, this.name, this.count + i, r));
+      const data = Buffer.concat(bufs);
+      try {
+        await this.fh.write(data, 0, data.length, this.size);
+        await this.fh.datasync();
+      } catch (e) {
+        this.failed = ioError('append to', this.file, e);
+        await this.fh.truncate(this.size).catch(() => undefined);
+        throw this.failed;
+      }
+      this.size += data.length;
+      this.count += records.length;
+    };
+    const done = this.queue.then(run);
+    this.queue = done.catch(() => undefined);
+    return done;
+  }
+
+  get records(): number {
+    return this.count;
+  }
+
+  async close(): Promise<void> {
+    await this.queue;
+    await this.fh.close();
+  }
+}

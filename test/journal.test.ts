@@ -1,0 +1,102 @@
+/** The keystore's append-only journals: group commits, torn tails, damage, a full disk. */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { Journal } from '../src/keystore/journal.js';
+import { tempDir } from './helpers/tmp.js';
+import { failure } from './helpers/expect.js';
+
+const key = randomBytes(32);
+
+describe('journal', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  let file: string;
+  beforeEach(() => {
+    tmp = tempDir();
+    file = path.join(tmp.dir, 'channels', 'c1.journal');
+  });
+  afterEach(() => tmp.remove());
+
+  test('records appended in batches come back in order after reopening', async () => {
+    const { journal } = await Journal.open(file, 'c1', key);
+    await journal.append([{ seq: 1 }, { seq: 2 }]);
+    await journal.append([{ seq: 3 }]);
+    await journal.close();
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const again = await Journal.open(file, 'c1', key);
+    expect(again.records).toEqual([{ seq: 1 }, { seq: 2 }, { seq: 3 }]);
+    await again.journal.append([{ seq: 4 }]);
+    await again.journal.close();
+    const last = await Journal.open(file, 'c1', key);
+    expect(last.records).toHaveLength(4);
+    await last.journal.close();
+  });
+
+  test('concurrent appends are serialised, none lost', async () => {
+    const { journal } = await Journal.open(file, 'c1', key);
+    await Promise.all(Array.from({ length: 50 }, (_, i) => journal.append([{ i }])));
+    await journal.close();
+    const again = await Journal.open(file, 'c1', key);
+    expect(again.records).toEqual(Array.from({ length: 50 }, (_, i) => ({ i })));
+    await again.journal.close();
+  });
+
+  test('a torn last record (a crash mid-append) is dropped; what came before stays', async () => {
+    const { journal } = await Journal.open(file, 'c1', key);
+    await journal.append([{ seq: 1 }, { seq: 2 }]);
+    await journal.close();
+    const whole = readFileSync(file);
+    writeFileSync(file, Buffer.concat([whole, whole.subarray(0, 10)]));
+    const r = await Journal.open(file, 'c1', key);
+    expect(r.records).toEqual([{ seq: 1 }, { seq: 2 }]);
+    await r.journal.close();
+    expect(readFileSync(file)).toEqual(whole);
+  });
+
+  test('a damaged record before the last is refused as corruption', async () => {
+    const { journal } = await Journal.open(file, 'c1', key);
+    await journal.append([{ seq: 1 }, { seq: 2 }]);
+    await journal.close();
+    const buf = readFileSync(file);
+    buf[10] ^= 1;
+    writeFileSync(file, buf);
+    expect(await failure(Journal.open(file, 'c1', key))).toMatchObject({ code: 'KEYSTORE_CORRUPT' });
+  });
+
+  test('records swapped, or a journal of another channel, are refused', async () => {
+    const { journal } = await Journal.open(file, 'c1', key);
+    await journal.append([{ seq: 1 }, { seq: 2 }, { seq: 3 }]);
+    await journal.close();
+    const buf = readFileSync(file);
+    const len = 4 + buf.readUInt32BE(0);
+    writeFileSync(file, Buffer.concat([buf.subarray(len, 2 * len), buf.subarray(0, len), buf.subarray(2 * len)]));
+    expect(await failure(Journal.open(file, 'c1', key))).toMatchObject({ code: 'KEYSTORE_CORRUPT' });
+    writeFileSync(file, buf);
+    expect(await failure(Journal.open(file, 'c2', key))).toMatchObject({ code: 'KEYSTORE_CORRUPT' });
+  });
+
+  test('a full disk fails the append, keeps every record before it, and the journal reopens', async () => {
+    const mnt = path.join(tmp.dir, 'tiny');
+    mkdirSync(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16k', 'tmpfs', mnt]);
+    try {
+      const f = path.join(mnt, 'c1.journal');
+      const { journal } = await Journal.open(f, 'c1', key);
+      await journal.append([{ seq: 1 }]);
+      const before = readFileSync(f);
+      const err = await failure(journal.append([{ big: 'x'.repeat(64 * 1024) }]));
+      expect(err).toMatchObject({ code: 'IO_ERROR' });
+      expect((err as Error).message).toMatch(/disk is full/);
+      // The journal stays failed: nothing more is accepted once a write was lost.
+      expect(await failure(journal.append([{ seq: 2 }]))).toMatchObject({ code: 'IO_ERROR' });
+      await journal.close();
+      expect(readFileSync(f)).toEqual(before);
+      const reopened = await Journal.open(f, 'c1', key);
+      expect(reopened.records).toEqual([{ seq: 1 }]);
+      await reopened.journal.close();
+    } finally {
+      execFileSync('umount', [mnt]);
+    }
+  });
+});
