@@ -80,9 +80,9 @@ describe('journal', () => {
     const mnt = path.join(tmp.dir, 'tiny');
     mkdirSync(mnt);
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16k', 'tmpfs', mnt]);
+    const f = path.join(mnt, 'c1.journal');
+    const { journal } = await Journal.open(f, 'c1', key);
     try {
-      const f = path.join(mnt, 'c1.journal');
-      const { journal } = await Journal.open(f, 'c1', key);
       await journal.append([{ seq: 1 }]);
       const before = readFileSync(f);
       const err = await failure(journal.append([{ big: 'x'.repeat(64 * 1024) }]));
@@ -90,8 +90,11 @@ describe('journal', () => {
       expect((err as Error).message).toMatch(/disk is full/);
       // The journal stays failed: nothing more is accepted once a write was lost.
       expect(await failure(journal.append([{ seq: 2 }]))).toMatchObject({ code: 'IO_ERROR' });
-      await journal.close();
       expect(readFileSync(f)).toEqual(before);
+    } finally {
+      await journal.close();
+    }
+    try {
       const reopened = await Journal.open(f, 'c1', key);
       expect(reopened.records).toEqual([{ seq: 1 }]);
       await reopened.journal.close();

@@ -91,7 +91,11 @@ export class Journal {
       const bufs = records.map((r, i) => encode(this.key, this.name, this.count + i, r));
       const data = Buffer.concat(bufs);
       try {
-        await this.fh.write(data, 0, data.length, this.size);
+        // A write may be short (a disk filling up): go on until all of it is written or it fails.
+        for (let off = 0; off < data.length; ) {
+          const { bytesWritten } = await this.fh.write(data, off, data.length - off, this.size + off);
+          off += bytesWritten;
+        }
         await this.fh.datasync();
       } catch (e) {
         this.failed = ioError('append to', this.file, e);
