@@ -4,7 +4,7 @@
 #      or:  swarmpay completion bash > ~/.local/share/bash-completion/completions/swarmpay
 #
 # Hand-written and static: the tables below mirror src/cli/*.ts. To add a command
-# group (e.g. channel, escrow), add it to _swarmpay_groups, list its
+# group (e.g. escrow), add it to _swarmpay_groups, list its
 # subcommands in _swarmpay_subcommands, their options in _swarmpay_options, and
 # any option that takes a value in _swarmpay_optarg.
 
@@ -13,7 +13,7 @@
 # ---------------------------------------------------------------------------
 
 # Command groups and top-level commands.
-_swarmpay_groups="node wallet tpm demo completion help"
+_swarmpay_groups="node wallet tpm channel demo completion help"
 
 # Global options: valid before or after any command.
 _swarmpay_global_options="--network --datadir --chain --rpc-url --rpc-cookie --tpm --json -y --yes -h --help"
@@ -27,6 +27,7 @@ _swarmpay_subcommands() {
         node)   echo "start stop status mine help" ;;
         wallet) echo "create address balance info send help" ;;
         tpm)    echo "provision status attest verify help" ;;
+        channel) echo "serve open pay close refund list show help" ;;
         *)      echo "" ;;
     esac
 }
@@ -41,6 +42,13 @@ _swarmpay_options() {
         "tpm provision") echo "--pcrs --force --passphrase-file" ;;
         "tpm attest")    echo "--nonce --pcrs --out" ;;
         "tpm verify")    echo "--nonce --expect-pcrs --ak" ;;
+        "channel serve") echo "--listen --stdio --min-capacity --max-capacity --min-expiry --confirmations --close-margin --poll --passphrase-file" ;;
+        "channel open")  echo "--peer --peer-cmd --peer-key --capacity --expiry --fee-rate --wait --passphrase-file" ;;
+        "channel pay")   echo "--count --batch --passphrase-file" ;;
+        "channel close") echo "--passphrase-file" ;;
+        "channel refund") echo "--fee-rate --passphrase-file" ;;
+        "channel list")  echo "--passphrase-file" ;;
+        "channel show")  echo "--passphrase-file" ;;
         demo)            echo "--keep" ;;
         *)               echo "" ;;
     esac
@@ -48,7 +56,8 @@ _swarmpay_options() {
 
 # How to complete the value of an option that takes one; fails for flags.
 #   $1 = command ("node start", ...), $2 = option.
-#   Prints: "dir", "file", "text" (free text, nothing to offer) or "choice W1 W2...";
+#   Prints: "dir", "file", "file W1 W2..." (file names and these words),
+#   "text" (free text, nothing to offer) or "choice W1 W2...";
 #   a choice ending in ':' is a prefix (no space is added after it).
 _swarmpay_optarg() {
     case $2 in
@@ -75,6 +84,29 @@ _swarmpay_optarg() {
         "tpm verify --nonce")             echo "text" ;;
         "tpm verify --expect-pcrs")       echo "file" ;;
         "tpm verify --ak")                echo "file" ;;
+        "channel serve --listen")         echo "text" ;;
+        "channel serve --min-capacity")   echo "text" ;;
+        "channel serve --max-capacity")   echo "text" ;;
+        "channel serve --min-expiry")     echo "text" ;;
+        "channel serve --confirmations")  echo "text" ;;
+        "channel serve --close-margin")   echo "text" ;;
+        "channel serve --poll")           echo "text" ;;
+        "channel serve --passphrase-file") echo "file" ;;
+        "channel open --peer")            echo "text" ;;
+        "channel open --peer-cmd")        echo "text" ;;
+        "channel open --peer-key")        echo "text" ;;
+        "channel open --capacity")        echo "text" ;;
+        "channel open --expiry")          echo "text" ;;
+        "channel open --fee-rate")        echo "text" ;;
+        "channel open --passphrase-file") echo "file" ;;
+        "channel pay --count")            echo "text" ;;
+        "channel pay --batch")            echo "file -" ;;
+        "channel pay --passphrase-file")  echo "file" ;;
+        "channel close --passphrase-file") echo "file" ;;
+        "channel refund --fee-rate")      echo "text" ;;
+        "channel refund --passphrase-file") echo "file" ;;
+        "channel list --passphrase-file") echo "file" ;;
+        "channel show --passphrase-file") echo "file" ;;
         *) return 1 ;;
     esac
 }
@@ -88,6 +120,7 @@ _swarmpay_positional() {
         "node help 1")  _swarmpay_subcommands node ;;
         "wallet help 1") _swarmpay_subcommands wallet ;;
         "tpm help 1")   _swarmpay_subcommands tpm ;;
+        "channel help 1") _swarmpay_subcommands channel ;;
         "tpm verify 1") echo "file" ;;
         *)              echo "" ;;
     esac
@@ -148,6 +181,11 @@ _swarmpay_complete_value() {
             local IFS=$'\n'
             compopt -o filenames 2>/dev/null
             COMPREPLY=($(compgen -f -- "$3")) ;;
+        file\ *)
+            # File names, and words such as "-" (standard input).
+            local IFS=$'\n'
+            compopt -o filenames 2>/dev/null
+            COMPREPLY=($(compgen -f -- "$3") $(IFS=' '; compgen -W "${kind#file }" -- "$3")) ;;
         choice\ *)
             COMPREPLY=($(compgen -W "${kind#choice }" -- "$3"))
             # A prefix such as "swtpm:" is not a whole value: no space after it.

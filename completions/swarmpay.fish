@@ -10,11 +10,13 @@
 #                     COMMAND: "*" = everywhere (global), "" = top level only,
 #                              else "group sub" or "command";
 #                     FLAGS:   "--long" or "-s,--long";
-#                     ARG:     "" (a flag), "file", "dir", "text", or "choice:A B C"
-#                              (a choice ending in ':', as "swtpm:", is a prefix)
+#                     ARG:     "" (a flag), "file", "file:A B" (file names and
+#                              these words, as "-" for stdin), "dir", "text", or
+#                              "choice:A B C" (a choice ending in ':', as
+#                              "swtpm:", is a prefix)
 #   __swarmpay_arg    COMMAND CHOICES DESCRIPTION the first argument's values
 #   __swarmpay_file_arg COMMAND DESCRIPTION       the first argument is a file
-# To add a command group (e.g. channel, escrow), add its rows.
+# To add a command group (e.g. escrow), add its rows.
 
 # No file names unless an option asks for them.
 complete -c swarmpay -f
@@ -85,6 +87,8 @@ function __swarmpay_opt -a command flags arg description
     switch $arg
         case file
             set -a spec -r -F
+        case 'file:*'
+            set -a spec -r -F -a (string sub -s 6 -- $arg)
         case dir
             set -a spec -x -a '(__fish_complete_directories (commandline -ct) "")'
         case text
@@ -125,12 +129,13 @@ __swarmpay_opt '' -V,--version '' 'output the version number'
 __swarmpay_cmd '' node 'the embedded regtest node'
 __swarmpay_cmd '' wallet 'the HD wallet (BIP39 seed, BIP84 account)'
 __swarmpay_cmd '' tpm 'the TPM 2.0: sealed keystore, anti-rollback, attestation'
+__swarmpay_cmd '' channel 'payment channels: thousands of payments a second'
 __swarmpay_cmd '' demo 'run the whole story on a fresh regtest node'
 __swarmpay_cmd '' completion 'print the shell completion script'
 __swarmpay_cmd '' help 'display help for command'
 __swarmpay_opt demo --keep '' 'keep the temporary folder and its node'
 __swarmpay_arg completion 'bash zsh fish' 'shell'
-__swarmpay_arg help 'node wallet tpm demo completion help' 'command'
+__swarmpay_arg help 'node wallet tpm channel demo completion help' 'command'
 
 # node
 __swarmpay_cmd node start 'start the regtest node'
@@ -174,3 +179,39 @@ __swarmpay_opt 'tpm verify' --expect-pcrs file 'JSON allow list of PCR values'
 __swarmpay_opt 'tpm verify' --ak file 'the AK public key (PEM) you trust for this peer'
 __swarmpay_file_arg 'tpm verify' 'attestation document'
 __swarmpay_arg 'tpm help' 'provision status attest verify help' 'command'
+
+# channel
+__swarmpay_cmd channel serve 'the payee: accept channels and payments until SIGINT/SIGTERM'
+__swarmpay_cmd channel open 'the payer: fund a channel to a payee from this wallet'
+__swarmpay_cmd channel pay 'the payer: pay over a channel, pipelined; or a batch'
+__swarmpay_cmd channel close 'close a channel (a payer asks the payee to)'
+__swarmpay_cmd channel refund 'the payer: take back the channel output after the expiry'
+__swarmpay_cmd channel list 'the channels of this datadir'
+__swarmpay_cmd channel show 'one channel: capacity, paid, remaining, expiry, state, txids'
+__swarmpay_cmd channel help 'display help for command'
+__swarmpay_opt 'channel serve' --listen text 'listen for payers on TCP HOST:PORT (default 127.0.0.1:9735)'
+__swarmpay_opt 'channel serve' --stdio '' 'serve one payer on stdin/stdout (for --peer-cmd)'
+__swarmpay_opt 'channel serve' --min-capacity text 'smallest channel accepted (default 10000)'
+__swarmpay_opt 'channel serve' --max-capacity text 'largest channel accepted (default 100000000)'
+__swarmpay_opt 'channel serve' --min-expiry text 'least blocks to the expiry (default 12)'
+__swarmpay_opt 'channel serve' --confirmations text 'funding confirmations before payments count (default 1)'
+__swarmpay_opt 'channel serve' --close-margin text 'close this many blocks before the expiry (default 6)'
+__swarmpay_opt 'channel serve' --poll text 'seconds between looks for channels to close (default 10)'
+__swarmpay_opt 'channel serve' --passphrase-file file 'read the keystore passphrase from FILE'
+__swarmpay_opt 'channel open' --peer text "the payee's HOST:PORT (channel serve --listen)"
+__swarmpay_opt 'channel open' --peer-cmd text 'run COMMAND and speak to the payee over its stdin/stdout'
+__swarmpay_opt 'channel open' --peer-key text "the payee's static key (hex): refuse any other"
+__swarmpay_opt 'channel open' --capacity text 'sats to lock in the channel'
+__swarmpay_opt 'channel open' --expiry text 'blocks until the payer may refund (default 144)'
+__swarmpay_opt 'channel open' --fee-rate text 'fee rate of the funding and close (default 2 on regtest)'
+__swarmpay_opt 'channel open' --wait '' 'wait for the confirmations the payee asked for'
+__swarmpay_opt 'channel open' --passphrase-file file 'read the keystore passphrase from FILE'
+__swarmpay_opt 'channel pay' --count text 'make this many payments of SATS (default 1)'
+__swarmpay_opt 'channel pay' --batch file:- 'JSON lines {"id", "channel", "sats"} from FILE or - (stdin)'
+__swarmpay_opt 'channel pay' --passphrase-file file 'read the keystore passphrase from FILE'
+__swarmpay_opt 'channel close' --passphrase-file file 'read the keystore passphrase from FILE'
+__swarmpay_opt 'channel refund' --fee-rate text 'fee rate of the refund (default 2 on regtest)'
+__swarmpay_opt 'channel refund' --passphrase-file file 'read the keystore passphrase from FILE'
+__swarmpay_opt 'channel list' --passphrase-file file 'read the keystore passphrase from FILE'
+__swarmpay_opt 'channel show' --passphrase-file file 'read the keystore passphrase from FILE'
+__swarmpay_arg 'channel help' 'serve open pay close refund list show help' 'command'

@@ -9,7 +9,7 @@
 # a command without subcommands lists its options and arguments, as
 # _arguments specs, in _swarmpay_args_NAME (spaces in NAME become "_": the
 # options of "node start" are in _swarmpay_args_node_start). To add a command
-# group (e.g. channel, escrow), add it to _swarmpay_cmds and give it those
+# group (e.g. escrow), add it to _swarmpay_cmds and give it those
 # two kinds of arrays.
 
 # ---------------------------------------------------------------------------
@@ -42,6 +42,7 @@ typeset -ga _swarmpay_cmds=(
   'node:the embedded regtest node'
   'wallet:the HD wallet (BIP39 seed, BIP84 native segwit account)'
   'tpm:the TPM 2.0: seal the keystore, anti-rollback counter, attestation'
+  'channel:payment channels: thousands of payments a second, settled with two transactions'
   'demo:run the whole story on a fresh regtest node in a temporary folder'
   'completion:print the shell completion script (bash, zsh or fish)'
   'help:display help for command'
@@ -134,6 +135,65 @@ typeset -ga _swarmpay_args_tpm_help=(
   '1::command:{_swarmpay_describe_cmds tpm}'
 )
 
+# channel
+typeset -ga _swarmpay_cmds_channel=(
+  'serve:the payee: accept channels and payments until SIGINT/SIGTERM'
+  'open:the payer: fund a channel to a payee from this wallet'
+  'pay:the payer: pay over a channel, pipelined; or a batch of JSON lines'
+  'close:close a channel: the payee broadcasts the newest state; a payer asks the payee to'
+  'refund:the payer: take back the whole channel output after the expiry'
+  'list:the channels of this datadir'
+  'show:one channel: capacity, paid, remaining, expiry, state, txids'
+  'help:display help for command'
+)
+typeset -ga _swarmpay_args_channel_serve=(
+  '(--stdio)--listen=[listen for payers on TCP (default 127.0.0.1:9735)]:HOST\:PORT: '
+  '(--listen)--stdio[serve one payer on stdin/stdout (for --peer-cmd, e.g. over ssh)]'
+  '--min-capacity=[smallest channel accepted (default 10000)]:sats: '
+  '--max-capacity=[largest channel accepted (default 100000000)]:sats: '
+  '--min-expiry=[the expiry must be at least this many blocks away (default 12)]:blocks: '
+  '--confirmations=[funding confirmations before payments count (default 1)]:confirmations: '
+  '--close-margin=[close this many blocks before the expiry (default 6)]:blocks: '
+  '--poll=[how often to look for channels to close (default 10)]:seconds: '
+  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+)
+typeset -ga _swarmpay_args_channel_open=(
+  '(--peer-cmd)--peer=[the payee'\''s channel serve --listen address]:HOST\:PORT: '
+  '(--peer)--peer-cmd=[run COMMAND and speak to the payee over its stdin/stdout]:command:_cmdstring'
+  '--peer-key=[the payee'\''s static key (64 hex characters): refuse any other]:key (hex): '
+  '--capacity=[sats to lock in the channel]:sats: '
+  '--expiry=[blocks until the payer may take back what was not paid (default 144)]:blocks: '
+  '--fee-rate=[fee rate of the funding and close transactions (default 2 on regtest)]:sat/vB: '
+  '--wait[wait until the funding has the confirmations the payee asked for]'
+  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+)
+typeset -ga _swarmpay_args_channel_pay=(
+  '(--batch)--count=[make this many payments of SATS (default 1)]:count: '
+  '(1 2 --count)--batch=[JSON lines {"id", "channel", "sats"} from FILE or - (stdin)]:batch file:_swarmpay_batch_file'
+  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '(--batch)1:channel id: '
+  '(--batch)2:amount of each payment (sats): '
+)
+typeset -ga _swarmpay_args_channel_close=(
+  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '1:channel id: '
+)
+typeset -ga _swarmpay_args_channel_refund=(
+  '--fee-rate=[fee rate of the refund (default 2 on regtest)]:sat/vB: '
+  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '1:channel id: '
+)
+typeset -ga _swarmpay_args_channel_list=(
+  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+)
+typeset -ga _swarmpay_args_channel_show=(
+  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '1:channel id: '
+)
+typeset -ga _swarmpay_args_channel_help=(
+  '1::command:{_swarmpay_describe_cmds channel}'
+)
+
 # ---------------------------------------------------------------------------
 # Completion functions
 # ---------------------------------------------------------------------------
@@ -157,6 +217,13 @@ _swarmpay_tpm_spec() {
     )
     _describe -t tpm-specs 'TPM' specs -- prefixes -S ''
   fi
+}
+
+# The value of --batch: a file, or - for standard input.
+_swarmpay_batch_file() {
+  _alternative \
+    'stdin:standard input:((-\:"read the batch from standard input"))' \
+    'files:batch file:_files'
 }
 
 # Offers the subcommands of command $1 (the top-level commands without $1).

@@ -47,6 +47,19 @@ export type ErrorCode =
   | 'TPM_UNAVAILABLE'
   | 'ROLLBACK_DETECTED'
   | 'ATTESTATION_INVALID'
+  // peer link
+  | 'PEER_UNREACHABLE'
+  | 'PEER_TIMEOUT'
+  | 'PEER_LISTEN_FAILED'
+  | 'PEER_CLOSED'
+  | 'PEER_PROTOCOL'
+  | 'PEER_AUTH_FAILED'
+  | 'PEER_KEY_MISMATCH'
+  // channels
+  | 'CHANNEL_REFUSED'
+  | 'CHANNEL_STATE'
+  | 'CHANNEL_NOT_FOUND'
+  | 'FUNDING_MISMATCH'
   // disk
   | 'IO_ERROR'
   // a bug

@@ -1,6 +1,7 @@
 /** Parsers for command-line arguments; each failure is a usage error that names the argument. */
 import { SwarmpayError } from '../errors.js';
 import { checkFeeRate } from '../bitcoin/policy.js';
+import type { NetworkName } from '../bitcoin/network.js';
 
 export function parseCount(text: string, what: string, min: number, max: number): number {
   if (!/^[0-9]+$/.test(text.trim())) throw new SwarmpayError('USAGE', `${what} "${text}" is not a whole number`, { hint: `give a number from ${min} to ${max}` });
@@ -30,4 +31,13 @@ export function parseNonce(text: string): Buffer {
   const t = text.trim().toLowerCase().replace(/^0x/, '');
   if (!/^([0-9a-f]{2}){1,64}$/.test(t)) throw new SwarmpayError('USAGE', `--nonce "${text}" is not 1 to 64 bytes of hex`, { hint: 'give the verifier\'s nonce in hex, e.g. --nonce $(openssl rand -hex 32)' });
   return Buffer.from(t, 'hex');
+}
+
+/** On regtest, where fees are play money, a default; every other network needs --fee-rate. */
+const REGTEST_FEE_RATE = 2n;
+
+export function feeRateFor(network: NetworkName, given: string | undefined): bigint {
+  if (given !== undefined) return parseFeeRate(given);
+  if (network === 'regtest') return REGTEST_FEE_RATE;
+  throw new SwarmpayError('FEE_RATE_REQUIRED', `on ${network} the fee is yours to choose`, { hint: 'pass --fee-rate <sat/vB>' });
 }

@@ -13,9 +13,12 @@ export interface Streams {
   stderr: NodeJS.WritableStream & { isTTY?: boolean };
 }
 
-/** JSON with bigints as numbers while exact (every satoshi amount is), else strings of digits. */
+/**
+ * Compact JSON, one line (so streams of results stay one document a line), with bigints
+ * as numbers while exact (every satoshi amount is), else strings of digits.
+ */
 export function toJson(doc: unknown): string {
-  return JSON.stringify(doc, (_k, v: unknown) => (typeof v === 'bigint' ? (v <= MAX_MONEY && v >= -MAX_MONEY ? Number(v) : v.toString()) : v), 2);
+  return JSON.stringify(doc, (_k, v: unknown) => (typeof v === 'bigint' ? (v <= MAX_MONEY && v >= -MAX_MONEY ? Number(v) : v.toString()) : v));
 }
 
 export class Output {
@@ -35,6 +38,12 @@ export class Output {
     this.endProgress();
     if (this.json) this.io.stdout.write(toJson(doc) + '\n');
     else this.io.stdout.write((Array.isArray(human) ? human.join('\n') : human) + '\n');
+  }
+
+  /** One compact JSON line on stdout: streams of results (per payment, a server's address). */
+  jsonLine(doc: object): void {
+    this.endProgress();
+    this.io.stdout.write(toJson(doc) + '\n');
   }
 
   info(msg: string): void {

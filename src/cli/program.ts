@@ -6,6 +6,7 @@ import { registerNode } from './node.js';
 import { registerWallet } from './wallet.js';
 import { registerDemo } from './demo.js';
 import { registerTpm } from './tpm.js';
+import { registerChannel } from './channel.js';
 import { registerCompletion } from './completion.js';
 
 export const VERSION = '0.1.0';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerNode(program);
   registerWallet(program);
   registerTpm(program);
+  registerChannel(program);
   registerDemo(program);
   registerCompletion(program);
   return program;

@@ -10,19 +10,9 @@ import { createWallet, receiveAddress, unlockSeed, walletAccount, walletBalance,
 import { planSend, signSend } from '../wallet/send.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { withContext } from './command.js';
-import type { Context } from './context.js';
-import { parseCount, parseFeeRate } from './args.js';
+import { feeRateFor, parseCount } from './args.js';
 
 export const MIN_PASSPHRASE_LENGTH = 8;
-/** On regtest, where fees are play money, a default; every other network needs --fee-rate. */
-const REGTEST_FEE_RATE = 2n;
-
-function feeRateFor(ctx: Context, given: string | undefined): bigint {
-  if (given !== undefined) return parseFeeRate(given);
-  if (ctx.network === 'regtest') return REGTEST_FEE_RATE;
-  throw new SwarmpayError('FEE_RATE_REQUIRED', `on ${ctx.network} the fee is yours to choose`, { hint: 'pass --fee-rate <sat/vB>' });
-}
-
 export function registerWallet(program: Command): void {
   const wallet = program.command('wallet').description('the HD wallet (BIP39 seed, BIP84 native segwit account)');
 
@@ -110,7 +100,7 @@ export function registerWallet(program: Command): void {
       withContext<{ feeRate?: string; passphraseFile?: string; wait?: string }>(async (ctx, args, opts) => {
         const [to, satsText] = args as [string, string];
         const amount = parseSats(satsText);
-        const feeRate = feeRateFor(ctx, opts.feeRate);
+        const feeRate = feeRateFor(ctx.network, opts.feeRate);
         const wait = opts.wait === undefined ? 0 : parseCount(opts.wait, '--wait', 1, 1000);
         addressToScript(to, ctx.network); // a bad address fails before the node is asked anything
         const chain = ctx.chain();

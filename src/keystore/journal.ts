@@ -47,26 +47,35 @@ export class Journal {
     private size: number,
   ) {}
 
-  /** Opens (or creates) a journal and returns it with the records it holds. */
-  static async open(file: string, name: string, key: Uint8Array): Promise<{ journal: Journal; records: Json[] }> {
+  /**
+   * Reads a journal without changing it: its records, and the length of the part that is
+   * whole (a torn last record, from a crash mid-append, is not counted).
+   */
+  static read(file: string, name: string, key: Uint8Array): { records: Json[]; whole: number } {
     const records: Json[] = [];
-    let good = 0;
-    const fresh = !existsSync(file);
-    if (!fresh) {
-      const buf = readFileSync(file);
-      for (let off = 0; off < buf.length; ) {
-        const complete = off + LEN <= buf.length && off + LEN + buf.readUInt32BE(off) <= buf.length;
-        const rec = complete ? decode(key, name, records.length, buf.subarray(off + LEN, off + LEN + buf.readUInt32BE(off))) : null;
-        const end = complete ? off + LEN + buf.readUInt32BE(off) : buf.length;
-        if (rec === null) {
-          // Only the last record can be a torn append; anything before it is damage.
-          if (end < buf.length) throw corrupt(file, `journal record ${records.length} fails authentication`);
-          break;
-        }
-        records.push(rec);
-        off = good = end;
+    let whole = 0;
+    if (!existsSync(file)) return { records, whole };
+    const buf = readFileSync(file);
+    for (let off = 0; off < buf.length; ) {
+      const complete = off + LEN <= buf.length && off + LEN + buf.readUInt32BE(off) <= buf.length;
+      const end = complete ? off + LEN + buf.readUInt32BE(off) : buf.length;
+      const rec = complete ? decode(key, name, records.length, buf.subarray(off + LEN, end)) : null;
+      if (rec === null) {
+        // Only the last record can be a torn append; anything before it is damage.
+        if (end < buf.length) throw corrupt(file, `journal record ${records.length} fails authentication`);
+        break;
       }
-    } else {
+      records.push(rec);
+      off = whole = end;
+    }
+    return { records, whole };
+  }
+
+  /** Opens (or creates) a journal to append to, dropping a torn tail; returns it with its records. */
+  static async open(file: string, name: string, key: Uint8Array): Promise<{ journal: Journal; records: Json[] }> {
+    const fresh = !existsSync(file);
+    const { records, whole } = Journal.read(file, name, key);
+    if (fresh) {
       try {
         mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
       } catch (e) {
@@ -76,12 +85,12 @@ export class Journal {
     let fh: FileHandle;
     try {
       fh = await openFile(file, fresh ? 'w+' : 'r+', 0o600);
-      await fh.truncate(good); // drops a torn tail, if any
+      await fh.truncate(whole);
       if (fresh) syncDir(path.dirname(file));
     } catch (e) {
       throw ioError('open', file, e);
     }
-    return { journal: new Journal(fh, file, name, key, records.length, good), records };
+    return { journal: new Journal(fh, file, name, key, records.length, whole), records };
   }
 
   /** Appends records with one write and one fsync; resolves once they are durable. */

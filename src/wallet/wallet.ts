@@ -6,7 +6,7 @@ import type { BIP32Interface } from 'bip32';
 import type { ChainBackend } from '../chain/backend.js';
 import type { NetworkName } from '../bitcoin/network.js';
 import { SwarmpayError } from '../errors.js';
-import { createKeystore, keystorePath, readKeystore, unlockKeystore, type Unlocker } from '../keystore/keystore.js';
+import { createKeystore, keystorePath, readKeystore, unlockKeystore, type KeystoreSession, type Unlocker } from '../keystore/keystore.js';
 import type { ScryptParams } from '../keystore/crypto.js';
 import { discover } from './discovery.js';
 import { RECEIVE, accountFromXpub, accountNode, accountPath, accountXpub, deriveAddress } from './hd.js';
@@ -61,18 +61,24 @@ export function walletAccount(networkDir: string, network: NetworkName): BIP32In
 }
 
 /**
- * Unlocks the seed (a checkpoint of the anti-rollback counter: a wallet open), and checks
- * that the public part the wallet has been showing is the seed's own.
+ * Unlocks the wallet: the keystore session and the seed, checking that the public part the
+ * wallet has been showing is the seed's own. With `checkpoint` (a wallet open that can
+ * spend) the anti-rollback counter advances.
  */
-export async function unlockSeed(networkDir: string, network: NetworkName, unlocker: Unlocker): Promise<Uint8Array> {
-  const { header, secret } = await unlockKeystore(keystorePath(networkDir), network, unlocker, { checkpoint: true });
-  const w = secret.wallet as { mnemonic?: unknown } | undefined;
+export async function unlockWallet(networkDir: string, network: NetworkName, unlocker: Unlocker, opts: { checkpoint: boolean }): Promise<{ session: KeystoreSession; seed: Uint8Array }> {
+  const session = await unlockKeystore(keystorePath(networkDir), network, unlocker, opts);
+  const w = session.secret.wallet as { mnemonic?: unknown } | undefined;
   if (typeof w?.mnemonic !== 'string') throw new SwarmpayError('KEYSTORE_CORRUPT', 'the keystore holds no wallet seed', { hint: 'restore the wallet from its mnemonic into a new datadir' });
   const seed = mnemonicToSeed(w.mnemonic);
-  if (accountXpub(seed, network) !== header.public.xpub) {
+  if (accountXpub(seed, network) !== session.header.public.xpub) {
     throw new SwarmpayError('KEYSTORE_CORRUPT', 'the keystore\'s xpub does not belong to its seed', { hint: 'restore the wallet from its mnemonic into a new datadir' });
   }
-  return seed;
+  return { session, seed };
+}
+
+/** Unlocks the seed for a payment (a wallet open: a checkpoint of the anti-rollback counter). */
+export async function unlockSeed(networkDir: string, network: NetworkName, unlocker: Unlocker): Promise<Uint8Array> {
+  return (await unlockWallet(networkDir, network, unlocker, { checkpoint: true })).seed;
 }
 
 /** The first receive address no transaction has paid yet. */

@@ -1,0 +1,298 @@
+/**
+ * The payee: accepts channels within its policy, verifies each payment (amount only grows,
+ * sequence in order, the payer's signature over the new close state), makes batches of
+ * them durable with one journal append (group commit), and only then acknowledges them.
+ * It closes a channel by broadcasting the newest state, on request or by itself before
+ * the expiry.
+ */
+import { randomBytes } from 'node:crypto';
+import { SwarmpayError } from '../errors.js';
+import type { NetworkName } from '../bitcoin/network.js';
+import { MIN_RELAY_FEE_RATE, MAX_FEE_RATE, dustThreshold } from '../bitcoin/policy.js';
+import { StateHasher, checkFunding, closablePayment, closeTx, closeVbytes, signState, verifyState, type ChannelTerms } from '../bitcoin/channel.js';
+import type { ChainBackend } from '../chain/backend.js';
+import { broadcastOnce } from '../chain/broadcast.js';
+import type { KeystoreSession } from '../keystore/keystore.js';
+import type { Journal } from '../keystore/journal.js';
+import type { PeerLink } from '../peer/link.js';
+import { receiveAddress } from '../wallet/wallet.js';
+import { addressToScript } from '../bitcoin/address.js';
+import { channelKey } from './keys.js';
+import { encodeMessage, parseMessage, type Message } from './messages.js';
+import { fundingOf, getChannel, listChannels, nextKeyIndex, openPaymentJournal, saveChannel, termsOf, type ChannelRecord, type PaymentState } from './store.js';
+
+export interface PayeePolicy {
+  minCapacity: bigint;
+  maxCapacity: bigint;
+  /** The expiry must be at least this many blocks ahead when the channel opens. */
+  minExpiryBlocks: number;
+  /** Confirmations of the funding transaction before payments count. */
+  confirmations: number;
+  /** Close this many blocks before the expiry, so the close confirms before the payer can refund. */
+  closeMargin: number;
+}
+
+export const DEFAULT_POLICY: PayeePolicy = { minCapacity: 10_000n, maxCapacity: 100_000_000n, minExpiryBlocks: 12, confirmations: 1, closeMargin: 6 };
+
+export interface PayeeContext {
+  session: KeystoreSession;
+  seed: Uint8Array;
+  network: NetworkName;
+  networkDir: string;
+  chain: ChainBackend;
+  policy: PayeePolicy;
+  log: (msg: string) => void;
+}
+
+/** A channel being paid: its verified-but-not-yet-durable tail, and what is durable. */
+interface Live {
+  rec: ChannelRecord;
+  terms: ChannelTerms;
+  hasher: StateHasher;
+  journal: Journal;
+  committed: PaymentState;
+  /** The newest verified state (committed, or ahead of it while a batch is being written). */
+  head: PaymentState;
+  ids: Set<string>;
+  pendingIds: string[];
+  writing: Promise<void> | null;
+  link: PeerLink | null;
+  confirmed: boolean;
+}
+
+function refuse(message: string, hint?: string): SwarmpayError {
+  return new SwarmpayError('CHANNEL_REFUSED', message, hint === undefined ? {} : { hint });
+}
+
+export class Payee {
+  private readonly live = new Map<string, Live>();
+
+  constructor(private readonly ctx: PayeeContext) {}
+
+  /** Serves one peer link until it closes; a violation closes it with an error message to the peer. */
+  async serve(link: PeerLink): Promise<void> {
+    let current: Live | null = null;
+    try {
+      for await (const bytes of link.messages()) {
+        const m = parseMessage(bytes);
+        current = await this.handle(link, m, current);
+      }
+    } catch (e) {
+      const err = e instanceof SwarmpayError ? e : new SwarmpayError('INTERNAL', String(e));
+      this.ctx.log(`peer ${link.remoteKey.toString('hex').slice(0, 16)}…: ${err.code}: ${err.message}`);
+      try {
+        link.send(encodeMessage({ t: 'error', code: err.code, message: err.message }));
+      } catch {
+        /* the link is already gone */
+      }
+    } finally {
+      if (current) {
+        await current.writing; // every verified payment is made durable, then acknowledged, before we let go
+        if (current.link === link) current.link = null;
+      }
+      await link.close().catch(() => undefined);
+    }
+  }
+
+  private async handle(link: PeerLink, m: Message, current: Live | null): Promise<Live | null> {
+    switch (m.t) {
+      case 'open':
+        await this.onOpen(link, m);
+        return null;
+      case 'funded':
+        return this.onFunded(link, m);
+      case 'hello':
+        return this.onHello(link, m.id);
+      case 'known?': {
+        const live = this.attached(link, current, m.id);
+        link.send(encodeMessage({ t: 'known', id: m.id, ids: m.ids.filter((i) => live.ids.has(i)) }));
+        return live;
+      }
+      case 'pay':
+        this.onPay(this.attached(link, current, m.id), m);
+        return current;
+      case 'close': {
+        const live = this.attached(link, current, m.id);
+        await live.writing;
+        const txid = await this.closeChannel(m.id);
+        link.send(encodeMessage({ t: 'closed', id: m.id, txid }));
+        return live;
+      }
+      default:
+        throw new SwarmpayError('PEER_PROTOCOL', `the payer sent "${m.t}", which a payee never expects`);
+    }
+  }
+
+  private attached(link: PeerLink, current: Live | null, id: string): Live {
+    if (!current || current.rec.id !== id) throw new SwarmpayError('PEER_PROTOCOL', `message for channel ${id} before "hello" for it`);
+    if (current.link !== link) throw refuse(`channel ${id} is now paid over a newer connection`);
+    return current;
+  }
+
+  private async onOpen(link: PeerLink, m: Extract<Message, { t: 'open' }>): Promise<void> {
+    const p = this.ctx.policy;
+    if (m.network !== this.ctx.network) throw refuse(`the channel is for ${m.network}, this payee is on ${this.ctx.network}`);
+    if (m.capacity < p.minCapacity || m.capacity > p.maxCapacity) throw refuse(`capacity ${m.capacity} sats is outside this payee's range ${p.minCapacity}-${p.maxCapacity}`);
+    const tip = await this.ctx.chain.tipHeight();
+    if (m.expiry < tip + p.minExpiryBlocks) throw refuse(`the expiry at height ${m.expiry} is too near: this payee needs at least ${p.minExpiryBlocks} blocks (the tip is ${tip})`, 'open with a later --expiry');
+    const payerScript = Buffer.from(m.payerScript, 'hex');
+    if (listChannels(this.ctx.session).some((c) => c.id === m.id)) throw refuse(`channel id ${m.id} is taken`);
+    const keyIndex = nextKeyIndex(this.ctx.session);
+    const key = channelKey(this.ctx.seed, this.ctx.network, keyIndex);
+    const payeeScript = addressToScript((await receiveAddress(this.ctx.chain, this.ctx.networkDir, this.ctx.network)).address, this.ctx.network);
+    const vbytes = closeVbytes({ payeeScript, payerScript });
+    if (m.closeFee < vbytes * MIN_RELAY_FEE_RATE || m.closeFee > vbytes * MAX_FEE_RATE) throw refuse(`close fee ${m.closeFee} sats is outside ${vbytes * MIN_RELAY_FEE_RATE}-${vbytes * MAX_FEE_RATE} for a ${vbytes} vB close`);
+    if (m.capacity < m.closeFee + dustThreshold(payeeScript)) throw refuse(`capacity ${m.capacity} sats cannot pay even the close fee and a non-dust output`);
+    const rec: ChannelRecord = {
+      id: m.id,
+      role: 'payee',
+      terms: { payerPubkey: m.payerPubkey, payeePubkey: key.pub.toString('hex'), expiry: m.expiry, capacity: m.capacity.toString(), closeFee: m.closeFee.toString(), payeeScript: Buffer.from(payeeScript).toString('hex'), payerScript: m.payerScript },
+      keyIndex,
+      funding: null,
+      confirmations: p.confirmations,
+      peer: null,
+      peerKey: link.remoteKey.toString('hex'),
+      status: 'opening',
+      closeTxid: null,
+      refundTxid: null,
+      created: new Date().toISOString(),
+    };
+    termsOf(rec); // the terms must parse before they are stored
+    await saveChannel(this.ctx.session, rec, false);
+    link.send(encodeMessage({ t: 'accept', id: m.id, payeePubkey: rec.terms.payeePubkey, payeeScript: rec.terms.payeeScript, confirmations: p.confirmations }));
+  }
+
+  private async onFunded(link: PeerLink, m: Extract<Message, { t: 'funded' }>): Promise<Live> {
+    const rec = getChannel(this.ctx.session, m.id);
+    if (rec.role !== 'payee' || rec.status !== 'opening' || rec.peerKey !== link.remoteKey.toString('hex')) throw refuse(`channel ${m.id} is not waiting for funding from this peer`);
+    const outpoint = checkFunding(termsOf(rec), this.ctx.network, m.tx, m.vout);
+    // The payer broadcasts it; sending it again makes sure our node has it too.
+    await broadcastOnce(this.ctx.chain, m.tx, outpoint.txid);
+    const opened: ChannelRecord = { ...rec, funding: { ...outpoint, tx: m.tx }, status: 'open' };
+    await saveChannel(this.ctx.session, opened, true);
+    this.ctx.log(`channel ${m.id} open: ${rec.terms.capacity} sats, funding ${outpoint.txid}:${outpoint.vout}`);
+    return this.onHello(link, m.id);
+  }
+
+  private async load(id: string): Promise<Live> {
+    const existing = this.live.get(id);
+    if (existing) return existing;
+    const rec = getChannel(this.ctx.session, id);
+    const terms = termsOf(rec);
+    const { journal, state, ids } = await openPaymentJournal(this.ctx.session, this.ctx.networkDir, id);
+    const live: Live = { rec, terms, hasher: new StateHasher(terms, fundingOf(rec)), journal, committed: state, head: state, ids, pendingIds: [], writing: null, link: null, confirmed: false };
+    this.live.set(id, live);
+    return live;
+  }
+
+  private async onHello(link: PeerLink, id: string): Promise<Live> {
+    const rec = getChannel(this.ctx.session, id);
+    if (rec.role !== 'payee' || rec.peerKey !== link.remoteKey.toString('hex')) throw refuse(`channel ${id} is not this peer's`);
+    const live = await this.load(id);
+    if (live.link && live.link !== link) {
+      // The payer came back (after a crash, say) while its old connection still looks open:
+      // the newest connection takes over, once what the old one sent is durable.
+      const old = live.link;
+      live.link = null;
+      await live.writing;
+      void old.close().catch(() => undefined);
+    }
+    live.link = link;
+    live.rec = getChannel(this.ctx.session, id);
+    const confirmations = live.rec.funding ? ((await this.ctx.chain.getTransaction(live.rec.funding.txid))?.confirmations ?? 0) : 0;
+    live.confirmed = confirmations >= live.rec.confirmations;
+    const s = live.committed;
+    link.send(encodeMessage({ t: 'state', id, seq: s.seq, cumulative: s.cumulative, sig: s.sig, confirmations, status: live.rec.status }));
+    return live;
+  }
+
+  private onPay(live: Live, m: Extract<Message, { t: 'pay' }>): void {
+    if (live.rec.status !== 'open') throw refuse(`channel ${live.rec.id} is ${live.rec.status}`);
+    if (!live.confirmed) throw refuse(`the funding of channel ${live.rec.id} has fewer than ${live.rec.confirmations} confirmations`, 'wait for it to confirm, then pay');
+    const head = live.head;
+    if (m.seq !== head.seq + 1) throw refuse(`payment sequence ${m.seq} where ${head.seq + 1} was due (a reused or skipped sequence number)`);
+    if (m.cumulative <= head.cumulative) throw refuse(`payment ${m.seq} would lower (or keep) the amount paid: ${m.cumulative} after ${head.cumulative} sats`);
+    if (m.cumulative > live.terms.capacity) throw refuse(`payment ${m.seq} would pay ${m.cumulative} sats, more than the capacity of ${live.terms.capacity}`);
+    if (m.pid !== null && (live.ids.has(m.pid) || live.pendingIds.includes(m.pid))) throw refuse(`payment id "${m.pid}" was paid already`);
+    const sig = Buffer.from(m.sig, 'hex');
+    if (!verifyState(live.hasher.sighash(m.cumulative), live.terms.payerPubkey, sig)) throw refuse(`the signature of payment ${m.seq} does not verify for this channel and amount`);
+    live.head = { seq: m.seq, cumulative: m.cumulative, sig: m.sig };
+    if (m.pid !== null) live.pendingIds.push(m.pid);
+    if (!live.writing) live.writing = this.commit(live);
+  }
+
+  /** Group commit: one journal append for everything verified since the last one, then one ack. */
+  private async commit(live: Live): Promise<void> {
+    while (live.head.seq > live.committed.seq) {
+      const head = live.head;
+      const ids = live.pendingIds.splice(0);
+      try {
+        await live.journal.append([{ seq: head.seq, cumulative: head.cumulative.toString(), sig: head.sig!, ids }]);
+      } catch (e) {
+        // Nothing of this batch is durable, so nothing of it counts: back to what is.
+        live.head = live.committed;
+        live.pendingIds = [];
+        live.writing = null;
+        const err = e instanceof SwarmpayError ? e : new SwarmpayError('IO_ERROR', String(e));
+        this.ctx.log(`channel ${live.rec.id}: cannot persist payments: ${err.message}`);
+        live.link?.send(encodeMessage({ t: 'error', code: err.code, message: `the payee cannot store payments: ${err.message}` }));
+        await live.link?.close().catch(() => undefined);
+        return;
+      }
+      live.committed = head;
+      for (const pid of ids) live.ids.add(pid);
+      live.link?.send(encodeMessage({ t: 'ack', id: live.rec.id, seq: head.seq }));
+    }
+    live.writing = null;
+  }
+
+  /** Signs and broadcasts the newest state; returns the close txid. */
+  async closeChannel(id: string): Promise<string> {
+    const live = await this.load(id);
+    await live.writing;
+    const rec = getChannel(this.ctx.session, id);
+    if (rec.status === 'closing') return rec.closeTxid!;
+    if (rec.status !== 'open') throw new SwarmpayError('CHANNEL_STATE', `channel ${id} is ${rec.status}, not open`);
+    const s = live.committed;
+    if (s.sig === null || s.cumulative < closablePayment(live.terms)) {
+      throw new SwarmpayError('CHANNEL_STATE', `channel ${id} has ${s.cumulative} sats paid, less than the ${closablePayment(live.terms)} a close needs to pay anything`, { hint: 'take more payments first; otherwise the payer refunds it after the expiry' });
+    }
+    const key = channelKey(this.ctx.seed, this.ctx.network, rec.keyIndex);
+    const mine = signState(live.hasher.sighash(s.cumulative), key.priv);
+    const tx = closeTx(live.terms, fundingOf(rec), s.cumulative, Buffer.from(s.sig, 'hex'), mine);
+    // Rebuilt from the journal the same way every time, so a crash before the record is
+    // written only means broadcasting it again.
+    await broadcastOnce(this.ctx.chain, tx.hex, tx.txid);
+    await saveChannel(this.ctx.session, { ...rec, status: 'closing', closeTxid: tx.txid }, true);
+    live.rec = getChannel(this.ctx.session, id);
+    this.ctx.log(`channel ${id} closing: ${s.cumulative} sats paid over ${s.seq} payments, ${tx.txid}`);
+    return tx.txid;
+  }
+
+  /** Closes every open channel whose expiry is within the margin. */
+  async closeExpiring(): Promise<string[]> {
+    const tip = await this.ctx.chain.tipHeight();
+    const closed: string[] = [];
+    for (const rec of listChannels(this.ctx.session)) {
+      if (rec.role === 'payee' && rec.status === 'open' && tip >= rec.terms.expiry - this.ctx.policy.closeMargin) {
+        const live = await this.load(rec.id);
+        if (live.committed.sig !== null && live.committed.cumulative >= closablePayment(live.terms)) closed.push(await this.closeChannel(rec.id));
+      }
+    }
+    return closed;
+  }
+
+  /** Waits for every pending batch to be durable and closes the journals. */
+  async shutdown(): Promise<void> {
+    for (const live of this.live.values()) {
+      await live.writing;
+      await live.journal.close();
+    }
+    this.live.clear();
+  }
+}
+
+/** A fresh channel id: 8 random bytes, hex. */
+export function newChannelId(): string {
+  return randomBytes(8).toString('hex');
+}

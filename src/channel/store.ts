@@ -1,0 +1,122 @@
+/**
+ * Where channels live: their terms and status in the keystore (written at checkpoints:
+ * open and close, which advance the TPM counter), and the payee's stream of payments in
+ * a journal beside it (one group commit per batch of payments, no TPM round trip).
+ */
+import path from 'node:path';
+import { SwarmpayError } from '../errors.js';
+import type { Json } from '../util/canonical-json.js';
+import type { KeystoreSession } from '../keystore/keystore.js';
+import { Journal } from '../keystore/journal.js';
+import type { ChannelTerms, Outpoint } from '../bitcoin/channel.js';
+
+export type Role = 'payer' | 'payee';
+/** closing: the close is broadcast (the chain tells when it confirms); refunded: likewise the refund. */
+export type Status = 'opening' | 'open' | 'closing' | 'refunded';
+export type PeerAddress = { kind: 'tcp'; host: string; port: number } | { kind: 'cmd'; command: string };
+
+export interface ChannelRecord {
+  id: string;
+  role: Role;
+  terms: { payerPubkey: string; payeePubkey: string; expiry: number; capacity: string; closeFee: string; payeeScript: string; payerScript: string };
+  /** Our key's index on the channel key chain. */
+  keyIndex: number;
+  funding: (Outpoint & { tx: string }) | null;
+  confirmations: number;
+  /** How the payer reaches the payee again, and the payee's pinned static key. */
+  peer: PeerAddress | null;
+  peerKey: string;
+  status: Status;
+  closeTxid: string | null;
+  refundTxid: string | null;
+  created: string;
+}
+
+interface ChannelsSecret {
+  channels?: Record<string, ChannelRecord>;
+  nextChannelKey?: number;
+}
+
+function table(secret: { [k: string]: Json }): ChannelsSecret {
+  return secret as unknown as ChannelsSecret;
+}
+
+export function listChannels(session: KeystoreSession): ChannelRecord[] {
+  return Object.values(table(session.secret).channels ?? {});
+}
+
+export function getChannel(session: KeystoreSession, id: string): ChannelRecord {
+  const rec = table(session.secret).channels?.[id];
+  if (!rec) throw new SwarmpayError('CHANNEL_NOT_FOUND', `no channel ${id} in this datadir`, { hint: 'see `swarmpay channel list`' });
+  return rec;
+}
+
+/** Reserves the next channel key index (kept with the record written in the same update). */
+export function nextKeyIndex(session: KeystoreSession): number {
+  return table(session.secret).nextChannelKey ?? 0;
+}
+
+/** Writes a channel record; `checkpoint` advances the TPM counter (open and close). */
+export async function saveChannel(session: KeystoreSession, rec: ChannelRecord, checkpoint: boolean): Promise<void> {
+  await session.update((secret) => {
+    const t = table(secret);
+    t.channels = { ...(t.channels ?? {}), [rec.id]: rec };
+    t.nextChannelKey = Math.max(t.nextChannelKey ?? 0, rec.keyIndex + 1);
+  }, { checkpoint });
+}
+
+export function termsOf(rec: ChannelRecord): ChannelTerms {
+  const t = rec.terms;
+  return {
+    payerPubkey: Buffer.from(t.payerPubkey, 'hex'),
+    payeePubkey: Buffer.from(t.payeePubkey, 'hex'),
+    expiry: t.expiry,
+    capacity: BigInt(t.capacity),
+    closeFee: BigInt(t.closeFee),
+    payeeScript: Buffer.from(t.payeeScript, 'hex'),
+    payerScript: Buffer.from(t.payerScript, 'hex'),
+  };
+}
+
+export function fundingOf(rec: ChannelRecord): Outpoint {
+  if (!rec.funding) throw new SwarmpayError('CHANNEL_STATE', `channel ${rec.id} has no funding transaction yet`, { hint: 'open it again' });
+  return { txid: rec.funding.txid, vout: rec.funding.vout };
+}
+
+/** The payee's newest state of a channel: what a close would pay. */
+export interface PaymentState {
+  seq: number;
+  cumulative: bigint;
+  /** The payer's signature over the state, hex; null before the first payment. */
+  sig: string | null;
+}
+
+export interface JournalRecord {
+  seq: number;
+  cumulative: string;
+  sig: string;
+  ids: string[];
+}
+
+function replay(records: Json[]): { state: PaymentState; ids: Set<string> } {
+  let state: PaymentState = { seq: 0, cumulative: 0n, sig: null };
+  const ids = new Set<string>();
+  for (const r of records as unknown as JournalRecord[]) {
+    state = { seq: r.seq, cumulative: BigInt(r.cumulative), sig: r.sig };
+    for (const pid of r.ids) ids.add(pid);
+  }
+  return { state, ids };
+}
+
+const journalFile = (networkDir: string, id: string) => path.join(networkDir, 'channels', `${id}.journal`);
+
+/** Opens a channel's payment journal to append to, and replays it: the newest state and every batch id paid. */
+export async function openPaymentJournal(session: KeystoreSession, networkDir: string, id: string): Promise<{ journal: Journal; state: PaymentState; ids: Set<string> }> {
+  const { journal, records } = await Journal.open(journalFile(networkDir, id), `channel/${id}`, session.subkey(`channel-journal/${id}`));
+  return { journal, ...replay(records) };
+}
+
+/** The newest state in a channel's journal, read without touching the file (a server may be appending). */
+export function readPaymentState(session: KeystoreSession, networkDir: string, id: string): PaymentState {
+  return replay(Journal.read(journalFile(networkDir, id), `channel/${id}`, session.subkey(`channel-journal/${id}`)).records).state;
+}

@@ -1,0 +1,101 @@
+/**
+ * Where a link's byte stream comes from: a TCP connection either way, a command's
+ * stdin/stdout (`--peer-cmd "ssh host swarmpay channel serve --stdio"`, as git runs
+ * upload-pack over ssh), or our own stdin/stdout (`--stdio`). The link is the same on all.
+ */
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isSwarmpayError, SwarmpayError } from '../errors.js';
+import type { StaticKey } from './keys.js';
+import { handshake, linkOptions, type LinkOptions, type PeerLink } from './link.js';
+
+// --peer-key is read where --peer and --peer-cmd are.
+export { parsePeerKey } from './keys.js';
+
+/** How long a command that failed gets to report its exit status before we stop waiting for it. */
+const EXIT_WAIT_MS = 1_000;
+
+export async function connectTcp(host: string, port: number, key: StaticKey, opts: LinkOptions = {}): Promise<PeerLink> {
+  const where = `${host}:${port}`;
+  const ms = linkOptions(opts).handshakeTimeoutMs;
+  const socket = await new Promise<net.Socket>((resolve, reject) => {
+    const s = net.connect({ host, port });
+    const fail = (why: string) => {
+      s.destroy();
+      reject(new SwarmpayError('PEER_UNREACHABLE', `cannot reach peer ${where}: ${why}`, { hint: 'check the address and that the peer is serving there' }));
+    };
+    const timer = setTimeout(() => fail(`no connection within ${ms / 1000} s`), ms);
+    s.once('error', (e: NodeJS.ErrnoException) => (clearTimeout(timer), fail(e.code ?? e.message)));
+    s.once('connect', () => (clearTimeout(timer), s.removeAllListeners('error'), resolve(s)));
+  });
+  socket.setNoDelay(true);
+  return handshake({ readable: socket, writable: socket, describe: `peer ${where}` }, 'initiator', key, opts);
+}
+
+/**
+ * Accepts connections and runs the handshake on each; `onLink` gets the links that pass,
+ * `onError` the connections that did not (scanners, wrong keys, timeouts), which are
+ * otherwise dropped quietly. close() stops accepting; links already open stay open.
+ */
+export async function listenTcp(
+  host: string,
+  port: number,
+  key: StaticKey,
+  onLink: (link: PeerLink) => void,
+  opts: LinkOptions & { onError?: (e: SwarmpayError) => void } = {},
+): Promise<{ port: number; close(): Promise<void> }> {
+  const handshaking = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    socket.setNoDelay(true);
+    handshaking.add(socket);
+    handshake({ readable: socket, writable: socket, describe: `peer ${socket.remoteAddress}:${socket.remotePort}` }, 'responder', key, opts).then(
+      (link) => (handshaking.delete(socket), onLink(link)),
+      (e: SwarmpayError) => (handshaking.delete(socket), opts.onError?.(e)),
+    );
+  });
+  const listenFailed = (e: NodeJS.ErrnoException) =>
+    new SwarmpayError('PEER_LISTEN_FAILED', `cannot listen on ${host}:${port}: ${e.code ?? e.message}`, { hint: 'choose another port, or stop what holds this one', cause: e });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e) => reject(listenFailed(e)));
+    server.listen(port, host, () => (server.removeAllListeners('error'), resolve()));
+  });
+  server.on('error', (e) => opts.onError?.(listenFailed(e)));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: async () => {
+      server.close();
+      for (const s of handshaking) s.destroy();
+    },
+  };
+}
+
+/**
+ * Runs `command` with /bin/sh and speaks to its stdin/stdout; its stderr is ours (ssh's
+ * prompts and errors reach the user). The command is killed when the link closes.
+ */
+export async function spawnPeer(command: string, key: StaticKey, opts: LinkOptions = {}): Promise<PeerLink> {
+  const child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise<string>((resolve) => child.once('exit', (code, signal) => resolve(signal ? `the command was killed by ${signal}` : `the command exited with status ${code}`)));
+  // A failed spawn reaches the link as a failed input.
+  child.once('error', (e) => child.stdout.destroy(e));
+  const kill = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  };
+  try {
+    const link = await handshake({ readable: child.stdout, writable: child.stdin, describe: `peer command "${command}"` }, 'initiator', key, opts);
+    link.closed.then(kill, kill);
+    return link;
+  } catch (e) {
+    // "Closed the connection" says less than the command's own status (ssh: 255, not found: 127).
+    const status = isSwarmpayError(e, 'PEER_UNREACHABLE') ? await Promise.race([exited, sleep(EXIT_WAIT_MS, null, { ref: false })]) : null;
+    kill();
+    if (!status || !isSwarmpayError(e)) throw e;
+    throw new SwarmpayError(e.code, `${e.message}; ${status}`, { hint: 'run the command by hand to see why it fails: it must start `swarmpay channel serve --stdio`', details: e.details, cause: e });
+  }
+}
+
+/** Serves one peer on our own stdin/stdout: nothing else may write to stdout meanwhile. */
+export function stdioPeer(key: StaticKey, opts: LinkOptions = {}): Promise<PeerLink> {
+  return handshake({ readable: process.stdin, writable: process.stdout, describe: 'the peer on stdin/stdout' }, 'responder', key, opts);
+}

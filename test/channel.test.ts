@@ -1,0 +1,192 @@
+/**
+ * Payment channels end to end, in process but over real TCP links and a real btcd: open,
+ * pipelined payments with group commit, reconnect, batch idempotency, close and refund,
+ * and every payment a payee must refuse, refused without changing its journal.
+ */
+import path from 'node:path';
+import { startTestNode, type TestNode } from './helpers/node.js';
+import { tempDir } from './helpers/tmp.js';
+import { testWallet, fund, type TestWallet } from './helpers/wallets.js';
+import { failure } from './helpers/expect.js';
+import { Payee, DEFAULT_POLICY } from '../src/channel/payee.js';
+import { PayerSession, openChannel, refundChannel, type PayerContext } from '../src/channel/payer.js';
+import { peerStaticKey } from '../src/channel/keys.js';
+import { encodeMessage, parseMessage, type Message } from '../src/channel/messages.js';
+import { getChannel, readPaymentState, termsOf, fundingOf } from '../src/channel/store.js';
+import { connectTcp, listenTcp } from '../src/peer/transports.js';
+import type { PeerLink } from '../src/peer/link.js';
+import { StateHasher, signState } from '../src/bitcoin/channel.js';
+import { channelKey } from '../src/channel/keys.js';
+import { SwarmpayError } from '../src/errors.js';
+
+describe('payment channels on a real btcd', () => {
+  let node: TestNode;
+  let tmp: ReturnType<typeof tempDir>;
+  let payer: TestWallet;
+  let payee: TestWallet;
+  let server: { port: number; close(): Promise<void> };
+  let service: Payee;
+  let pc: PayerContext;
+  const logs: string[] = [];
+
+  const link = () => connectTcp('127.0.0.1', server.port, peerStaticKey(payer.seed), { peerKey: peerStaticKey(payee.seed).publicKey });
+  const open = async (capacity: bigint, expiryBlocks = 144) => {
+    const l = await link();
+    try {
+      return await openChannel(pc, l, { kind: 'tcp', host: '127.0.0.1', port: server.port }, { capacity, expiryBlocks, feeRate: 2n });
+    } finally {
+      await l.close();
+    }
+  };
+  const sessions: PayerSession[] = [];
+  const session = async (id: string) => {
+    const s = await PayerSession.start(pc, await link(), id);
+    sessions.push(s);
+    return s;
+  };
+
+  beforeAll(async () => {
+    node = await startTestNode();
+    tmp = tempDir();
+    payer = await testWallet(path.join(tmp.dir, 'payer'));
+    payee = await testWallet(path.join(tmp.dir, 'payee'));
+    await fund(node.chain, payer, 50_000_000n);
+    service = new Payee({ session: payee.session, seed: payee.seed, network: 'regtest', networkDir: payee.networkDir, chain: node.chain, policy: DEFAULT_POLICY, log: (m) => logs.push(m) });
+    server = await listenTcp('127.0.0.1', 0, peerStaticKey(payee.seed), (l) => void service.serve(l));
+    pc = { session: payer.session, seed: payer.seed, network: 'regtest', networkDir: payer.networkDir, chain: node.chain };
+  });
+  afterAll(async () => {
+    await Promise.all(sessions.map((s) => s.disconnect()));
+    await server?.close();
+    await service?.shutdown();
+    await node?.stop();
+    tmp?.remove();
+  });
+
+  test('open, 2,000 pipelined payments, reconnect, close: the node pays the payee exactly what was acknowledged minus the close fee', async () => {
+    const { rec } = await open(1_000_000n);
+    expect(rec.status).toBe('open');
+    await node.chain.mine(1);
+    const s = await session(rec.id);
+    const r = await s.pay(Array.from({ length: 2000 }, () => ({ sats: 7n, pid: null })));
+    expect(r.payments.every((p) => p.acked)).toBe(true);
+    expect(r.acked).toMatchObject({ seq: 2000, cumulative: 14_000n });
+    // The payee's journal holds the same newest state.
+    expect(readPaymentState(payee.session, payee.networkDir, rec.id)).toMatchObject({ seq: 2000, cumulative: 14_000n });
+
+    // A new connection reconciles on the payee's state and goes on.
+    const again = await session(rec.id);
+    expect(again.paid).toMatchObject({ seq: 2000, cumulative: 14_000n });
+    const more = await again.pay([{ sats: 1000n, pid: null }]);
+    expect(more.acked.cumulative).toBe(15_000n);
+
+    const txid = await again.close();
+    await node.chain.mine(1);
+    const tx = (await node.chain.getTransaction(txid))!;
+    expect(tx.confirmations).toBe(1);
+    const t = termsOf(getChannel(payee.session, rec.id));
+    const paid = tx.outputs.find((o) => Buffer.from(o.script).equals(Buffer.from(t.payeeScript)))!.value;
+    const back = tx.outputs.find((o) => Buffer.from(o.script).equals(Buffer.from(t.payerScript)))!.value;
+    expect(paid).toBe(15_000n - t.closeFee);
+    expect(back).toBe(1_000_000n - 15_000n);
+    expect(getChannel(payee.session, rec.id).status).toBe('closing');
+  });
+
+  test('a batch is idempotent: ids already paid are skipped on a second run', async () => {
+    const { rec } = await open(200_000n);
+    await node.chain.mine(1);
+    const items = Array.from({ length: 50 }, (_, i) => ({ sats: 10n, pid: `line-${i}` }));
+    const first = await session(rec.id);
+    await first.pay(items.slice(0, 30));
+    const second = await session(rec.id);
+    const known = await second.known(items.map((i) => i.pid));
+    expect(known.size).toBe(30);
+    const r = await second.pay(items.filter((i) => !known.has(i.pid)));
+    expect(r.acked.cumulative).toBe(500n);
+    // Paying a known id again is refused by the payee.
+    const third = await session(rec.id);
+    const dup = await third.pay([{ sats: 10n, pid: 'line-3' }]);
+    expect(dup.payments[0]!.acked).toBe(false);
+    expect((dup as unknown as { error: SwarmpayError }).error.message).toMatch(/paid already/);
+  });
+
+  describe('payments the payee refuses, its journal unchanged', () => {
+    let id: string;
+    let raw: PeerLink;
+    let hasher: StateHasher;
+    let priv: Buffer;
+    let seq: number;
+    let cumulative: bigint;
+    beforeAll(async () => {
+      const { rec } = await open(100_000n);
+      id = rec.id;
+      await node.chain.mine(1);
+      const s = await session(id);
+      await s.pay([{ sats: 1000n, pid: null }]);
+      hasher = new StateHasher(termsOf(rec), fundingOf(rec));
+      priv = channelKey(payer.seed, 'regtest', rec.keyIndex).priv;
+    });
+    afterEach(() => raw.close());
+    beforeEach(async () => {
+      raw = await link();
+      raw.send(encodeMessage({ t: 'hello', id }));
+      const it = raw.messages()[Symbol.asyncIterator]();
+      const st = parseMessage((await it.next()).value as Buffer) as Extract<Message, { t: 'state' }>;
+      seq = st.seq;
+      cumulative = st.cumulative;
+    });
+    /** Sends one payment and returns the payee's answer: an error, and then the link closes. */
+    const answer = async (m: Extract<Message, { t: 'pay' }>): Promise<Message> => {
+      raw.send(encodeMessage(m));
+      const it = raw.messages()[Symbol.asyncIterator]();
+      const r = await it.next();
+      return parseMessage(r.value as Buffer);
+    };
+    const sig = (c: bigint) => signState(hasher.sighash(c), priv).toString('hex');
+    const refusedWith = async (m: Extract<Message, { t: 'pay' }>, pattern: RegExp) => {
+      const before = readPaymentState(payee.session, payee.networkDir, id);
+      const a = await answer(m);
+      expect(a).toMatchObject({ t: 'error', code: 'CHANNEL_REFUSED' });
+      expect((a as { message: string }).message).toMatch(pattern);
+      await raw.closed.catch(() => undefined);
+      expect(readPaymentState(payee.session, payee.networkDir, id)).toEqual(before);
+    };
+
+    test('a lower cumulative amount', () => refusedWith({ t: 'pay', id, seq: seq + 1, cumulative: cumulative - 1n, sig: sig(cumulative - 1n), pid: null }, /lower/));
+    test('a reused sequence number', () => refusedWith({ t: 'pay', id, seq, cumulative: cumulative + 1n, sig: sig(cumulative + 1n), pid: null }, /sequence/));
+    test('more than the capacity', () => refusedWith({ t: 'pay', id, seq: seq + 1, cumulative: 100_001n, sig: '00'.repeat(64), pid: null }, /capacity/));
+    test('a bad signature', () => refusedWith({ t: 'pay', id, seq: seq + 1, cumulative: cumulative + 5n, sig: sig(cumulative + 6n), pid: null }, /signature/));
+    test('a signature for another channel', async () => {
+      const other = await open(100_000n);
+      const otherHasher = new StateHasher(termsOf(other.rec), fundingOf(other.rec));
+      const otherPriv = channelKey(payer.seed, 'regtest', other.rec.keyIndex).priv;
+      await refusedWith({ t: 'pay', id, seq: seq + 1, cumulative: cumulative + 5n, sig: signState(otherHasher.sighash(cumulative + 5n), otherPriv).toString('hex'), pid: null }, /signature/);
+    });
+    test('garbage instead of a message closes the link with a protocol error', async () => {
+      raw.send(Buffer.from('{"v":1,"t":"pay","id":"zz"}'));
+      const it = raw.messages()[Symbol.asyncIterator]();
+      const a = parseMessage((await it.next()).value as Buffer);
+      expect(a).toMatchObject({ t: 'error', code: 'PEER_PROTOCOL' });
+    });
+  });
+
+  test('an expiry too near is refused at open, and nothing is funded', async () => {
+    const err = await failure(open(100_000n, 3));
+    expect(err).toMatchObject({ code: 'CHANNEL_REFUSED' });
+    expect((err as Error).message).toMatch(/too near/);
+  });
+
+  test('refund: refused before the expiry (saying when), confirmed after it', async () => {
+    const { rec } = await open(100_000n, DEFAULT_POLICY.minExpiryBlocks);
+    await node.chain.mine(1);
+    const early = await failure(refundChannel(pc, rec.id, 2n));
+    expect(early).toMatchObject({ code: 'CHANNEL_STATE' });
+    expect((early as SwarmpayError).hint).toMatch(/in \d+ blocks/);
+    const tip = await node.chain.tipHeight();
+    await node.chain.mine(rec.terms.expiry - tip);
+    const r = await refundChannel(pc, rec.id, 2n);
+    await node.chain.mine(1);
+    expect((await node.chain.getTransaction(r.txid))!.confirmations).toBe(1);
+    expect(getChannel(payer.session, rec.id).status).toBe('refunded');
+  });
+});

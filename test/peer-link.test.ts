@@ -1,0 +1,470 @@
+/**
+ * The peer link over real sockets on 127.0.0.1 and Unix socket pairs: round trips,
+ * ordering and throughput, pinned keys, and every way a peer or the path between can
+ * misbehave (garbage, oversized or truncated frames, tampering, replay, reordering,
+ * silence, vanishing). Raw test peers are plain sockets; nothing is mocked.
+ */
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import path from 'node:path';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
+import { SwarmpayError } from '../src/errors.js';
+import { FrameDecoder, frameBuffer, HEADER_LEN } from '../src/peer/frames.js';
+import { generateStaticKey } from '../src/peer/keys.js';
+import { handshake, type LinkOptions, type PeerLink } from '../src/peer/link.js';
+import { connectTcp, listenTcp } from '../src/peer/transports.js';
+import { freePort } from '../src/util/daemon.js';
+import { expectCode } from './helpers/expect.js';
+import { tempDir } from './helpers/tmp.js';
+
+const A = generateStaticKey();
+const B = generateStaticKey();
+const LOCAL = '127.0.0.1';
+
+// Everything a test opens is closed after it, passed or failed.
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function track<T extends PeerLink>(link: T): T {
+  cleanups.push(() => link.close());
+  return link;
+}
+
+async function listen(onLink: (l: PeerLink) => void, opts?: Parameters<typeof listenTcp>[4]) {
+  const l = await listenTcp(LOCAL, 0, B, (link) => onLink(track(link)), opts);
+  cleanups.push(() => l.close());
+  return l;
+}
+
+/** A client (key A) and the server side (key B) of one TCP link. */
+async function tcpPair(client: LinkOptions = {}, server: LinkOptions = {}): Promise<[PeerLink, PeerLink]> {
+  let accepted!: (l: PeerLink) => void;
+  const serverLink = new Promise<PeerLink>((r) => (accepted = r));
+  const l = await listen((link) => accepted(link), server);
+  const c = track(await connectTcp(LOCAL, l.port, A, client));
+  return [c, await serverLink];
+}
+
+/** Two connected sockets, Unix or TCP: the raw stream under a link, for tests that write to it directly. */
+async function socketPair(kind: 'unix' | 'tcp' = 'unix'): Promise<[net.Socket, net.Socket]> {
+  const tmp = tempDir('swarmpay-peer-');
+  const server = net.createServer();
+  await new Promise<void>((r) => (kind === 'unix' ? server.listen(path.join(tmp.dir, 'pair.sock'), r) : server.listen(0, LOCAL, r)));
+  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+  const address = server.address() as string | net.AddressInfo;
+  const a = typeof address === 'string' ? net.connect(address) : net.connect(address.port, LOCAL);
+  await new Promise((r) => a.once('connect', r));
+  const b = await accepted;
+  server.close();
+  for (const s of [a, b]) s.on('error', () => undefined);
+  cleanups.push(() => (a.destroy(), b.destroy(), tmp.remove()));
+  return [a, b];
+}
+
+/** Links (A initiates, B responds) over a socket pair, with the raw sockets beside them. */
+async function linkedPair(aOpts: LinkOptions = {}, bOpts: LinkOptions = {}, kind: 'unix' | 'tcp' = 'unix') {
+  const [sa, sb] = await socketPair(kind);
+  const [a, b] = await Promise.all([handshake(sa, 'initiator', A, aOpts), handshake(sb, 'responder', B, bOpts)]);
+  return { a: track(a), b: track(b), sa, sb };
+}
+
+/** An onError for a listener, and the first error it was given. */
+function firstError(): { onError: (e: SwarmpayError) => void; error: Promise<SwarmpayError> } {
+  let onError!: (e: SwarmpayError) => void;
+  const error = new Promise<SwarmpayError>((r) => (onError = r));
+  return { onError, error };
+}
+
+async function take(link: PeerLink, n: number): Promise<string[]> {
+  const out: string[] = [];
+  if (n === 0) return out;
+  for await (const m of link.messages()) if (out.push(m.toString()) === n) break;
+  return out;
+}
+
+async function readAll(link: PeerLink): Promise<string[]> {
+  const out: string[] = [];
+  for await (const m of link.messages()) out.push(m.toString());
+  return out;
+}
+
+/** How reading the rest of a link ends: the messages it gave, then the error it threw. */
+async function readUntilError(link: PeerLink): Promise<{ got: string[]; error: SwarmpayError }> {
+  const got: string[] = [];
+  try {
+    for await (const m of link.messages()) got.push(m.toString());
+  } catch (e) {
+    expect(e).toBeInstanceOf(SwarmpayError);
+    return { got, error: e as SwarmpayError };
+  }
+  throw new Error(`the link ended cleanly after ${got.length} messages; expected an error`);
+}
+
+/** A raw server: `onSocket` gets each connection, for peers that are not swarmpay. */
+async function rawServer(onSocket: (s: net.Socket) => void): Promise<number> {
+  const server = net.createServer((s) => (s.on('error', () => undefined), onSocket(s)));
+  await new Promise<void>((r) => server.listen(0, LOCAL, r));
+  const sockets = new Set<net.Socket>();
+  server.on('connection', (s) => sockets.add(s));
+  cleanups.push(() => (sockets.forEach((s) => s.destroy()), server.close()));
+  return (server.address() as net.AddressInfo).port;
+}
+
+async function rawClient(port: number): Promise<net.Socket> {
+  const s = net.connect(port, LOCAL);
+  s.on('error', () => undefined);
+  cleanups.push(() => s.destroy());
+  await new Promise((r) => s.once('connect', r));
+  return s;
+}
+
+function framed(body: Buffer): Buffer {
+  const f = frameBuffer(body.length);
+  body.copy(f, HEADER_LEN);
+  return f;
+}
+
+/**
+ * A man in the middle on the TCP path: it passes the server's bytes untouched and each of
+ * the client's frames through `edit` (frame 0 and 1 are handshake messages 1 and 3; 2 on
+ * are transport messages), which returns the frames to pass on in its place.
+ */
+async function mitm(targetPort: number, edit: (frame: Buffer, index: number) => Buffer[]): Promise<number> {
+  return rawServer((down) => {
+    const up = net.connect(targetPort, LOCAL);
+    up.on('error', () => undefined);
+    up.pipe(down);
+    const decoder = new FrameDecoder(1 << 20);
+    let index = 0;
+    down.on('data', (chunk: Buffer) => {
+      decoder.push(chunk);
+      for (let f = decoder.next(); f; f = decoder.next()) for (const out of edit(Buffer.from(f), index++)) up.write(framed(out));
+    });
+    down.on('close', () => up.destroy());
+    up.on('close', () => down.destroy());
+  });
+}
+
+describe('round trips', () => {
+  test('over TCP: messages both ways, authenticated keys, a clean close from either side', async () => {
+    const [client, server] = await tcpPair();
+    expect(client.remoteKey).toEqual(B.publicKey);
+    expect(server.remoteKey).toEqual(A.publicKey);
+    client.send(Buffer.from('ping'));
+    expect(await take(server, 1)).toEqual(['ping']);
+    server.send(Buffer.from('pong'));
+    expect(await take(client, 1)).toEqual(['pong']);
+    await client.close();
+    expect(await readAll(server)).toEqual([]);
+    await expect(client.closed).resolves.toBeUndefined();
+    await expect(server.closed).resolves.toBeUndefined();
+  });
+
+  test('over a Unix socket pair, with handshake() on the raw sockets and a {readable, writable} pair', async () => {
+    const [sa, sb] = await socketPair();
+    const [a, b] = await Promise.all([handshake(sa, 'initiator', A), handshake({ readable: sb, writable: sb }, 'responder', B)]);
+    track(a);
+    track(b);
+    b.send(Buffer.from('from the responder'));
+    a.send(Buffer.from('from the initiator'));
+    expect(await take(a, 1)).toEqual(['from the responder']);
+    expect(await take(b, 1)).toEqual(['from the initiator']);
+    await b.close();
+    expect(await readAll(a)).toEqual([]);
+    await expect(a.closed).resolves.toBeUndefined();
+  });
+
+  test('close() delivers everything sent before it, then the reader sees the end', async () => {
+    const [client, server] = await tcpPair();
+    const sent = Array.from({ length: 500 }, (_, i) => `message ${i}`);
+    for (const m of sent) client.send(Buffer.from(m));
+    const closing = client.close();
+    expect(await readAll(server)).toEqual(sent);
+    await closing;
+  });
+
+  test('after a close, send() says so on both sides', async () => {
+    const [client, server] = await tcpPair();
+    await client.close();
+    expect(() => client.send(Buffer.from('late'))).toThrow(expect.objectContaining({ code: 'PEER_CLOSED' }));
+    await server.closed;
+    expect(() => server.send(Buffer.from('late'))).toThrow(expect.objectContaining({ code: 'PEER_CLOSED', message: expect.stringMatching(/closed the link/) }));
+  });
+
+  test('leaving a for-await loop does not close the link; the next loop reads on', async () => {
+    const { a, b } = await linkedPair();
+    for (const m of ['one', 'two', 'three']) a.send(Buffer.from(m));
+    expect(await take(b, 1)).toEqual(['one']);
+    expect(await take(b, 2)).toEqual(['two', 'three']);
+  });
+
+  test('a pinned key of the wrong size, or a frame cap too small for the handshake, is a usage error', async () => {
+    const [sa] = await socketPair();
+    await expectCode(handshake(sa, 'initiator', A, { peerKey: Buffer.alloc(31) }), 'USAGE');
+    await expectCode(handshake(sa, 'initiator', A, { maxFrame: 95 }), 'USAGE');
+  });
+
+  test('empty and oversized messages are refused at send(), and the link stays up', async () => {
+    const { a, b } = await linkedPair({ maxFrame: 1024 });
+    expect(() => a.send(Buffer.alloc(0))).toThrow(expect.objectContaining({ code: 'INTERNAL' }));
+    expect(() => a.send(Buffer.alloc(1024 - 15))).toThrow(expect.objectContaining({ code: 'INTERNAL' }));
+    a.send(Buffer.alloc(1024 - 16, 0x61));
+    expect((await take(b, 1))[0]).toHaveLength(1008);
+  });
+});
+
+describe('throughput', () => {
+  const COUNT = 20_000;
+  const SIZE = 200;
+
+  /** Sends COUNT numbered messages of SIZE bytes, 100 per event-loop turn as a busy channel would. */
+  async function pump(link: PeerLink): Promise<void> {
+    const body = randomBytes(SIZE);
+    for (let i = 0; i < COUNT; i += 1) {
+      const m = Buffer.from(body);
+      m.writeUInt32BE(i, 0);
+      link.send(m);
+      if (i % 100 === 99) await nextTurn();
+    }
+  }
+
+  /** Reads COUNT messages and checks each is the next one; resolves with the time it took. */
+  async function receive(link: PeerLink, start: number): Promise<number> {
+    let expected = 0;
+    for await (const m of link.messages()) {
+      if (m.length !== SIZE || m.readUInt32BE(0) !== expected) throw new Error(`message ${expected} arrived as ${m.readUInt32BE(0)} (${m.length} bytes)`);
+      if (++expected === COUNT) break;
+    }
+    return performance.now() - start;
+  }
+
+  test(`${COUNT} messages of ${SIZE} bytes each way at once, in order`, async () => {
+    const [client, server] = await tcpPair();
+    const start = performance.now();
+    const [, , toServer, toClient] = await Promise.all([pump(client), pump(server), receive(server, start), receive(client, start)]);
+    const rate = (ms: number) => Math.round(COUNT / (ms / 1000));
+    console.log(`peer link over TCP: ${COUNT} x ${SIZE}-byte messages each way at once: client->server ${rate(toServer)} msg/s, server->client ${rate(toClient)} msg/s (${(toServer / 1000).toFixed(2)} s, ${(toClient / 1000).toFixed(2)} s)`);
+    // A busy payment channel needs ~3,000 a second each way.
+    expect(rate(toServer)).toBeGreaterThan(3_000);
+    expect(rate(toClient)).toBeGreaterThan(3_000);
+  });
+});
+
+describe('pinned keys', () => {
+  test('the initiator reaches the key it pinned', async () => {
+    const [client] = await tcpPair({ peerKey: B.publicKey });
+    expect(client.remoteKey).toEqual(B.publicKey);
+  });
+
+  test('another key is refused before anything is sent: the error names both keys', async () => {
+    const C = generateStaticKey();
+    const linked: PeerLink[] = [];
+    const server = firstError();
+    const l = await listen((link) => linked.push(link), { onError: server.onError });
+    const e = await expectCode(connectTcp(LOCAL, l.port, A, { peerKey: C.publicKey }), 'PEER_KEY_MISMATCH');
+    expect(e.message).toBe(`peer 127.0.0.1:${l.port}: has static key ${B.publicKey.toString('hex')}, not the pinned key ${C.publicKey.toString('hex')}`);
+    expect(e.details).toEqual({ expected: C.publicKey.toString('hex'), seen: B.publicKey.toString('hex') });
+    // The initiator stopped after message 2: the server never gets a link to deliver anything on.
+    expect((await server.error).code).toBe('PEER_UNREACHABLE');
+    expect(linked).toEqual([]);
+  });
+
+  test('a responder that pins refuses another initiator, and no message of it is delivered', async () => {
+    const errors: SwarmpayError[] = [];
+    const linked: PeerLink[] = [];
+    const l = await listen((link) => linked.push(link), { peerKey: generateStaticKey().publicKey, onError: (e) => errors.push(e) });
+    // XX: the initiator finishes first, so it may send before the responder has judged it.
+    const client = track(await connectTcp(LOCAL, l.port, A));
+    client.send(Buffer.from('secret'));
+    const { got, error } = await readUntilError(client);
+    expect(got).toEqual([]);
+    expect(error.code).toBe('PEER_UNREACHABLE');
+    expect(errors.map((e) => e.code)).toEqual(['PEER_KEY_MISMATCH']);
+    expect(linked).toEqual([]);
+  });
+});
+
+describe('peers that do not speak the protocol', () => {
+  test('garbage instead of a handshake: the server reports a protocol error, not a crash or a hang', async () => {
+    const server = firstError();
+    const l = await listen(() => undefined, { onError: server.onError });
+    (await rawClient(l.port)).write('GET / HTTP/1.1\r\nHost: swarmpay\r\n\r\n');
+    const e = await server.error;
+    expect(e.code).toBe('PEER_PROTOCOL');
+    expect(e.message).toMatch(/^peer 127\.0\.0\.1:\d+: sent a frame of 1195725856 bytes/);
+  });
+
+  test('garbage from a server: the client reports a protocol error', async () => {
+    const port = await rawServer((s) => s.write('SSH-2.0-OpenSSH_9.6\r\n'));
+    await expectCode(connectTcp(LOCAL, port, A), 'PEER_PROTOCOL');
+  });
+
+  test('a well-framed but forged handshake answer fails authentication', async () => {
+    const port = await rawServer((s) => s.once('data', () => s.write(framed(randomBytes(32 + 48 + 16)))));
+    await expectCode(connectTcp(LOCAL, port, A), 'PEER_AUTH_FAILED');
+  });
+
+  test('a handshake message with a payload is refused', async () => {
+    const server = firstError();
+    const l = await listen(() => undefined, { onError: server.onError });
+    (await rawClient(l.port)).write(framed(Buffer.concat([generateStaticKey().publicKey, Buffer.from('hello')])));
+    expect((await server.error).message).toMatch(/handshake payload/);
+  });
+});
+
+describe('frames', () => {
+  test('a length over the cap fails at once, on the header alone, without allocating the frame', async () => {
+    const server = firstError();
+    const l = await listen(() => undefined, { onError: server.onError, handshakeTimeoutMs: 20_000 });
+    const s = await rawClient(l.port);
+    const before = process.memoryUsage().arrayBuffers;
+    const start = performance.now();
+    s.write(Buffer.from([0xff, 0xff, 0xff, 0xf0])); // 4 GiB claimed, nothing follows, the socket stays open
+    const e = await server.error;
+    expect(e.code).toBe('PEER_PROTOCOL');
+    expect(e.details).toEqual({ frameLength: 0xfffffff0, maxFrame: 65536 });
+    expect(performance.now() - start).toBeLessThan(2_000);
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(1 << 20);
+  });
+
+  test('after the handshake too: a frame over the receiver cap ends the link with a protocol error', async () => {
+    const { a, b } = await linkedPair({}, { maxFrame: 1024 });
+    a.send(Buffer.from('fits'));
+    a.send(Buffer.alloc(2000));
+    const { got, error } = await readUntilError(b);
+    expect(got).toEqual(['fits']);
+    expect(error.code).toBe('PEER_PROTOCOL');
+    expect(error.message).toMatch(/frame of 2016 bytes; frames are 1 to 1024 bytes/);
+  });
+
+  test('a zero-length frame is a violation', async () => {
+    const { b, sa } = await linkedPair();
+    sa.write(Buffer.alloc(4));
+    expect((await readUntilError(b)).error.code).toBe('PEER_PROTOCOL');
+  });
+
+  test('a stream that ends inside a frame is a truncated frame', async () => {
+    const { a, b, sa } = await linkedPair();
+    a.send(Buffer.from('whole'));
+    await nextTurn();
+    sa.end(Buffer.concat([Buffer.from([0, 0, 0, 100]), Buffer.alloc(10)]));
+    const { got, error } = await readUntilError(b);
+    expect(got).toEqual(['whole']);
+    expect(error.code).toBe('PEER_PROTOCOL');
+    expect(error.message).toMatch(/truncated frame/);
+  });
+});
+
+describe('an attacker on the path', () => {
+  async function throughMitm(edit: (frame: Buffer, index: number) => Buffer[]) {
+    let accepted!: (l: PeerLink) => void;
+    const server = new Promise<PeerLink>((r) => (accepted = r));
+    const l = await listen((link) => accepted(link));
+    const client = track(await connectTcp(LOCAL, await mitm(l.port, edit), A, { peerKey: B.publicKey }));
+    return { client, server: await server };
+  }
+
+  test('one flipped ciphertext byte: nothing is delivered, the link closes with an authentication error', async () => {
+    const { client, server } = await throughMitm((f, i) => (i === 2 ? [Buffer.from(f.map((x, j) => (j === 5 ? x ^ 1 : x)))] : [f]));
+    client.send(Buffer.from('pay 1000 sats'));
+    client.send(Buffer.from('pay 2000 sats'));
+    const { got, error } = await readUntilError(server);
+    expect(got).toEqual([]);
+    expect(error.code).toBe('PEER_AUTH_FAILED');
+    expect(error.message).toMatch(/failed authentication/);
+    await expect(server.closed).rejects.toBe(error);
+    // The sender learns too: its peer cut the link.
+    expect((await readUntilError(client)).error.code).toBe('PEER_UNREACHABLE');
+  });
+
+  test('a replayed frame (the same bytes sent twice on the TCP path) is an authentication failure', async () => {
+    const { client, server } = await throughMitm((f, i) => (i === 2 ? [f, f] : [f]));
+    client.send(Buffer.from('pay 1000 sats'));
+    client.send(Buffer.from('pay 2000 sats'));
+    const { got, error } = await readUntilError(server);
+    expect(got).toEqual(['pay 1000 sats']);
+    expect(error.code).toBe('PEER_AUTH_FAILED');
+  });
+
+  test('two frames swapped is an authentication failure at the first', async () => {
+    let held: Buffer = Buffer.alloc(0);
+    const { client, server } = await throughMitm((f, i) => (i === 2 ? ((held = f), []) : i === 3 ? [f, held] : [f]));
+    client.send(Buffer.from('first'));
+    client.send(Buffer.from('second'));
+    const { got, error } = await readUntilError(server);
+    expect(got).toEqual([]);
+    expect(error.code).toBe('PEER_AUTH_FAILED');
+  });
+});
+
+describe('silence and disappearance', () => {
+  test('a client that connects and says nothing fails the handshake timeout', async () => {
+    const server = firstError();
+    const l = await listen(() => undefined, { onError: server.onError, handshakeTimeoutMs: 300 });
+    await rawClient(l.port);
+    const e = await server.error;
+    expect(e.code).toBe('PEER_TIMEOUT');
+    expect(e.details).toEqual({ phase: 'handshake', timeoutMs: 300 });
+  });
+
+  test('a server that accepts and says nothing fails the handshake timeout', async () => {
+    const port = await rawServer(() => undefined);
+    const e = await expectCode(connectTcp(LOCAL, port, A, { handshakeTimeoutMs: 300 }), 'PEER_TIMEOUT');
+    expect(e.message).toMatch(/did not complete the handshake within 0.3 s/);
+  });
+
+  test('the idle timeout ends a silent link, not a talking one', async () => {
+    const [client, server] = await tcpPair({}, { idleTimeoutMs: 400 });
+    for (let i = 0; i < 4; i += 1) {
+      await sleep(200);
+      client.send(Buffer.from(`keepalive ${i}`));
+    }
+    const start = performance.now();
+    const { got, error } = await readUntilError(server);
+    expect(got).toHaveLength(4);
+    expect(error.code).toBe('PEER_TIMEOUT');
+    expect(error.details).toEqual({ phase: 'idle', timeoutMs: 400 });
+    expect(performance.now() - start).toBeLessThan(1_000);
+    expect((await readUntilError(client)).error.code).toBe('PEER_UNREACHABLE');
+  });
+
+  test('a peer whose socket is destroyed: the reader gets an error, not a hang or a clean end', async () => {
+    const { a, b, sa } = await linkedPair();
+    a.send(Buffer.from('last words'));
+    await nextTurn();
+    sa.destroy();
+    const { got, error } = await readUntilError(b);
+    expect(got).toEqual(['last words']);
+    expect(error.code).toBe('PEER_UNREACHABLE');
+    expect(error.message).toMatch(/ended the connection without closing the link/);
+    expect(() => b.send(Buffer.from('anyone?'))).toThrow(error);
+    await expect(b.closed).rejects.toBe(error);
+  });
+
+  test('a peer whose connection is reset', async () => {
+    const { b, sa } = await linkedPair({}, {}, 'tcp');
+    sa.resetAndDestroy();
+    const { error } = await readUntilError(b);
+    expect(error.code).toBe('PEER_UNREACHABLE');
+    expect(error.message).toMatch(/ECONNRESET/);
+  });
+
+  test('a closed port is unreachable', async () => {
+    const port = await freePort();
+    const e = await expectCode(connectTcp(LOCAL, port, A), 'PEER_UNREACHABLE');
+    expect(e.message).toBe(`cannot reach peer 127.0.0.1:${port}: ECONNREFUSED`);
+  });
+
+  test('a listener that was closed accepts no more', async () => {
+    const l = await listen(() => undefined);
+    await l.close();
+    await expectCode(connectTcp(LOCAL, l.port, A), 'PEER_UNREACHABLE');
+  });
+
+  test('a port in use cannot be listened on', async () => {
+    const l = await listen(() => undefined);
+    await expectCode(listenTcp(LOCAL, l.port, B, () => undefined), 'PEER_LISTEN_FAILED');
+  });
+});
