@@ -19,7 +19,7 @@ import { receiveAddress } from '../wallet/wallet.js';
 import { addressToScript } from '../bitcoin/address.js';
 import { channelKey } from './keys.js';
 import { encodeMessage, parseMessage, type Message } from './messages.js';
-import { fundingOf, getChannel, listChannels, nextKeyIndex, openPaymentJournal, saveChannel, termsOf, type ChannelRecord, type PaymentState } from './store.js';
+import { fundingOf, getChannel, listChannels, nextKeyIndex, openPaymentJournal, saveChannel, termsOf, type ChannelPayments, type ChannelRecord, type PaymentState } from './store.js';
 
 export interface PayeePolicy {
   minCapacity: bigint;
@@ -31,6 +31,9 @@ export interface PayeePolicy {
   /** Close this many blocks before the expiry, so the close confirms before the payer can refund. */
   closeMargin: number;
 }
+
+/** Payments verified between two turns of the event loop (about 1 ms of verifying). */
+const YIELD_EVERY = 32;
 
 export const DEFAULT_POLICY: PayeePolicy = { minCapacity: 10_000n, maxCapacity: 100_000_000n, minExpiryBlocks: 12, confirmations: 1, closeMargin: 6 };
 
@@ -49,13 +52,11 @@ interface Live {
   rec: ChannelRecord;
   terms: ChannelTerms;
   hasher: StateHasher;
-  journal: Journal;
   committed: PaymentState;
   /** The newest verified state (committed, or ahead of it while a batch is being written). */
   head: PaymentState;
   ids: Set<string>;
   pendingIds: string[];
-  writing: Promise<void> | null;
   link: PeerLink | null;
   confirmed: boolean;
 }
@@ -66,29 +67,39 @@ function refuse(message: string, hint?: string): SwarmpayError {
 
 export class Payee {
   private readonly live = new Map<string, Live>();
+  private store: { journal: Journal; channels: Map<string, ChannelPayments> } | null = null;
+  /** Channels with payments verified but not yet durable; one commit at the next turn covers them all. */
+  private readonly dirty = new Set<Live>();
+  private commitScheduled = false;
 
   constructor(private readonly ctx: PayeeContext) {}
 
   /** Serves one peer link until it closes; a violation closes it with an error message to the peer. */
   async serve(link: PeerLink): Promise<void> {
     let current: Live | null = null;
+    let handled = 0;
     try {
       for await (const bytes of link.messages()) {
         const m = parseMessage(bytes);
         current = await this.handle(link, m, current);
+        // Messages already received are processed without returning to the event loop; a
+        // turn every few lets journal writes complete and acknowledgements go out meanwhile.
+        if (++handled % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
       }
     } catch (e) {
       const err = e instanceof SwarmpayError ? e : new SwarmpayError('INTERNAL', String(e));
       this.ctx.log(`peer ${link.remoteKey.toString('hex').slice(0, 16)}…: ${err.code}: ${err.message}`);
+      // What was verified before the violation is good: durable and acknowledged first.
+      if (current?.link === link) this.commit();
       try {
         link.send(encodeMessage({ t: 'error', code: err.code, message: err.message }));
       } catch {
         /* the link is already gone */
       }
     } finally {
-      if (current) {
-        await current.writing; // every verified payment is made durable, then acknowledged, before we let go
-        if (current.link === link) current.link = null;
+      if (current?.link === link) {
+        this.commit(); // every verified payment is made durable, then acknowledged, before we let go
+        current.link = null;
       }
       await link.close().catch(() => undefined);
     }
@@ -113,7 +124,7 @@ export class Payee {
         return current;
       case 'close': {
         const live = this.attached(link, current, m.id);
-        await live.writing;
+        this.commit();
         const txid = await this.closeChannel(m.id);
         link.send(encodeMessage({ t: 'closed', id: m.id, txid }));
         return live;
@@ -179,8 +190,9 @@ export class Payee {
     if (existing) return existing;
     const rec = getChannel(this.ctx.session, id);
     const terms = termsOf(rec);
-    const { journal, state, ids } = await openPaymentJournal(this.ctx.session, this.ctx.networkDir, id);
-    const live: Live = { rec, terms, hasher: new StateHasher(terms, fundingOf(rec)), journal, committed: state, head: state, ids, pendingIds: [], writing: null, link: null, confirmed: false };
+    this.store ??= openPaymentJournal(this.ctx.session, this.ctx.networkDir);
+    const paid = this.store.channels.get(id) ?? { state: { seq: 0, cumulative: 0n, sig: null }, ids: new Set<string>() };
+    const live: Live = { rec, terms, hasher: new StateHasher(terms, fundingOf(rec)), committed: paid.state, head: paid.state, ids: paid.ids, pendingIds: [], link: null, confirmed: false };
     this.live.set(id, live);
     return live;
   }
@@ -192,9 +204,9 @@ export class Payee {
     if (live.link && live.link !== link) {
       // The payer came back (after a crash, say) while its old connection still looks open:
       // the newest connection takes over, once what the old one sent is durable.
+      this.commit();
       const old = live.link;
       live.link = null;
-      await live.writing;
       void old.close().catch(() => undefined);
     }
     live.link = link;
@@ -218,38 +230,48 @@ export class Payee {
     if (!verifyState(live.hasher.sighash(m.cumulative), live.terms.payerPubkey, sig)) throw refuse(`the signature of payment ${m.seq} does not verify for this channel and amount`);
     live.head = { seq: m.seq, cumulative: m.cumulative, sig: m.sig };
     if (m.pid !== null) live.pendingIds.push(m.pid);
-    if (!live.writing) live.writing = this.commit(live);
+    this.dirty.add(live);
+    if (!this.commitScheduled) {
+      this.commitScheduled = true;
+      setImmediate(() => this.commit());
+    }
   }
 
-  /** Group commit: one journal append for everything verified since the last one, then one ack. */
-  private async commit(live: Live): Promise<void> {
-    while (live.head.seq > live.committed.seq) {
-      const head = live.head;
-      const ids = live.pendingIds.splice(0);
-      try {
-        await live.journal.append([{ seq: head.seq, cumulative: head.cumulative.toString(), sig: head.sig!, ids }]);
-      } catch (e) {
-        // Nothing of this batch is durable, so nothing of it counts: back to what is.
-        live.head = live.committed;
-        live.pendingIds = [];
-        live.writing = null;
-        const err = e instanceof SwarmpayError ? e : new SwarmpayError('IO_ERROR', String(e));
-        this.ctx.log(`channel ${live.rec.id}: cannot persist payments: ${err.message}`);
-        live.link?.send(encodeMessage({ t: 'error', code: err.code, message: `the payee cannot store payments: ${err.message}` }));
-        await live.link?.close().catch(() => undefined);
-        return;
+  /**
+   * Group commit: one journal append, one fsync, for everything verified on every channel
+   * since the last one, then one acknowledgement per channel. Scheduled once per turn of
+   * the event loop; also called directly to flush.
+   */
+  private commit(): void {
+    this.commitScheduled = false;
+    if (this.dirty.size === 0 || !this.store) return;
+    const batch = [...this.dirty].filter((l) => l.head.seq > l.committed.seq);
+    this.dirty.clear();
+    const ids = batch.map((l) => l.pendingIds.splice(0));
+    try {
+      this.store.journal.append(batch.map((l, i) => ({ ch: l.rec.id, seq: l.head.seq, cumulative: l.head.cumulative.toString(), sig: l.head.sig!, ids: ids[i]! })));
+    } catch (e) {
+      // Nothing of this batch is durable, so nothing of it counts: back to what is.
+      const err = e instanceof SwarmpayError ? e : new SwarmpayError('IO_ERROR', String(e));
+      for (const l of batch) {
+        l.head = l.committed;
+        this.ctx.log(`channel ${l.rec.id}: cannot persist payments: ${err.message}`);
+        l.link?.send(encodeMessage({ t: 'error', code: err.code, message: `the payee cannot store payments: ${err.message}` }));
+        void l.link?.close().catch(() => undefined);
       }
-      live.committed = head;
-      for (const pid of ids) live.ids.add(pid);
-      live.link?.send(encodeMessage({ t: 'ack', id: live.rec.id, seq: head.seq }));
+      return;
     }
-    live.writing = null;
+    batch.forEach((l, i) => {
+      l.committed = l.head;
+      for (const pid of ids[i]!) l.ids.add(pid);
+      l.link?.send(encodeMessage({ t: 'ack', id: l.rec.id, seq: l.head.seq }));
+    });
   }
 
   /** Signs and broadcasts the newest state; returns the close txid. */
   async closeChannel(id: string): Promise<string> {
     const live = await this.load(id);
-    await live.writing;
+    this.commit();
     const rec = getChannel(this.ctx.session, id);
     if (rec.status === 'closing') return rec.closeTxid!;
     if (rec.status !== 'open') throw new SwarmpayError('CHANNEL_STATE', `channel ${id} is ${rec.status}, not open`);
@@ -282,12 +304,11 @@ export class Payee {
     return closed;
   }
 
-  /** Waits for every pending batch to be durable and closes the journals. */
+  /** Makes every verified payment durable and closes the journals. */
   async shutdown(): Promise<void> {
-    for (const live of this.live.values()) {
-      await live.writing;
-      await live.journal.close();
-    }
+    this.commit();
+    this.store?.journal.close();
+    this.store = null;
     this.live.clear();
   }
 }

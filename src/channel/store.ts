@@ -1,7 +1,8 @@
 /**
  * Where channels live: their terms and status in the keystore (written at checkpoints:
  * open and close, which advance the TPM counter), and the payee's stream of payments in
- * a journal beside it (one group commit per batch of payments, no TPM round trip).
+ * one journal beside it for all its channels (one group commit per batch of payments
+ * across every channel, no TPM round trip).
  */
 import path from 'node:path';
 import { SwarmpayError } from '../errors.js';
@@ -92,31 +93,40 @@ export interface PaymentState {
 }
 
 export interface JournalRecord {
+  /** The channel: one journal holds the payments of all a payee's channels, so one fsync covers them all. */
+  ch: string;
   seq: number;
   cumulative: string;
   sig: string;
   ids: string[];
 }
 
-function replay(records: Json[]): { state: PaymentState; ids: Set<string> } {
-  let state: PaymentState = { seq: 0, cumulative: 0n, sig: null };
-  const ids = new Set<string>();
+export interface ChannelPayments {
+  state: PaymentState;
+  ids: Set<string>;
+}
+
+function replay(records: Json[]): Map<string, ChannelPayments> {
+  const out = new Map<string, ChannelPayments>();
   for (const r of records as unknown as JournalRecord[]) {
-    state = { seq: r.seq, cumulative: BigInt(r.cumulative), sig: r.sig };
-    for (const pid of r.ids) ids.add(pid);
+    const c = out.get(r.ch) ?? { state: { seq: 0, cumulative: 0n, sig: null }, ids: new Set<string>() };
+    c.state = { seq: r.seq, cumulative: BigInt(r.cumulative), sig: r.sig };
+    for (const pid of r.ids) c.ids.add(pid);
+    out.set(r.ch, c);
   }
-  return { state, ids };
+  return out;
 }
 
-const journalFile = (networkDir: string, id: string) => path.join(networkDir, 'channels', `${id}.journal`);
+const JOURNAL = 'channel-payments';
+const journalFile = (networkDir: string) => path.join(networkDir, 'channels', `${JOURNAL}.journal`);
 
-/** Opens a channel's payment journal to append to, and replays it: the newest state and every batch id paid. */
-export async function openPaymentJournal(session: KeystoreSession, networkDir: string, id: string): Promise<{ journal: Journal; state: PaymentState; ids: Set<string> }> {
-  const { journal, records } = await Journal.open(journalFile(networkDir, id), `channel/${id}`, session.subkey(`channel-journal/${id}`));
-  return { journal, ...replay(records) };
+/** Opens the payee's payment journal to append to, and replays it: per channel, the newest state and every batch id paid. */
+export function openPaymentJournal(session: KeystoreSession, networkDir: string): { journal: Journal; channels: Map<string, ChannelPayments> } {
+  const { journal, records } = Journal.open(journalFile(networkDir), JOURNAL, session.subkey(JOURNAL));
+  return { journal, channels: replay(records) };
 }
 
-/** The newest state in a channel's journal, read without touching the file (a server may be appending). */
+/** The newest state of one channel, read without touching the file (a server may be appending). */
 export function readPaymentState(session: KeystoreSession, networkDir: string, id: string): PaymentState {
-  return replay(Journal.read(journalFile(networkDir, id), `channel/${id}`, session.subkey(`channel-journal/${id}`)).records).state;
+  return replay(Journal.read(journalFile(networkDir), JOURNAL, session.subkey(JOURNAL)).records).get(id)?.state ?? { seq: 0, cumulative: 0n, sig: null };
 }

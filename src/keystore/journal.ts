@@ -1,7 +1,9 @@
 /**
  * An append-only journal beside the keystore (one per payment channel): records sealed
  * with a keystore subkey (AES-256-GCM), appended in batches with one fsync each, so that
- * many payments share one durable write (group commit).
+ * many payments share one durable write (group commit). Appends are synchronous on
+ * purpose: an fdatasync here takes about a tenth of a millisecond, far less than the two
+ * trips through a busy event loop an asynchronous write and sync would cost each batch.
  *
  * Each record's associated data is the journal's name and the record's index, so records
  * cannot be reordered, spliced between journals or replaced. A record cut short by a crash
@@ -9,12 +11,12 @@
  * a damaged record before the last is corruption and refused. A failed append (a full
  * disk) cuts the file back to its last complete record and fails the journal.
  */
-import { open as openFile, type FileHandle } from 'node:fs/promises';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { SwarmpayError, ioError } from '../errors.js';
 import { canonicalJson, type Json } from '../util/canonical-json.js';
 import { syncDir } from '../util/atomic-file.js';
+import { acquireLock, type Lock } from '../util/file-lock.js';
 import { open, seal } from './crypto.js';
 import { corrupt } from './format.js';
 
@@ -36,10 +38,10 @@ function decode(key: Uint8Array, name: string, index: number, body: Buffer): Jso
 
 export class Journal {
   private failed: SwarmpayError | null = null;
-  private queue: Promise<void> = Promise.resolve();
 
   private constructor(
-    private readonly fh: FileHandle,
+    private readonly lock: Lock,
+    private readonly fd: number,
     readonly file: string,
     private readonly name: string,
     private readonly key: Uint8Array,
@@ -72,59 +74,59 @@ export class Journal {
   }
 
   /** Opens (or creates) a journal to append to, dropping a torn tail; returns it with its records. */
-  static async open(file: string, name: string, key: Uint8Array): Promise<{ journal: Journal; records: Json[] }> {
-    const fresh = !existsSync(file);
-    const { records, whole } = Journal.read(file, name, key);
-    if (fresh) {
-      try {
-        mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-      } catch (e) {
-        throw ioError('create', path.dirname(file), e);
-      }
-    }
-    let fh: FileHandle;
+  static open(file: string, name: string, key: Uint8Array): { journal: Journal; records: Json[] } {
     try {
-      fh = await openFile(file, fresh ? 'w+' : 'r+', 0o600);
-      await fh.truncate(whole);
-      if (fresh) syncDir(path.dirname(file));
+      mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     } catch (e) {
-      throw ioError('open', file, e);
+      throw ioError('create', path.dirname(file), e);
     }
-    return { journal: new Journal(fh, file, name, key, records.length, whole), records };
+    // One writer at a time: a second would interleave records, or cut off the other's tail.
+    const lock = acquireLock(`${file}.lock`, `the journal ${file}`);
+    try {
+      const fresh = !existsSync(file);
+      const { records, whole } = Journal.read(file, name, key);
+      let fd: number;
+      try {
+        fd = openSync(file, fresh ? 'w+' : 'r+', 0o600);
+        ftruncateSync(fd, whole);
+        if (fresh) syncDir(path.dirname(file));
+      } catch (e) {
+        throw ioError('open', file, e);
+      }
+      return { journal: new Journal(lock, fd, file, name, key, records.length, whole), records };
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
   }
 
-  /** Appends records with one write and one fsync; resolves once they are durable. */
-  append(records: Json[]): Promise<void> {
-    const run = async () => {
-      if (this.failed) throw this.failed;
-      const bufs = records.map((r, i) => encode(this.key, this.name, this.count + i, r));
-      const data = Buffer.concat(bufs);
+  /** Appends records with one write and one fsync; returns once they are durable. */
+  append(records: Json[]): void {
+    if (this.failed) throw this.failed;
+    const data = Buffer.concat(records.map((r, i) => encode(this.key, this.name, this.count + i, r)));
+    try {
+      // A write may be short (a disk filling up): go on until all of it is written or it fails.
+      for (let off = 0; off < data.length; ) off += writeSync(this.fd, data, off, data.length - off, this.size + off);
+      fdatasyncSync(this.fd);
+    } catch (e) {
+      this.failed = ioError('append to', this.file, e);
       try {
-        // A write may be short (a disk filling up): go on until all of it is written or it fails.
-        for (let off = 0; off < data.length; ) {
-          const { bytesWritten } = await this.fh.write(data, off, data.length - off, this.size + off);
-          off += bytesWritten;
-        }
-        await this.fh.datasync();
-      } catch (e) {
-        this.failed = ioError('append to', this.file, e);
-        await this.fh.truncate(this.size).catch(() => undefined);
-        throw this.failed;
+        ftruncateSync(this.fd, this.size);
+      } catch {
+        /* the journal is failed either way; reopening drops a torn tail */
       }
-      this.size += data.length;
-      this.count += records.length;
-    };
-    const done = this.queue.then(run);
-    this.queue = done.catch(() => undefined);
-    return done;
+      throw this.failed;
+    }
+    this.size += data.length;
+    this.count += records.length;
   }
 
   get records(): number {
     return this.count;
   }
 
-  async close(): Promise<void> {
-    await this.queue;
-    await this.fh.close();
+  close(): void {
+    closeSync(this.fd);
+    this.lock.release();
   }
 }
