@@ -4,6 +4,8 @@
  * and every payment a payee must refuse, refused without changing its journal.
  */
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { startTestNode, type TestNode } from './helpers/node.js';
 import { tempDir } from './helpers/tmp.js';
 import { testWallet, fund, type TestWallet } from './helpers/wallets.js';
@@ -15,7 +17,9 @@ import { encodeMessage, parseMessage, type Message } from '../src/channel/messag
 import { getChannel, readPaymentState, termsOf, fundingOf } from '../src/channel/store.js';
 import { connectTcp, listenTcp } from '../src/peer/transports.js';
 import type { PeerLink } from '../src/peer/link.js';
-import { StateHasher, signState } from '../src/bitcoin/channel.js';
+import { StateHasher, channelOutput, signState } from '../src/bitcoin/channel.js';
+import { faucetPay } from '../src/wallet/faucet.js';
+import { Transaction } from 'bitcoinjs-lib';
 import { channelKey } from '../src/channel/keys.js';
 import { SwarmpayError } from '../src/errors.js';
 
@@ -188,5 +192,60 @@ describe('payment channels on a real btcd', () => {
     await node.chain.mine(1);
     expect((await node.chain.getTransaction(r.txid))!.confirmations).toBe(1);
     expect(getChannel(payer.session, rec.id).status).toBe('refunded');
+  });
+
+  test('the payee\'s disk filling up: payments stop with a clear error, and the payee holds exactly what it acknowledged', async () => {
+    const full = await testWallet(path.join(tmp.dir, 'full'));
+    const mnt = path.join(full.networkDir, 'channels');
+    mkdirSync(mnt, { recursive: true });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16k', 'tmpfs', mnt]);
+    const fullPayee = new Payee({ session: full.session, seed: full.seed, network: 'regtest', networkDir: full.networkDir, chain: node.chain, policy: DEFAULT_POLICY, log: (m) => logs.push(m) });
+    const srv = await listenTcp('127.0.0.1', 0, peerStaticKey(full.seed), (l) => void fullPayee.serve(l));
+    try {
+      const connectFull = () => connectTcp('127.0.0.1', srv.port, peerStaticKey(payer.seed), { peerKey: peerStaticKey(full.seed).publicKey });
+      const l = await connectFull();
+      const { rec } = await openChannel(pc, l, { kind: 'tcp', host: '127.0.0.1', port: srv.port }, { capacity: 1_000_000n, expiryBlocks: 144, feeRate: 2n });
+      await l.close();
+      await node.chain.mine(1);
+      const s = await PayerSession.start(pc, await connectFull(), rec.id);
+      sessions.push(s);
+      // Long batch ids make each record large, so 16 KiB fill within a few hundred payments.
+      const r = await s.pay(Array.from({ length: 3000 }, (_, i) => ({ sats: 1n, pid: `invoice-${String(i).padStart(50, '0')}` })));
+      const err = (r as unknown as { error?: SwarmpayError }).error;
+      expect(err?.message).toMatch(/cannot store payments.*disk is full/);
+      const acked = r.payments.filter((p) => p.acked).length;
+      expect(acked).toBeGreaterThan(0);
+      expect(acked).toBeLessThan(3000);
+      expect(readPaymentState(full.session, full.networkDir, rec.id)).toMatchObject({ seq: r.acked.seq, cumulative: r.acked.cumulative });
+      expect(r.acked.seq).toBe(acked);
+    } finally {
+      await srv.close();
+      await fullPayee.shutdown();
+      execFileSync('umount', [mnt]);
+    }
+  });
+
+  test('a funding transaction that does not pay the agreed amount is refused, and the channel never opens', async () => {
+    const l = await link();
+    try {
+      const it = l.messages()[Symbol.asyncIterator]();
+      const key = channelKey(payer.seed, 'regtest', 900);
+      const payerScript = Buffer.concat([Buffer.from([0, 20]), Buffer.alloc(20, 5)]);
+      const expiry = (await node.chain.tipHeight()) + 144;
+      const id = 'feedfacefeedface';
+      l.send(encodeMessage({ t: 'open', id, network: 'regtest', capacity: 100_000n, expiry, closeFee: 400n, payerPubkey: key.pub.toString('hex'), payerScript: payerScript.toString('hex') }));
+      const accept = parseMessage((await it.next()).value as Buffer) as Extract<Message, { t: 'accept' }>;
+      expect(accept.t).toBe('accept');
+      const terms = { payerPubkey: key.pub, payeePubkey: Buffer.from(accept.payeePubkey, 'hex'), expiry, capacity: 100_000n, closeFee: 400n, payeeScript: Buffer.from(accept.payeeScript, 'hex'), payerScript };
+      const out = channelOutput(terms, 'regtest');
+      const tx = await faucetPay(node.chain, out.address, 99_000n); // short by 1,000 sats
+      const vout = Transaction.fromHex(tx.hex).outs.findIndex((o) => Buffer.from(o.script).equals(out.script));
+      l.send(encodeMessage({ t: 'funded', id, tx: tx.hex, vout }));
+      const answer = parseMessage((await it.next()).value as Buffer);
+      expect(answer).toMatchObject({ t: 'error', code: 'FUNDING_MISMATCH' });
+      expect(getChannel(payee.session, id).status).toBe('opening');
+    } finally {
+      await l.close();
+    }
   });
 });
