@@ -248,4 +248,21 @@ describe('payment channels on a real btcd', () => {
       await l.close();
     }
   });
+
+  test('the payee closes by itself once the expiry is within its margin, paying what was acknowledged', async () => {
+    const { rec } = await open(100_000n, DEFAULT_POLICY.minExpiryBlocks + 2);
+    await node.chain.mine(1);
+    const s = await session(rec.id);
+    await s.pay([{ sats: 5_000n, pid: null }]);
+    expect(await service.closeExpiring()).toEqual([]); // not yet
+    const tip = await node.chain.tipHeight();
+    await node.chain.mine(rec.terms.expiry - DEFAULT_POLICY.closeMargin - tip);
+    const [txid] = await service.closeExpiring();
+    expect(txid).toMatch(/^[0-9a-f]{64}$/);
+    await node.chain.mine(1);
+    const tx = (await node.chain.getTransaction(txid!))!;
+    const t = termsOf(getChannel(payee.session, rec.id));
+    expect(tx.outputs.find((o) => Buffer.from(o.script).equals(Buffer.from(t.payeeScript)))!.value).toBe(5_000n - t.closeFee);
+    expect(await service.closeExpiring()).toEqual([]); // once only
+  });
 });

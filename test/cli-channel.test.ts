@@ -22,8 +22,9 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
   const a = (...args: string[]) => swarmpay(['--datadir', payer, '--tpm', 'none', ...args]);
   const b = (...args: string[]) => swarmpay(['--datadir', payee, '--tpm', 'none', ...chainArgs, ...args]);
   const refused = (r: CliResult, exit: number, code: string) => expect({ exit: r.code, code: r.json?.error?.code ?? lastLine(r)?.error?.code }).toEqual({ exit, code });
-  const lastLine = (r: CliResult) => {
-    const lines = r.stdout.trim().split('\n');
+  const lastLine = (r: CliResult) => lastLineOf(r.stdout);
+  const lastLineOf = (stdout: string) => {
+    const lines = stdout.trim().split('\n');
     try {
       return JSON.parse(lines[lines.length - 1]!);
     } catch {
@@ -111,8 +112,9 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
     expect(opened.code).toBe(0);
     const id = opened.json.id as string;
     await mine();
-    const paid = await a('channel', 'pay', id, '500', '--count', '20', '--passphrase-file', pass);
+    const paid = await a('channel', 'pay', id, '10', '--count', '10000', '--passphrase-file', pass);
     expect(paid.code).toBe(0);
+    expect(lastLineOf(paid.stdout).summary).toMatchObject({ acked: 10000, sats: 100000 });
     // Too early: the node would refuse, so swarmpay says when it becomes possible.
     const early = await a('channel', 'refund', id, '--passphrase-file', pass);
     refused(early, 2, 'CHANNEL_STATE');
