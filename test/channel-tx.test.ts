@@ -21,7 +21,7 @@ import { addressToScript } from '../src/bitcoin/address.js';
 import { dustThreshold } from '../src/bitcoin/policy.js';
 import { SwarmpayError } from '../src/errors.js';
 import { faucetPay } from '../src/wallet/faucet.js';
-import { expectCode } from './helpers/expect.js';
+import { expectCode, thrown } from './helpers/expect.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
 
 const priv = (label: string) => createHash('sha256').update(`channel-tx test ${label}`).digest();
@@ -39,16 +39,6 @@ function terms(expiry: number, capacity = 1_000_000n): ChannelTerms {
   return { payerPubkey: pub(PAYER), payeePubkey: pub(PAYEE), expiry, capacity, closeFee: FEE_RATE * closeVbytes(scripts), ...scripts };
 }
 
-/** The SwarmpayError `f` throws (fails if it returns). */
-function thrown(f: () => unknown): SwarmpayError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SwarmpayError);
-    return e as SwarmpayError;
-  }
-  throw new Error('expected a SwarmpayError');
-}
 
 /** Microseconds per call of `f`, after a warm-up. */
 function micros(n: number, f: (i: number) => unknown): number {

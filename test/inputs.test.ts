@@ -4,15 +4,9 @@ import { addressToScript } from '../src/bitcoin/address.js';
 import { checkFeeRate, dustThreshold, MAX_FEE_RATE } from '../src/bitcoin/policy.js';
 import { checkMnemonic, newMnemonic } from '../src/wallet/mnemonic.js';
 import { SwarmpayError } from '../src/errors.js';
+import { thrown } from './helpers/expect.js';
 
-const code = (f: () => unknown): string => {
-  try {
-    f();
-  } catch (e) {
-    return (e as SwarmpayError).code;
-  }
-  return 'no error';
-};
+const code = (f: () => unknown): string => thrown(f).code;
 
 describe('amounts', () => {
   test('whole positive satoshis are read exactly', () => {

@@ -5,15 +5,8 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { Journal } from '../src/keystore/journal.js';
 import { tempDir } from './helpers/tmp.js';
+import { thrown } from './helpers/expect.js';
 
-function thrown(f: () => unknown): unknown {
-  try {
-    f();
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected an error');
-}
 
 const key = randomBytes(32);
 

@@ -7,20 +7,12 @@ import { SwarmpayError } from '../src/errors.js';
 import { canonicalJson } from '../src/util/canonical-json.js';
 import { createHash } from 'node:crypto';
 import { tempDir } from './helpers/tmp.js';
+import { thrown } from './helpers/expect.js';
 
 const FAST = { N: 1 << 14, r: 8, p: 1 }; // the smallest N the reader accepts, to keep tests quick
 const PASS = 'correct horse battery staple';
 const secret = { wallet: { mnemonic: 'abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about' } };
 
-function errorOf(f: () => unknown): SwarmpayError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof SwarmpayError) return e;
-    throw e;
-  }
-  throw new Error('expected an error');
-}
 
 async function unlockError(file: string, network: 'regtest' | 'mainnet', pass: string): Promise<SwarmpayError> {
   const e = await unlockKeystore(file, network, passphraseUnlocker(pass)).then(
@@ -53,7 +45,7 @@ describe('keystore', () => {
 
   test('an existing keystore is never overwritten', () => {
     const before = readFileSync(file);
-    expect(errorOf(() => createKeystore(file, 'regtest', PASS, {}, {}, FAST)).code).toBe('KEYSTORE_EXISTS');
+    expect(thrown(() => createKeystore(file, 'regtest', PASS, {}, {}, FAST)).code).toBe('KEYSTORE_EXISTS');
     expect(readFileSync(file)).toEqual(before);
   });
 
@@ -99,7 +91,7 @@ describe('keystore', () => {
   });
 
   test('no file is WALLET_NOT_FOUND', () => {
-    expect(errorOf(() => readKeystore(path.join(tmp.dir, 'nope.json'), 'regtest')).code).toBe('WALLET_NOT_FOUND');
+    expect(thrown(() => readKeystore(path.join(tmp.dir, 'nope.json'), 'regtest')).code).toBe('WALLET_NOT_FOUND');
   });
 
   test('scrypt parameters out of bounds are refused before any work', async () => {
@@ -112,7 +104,7 @@ describe('keystore', () => {
   test('a lock held by a live process is KEYSTORE_BUSY; a stale one is taken over', () => {
     const lockFile = `${file}.lock`;
     writeFileSync(lockFile, String(process.ppid)); // our parent is alive
-    expect(errorOf(() => acquireLock(lockFile, 'the keystore')).code).toBe('KEYSTORE_BUSY');
+    expect(thrown(() => acquireLock(lockFile, 'the keystore')).code).toBe('KEYSTORE_BUSY');
     writeFileSync(lockFile, '999999999'); // no such pid
     const lock = acquireLock(lockFile, 'the keystore');
     expect(readFileSync(lockFile, 'utf8')).toBe(String(process.pid));

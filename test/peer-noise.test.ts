@@ -9,6 +9,7 @@ import { SwarmpayError } from '../src/errors.js';
 import { FrameDecoder, frameBuffer, HEADER_LEN } from '../src/peer/frames.js';
 import { generateStaticKey, parsePeerKey, staticKeyFromPrivate } from '../src/peer/keys.js';
 import { CipherState, HandshakeState, TAG_LEN } from '../src/peer/noise.js';
+import { thrown } from './helpers/expect.js';
 
 interface Vector {
   source: string;
@@ -25,15 +26,6 @@ const file = JSON.parse(readFileSync(new URL('./vectors/noise-xx.json', import.m
 const hex = (s: string) => Buffer.from(s, 'hex');
 const key = (s: string) => staticKeyFromPrivate(hex(s));
 
-function thrown(f: () => unknown): SwarmpayError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SwarmpayError);
-    return e as SwarmpayError;
-  }
-  throw new Error('expected a throw');
-}
 
 describe(file.protocol_name, () => {
   test.each(file.vectors.map((v) => ({ ...v, from: v.source.split(' ')[0] })))('the vector from $from', (v) => {

@@ -17,6 +17,7 @@ import { nameOf, type Tpm } from '../src/tpm/tpm.js';
 import { startTestTpm, type TestTpm } from './helpers/swtpm.js';
 import { tempDir } from './helpers/tmp.js';
 import { requireTpm2Tools, tpm2 } from './helpers/tpm2-tools.js';
+import { thrown } from './helpers/expect.js';
 
 const PCRS = [0, 7, 16];
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest();
@@ -24,19 +25,10 @@ const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest();
 /** A PEM re-encoded by node:crypto, so that PEMs from different encoders compare as text. */
 const reencoded = (pem: string) => createPublicKey(pem).export({ type: 'spki', format: 'pem' }).toString();
 
-function errorOf(f: () => unknown): SwarmpayError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof SwarmpayError) return e;
-    throw e; // a TypeError or the like: the test fails with it
-  }
-  throw new Error('expected an error');
-}
 
 /** Asserts `f` refuses with ATTESTATION_INVALID (and a message matching `message`). */
 function refused(f: () => unknown, message?: RegExp): void {
-  const e = errorOf(f);
+  const e = thrown(f);
   expect(`${e.code}: ${e.message}`).toMatch(/^ATTESTATION_INVALID: /);
   if (message) expect(e.message).toMatch(message);
 }
@@ -192,7 +184,7 @@ describe('TPM attestation', () => {
       refused(() => verifyAttestation(doc, { nonce: nonce.subarray(0, 31) }), /another nonce/);
       // The document's own nonce field cannot talk the verifier into another one.
       refused(() => verifyAttestation({ ...doc, nonce: '00'.repeat(32) }, { nonce }), /nonce field/);
-      expect(errorOf(() => verifyAttestation(doc, { nonce: new Uint8Array(0) })).code).toBe('USAGE');
+      expect(thrown(() => verifyAttestation(doc, { nonce: new Uint8Array(0) })).code).toBe('USAGE');
     });
 
     test('one flipped bit in any byte of the quote', () => {
@@ -288,9 +280,9 @@ describe('TPM attestation', () => {
 
     test('bad allow lists and pinned AKs are INVALID_FILE', () => {
       const badLists = ['not json', '[]', 'null', '"x"', '{"x": "00"}', '{"24": "00"}', '{"7": "abc"}', '{"7": []}', '{"7": [1]}', `{"7": "${'0'.repeat(62)}"}`];
-      for (const text of badLists) expect(errorOf(() => parsePcrAllowList(text)).code).toBe('INVALID_FILE');
-      expect(errorOf(() => verifyAttestation(doc, { nonce, expectPcrs: { '7': 'nope' } })).code).toBe('INVALID_FILE');
-      expect(errorOf(() => verifyAttestation(doc, { nonce, ak: 'not a pem' })).code).toBe('INVALID_FILE');
+      for (const text of badLists) expect(thrown(() => parsePcrAllowList(text)).code).toBe('INVALID_FILE');
+      expect(thrown(() => verifyAttestation(doc, { nonce, expectPcrs: { '7': 'nope' } })).code).toBe('INVALID_FILE');
+      expect(thrown(() => verifyAttestation(doc, { nonce, ak: 'not a pem' })).code).toBe('INVALID_FILE');
     });
   });
 

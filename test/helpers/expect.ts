@@ -17,3 +17,14 @@ export async function expectCode(p: Promise<unknown>, code: string): Promise<Swa
   expect((e as SwarmpayError).code).toBe(code);
   return e as SwarmpayError;
 }
+
+/** The SwarmpayError `f` throws (fails if it returns, or throws anything else). */
+export function thrown(f: () => unknown): SwarmpayError {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(SwarmpayError);
+    return e as SwarmpayError;
+  }
+  throw new Error('expected a SwarmpayError');
+}
