@@ -111,4 +111,18 @@ describe('keystore', () => {
     lock.release();
     expect(existsSync(lockFile)).toBe(false);
   });
+
+  test('two processes updating one keystore: each change lands on the other\'s, none is lost', async () => {
+    const a = await unlockKeystore(file, 'regtest', passphraseUnlocker(PASS));
+    const b = await unlockKeystore(file, 'regtest', passphraseUnlocker(PASS));
+    await a.update((s) => {
+      s.fromA = 1;
+    });
+    await b.update((s) => {
+      s.fromB = 2;
+    });
+    const now = await unlockKeystore(file, 'regtest', passphraseUnlocker(PASS));
+    expect(now.secret).toMatchObject({ ...secret, fromA: 1, fromB: 2 });
+    expect(b.secret).toMatchObject({ fromA: 1, fromB: 2 });
+  });
 });

@@ -171,14 +171,20 @@ export class KeystoreSession {
   /**
    * Changes the secret and writes it. With `checkpoint` a TPM keystore's counter advances
    * (channel open and close, escrow steps), so that older copies are refused from then on.
-   * Another process having written the file meanwhile is refused, never overwritten.
+   * If another process wrote the file meanwhile (a `wallet send` beside a long-running
+   * `channel serve`), the change is applied to what it wrote, never over it: the newer
+   * file is authenticated with the data key and, on a TPM, checked against the counter.
    */
   async update(mutate: (secret: { [k: string]: Json }) => void, opts: { checkpoint?: boolean } = {}): Promise<void> {
     const lock = acquireLock(`${this.file}.lock`, 'the keystore');
     try {
       const doc = readKeystore(this.file, this.network);
       if (doc.checksum !== this.checksum) {
-        throw new SwarmpayError('KEYSTORE_BUSY', `the keystore ${this.file} was changed by another process meanwhile`, { hint: 'run the command again; nothing was written' });
+        const p = doc.header.protector;
+        if (p.type !== this.header.protector.type) throw new SwarmpayError('KEYSTORE_BUSY', `the keystore ${this.file} was re-provisioned by another process`, { hint: 'run the command again; nothing was written' });
+        this.secret = decryptPayload(this.file, doc, this.dataKey);
+        if (p.type === 'tpm' && this.tpm) await checkRollback(this.file, p, BigInt(doc.header.counter), this.tpm);
+        this.header = doc.header;
       }
       const secret = structuredClone(this.secret);
       mutate(secret);
