@@ -5,7 +5,6 @@
  * It closes a channel by broadcasting the newest state, on request or by itself before
  * the expiry.
  */
-import { randomBytes } from 'node:crypto';
 import { SwarmpayError } from '../errors.js';
 import type { NetworkName } from '../bitcoin/network.js';
 import { MIN_RELAY_FEE_RATE, MAX_FEE_RATE, dustThreshold } from '../bitcoin/policy.js';
@@ -311,9 +310,4 @@ export class Payee {
     this.store = null;
     this.live.clear();
   }
-}
-
-/** A fresh channel id: 8 random bytes, hex. */
-export function newChannelId(): string {
-  return randomBytes(8).toString('hex');
 }

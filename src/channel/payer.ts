@@ -16,8 +16,7 @@ import { planSend, signSend } from '../wallet/send.js';
 import { receiveAddress, walletAccount } from '../wallet/wallet.js';
 import { channelKey } from './keys.js';
 import { encodeMessage, expectType, parseMessage, type Message } from './messages.js';
-import { fundingOf, getChannel, nextKeyIndex, saveChannel, termsOf, type ChannelRecord, type PaymentState, type PeerAddress } from './store.js';
-import { newChannelId } from './payee.js';
+import { fundingOf, getChannel, newChannelId, nextKeyIndex, saveChannel, termsOf, type ChannelRecord, type PaymentState, type PeerAddress } from './store.js';
 
 export interface PayerContext {
   session: KeystoreSession;

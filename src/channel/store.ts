@@ -4,6 +4,7 @@
  * one journal beside it for all its channels (one group commit per batch of payments
  * across every channel, no TPM round trip).
  */
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { SwarmpayError } from '../errors.js';
 import type { Json } from '../util/canonical-json.js';
@@ -40,6 +41,11 @@ interface ChannelsSecret {
 
 function table(secret: { [k: string]: Json }): ChannelsSecret {
   return secret as unknown as ChannelsSecret;
+}
+
+/** A fresh channel id: 8 random bytes, hex. */
+export function newChannelId(): string {
+  return randomBytes(8).toString('hex');
 }
 
 export function listChannels(session: KeystoreSession): ChannelRecord[] {

@@ -24,7 +24,8 @@ function parseHostPort(text: string, what: string, listen = false): { host: stri
   return { host: m[1]!, port: Number(m[2]) };
 }
 
-async function payerContext(ctx: Context, passphraseFile: string | undefined): Promise<PayerContext> {
+/** The unlocked wallet and the chain: what both sides of a channel work with. */
+async function unlockedContext(ctx: Context, passphraseFile: string | undefined): Promise<PayerContext> {
   const { session, seed } = await unlockWallet(ctx.networkDir, ctx.network, ctx.unlocker(passphraseFile), { checkpoint: false });
   return { session, seed, network: ctx.network, networkDir: ctx.networkDir, chain: ctx.chain() };
 }
@@ -179,7 +180,7 @@ export function registerChannel(program: Command): void {
         const capacity = parseSats(opts.capacity, '--capacity');
         const expiryBlocks = parseCount(opts.expiry, '--expiry', 1, 52_560);
         const feeRate = feeRateFor(ctx.network, opts.feeRate);
-        const pc = await payerContext(ctx, opts.passphraseFile);
+        const pc = await unlockedContext(ctx, opts.passphraseFile);
         const link = await connect(peer, pc.seed, opts.peerKey);
         try {
           const r = await openChannel(pc, link, peer, { capacity, expiryBlocks, feeRate });
@@ -216,7 +217,7 @@ export function registerChannel(program: Command): void {
           const count = parseCount(opts.count, '--count', 1, 10_000_000);
           plan.push({ channel: args[0]!, items: Array.from({ length: count }, () => ({ sats, pid: null })) });
         }
-        const pc = await payerContext(ctx, opts.passphraseFile);
+        const pc = await unlockedContext(ctx, opts.passphraseFile);
         const totals = { payments: plan.reduce((n, g) => n + g.items.length, 0), sent: 0, acked: 0, skipped: 0, sats: 0n, seconds: 0 };
         let failure: unknown = null;
         for (const group of plan) {
@@ -260,7 +261,7 @@ export function registerChannel(program: Command): void {
     .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
     .action(
       withContext<{ passphraseFile?: string }>(async (ctx, args, opts) => {
-        const pc = await payerContext(ctx, opts.passphraseFile);
+        const pc = await unlockedContext(ctx, opts.passphraseFile);
         const rec = getChannel(pc.session, args[0]!);
         let txid: string;
         if (rec.role === 'payee') {
@@ -291,7 +292,7 @@ export function registerChannel(program: Command): void {
     .action(
       withContext<{ feeRate?: string; passphraseFile?: string }>(async (ctx, args, opts) => {
         const feeRate = feeRateFor(ctx.network, opts.feeRate);
-        const pc = await payerContext(ctx, opts.passphraseFile);
+        const pc = await unlockedContext(ctx, opts.passphraseFile);
         const r = await refundChannel(pc, args[0]!, feeRate);
         ctx.out.result({ id: args[0], refundTxid: r.txid, fee: r.fee }, `refunded ${args[0]}: ${r.txid}`);
       }),
@@ -303,7 +304,7 @@ export function registerChannel(program: Command): void {
     .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
     .action(
       withContext<{ passphraseFile?: string }>(async (ctx, _args, opts) => {
-        const pc = await payerContext(ctx, opts.passphraseFile);
+        const pc = await unlockedContext(ctx, opts.passphraseFile);
         const rows = listChannels(pc.session).map((r) => summary(r, null));
         ctx.out.result({ channels: rows }, rows.length === 0 ? 'no channels' : rows.map((r) => `${r.id}  ${r.role}  ${r.status}  ${r.capacity} sats  expiry ${r.expiry}`));
       }),
@@ -316,7 +317,7 @@ export function registerChannel(program: Command): void {
     .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
     .action(
       withContext<{ passphraseFile?: string }>(async (ctx, args, opts) => {
-        const pc = await payerContext(ctx, opts.passphraseFile);
+        const pc = await unlockedContext(ctx, opts.passphraseFile);
         const rec = getChannel(pc.session, args[0]!);
         let paid: bigint | null = null;
         if (rec.role === 'payee' && rec.funding) paid = readPaymentState(pc.session, ctx.networkDir, rec.id).cumulative;
