@@ -9,4 +9,5 @@ export default {
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   testTimeout: 120000,
   reporters: ['default', '<rootDir>/test/helpers/summary-reporter.cjs'],
+  globalTeardown: '<rootDir>/test/helpers/global-teardown.cjs',
 };
