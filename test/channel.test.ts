@@ -111,7 +111,7 @@ describe('payment channels on a real btcd', () => {
     const third = await session(rec.id);
     const dup = await third.pay([{ sats: 10n, pid: 'line-3' }]);
     expect(dup.payments[0]!.acked).toBe(false);
-    expect((dup as unknown as { error: SwarmpayError }).error.message).toMatch(/paid already/);
+    expect((dup.error as SwarmpayError).message).toMatch(/paid already/);
   });
 
   describe('payments the payee refuses, its journal unchanged', () => {
@@ -211,7 +211,7 @@ describe('payment channels on a real btcd', () => {
       sessions.push(s);
       // Long batch ids make each record large, so 16 KiB fill within a few hundred payments.
       const r = await s.pay(Array.from({ length: 3000 }, (_, i) => ({ sats: 1n, pid: `invoice-${String(i).padStart(50, '0')}` })));
-      const err = (r as unknown as { error?: SwarmpayError }).error;
+      const err = r.error as SwarmpayError | undefined;
       expect(err?.message).toMatch(/cannot store payments.*disk is full/);
       const acked = r.payments.filter((p) => p.acked).length;
       expect(acked).toBeGreaterThan(0);
@@ -264,5 +264,16 @@ describe('payment channels on a real btcd', () => {
     const t = termsOf(getChannel(payee.session, rec.id));
     expect(tx.outputs.find((o) => Buffer.from(o.script).equals(Buffer.from(t.payeeScript)))!.value).toBe(5_000n - t.closeFee);
     expect(await service.closeExpiring()).toEqual([]); // once only
+  });
+
+  test('payments beyond the capacity are refused before any is sent, and the session goes on', async () => {
+    const { rec } = await open(50_000n);
+    await node.chain.mine(1);
+    const s = await session(rec.id);
+    await s.pay([{ sats: 40_000n, pid: null }]);
+    const err = await failure(s.pay([{ sats: 5_000n, pid: null }, { sats: 5_001n, pid: null }]));
+    expect(err).toMatchObject({ code: 'CHANNEL_REFUSED' });
+    expect(readPaymentState(payee.session, payee.networkDir, rec.id).cumulative).toBe(40_000n);
+    expect((await s.pay([{ sats: 10_000n, pid: null }])).acked.cumulative).toBe(50_000n);
   });
 });

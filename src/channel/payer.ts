@@ -109,6 +109,8 @@ export interface PayResult {
   /** Per payment sent, in order: its sequence number and whether the payee acknowledged it. */
   payments: { seq: number; sats: bigint; pid: string | null; acked: boolean }[];
   seconds: number;
+  /** Why the run stopped early (the link failed, the payee refused); the payments say how far it got. */
+  error?: unknown;
 }
 
 /**
@@ -176,6 +178,11 @@ export class PayerSession {
   async pay(items: { sats: bigint; pid: string | null }[], onAck?: (seq: number, latencyMs: number) => void, pace?: number): Promise<PayResult> {
     const start = process.hrtime.bigint();
     const base = this.state;
+    // Checked before anything is sent, so a run either sends all its payments or none.
+    const total = items.reduce((a, i) => a + i.sats, base.cumulative);
+    if (total > this.terms.capacity) {
+      throw new SwarmpayError('CHANNEL_REFUSED', `these payments would bring the channel to ${total} sats, more than its capacity of ${this.terms.capacity} (${this.terms.capacity - base.cumulative} left)`, { hint: 'pay less, or open another channel; nothing was paid' });
+    }
     let acked = base.seq;
     let failure: unknown = null;
     let waiter: (() => void) | null = null;
@@ -213,10 +220,6 @@ export class PayerSession {
         if (ahead >= 1) await new Promise((r) => setTimeout(r, ahead));
       }
       cumulative += items[i]!.sats;
-      if (cumulative > this.terms.capacity) {
-        failure = new SwarmpayError('CHANNEL_REFUSED', `payment ${i + 1} would pay ${cumulative} sats in all, more than the channel's capacity of ${this.terms.capacity}`, { hint: 'open another channel' });
-        break;
-      }
       const seq = base.seq + i + 1;
       const sig = signState(this.hasher.sighash(cumulative), this.priv).toString('hex');
       signed.push({ seq, cumulative, sig });
@@ -238,7 +241,7 @@ export class PayerSession {
       payments: items.slice(0, signed.length).map((it, i) => ({ seq: base.seq + i + 1, sats: it.sats, pid: it.pid, acked: base.seq + i + 1 <= acked })),
       seconds: Number(process.hrtime.bigint() - start) / 1e9,
     };
-    if (failure !== null) Object.assign(result, { error: failure });
+    if (failure !== null) result.error = failure;
     return result;
   }
 

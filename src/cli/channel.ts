@@ -240,7 +240,7 @@ export function registerChannel(program: Command): void {
               if (ctx.out.json) ctx.out.jsonLine({ ...(p.pid === null ? {} : { id: p.pid }), channel: rec.id, seq: p.seq, sats: p.sats, acked: p.acked });
             }
             totals.seconds += r.seconds;
-            if ('error' in r) failure = (r as { error: unknown }).error;
+            if (r.error !== undefined) failure = r.error;
           } finally {
             await link.close();
           }
