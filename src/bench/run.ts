@@ -14,8 +14,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { StateHasher, signState, verifyState } from '../bitcoin/channel.js';
 import { BtcdChain } from '../chain/rpc-chain.js';
-import { RpcClient, readCookie } from '../chain/rpc-client.js';
-import { nodeDir, startNode, stopNode } from '../chain/embedded-node.js';
+import { embeddedRpc, nodeDir, startNode, stopNode } from '../chain/embedded-node.js';
 import { PayerSession, openChannel, type PayerContext } from '../channel/payer.js';
 import { channelKey, peerStaticKey } from '../channel/keys.js';
 import { passphraseUnlocker } from '../keystore/keystore.js';
@@ -78,7 +77,7 @@ async function main(): Promise<void> {
   let payeeProc: ChildProcess | undefined;
   try {
     const { state } = await startNode(nd, 'btcd', FAUCET_ADDRESS);
-    const rpc = new RpcClient({ url: state.rpcUrl, ...readCookie(state.cookieFile) });
+    const rpc = embeddedRpc(nd).client;
     const chain = new BtcdChain('regtest', rpc);
     for (const d of Object.values(dirs)) createWallet(path.join(d, 'regtest'), 'regtest', PASS, newMnemonic(), { N: SCRYPT_N_MIN, r: 8, p: 1 });
     const passFile = path.join(work, 'pass');

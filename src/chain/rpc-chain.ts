@@ -99,6 +99,11 @@ abstract class RpcChain implements ChainBackend {
     }
   }
 
+  /** Each address's output script (hex) → the address, to tell which outputs are whose. */
+  protected byScript(addresses: string[]): Map<string, string> {
+    return new Map(addresses.map((a) => [Buffer.from(addressToScript(a, this.network)).toString('hex'), a]));
+  }
+
   protected async call<T>(method: string, params: unknown[]): Promise<T> {
     try {
       return await this.rpc.call<T>(method, params);
@@ -140,7 +145,7 @@ export class BtcdChain extends RpcChain {
   }
 
   async utxos(addresses: string[]): Promise<Utxo[]> {
-    const byScript = new Map(addresses.map((a) => [Buffer.from(addressToScript(a, this.network)).toString('hex'), a]));
+    const byScript = this.byScript(addresses);
     const txs = new Map<string, TxInfo>();
     for (const hist of await Promise.all(addresses.map((a) => this.history(a)))) for (const t of hist) txs.set(t.txid, t);
     const spent = new Set<string>();
@@ -200,7 +205,7 @@ export class CoreChain extends RpcChain {
   }
 
   async utxos(addresses: string[]): Promise<Utxo[]> {
-    const byScript = new Map(addresses.map((a) => [Buffer.from(addressToScript(a, this.network)).toString('hex'), a]));
+    const byScript = this.byScript(addresses);
     const scan = await this.scan(addresses);
     return scan.unspents.map((u) => ({
       txid: u.txid,

@@ -7,8 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startNode, stopNode, nodeDir } from '../chain/embedded-node.js';
-import { RpcClient, readCookie } from '../chain/rpc-client.js';
+import { embeddedRpc, startNode, stopNode, nodeDir } from '../chain/embedded-node.js';
+import type { RpcClient } from '../chain/rpc-client.js';
 import { BtcdChain } from '../chain/rpc-chain.js';
 import { FAUCET_ADDRESS, faucetPay } from '../wallet/faucet.js';
 import { newMnemonic } from '../wallet/mnemonic.js';
@@ -43,8 +43,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   let rpc: RpcClient | undefined;
   try {
     opts.onStep(`starting a fresh regtest btcd in ${work}`);
-    const { state, height } = await startNode(node, 'btcd', FAUCET_ADDRESS);
-    rpc = new RpcClient({ url: state.rpcUrl, ...readCookie(state.cookieFile) });
+    const { height } = await startNode(node, 'btcd', FAUCET_ADDRESS);
+    rpc = embeddedRpc(node).client;
     const chain = new BtcdChain('regtest', rpc);
     opts.onStep(`node up at height ${height} (segwit active)`);
 

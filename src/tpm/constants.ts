@@ -118,6 +118,3 @@ export const TPMA_NV = {
 
 /** Part 2, 8.4 TPMA_SESSION. */
 export const TPMA_SESSION = { continueSession: 0x01 } as const;
-
-/** Part 2, 7.1 handle types: the top byte of a handle. */
-export const TPM_HT = { NV_INDEX: 0x01, HMAC_SESSION: 0x02, POLICY_SESSION: 0x03, TRANSIENT: 0x80, PERSISTENT: 0x81 } as const;

@@ -3,8 +3,8 @@
  * in afterAll even when a test failed, and on process exit as a last resort.
  */
 import path from 'node:path';
-import { startNode, stopNode, nodeDir, type NodeState } from '../../src/chain/embedded-node.js';
-import { RpcClient, readCookie } from '../../src/chain/rpc-client.js';
+import { embeddedRpc, startNode, stopNode, nodeDir, type NodeState } from '../../src/chain/embedded-node.js';
+import type { RpcClient } from '../../src/chain/rpc-client.js';
 import { BtcdChain } from '../../src/chain/rpc-chain.js';
 import { FAUCET_ADDRESS } from '../../src/wallet/faucet.js';
 import { tempDir } from './tmp.js';
@@ -31,7 +31,7 @@ export async function startTestNode(): Promise<TestNode> {
     }
   };
   process.once('exit', kill);
-  const rpc = new RpcClient({ url: state.rpcUrl, ...readCookie(state.cookieFile) });
+  const rpc = embeddedRpc(dir).client;
   return {
     datadir: tmp.dir,
     nodeDir: dir,
