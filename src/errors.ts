@@ -60,6 +60,16 @@ export type ErrorCode =
   | 'CHANNEL_STATE'
   | 'CHANNEL_NOT_FOUND'
   | 'FUNDING_MISMATCH'
+  // escrow
+  | 'OFFER_INVALID'
+  | 'OFFER_EXPIRED'
+  | 'PRICE_ABOVE_LIMIT'
+  | 'CIPHERTEXT_MISMATCH'
+  | 'ESCROW_STATE'
+  | 'ESCROW_TOO_EARLY'
+  | 'ESCROW_TOO_LATE'
+  | 'SELLER_CHEATED'
+  | 'ESCROW_NOT_FOUND'
   // disk
   | 'IO_ERROR'
   // a bug

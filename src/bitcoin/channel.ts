@@ -7,11 +7,11 @@
 import { hash } from 'node:crypto';
 import { opcodes, payments, script as bscript, Transaction } from 'bitcoinjs-lib';
 import * as ecc from 'tiny-secp256k1';
-import { SwarmpayError } from '../errors.js';
 import type { Outpoint } from '../chain/backend.js';
 import { MAX_MONEY } from './amount.js';
 import { bitcoinjsNetwork, type NetworkName } from './network.js';
-import { checkAbsoluteFee, checkFeeRate, dustThreshold, outputVbytes } from './policy.js';
+import { dustThreshold, outputVbytes } from './policy.js';
+import { LOCKTIME_SEQUENCE, MAX_SIG_BYTES, TX_VERSION, checkFundingOutput, checkPayoutScript, isHeight, outpointBytes, refuse, scriptInt, singleSpend, spendVbytes, sweep, witnessSig } from './p2wsh-spend.js';
 
 export type { Outpoint };
 
@@ -31,28 +31,15 @@ export interface ChannelTerms {
   payerScript: Uint8Array;
 }
 
-/** From this value on, a locktime is a Unix time rather than a block height. */
-const LOCKTIME_THRESHOLD = 500_000_000;
-const TX_VERSION = 2;
 /** The close has no locktime; a state both sides signed cannot be re-signed, so there is nothing to signal. */
 const CLOSE_SEQUENCE = 0xffffffff;
-/** Not final, so nLockTime (and with it CLTV) is enforced; not replaceable. */
-const REFUND_SEQUENCE = 0xfffffffe;
-/** A DER signature with low S (r up to 33 bytes, s up to 32) plus its sighash byte. */
-const MAX_SIG_BYTES = 72;
 /** The template with two 33-byte keys and the longest expiry push (4 bytes for a height below 500,000,000). */
 const MAX_WITNESS_SCRIPT_BYTES = 80;
-/** Outputs are serialised with a one-byte length, as in policy.ts; no standard script comes near. */
-const MAX_PAYOUT_SCRIPT_BYTES = 252;
-
-function refuse(message: string): SwarmpayError {
-  return new SwarmpayError('TX_CHECK_FAILED', message, { hint: 'this is a safety check; nothing was signed or sent' });
-}
 
 function templateProblem(payerPubkey: Uint8Array, payeePubkey: Uint8Array, expiry: number): string | undefined {
   if (!ecc.isPointCompressed(payerPubkey)) return 'the payer key is not a compressed public key';
   if (!ecc.isPointCompressed(payeePubkey)) return 'the payee key is not a compressed public key';
-  if (!Number.isInteger(expiry) || expiry <= 0 || expiry >= LOCKTIME_THRESHOLD) return `the expiry ${expiry} is not a block height`;
+  if (!isHeight(expiry)) return `the expiry ${expiry} is not a block height`;
   return undefined;
 }
 
@@ -83,18 +70,12 @@ export function parseChannelScript(script: Uint8Array): { payerPubkey: Buffer; p
   return channelScript(parsed).equals(script) ? parsed : null;
 }
 
-function scriptInt(chunk: number | Uint8Array): number | null {
-  if (typeof chunk === 'number') return chunk >= opcodes.OP_1 && chunk <= opcodes.OP_16 ? chunk - opcodes.OP_1 + 1 : null;
-  return chunk.length <= 4 ? bscript.number.decode(chunk, 4, false) : null;
-}
-
 /** The witness script of valid terms: every transaction below starts from it. */
 function witnessScriptOf(t: ChannelTerms): Buffer {
   if (t.capacity <= 0n || t.capacity > MAX_MONEY) throw refuse(`a channel capacity of ${t.capacity} sats is impossible`);
   if (t.closeFee < 0n) throw refuse(`a close fee of ${t.closeFee} sats is negative`);
-  for (const s of [t.payeeScript, t.payerScript]) {
-    if (s.length === 0 || s.length > MAX_PAYOUT_SCRIPT_BYTES) throw refuse(`a payout script of ${s.length} bytes is not one a channel pays`);
-  }
+  checkPayoutScript(t.payeeScript, 'payee');
+  checkPayoutScript(t.payerScript, 'payer');
   return channelScript(t);
 }
 
@@ -107,19 +88,7 @@ export function channelOutput(t: ChannelTerms, network: NetworkName): { script: 
 /** Checks that a funding transaction's output is the channel's: right script, right amount. */
 export function checkFunding(t: ChannelTerms, network: NetworkName, fundingTxHex: string, vout: number): Outpoint {
   const want = channelOutput(t, network);
-  const mismatch = (message: string, cause?: unknown) =>
-    new SwarmpayError('FUNDING_MISMATCH', message, { hint: 'the channel is not accepted; nothing was signed', cause });
-  let tx: Transaction;
-  try {
-    tx = Transaction.fromHex(fundingTxHex);
-  } catch (e) {
-    throw mismatch('the funding transaction does not parse', e);
-  }
-  const out = tx.outs[vout];
-  if (out === undefined) throw mismatch(`the funding transaction has no output ${vout}`);
-  if (!want.script.equals(out.script)) throw mismatch(`output ${vout} of the funding transaction does not pay the channel address ${want.address}`);
-  if (out.value !== t.capacity) throw mismatch(`output ${vout} of the funding transaction holds ${out.value} sats, not the channel's ${t.capacity}`);
-  return { txid: tx.getId(), vout };
+  return checkFundingOutput(fundingTxHex, vout, want.script, t.capacity, want.address, 'channel');
 }
 
 /**
@@ -151,11 +120,6 @@ function u32(n: number): Buffer {
   const b = Buffer.alloc(4);
   b.writeUInt32LE(n);
   return b;
-}
-
-function outpointBytes(o: Outpoint): Buffer {
-  if (!/^[0-9a-f]{64}$/i.test(o.txid) || !Number.isInteger(o.vout) || o.vout < 0 || o.vout > 0xffffffff) throw refuse(`${o.txid}:${o.vout} is not an outpoint`);
-  return Buffer.concat([Buffer.from(o.txid, 'hex').reverse(), u32(o.vout)]);
 }
 
 /**
@@ -204,28 +168,13 @@ export function verifyState(hash: Uint8Array, pub: Uint8Array, sig64: Uint8Array
   return scalars && ecc.verify(hash, pub, sig64, true);
 }
 
-function witnessSig(sig64: Uint8Array): Uint8Array {
-  if (sig64.length !== 64) throw refuse(`a signature of ${sig64.length} bytes is not a 64-byte compact signature`);
-  return bscript.signature.encode(sig64, Transaction.SIGHASH_ALL);
-}
-
-/** An unsigned spend of the funding output alone. */
-function channelSpend(funding: Outpoint, sequence: number, locktime: number, outputs: { script: Uint8Array; value: bigint }[]): Transaction {
-  const tx = new Transaction();
-  tx.version = TX_VERSION;
-  tx.locktime = locktime;
-  tx.addInput(outpointBytes(funding).subarray(0, 32), funding.vout, sequence);
-  for (const o of outputs) tx.addOutput(o.script, o.value);
-  return tx;
-}
-
 /**
  * The close for `cumulative`, signed by both. The signatures are not checked here: the
  * payee verified the payer's on receipt (verifyState), and the node checks both.
  */
 export function closeTx(t: ChannelTerms, funding: Outpoint, cumulative: bigint, payerSig64: Uint8Array, payeeSig64: Uint8Array): { hex: string; txid: string } {
   const witnessScript = witnessScriptOf(t);
-  const tx = channelSpend(funding, CLOSE_SEQUENCE, 0, stateOutputs(t, cumulative));
+  const tx = singleSpend(funding, CLOSE_SEQUENCE, 0, stateOutputs(t, cumulative));
   // 0x01 takes the OP_IF branch (MINIMALIF wants exactly that); the payee's signature is
   // checked first, so it sits above the payer's on the stack.
   tx.setWitness(0, [witnessSig(payerSig64), witnessSig(payeeSig64), Uint8Array.of(1), witnessScript]);
@@ -235,36 +184,15 @@ export function closeTx(t: ChannelTerms, funding: Outpoint, cumulative: bigint, 
 /** The payer's refund of the whole output once the chain reaches the expiry. */
 export function refundTx(t: ChannelTerms, funding: Outpoint, toScript: Uint8Array, feeRate: bigint, payerPriv: Uint8Array): { hex: string; txid: string; fee: bigint } {
   const witnessScript = witnessScriptOf(t);
-  checkFeeRate(feeRate);
-  if (toScript.length === 0 || toScript.length > MAX_PAYOUT_SCRIPT_BYTES) throw refuse(`a refund script of ${toScript.length} bytes is not one a channel pays`);
-  const fee = feeRate * spendVbytes([MAX_SIG_BYTES, 0, witnessScript.length], [toScript]);
-  const value = t.capacity - fee;
-  const dust = dustThreshold(toScript);
-  if (value < dust) {
-    throw new SwarmpayError('DUST_OUTPUT', `the refund of ${t.capacity} sats leaves ${value} after a ${fee} sat fee, below the dust limit of ${dust} sats`, {
-      hint: 'lower the fee rate',
-    });
-  }
-  checkAbsoluteFee(fee, value);
-  const pub = ecc.pointFromScalar(payerPriv, true);
-  if (pub === null || !Buffer.from(pub).equals(t.payerPubkey)) throw refuse('the refund key is not the payer key of this channel');
-  const tx = channelSpend(funding, REFUND_SEQUENCE, t.expiry, [{ script: toScript, value }]);
-  const sig = signState(tx.hashForWitnessV0(0, witnessScript, t.capacity, Transaction.SIGHASH_ALL), payerPriv);
   // The empty item takes the OP_ELSE branch, where CLTV holds nLockTime to the expiry.
-  tx.setWitness(0, [witnessSig(sig), new Uint8Array(0), witnessScript]);
-  return { hex: tx.toHex(), txid: tx.getId(), fee };
+  const { hex, txid, fee } = sweep({
+    funding, value: t.capacity, witnessScript, sequence: LOCKTIME_SEQUENCE, locktime: t.expiry, toScript, feeRate,
+    priv: payerPriv, pubkey: t.payerPubkey, branch: [new Uint8Array(0)], wrongKey: 'the refund key is not the payer key of this channel',
+  });
+  return { hex, txid, fee };
 }
 
 /** vbytes of the close with both outputs, at its largest signatures and expiry push. */
 export function closeVbytes(t: Pick<ChannelTerms, 'payeeScript' | 'payerScript'>): bigint {
   return spendVbytes([MAX_SIG_BYTES, MAX_SIG_BYTES, 1, MAX_WITNESS_SCRIPT_BYTES], [t.payeeScript, t.payerScript]);
-}
-
-/** vbytes of a spend of the funding output alone, its witness items given by length. */
-function spendVbytes(witnessItems: number[], outputScripts: Uint8Array[]): bigint {
-  // version, input count, outpoint with empty scriptSig and sequence, output count, outputs, locktime
-  const base = 4n + 1n + 41n + 1n + outputScripts.reduce((sum, s) => sum + outputVbytes(s), 0n) + 4n;
-  // segwit marker and flag, item count, then each item after its one-byte length
-  const witness = 2n + 1n + witnessItems.reduce((sum, n) => sum + 1n + BigInt(n), 0n);
-  return (4n * base + witness + 3n) / 4n;
 }

@@ -4,48 +4,22 @@ import { createReadStream } from 'node:fs';
 import type { Command } from 'commander';
 import { SwarmpayError } from '../errors.js';
 import { parseSats } from '../bitcoin/amount.js';
-import { connectTcp, listenTcp, parsePeerKey, spawnPeer, stdioPeer } from '../peer/transports.js';
-import type { PeerLink } from '../peer/link.js';
 import { Payee, DEFAULT_POLICY, type PayeePolicy } from '../channel/payee.js';
-import { PayerSession, openChannel, refundChannel, type PayerContext } from '../channel/payer.js';
+import { PayerSession, openChannel, refundChannel } from '../channel/payer.js';
 import { peerStaticKey } from '../channel/keys.js';
 import { getChannel, listChannels, readPaymentState, type ChannelRecord, type PeerAddress } from '../channel/store.js';
-import { unlockWallet } from '../wallet/wallet.js';
+import type { WalletContext } from '../wallet/wallet.js';
 import { withContext } from './command.js';
-import type { Context } from './context.js';
+import { connect, peerOf, runServer, serverLog, unlockedContext } from './peer.js';
 import { feeRateFor, parseCount } from './args.js';
 
 const DEFAULT_EXPIRY = 144;
 
-/** HOST:PORT; port 0 (any free port) only where we listen. */
-function parseHostPort(text: string, what: string, listen = false): { host: string; port: number } {
-  const m = /^(.+):(\d{1,5})$/.exec(text);
-  if (!m || Number(m[2]) < (listen ? 0 : 1) || Number(m[2]) > 65535) throw new SwarmpayError('USAGE', `${what} "${text}" is not HOST:PORT`, { hint: 'for example 127.0.0.1:9735' });
-  return { host: m[1]!, port: Number(m[2]) };
-}
-
-/** The unlocked wallet and the chain: what both sides of a channel work with. */
-async function unlockedContext(ctx: Context, passphraseFile: string | undefined): Promise<PayerContext> {
-  const { session, seed } = await unlockWallet(ctx.networkDir, ctx.network, ctx.unlocker(passphraseFile), { checkpoint: false });
-  return { session, seed, network: ctx.network, networkDir: ctx.networkDir, chain: ctx.chain() };
-}
-
-async function connect(peer: PeerAddress, seed: Uint8Array, peerKey: string | undefined): Promise<PeerLink> {
-  const opts = peerKey === undefined ? {} : { peerKey: parsePeerKey(peerKey) };
-  const key = peerStaticKey(seed);
-  return peer.kind === 'tcp' ? connectTcp(peer.host, peer.port, key, opts) : spawnPeer(peer.command, key, opts);
-}
-
 /** A channel this wallet pays, with the address of its payee. */
-function payerRecord(pc: PayerContext, id: string): ChannelRecord & { peer: PeerAddress } {
+function payerRecord(pc: WalletContext, id: string): ChannelRecord & { peer: PeerAddress } {
   const rec = getChannel(pc.session, id);
   if (rec.role !== 'payer' || rec.peer === null) throw new SwarmpayError('CHANNEL_STATE', `channel ${id} pays this wallet; only its payer pays or asks to close over it`, { hint: 'as the payee, `channel close` closes it here' });
   return rec as ChannelRecord & { peer: PeerAddress };
-}
-
-function peerOf(opts: { peer?: string; peerCmd?: string }): PeerAddress {
-  if ((opts.peer === undefined) === (opts.peerCmd === undefined)) throw new SwarmpayError('USAGE', 'give exactly one of --peer HOST:PORT and --peer-cmd "CMD"');
-  return opts.peer !== undefined ? { kind: 'tcp', ...parseHostPort(opts.peer, '--peer') } : { kind: 'cmd', command: opts.peerCmd! };
 }
 
 function summary(rec: ChannelRecord, paid: bigint | null): Record<string, unknown> {
@@ -124,41 +98,17 @@ export function registerChannel(program: Command): void {
           closeMargin: parseCount(opts.closeMargin, '--close-margin', 1, 10_000),
         };
         const pollMs = parseCount(opts.poll, '--poll', 1, 86_400) * 1000;
-        const { session, seed } = await unlockWallet(ctx.networkDir, ctx.network, ctx.unlocker(opts.passphraseFile), { checkpoint: false });
-        const key = peerStaticKey(seed);
-        const log = (m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
-        const payee = new Payee({ session, seed, network: ctx.network, networkDir: ctx.networkDir, chain: ctx.chain(), policy, log });
-        const serving = new Set<Promise<void>>();
-        const track = (p: Promise<void>) => {
-          serving.add(p);
-          void p.finally(() => serving.delete(p));
-        };
-        let stop!: () => void;
-        const stopped = new Promise<void>((r) => (stop = r));
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-        const timer = setInterval(() => {
-          payee.closeExpiring().catch((e: unknown) => log(`auto-close: ${(e as Error).message}`));
-        }, pollMs);
+        const pc = await unlockedContext(ctx, opts.passphraseFile);
+        const payee = new Payee({ ...pc, policy, log: serverLog });
         try {
-          if (opts.stdio) {
-            log(`serving one payer on stdin/stdout; key ${key.publicKey.toString('hex')}`);
-            const link = await stdioPeer(key);
-            await Promise.race([payee.serve(link), stopped]);
-          } else {
-            const { host, port } = parseHostPort(opts.listen, '--listen', true);
-            const server = await listenTcp(host, port, key, (link) => track(payee.serve(link)), { onError: (e) => log(`${e.code}: ${e.message}`) });
-            const where = { listening: `${host}:${server.port}`, peerKey: key.publicKey.toString('hex') };
-            if (ctx.out.json) ctx.out.jsonLine(where);
-            else ctx.out.result(where, `listening on ${where.listening}; key ${where.peerKey}`);
-            await stopped;
-            await server.close();
-          }
+          await runServer(ctx, {
+            listen: opts.listen, stdio: !!opts.stdio, key: peerStaticKey(pc.seed), pollMs, log: serverLog, what: 'payer',
+            serve: (link) => payee.serve(link),
+            tick: () => payee.closeExpiring().catch((e: unknown) => serverLog(`auto-close: ${(e as Error).message}`)),
+          });
         } finally {
-          clearInterval(timer);
-          await Promise.all(serving);
           await payee.shutdown();
-          log('stopped; every acknowledged payment is stored');
+          serverLog('stopped; every acknowledged payment is stored');
         }
       }),
     );

@@ -7,6 +7,7 @@ import { registerWallet } from './wallet.js';
 import { registerDemo } from './demo.js';
 import { registerTpm } from './tpm.js';
 import { registerChannel } from './channel.js';
+import { registerEscrow } from './escrow.js';
 import { registerCompletion } from './completion.js';
 
 export const VERSION = '0.1.0';
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerWallet(program);
   registerTpm(program);
   registerChannel(program);
+  registerEscrow(program);
   registerDemo(program);
   registerCompletion(program);
   return program;

@@ -11,7 +11,7 @@ import { writeFileAtomic } from '../util/atomic-file.js';
 import { readTextFile } from './input-file.js';
 
 /** The PC Client boot-chain PCRs: what a peer usually wants to see. */
-const DEFAULT_QUOTE_PCRS = '0,1,2,3,4,5,6,7';
+export const DEFAULT_QUOTE_PCRS = '0,1,2,3,4,5,6,7';
 
 async function keystoreStatus(ctx: Context): Promise<Record<string, unknown>> {
   let doc;

@@ -9,6 +9,12 @@ export const bip32 = BIP32Factory(ecc);
 export type ChainIndex = 0 | 1;
 export const RECEIVE: ChainIndex = 0;
 export const CHANGE: ChainIndex = 1;
+/**
+ * Contract keys live on chains of the account the wallet never scans for coins, so they
+ * never collide with receive or change keys and the mnemonic still recovers them.
+ */
+export const CHANNEL_CHAIN = 2;
+export const ESCROW_CHAIN = 3;
 
 export function accountPath(network: NetworkName, account = 0): string {
   return `m/84'/${coinType(network)}'/${account}'`;
@@ -16,6 +22,12 @@ export function accountPath(network: NetworkName, account = 0): string {
 
 export function accountNode(seed: Uint8Array, network: NetworkName, account = 0): BIP32Interface {
   return bip32.fromSeed(seed, bitcoinjsNetwork(network)).derivePath(accountPath(network, account));
+}
+
+/** Key `index` of a contract chain (CHANNEL_CHAIN, ESCROW_CHAIN). */
+export function contractKey(seed: Uint8Array, network: NetworkName, chain: typeof CHANNEL_CHAIN | typeof ESCROW_CHAIN, index: number): { priv: Buffer; pub: Buffer } {
+  const node = accountNode(seed, network).derive(chain).derive(index);
+  return { priv: Buffer.from(node.privateKey!), pub: Buffer.from(node.publicKey) };
 }
 
 /** The account's extended public key, in the network's standard prefix (xpub / tpub). */

@@ -1,0 +1,123 @@
+/**
+ * The fair-exchange contract of DESIGN.md "Fair exchange": a P2WSH output the seller
+ * spends by revealing K with SHA256(K) = H, or the buyer alone once the chain reaches the
+ * timeout height. The template is built from named terms and recognised back; the
+ * witness of each branch is built here, and the preimage read back from a claim's.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { opcodes, payments, script as bscript } from 'bitcoinjs-lib';
+import * as ecc from 'tiny-secp256k1';
+import type { Outpoint } from '../chain/backend.js';
+import { MAX_MONEY } from './amount.js';
+import { bitcoinjsNetwork, type NetworkName } from './network.js';
+import { LOCKTIME_SEQUENCE, checkFundingOutput, isHeight, refuse, scriptInt, sweep } from './p2wsh-spend.js';
+
+export interface HtlcTerms {
+  /** SHA-256 of the seller's key K (32 bytes). */
+  hash: Uint8Array;
+  /** 33-byte compressed public keys. */
+  sellerPubkey: Uint8Array;
+  buyerPubkey: Uint8Array;
+  /** Absolute block height from which the buyer alone can spend (CLTV). */
+  timeout: number;
+  /** Sats in the output: the price. */
+  value: bigint;
+}
+
+export const PREIMAGE_BYTES = 32;
+/** A claim's sequence: final, as the hash branch has no timelock, and not replaceable. */
+const CLAIM_SEQUENCE = 0xffffffff;
+
+export function sha256(b: Uint8Array): Buffer {
+  return createHash('sha256').update(b).digest();
+}
+
+function templateProblem(t: Pick<HtlcTerms, 'hash' | 'sellerPubkey' | 'buyerPubkey' | 'timeout'>): string | undefined {
+  if (t.hash.length !== 32) return `a hash lock of ${t.hash.length} bytes is not a SHA-256`;
+  if (!ecc.isPointCompressed(t.sellerPubkey)) return 'the seller key is not a compressed public key';
+  if (!ecc.isPointCompressed(t.buyerPubkey)) return 'the buyer key is not a compressed public key';
+  if (!isHeight(t.timeout)) return `the timeout ${t.timeout} is not a block height`;
+  return undefined;
+}
+
+/** The HTLC's witness script. */
+export function htlcScript(t: Pick<HtlcTerms, 'hash' | 'sellerPubkey' | 'buyerPubkey' | 'timeout'>): Buffer {
+  const problem = templateProblem(t);
+  if (problem !== undefined) throw refuse(problem);
+  return Buffer.from(
+    bscript.compile([
+      opcodes.OP_IF, opcodes.OP_SHA256, t.hash, opcodes.OP_EQUALVERIFY, t.sellerPubkey, opcodes.OP_CHECKSIG,
+      opcodes.OP_ELSE, bscript.number.encode(t.timeout), opcodes.OP_CHECKLOCKTIMEVERIFY, opcodes.OP_DROP, t.buyerPubkey, opcodes.OP_CHECKSIG,
+      opcodes.OP_ENDIF,
+    ]),
+  );
+}
+
+/** The terms an HTLC script was built from, or null if it is not exactly one we would build. */
+export function parseHtlcScript(script: Uint8Array): { hash: Buffer; sellerPubkey: Buffer; buyerPubkey: Buffer; timeout: number } | null {
+  const chunks = bscript.decompile(script);
+  if (chunks === null || chunks.length !== 13) return null;
+  const [, , hash, , seller, , , timeoutChunk, , , buyer] = chunks;
+  if (!(hash instanceof Uint8Array) || !(seller instanceof Uint8Array) || !(buyer instanceof Uint8Array) || timeoutChunk === undefined) return null;
+  const timeout = scriptInt(timeoutChunk);
+  if (timeout === null) return null;
+  const parsed = { hash: Buffer.from(hash), sellerPubkey: Buffer.from(seller), buyerPubkey: Buffer.from(buyer), timeout };
+  if (templateProblem(parsed) !== undefined) return null;
+  // As for the channel: only the exact bytes we would build, opcodes and minimal pushes included.
+  return htlcScript(parsed).equals(script) ? parsed : null;
+}
+
+function witnessScriptOf(t: HtlcTerms): Buffer {
+  if (t.value <= 0n || t.value > MAX_MONEY) throw refuse(`an escrow of ${t.value} sats is impossible`);
+  return htlcScript(t);
+}
+
+export function htlcOutput(t: HtlcTerms, network: NetworkName): { script: Buffer; address: string; witnessScript: Buffer } {
+  const witnessScript = witnessScriptOf(t);
+  const p2wsh = payments.p2wsh({ redeem: { output: witnessScript }, network: bitcoinjsNetwork(network) });
+  return { script: Buffer.from(p2wsh.output!), address: p2wsh.address!, witnessScript };
+}
+
+/** Checks that a funding transaction's output is this HTLC: right script, exactly the price. */
+export function checkHtlcFunding(t: HtlcTerms, network: NetworkName, fundingTxHex: string, vout: number): Outpoint {
+  const want = htlcOutput(t, network);
+  return checkFundingOutput(fundingTxHex, vout, want.script, t.value, want.address, 'escrow');
+}
+
+/** Whether `k` opens the hash lock: compared in constant time, as K is a secret until claimed. */
+export function opensLock(t: Pick<HtlcTerms, 'hash'>, k: Uint8Array): boolean {
+  return k.length === PREIMAGE_BYTES && timingSafeEqual(sha256(k), t.hash);
+}
+
+/** The seller's claim: the whole output to `toScript`, revealing K. */
+export function claimTx(t: HtlcTerms, funding: Outpoint, k: Uint8Array, toScript: Uint8Array, feeRate: bigint, sellerPriv: Uint8Array): { hex: string; txid: string; fee: bigint } {
+  if (!opensLock(t, k)) throw refuse('the key does not open the hash lock: SHA-256 of it is not the offer\'s hash');
+  // 0x01 takes the OP_IF branch (MINIMALIF wants exactly that).
+  const { hex, txid, fee } = sweep({
+    funding, value: t.value, witnessScript: witnessScriptOf(t), sequence: CLAIM_SEQUENCE, locktime: 0, toScript, feeRate,
+    priv: sellerPriv, pubkey: t.sellerPubkey, branch: [k, Uint8Array.of(1)], wrongKey: 'the claim key is not the seller key of this escrow',
+  });
+  return { hex, txid, fee };
+}
+
+/** The buyer's refund once the chain reaches the timeout height. */
+export function htlcRefundTx(t: HtlcTerms, funding: Outpoint, toScript: Uint8Array, feeRate: bigint, buyerPriv: Uint8Array): { hex: string; txid: string; fee: bigint } {
+  // The empty item takes the OP_ELSE branch, where CLTV holds nLockTime to the timeout.
+  const { hex, txid, fee } = sweep({
+    funding, value: t.value, witnessScript: witnessScriptOf(t), sequence: LOCKTIME_SEQUENCE, locktime: t.timeout, toScript, feeRate,
+    priv: buyerPriv, pubkey: t.buyerPubkey, branch: [new Uint8Array(0)], wrongKey: 'the refund key is not the buyer key of this escrow',
+  });
+  return { hex, txid, fee };
+}
+
+/**
+ * How a spend of the HTLC went, from its witness: a claim reveals K (checked against the
+ * hash lock), a refund takes the timeout branch; anything else is not a spend of this script.
+ */
+export function readSpend(t: HtlcTerms, witness: Uint8Array[]): { kind: 'claim'; key: Buffer } | { kind: 'refund' } | null {
+  const ws = witness[witness.length - 1];
+  if (ws === undefined || !htlcScript(t).equals(ws)) return null;
+  if (witness.length === 4 && witness[2]!.length === 1 && witness[2]![0] === 1 && opensLock(t, witness[1]!)) return { kind: 'claim', key: Buffer.from(witness[1]!) };
+  if (witness.length === 3 && witness[1]!.length === 0) return { kind: 'refund' };
+  return null;
+}

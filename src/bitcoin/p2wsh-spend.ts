@@ -1,0 +1,127 @@
+/**
+ * What the contract templates (channel.ts, htlc.ts) share: reading a script number back,
+ * the one-input spend of a P2WSH output, its size, and the sweep of the whole output to
+ * one script by one key (the channel refund, the HTLC claim and refund). Fees and dust are
+ * checked before anything is signed; whether the spend is valid is the node's call.
+ */
+import { opcodes, script as bscript, Transaction } from 'bitcoinjs-lib';
+import * as ecc from 'tiny-secp256k1';
+import { SwarmpayError } from '../errors.js';
+import type { Outpoint } from '../chain/backend.js';
+import { checkAbsoluteFee, checkFeeRate, dustThreshold, outputVbytes } from './policy.js';
+
+/** From this value on, a locktime is a Unix time rather than a block height. */
+export const LOCKTIME_THRESHOLD = 500_000_000;
+export const TX_VERSION = 2;
+/** Not final, so nLockTime (and with it CLTV) is enforced; not replaceable. */
+export const LOCKTIME_SEQUENCE = 0xfffffffe;
+/** A DER signature with low S (r up to 33 bytes, s up to 32) plus its sighash byte. */
+export const MAX_SIG_BYTES = 72;
+/** Outputs are serialised with a one-byte length, as in policy.ts; no standard script comes near. */
+export const MAX_PAYOUT_SCRIPT_BYTES = 252;
+
+export function refuse(message: string): SwarmpayError {
+  return new SwarmpayError('TX_CHECK_FAILED', message, { hint: 'this is a safety check; nothing was signed or sent' });
+}
+
+/** A block height as a template takes it: a positive integer below the Unix-time range. */
+export function isHeight(h: number): boolean {
+  return Number.isInteger(h) && h > 0 && h < LOCKTIME_THRESHOLD;
+}
+
+/** A script number chunk (OP_1..OP_16 or a push of at most 4 bytes) as an integer; null if it is neither. */
+export function scriptInt(chunk: number | Uint8Array): number | null {
+  if (typeof chunk === 'number') return chunk >= opcodes.OP_1 && chunk <= opcodes.OP_16 ? chunk - opcodes.OP_1 + 1 : null;
+  return chunk.length <= 4 ? bscript.number.decode(chunk, 4, false) : null;
+}
+
+export function checkPayoutScript(s: Uint8Array, what: string): void {
+  if (s.length === 0 || s.length > MAX_PAYOUT_SCRIPT_BYTES) throw refuse(`a ${what} script of ${s.length} bytes is not one swarmpay pays`);
+}
+
+/** A 64-byte compact signature (r||s, low S) as a witness item with SIGHASH_ALL. */
+export function witnessSig(sig64: Uint8Array): Uint8Array {
+  if (sig64.length !== 64) throw refuse(`a signature of ${sig64.length} bytes is not a 64-byte compact signature`);
+  return bscript.signature.encode(sig64, Transaction.SIGHASH_ALL);
+}
+
+export function outpointBytes(o: Outpoint): Buffer {
+  if (!/^[0-9a-f]{64}$/i.test(o.txid) || !Number.isInteger(o.vout) || o.vout < 0 || o.vout > 0xffffffff) throw refuse(`${o.txid}:${o.vout} is not an outpoint`);
+  const b = Buffer.alloc(36);
+  Buffer.from(o.txid, 'hex').reverse().copy(b);
+  b.writeUInt32LE(o.vout, 32);
+  return b;
+}
+
+/** An unsigned spend of one P2WSH output. */
+export function singleSpend(funding: Outpoint, sequence: number, locktime: number, outputs: { script: Uint8Array; value: bigint }[]): Transaction {
+  const tx = new Transaction();
+  tx.version = TX_VERSION;
+  tx.locktime = locktime;
+  tx.addInput(outpointBytes(funding).subarray(0, 32), funding.vout, sequence);
+  for (const o of outputs) tx.addOutput(o.script, o.value);
+  return tx;
+}
+
+/** vbytes of a spend of one P2WSH output, its witness items given by length. */
+export function spendVbytes(witnessItems: number[], outputScripts: Uint8Array[]): bigint {
+  // version, input count, outpoint with empty scriptSig and sequence, output count, outputs, locktime
+  const base = 4n + 1n + 41n + 1n + outputScripts.reduce((sum, s) => sum + outputVbytes(s), 0n) + 4n;
+  // segwit marker and flag, item count, then each item after its one-byte length
+  const witness = 2n + 1n + witnessItems.reduce((sum, n) => sum + 1n + BigInt(n), 0n);
+  return (4n * base + witness + 3n) / 4n;
+}
+
+export interface Sweep {
+  funding: Outpoint;
+  /** The output's value and witness script. */
+  value: bigint;
+  witnessScript: Uint8Array;
+  /** nSequence and nLockTime: what the branch's timelock needs, if any. */
+  sequence: number;
+  locktime: number;
+  toScript: Uint8Array;
+  feeRate: bigint;
+  priv: Uint8Array;
+  /** The key the branch checks: the signing key must be it. */
+  pubkey: Uint8Array;
+  /** The witness items between the signature and the witness script (the branch selector, a preimage). */
+  branch: Uint8Array[];
+  /** Sent as the error when the key is not the branch's. */
+  wrongKey: string;
+}
+
+/** Signs a spend of a whole P2WSH output to one script, the fee checked first. */
+export function sweep(s: Sweep): { hex: string; txid: string; fee: bigint; value: bigint } {
+  checkFeeRate(s.feeRate);
+  checkPayoutScript(s.toScript, 'payout');
+  const fee = s.feeRate * spendVbytes([MAX_SIG_BYTES, ...s.branch.map((b) => b.length), s.witnessScript.length], [s.toScript]);
+  const value = s.value - fee;
+  const dust = dustThreshold(s.toScript);
+  if (value < dust) {
+    throw new SwarmpayError('DUST_OUTPUT', `spending ${s.value} sats leaves ${value} after a ${fee} sat fee, below the dust limit of ${dust} sats`, { hint: 'lower the fee rate' });
+  }
+  checkAbsoluteFee(fee, value);
+  const pub = ecc.pointFromScalar(s.priv, true);
+  if (pub === null || !Buffer.from(pub).equals(s.pubkey)) throw refuse(s.wrongKey);
+  const tx = singleSpend(s.funding, s.sequence, s.locktime, [{ script: s.toScript, value }]);
+  const sig = ecc.sign(tx.hashForWitnessV0(0, s.witnessScript, s.value, Transaction.SIGHASH_ALL), s.priv);
+  tx.setWitness(0, [witnessSig(sig), ...s.branch, s.witnessScript]);
+  return { hex: tx.toHex(), txid: tx.getId(), fee, value };
+}
+
+/** Checks that output `vout` of a funding transaction pays `script` exactly `value` sats. */
+export function checkFundingOutput(fundingTxHex: string, vout: number, script: Uint8Array, value: bigint, address: string, what: string): Outpoint {
+  const mismatch = (message: string, cause?: unknown) => new SwarmpayError('FUNDING_MISMATCH', message, { hint: `the ${what} is not accepted; nothing was signed`, cause });
+  let tx: Transaction;
+  try {
+    tx = Transaction.fromHex(fundingTxHex);
+  } catch (e) {
+    throw mismatch('the funding transaction does not parse', e);
+  }
+  const out = tx.outs[vout];
+  if (out === undefined) throw mismatch(`the funding transaction has no output ${vout}`);
+  if (!Buffer.from(script).equals(out.script)) throw mismatch(`output ${vout} of the funding transaction does not pay the ${what} address ${address}`);
+  if (out.value !== value) throw mismatch(`output ${vout} of the funding transaction holds ${out.value} sats, not the ${what}'s ${value}`);
+  return { txid: tx.getId(), vout };
+}

@@ -1,0 +1,273 @@
+/** `swarmpay escrow offer|accept|claim|refund|serve|list|show`. */
+import { readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { SwarmpayError } from '../errors.js';
+import { parseSats } from '../bitcoin/amount.js';
+import { peerStaticKey } from '../channel/keys.js';
+import { attest, parsePcrAllowList } from '../tpm/attestation.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
+import { acceptOffer, recoverItem, refundEscrow, type AcceptOptions } from '../escrow/buyer.js';
+import { EscrowServer, fetchOffer, sendAcceptance } from '../escrow/online.js';
+import { MAX_ITEM_BYTES, parseOffer, type Offer } from '../escrow/offer.js';
+import { DEFAULT_CLAIM_MARGIN, claimEscrow, createOffer, parseAcceptance, takeAcceptance } from '../escrow/seller.js';
+import { getEscrow, listEscrows, writeEscrowFile, type EscrowRecord } from '../escrow/store.js';
+import { withContext } from './command.js';
+import type { Context } from './context.js';
+import { feeRateFor, parseCount, parsePcrs } from './args.js';
+import { readTextFile } from './input-file.js';
+import { connect, peerOf, runServer, serverLog, unlockedContext } from './peer.js';
+import { DEFAULT_QUOTE_PCRS } from './tpm.js';
+
+const DEFAULT_TIMEOUT = 144;
+const DEFAULT_MAX_TIMEOUT = 4032;
+
+function readBytes(file: string, what: string, max: number): Buffer {
+  try {
+    const size = statSync(file).size;
+    if (size > max) throw new SwarmpayError('INVALID_FILE', `the ${what} ${file} is ${size} bytes; at most ${max} are accepted`);
+    return readFileSync(file);
+  } catch (e) {
+    if (e instanceof SwarmpayError) throw e;
+    throw new SwarmpayError('INVALID_FILE', `cannot read the ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { hint: 'check the path' });
+  }
+}
+
+function readJson(file: string, what: string): unknown {
+  const text = readTextFile(file, what);
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new SwarmpayError('INVALID_FILE', `the ${what} ${file} is not JSON: ${(e as Error).message}`, { hint: 'nothing was changed' });
+  }
+}
+
+function summary(rec: EscrowRecord): Record<string, unknown> {
+  return {
+    id: rec.id,
+    role: rec.role,
+    status: rec.status,
+    item: rec.offer.item,
+    price: BigInt(rec.offer.price),
+    attested: rec.offer.attestation !== undefined,
+    expires: rec.offer.expires,
+    timeout: rec.acceptance?.timeout ?? null,
+    fundingTxid: rec.acceptance?.funding.txid ?? null,
+    claimTxid: rec.claimTxid,
+    refundTxid: rec.refundTxid,
+  };
+}
+
+function human(doc: Record<string, unknown>): string[] {
+  return Object.entries(doc).map(([k, v]) => `${k.padEnd(12)} ${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}`);
+}
+
+/** The buyer's checks as the flags give them. */
+function acceptChecks(opts: { maxPrice?: string; requireAttestation?: boolean; expectPcrs?: string; ak?: string; timeout?: string; feeRate?: string }, ctx: Context): AcceptOptions {
+  const checks: AcceptOptions['checks'] = { requireAttestation: !!opts.requireAttestation };
+  if (opts.maxPrice !== undefined) checks.maxPrice = parseSats(opts.maxPrice, '--max-price');
+  if (opts.expectPcrs !== undefined) checks.expectPcrs = parsePcrAllowList(readTextFile(opts.expectPcrs, 'PCR allow list'));
+  if (opts.ak !== undefined) checks.ak = readTextFile(opts.ak, 'AK public key');
+  const o: AcceptOptions = { checks, feeRate: feeRateFor(ctx.network, opts.feeRate) };
+  if (opts.timeout !== undefined) o.timeoutBlocks = parseCount(opts.timeout, '--timeout', 1, 52_560);
+  return o;
+}
+
+export function registerEscrow(program: Command): void {
+  const escrow = program.command('escrow').description('fair exchange: an item for bitcoin through a hash-locked contract, no trusted escrow');
+
+  escrow
+    .command('offer')
+    .description('the seller: encrypt an item under a fresh key K and sign an offer of it for H = SHA-256(K)')
+    .requiredOption('--item <file>', 'the item to sell')
+    .requiredOption('--price <sats>', 'what the buyer pays')
+    .option('--name <name>', 'the item\'s name in the offer (default: the file name)')
+    .option('--timeout <blocks>', 'the fewest blocks from acceptance to the buyer\'s refund that the seller accepts', String(DEFAULT_TIMEOUT))
+    .option('--max-timeout <blocks>', 'the most blocks from acceptance to the timeout that the seller accepts', String(DEFAULT_MAX_TIMEOUT))
+    .option('--confirmations <n>', 'confirmations of the funding before the seller claims', '1')
+    .option('--expires <hours>', 'hours until the offer expires', '24')
+    .option('--attest', 'add a TPM quote whose nonce is the offer\'s digest')
+    .option('--pcrs <list>', 'PCRs the quote covers (SHA-256 bank)', DEFAULT_QUOTE_PCRS)
+    .option('--out <file>', 'write the offer to FILE and its ciphertext to FILE.enc')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .action(
+      withContext<{ item: string; price: string; name?: string; timeout: string; maxTimeout: string; confirmations: string; expires: string; attest?: boolean; pcrs: string; out?: string; passphraseFile?: string }>(async (ctx, _args, opts) => {
+        const price = parseSats(opts.price, '--price');
+        const timeout = { min: parseCount(opts.timeout, '--timeout', 1, 52_560), max: parseCount(opts.maxTimeout, '--max-timeout', 1, 52_560) };
+        if (timeout.min > timeout.max) throw new SwarmpayError('USAGE', `--timeout ${timeout.min} is above --max-timeout ${timeout.max}`);
+        const confirmations = parseCount(opts.confirmations, '--confirmations', 0, 100);
+        const expiresIn = parseCount(opts.expires, '--expires', 1, 24 * 365) * 3600;
+        const pcrs = parsePcrs(opts.pcrs);
+        const item = readBytes(opts.item, 'item', MAX_ITEM_BYTES);
+        const wc = await unlockedContext(ctx, opts.passphraseFile);
+        const tpm = opts.attest ? await ctx.tpm() : null;
+        const r = await createOffer(wc, {
+          name: opts.name ?? path.basename(opts.item), item, price, timeout, confirmations, expiresIn,
+          ...(tpm ? { attest: (nonce: Buffer) => attest(tpm, nonce, pcrs) } : {}),
+        });
+        const offerText = JSON.stringify(r.offer, null, 2) + '\n';
+        const offerFile = opts.out ?? writeEscrowFile(ctx.networkDir, `${r.offer.id}.offer.json`, offerText);
+        if (opts.out !== undefined) {
+          writeFileAtomic(opts.out, offerText, 0o644);
+          writeFileAtomic(`${opts.out}.enc`, r.ciphertext, 0o644);
+        }
+        const ciphertextFile = opts.out !== undefined ? `${opts.out}.enc` : r.ciphertextFile;
+        ctx.out.result({ id: r.offer.id, offer: offerFile, ciphertext: ciphertextFile, price, hash: r.offer.hash, attested: r.offer.attestation !== undefined, expires: r.offer.expires }, [
+          `offer ${r.offer.id}: ${r.offer.item.name} (${r.offer.item.size} bytes) for ${price} sats${r.offer.attestation ? ', attested by the TPM' : ''}`,
+          `give the buyer ${offerFile} and ${ciphertextFile}`,
+        ]);
+      }),
+    );
+
+  escrow
+    .command('accept')
+    .description('the buyer: check an offer and its ciphertext, then fund the hash-locked contract')
+    .argument('[offer]', 'the offer file; with --peer or --peer-cmd, the offer id (default: the seller\'s only offer)')
+    .option('--ciphertext <file>', 'the ciphertext that came with the offer (default: OFFER.enc)')
+    .option('--peer <host:port>', 'fetch the offer from the seller\'s `escrow serve --listen` and hand it the acceptance')
+    .option('--peer-cmd <command>', 'run COMMAND and speak to the seller over its stdin/stdout')
+    .option('--peer-key <hex>', 'the seller\'s static key (as `escrow serve` prints it): refuse any other')
+    .option('--max-price <sats>', 'refuse an offer that asks more')
+    .option('--timeout <blocks>', 'blocks until the refund is possible (default: the least the offer accepts)')
+    .option('--require-attestation', 'refuse an offer without a valid TPM attestation')
+    .option('--expect-pcrs <file>', 'JSON allow list of the seller\'s PCR values: {"7": "<hex>"} or {"7": ["<hex>", ...]}')
+    .option('--ak <pem-file>', 'the seller TPM\'s AK public key (PEM) you trust')
+    .option('--fee-rate <sat/vB>', 'fee rate of the funding (default 2 on regtest)')
+    .option('--out <file>', 'also write the acceptance for the seller to FILE')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .action(
+      withContext<{ ciphertext?: string; peer?: string; peerCmd?: string; peerKey?: string; maxPrice?: string; timeout?: string; requireAttestation?: boolean; expectPcrs?: string; ak?: string; feeRate?: string; out?: string; passphraseFile?: string }>(async (ctx, args, opts) => {
+        const online = opts.peer !== undefined || opts.peerCmd !== undefined;
+        const ao = acceptChecks(opts, ctx);
+        let offer: Offer;
+        let ciphertext: Buffer;
+        if (!online) {
+          if (args[0] === undefined) throw new SwarmpayError('USAGE', 'give the offer file, or --peer / --peer-cmd to fetch it from the seller');
+          offer = parseOffer(readJson(args[0], 'offer'));
+          ciphertext = readBytes(opts.ciphertext ?? `${args[0]}.enc`, 'ciphertext', MAX_ITEM_BYTES + 64);
+        }
+        const wc = await unlockedContext(ctx, opts.passphraseFile);
+        const link = online ? await connect(peerOf(opts), wc.seed, opts.peerKey) : null;
+        try {
+          let it: AsyncIterator<Buffer> | undefined;
+          if (link) {
+            if (args[0] !== undefined && !/^[0-9a-f]{16}$/.test(args[0])) throw new SwarmpayError('USAGE', `with --peer, "${args[0]}" must be an offer id (16 hex digits)`);
+            ({ offer, ciphertext, it } = await fetchOffer(link, args[0] ?? null));
+          }
+          const r = await acceptOffer(wc, offer!, ciphertext!, ao);
+          const acceptanceText = JSON.stringify(r.acceptance, null, 2) + '\n';
+          const acceptanceFile = writeEscrowFile(ctx.networkDir, `${r.rec.id}.acceptance.json`, acceptanceText);
+          if (opts.out !== undefined) writeFileAtomic(opts.out, acceptanceText, 0o644);
+          if (link && it) await sendAcceptance(link, it, r.acceptance);
+          const a = r.attestation;
+          ctx.out.result(
+            { id: r.rec.id, fundingTxid: r.acceptance.funding.txid, fee: r.fee, price: BigInt(r.rec.offer.price), timeout: r.acceptance.timeout, acceptance: opts.out ?? acceptanceFile, attested: a !== null, akName: a?.akName ?? null, pcrs: a?.pcrs ?? null, sellerTook: link !== null },
+            [
+              `escrow ${r.rec.id}: funded ${r.rec.offer.price} sats in ${r.acceptance.funding.txid}${r.fee === null ? ' (accepted before)' : ` (fee ${r.fee} sats)`}`,
+              a ? `offer attested by TPM key ${a.akName}${a.akPinned ? ' (pinned)' : ''}` : 'offer not attested',
+              link ? 'the seller took the acceptance and claims once the funding confirms' : `give the seller ${opts.out ?? acceptanceFile}`,
+              `then: swarmpay escrow claim ${r.rec.id} --out FILE (the item), or after height ${r.acceptance.timeout}: swarmpay escrow refund ${r.rec.id}`,
+            ],
+          );
+        } finally {
+          await link?.close();
+        }
+      }),
+    );
+
+  escrow
+    .command('claim')
+    .description('the seller: take the coins by revealing K; the buyer: read K from the chain and recover the item')
+    .argument('<escrow-id>', 'the escrow (the offer id)')
+    .option('--acceptance <file>', 'seller: the acceptance the buyer sent')
+    .option('--out <file>', 'buyer: write the item to FILE')
+    .option('--wait', 'seller: wait for the funding\'s confirmations; buyer: wait for the seller\'s claim')
+    .option('--force', 'seller: claim even within the safety margin of the timeout (races the buyer\'s refund)')
+    .option('--margin <blocks>', 'seller: blocks before the timeout from which claiming is refused', String(DEFAULT_CLAIM_MARGIN))
+    .option('--fee-rate <sat/vB>', 'seller: fee rate of the claim (default 2 on regtest)')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .action(
+      withContext<{ acceptance?: string; out?: string; wait?: boolean; force?: boolean; margin: string; feeRate?: string; passphraseFile?: string }>(async (ctx, args, opts) => {
+        const margin = parseCount(opts.margin, '--margin', 1, 10_000);
+        const acceptance = opts.acceptance === undefined ? null : parseAcceptance(readJson(opts.acceptance, 'acceptance'));
+        const wc = await unlockedContext(ctx, opts.passphraseFile);
+        const rec = getEscrow(wc.session, args[0]!);
+        const pollMs = ctx.network === 'regtest' ? 200 : 10_000;
+        if (rec.role === 'buyer') {
+          if (opts.out === undefined) throw new SwarmpayError('USAGE', 'as the buyer, give --out FILE for the item');
+          const r = await recoverItem(wc, rec.id, opts.out, opts.wait ? { wait: { pollMs, onWait: (tip, t) => ctx.out.progress(`waiting for the seller's claim (tip ${tip}, refund possible at ${t})`) } } : {});
+          ctx.out.result({ id: rec.id, role: 'buyer', claimTxid: r.claimTxid, item: r.file, size: r.size, sha256: r.sha256, itemMatches: true }, [`escrow ${rec.id}: the seller claimed in ${r.claimTxid}`, `item written to ${r.file} (${r.size} bytes, SHA-256 matches the offer)`]);
+          return;
+        }
+        if (acceptance !== null) {
+          if (acceptance.offer !== rec.id) throw new SwarmpayError('INVALID_FILE', `the acceptance is for offer ${acceptance.offer}, not ${rec.id}`, { hint: 'nothing was changed' });
+          await takeAcceptance(wc, acceptance, margin);
+        }
+        const feeRate = feeRateFor(ctx.network, opts.feeRate);
+        const r = await claimEscrow(wc, rec.id, { feeRate, margin, force: !!opts.force, ...(opts.wait ? { wait: { pollMs, onProgress: (c, w) => ctx.out.progress(`funding: ${c}/${w} confirmations`) } } : {}) });
+        ctx.out.result({ id: rec.id, role: 'seller', claimTxid: r.txid, fee: r.fee, price: BigInt(rec.offer.price) }, `escrow ${rec.id}: claimed ${rec.offer.price} sats in ${r.txid}${r.fee === null ? ' (claimed before)' : ` (fee ${r.fee} sats)`}`);
+      }),
+    );
+
+  escrow
+    .command('refund')
+    .description('the buyer: take the coins back after the timeout if the seller never claimed')
+    .argument('<escrow-id>', 'the escrow (the offer id)')
+    .option('--fee-rate <sat/vB>', 'fee rate of the refund (default 2 on regtest)')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .action(
+      withContext<{ feeRate?: string; passphraseFile?: string }>(async (ctx, args, opts) => {
+        const feeRate = feeRateFor(ctx.network, opts.feeRate);
+        const wc = await unlockedContext(ctx, opts.passphraseFile);
+        const r = await refundEscrow(wc, args[0]!, feeRate);
+        ctx.out.result({ id: args[0], refundTxid: r.txid, fee: r.fee }, `escrow ${args[0]}: refunded in ${r.txid}${r.fee === null ? ' (refunded before)' : ` (fee ${r.fee} sats)`}`);
+      }),
+    );
+
+  escrow
+    .command('serve')
+    .description('the seller: serve open offers over the peer link, take acceptances and claim once funded, until SIGINT/SIGTERM')
+    .option('--listen <host:port>', 'listen for buyers on TCP', '127.0.0.1:9736')
+    .option('--stdio', 'serve one buyer on stdin/stdout (for --peer-cmd, e.g. over ssh)')
+    .option('--poll <seconds>', 'how often to look for funded escrows to claim', '5')
+    .option('--margin <blocks>', 'refuse acceptances and claims this near the timeout', String(DEFAULT_CLAIM_MARGIN))
+    .option('--fee-rate <sat/vB>', 'fee rate of the claims (default 2 on regtest)')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .action(
+      withContext<{ listen: string; stdio?: boolean; poll: string; margin: string; feeRate?: string; passphraseFile?: string }>(async (ctx, _args, opts) => {
+        const pollMs = parseCount(opts.poll, '--poll', 1, 86_400) * 1000;
+        const margin = parseCount(opts.margin, '--margin', 1, 10_000);
+        const feeRate = feeRateFor(ctx.network, opts.feeRate);
+        const wc = await unlockedContext(ctx, opts.passphraseFile);
+        const server = new EscrowServer(wc, { feeRate, margin, log: serverLog });
+        await runServer(ctx, { listen: opts.listen, stdio: !!opts.stdio, key: peerStaticKey(wc.seed), pollMs, log: serverLog, what: 'buyer', serve: (link) => server.serve(link), tick: () => server.claimReady() });
+        await server.claimReady();
+        serverLog('stopped');
+      }),
+    );
+
+  escrow
+    .command('list')
+    .description('the escrows of this datadir')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .action(
+      withContext<{ passphraseFile?: string }>(async (ctx, _args, opts) => {
+        const wc = await unlockedContext(ctx, opts.passphraseFile);
+        const rows = listEscrows(wc.session).map(summary);
+        ctx.out.result({ escrows: rows }, rows.length === 0 ? 'no escrows' : rows.map((r) => `${r.id}  ${r.role}  ${r.status}  ${r.price} sats  ${(r.item as { name: string }).name}`));
+      }),
+    );
+
+  escrow
+    .command('show')
+    .description('one escrow: offer, state and each step\'s txid')
+    .argument('<escrow-id>', 'the escrow (the offer id)')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .action(
+      withContext<{ passphraseFile?: string }>(async (ctx, args, opts) => {
+        const wc = await unlockedContext(ctx, opts.passphraseFile);
+        const doc = summary(getEscrow(wc.session, args[0]!));
+        ctx.out.result(doc, human(doc));
+      }),
+    );
+}

@@ -1,0 +1,178 @@
+/**
+ * The buyer: checks an offer and its ciphertext, funds the HTLC and hands the seller an
+ * acceptance; once the seller claims, reads K from the claim's witness, decrypts and checks
+ * the item (keeping the evidence if the seller cheated); or refunds after the timeout.
+ */
+import { SwarmpayError, isSwarmpayError } from '../errors.js';
+import { addressToScript } from '../bitcoin/address.js';
+import { checkHtlcFunding, htlcOutput, htlcRefundTx, sha256, type HtlcTerms } from '../bitcoin/htlc.js';
+import { broadcastOnce } from '../chain/broadcast.js';
+import type { VerifiedAttestation } from '../tpm/attestation.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
+import { planSend, signSend } from '../wallet/send.js';
+import { ESCROW_CHAIN, contractKey } from '../wallet/hd.js';
+import { receiveAddress, walletAccount, type WalletContext } from '../wallet/wallet.js';
+import { htlcOf, htlcSpend, type HtlcSpend } from './contract.js';
+import { checkOffer, decryptItem, type Offer, type OfferChecks } from './offer.js';
+import { findEscrow, getEscrow, nextEscrowKey, readCiphertext, removeEscrow, saveEscrow, writeEscrowFile, type Acceptance, type EscrowRecord } from './store.js';
+
+export interface AcceptOptions {
+  checks: Omit<OfferChecks, 'network' | 'ciphertext' | 'now'>;
+  /** Blocks from now to the timeout height; the offer's minimum by default. */
+  timeoutBlocks?: number;
+  feeRate: bigint;
+}
+
+export interface AcceptResult {
+  rec: EscrowRecord;
+  acceptance: Acceptance;
+  fee: bigint | null;
+  attestation: VerifiedAttestation | null;
+}
+
+/**
+ * Checks the offer, funds its HTLC and returns the acceptance for the seller. Accepting
+ * the same offer again does not pay twice: it broadcasts the stored funding again.
+ */
+export async function acceptOffer(ctx: WalletContext, offer: Offer, ciphertext: Uint8Array, o: AcceptOptions): Promise<AcceptResult> {
+  const { attestation } = checkOffer(offer, { ...o.checks, network: ctx.network, ciphertext, now: new Date() });
+  const existing = findEscrow(ctx.session, offer.id);
+  if (existing !== undefined) {
+    if (existing.role !== 'buyer' || existing.acceptance === null) throw new SwarmpayError('ESCROW_STATE', `escrow ${offer.id} is this wallet's own offer`, { hint: 'a buyer accepts it from another wallet' });
+    await broadcastOnce(ctx.chain, existing.acceptance.tx, existing.acceptance.funding.txid);
+    return { rec: existing, acceptance: existing.acceptance, fee: null, attestation };
+  }
+  const blocks = o.timeoutBlocks ?? offer.timeout.min;
+  if (blocks < offer.timeout.min || blocks > offer.timeout.max) {
+    throw new SwarmpayError('USAGE', `--timeout ${blocks} is outside the ${offer.timeout.min} to ${offer.timeout.max} blocks the offer accepts`, { hint: 'nothing was paid' });
+  }
+  const timeout = (await ctx.chain.tipHeight()) + blocks;
+  const keyIndex = nextEscrowKey(ctx.session);
+  const key = contractKey(ctx.seed, ctx.network, ESCROW_CHAIN, keyIndex);
+  const terms: HtlcTerms = { hash: Buffer.from(offer.hash, 'hex'), sellerPubkey: Buffer.from(offer.seller, 'hex'), buyerPubkey: key.pub, timeout, value: BigInt(offer.price) };
+  const plan = await planSend(ctx.chain, walletAccount(ctx.networkDir, ctx.network), ctx.network, htlcOutput(terms, ctx.network).address, terms.value, o.feeRate);
+  const signed = signSend(plan, ctx.seed, ctx.network);
+  const vout = 0; // planSend puts the payment first
+  checkHtlcFunding(terms, ctx.network, signed.hex, vout);
+  const acceptance: Acceptance = { format: 'swarmpay-acceptance', version: 1, offer: offer.id, buyer: key.pub.toString('hex'), timeout, funding: { txid: signed.txid, vout }, tx: signed.hex };
+  const rec: EscrowRecord = { id: offer.id, role: 'buyer', offer, keyIndex, key: null, acceptance, status: 'funded', claimTxid: null, refundTxid: null, created: new Date().toISOString() };
+  writeEscrowFile(ctx.networkDir, `${offer.id}.enc`, ciphertext);
+  // Stored (a checkpoint) before the coins move: whatever happens next, the refund path is known.
+  await saveEscrow(ctx.session, rec);
+  try {
+    await broadcastOnce(ctx.chain, signed.hex, signed.txid);
+  } catch (e) {
+    // The node refused the funding: nothing is on chain, so nothing is remembered either.
+    if (isSwarmpayError(e, 'TX_REJECTED')) await removeEscrow(ctx.session, offer.id);
+    throw e;
+  }
+  return { rec, acceptance, fee: signed.fee, attestation };
+}
+
+function buyerRecord(ctx: WalletContext, id: string): EscrowRecord {
+  const rec = getEscrow(ctx.session, id);
+  if (rec.role !== 'buyer') throw new SwarmpayError('ESCROW_STATE', `escrow ${id} is one this wallet sells in`, { hint: 'as the seller, `escrow claim` takes the coins' });
+  return rec;
+}
+
+export interface RecoverOptions {
+  /** Poll for the seller's claim until it appears or the timeout height passes. */
+  wait?: { pollMs: number; onWait?: (tip: number, timeout: number) => void };
+}
+
+export interface Recovered {
+  file: string;
+  claimTxid: string;
+  sha256: string;
+  size: number;
+}
+
+/** Polls the chain for the HTLC's spend; with `wait`, until there is one or the buyer may refund. */
+async function awaitSpend(ctx: WalletContext, rec: EscrowRecord, wait: RecoverOptions['wait']): Promise<HtlcSpend | null> {
+  const h = htlcOf(rec, ctx.network);
+  for (;;) {
+    const spend = await htlcSpend(ctx.chain, h);
+    if (spend !== null || wait === undefined) return spend;
+    const tip = await ctx.chain.tipHeight();
+    if (tip >= h.terms.timeout) return null;
+    wait.onWait?.(tip, h.terms.timeout);
+    await new Promise((r) => setTimeout(r, wait.pollMs));
+  }
+}
+
+/**
+ * The buyer's side of the claim: K from the seller's spend, the item decrypted and checked
+ * against the offer, written to `out`. If it does not match, the seller cheated: the
+ * evidence (offer, acceptance, claim, K, what K decrypts to) is kept and SELLER_CHEATED thrown.
+ */
+export async function recoverItem(ctx: WalletContext, id: string, out: string, o: RecoverOptions = {}): Promise<Recovered> {
+  const rec = buyerRecord(ctx, id);
+  if (rec.status === 'refunded') throw new SwarmpayError('ESCROW_STATE', `escrow ${id} was refunded (${rec.refundTxid}): the seller never revealed the key`);
+  let claimTxid = rec.claimTxid;
+  let key: Buffer | null = rec.key === null ? null : Buffer.from(rec.key, 'hex');
+  if (key === null) {
+    const spend = await awaitSpend(ctx, rec, o.wait);
+    const timeout = rec.acceptance!.timeout;
+    if (spend === null) {
+      throw new SwarmpayError('ESCROW_STATE', `the seller has not claimed escrow ${id}`, { hint: `run again later (or with --wait); from height ${timeout} on, \`swarmpay escrow refund ${id}\` takes the coins back` });
+    }
+    if (spend.kind === 'refund') {
+      await saveEscrow(ctx.session, { ...rec, status: 'refunded', refundTxid: spend.txid });
+      throw new SwarmpayError('ESCROW_STATE', `escrow ${id} was refunded (${spend.txid}): the seller never revealed the key`);
+    }
+    key = spend.key;
+    claimTxid = spend.txid;
+  }
+  const item = decryptItem(readCiphertext(ctx.networkDir, id), key);
+  const digest = item === null ? null : sha256(item).toString('hex');
+  if (item === null || digest !== rec.offer.item.sha256) {
+    const evidence = writeEscrowFile(ctx.networkDir, `${id}.evidence.json`, JSON.stringify({
+      what: item === null ? 'the key the seller revealed does not decrypt the ciphertext the seller signed for' : 'the key the seller revealed decrypts the ciphertext to another item than the offer names',
+      offer: rec.offer, acceptance: rec.acceptance, claimTxid, key: key.toString('hex'), decryptedSha256: digest, ciphertext: `${id}.enc`,
+    }, null, 2) + '\n');
+    if (item !== null) writeEscrowFile(ctx.networkDir, `${id}.evidence.bin`, item);
+    await saveEscrow(ctx.session, { ...rec, status: 'cheated', key: key.toString('hex'), claimTxid });
+    throw new SwarmpayError('SELLER_CHEATED', `the seller took the coins (${claimTxid}) but ${item === null ? 'its key does not decrypt the ciphertext' : `the item it revealed has SHA-256 ${digest}, not the offer's ${rec.offer.item.sha256}`}`, {
+      hint: `the evidence is kept in ${evidence}: the signed offer, the claim and the key prove it`,
+      details: { evidence, claimTxid },
+    });
+  }
+  writeFileAtomic(out, item, 0o644);
+  if (rec.status !== 'completed') await saveEscrow(ctx.session, { ...rec, status: 'completed', key: key.toString('hex'), claimTxid });
+  return { file: out, claimTxid: claimTxid!, sha256: digest, size: item.length };
+}
+
+/**
+ * The buyer's refund after the timeout. The node is the referee: before the timeout it
+ * refuses the transaction, and the error says from which height it will take it.
+ */
+export async function refundEscrow(ctx: WalletContext, id: string, feeRate: bigint): Promise<{ txid: string; fee: bigint | null }> {
+  const rec = buyerRecord(ctx, id);
+  if (rec.status === 'refunded') return { txid: rec.refundTxid!, fee: null };
+  if (rec.status !== 'funded') throw new SwarmpayError('ESCROW_STATE', `escrow ${id} is ${rec.status}: the seller claimed it`, { hint: `\`swarmpay escrow claim ${id} --out FILE\` gets the item` });
+  const h = htlcOf(rec, ctx.network);
+  const spend = await htlcSpend(ctx.chain, h);
+  if (spend?.kind === 'claim') {
+    throw new SwarmpayError('ESCROW_STATE', `the seller claimed escrow ${id} in ${spend.txid}`, { hint: `\`swarmpay escrow claim ${id} --out FILE\` gets the item` });
+  }
+  if (spend?.kind === 'refund') {
+    await saveEscrow(ctx.session, { ...rec, status: 'refunded', refundTxid: spend.txid });
+    return { txid: spend.txid, fee: null };
+  }
+  const to = addressToScript((await receiveAddress(ctx.chain, ctx.networkDir, ctx.network)).address, ctx.network);
+  const tx = htlcRefundTx(h.terms, h.funding, to, feeRate, contractKey(ctx.seed, ctx.network, ESCROW_CHAIN, rec.keyIndex).priv);
+  try {
+    await broadcastOnce(ctx.chain, tx.hex, tx.txid);
+  } catch (e) {
+    const tip = await ctx.chain.tipHeight();
+    if (isSwarmpayError(e, 'TX_REJECTED') && tip < h.terms.timeout) {
+      throw new SwarmpayError('ESCROW_TOO_EARLY', `${e.message} (escrow ${id} times out at height ${h.terms.timeout}; the tip is ${tip})`, {
+        hint: `the refund becomes possible at height ${h.terms.timeout}, ${h.terms.timeout - tip} blocks from now; nothing was changed`,
+        details: { timeout: h.terms.timeout, tip, ...e.details },
+      });
+    }
+    throw e;
+  }
+  await saveEscrow(ctx.session, { ...rec, status: 'refunded', refundTxid: tx.txid });
+  return { txid: tx.txid, fee: tx.fee };
+}

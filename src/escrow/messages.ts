@@ -1,0 +1,72 @@
+/**
+ * The escrow protocol's messages (version 1), JSON over the peer link: the buyer asks
+ * for an offer, the seller sends it and its ciphertext in chunks that fit a frame, the
+ * buyer sends its acceptance, the seller takes it or refuses. Parsed field by field
+ * before anything acts on them; the offer and acceptance inside are checked by their own
+ * parsers.
+ */
+import { SwarmpayError } from '../errors.js';
+import { ShapeError, asObj, hex, int, str } from '../util/shape.js';
+import { MAX_ITEM_BYTES } from './offer.js';
+
+export const ESCROW_PROTOCOL_VERSION = 1;
+/** Raw bytes per chunk: base64 and JSON around it stay well inside the link's 64 KiB frames. */
+export const CHUNK_BYTES = 32 * 1024;
+const MAX_CHUNKS = Math.ceil((MAX_ITEM_BYTES + 64) / CHUNK_BYTES);
+
+export type EscrowMessage =
+  | { t: 'get'; id: string | null }
+  | { t: 'offer'; offer: unknown; chunks: number }
+  | { t: 'chunk'; i: number; data: Buffer }
+  | { t: 'accepted'; acceptance: unknown }
+  | { t: 'taken'; id: string }
+  | { t: 'error'; code: string; message: string };
+
+function parseBody(o: Record<string, unknown>): EscrowMessage {
+  const t = str(o, 't', 'message');
+  const w = `message ${t}`;
+  switch (t) {
+    case 'get':
+      return { t, id: o.id === null ? null : hex(o, 'id', w, 8) };
+    case 'offer':
+      return { t, offer: asObj(o.offer, `${w}.offer`), chunks: int(o, 'chunks', w, 1, MAX_CHUNKS) };
+    case 'chunk': {
+      const data = str(o, 'data', w);
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(data) || data.length > Math.ceil(CHUNK_BYTES / 3) * 4) throw new ShapeError(`${w}.data must be base64 of at most ${CHUNK_BYTES} bytes`);
+      return { t, i: int(o, 'i', w, 0, MAX_CHUNKS - 1), data: Buffer.from(data, 'base64') };
+    }
+    case 'accepted':
+      return { t, acceptance: asObj(o.acceptance, `${w}.acceptance`) };
+    case 'taken':
+      return { t, id: hex(o, 'id', w, 8) };
+    case 'error':
+      return { t, code: str(o, 'code', w).slice(0, 64), message: str(o, 'message', w).slice(0, 500) };
+    default:
+      throw new ShapeError(`unknown message type "${t.slice(0, 32)}"`);
+  }
+}
+
+export function parseEscrowMessage(bytes: Uint8Array): EscrowMessage {
+  try {
+    const o = asObj(JSON.parse(Buffer.from(bytes).toString('utf8')), 'message');
+    if (o.v !== ESCROW_PROTOCOL_VERSION) throw new ShapeError(`escrow protocol version ${String(o.v)} is not ${ESCROW_PROTOCOL_VERSION}`);
+    return parseBody(o);
+  } catch (e) {
+    if (e instanceof ShapeError || e instanceof SyntaxError) {
+      throw new SwarmpayError('PEER_PROTOCOL', `the peer sent a malformed escrow message: ${e.message}`, { hint: 'the peer is not a compatible swarmpay; nothing was changed' });
+    }
+    throw e;
+  }
+}
+
+export function encodeEscrowMessage(m: EscrowMessage): Buffer {
+  const body = m.t === 'chunk' ? { ...m, data: m.data.toString('base64') } : m;
+  return Buffer.from(JSON.stringify({ v: ESCROW_PROTOCOL_VERSION, ...body }), 'utf8');
+}
+
+/** One message of an expected type; an error from the peer becomes ours. */
+export function expectEscrow<T extends EscrowMessage['t']>(m: EscrowMessage, t: T): Extract<EscrowMessage, { t: T }> {
+  if (m.t === t) return m as Extract<EscrowMessage, { t: T }>;
+  if (m.t === 'error') throw new SwarmpayError('ESCROW_STATE', `the seller refused: ${m.code}: ${m.message}`, { details: { peerCode: m.code } });
+  throw new SwarmpayError('PEER_PROTOCOL', `the peer sent "${m.t}" where "${t}" was expected`, { hint: 'nothing was changed' });
+}

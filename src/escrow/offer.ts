@@ -1,0 +1,225 @@
+/**
+ * The seller's offer (version 1): a JSON document naming the item by its SHA-256, the
+ * ciphertext that travels beside it, H = SHA-256(K), the price and the timeouts the seller
+ * accepts, signed by the seller's escrow key over its canonical form; optionally with a
+ * TPM quote whose nonce is the offer's digest, binding it to the attested software. And
+ * the item's encryption under K (AES-256-GCM), which the buyer opens once K is on chain.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import * as ecc from 'tiny-secp256k1';
+import { SwarmpayError } from '../errors.js';
+import { MAX_MONEY } from '../bitcoin/amount.js';
+import { sha256 } from '../bitcoin/htlc.js';
+import { parseNetworkName, type NetworkName } from '../bitcoin/network.js';
+import { canonicalJson, type Json } from '../util/canonical-json.js';
+import { ShapeError, asObj, hex, int, obj, str } from '../util/shape.js';
+import { verifyAttestation, type AttestationDoc, type PcrAllowList, type VerifiedAttestation } from '../tpm/attestation.js';
+
+export const OFFER_FORMAT = 'swarmpay-offer';
+export const OFFER_VERSION = 1;
+/** Items are read, encrypted and sent whole; this keeps that within reason for a device. */
+export const MAX_ITEM_BYTES = 64 * 1024 * 1024;
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+const ITEM_AAD = Buffer.from('swarmpay/item/v1');
+/** Domain separation: an offer signature can never be read as a signature over anything else. */
+const OFFER_TAG = 'swarmpay/offer/v1\0';
+
+/** The signed part of an offer; amounts are decimal strings. */
+export interface OfferBody {
+  format: typeof OFFER_FORMAT;
+  version: typeof OFFER_VERSION;
+  id: string;
+  network: NetworkName;
+  item: { name: string; size: number; sha256: string };
+  ciphertext: { size: number; sha256: string };
+  /** H = SHA-256(K), hex. */
+  hash: string;
+  price: string;
+  /** Blocks from acceptance to the timeout height that the seller accepts. */
+  timeout: { min: number; max: number };
+  /** Confirmations of the funding the seller waits for before it claims. */
+  confirmations: number;
+  /** The seller's escrow public key (33 bytes, hex): it signs the offer and claims the coins. */
+  seller: string;
+  /** ISO 8601 time after which the buyer must not accept. */
+  expires: string;
+}
+
+export interface Offer extends OfferBody {
+  /** 64-byte compact ECDSA signature of the offer digest by `seller`. */
+  signature: string;
+  attestation?: AttestationDoc;
+}
+
+export function offerInvalid(message: string, hint = 'the offer was altered or not made by swarmpay; nothing was paid'): SwarmpayError {
+  return new SwarmpayError('OFFER_INVALID', message, { hint });
+}
+
+function bodyOf(o: OfferBody): OfferBody {
+  const { format, version, id, network, item, ciphertext, hash, price, timeout, confirmations, seller, expires } = o;
+  return { format, version, id, network, item: { ...item }, ciphertext: { ...ciphertext }, hash, price, timeout: { ...timeout }, confirmations, seller, expires };
+}
+
+/** What the seller signs and the TPM quotes: SHA-256 of the tagged canonical body. */
+export function offerDigest(o: OfferBody): Buffer {
+  return sha256(Buffer.from(OFFER_TAG + canonicalJson(bodyOf(o) as unknown as Json)));
+}
+
+export function signOffer(body: OfferBody, sellerPriv: Uint8Array): Offer {
+  return { ...bodyOf(body), signature: Buffer.from(ecc.sign(offerDigest(body), sellerPriv)).toString('hex') };
+}
+
+/** An item name as shown to the buyer: a file name, never a path. */
+const ITEM_NAME = /^[^/\\\0]{1,255}$/;
+const DECIMAL_SATS = /^(0|[1-9][0-9]{0,15})$/;
+
+/** Reads an offer field by field; anything out of shape is OFFER_INVALID. */
+export function parseOffer(v: unknown): Offer {
+  try {
+    const o = asObj(v, 'offer');
+    if (o.format !== OFFER_FORMAT) throw new ShapeError(`offer.format is not "${OFFER_FORMAT}"`);
+    if (o.version !== OFFER_VERSION) throw new ShapeError(`offer.version ${String(o.version)} is not ${OFFER_VERSION}`);
+    const item = obj(o, 'item', 'offer');
+    const ct = obj(o, 'ciphertext', 'offer');
+    const timeout = obj(o, 'timeout', 'offer');
+    const name = str(item, 'name', 'offer.item');
+    if (!ITEM_NAME.test(name)) throw new ShapeError('offer.item.name must be a file name (1-255 characters, no slashes)');
+    const price = str(o, 'price', 'offer');
+    if (!DECIMAL_SATS.test(price) || BigInt(price) <= 0n || BigInt(price) > MAX_MONEY) throw new ShapeError('offer.price must be an amount in sats');
+    const expires = str(o, 'expires', 'offer');
+    if (Number.isNaN(Date.parse(expires))) throw new ShapeError('offer.expires must be an ISO 8601 time');
+    let network: NetworkName;
+    try {
+      network = parseNetworkName(str(o, 'network', 'offer'));
+    } catch {
+      throw new ShapeError('offer.network is not a Bitcoin network');
+    }
+    const offer: Offer = {
+      format: OFFER_FORMAT,
+      version: OFFER_VERSION,
+      id: hex(o, 'id', 'offer', 8),
+      network,
+      item: { name, size: int(item, 'size', 'offer.item', 0, MAX_ITEM_BYTES), sha256: hex(item, 'sha256', 'offer.item', 32) },
+      ciphertext: { size: int(ct, 'size', 'offer.ciphertext', IV_BYTES + TAG_BYTES, MAX_ITEM_BYTES + IV_BYTES + TAG_BYTES), sha256: hex(ct, 'sha256', 'offer.ciphertext', 32) },
+      hash: hex(o, 'hash', 'offer', 32),
+      price,
+      timeout: { min: int(timeout, 'min', 'offer.timeout', 1, 52_560), max: int(timeout, 'max', 'offer.timeout', 1, 52_560) },
+      confirmations: int(o, 'confirmations', 'offer', 0, 100),
+      seller: hex(o, 'seller', 'offer', 33),
+      expires,
+      signature: hex(o, 'signature', 'offer', 64),
+    };
+    if (offer.timeout.min > offer.timeout.max) throw new ShapeError('offer.timeout.min is above offer.timeout.max');
+    if (o.attestation !== undefined) offer.attestation = asObj(o.attestation, 'offer.attestation') as unknown as AttestationDoc;
+    return offer;
+  } catch (e) {
+    if (e instanceof ShapeError) throw offerInvalid(`not a valid offer: ${e.message}`);
+    throw e;
+  }
+}
+
+export interface OfferChecks {
+  network: NetworkName;
+  now: Date;
+  maxPrice?: bigint;
+  ciphertext?: Uint8Array;
+  requireAttestation?: boolean;
+  expectPcrs?: PcrAllowList;
+  /** The seller TPM's AK (PEM) the buyer trusts. */
+  ak?: string;
+}
+
+/**
+ * The buyer's checks before any coin moves: the seller's signature, the network, the
+ * expiry, the price cap, the ciphertext against its hash, and the attestation (verified
+ * whenever present; required with `requireAttestation`).
+ */
+export function checkOffer(offer: Offer, c: OfferChecks): { attestation: VerifiedAttestation | null } {
+  const pub = Buffer.from(offer.seller, 'hex');
+  const sig = Buffer.from(offer.signature, 'hex');
+  const scalars = ecc.isPoint(pub) && ecc.isPrivate(sig.subarray(0, 32)) && ecc.isPrivate(sig.subarray(32));
+  if (!scalars || !ecc.verify(offerDigest(offer), pub, sig, true)) throw offerInvalid("the seller's signature over the offer does not verify");
+  if (offer.network !== c.network) {
+    throw new SwarmpayError('WRONG_NETWORK', `the offer is for ${offer.network}, not ${c.network}`, { hint: `accept it with --network ${offer.network}; nothing was paid` });
+  }
+  if (Date.parse(offer.expires) <= c.now.getTime()) {
+    throw new SwarmpayError('OFFER_EXPIRED', `the offer expired at ${offer.expires}`, { hint: 'ask the seller for a new offer; nothing was paid' });
+  }
+  if (c.maxPrice !== undefined && BigInt(offer.price) > c.maxPrice) {
+    throw new SwarmpayError('PRICE_ABOVE_LIMIT', `the offer asks ${offer.price} sats, above --max-price ${c.maxPrice}`, { hint: 'raise --max-price if you agree to the price; nothing was paid' });
+  }
+  if (c.ciphertext !== undefined) checkCiphertext(offer, c.ciphertext);
+  if (offer.attestation === undefined) {
+    if (c.requireAttestation) throw new SwarmpayError('ATTESTATION_INVALID', 'the offer carries no attestation, and --require-attestation asks for one', { hint: 'ask the seller for an offer made with --attest; nothing was paid' });
+    return { attestation: null };
+  }
+  const opts: Parameters<typeof verifyAttestation>[1] = { nonce: offerDigest(offer) };
+  if (c.expectPcrs !== undefined) opts.expectPcrs = c.expectPcrs;
+  if (c.ak !== undefined) opts.ak = c.ak;
+  return { attestation: verifyAttestation(offer.attestation, opts) };
+}
+
+export function checkCiphertext(offer: OfferBody, ciphertext: Uint8Array): void {
+  if (ciphertext.length !== offer.ciphertext.size || sha256(ciphertext).toString('hex') !== offer.ciphertext.sha256) {
+    throw new SwarmpayError('CIPHERTEXT_MISMATCH', `the ciphertext (${ciphertext.length} bytes, SHA-256 ${sha256(ciphertext).toString('hex')}) is not the one the offer names`, {
+      hint: 'get the ciphertext that came with this offer; nothing was paid',
+    });
+  }
+}
+
+/** The item under K: IV || AES-256-GCM ciphertext || tag. */
+export function encryptItem(item: Uint8Array, k: Uint8Array): Buffer {
+  const iv = randomBytes(IV_BYTES);
+  const c = createCipheriv('aes-256-gcm', k, iv);
+  c.setAAD(ITEM_AAD);
+  const body = Buffer.concat([c.update(item), c.final()]);
+  return Buffer.concat([iv, body, c.getAuthTag()]);
+}
+
+/** The item, or null if the ciphertext was not made with K (the tag does not verify). */
+export function decryptItem(ciphertext: Uint8Array, k: Uint8Array): Buffer | null {
+  if (ciphertext.length < IV_BYTES + TAG_BYTES) return null;
+  const ct = Buffer.from(ciphertext);
+  try {
+    const d = createDecipheriv('aes-256-gcm', k, ct.subarray(0, IV_BYTES));
+    d.setAAD(ITEM_AAD);
+    d.setAuthTag(ct.subarray(ct.length - TAG_BYTES));
+    return Buffer.concat([d.update(ct.subarray(IV_BYTES, ct.length - TAG_BYTES)), d.final()]);
+  } catch {
+    return null;
+  }
+}
+
+/** A fresh offer body with its key K and ciphertext: what `escrow offer` signs and keeps. */
+export function draftOffer(p: {
+  id: string;
+  network: NetworkName;
+  name: string;
+  item: Uint8Array;
+  price: bigint;
+  timeout: { min: number; max: number };
+  confirmations: number;
+  seller: Uint8Array;
+  expires: Date;
+}): { body: OfferBody; key: Buffer; ciphertext: Buffer } {
+  if (!ITEM_NAME.test(p.name)) throw new SwarmpayError('USAGE', `the item name "${p.name}" is not a file name`);
+  if (p.item.length > MAX_ITEM_BYTES) throw new SwarmpayError('USAGE', `the item is ${p.item.length} bytes; offers carry at most ${MAX_ITEM_BYTES}`);
+  const key = randomBytes(32);
+  const ciphertext = encryptItem(p.item, key);
+  const body: OfferBody = {
+    format: OFFER_FORMAT,
+    version: OFFER_VERSION,
+    id: p.id,
+    network: p.network,
+    item: { name: p.name, size: p.item.length, sha256: sha256(p.item).toString('hex') },
+    ciphertext: { size: ciphertext.length, sha256: sha256(ciphertext).toString('hex') },
+    hash: sha256(key).toString('hex'),
+    price: p.price.toString(),
+    timeout: { ...p.timeout },
+    confirmations: p.confirmations,
+    seller: Buffer.from(p.seller).toString('hex'),
+    expires: p.expires.toISOString(),
+  };
+  return { body, key, ciphertext };
+}

@@ -1,0 +1,124 @@
+/**
+ * The online flow over the peer link. The seller (`escrow serve`) sends an offer and its
+ * ciphertext to a buyer who asks, holds the offer for that buyer while the link is open
+ * (so a second buyer cannot fund it meanwhile), takes the buyer's acceptance, and claims
+ * every funded escrow by itself once its funding has the confirmations. The buyer side
+ * fetches and hands over the acceptance; funding is the same `acceptOffer` as from files.
+ */
+import { SwarmpayError } from '../errors.js';
+import type { PeerLink } from '../peer/link.js';
+import type { WalletContext } from '../wallet/wallet.js';
+import { encodeEscrowMessage, expectEscrow, parseEscrowMessage, CHUNK_BYTES, type EscrowMessage } from './messages.js';
+import { parseOffer, type Offer } from './offer.js';
+import { claimEscrow, openOffers, parseAcceptance, takeAcceptance } from './seller.js';
+import { listEscrows, readCiphertext, type Acceptance } from './store.js';
+
+async function next(it: AsyncIterator<Buffer>): Promise<EscrowMessage> {
+  const r = await it.next();
+  if (r.done) throw new SwarmpayError('PEER_UNREACHABLE', 'the peer closed the connection', { hint: 'see the other side\'s log' });
+  return parseEscrowMessage(r.value);
+}
+
+export interface ServeOptions {
+  feeRate: bigint;
+  margin: number;
+  log: (msg: string) => void;
+}
+
+export class EscrowServer {
+  /** Offer id → the link it is held for while that buyer funds it. */
+  private readonly held = new Map<string, PeerLink>();
+  private claiming: Promise<void> | null = null;
+
+  constructor(private readonly ctx: WalletContext, private readonly o: ServeOptions) {}
+
+  /** Serves one buyer until it hangs up; a refusal is sent to it as an error message. */
+  async serve(link: PeerLink): Promise<void> {
+    const it = link.messages()[Symbol.asyncIterator]();
+    const peer = link.remoteKey.toString('hex').slice(0, 16);
+    try {
+      for (;;) {
+        const r = await it.next();
+        if (r.done) return;
+        const m = parseEscrowMessage(r.value);
+        try {
+          if (m.t === 'get') this.sendOffer(link, m.id);
+          else if (m.t === 'accepted') {
+            const a = parseAcceptance(m.acceptance);
+            if (this.held.get(a.offer) !== link) throw new SwarmpayError('ESCROW_STATE', `offer ${a.offer} is not held for this buyer`, { hint: 'ask for the offer first' });
+            await takeAcceptance(this.ctx, a, this.o.margin);
+            this.held.delete(a.offer);
+            this.o.log(`escrow ${a.offer}: accepted by ${peer}, funding ${a.funding.txid}`);
+            link.send(encodeEscrowMessage({ t: 'taken', id: a.offer }));
+          } else throw new SwarmpayError('PEER_PROTOCOL', `a buyer does not send "${m.t}"`);
+        } catch (e) {
+          if (!(e instanceof SwarmpayError) || e.code === 'PEER_PROTOCOL') throw e;
+          this.o.log(`${peer}: refused: ${e.code}: ${e.message}`);
+          link.send(encodeEscrowMessage({ t: 'error', code: e.code, message: e.message }));
+        }
+      }
+    } catch (e) {
+      this.o.log(`${peer}: ${e instanceof SwarmpayError ? `${e.code}: ` : ''}${(e as Error).message}`);
+      if (e instanceof SwarmpayError) link.send(encodeEscrowMessage({ t: 'error', code: e.code, message: e.message }));
+    } finally {
+      for (const [id, l] of this.held) if (l === link) this.held.delete(id);
+      await link.close();
+    }
+  }
+
+  private sendOffer(link: PeerLink, id: string | null): void {
+    const open = openOffers(this.ctx).filter((r) => id === null || r.id === id);
+    if (open.length === 0) throw new SwarmpayError('ESCROW_NOT_FOUND', id === null ? 'this seller has no open offer' : `no open offer ${id} here`);
+    if (open.length > 1) throw new SwarmpayError('USAGE', `this seller has ${open.length} open offers: ${open.map((r) => r.id).join(', ')}`, { hint: 'name one with --offer-id' });
+    const rec = open[0]!;
+    const holder = this.held.get(rec.id);
+    if (holder !== undefined && holder !== link) throw new SwarmpayError('ESCROW_STATE', `offer ${rec.id} is being accepted by another buyer`, { hint: 'try again later' });
+    this.held.set(rec.id, link);
+    const ct = readCiphertext(this.ctx.networkDir, rec.id);
+    const chunks = Math.ceil(ct.length / CHUNK_BYTES);
+    link.send(encodeEscrowMessage({ t: 'offer', offer: rec.offer, chunks }));
+    for (let i = 0; i < chunks; i++) link.send(encodeEscrowMessage({ t: 'chunk', i, data: ct.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES) }));
+  }
+
+  /** Claims each funded escrow whose funding has its confirmations; one pass at a time. */
+  claimReady(): Promise<void> {
+    this.claiming ??= this.claimPass().finally(() => (this.claiming = null));
+    return this.claiming;
+  }
+
+  private async claimPass(): Promise<void> {
+    for (const rec of listEscrows(this.ctx.session).filter((r) => r.role === 'seller' && r.status === 'funded')) {
+      const tx = await this.ctx.chain.getTransaction(rec.acceptance!.funding.txid);
+      if (tx === null || tx.confirmations < rec.offer.confirmations) continue;
+      try {
+        const r = await claimEscrow(this.ctx, rec.id, { feeRate: this.o.feeRate, margin: this.o.margin, force: false });
+        this.o.log(`escrow ${rec.id}: claimed ${rec.offer.price} sats in ${r.txid}`);
+      } catch (e) {
+        this.o.log(`escrow ${rec.id}: not claimed: ${e instanceof SwarmpayError ? `${e.code}: ` : ''}${(e as Error).message}`);
+      }
+    }
+  }
+}
+
+/** The buyer asks for an offer (by id, or the seller's only one) and receives it with its ciphertext. */
+export async function fetchOffer(link: PeerLink, id: string | null): Promise<{ offer: Offer; ciphertext: Buffer; it: AsyncIterator<Buffer> }> {
+  const it = link.messages()[Symbol.asyncIterator]();
+  link.send(encodeEscrowMessage({ t: 'get', id }));
+  const head = expectEscrow(await next(it), 'offer');
+  const offer = parseOffer(head.offer);
+  if (id !== null && offer.id !== id) throw new SwarmpayError('PEER_PROTOCOL', `asked for offer ${id}, the seller sent ${offer.id}`);
+  const parts: Buffer[] = [];
+  for (let i = 0; i < head.chunks; i++) {
+    const c = expectEscrow(await next(it), 'chunk');
+    if (c.i !== i) throw new SwarmpayError('PEER_PROTOCOL', `chunk ${c.i} arrived where ${i} was expected`);
+    parts.push(c.data);
+  }
+  return { offer, ciphertext: Buffer.concat(parts), it };
+}
+
+/** Hands the acceptance to the seller and waits for it to be taken. */
+export async function sendAcceptance(link: PeerLink, it: AsyncIterator<Buffer>, a: Acceptance): Promise<void> {
+  link.send(encodeEscrowMessage({ t: 'accepted', acceptance: a }));
+  const m = expectEscrow(await next(it), 'taken');
+  if (m.id !== a.offer) throw new SwarmpayError('PEER_PROTOCOL', `the seller took ${m.id}, not ${a.offer}`);
+}

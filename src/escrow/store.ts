@@ -1,0 +1,138 @@
+/**
+ * Where escrows live: each one's record (offer, acceptance, status, txids, and for the
+ * seller the key K) in the sealed keystore, written at checkpoints, as each step moves
+ * coins or secrets; the ciphertext beside it in <network>/escrow/, as it may be large and
+ * is no secret once the offer is out.
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { SwarmpayError, ioError } from '../errors.js';
+import type { Json } from '../util/canonical-json.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
+import type { KeystoreSession } from '../keystore/keystore.js';
+import type { HtlcTerms } from '../bitcoin/htlc.js';
+import type { Outpoint } from '../chain/backend.js';
+import type { Offer } from './offer.js';
+
+export type EscrowRole = 'seller' | 'buyer';
+/**
+ * offered: the seller waits for a buyer; funded: the HTLC is funded (the seller knows the
+ * acceptance); claimed: the seller took the coins; completed: the buyer has the item;
+ * refunded: the buyer took the coins back; cheated: the revealed key did not give the item.
+ */
+export type EscrowStatus = 'offered' | 'funded' | 'claimed' | 'completed' | 'refunded' | 'cheated';
+
+/** What the buyer sends the seller (a file, or over the peer link) once the HTLC is funded. */
+export interface Acceptance {
+  format: 'swarmpay-acceptance';
+  version: 1;
+  offer: string;
+  /** The buyer's escrow public key, hex. */
+  buyer: string;
+  /** The absolute timeout height of the HTLC. */
+  timeout: number;
+  funding: Outpoint;
+  /** The signed funding transaction, so a seller whose node has not seen it can broadcast it. */
+  tx: string;
+}
+
+export interface EscrowRecord {
+  id: string;
+  role: EscrowRole;
+  offer: Offer;
+  /** Our key's index on the escrow key chain. */
+  keyIndex: number;
+  /** The seller's K, hex: a secret until the claim reveals it. The buyer's once learned. */
+  key: string | null;
+  acceptance: Acceptance | null;
+  status: EscrowStatus;
+  claimTxid: string | null;
+  refundTxid: string | null;
+  created: string;
+}
+
+interface EscrowsSecret {
+  escrows?: Record<string, EscrowRecord>;
+  nextEscrowKey?: number;
+}
+
+function table(secret: { [k: string]: Json }): EscrowsSecret {
+  return secret as unknown as EscrowsSecret;
+}
+
+export function listEscrows(session: KeystoreSession): EscrowRecord[] {
+  return Object.values(table(session.secret).escrows ?? {});
+}
+
+export function findEscrow(session: KeystoreSession, id: string): EscrowRecord | undefined {
+  return table(session.secret).escrows?.[id];
+}
+
+export function getEscrow(session: KeystoreSession, id: string): EscrowRecord {
+  const rec = findEscrow(session, id);
+  if (!rec) throw new SwarmpayError('ESCROW_NOT_FOUND', `no escrow ${id} in this datadir`, { hint: 'see `swarmpay escrow list`' });
+  return rec;
+}
+
+export function nextEscrowKey(session: KeystoreSession): number {
+  return table(session.secret).nextEscrowKey ?? 0;
+}
+
+/** Writes an escrow record; every escrow step is a checkpoint (the TPM counter advances). */
+export async function saveEscrow(session: KeystoreSession, rec: EscrowRecord): Promise<void> {
+  await session.update((secret) => {
+    const t = table(secret);
+    t.escrows = { ...(t.escrows ?? {}), [rec.id]: rec };
+    t.nextEscrowKey = Math.max(t.nextEscrowKey ?? 0, rec.keyIndex + 1);
+  }, { checkpoint: true });
+}
+
+/** The HTLC of an escrow whose acceptance is known. */
+export function htlcTerms(rec: EscrowRecord): HtlcTerms {
+  const a = rec.acceptance;
+  if (a === null) throw new SwarmpayError('ESCROW_STATE', `escrow ${rec.id} has no acceptance yet`, { hint: 'the seller learns it from `escrow claim --acceptance FILE` or `escrow serve`' });
+  return {
+    hash: Buffer.from(rec.offer.hash, 'hex'),
+    sellerPubkey: Buffer.from(rec.offer.seller, 'hex'),
+    buyerPubkey: Buffer.from(a.buyer, 'hex'),
+    timeout: a.timeout,
+    value: BigInt(rec.offer.price),
+  };
+}
+
+export function escrowDir(networkDir: string): string {
+  return path.join(networkDir, 'escrow');
+}
+
+export function ciphertextPath(networkDir: string, id: string): string {
+  return path.join(escrowDir(networkDir), `${id}.enc`);
+}
+
+export function writeEscrowFile(networkDir: string, name: string, data: string | Uint8Array): string {
+  const file = path.join(escrowDir(networkDir), name);
+  try {
+    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    writeFileAtomic(file, data);
+  } catch (e) {
+    throw e instanceof SwarmpayError ? e : ioError('write', file, e);
+  }
+  return file;
+}
+
+export function readCiphertext(networkDir: string, id: string): Buffer {
+  const file = ciphertextPath(networkDir, id);
+  if (!existsSync(file)) throw new SwarmpayError('ESCROW_STATE', `the ciphertext of escrow ${id} is missing (${file})`, { hint: 'restore the file; it came with the offer' });
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    throw ioError('read', file, e);
+  }
+}
+
+/** Forgets an escrow whose first step the node refused: nothing of it exists on chain. */
+export async function removeEscrow(session: KeystoreSession, id: string): Promise<void> {
+  await session.update((secret) => {
+    const t = table(secret);
+    if (t.escrows) delete t.escrows[id];
+  }, { checkpoint: true });
+}
