@@ -12,9 +12,11 @@ export function registerDemo(program: Command): void {
       withContext<{ keep?: boolean }>(async (ctx, _args, opts) => {
         const r = await runDemo({ keep: !!opts.keep, onStep: (m) => ctx.out.info(`• ${m}`) });
         ctx.out.result(r, [
+          `escrow ${r.escrow.offer_id}: funded ${r.escrow.funding_txid}, claimed ${r.escrow.claim_txid}, item ${r.escrow.item_matches ? 'matches' : 'DOES NOT MATCH'}`,
+          `channel ${r.channel.channel_id}: ${r.channel.payments} payments, ${r.channel.paid_sats} sats, ${r.channel.payments_per_sec}/s, closed ${r.channel.close_txid}`,
           `buyer:  ${r.balances.buyer_sats} sats`,
           `seller: ${r.balances.seller_sats} sats`,
-          `done in ${r.seconds.toFixed(1)} s${r.workDir ? `; kept ${r.workDir} (stop its node with: swarmpay node stop --datadir ${r.workDir}/buyer)` : ''}`,
+          `done in ${r.seconds.toFixed(1)} s${r.workDir ? `; kept ${r.workDir} (stop its node and TPM with: swarmpay node stop --datadir ${r.workDir}/buyer; swarmpay node stop --datadir ${r.workDir}/seller)` : ''}`,
         ]);
       }),
     );

@@ -1,7 +1,11 @@
 /**
- * The demo's story on embedded defaults: a fresh regtest btcd in a temporary folder, a
- * buyer and a seller wallet, the faucet funds the buyer, the buyer pays the seller, and
- * the real node confirms it. Each step reports through `onStep`; nothing here prints.
+ * The demo's story on embedded defaults: a fresh regtest btcd and a software TPM in a
+ * temporary folder; a seller and a buyer wallet. The seller seals its keystore to the TPM
+ * and makes an attested offer of a file; the buyer verifies the attestation against the
+ * seller's PCR values, funds the escrow, the seller claims, the buyer recovers the item
+ * and checks it. Then the buyer opens a channel to the seller over TCP, pays it 1,000
+ * micropayments, and the seller closes. Every step is the real code on the real node and
+ * TPM; each reports through `onStep`, nothing here prints.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,18 +14,27 @@ import path from 'node:path';
 import { embeddedRpc, startNode, stopNode, nodeDir } from '../chain/embedded-node.js';
 import type { RpcClient } from '../chain/rpc-client.js';
 import { BtcdChain } from '../chain/rpc-chain.js';
+import { keystorePath, passphraseUnlocker, provisionTpm, type Unlocker } from '../keystore/keystore.js';
+import { Tpm } from '../tpm/tpm.js';
+import { startSwtpm, stopSwtpm, swtpmDir } from '../tpm/swtpm-process.js';
+import { attest } from '../tpm/attestation.js';
 import { FAUCET_ADDRESS, faucetPay } from '../wallet/faucet.js';
 import { newMnemonic } from '../wallet/mnemonic.js';
-import { createWallet, receiveAddress, unlockSeed, walletAccount, walletBalance } from '../wallet/wallet.js';
-import { planSend, signSend } from '../wallet/send.js';
-import { passphraseUnlocker } from '../keystore/keystore.js';
+import { createWallet, receiveAddress, unlockWallet, walletBalance, type WalletContext } from '../wallet/wallet.js';
+import { createOffer, claimEscrow, takeAcceptance, DEFAULT_CLAIM_MARGIN } from '../escrow/seller.js';
+import { acceptOffer, recoverItem } from '../escrow/buyer.js';
+import { Payee, DEFAULT_POLICY } from '../channel/payee.js';
+import { PayerSession, openChannel } from '../channel/payer.js';
+import { peerStaticKey } from '../channel/keys.js';
+import { connectTcp, listenTcp } from '../peer/transports.js';
 
 export interface DemoResult {
   network: 'regtest';
   workDir: string | null;
   node: { impl: 'btcd'; height: number };
   funding: { txid: string; sats: bigint };
-  payment: { txid: string; sats: bigint; fee: bigint };
+  escrow: { offer_id: string; price_sats: bigint; funding_txid: string; funding_fee: bigint; claim_txid: string; claim_fee: bigint; attested: boolean; ak_name: string; item_matches: boolean };
+  channel: { channel_id: string; funding_txid: string; funding_fee: bigint; payments: number; paid_sats: bigint; close_txid: string; close_fee: bigint; payments_per_sec: number };
   balances: { buyer_sats: bigint; seller_sats: bigint };
   seconds: number;
 }
@@ -32,21 +45,29 @@ export interface DemoOptions {
 }
 
 export const DEMO_FUNDING = 100_000_000n;
-export const DEMO_PAYMENT = 25_000_000n;
+export const DEMO_PRICE = 250_000n;
+export const DEMO_CAPACITY = 2_000_000n;
+export const DEMO_PAYMENTS = 1000;
+export const DEMO_PAYMENT_SATS = 1000n;
 const FEE_RATE = 2n;
+/** The PCRs the seller's quote covers and the buyer checks: the PC Client boot chain. */
+const QUOTE_PCRS = [0, 1, 2, 3, 4, 5, 6, 7];
 
 export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const started = Date.now();
   const work = mkdtempSync(path.join(tmpdir(), 'swarmpay-demo-'));
   const dirs = { buyer: path.join(work, 'buyer', 'regtest'), seller: path.join(work, 'seller', 'regtest') };
   const node = nodeDir(dirs.buyer);
+  const tpmDir = swtpmDir(dirs.seller);
   let rpc: RpcClient | undefined;
+  let tpm: Tpm | undefined;
+  const closers: (() => Promise<void>)[] = [];
   try {
-    opts.onStep(`starting a fresh regtest btcd in ${work}`);
-    const { height } = await startNode(node, 'btcd', FAUCET_ADDRESS);
+    opts.onStep(`starting a fresh regtest btcd and a software TPM in ${work}`);
+    const [{ height }, { state: tpmState }] = await Promise.all([startNode(node, 'btcd', FAUCET_ADDRESS), startSwtpm(tpmDir)]);
     rpc = embeddedRpc(node).client;
     const chain = new BtcdChain('regtest', rpc);
-    opts.onStep(`node up at height ${height} (segwit active)`);
+    opts.onStep(`node up at height ${height} (segwit active); swtpm on 127.0.0.1:${tpmState.port}`);
 
     // Demo wallets live for one run; their passphrases are random and never leave memory.
     const pass = { buyer: randomBytes(16).toString('hex'), seller: randomBytes(16).toString('hex') };
@@ -54,34 +75,88 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       const pub = createWallet(dirs[who], 'regtest', pass[who], newMnemonic());
       opts.onStep(`${who} wallet created: ${pub.fingerprint} ${pub.path}`);
     }
+    tpm = await Tpm.open({ kind: 'swtpm', host: tpmState.host, port: tpmState.port });
+    const sellerTpm = tpm;
+    const sellerUnlocker: Unlocker = { passphrase: async () => pass.seller, tpm: async () => sellerTpm };
+    const provisioned = await provisionTpm(keystorePath(dirs.seller), 'regtest', sellerUnlocker, [], false);
+    const protector = provisioned.header.protector;
+    opts.onStep(`seller keystore sealed by the TPM; anti-rollback counter ${protector.type === 'tpm' ? `0x${protector.counterIndex.toString(16)}` : '?'}`);
 
-    const buyerAddr = await receiveAddress(chain, dirs.buyer, 'regtest');
-    const funding = await faucetPay(chain, buyerAddr.address, DEMO_FUNDING);
+    const unlock = async (who: 'buyer' | 'seller'): Promise<WalletContext> => {
+      const { session, seed } = await unlockWallet(dirs[who], 'regtest', who === 'seller' ? sellerUnlocker : passphraseUnlocker(pass.buyer), { checkpoint: false });
+      return { session, seed, network: 'regtest', networkDir: dirs[who], chain };
+    };
+    const [buyer, seller] = [await unlock('buyer'), await unlock('seller')];
+
+    const funding = await faucetPay(chain, (await receiveAddress(chain, dirs.buyer, 'regtest')).address, DEMO_FUNDING);
     await chain.mine(1);
     opts.onStep(`faucet paid the buyer ${DEMO_FUNDING} sats: ${funding.txid}`);
 
-    const sellerAddr = await receiveAddress(chain, dirs.seller, 'regtest');
-    const plan = await planSend(chain, walletAccount(dirs.buyer, 'regtest'), 'regtest', sellerAddr.address, DEMO_PAYMENT, FEE_RATE);
-    const signed = signSend(plan, await unlockSeed(dirs.buyer, 'regtest', passphraseUnlocker(pass.buyer)), 'regtest');
-    await chain.broadcast(signed.hex);
-    await chain.mine(1);
-    await chain.waitForConfirmations(signed.txid, 1, { pollMs: 100, timeoutMs: 30_000 });
-    opts.onStep(`buyer paid the seller ${DEMO_PAYMENT} sats (fee ${signed.fee}): ${signed.txid}, confirmed`);
+    // --- fair exchange ---
+    const item = Buffer.from(`swarmpay demo item: sensor calibration table ${randomBytes(8).toString('hex')}\n`.repeat(64));
+    const offered = await createOffer(seller, {
+      name: 'calibration.txt', item, price: DEMO_PRICE, timeout: { min: 144, max: 4032 }, confirmations: 1, expiresIn: 3600,
+      attest: (nonce) => attest(sellerTpm, nonce, QUOTE_PCRS),
+    });
+    const id = offered.offer.id;
+    opts.onStep(`seller offered ${offered.offer.item.name} (${item.length} bytes) for ${DEMO_PRICE} sats: offer ${id}, H ${offered.offer.hash.slice(0, 16)}…, quoted by its TPM`);
 
-    const [buyer, seller] = await Promise.all([walletBalance(chain, dirs.buyer, 'regtest'), walletBalance(chain, dirs.seller, 'regtest')]);
+    // The buyer's golden values: what the seller's device is expected to have booted into.
+    const golden = Object.fromEntries([...(await sellerTpm.pcrRead(QUOTE_PCRS))].map(([p, v]) => [String(p), v.toString('hex')]));
+    const accepted = await acceptOffer(buyer, offered.offer, offered.ciphertext, { checks: { requireAttestation: true, expectPcrs: golden, maxPrice: DEMO_PRICE }, feeRate: FEE_RATE });
+    opts.onStep(`buyer verified the attestation (AK ${accepted.attestation!.akName.slice(0, 16)}…, PCRs 0-7 as expected) and funded the escrow: ${accepted.acceptance.funding.txid}`);
+    await takeAcceptance(seller, accepted.acceptance);
+    await chain.mine(1);
+    const claimed = await claimEscrow(seller, id, { feeRate: FEE_RATE, margin: DEFAULT_CLAIM_MARGIN, force: false });
+    await chain.mine(1);
+    opts.onStep(`seller claimed ${DEMO_PRICE} sats, revealing K: ${claimed.txid}`);
+    const recovered = await recoverItem(buyer, id, path.join(work, 'buyer', 'calibration.txt'));
+    const itemMatches = recovered.sha256 === offered.offer.item.sha256;
+    opts.onStep(`buyer read K from the claim, decrypted the item and checked its SHA-256: ${itemMatches ? 'it matches the offer' : 'MISMATCH'}`);
+
+    // --- micropayments ---
+    const payee = new Payee({ ...seller, policy: DEFAULT_POLICY, log: () => {} });
+    const server = await listenTcp('127.0.0.1', 0, peerStaticKey(seller.seed), (link) => void payee.serve(link));
+    closers.push(async () => {
+      await server.close();
+      await payee.shutdown();
+    });
+    const peer = { kind: 'tcp' as const, host: '127.0.0.1', port: server.port };
+    const connect = () => connectTcp('127.0.0.1', server.port, peerStaticKey(buyer.seed), { peerKey: peerStaticKey(seller.seed).publicKey });
+    let link = await connect();
+    const opened = await openChannel(buyer, link, peer, { capacity: DEMO_CAPACITY, expiryBlocks: 144, feeRate: FEE_RATE });
+    await link.close();
+    await chain.mine(1);
+    opts.onStep(`buyer opened a ${DEMO_CAPACITY} sat channel to the seller over TCP: ${opened.fundingTxid}, confirmed`);
+    link = await connect();
+    const session = await PayerSession.start(buyer, link, opened.rec.id);
+    const paid = await session.pay(Array.from({ length: DEMO_PAYMENTS }, () => ({ sats: DEMO_PAYMENT_SATS, pid: null })));
+    await session.disconnect();
+    if (paid.error !== undefined) throw paid.error;
+    const perSec = Math.round(DEMO_PAYMENTS / paid.seconds);
+    opts.onStep(`buyer paid ${DEMO_PAYMENTS} micropayments of ${DEMO_PAYMENT_SATS} sats, each signed, verified, stored and acknowledged: ${perSec} payments/s`);
+    const closeTxid = await payee.closeChannel(opened.rec.id);
+    await chain.mine(1);
+    await chain.waitForConfirmations(closeTxid, 1, { pollMs: 100, timeoutMs: 30_000 });
+    opts.onStep(`seller closed the channel on the newest state: ${closeTxid}, confirmed`);
+
+    const [b, s] = await Promise.all([walletBalance(chain, dirs.buyer, 'regtest'), walletBalance(chain, dirs.seller, 'regtest')]);
     return {
       network: 'regtest',
       workDir: opts.keep ? work : null,
       node: { impl: 'btcd', height: await chain.tipHeight() },
       funding: { txid: funding.txid, sats: DEMO_FUNDING },
-      payment: { txid: signed.txid, sats: DEMO_PAYMENT, fee: signed.fee },
-      balances: { buyer_sats: buyer.confirmed, seller_sats: seller.confirmed },
+      escrow: { offer_id: id, price_sats: DEMO_PRICE, funding_txid: accepted.acceptance.funding.txid, funding_fee: accepted.fee!, claim_txid: claimed.txid, claim_fee: claimed.fee!, attested: true, ak_name: accepted.attestation!.akName, item_matches: itemMatches },
+      channel: { channel_id: opened.rec.id, funding_txid: opened.fundingTxid, funding_fee: opened.fee, payments: paid.payments.filter((p) => p.acked).length, paid_sats: paid.acked.cumulative, close_txid: closeTxid, close_fee: BigInt(opened.rec.terms.closeFee), payments_per_sec: perSec },
+      balances: { buyer_sats: b.confirmed, seller_sats: s.confirmed },
       seconds: (Date.now() - started) / 1000,
     };
   } finally {
+    for (const close of closers) await close();
+    await tpm?.close();
     rpc?.close();
     if (!opts.keep) {
-      await stopNode(node);
+      await Promise.all([stopNode(node), stopSwtpm(tpmDir)]);
       rmSync(work, { recursive: true, force: true });
     }
   }
