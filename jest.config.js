@@ -9,5 +9,6 @@ export default {
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   testTimeout: 120000,
   reporters: ['default', '<rootDir>/test/helpers/summary-reporter.cjs'],
+  globalSetup: '<rootDir>/test/helpers/global-setup.cjs',
   globalTeardown: '<rootDir>/test/helpers/global-teardown.cjs',
 };

@@ -4,7 +4,7 @@
 #      or:  swarmpay completion bash > ~/.local/share/bash-completion/completions/swarmpay
 #
 # Hand-written and static: the tables below mirror src/cli/*.ts. To add a command
-# group (e.g. escrow), add it to _swarmpay_groups, list its
+# group, add it to _swarmpay_groups, list its
 # subcommands in _swarmpay_subcommands, their options in _swarmpay_options, and
 # any option that takes a value in _swarmpay_optarg.
 
@@ -13,7 +13,7 @@
 # ---------------------------------------------------------------------------
 
 # Command groups and top-level commands.
-_swarmpay_groups="node wallet tpm channel demo completion help"
+_swarmpay_groups="node wallet tpm channel escrow demo completion help"
 
 # Global options: valid before or after any command.
 _swarmpay_global_options="--network --datadir --chain --rpc-url --rpc-cookie --tpm --json -y --yes -h --help"
@@ -28,6 +28,7 @@ _swarmpay_subcommands() {
         wallet) echo "create address balance info send help" ;;
         tpm)    echo "provision status attest verify help" ;;
         channel) echo "serve open pay close refund list show help" ;;
+        escrow) echo "offer accept claim refund serve list show help" ;;
         *)      echo "" ;;
     esac
 }
@@ -49,6 +50,13 @@ _swarmpay_options() {
         "channel refund") echo "--fee-rate --passphrase-file" ;;
         "channel list")  echo "--passphrase-file" ;;
         "channel show")  echo "--passphrase-file" ;;
+        "escrow offer")  echo "--item --price --name --timeout --max-timeout --confirmations --expires --attest --pcrs --out --passphrase-file" ;;
+        "escrow accept") echo "--ciphertext --peer --peer-cmd --peer-key --max-price --timeout --require-attestation --expect-pcrs --ak --fee-rate --out --passphrase-file" ;;
+        "escrow claim")  echo "--acceptance --out --wait --force --margin --fee-rate --passphrase-file" ;;
+        "escrow refund") echo "--fee-rate --passphrase-file" ;;
+        "escrow serve")  echo "--listen --stdio --poll --margin --fee-rate --passphrase-file" ;;
+        "escrow list")   echo "--passphrase-file" ;;
+        "escrow show")   echo "--passphrase-file" ;;
         demo)            echo "--keep" ;;
         *)               echo "" ;;
     esac
@@ -107,6 +115,41 @@ _swarmpay_optarg() {
         "channel refund --passphrase-file") echo "file" ;;
         "channel list --passphrase-file") echo "file" ;;
         "channel show --passphrase-file") echo "file" ;;
+        "escrow offer --item")            echo "file" ;;
+        "escrow offer --price")           echo "text" ;;
+        "escrow offer --name")            echo "text" ;;
+        "escrow offer --timeout")         echo "text" ;;
+        "escrow offer --max-timeout")     echo "text" ;;
+        "escrow offer --confirmations")   echo "text" ;;
+        "escrow offer --expires")         echo "text" ;;
+        "escrow offer --pcrs")            echo "text" ;;
+        "escrow offer --out")             echo "file" ;;
+        "escrow offer --passphrase-file") echo "file" ;;
+        "escrow accept --ciphertext")     echo "file" ;;
+        "escrow accept --peer")           echo "text" ;;
+        "escrow accept --peer-cmd")       echo "text" ;;
+        "escrow accept --peer-key")       echo "text" ;;
+        "escrow accept --max-price")      echo "text" ;;
+        "escrow accept --timeout")        echo "text" ;;
+        "escrow accept --expect-pcrs")    echo "file" ;;
+        "escrow accept --ak")             echo "file" ;;
+        "escrow accept --fee-rate")       echo "text" ;;
+        "escrow accept --out")            echo "file" ;;
+        "escrow accept --passphrase-file") echo "file" ;;
+        "escrow claim --acceptance")      echo "file" ;;
+        "escrow claim --out")             echo "file" ;;
+        "escrow claim --margin")          echo "text" ;;
+        "escrow claim --fee-rate")        echo "text" ;;
+        "escrow claim --passphrase-file") echo "file" ;;
+        "escrow refund --fee-rate")       echo "text" ;;
+        "escrow refund --passphrase-file") echo "file" ;;
+        "escrow serve --listen")          echo "text" ;;
+        "escrow serve --poll")            echo "text" ;;
+        "escrow serve --margin")          echo "text" ;;
+        "escrow serve --fee-rate")        echo "text" ;;
+        "escrow serve --passphrase-file") echo "file" ;;
+        "escrow list --passphrase-file")  echo "file" ;;
+        "escrow show --passphrase-file")  echo "file" ;;
         *) return 1 ;;
     esac
 }
@@ -121,7 +164,9 @@ _swarmpay_positional() {
         "wallet help 1") _swarmpay_subcommands wallet ;;
         "tpm help 1")   _swarmpay_subcommands tpm ;;
         "channel help 1") _swarmpay_subcommands channel ;;
+        "escrow help 1") _swarmpay_subcommands escrow ;;
         "tpm verify 1") echo "file" ;;
+        "escrow accept 1") echo "file" ;;
         *)              echo "" ;;
     esac
 }

@@ -16,7 +16,7 @@
 #                              "swtpm:", is a prefix)
 #   __swarmpay_arg    COMMAND CHOICES DESCRIPTION the first argument's values
 #   __swarmpay_file_arg COMMAND DESCRIPTION       the first argument is a file
-# To add a command group (e.g. escrow), add its rows.
+# To add a command group, add its rows.
 
 # No file names unless an option asks for them.
 complete -c swarmpay -f
@@ -130,12 +130,13 @@ __swarmpay_cmd '' node 'the embedded regtest node'
 __swarmpay_cmd '' wallet 'the HD wallet (BIP39 seed, BIP84 account)'
 __swarmpay_cmd '' tpm 'the TPM 2.0: sealed keystore, anti-rollback, attestation'
 __swarmpay_cmd '' channel 'payment channels: thousands of payments a second'
+__swarmpay_cmd '' escrow 'fair exchange: an item for bitcoin, no trusted escrow'
 __swarmpay_cmd '' demo 'run the whole story on a fresh regtest node'
 __swarmpay_cmd '' completion 'print the shell completion script'
 __swarmpay_cmd '' help 'display help for command'
 __swarmpay_opt demo --keep '' 'keep the temporary folder and its node'
 __swarmpay_arg completion 'bash zsh fish' 'shell'
-__swarmpay_arg help 'node wallet tpm channel demo completion help' 'command'
+__swarmpay_arg help 'node wallet tpm channel escrow demo completion help' 'command'
 
 # node
 __swarmpay_cmd node start 'start the regtest node'
@@ -215,3 +216,55 @@ __swarmpay_opt 'channel refund' --passphrase-file file 'read the keystore passph
 __swarmpay_opt 'channel list' --passphrase-file file 'read the keystore passphrase from FILE'
 __swarmpay_opt 'channel show' --passphrase-file file 'read the keystore passphrase from FILE'
 __swarmpay_arg 'channel help' 'serve open pay close refund list show help' 'command'
+
+# escrow
+__swarmpay_cmd escrow offer 'the seller: encrypt an item and sign an offer of it'
+__swarmpay_cmd escrow accept 'the buyer: check an offer, then fund the hash-locked contract'
+__swarmpay_cmd escrow claim 'seller: take the coins revealing K; buyer: recover the item'
+__swarmpay_cmd escrow refund 'the buyer: take the coins back after the timeout'
+__swarmpay_cmd escrow serve 'the seller: serve offers, take acceptances, claim until SIGINT/SIGTERM'
+__swarmpay_cmd escrow list 'the escrows of this datadir'
+__swarmpay_cmd escrow show "one escrow: offer, state and each step's txid"
+__swarmpay_cmd escrow help 'display help for command'
+__swarmpay_opt 'escrow offer' --item file 'the item to sell'
+__swarmpay_opt 'escrow offer' --price text 'what the buyer pays (sats)'
+__swarmpay_opt 'escrow offer' --name text "the item's name in the offer (default: the file name)"
+__swarmpay_opt 'escrow offer' --timeout text "fewest blocks from acceptance to the buyer's refund (default 144)"
+__swarmpay_opt 'escrow offer' --max-timeout text 'most blocks from acceptance to the timeout (default 4032)'
+__swarmpay_opt 'escrow offer' --confirmations text 'funding confirmations before the seller claims (default 1)'
+__swarmpay_opt 'escrow offer' --expires text 'hours until the offer expires (default 24)'
+__swarmpay_opt 'escrow offer' --attest '' "add a TPM quote whose nonce is the offer's digest"
+__swarmpay_opt 'escrow offer' --pcrs text 'PCRs the quote covers (default 0,1,2,3,4,5,6,7)'
+__swarmpay_opt 'escrow offer' --out file 'write the offer to FILE and its ciphertext to FILE.enc'
+__swarmpay_opt 'escrow offer' --passphrase-file file 'read the keystore passphrase from FILE'
+__swarmpay_opt 'escrow accept' --ciphertext file 'the ciphertext that came with the offer (default: OFFER.enc)'
+__swarmpay_opt 'escrow accept' --peer text "the seller's HOST:PORT (escrow serve --listen)"
+__swarmpay_opt 'escrow accept' --peer-cmd text 'run COMMAND and speak to the seller over its stdin/stdout'
+__swarmpay_opt 'escrow accept' --peer-key text "the seller's static key (hex): refuse any other"
+__swarmpay_opt 'escrow accept' --max-price text 'refuse an offer that asks more (sats)'
+__swarmpay_opt 'escrow accept' --timeout text "blocks until the refund is possible (default: the offer's least)"
+__swarmpay_opt 'escrow accept' --require-attestation '' 'refuse an offer without a valid TPM attestation'
+__swarmpay_opt 'escrow accept' --expect-pcrs file "JSON allow list of the seller's PCR values"
+__swarmpay_opt 'escrow accept' --ak file "the seller TPM's AK public key (PEM) you trust"
+__swarmpay_opt 'escrow accept' --fee-rate text 'fee rate of the funding (default 2 on regtest)'
+__swarmpay_opt 'escrow accept' --out file 'also write the acceptance for the seller to FILE'
+__swarmpay_opt 'escrow accept' --passphrase-file file 'read the keystore passphrase from FILE'
+__swarmpay_file_arg 'escrow accept' 'offer file'
+__swarmpay_opt 'escrow claim' --acceptance file 'seller: the acceptance the buyer sent'
+__swarmpay_opt 'escrow claim' --out file 'buyer: write the item to FILE'
+__swarmpay_opt 'escrow claim' --wait '' "wait for the funding's confirmations (seller) or the claim (buyer)"
+__swarmpay_opt 'escrow claim' --force '' 'seller: claim even within the safety margin of the timeout'
+__swarmpay_opt 'escrow claim' --margin text 'seller: blocks before the timeout from which claiming is refused (default 6)'
+__swarmpay_opt 'escrow claim' --fee-rate text 'seller: fee rate of the claim (default 2 on regtest)'
+__swarmpay_opt 'escrow claim' --passphrase-file file 'read the keystore passphrase from FILE'
+__swarmpay_opt 'escrow refund' --fee-rate text 'fee rate of the refund (default 2 on regtest)'
+__swarmpay_opt 'escrow refund' --passphrase-file file 'read the keystore passphrase from FILE'
+__swarmpay_opt 'escrow serve' --listen text 'listen for buyers on TCP HOST:PORT (default 127.0.0.1:9736)'
+__swarmpay_opt 'escrow serve' --stdio '' 'serve one buyer on stdin/stdout (for --peer-cmd)'
+__swarmpay_opt 'escrow serve' --poll text 'seconds between looks for funded escrows to claim (default 5)'
+__swarmpay_opt 'escrow serve' --margin text 'refuse acceptances and claims this near the timeout (default 6)'
+__swarmpay_opt 'escrow serve' --fee-rate text 'fee rate of the claims (default 2 on regtest)'
+__swarmpay_opt 'escrow serve' --passphrase-file file 'read the keystore passphrase from FILE'
+__swarmpay_opt 'escrow list' --passphrase-file file 'read the keystore passphrase from FILE'
+__swarmpay_opt 'escrow show' --passphrase-file file 'read the keystore passphrase from FILE'
+__swarmpay_arg 'escrow help' 'offer accept claim refund serve list show help' 'command'

@@ -9,7 +9,7 @@
 # a command without subcommands lists its options and arguments, as
 # _arguments specs, in _swarmpay_args_NAME (spaces in NAME become "_": the
 # options of "node start" are in _swarmpay_args_node_start). To add a command
-# group (e.g. escrow), add it to _swarmpay_cmds and give it those
+# group, add it to _swarmpay_cmds and give it those
 # two kinds of arrays.
 
 # ---------------------------------------------------------------------------
@@ -43,6 +43,7 @@ typeset -ga _swarmpay_cmds=(
   'wallet:the HD wallet (BIP39 seed, BIP84 native segwit account)'
   'tpm:the TPM 2.0: seal the keystore, anti-rollback counter, attestation'
   'channel:payment channels: thousands of payments a second, settled with two transactions'
+  'escrow:fair exchange: an item for bitcoin through a hash-locked contract, no trusted escrow'
   'demo:run the whole story on a fresh regtest node in a temporary folder'
   'completion:print the shell completion script (bash, zsh or fish)'
   'help:display help for command'
@@ -192,6 +193,79 @@ typeset -ga _swarmpay_args_channel_show=(
 )
 typeset -ga _swarmpay_args_channel_help=(
   '1::command:{_swarmpay_describe_cmds channel}'
+)
+
+# escrow
+typeset -ga _swarmpay_cmds_escrow=(
+  'offer:the seller: encrypt an item under a fresh key K and sign an offer of it for H = SHA-256(K)'
+  'accept:the buyer: check an offer and its ciphertext, then fund the hash-locked contract'
+  'claim:the seller: take the coins by revealing K; the buyer: read K from the chain and recover the item'
+  'refund:the buyer: take the coins back after the timeout if the seller never claimed'
+  'serve:the seller: serve open offers, take acceptances and claim once funded, until SIGINT/SIGTERM'
+  'list:the escrows of this datadir'
+  'show:one escrow: offer, state and each step'\''s txid'
+  'help:display help for command'
+)
+typeset -ga _swarmpay_args_escrow_offer=(
+  '--item=[the item to sell]:item file:_files'
+  '--price=[what the buyer pays]:sats: '
+  '--name=[the item'\''s name in the offer (default: the file name)]:name: '
+  '--timeout=[the fewest blocks from acceptance to the buyer'\''s refund accepted (default 144)]:blocks: '
+  '--max-timeout=[the most blocks from acceptance to the timeout accepted (default 4032)]:blocks: '
+  '--confirmations=[confirmations of the funding before the seller claims (default 1)]:confirmations: '
+  '--expires=[hours until the offer expires (default 24)]:hours: '
+  '--attest[add a TPM quote whose nonce is the offer'\''s digest]'
+  '--pcrs=[PCRs the quote covers (SHA-256 bank), default 0,1,2,3,4,5,6,7]:PCR list: '
+  '--out=[write the offer to FILE and its ciphertext to FILE.enc]:offer file:_files'
+  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+)
+typeset -ga _swarmpay_args_escrow_accept=(
+  '--ciphertext=[the ciphertext that came with the offer (default: OFFER.enc)]:ciphertext file:_files'
+  '(--peer-cmd)--peer=[fetch the offer from the seller'\''s escrow serve --listen]:HOST\:PORT: '
+  '(--peer)--peer-cmd=[run COMMAND and speak to the seller over its stdin/stdout]:command:_cmdstring'
+  '--peer-key=[the seller'\''s static key (as escrow serve prints it): refuse any other]:key (hex): '
+  '--max-price=[refuse an offer that asks more]:sats: '
+  '--timeout=[blocks until the refund is possible (default: the least the offer accepts)]:blocks: '
+  '--require-attestation[refuse an offer without a valid TPM attestation]'
+  '--expect-pcrs=[JSON allow list of the seller'\''s PCR values]:PCR allow list (JSON):_files'
+  '--ak=[the seller TPM'\''s AK public key (PEM) you trust]:AK public key (PEM):_files'
+  '--fee-rate=[fee rate of the funding (default 2 on regtest)]:sat/vB: '
+  '--out=[also write the acceptance for the seller to FILE]:acceptance file:_files'
+  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '1::offer file (with --peer or --peer-cmd, the offer id):_files'
+)
+typeset -ga _swarmpay_args_escrow_claim=(
+  '--acceptance=[seller: the acceptance the buyer sent]:acceptance file:_files'
+  '--out=[buyer: write the item to FILE]:item file:_files'
+  '--wait[seller: wait for the funding'\''s confirmations; buyer: wait for the seller'\''s claim]'
+  '--force[seller: claim even within the safety margin of the timeout]'
+  '--margin=[seller: blocks before the timeout from which claiming is refused (default 6)]:blocks: '
+  '--fee-rate=[seller: fee rate of the claim (default 2 on regtest)]:sat/vB: '
+  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '1:escrow id: '
+)
+typeset -ga _swarmpay_args_escrow_refund=(
+  '--fee-rate=[fee rate of the refund (default 2 on regtest)]:sat/vB: '
+  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '1:escrow id: '
+)
+typeset -ga _swarmpay_args_escrow_serve=(
+  '(--stdio)--listen=[listen for buyers on TCP (default 127.0.0.1:9736)]:HOST\:PORT: '
+  '(--listen)--stdio[serve one buyer on stdin/stdout (for --peer-cmd, e.g. over ssh)]'
+  '--poll=[how often to look for funded escrows to claim (default 5)]:seconds: '
+  '--margin=[refuse acceptances and claims this near the timeout (default 6)]:blocks: '
+  '--fee-rate=[fee rate of the claims (default 2 on regtest)]:sat/vB: '
+  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+)
+typeset -ga _swarmpay_args_escrow_list=(
+  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+)
+typeset -ga _swarmpay_args_escrow_show=(
+  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '1:escrow id: '
+)
+typeset -ga _swarmpay_args_escrow_help=(
+  '1::command:{_swarmpay_describe_cmds escrow}'
 )
 
 # ---------------------------------------------------------------------------

@@ -64,7 +64,8 @@ function human(doc: Record<string, unknown>): string[] {
 
 /** The buyer's checks as the flags give them. */
 function acceptChecks(opts: { maxPrice?: string; requireAttestation?: boolean; expectPcrs?: string; ak?: string; timeout?: string; feeRate?: string }, ctx: Context): AcceptOptions {
-  const checks: AcceptOptions['checks'] = { requireAttestation: !!opts.requireAttestation };
+  // Expecting PCR values or an AK of a quote is asking for one: an offer without it is refused.
+  const checks: AcceptOptions['checks'] = { requireAttestation: !!opts.requireAttestation || opts.expectPcrs !== undefined || opts.ak !== undefined };
   if (opts.maxPrice !== undefined) checks.maxPrice = parseSats(opts.maxPrice, '--max-price');
   if (opts.expectPcrs !== undefined) checks.expectPcrs = parsePcrAllowList(readTextFile(opts.expectPcrs, 'PCR allow list'));
   if (opts.ak !== undefined) checks.ak = readTextFile(opts.ak, 'AK public key');
@@ -130,8 +131,8 @@ export function registerEscrow(program: Command): void {
     .option('--max-price <sats>', 'refuse an offer that asks more')
     .option('--timeout <blocks>', 'blocks until the refund is possible (default: the least the offer accepts)')
     .option('--require-attestation', 'refuse an offer without a valid TPM attestation')
-    .option('--expect-pcrs <file>', 'JSON allow list of the seller\'s PCR values: {"7": "<hex>"} or {"7": ["<hex>", ...]}')
-    .option('--ak <pem-file>', 'the seller TPM\'s AK public key (PEM) you trust')
+    .option('--expect-pcrs <file>', 'JSON allow list of the seller\'s PCR values: {"7": "<hex>"} or {"7": ["<hex>", ...]} (implies --require-attestation)')
+    .option('--ak <pem-file>', 'the seller TPM\'s AK public key (PEM) you trust (implies --require-attestation)')
     .option('--fee-rate <sat/vB>', 'fee rate of the funding (default 2 on regtest)')
     .option('--out <file>', 'also write the acceptance for the seller to FILE')
     .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')

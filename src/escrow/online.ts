@@ -69,7 +69,7 @@ export class EscrowServer {
   private sendOffer(link: PeerLink, id: string | null): void {
     const open = openOffers(this.ctx).filter((r) => id === null || r.id === id);
     if (open.length === 0) throw new SwarmpayError('ESCROW_NOT_FOUND', id === null ? 'this seller has no open offer' : `no open offer ${id} here`);
-    if (open.length > 1) throw new SwarmpayError('USAGE', `this seller has ${open.length} open offers: ${open.map((r) => r.id).join(', ')}`, { hint: 'name one with --offer-id' });
+    if (open.length > 1) throw new SwarmpayError('USAGE', `this seller has ${open.length} open offers: ${open.map((r) => r.id).join(', ')}`, { hint: 'name one: `swarmpay escrow accept OFFER-ID --peer …`' });
     const rec = open[0]!;
     const holder = this.held.get(rec.id);
     if (holder !== undefined && holder !== link) throw new SwarmpayError('ESCROW_STATE', `offer ${rec.id} is being accepted by another buyer`, { hint: 'try again later' });

@@ -39,6 +39,10 @@ export interface OfferOptions {
 
 export async function createOffer(ctx: WalletContext, o: OfferOptions): Promise<{ offer: Offer; ciphertext: Buffer; ciphertextFile: string }> {
   if (o.price < MIN_PRICE) throw new SwarmpayError('DUST_OUTPUT', `a price of ${o.price} sats could not pay the claim's fee`, { hint: `ask at least ${MIN_PRICE} sats` });
+  if (o.timeout.min <= DEFAULT_CLAIM_MARGIN + o.confirmations) {
+    // takeAcceptance would refuse every acceptance: the seller could never claim in time.
+    throw new SwarmpayError('USAGE', `a timeout of ${o.timeout.min} blocks leaves no time to wait for ${o.confirmations} confirmations and claim ${DEFAULT_CLAIM_MARGIN} blocks before it`, { hint: `offer at least ${DEFAULT_CLAIM_MARGIN + o.confirmations + 1} blocks` });
+  }
   const keyIndex = nextEscrowKey(ctx.session);
   const key = contractKey(ctx.seed, ctx.network, ESCROW_CHAIN, keyIndex);
   const id = randomBytes(8).toString('hex');

@@ -1,0 +1,286 @@
+/**
+ * Escrow as users run it: a seller and a buyer datadir on one machine, a real btcd, a real
+ * swtpm for attested offers, the seller's `escrow serve` a real process. The file flow, the
+ * online flow over TCP and over --peer-cmd, the refund path and the cheating seller, end to
+ * end; each refusal with its exit code and nothing stored changed.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { randomBytes } from 'node:crypto';
+import { ROOT, snapshot, swarmpay, type CliResult } from './helpers/cli.js';
+import { tempDir } from './helpers/tmp.js';
+import { startTestTpm, type TestTpm } from './helpers/swtpm.js';
+import { passphraseUnlocker } from '../src/keystore/keystore.js';
+import { unlockWallet } from '../src/wallet/wallet.js';
+import { ESCROW_CHAIN, contractKey } from '../src/wallet/hd.js';
+import { draftOffer, signOffer } from '../src/escrow/offer.js';
+import { sha256 } from '../src/bitcoin/htlc.js';
+import { nextEscrowKey, saveEscrow, writeEscrowFile } from '../src/escrow/store.js';
+
+const BIN = path.join(ROOT, 'bin', 'swarmpay');
+const PASSPHRASE = 'a good long passphrase';
+
+describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  let tpm: TestTpm;
+  let buyer: string;
+  let seller: string;
+  let pass: string;
+  let chainArgs: string[];
+  const b = (...args: string[]) => swarmpay(['--datadir', buyer, '--tpm', 'none', ...args, ...withPass(args)]);
+  const s = (...args: string[]) => swarmpay(['--datadir', seller, '--tpm', tpm.arg, ...chainArgs, ...args, ...withPass(args)]);
+  // Every command but node and completion opens the wallet.
+  const withPass = (args: string[]) => (['node', 'completion'].includes(args[0]!) || args.includes('address') || args.includes('balance') ? [] : ['--passphrase-file', pass]);
+  const refused = (r: CliResult, exit: number, code: string) => expect({ exit: r.code, code: r.json?.error?.code, message: r.json?.error?.message }).toEqual({ exit, code, message: expect.any(String) });
+  const mine = (n = 1) => b('node', 'mine', String(n));
+  const confirmed = async (run: typeof b) => BigInt((await run('wallet', 'balance')).json.confirmed);
+  const file = (name: string) => path.join(tmp.dir, name);
+
+  beforeAll(async () => {
+    tmp = tempDir();
+    tpm = await startTestTpm();
+    buyer = path.join(tmp.dir, 'buyer');
+    seller = path.join(tmp.dir, 'seller');
+    pass = file('pass');
+    writeFileSync(pass, PASSPHRASE);
+    const started = await b('node', 'start');
+    expect(started.code).toBe(0);
+    chainArgs = ['--rpc-url', started.json.rpcUrl, '--rpc-cookie', started.json.rpcCookie];
+    expect((await b('wallet', 'create', '--mnemonic-file', file('buyer.words'))).code).toBe(0);
+    expect((await s('wallet', 'create', '--mnemonic-file', file('seller.words'))).code).toBe(0);
+    for (let i = 0; i < 2; i++) expect((await b('node', 'mine', '1', '--to', (await b('wallet', 'address')).json.address)).code).toBe(0);
+  });
+  afterAll(async () => {
+    await b('node', 'stop');
+    await tpm?.stop();
+    tmp?.remove();
+  });
+
+  function item(name: string, bytes = 20_000): string {
+    const f = file(name);
+    writeFileSync(f, randomBytes(bytes));
+    return f;
+  }
+
+  async function offer(name: string, ...extra: string[]): Promise<{ id: string; offerFile: string }> {
+    const offerFile = file(`${name}.offer.json`);
+    const r = await s('escrow', 'offer', '--item', item(name), '--price', '50000', '--out', offerFile, ...extra);
+    expect(r.code).toBe(0);
+    return { id: r.json.id, offerFile };
+  }
+
+  test('file flow: offer, accept, claim, recover; the node pays the seller the price minus the claim fee and the item comes back byte for byte', async () => {
+    const { id, offerFile } = await offer('photo.bin');
+    const sellerBefore = await confirmed(s);
+    const accepted = await b('escrow', 'accept', offerFile, '--max-price', '50000', '--out', file('photo.acceptance.json'));
+    expect(accepted.code).toBe(0);
+    expect(accepted.json).toMatchObject({ id, price: 50000, attested: false, sellerTook: false });
+
+    // Not yet confirmed: the seller refuses to claim, and remembers the acceptance only once.
+    const early = await s('escrow', 'claim', id, '--acceptance', file('photo.acceptance.json'));
+    refused(early, 2, 'ESCROW_STATE');
+    expect(early.json.error.hint).toContain('--wait');
+    await mine(1);
+    const claimed = await s('escrow', 'claim', id, '--acceptance', file('photo.acceptance.json'));
+    expect(claimed.code).toBe(0);
+    // Run again (after a crash, say): the same claim, no second spend.
+    const again = await s('escrow', 'claim', id);
+    expect([again.code, again.json.claimTxid, again.json.fee]).toEqual([0, claimed.json.claimTxid, null]);
+    await mine(1);
+    expect(await confirmed(s)).toBe(sellerBefore + 50_000n - BigInt(claimed.json.fee));
+
+    const got = await b('escrow', 'claim', id, '--out', file('photo.got'));
+    expect(got.json).toMatchObject({ role: 'buyer', claimTxid: claimed.json.claimTxid, itemMatches: true });
+    expect(readFileSync(file('photo.got')).equals(readFileSync(file('photo.bin')))).toBe(true);
+    for (const run of [b, s]) expect((await run('escrow', 'show', id)).json).toMatchObject({ id, fundingTxid: accepted.json.fundingTxid, claimTxid: claimed.json.claimTxid });
+    expect((await b('escrow', 'show', id)).json.status).toBe('completed');
+    expect((await s('escrow', 'show', id)).json.status).toBe('claimed');
+  });
+
+  test('online flow over TCP: the buyer fetches the offer from `escrow serve`, funds, and the serving seller claims by itself', async () => {
+    const { id } = await offer('song.bin');
+    const server = await serve();
+    try {
+      const accepted = await b('escrow', 'accept', '--peer', `127.0.0.1:${server.port}`, '--peer-key', server.key);
+      expect(accepted.code).toBe(0);
+      expect(accepted.json).toMatchObject({ id, sellerTook: true });
+      await mine(1);
+      const got = await b('escrow', 'claim', id, '--out', file('song.got'), '--wait');
+      expect(got.code).toBe(0);
+      expect(readFileSync(file('song.got')).equals(readFileSync(file('song.bin')))).toBe(true);
+      await mine(1);
+      expect((await s('escrow', 'show', id)).json).toMatchObject({ status: 'claimed', claimTxid: got.json.claimTxid });
+    } finally {
+      await stop(server.child);
+    }
+  });
+
+  test('online flow over --peer-cmd (as over ssh): the same on-chain result; the seller claims with `escrow claim`', async () => {
+    const { id } = await offer('map.bin');
+    const cmd = [process.execPath, BIN, '--datadir', seller, '--tpm', 'none', ...chainArgs, 'escrow', 'serve', '--stdio', '--passphrase-file', pass].map((a) => `'${a}'`).join(' ');
+    const accepted = await b('escrow', 'accept', id, '--peer-cmd', cmd);
+    expect([accepted.code, accepted.json.sellerTook]).toEqual([0, true]);
+    await mine(1);
+    const claimed = await s('escrow', 'claim', id);
+    expect(claimed.code).toBe(0);
+    const got = await b('escrow', 'claim', id, '--out', file('map.got'));
+    expect([got.code, got.json.claimTxid]).toEqual([0, claimed.json.claimTxid]);
+    expect(readFileSync(file('map.got')).equals(readFileSync(file('map.bin')))).toBe(true);
+  });
+
+  test('refund: refused by the node before the timeout (the CLI says from which height), confirmed after it', async () => {
+    const { id, offerFile } = await offer('late.bin', '--timeout', '10');
+    const before = await confirmed(b);
+    const accepted = await b('escrow', 'accept', offerFile, '--out', file('late.acceptance.json'));
+    expect(accepted.code).toBe(0);
+    // The seller takes the acceptance (its claim waits for a confirmation that, here, never comes in time).
+    refused(await s('escrow', 'claim', id, '--acceptance', file('late.acceptance.json')), 2, 'ESCROW_STATE');
+    await mine(1);
+    const timeout = accepted.json.timeout as number;
+    const unchanged = snapshot(buyer);
+    const early = await b('escrow', 'refund', id);
+    refused(early, 2, 'ESCROW_TOO_EARLY');
+    expect(early.json.error.message).toMatch(/not finalized/); // the node's own reason
+    expect(early.json.error.hint).toContain(`height ${timeout}`);
+    expect(snapshot(buyer)).toEqual(unchanged);
+    // Asking for the item meanwhile says the seller has not claimed, and when a refund is possible.
+    const none = await b('escrow', 'claim', id, '--out', file('late.got'));
+    refused(none, 2, 'ESCROW_STATE');
+    expect(none.json.error.hint).toContain(`height ${timeout}`);
+
+    const tip = (await b('node', 'status')).json.height as number;
+    await mine(timeout - tip);
+    const refund = await b('escrow', 'refund', id);
+    expect(refund.code).toBe(0);
+    await mine(1);
+    expect(await confirmed(b)).toBe(before - BigInt(accepted.json.fee) - BigInt(refund.json.fee));
+    // The seller sees the refund, and its key was never revealed.
+    const late = await s('escrow', 'claim', id, '--force');
+    refused(late, 2, 'ESCROW_STATE');
+    expect(late.json.error.message).toContain(`refunded escrow ${id} in ${refund.json.refundTxid}`);
+    expect((await s('escrow', 'show', id)).json).toMatchObject({ status: 'refunded', refundTxid: refund.json.refundTxid, claimTxid: null });
+  });
+
+  test('a seller whose key decrypts to another item is reported as cheating, with the evidence kept', async () => {
+    // A dishonest seller's own software: the offer names item A, the ciphertext holds item B.
+    const honest = readFileSync(item('a.bin'));
+    const other = randomBytes(1000);
+    const sellerNet = path.join(seller, 'regtest');
+    const { session, seed } = await unlockWallet(sellerNet, 'regtest', passphraseUnlocker(PASSPHRASE), { checkpoint: false });
+    const keyIndex = nextEscrowKey(session);
+    const key = contractKey(seed, 'regtest', ESCROW_CHAIN, keyIndex);
+    const id = randomBytes(8).toString('hex');
+    const draft = draftOffer({ id, network: 'regtest', name: 'a.bin', item: other, price: 40_000n, timeout: { min: 144, max: 4032 }, confirmations: 1, seller: key.pub, expires: new Date(Date.now() + 3_600_000) });
+    draft.body.item = { name: 'a.bin', size: honest.length, sha256: sha256(honest).toString('hex') };
+    const cheat = signOffer(draft.body, key.priv);
+    writeEscrowFile(sellerNet, `${id}.enc`, draft.ciphertext);
+    await saveEscrow(session, { id, role: 'seller', offer: cheat, keyIndex, key: draft.key.toString('hex'), acceptance: null, status: 'offered', claimTxid: null, refundTxid: null, created: new Date().toISOString() });
+    writeFileSync(file('cheat.json'), JSON.stringify(cheat));
+    writeFileSync(file('cheat.json.enc'), draft.ciphertext);
+
+    expect((await b('escrow', 'accept', file('cheat.json'), '--out', file('cheat.acceptance.json'))).code).toBe(0);
+    await mine(1);
+    const claimed = await s('escrow', 'claim', id, '--acceptance', file('cheat.acceptance.json'));
+    expect(claimed.code).toBe(0);
+    const got = await b('escrow', 'claim', id, '--out', file('cheat.got'));
+    refused(got, 2, 'SELLER_CHEATED');
+    expect(existsSync(file('cheat.got'))).toBe(false);
+    const evidence = JSON.parse(readFileSync(got.json.error.details?.evidence ?? path.join(buyer, 'regtest', 'escrow', `${id}.evidence.json`), 'utf8'));
+    expect(evidence).toMatchObject({ claimTxid: claimed.json.claimTxid, key: draft.key.toString('hex'), decryptedSha256: sha256(other).toString('hex') });
+    expect((await b('escrow', 'show', id)).json.status).toBe('cheated');
+  });
+
+  test('attested offers: the buyer checks the TPM quote against its golden PCRs; a wrong allow list or a quote moved to another offer is refused', async () => {
+    const { offerFile } = await offer('fw.bin', '--attest', '--pcrs', '0,7');
+    const doc = JSON.parse(readFileSync(offerFile, 'utf8'));
+    expect(doc.attestation.pcrs.values).toHaveProperty('7');
+    const golden = file('golden.json');
+    writeFileSync(golden, JSON.stringify(doc.attestation.pcrs.values));
+    const wrong = file('wrong.json');
+    writeFileSync(wrong, JSON.stringify({ 7: 'ab'.repeat(32) }));
+    const unchanged = snapshot(buyer);
+    refused(await b('escrow', 'accept', offerFile, '--require-attestation', '--expect-pcrs', wrong), 2, 'ATTESTATION_INVALID');
+
+    // Another offer's quote on this one: its nonce is the other offer's digest.
+    const other = await offer('fw2.bin');
+    const moved = { ...JSON.parse(readFileSync(other.offerFile, 'utf8')), attestation: doc.attestation };
+    writeFileSync(file('moved.json'), JSON.stringify(moved));
+    writeFileSync(file('moved.json.enc'), readFileSync(`${other.offerFile}.enc`));
+    const r = await b('escrow', 'accept', file('moved.json'));
+    refused(r, 2, 'ATTESTATION_INVALID');
+    expect(r.json.error.message).toContain('another nonce');
+    refused(await b('escrow', 'accept', other.offerFile, '--require-attestation'), 2, 'ATTESTATION_INVALID');
+    // Expecting PCR values asks for a quote: an offer without one is refused too.
+    refused(await b('escrow', 'accept', other.offerFile, '--expect-pcrs', golden), 2, 'ATTESTATION_INVALID');
+    expect(snapshot(buyer)).toEqual(unchanged);
+
+    const ok = await b('escrow', 'accept', offerFile, '--require-attestation', '--expect-pcrs', golden);
+    expect(ok.code).toBe(0);
+    expect(ok.json).toMatchObject({ attested: true, pcrs: doc.attestation.pcrs.values });
+  });
+
+  test('bad input is refused with its exit code and changes nothing', async () => {
+    const { id, offerFile } = await offer('doc.bin');
+    const text = readFileSync(offerFile, 'utf8');
+    const variants: [string, string | Buffer, string[], number, string][] = [
+      ['garbage.json', 'not json {', [], 2, 'INVALID_FILE'],
+      ['shape.json', JSON.stringify({ format: 'swarmpay-offer', version: 1 }), [], 2, 'OFFER_INVALID'],
+      ['tampered.json', text.replace('"price": "50000"', '"price": "5000"'), [], 2, 'OFFER_INVALID'],
+      ['pricey.json', text, ['--max-price', '49999'], 2, 'PRICE_ABOVE_LIMIT'],
+      ['ct.json', text, ['--ciphertext', offerFile], 2, 'CIPHERTEXT_MISMATCH'],
+      ['range.json', text, ['--timeout', '5'], 1, 'USAGE'],
+    ];
+    const unchanged = snapshot(buyer);
+    for (const [name, body, flags, exit, code] of variants) {
+      writeFileSync(file(name), body);
+      writeFileSync(file(`${name}.enc`), readFileSync(`${offerFile}.enc`));
+      const r = await b('escrow', 'accept', file(name), ...flags);
+      expect([name, r.code, r.json?.error?.code]).toEqual([name, exit, code]);
+    }
+    refused(await b('escrow', 'claim', 'ffffffffffffffff', '--out', file('x')), 3, 'ESCROW_NOT_FOUND');
+    refused(await b('escrow', 'refund', 'ffffffffffffffff'), 3, 'ESCROW_NOT_FOUND');
+    expect(snapshot(buyer)).toEqual(unchanged);
+
+    // The seller: a malformed acceptance, and an acceptance for another offer.
+    const sellerState = snapshot(seller);
+    writeFileSync(file('bad.acceptance.json'), JSON.stringify({ format: 'swarmpay-acceptance', version: 1, offer: id }));
+    refused(await s('escrow', 'claim', id, '--acceptance', file('bad.acceptance.json')), 2, 'INVALID_FILE');
+    refused(await s('escrow', 'claim', id), 2, 'ESCROW_STATE');
+    expect(snapshot(seller)).toEqual(sellerState);
+  });
+
+  test('the seller refuses to claim within the margin of the timeout unless --force', async () => {
+    const { id, offerFile } = await offer('edge.bin', '--timeout', '12');
+    const accepted = await b('escrow', 'accept', offerFile, '--out', file('edge.acceptance.json'));
+    expect((await s('escrow', 'claim', id, '--acceptance', file('edge.acceptance.json'))).json.error.code).toBe('ESCROW_STATE'); // 0 confirmations; acceptance taken
+    const tip = (await b('node', 'status')).json.height as number;
+    await mine(accepted.json.timeout - tip - 3); // 3 blocks left, inside the default margin of 6
+    const unchanged = snapshot(seller);
+    const r = await s('escrow', 'claim', id);
+    refused(r, 2, 'ESCROW_TOO_LATE');
+    expect(r.json.error.hint).toContain('--force');
+    expect(snapshot(seller)).toEqual(unchanged);
+    const forced = await s('escrow', 'claim', id, '--force');
+    expect(forced.code).toBe(0);
+    expect(forced.json.claimTxid).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  async function serve(): Promise<{ child: ChildProcess; port: number; key: string }> {
+    const child = spawn(process.execPath, [BIN, '--datadir', seller, '--tpm', 'none', ...chainArgs, '--json', 'escrow', 'serve', '--listen', '127.0.0.1:0', '--poll', '1', '--passphrase-file', pass], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stderr!.resume();
+    const first = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stdout! }).once('line', resolve);
+      child.once('exit', (code) => reject(new Error(`escrow serve exited with ${code}`)));
+    });
+    const doc = JSON.parse(first) as { listening: string; peerKey: string };
+    return { child, port: Number(doc.listening.split(':').pop()), key: doc.peerKey };
+  }
+  const stop = (child: ChildProcess) =>
+    new Promise<number | null>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
+      child.once('exit', (code) => resolve(code));
+      child.kill('SIGTERM');
+    });
+});
