@@ -19,7 +19,6 @@ import {
 } from '../src/bitcoin/channel.js';
 import { addressToScript } from '../src/bitcoin/address.js';
 import { dustThreshold } from '../src/bitcoin/policy.js';
-import { SwarmpayError } from '../src/errors.js';
 import { faucetPay } from '../src/wallet/faucet.js';
 import { expectCode, thrown } from './helpers/expect.js';
 import { startTestNode, type TestNode } from './helpers/node.js';

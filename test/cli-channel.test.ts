@@ -3,12 +3,11 @@
  * real `channel serve` process. Over TCP and over --peer-cmd; 10,000 payments; close and
  * refund confirmed by the node; the payee killed with SIGKILL mid-batch and restarted.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { ROOT, swarmpay, type CliResult } from './helpers/cli.js';
 import { tempDir } from './helpers/tmp.js';
+import { startServer, stopChild, type Server } from './helpers/server.js';
 
 const BIN = path.join(ROOT, 'bin', 'swarmpay');
 
@@ -18,7 +17,7 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
   let payee: string;
   let pass: string;
   let chainArgs: string[];
-  let server: { child: ChildProcess; port: number; key: string };
+  let server: Server;
   const a = (...args: string[]) => swarmpay(['--datadir', payer, '--tpm', 'none', ...args]);
   const b = (...args: string[]) => swarmpay(['--datadir', payee, '--tpm', 'none', ...chainArgs, ...args]);
   const refused = (r: CliResult, exit: number, code: string) => expect({ exit: r.code, code: r.json?.error?.code ?? lastLine(r)?.error?.code }).toEqual({ exit, code });
@@ -32,22 +31,9 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
     }
   };
 
-  async function serve(datadir: string, port = 0): Promise<{ child: ChildProcess; port: number; key: string }> {
-    const child = spawn(process.execPath, [BIN, '--datadir', datadir, '--tpm', 'none', ...chainArgs, '--json', 'channel', 'serve', '--listen', `127.0.0.1:${port}`, '--passphrase-file', pass, '--poll', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stderr!.resume();
-    const first = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).once('line', resolve);
-      child.once('exit', (code) => reject(new Error(`channel serve exited with ${code}`)));
-    });
-    const doc = JSON.parse(first) as { listening: string; peerKey: string };
-    return { child, port: Number(doc.listening.split(':').pop()), key: doc.peerKey };
-  }
-  const stop = (child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM') =>
-    new Promise<number | null>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
-      child.once('exit', (code) => resolve(code));
-      child.kill(signal);
-    });
+  const serve = (datadir: string, port = 0) =>
+    startServer(['--datadir', datadir, '--tpm', 'none', ...chainArgs, 'channel', 'serve', '--listen', `127.0.0.1:${port}`, '--passphrase-file', pass, '--poll', '1']);
+  const stop = stopChild;
   const mine = (n = 1) => a('node', 'mine', String(n));
 
   beforeAll(async () => {

@@ -4,13 +4,12 @@
  * online flow over TCP and over --peer-cmd, the refund path and the cheating seller, end to
  * end; each refusal with its exit code and nothing stored changed.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
 import { ROOT, snapshot, swarmpay, type CliResult } from './helpers/cli.js';
 import { tempDir } from './helpers/tmp.js';
+import { startServer, stopChild } from './helpers/server.js';
 import { startTestTpm, type TestTpm } from './helpers/swtpm.js';
 import { passphraseUnlocker } from '../src/keystore/keystore.js';
 import { unlockWallet } from '../src/wallet/wallet.js';
@@ -113,7 +112,7 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
       await mine(1);
       expect((await s('escrow', 'show', id)).json).toMatchObject({ status: 'claimed', claimTxid: got.json.claimTxid });
     } finally {
-      await stop(server.child);
+      await stopChild(server.child);
     }
   });
 
@@ -267,20 +266,5 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
     expect(forced.json.claimTxid).toMatch(/^[0-9a-f]{64}$/);
   });
 
-  async function serve(): Promise<{ child: ChildProcess; port: number; key: string }> {
-    const child = spawn(process.execPath, [BIN, '--datadir', seller, '--tpm', 'none', ...chainArgs, '--json', 'escrow', 'serve', '--listen', '127.0.0.1:0', '--poll', '1', '--passphrase-file', pass], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stderr!.resume();
-    const first = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).once('line', resolve);
-      child.once('exit', (code) => reject(new Error(`escrow serve exited with ${code}`)));
-    });
-    const doc = JSON.parse(first) as { listening: string; peerKey: string };
-    return { child, port: Number(doc.listening.split(':').pop()), key: doc.peerKey };
-  }
-  const stop = (child: ChildProcess) =>
-    new Promise<number | null>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
-      child.once('exit', (code) => resolve(code));
-      child.kill('SIGTERM');
-    });
+  const serve = () => startServer(['--datadir', seller, '--tpm', 'none', ...chainArgs, 'escrow', 'serve', '--listen', '127.0.0.1:0', '--poll', '1', '--passphrase-file', pass]);
 });

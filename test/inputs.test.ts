@@ -3,7 +3,6 @@ import { parseSats, MAX_MONEY, formatBtc } from '../src/bitcoin/amount.js';
 import { addressToScript } from '../src/bitcoin/address.js';
 import { checkFeeRate, dustThreshold, MAX_FEE_RATE } from '../src/bitcoin/policy.js';
 import { checkMnemonic, newMnemonic } from '../src/wallet/mnemonic.js';
-import { SwarmpayError } from '../src/errors.js';
 import { thrown } from './helpers/expect.js';
 
 const code = (f: () => unknown): string => thrown(f).code;

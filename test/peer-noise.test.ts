@@ -5,7 +5,6 @@
  */
 import { createCipheriv } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { SwarmpayError } from '../src/errors.js';
 import { FrameDecoder, frameBuffer, HEADER_LEN } from '../src/peer/frames.js';
 import { generateStaticKey, parsePeerKey, staticKeyFromPrivate } from '../src/peer/keys.js';
 import { CipherState, HandshakeState, TAG_LEN } from '../src/peer/noise.js';

@@ -6,7 +6,6 @@
 import { createHash, createPublicKey, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { SwarmpayError } from '../src/errors.js';
 import { akPem, attest, parsePcrAllowList, pemMatchesPublic, verifyAttestation, type AttestationDoc } from '../src/tpm/attestation.js';
 import { PCR_Extend } from '../src/tpm/commands.js';
 import { TPM_ALG, TPM_ECC_NIST_P256, TPM_GENERATED_VALUE, TPM_ST, TPMA_OBJECT } from '../src/tpm/constants.js';

@@ -5,13 +5,13 @@
  * and the payer's refund after the expiry. Whether a spend is valid is the node's call.
  */
 import { hash } from 'node:crypto';
-import { opcodes, payments, script as bscript, Transaction } from 'bitcoinjs-lib';
+import { opcodes, script as bscript, Transaction } from 'bitcoinjs-lib';
 import * as ecc from 'tiny-secp256k1';
 import type { Outpoint } from '../chain/backend.js';
 import { MAX_MONEY } from './amount.js';
-import { bitcoinjsNetwork, type NetworkName } from './network.js';
+import type { NetworkName } from './network.js';
 import { dustThreshold, outputVbytes } from './policy.js';
-import { LOCKTIME_SEQUENCE, MAX_SIG_BYTES, TX_VERSION, checkFundingOutput, checkPayoutScript, isHeight, outpointBytes, refuse, scriptInt, singleSpend, spendVbytes, sweep, witnessSig } from './p2wsh-spend.js';
+import { LOCKTIME_SEQUENCE, MAX_SIG_BYTES, TX_VERSION, checkFundingOutput, checkPayoutScript, isHeight, outpointBytes, p2wshOutput, refuse, scriptInt, singleSpend, spendVbytes, sweep, witnessSig } from './p2wsh-spend.js';
 
 export type { Outpoint };
 
@@ -80,9 +80,7 @@ function witnessScriptOf(t: ChannelTerms): Buffer {
 }
 
 export function channelOutput(t: ChannelTerms, network: NetworkName): { script: Buffer; address: string; witnessScript: Buffer } {
-  const witnessScript = witnessScriptOf(t);
-  const p2wsh = payments.p2wsh({ redeem: { output: witnessScript }, network: bitcoinjsNetwork(network) });
-  return { script: Buffer.from(p2wsh.output!), address: p2wsh.address!, witnessScript };
+  return p2wshOutput(witnessScriptOf(t), network);
 }
 
 /** Checks that a funding transaction's output is the channel's: right script, right amount. */

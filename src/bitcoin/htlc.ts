@@ -5,12 +5,12 @@
  * witness of each branch is built here, and the preimage read back from a claim's.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { opcodes, payments, script as bscript } from 'bitcoinjs-lib';
+import { opcodes, script as bscript } from 'bitcoinjs-lib';
 import * as ecc from 'tiny-secp256k1';
 import type { Outpoint } from '../chain/backend.js';
 import { MAX_MONEY } from './amount.js';
-import { bitcoinjsNetwork, type NetworkName } from './network.js';
-import { LOCKTIME_SEQUENCE, checkFundingOutput, isHeight, refuse, scriptInt, sweep } from './p2wsh-spend.js';
+import type { NetworkName } from './network.js';
+import { LOCKTIME_SEQUENCE, checkFundingOutput, isHeight, p2wshOutput, refuse, scriptInt, sweep } from './p2wsh-spend.js';
 
 export interface HtlcTerms {
   /** SHA-256 of the seller's key K (32 bytes). */
@@ -73,9 +73,7 @@ function witnessScriptOf(t: HtlcTerms): Buffer {
 }
 
 export function htlcOutput(t: HtlcTerms, network: NetworkName): { script: Buffer; address: string; witnessScript: Buffer } {
-  const witnessScript = witnessScriptOf(t);
-  const p2wsh = payments.p2wsh({ redeem: { output: witnessScript }, network: bitcoinjsNetwork(network) });
-  return { script: Buffer.from(p2wsh.output!), address: p2wsh.address!, witnessScript };
+  return p2wshOutput(witnessScriptOf(t), network);
 }
 
 /** Checks that a funding transaction's output is this HTLC: right script, exactly the price. */

@@ -4,10 +4,11 @@
  * one script by one key (the channel refund, the HTLC claim and refund). Fees and dust are
  * checked before anything is signed; whether the spend is valid is the node's call.
  */
-import { opcodes, script as bscript, Transaction } from 'bitcoinjs-lib';
+import { opcodes, payments, script as bscript, Transaction } from 'bitcoinjs-lib';
 import * as ecc from 'tiny-secp256k1';
 import { SwarmpayError } from '../errors.js';
 import type { Outpoint } from '../chain/backend.js';
+import { bitcoinjsNetwork, type NetworkName } from './network.js';
 import { checkAbsoluteFee, checkFeeRate, dustThreshold, outputVbytes } from './policy.js';
 
 /** From this value on, a locktime is a Unix time rather than a block height. */
@@ -51,6 +52,12 @@ export function outpointBytes(o: Outpoint): Buffer {
   Buffer.from(o.txid, 'hex').reverse().copy(b);
   b.writeUInt32LE(o.vout, 32);
   return b;
+}
+
+/** The P2WSH output of a witness script: its output script and address. */
+export function p2wshOutput(witnessScript: Buffer, network: NetworkName): { script: Buffer; address: string; witnessScript: Buffer } {
+  const p2wsh = payments.p2wsh({ redeem: { output: witnessScript }, network: bitcoinjsNetwork(network) });
+  return { script: Buffer.from(p2wsh.output!), address: p2wsh.address!, witnessScript };
 }
 
 /** An unsigned spend of one P2WSH output. */

@@ -11,6 +11,7 @@ import { getChannel, listChannels, readPaymentState, type ChannelRecord, type Pe
 import type { WalletContext } from '../wallet/wallet.js';
 import { withContext } from './command.js';
 import { connect, peerOf, runServer, serverLog, unlockedContext } from './peer.js';
+import { fieldLines } from './output.js';
 import { feeRateFor, parseCount } from './args.js';
 
 const DEFAULT_EXPIRY = 144;
@@ -272,7 +273,7 @@ export function registerChannel(program: Command): void {
         let paid: bigint | null = null;
         if (rec.role === 'payee' && rec.funding) paid = readPaymentState(pc.session, ctx.networkDir, rec.id).cumulative;
         const doc = summary(rec, paid);
-        ctx.out.result(doc, Object.entries(doc).map(([k, v]) => `${k.padEnd(12)} ${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}`));
+        ctx.out.result(doc, fieldLines(doc));
       }),
     );
 }

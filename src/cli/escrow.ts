@@ -17,6 +17,7 @@ import type { Context } from './context.js';
 import { feeRateFor, parseCount, parsePcrs } from './args.js';
 import { readTextFile } from './input-file.js';
 import { connect, peerOf, runServer, serverLog, unlockedContext } from './peer.js';
+import { fieldLines } from './output.js';
 import { DEFAULT_QUOTE_PCRS } from './tpm.js';
 
 const DEFAULT_TIMEOUT = 144;
@@ -56,10 +57,6 @@ function summary(rec: EscrowRecord): Record<string, unknown> {
     claimTxid: rec.claimTxid,
     refundTxid: rec.refundTxid,
   };
-}
-
-function human(doc: Record<string, unknown>): string[] {
-  return Object.entries(doc).map(([k, v]) => `${k.padEnd(12)} ${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}`);
 }
 
 /** The buyer's checks as the flags give them. */
@@ -268,7 +265,7 @@ export function registerEscrow(program: Command): void {
       withContext<{ passphraseFile?: string }>(async (ctx, args, opts) => {
         const wc = await unlockedContext(ctx, opts.passphraseFile);
         const doc = summary(getEscrow(wc.session, args[0]!));
-        ctx.out.result(doc, human(doc));
+        ctx.out.result(doc, fieldLines(doc));
       }),
     );
 }
