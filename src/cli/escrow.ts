@@ -139,6 +139,7 @@ export function registerEscrow(program: Command): void {
         const ao = acceptChecks(opts, ctx);
         let offer: Offer;
         let ciphertext: Buffer;
+        if (online && args[0] !== undefined && !/^[0-9a-f]{16}$/.test(args[0])) throw new SwarmpayError('USAGE', `with --peer or --peer-cmd, "${args[0]}" must be an offer id (16 hex digits)`);
         if (!online) {
           if (args[0] === undefined) throw new SwarmpayError('USAGE', 'give the offer file, or --peer / --peer-cmd to fetch it from the seller');
           offer = parseOffer(readJson(args[0], 'offer'));
@@ -148,10 +149,7 @@ export function registerEscrow(program: Command): void {
         const link = online ? await connect(peerOf(opts), wc.seed, opts.peerKey) : null;
         try {
           let it: AsyncIterator<Buffer> | undefined;
-          if (link) {
-            if (args[0] !== undefined && !/^[0-9a-f]{16}$/.test(args[0])) throw new SwarmpayError('USAGE', `with --peer, "${args[0]}" must be an offer id (16 hex digits)`);
-            ({ offer, ciphertext, it } = await fetchOffer(link, args[0] ?? null));
-          }
+          if (link) ({ offer, ciphertext, it } = await fetchOffer(link, args[0] ?? null));
           const r = await acceptOffer(wc, offer!, ciphertext!, ao);
           const acceptanceText = JSON.stringify(r.acceptance, null, 2) + '\n';
           const acceptanceFile = writeEscrowFile(ctx.networkDir, `${r.rec.id}.acceptance.json`, acceptanceText);

@@ -167,7 +167,7 @@ export async function refundEscrow(ctx: WalletContext, id: string, feeRate: bigi
     const tip = await ctx.chain.tipHeight();
     if (isSwarmpayError(e, 'TX_REJECTED') && tip < h.terms.timeout) {
       throw new SwarmpayError('ESCROW_TOO_EARLY', `${e.message} (escrow ${id} times out at height ${h.terms.timeout}; the tip is ${tip})`, {
-        hint: `the refund becomes possible at height ${h.terms.timeout}, ${h.terms.timeout - tip} blocks from now; nothing was changed`,
+        hint: `the refund becomes possible at height ${h.terms.timeout}, ${h.terms.timeout - tip} block${h.terms.timeout - tip === 1 ? '' : 's'} from now; nothing was changed`,
         details: { timeout: h.terms.timeout, tip, ...e.details },
       });
     }
