@@ -7,7 +7,7 @@ export function registerDemo(program: Command): void {
   program
     .command('demo')
     .description('run the whole story on a fresh regtest node in a temporary folder')
-    .option('--keep', 'keep the temporary folder and leave its node running, to look around afterwards')
+    .option('--keep', 'keep the temporary folder and leave its node and TPM running, to look around afterwards')
     .action(
       withContext<{ keep?: boolean }>(async (ctx, _args, opts) => {
         const r = await runDemo({ keep: !!opts.keep, onStep: (m) => ctx.out.info(`• ${m}`) });
