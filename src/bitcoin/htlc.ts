@@ -111,11 +111,14 @@ export function htlcRefundTx(t: HtlcTerms, funding: Outpoint, toScript: Uint8Arr
 /**
  * How a spend of the HTLC went, from its witness: a claim reveals K (checked against the
  * hash lock), a refund takes the timeout branch; anything else is not a spend of this script.
+ * The branch is read from the witness's shape, not from the selector's bytes: an exact 0x01
+ * is only relay policy, and a miner may confirm a claim with any true selector. A valid
+ * spend with four items took the hash branch (the clean-stack rule leaves no other way).
  */
 export function readSpend(t: HtlcTerms, witness: Uint8Array[]): { kind: 'claim'; key: Buffer } | { kind: 'refund' } | null {
   const ws = witness[witness.length - 1];
   if (ws === undefined || !htlcScript(t).equals(ws)) return null;
-  if (witness.length === 4 && witness[2]!.length === 1 && witness[2]![0] === 1 && opensLock(t, witness[1]!)) return { kind: 'claim', key: Buffer.from(witness[1]!) };
-  if (witness.length === 3 && witness[1]!.length === 0) return { kind: 'refund' };
+  if (witness.length === 4 && opensLock(t, witness[1]!)) return { kind: 'claim', key: Buffer.from(witness[1]!) };
+  if (witness.length === 3) return { kind: 'refund' };
   return null;
 }

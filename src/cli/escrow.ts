@@ -93,7 +93,7 @@ export function registerEscrow(program: Command): void {
         const price = parseSats(opts.price, '--price');
         const timeout = { min: parseCount(opts.timeout, '--timeout', 1, 52_560), max: parseCount(opts.maxTimeout, '--max-timeout', 1, 52_560) };
         if (timeout.min > timeout.max) throw new SwarmpayError('USAGE', `--timeout ${timeout.min} is above --max-timeout ${timeout.max}`);
-        const confirmations = parseCount(opts.confirmations, '--confirmations', 0, 100);
+        const confirmations = parseCount(opts.confirmations, '--confirmations', 1, 100);
         const expiresIn = parseCount(opts.expires, '--expires', 1, 24 * 365) * 3600;
         const pcrs = parsePcrs(opts.pcrs);
         const item = readBytes(opts.item, 'item', MAX_ITEM_BYTES);

@@ -105,7 +105,7 @@ export function parseOffer(v: unknown): Offer {
       hash: hex(o, 'hash', 'offer', 32),
       price,
       timeout: { min: int(timeout, 'min', 'offer.timeout', 1, 52_560), max: int(timeout, 'max', 'offer.timeout', 1, 52_560) },
-      confirmations: int(o, 'confirmations', 'offer', 0, 100),
+      confirmations: int(o, 'confirmations', 'offer', 1, 100),
       seller: hex(o, 'seller', 'offer', 33),
       expires,
       signature: hex(o, 'signature', 'offer', 64),

@@ -10,7 +10,7 @@ import type { PeerLink } from '../peer/link.js';
 import type { WalletContext } from '../wallet/wallet.js';
 import { encodeEscrowMessage, expectEscrow, parseEscrowMessage, CHUNK_BYTES, type EscrowMessage } from './messages.js';
 import { parseOffer, type Offer } from './offer.js';
-import { claimEscrow, openOffers, parseAcceptance, takeAcceptance } from './seller.js';
+import { MIN_CONFIRMATIONS, claimEscrow, openOffers, parseAcceptance, takeAcceptance } from './seller.js';
 import { listEscrows, readCiphertext, type Acceptance } from './store.js';
 
 async function next(it: AsyncIterator<Buffer>): Promise<EscrowMessage> {
@@ -89,7 +89,7 @@ export class EscrowServer {
   private async claimPass(): Promise<void> {
     for (const rec of listEscrows(this.ctx.session).filter((r) => r.role === 'seller' && r.status === 'funded')) {
       const tx = await this.ctx.chain.getTransaction(rec.acceptance!.funding.txid);
-      if (tx === null || tx.confirmations < rec.offer.confirmations) continue;
+      if (tx === null || tx.confirmations < Math.max(MIN_CONFIRMATIONS, rec.offer.confirmations)) continue;
       try {
         const r = await claimEscrow(this.ctx, rec.id, { feeRate: this.o.feeRate, margin: this.o.margin, force: false });
         this.o.log(`escrow ${rec.id}: claimed ${rec.offer.price} sats in ${r.txid}`);

@@ -22,6 +22,11 @@ import { getEscrow, htlcTerms, listEscrows, nextEscrowKey, saveEscrow, writeEscr
 
 /** Below this a claim could hardly pay its own fee. */
 export const MIN_PRICE = 1000n;
+/**
+ * The funding signals RBF: until it confirms, the buyer can replace it, so a claim on it
+ * would reveal K while the coins can still go back to the buyer.
+ */
+export const MIN_CONFIRMATIONS = 1;
 /** Blocks before the timeout from which the seller no longer claims without --force. */
 export const DEFAULT_CLAIM_MARGIN = 6;
 
@@ -39,6 +44,9 @@ export interface OfferOptions {
 
 export async function createOffer(ctx: WalletContext, o: OfferOptions): Promise<{ offer: Offer; ciphertext: Buffer; ciphertextFile: string }> {
   if (o.price < MIN_PRICE) throw new SwarmpayError('DUST_OUTPUT', `a price of ${o.price} sats could not pay the claim's fee`, { hint: `ask at least ${MIN_PRICE} sats` });
+  if (o.confirmations < MIN_CONFIRMATIONS) {
+    throw new SwarmpayError('USAGE', `an offer needs at least ${MIN_CONFIRMATIONS} confirmation of the funding before the claim`, { hint: 'a claim on an unconfirmed funding reveals K while the buyer can still replace the funding' });
+  }
   if (o.timeout.min <= DEFAULT_CLAIM_MARGIN + o.confirmations) {
     // takeAcceptance would refuse every acceptance: the seller could never claim in time.
     throw new SwarmpayError('USAGE', `a timeout of ${o.timeout.min} blocks leaves no time to wait for ${o.confirmations} confirmations and claim ${DEFAULT_CLAIM_MARGIN} blocks before it`, { hint: `offer at least ${DEFAULT_CLAIM_MARGIN + o.confirmations + 1} blocks` });
@@ -131,14 +139,16 @@ export interface ClaimOptions {
 /** The seller's claim: idempotent, as the chain (mempool included) is checked for an earlier one first. */
 export async function claimEscrow(ctx: WalletContext, id: string, o: ClaimOptions): Promise<{ txid: string; fee: bigint | null; rec: EscrowRecord }> {
   const rec = sellerRecord(ctx, id);
-  if (rec.status === 'claimed') return { txid: rec.claimTxid!, fee: null, rec };
   if (rec.status === 'offered') throw new SwarmpayError('ESCROW_STATE', `no buyer has accepted escrow ${id} yet`, { hint: 'pass the buyer\'s acceptance with --acceptance FILE, or let `escrow serve` take it' });
-  if (rec.status !== 'funded') throw new SwarmpayError('ESCROW_STATE', `escrow ${id} is ${rec.status}`);
+  if (rec.status !== 'funded' && rec.status !== 'claimed') throw new SwarmpayError('ESCROW_STATE', `escrow ${id} is ${rec.status}`);
+  // The chain, not the record, says whether a claim stands: a claim made before (and
+  // perhaps not recorded, after a crash) is taken as it is; one that left the mempool
+  // is made again.
   const h = htlcOf(rec, ctx.network);
   const done = await htlcSpend(ctx.chain, h);
   if (done?.kind === 'claim') {
     const claimed = { ...rec, status: 'claimed' as const, claimTxid: done.txid };
-    await saveEscrow(ctx.session, claimed);
+    if (rec.status !== 'claimed' || rec.claimTxid !== done.txid) await saveEscrow(ctx.session, claimed);
     return { txid: done.txid, fee: null, rec: claimed };
   }
   if (done?.kind === 'refund') {
@@ -147,11 +157,12 @@ export async function claimEscrow(ctx: WalletContext, id: string, o: ClaimOption
   }
   const funding = await ctx.chain.getTransaction(h.funding.txid);
   if (funding === null) throw new SwarmpayError('ESCROW_STATE', `the node does not know the funding ${h.funding.txid}`, { hint: 'the buyer must broadcast it; nothing was claimed' });
-  if (funding.confirmations < rec.offer.confirmations) {
+  const wanted = Math.max(MIN_CONFIRMATIONS, rec.offer.confirmations);
+  if (funding.confirmations < wanted) {
     if (o.wait === undefined) {
-      throw new SwarmpayError('ESCROW_STATE', `the funding has ${funding.confirmations} of ${rec.offer.confirmations} confirmations`, { hint: 'run again once it confirms, or add --wait' });
+      throw new SwarmpayError('ESCROW_STATE', `the funding has ${funding.confirmations} of ${wanted} confirmations`, { hint: 'run again once it confirms, or add --wait' });
     }
-    await ctx.chain.waitForConfirmations(h.funding.txid, rec.offer.confirmations, o.wait);
+    await ctx.chain.waitForConfirmations(h.funding.txid, wanted, o.wait);
   }
   const tip = await ctx.chain.tipHeight();
   if (tip + o.margin >= h.terms.timeout && !o.force) {
