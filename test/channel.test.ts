@@ -11,8 +11,9 @@ import { tempDir } from './helpers/tmp.js';
 import { testWallet, fund, type TestWallet } from './helpers/wallets.js';
 import { failure } from './helpers/expect.js';
 import { Payee, DEFAULT_POLICY } from '../src/channel/payee.js';
-import { PayerSession, openChannel, refundChannel, type PayerContext } from '../src/channel/payer.js';
-import { peerStaticKey } from '../src/channel/keys.js';
+import { PayerSession, openChannel, refundChannel } from '../src/channel/payer.js';
+import type { WalletContext } from '../src/wallet/wallet.js';
+import { peerStaticKey } from '../src/peer/keys.js';
 import { encodeMessage, parseMessage, type Message } from '../src/channel/messages.js';
 import { getChannel, readPaymentState, termsOf, fundingOf } from '../src/channel/store.js';
 import { connectTcp, listenTcp } from '../src/peer/transports.js';
@@ -20,7 +21,7 @@ import type { PeerLink } from '../src/peer/link.js';
 import { StateHasher, channelOutput, signState } from '../src/bitcoin/channel.js';
 import { faucetPay } from '../src/wallet/faucet.js';
 import { Transaction } from 'bitcoinjs-lib';
-import { channelKey } from '../src/channel/keys.js';
+import { CHANNEL_CHAIN, contractKey } from '../src/wallet/hd.js';
 import { SwarmpayError } from '../src/errors.js';
 
 describe('payment channels on a real btcd', () => {
@@ -30,7 +31,7 @@ describe('payment channels on a real btcd', () => {
   let payee: TestWallet;
   let server: { port: number; close(): Promise<void> };
   let service: Payee;
-  let pc: PayerContext;
+  let pc: WalletContext;
   const logs: string[] = [];
 
   const link = () => connectTcp('127.0.0.1', server.port, peerStaticKey(payer.seed), { peerKey: peerStaticKey(payee.seed).publicKey });
@@ -128,7 +129,7 @@ describe('payment channels on a real btcd', () => {
       const s = await session(id);
       await s.pay([{ sats: 1000n, pid: null }]);
       hasher = new StateHasher(termsOf(rec), fundingOf(rec));
-      priv = channelKey(payer.seed, 'regtest', rec.keyIndex).priv;
+      priv = contractKey(payer.seed, 'regtest', CHANNEL_CHAIN, rec.keyIndex).priv;
     });
     afterEach(() => raw.close());
     beforeEach(async () => {
@@ -163,7 +164,7 @@ describe('payment channels on a real btcd', () => {
     test('a signature for another channel', async () => {
       const other = await open(100_000n);
       const otherHasher = new StateHasher(termsOf(other.rec), fundingOf(other.rec));
-      const otherPriv = channelKey(payer.seed, 'regtest', other.rec.keyIndex).priv;
+      const otherPriv = contractKey(payer.seed, 'regtest', CHANNEL_CHAIN, other.rec.keyIndex).priv;
       await refusedWith({ t: 'pay', id, seq: seq + 1, cumulative: cumulative + 5n, sig: signState(otherHasher.sighash(cumulative + 5n), otherPriv).toString('hex'), pid: null }, /signature/);
     });
     test('garbage instead of a message closes the link with a protocol error', async () => {
@@ -229,7 +230,7 @@ describe('payment channels on a real btcd', () => {
     const l = await link();
     try {
       const it = l.messages()[Symbol.asyncIterator]();
-      const key = channelKey(payer.seed, 'regtest', 900);
+      const key = contractKey(payer.seed, 'regtest', CHANNEL_CHAIN, 900);
       const payerScript = Buffer.concat([Buffer.from([0, 20]), Buffer.alloc(20, 5)]);
       const expiry = (await node.chain.tipHeight()) + 144;
       const id = 'feedfacefeedface';

@@ -16,7 +16,7 @@ import { draftOffer, parseOffer, signOffer, type Offer } from '../src/escrow/off
 import { EscrowServer, fetchOffer, sendAcceptance } from '../src/escrow/online.js';
 import { claimEscrow, createOffer, openOffers, takeAcceptance, type OfferOptions } from '../src/escrow/seller.js';
 import { ciphertextPath, getEscrow, htlcTerms, listEscrows, nextEscrowKey, saveEscrow, writeEscrowFile, type Acceptance, type EscrowRecord } from '../src/escrow/store.js';
-import { peerStaticKey } from '../src/channel/keys.js';
+import { peerStaticKey } from '../src/peer/keys.js';
 import type { PeerLink } from '../src/peer/link.js';
 import { connectTcp, listenTcp } from '../src/peer/transports.js';
 import { attest } from '../src/tpm/attestation.js';

@@ -15,14 +15,15 @@ import { fileURLToPath } from 'node:url';
 import { StateHasher, signState, verifyState } from '../bitcoin/channel.js';
 import { BtcdChain } from '../chain/rpc-chain.js';
 import { embeddedRpc, nodeDir, startNode, stopNode } from '../chain/embedded-node.js';
-import { PayerSession, openChannel, type PayerContext } from '../channel/payer.js';
-import { channelKey, peerStaticKey } from '../channel/keys.js';
+import { PayerSession, openChannel } from '../channel/payer.js';
+import { peerStaticKey } from '../peer/keys.js';
+import { CHANNEL_CHAIN, contractKey } from '../wallet/hd.js';
 import { passphraseUnlocker } from '../keystore/keystore.js';
 import { SCRYPT_N_MIN } from '../keystore/crypto.js';
 import { connectTcp } from '../peer/transports.js';
 import { FAUCET_ADDRESS, faucetPay } from '../wallet/faucet.js';
 import { newMnemonic } from '../wallet/mnemonic.js';
-import { createWallet, receiveAddress, unlockWallet } from '../wallet/wallet.js';
+import { createWallet, receiveAddress, unlockWallet, type WalletContext } from '../wallet/wallet.js';
 
 const BIN = fileURLToPath(new URL('../../bin/swarmpay', import.meta.url));
 const PASS = 'bench passphrase, not a secret';
@@ -36,9 +37,9 @@ function micros(n: number, f: () => void): number {
 
 /** sign, verify and sighash cost: one core signs, the other verifies. */
 function measureLimit() {
-  const signer = channelKey(randomBytes(64), 'regtest', 0);
+  const signer = contractKey(randomBytes(64), 'regtest', CHANNEL_CHAIN, 0);
   const p2wpkh = (b: number) => Buffer.concat([Buffer.from([0, 20]), Buffer.alloc(20, b)]);
-  const terms = { payerPubkey: signer.pub, payeePubkey: channelKey(randomBytes(64), 'regtest', 0).pub, expiry: 1000, capacity: 100_000_000n, closeFee: 500n, payeeScript: p2wpkh(1), payerScript: p2wpkh(2) };
+  const terms = { payerPubkey: signer.pub, payeePubkey: contractKey(randomBytes(64), 'regtest', CHANNEL_CHAIN, 0).pub, expiry: 1000, capacity: 100_000_000n, closeFee: 500n, payeeScript: p2wpkh(1), payerScript: p2wpkh(2) };
   const hasher = new StateHasher(terms, { txid: '11'.repeat(32), vout: 0 });
   let c = 1000n;
   const sighash_us = micros(5000, () => hasher.sighash(c++));
@@ -83,7 +84,7 @@ async function main(): Promise<void> {
     const passFile = path.join(work, 'pass');
     writeFileSync(passFile, PASS);
     const payer = await unlockWallet(path.join(dirs.payer, 'regtest'), 'regtest', passphraseUnlocker(PASS), { checkpoint: false });
-    const pc: PayerContext = { session: payer.session, seed: payer.seed, network: 'regtest', networkDir: path.join(dirs.payer, 'regtest'), chain };
+    const pc: WalletContext = { session: payer.session, seed: payer.seed, network: 'regtest', networkDir: path.join(dirs.payer, 'regtest'), chain };
     // One coin per channel: channels are funded from confirmed coins only.
     const multi = 100;
     for (let i = 0; i < multi + 1; i++) await faucetPay(chain, (await receiveAddress(chain, pc.networkDir, 'regtest')).address, 1_000_000n + BigInt(i)).then(() => (i % 20 === 19 ? chain.mine(1) : undefined));

@@ -4,7 +4,8 @@
  * decimal strings because they are bigints.
  */
 import { SwarmpayError } from '../errors.js';
-import { ShapeError, asObj, hex, int, str, type Obj } from '../util/shape.js';
+import { ShapeError, hex, int, str, type Obj } from '../util/shape.js';
+import { encodeVersioned, parseVersioned } from '../peer/json-messages.js';
 import { MAX_MONEY } from '../bitcoin/amount.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -79,20 +80,11 @@ function parseBody(o: Obj): Message {
 
 /** Parses one message from the peer; anything malformed is a protocol violation. */
 export function parseMessage(bytes: Uint8Array): Message {
-  try {
-    const o = asObj(JSON.parse(Buffer.from(bytes).toString('utf8')), 'message');
-    if (o.v !== PROTOCOL_VERSION) throw new ShapeError(`protocol version ${String(o.v)} is not ${PROTOCOL_VERSION}`);
-    return parseBody(o);
-  } catch (e) {
-    if (e instanceof ShapeError || e instanceof SyntaxError) {
-      throw new SwarmpayError('PEER_PROTOCOL', `the peer sent a malformed message: ${e.message}`, { hint: 'the peer is not a compatible swarmpay, or not well; nothing was changed' });
-    }
-    throw e;
-  }
+  return parseVersioned(bytes, 'channel', PROTOCOL_VERSION, parseBody);
 }
 
 export function encodeMessage(m: Message): Buffer {
-  return Buffer.from(JSON.stringify({ v: PROTOCOL_VERSION, ...m }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)), 'utf8');
+  return encodeVersioned(PROTOCOL_VERSION, m);
 }
 
 /** Expects a message of one type (in a request/response step); an error message from the peer becomes ours. */

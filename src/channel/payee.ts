@@ -6,17 +6,14 @@
  * the expiry.
  */
 import { SwarmpayError } from '../errors.js';
-import type { NetworkName } from '../bitcoin/network.js';
 import { MIN_RELAY_FEE_RATE, MAX_FEE_RATE, dustThreshold } from '../bitcoin/policy.js';
 import { StateHasher, checkFunding, closablePayment, closeTx, closeVbytes, signState, verifyState, type ChannelTerms } from '../bitcoin/channel.js';
-import type { ChainBackend } from '../chain/backend.js';
 import { broadcastOnce } from '../chain/broadcast.js';
-import type { KeystoreSession } from '../keystore/keystore.js';
 import type { Journal } from '../keystore/journal.js';
 import type { PeerLink } from '../peer/link.js';
-import { receiveAddress } from '../wallet/wallet.js';
+import { receiveAddress, type WalletContext } from '../wallet/wallet.js';
 import { addressToScript } from '../bitcoin/address.js';
-import { channelKey } from './keys.js';
+import { CHANNEL_CHAIN, contractKey } from '../wallet/hd.js';
 import { encodeMessage, parseMessage, type Message } from './messages.js';
 import { fundingOf, getChannel, listChannels, nextKeyIndex, openPaymentJournal, saveChannel, termsOf, type ChannelPayments, type ChannelRecord, type PaymentState } from './store.js';
 
@@ -36,12 +33,7 @@ const YIELD_EVERY = 32;
 
 export const DEFAULT_POLICY: PayeePolicy = { minCapacity: 10_000n, maxCapacity: 100_000_000n, minExpiryBlocks: 12, confirmations: 1, closeMargin: 6 };
 
-export interface PayeeContext {
-  session: KeystoreSession;
-  seed: Uint8Array;
-  network: NetworkName;
-  networkDir: string;
-  chain: ChainBackend;
+export interface PayeeContext extends WalletContext {
   policy: PayeePolicy;
   log: (msg: string) => void;
 }
@@ -148,7 +140,7 @@ export class Payee {
     const payerScript = Buffer.from(m.payerScript, 'hex');
     if (listChannels(this.ctx.session).some((c) => c.id === m.id)) throw refuse(`channel id ${m.id} is taken`);
     const keyIndex = nextKeyIndex(this.ctx.session);
-    const key = channelKey(this.ctx.seed, this.ctx.network, keyIndex);
+    const key = contractKey(this.ctx.seed, this.ctx.network, CHANNEL_CHAIN, keyIndex);
     const payeeScript = addressToScript((await receiveAddress(this.ctx.chain, this.ctx.networkDir, this.ctx.network)).address, this.ctx.network);
     const vbytes = closeVbytes({ payeeScript, payerScript });
     if (m.closeFee < vbytes * MIN_RELAY_FEE_RATE || m.closeFee > vbytes * MAX_FEE_RATE) throw refuse(`close fee ${m.closeFee} sats is outside ${vbytes * MIN_RELAY_FEE_RATE}-${vbytes * MAX_FEE_RATE} for a ${vbytes} vB close`);
@@ -278,7 +270,7 @@ export class Payee {
     if (s.sig === null || s.cumulative < closablePayment(live.terms)) {
       throw new SwarmpayError('CHANNEL_STATE', `channel ${id} has ${s.cumulative} sats paid, less than the ${closablePayment(live.terms)} a close needs to pay anything`, { hint: 'take more payments first; otherwise the payer refunds it after the expiry' });
     }
-    const key = channelKey(this.ctx.seed, this.ctx.network, rec.keyIndex);
+    const key = contractKey(this.ctx.seed, this.ctx.network, CHANNEL_CHAIN, rec.keyIndex);
     const mine = signState(live.hasher.sighash(s.cumulative), key.priv);
     const tx = closeTx(live.terms, fundingOf(rec), s.cumulative, Buffer.from(s.sig, 'hex'), mine);
     // Rebuilt from the journal the same way every time, so a crash before the record is

@@ -4,27 +4,17 @@
  * without waiting for each acknowledgement; refunds the whole output after the expiry.
  */
 import { SwarmpayError } from '../errors.js';
-import type { NetworkName } from '../bitcoin/network.js';
 import { addressToScript } from '../bitcoin/address.js';
 import { checkFeeRate, dustThreshold } from '../bitcoin/policy.js';
 import { StateHasher, channelOutput, closeVbytes, refundTx, signState, verifyState, type ChannelTerms } from '../bitcoin/channel.js';
-import type { ChainBackend } from '../chain/backend.js';
 import { broadcastOnce } from '../chain/broadcast.js';
-import type { KeystoreSession } from '../keystore/keystore.js';
 import type { PeerLink } from '../peer/link.js';
+import { nextFrame } from '../peer/json-messages.js';
 import { planSend, signSend } from '../wallet/send.js';
-import { receiveAddress, walletAccount } from '../wallet/wallet.js';
-import { channelKey } from './keys.js';
+import { receiveAddress, walletAccount, type WalletContext } from '../wallet/wallet.js';
+import { CHANNEL_CHAIN, contractKey } from '../wallet/hd.js';
 import { encodeMessage, expectType, parseMessage, type Message } from './messages.js';
 import { fundingOf, getChannel, newChannelId, nextKeyIndex, saveChannel, termsOf, type ChannelRecord, type PaymentState, type PeerAddress } from './store.js';
-
-export interface PayerContext {
-  session: KeystoreSession;
-  seed: Uint8Array;
-  network: NetworkName;
-  networkDir: string;
-  chain: ChainBackend;
-}
 
 /** How many payments may be in flight before the payer waits for acknowledgements. */
 export const PAY_WINDOW = 2048;
@@ -33,9 +23,7 @@ const SEND_YIELD_EVERY = 8;
 
 /** Reads the next message from a link, or fails if the peer hung up. */
 async function next(it: AsyncIterator<Buffer>): Promise<Message> {
-  const r = await it.next();
-  if (r.done) throw new SwarmpayError('PEER_UNREACHABLE', 'the peer closed the connection', { hint: 'see the payee\'s log; nothing was paid that was not acknowledged' });
-  return parseMessage(r.value);
+  return parseMessage(await nextFrame(it, 'see the payee\'s log; nothing was paid that was not acknowledged'));
 }
 
 export interface OpenResult {
@@ -45,7 +33,7 @@ export interface OpenResult {
 }
 
 export async function openChannel(
-  ctx: PayerContext,
+  ctx: WalletContext,
   link: PeerLink,
   peer: PeerAddress,
   opts: { capacity: bigint; expiryBlocks: number; feeRate: bigint },
@@ -54,7 +42,7 @@ export async function openChannel(
   const it = link.messages()[Symbol.asyncIterator]();
   const id = newChannelId();
   const keyIndex = nextKeyIndex(ctx.session);
-  const key = channelKey(ctx.seed, ctx.network, keyIndex);
+  const key = contractKey(ctx.seed, ctx.network, CHANNEL_CHAIN, keyIndex);
   const payerScript = addressToScript((await receiveAddress(ctx.chain, ctx.networkDir, ctx.network)).address, ctx.network);
   const expiry = (await ctx.chain.tipHeight()) + opts.expiryBlocks;
   // The close fee is agreed for the payee's P2WPKH; the payee checks it against its own script.
@@ -125,17 +113,17 @@ export class PayerSession {
   private readonly priv: Buffer;
 
   private constructor(
-    private readonly ctx: PayerContext,
+    private readonly ctx: WalletContext,
     private readonly link: PeerLink,
     readonly rec: ChannelRecord,
   ) {
     this.it = link.messages()[Symbol.asyncIterator]();
     this.terms = termsOf(rec);
     this.hasher = new StateHasher(this.terms, fundingOf(rec));
-    this.priv = channelKey(ctx.seed, ctx.network, rec.keyIndex).priv;
+    this.priv = contractKey(ctx.seed, ctx.network, CHANNEL_CHAIN, rec.keyIndex).priv;
   }
 
-  static async start(ctx: PayerContext, link: PeerLink, id: string): Promise<PayerSession> {
+  static async start(ctx: WalletContext, link: PeerLink, id: string): Promise<PayerSession> {
     const rec = getChannel(ctx.session, id);
     if (rec.role !== 'payer') throw new SwarmpayError('CHANNEL_STATE', `channel ${id} is one this wallet is paid on, not one it pays`);
     if (rec.status !== 'open') throw new SwarmpayError('CHANNEL_STATE', `channel ${id} is ${rec.status}`);
@@ -260,7 +248,7 @@ export class PayerSession {
 }
 
 /** Spends the whole channel output back to the wallet once the expiry height is reached. */
-export async function refundChannel(ctx: PayerContext, id: string, feeRate: bigint): Promise<{ txid: string; fee: bigint }> {
+export async function refundChannel(ctx: WalletContext, id: string, feeRate: bigint): Promise<{ txid: string; fee: bigint }> {
   const rec = getChannel(ctx.session, id);
   if (rec.role !== 'payer') throw new SwarmpayError('CHANNEL_STATE', `channel ${id} is paid to this wallet; only its payer can refund it`);
   if (rec.status === 'refunded') return { txid: rec.refundTxid!, fee: 0n };
@@ -269,7 +257,7 @@ export async function refundChannel(ctx: PayerContext, id: string, feeRate: bigi
     throw new SwarmpayError('CHANNEL_STATE', `channel ${id} expires at height ${rec.terms.expiry}; the tip is ${tip}`, { hint: `a refund is possible in ${rec.terms.expiry - tip} blocks`, details: { expiry: rec.terms.expiry, tip } });
   }
   const to = addressToScript((await receiveAddress(ctx.chain, ctx.networkDir, ctx.network)).address, ctx.network);
-  const tx = refundTx(termsOf(rec), fundingOf(rec), to, feeRate, channelKey(ctx.seed, ctx.network, rec.keyIndex).priv);
+  const tx = refundTx(termsOf(rec), fundingOf(rec), to, feeRate, contractKey(ctx.seed, ctx.network, CHANNEL_CHAIN, rec.keyIndex).priv);
   await broadcastOnce(ctx.chain, tx.hex, tx.txid);
   await saveChannel(ctx.session, { ...rec, status: 'refunded', refundTxid: tx.txid }, true);
   return { txid: tx.txid, fee: tx.fee };

@@ -6,7 +6,7 @@ import { SwarmpayError } from '../errors.js';
 import { parseSats } from '../bitcoin/amount.js';
 import { Payee, DEFAULT_POLICY, type PayeePolicy } from '../channel/payee.js';
 import { PayerSession, openChannel, refundChannel } from '../channel/payer.js';
-import { peerStaticKey } from '../channel/keys.js';
+import { peerStaticKey } from '../peer/keys.js';
 import { getChannel, listChannels, readPaymentState, type ChannelRecord, type PeerAddress } from '../channel/store.js';
 import type { WalletContext } from '../wallet/wallet.js';
 import { withContext } from './command.js';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { SwarmpayError } from '../errors.js';
 import { parseSats } from '../bitcoin/amount.js';
-import { peerStaticKey } from '../channel/keys.js';
+import { peerStaticKey } from '../peer/keys.js';
 import { attest, parsePcrAllowList } from '../tpm/attestation.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { acceptOffer, recoverItem, refundEscrow, type AcceptOptions } from '../escrow/buyer.js';

@@ -7,7 +7,7 @@ import { SwarmpayError } from '../errors.js';
 import { connectTcp, listenTcp, parsePeerKey, spawnPeer, stdioPeer } from '../peer/transports.js';
 import type { PeerLink } from '../peer/link.js';
 import type { StaticKey } from '../peer/keys.js';
-import { peerStaticKey } from '../channel/keys.js';
+import { peerStaticKey } from '../peer/keys.js';
 import type { PeerAddress } from '../channel/store.js';
 import { unlockWallet, type WalletContext } from '../wallet/wallet.js';
 import type { Context } from './context.js';

@@ -25,7 +25,7 @@ import { createOffer, claimEscrow, takeAcceptance, DEFAULT_CLAIM_MARGIN } from '
 import { acceptOffer, recoverItem } from '../escrow/buyer.js';
 import { Payee, DEFAULT_POLICY } from '../channel/payee.js';
 import { PayerSession, openChannel } from '../channel/payer.js';
-import { peerStaticKey } from '../channel/keys.js';
+import { peerStaticKey } from '../peer/keys.js';
 import { connectTcp, listenTcp } from '../peer/transports.js';
 
 export interface DemoResult {

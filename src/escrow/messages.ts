@@ -6,7 +6,8 @@
  * parsers.
  */
 import { SwarmpayError } from '../errors.js';
-import { ShapeError, asObj, hex, int, str } from '../util/shape.js';
+import { ShapeError, asObj, hex, int, str, type Obj } from '../util/shape.js';
+import { encodeVersioned, parseVersioned } from '../peer/json-messages.js';
 import { MAX_ITEM_BYTES } from './offer.js';
 
 export const ESCROW_PROTOCOL_VERSION = 1;
@@ -22,7 +23,7 @@ export type EscrowMessage =
   | { t: 'taken'; id: string }
   | { t: 'error'; code: string; message: string };
 
-function parseBody(o: Record<string, unknown>): EscrowMessage {
+function parseBody(o: Obj): EscrowMessage {
   const t = str(o, 't', 'message');
   const w = `message ${t}`;
   switch (t) {
@@ -47,21 +48,11 @@ function parseBody(o: Record<string, unknown>): EscrowMessage {
 }
 
 export function parseEscrowMessage(bytes: Uint8Array): EscrowMessage {
-  try {
-    const o = asObj(JSON.parse(Buffer.from(bytes).toString('utf8')), 'message');
-    if (o.v !== ESCROW_PROTOCOL_VERSION) throw new ShapeError(`escrow protocol version ${String(o.v)} is not ${ESCROW_PROTOCOL_VERSION}`);
-    return parseBody(o);
-  } catch (e) {
-    if (e instanceof ShapeError || e instanceof SyntaxError) {
-      throw new SwarmpayError('PEER_PROTOCOL', `the peer sent a malformed escrow message: ${e.message}`, { hint: 'the peer is not a compatible swarmpay; nothing was changed' });
-    }
-    throw e;
-  }
+  return parseVersioned(bytes, 'escrow', ESCROW_PROTOCOL_VERSION, parseBody);
 }
 
 export function encodeEscrowMessage(m: EscrowMessage): Buffer {
-  const body = m.t === 'chunk' ? { ...m, data: m.data.toString('base64') } : m;
-  return Buffer.from(JSON.stringify({ v: ESCROW_PROTOCOL_VERSION, ...body }), 'utf8');
+  return encodeVersioned(ESCROW_PROTOCOL_VERSION, m.t === 'chunk' ? { ...m, data: m.data.toString('base64') } : m);
 }
 
 /** One message of an expected type; an error from the peer becomes ours. */

@@ -7,6 +7,7 @@
  */
 import { SwarmpayError } from '../errors.js';
 import type { PeerLink } from '../peer/link.js';
+import { nextFrame } from '../peer/json-messages.js';
 import type { WalletContext } from '../wallet/wallet.js';
 import { encodeEscrowMessage, expectEscrow, parseEscrowMessage, CHUNK_BYTES, type EscrowMessage } from './messages.js';
 import { parseOffer, type Offer } from './offer.js';
@@ -14,9 +15,7 @@ import { MIN_CONFIRMATIONS, claimEscrow, openOffers, parseAcceptance, takeAccept
 import { listEscrows, readCiphertext, type Acceptance } from './store.js';
 
 async function next(it: AsyncIterator<Buffer>): Promise<EscrowMessage> {
-  const r = await it.next();
-  if (r.done) throw new SwarmpayError('PEER_UNREACHABLE', 'the peer closed the connection', { hint: 'see the other side\'s log' });
-  return parseEscrowMessage(r.value);
+  return parseEscrowMessage(await nextFrame(it, 'see the other side\'s log'));
 }
 
 export interface ServeOptions {

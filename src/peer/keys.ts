@@ -2,7 +2,7 @@
  * X25519 keys as the peer link uses them: raw 32-byte strings on the outside (what a
  * peer pins, what goes on the wire), node:crypto KeyObjects only for the moment of a DH.
  */
-import { createPrivateKey, createPublicKey, diffieHellman, randomBytes } from 'node:crypto';
+import { createHmac, createPrivateKey, createPublicKey, diffieHellman, randomBytes } from 'node:crypto';
 import { SwarmpayError } from '../errors.js';
 
 export interface StaticKey {
@@ -20,6 +20,14 @@ const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 
 const privateKeyObject = (priv: Uint8Array) => createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, priv]), format: 'der', type: 'pkcs8' });
 const publicKeyObject = (pub: Uint8Array) => createPublicKey({ key: Buffer.concat([SPKI_PREFIX, pub]), format: 'der', type: 'spki' });
+
+/**
+ * A wallet's identity on the peer link, for every protocol (channel, escrow): derived from
+ * the wallet seed, so the mnemonic restores it and peers that pinned it still know it.
+ */
+export function peerStaticKey(seed: Uint8Array): StaticKey {
+  return staticKeyFromPrivate(createHmac('sha256', seed).update('swarmpay/peer-static-key/v1').digest());
+}
 
 /** Any 32 bytes are an X25519 private key (the scalar is clamped when used), so the channel code can derive one from the wallet seed. */
 export function staticKeyFromPrivate(priv: Uint8Array): StaticKey {
