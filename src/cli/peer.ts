@@ -52,7 +52,9 @@ export interface ServerOptions {
 /** Serves until SIGINT/SIGTERM (or, with --stdio, until the one peer is done), then waits for every peer being served. */
 export async function runServer(ctx: Context, o: ServerOptions): Promise<void> {
   const serving = new Set<Promise<void>>();
-  const track = (p: Promise<void>) => {
+  // A peer's failure is logged; it never ends the server, nor the shutdown's wait for the others.
+  const track = (served: Promise<void>) => {
+    const p = served.catch((e: unknown) => o.log(`${(e as Error).message}`));
     serving.add(p);
     void p.finally(() => serving.delete(p));
   };

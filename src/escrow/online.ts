@@ -58,7 +58,13 @@ export class EscrowServer {
       }
     } catch (e) {
       this.o.log(`${peer}: ${e instanceof SwarmpayError ? `${e.code}: ` : ''}${(e as Error).message}`);
-      if (e instanceof SwarmpayError) link.send(encodeEscrowMessage({ t: 'error', code: e.code, message: e.message }));
+      if (e instanceof SwarmpayError) {
+        try {
+          link.send(encodeEscrowMessage({ t: 'error', code: e.code, message: e.message }));
+        } catch {
+          /* the link is already gone */
+        }
+      }
     } finally {
       for (const [id, l] of this.held) if (l === link) this.held.delete(id);
       await link.close();
