@@ -7,6 +7,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { ROOT, snapshot, swarmpay, type CliResult } from './helpers/cli.js';
 import { tempDir } from './helpers/tmp.js';
 import { startServer, stopChild } from './helpers/server.js';
@@ -102,6 +103,12 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
     const { id } = await offer('song.bin');
     const server = await serve();
     try {
+      // Garbage from a stranger first: refused, and the server goes on serving.
+      await new Promise<void>((resolve) => {
+        const sock = connect(server.port, '127.0.0.1', () => sock.end(randomBytes(100)));
+        sock.on('close', () => resolve());
+        sock.on('error', () => undefined);
+      });
       const accepted = await b('escrow', 'accept', '--peer', `127.0.0.1:${server.port}`, '--peer-key', server.key);
       expect(accepted.code).toBe(0);
       expect(accepted.json).toMatchObject({ id, sellerTook: true });
