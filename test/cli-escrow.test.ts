@@ -273,5 +273,40 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
     expect(forced.json.claimTxid).toMatch(/^[0-9a-f]{64}$/);
   });
 
-  const serve = () => startServer(['--datadir', seller, '--tpm', 'none', ...chainArgs, 'escrow', 'serve', '--listen', '127.0.0.1:0', '--poll', '1', '--passphrase-file', pass]);
+  const serve = (...extra: string[]) => startServer(['--datadir', seller, '--tpm', 'none', ...chainArgs, 'escrow', 'serve', '--listen', '127.0.0.1:0', '--poll', '1', '--passphrase-file', pass, ...extra]);
+
+  test('online: a seller that refuses the acceptance leaves the buyer funded and told how to go on; accepting again hands it over and does not pay twice', async () => {
+    const { id } = await offer('retry.bin');
+    const before = await confirmed(b);
+    const strict = await serve('--margin', '1000'); // every timeout is too near for it
+    let first: CliResult;
+    try {
+      first = await b('escrow', 'accept', id, '--peer', `127.0.0.1:${strict.port}`);
+    } finally {
+      await stopChild(strict.child);
+    }
+    refused(first, 2, 'ESCROW_STATE');
+    expect(first.json.error.message).toContain(`escrow ${id} is funded`);
+    expect(first.json.error.message).toContain('ESCROW_TOO_LATE');
+    expect(first.json.error.hint).toContain('run the same command again');
+    expect((await s('escrow', 'show', id)).json.status).toBe('offered');
+
+    const server = await serve();
+    try {
+      const again = await b('escrow', 'accept', id, '--peer', `127.0.0.1:${server.port}`);
+      expect(again.json).toMatchObject({ id, fee: null, sellerTook: true });
+      await mine(1);
+      const got = await b('escrow', 'claim', id, '--out', file('retry.got'), '--wait');
+      expect(got.code).toBe(0);
+      expect(readFileSync(file('retry.got')).equals(readFileSync(file('retry.bin')))).toBe(true);
+      await mine(1);
+      // One funding only: the buyer paid the price and one funding fee.
+      const funding = await b('escrow', 'show', id);
+      expect(funding.json.fundingTxid).toBe(again.json.fundingTxid);
+      expect(await confirmed(b)).toBeGreaterThanOrEqual(before - 50_000n - 1_000n);
+      expect(await confirmed(b)).toBeLessThan(before - 50_000n);
+    } finally {
+      await stopChild(server.child);
+    }
+  });
 });

@@ -145,8 +145,9 @@ export function registerEscrow(program: Command): void {
           offer = parseOffer(readJson(args[0], 'offer'));
           ciphertext = readBytes(opts.ciphertext ?? `${args[0]}.enc`, 'ciphertext', MAX_ITEM_BYTES + 64);
         }
+        const peer = online ? peerOf(opts) : null;
         const wc = await unlockedContext(ctx, opts.passphraseFile);
-        const link = online ? await connect(peerOf(opts), wc.seed, opts.peerKey) : null;
+        const link = peer ? await connect(peer, wc.seed, opts.peerKey) : null;
         try {
           let it: AsyncIterator<Buffer> | undefined;
           if (link) ({ offer, ciphertext, it } = await fetchOffer(link, args[0] ?? null));
@@ -154,7 +155,18 @@ export function registerEscrow(program: Command): void {
           const acceptanceText = JSON.stringify(r.acceptance, null, 2) + '\n';
           const acceptanceFile = writeEscrowFile(ctx.networkDir, `${r.rec.id}.acceptance.json`, acceptanceText);
           if (opts.out !== undefined) writeFileAtomic(opts.out, acceptanceText, 0o644);
-          if (link && it) await sendAcceptance(link, it, r.acceptance);
+          if (link && it) {
+            try {
+              await sendAcceptance(link, it, r.acceptance);
+            } catch (e) {
+              // The coins are in the contract already: say how the seller can still learn of it.
+              if (!(e instanceof SwarmpayError)) throw e;
+              throw new SwarmpayError(e.code, `escrow ${r.rec.id} is funded (${r.acceptance.funding.txid}), but the seller did not take the acceptance: ${e.message}`, {
+                hint: `run the same command again (it does not pay twice), or give the seller ${opts.out ?? acceptanceFile}; from height ${r.acceptance.timeout} on, \`escrow refund\` takes the coins back`,
+                cause: e,
+              });
+            }
+          }
           const a = r.attestation;
           ctx.out.result(
             { id: r.rec.id, fundingTxid: r.acceptance.funding.txid, fee: r.fee, price: BigInt(r.rec.offer.price), timeout: r.acceptance.timeout, acceptance: opts.out ?? acceptanceFile, attested: a !== null, akName: a?.akName ?? null, pcrs: a?.pcrs ?? null, sellerTook: link !== null },
