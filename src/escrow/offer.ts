@@ -136,10 +136,11 @@ export interface OfferChecks {
  * whenever present; required with `requireAttestation`).
  */
 export function checkOffer(offer: Offer, c: OfferChecks): { attestation: VerifiedAttestation | null } {
+  const digest = offerDigest(offer);
   const pub = Buffer.from(offer.seller, 'hex');
   const sig = Buffer.from(offer.signature, 'hex');
   const scalars = ecc.isPoint(pub) && ecc.isPrivate(sig.subarray(0, 32)) && ecc.isPrivate(sig.subarray(32));
-  if (!scalars || !ecc.verify(offerDigest(offer), pub, sig, true)) throw offerInvalid("the seller's signature over the offer does not verify");
+  if (!scalars || !ecc.verify(digest, pub, sig, true)) throw offerInvalid("the seller's signature over the offer does not verify");
   if (offer.network !== c.network) {
     throw new SwarmpayError('WRONG_NETWORK', `the offer is for ${offer.network}, not ${c.network}`, { hint: `accept it with --network ${offer.network}; nothing was paid` });
   }
@@ -154,7 +155,7 @@ export function checkOffer(offer: Offer, c: OfferChecks): { attestation: Verifie
     if (c.requireAttestation) throw new SwarmpayError('ATTESTATION_INVALID', 'the offer carries no attestation, and --require-attestation asks for one', { hint: 'ask the seller for an offer made with --attest; nothing was paid' });
     return { attestation: null };
   }
-  const opts: Parameters<typeof verifyAttestation>[1] = { nonce: offerDigest(offer) };
+  const opts: Parameters<typeof verifyAttestation>[1] = { nonce: digest };
   if (c.expectPcrs !== undefined) opts.expectPcrs = c.expectPcrs;
   if (c.ak !== undefined) opts.ak = c.ak;
   return { attestation: verifyAttestation(offer.attestation, opts) };

@@ -11,7 +11,7 @@ import { nextFrame } from '../peer/json-messages.js';
 import type { WalletContext } from '../wallet/wallet.js';
 import { encodeEscrowMessage, expectEscrow, parseEscrowMessage, CHUNK_BYTES, type EscrowMessage } from './messages.js';
 import { parseOffer, type Offer } from './offer.js';
-import { MIN_CONFIRMATIONS, claimEscrow, openOffers, parseAcceptance, takeAcceptance } from './seller.js';
+import { claimConfirmations, claimEscrow, openOffers, parseAcceptance, takeAcceptance } from './seller.js';
 import { listEscrows, readCiphertext, type Acceptance } from './store.js';
 
 async function next(it: AsyncIterator<Buffer>): Promise<EscrowMessage> {
@@ -94,7 +94,7 @@ export class EscrowServer {
   private async claimPass(): Promise<void> {
     for (const rec of listEscrows(this.ctx.session).filter((r) => r.role === 'seller' && r.status === 'funded')) {
       const tx = await this.ctx.chain.getTransaction(rec.acceptance!.funding.txid);
-      if (tx === null || tx.confirmations < Math.max(MIN_CONFIRMATIONS, rec.offer.confirmations)) continue;
+      if (tx === null || tx.confirmations < claimConfirmations(rec)) continue;
       try {
         const r = await claimEscrow(this.ctx, rec.id, { feeRate: this.o.feeRate, margin: this.o.margin, force: false });
         this.o.log(`escrow ${rec.id}: claimed ${rec.offer.price} sats in ${r.txid}`);

@@ -128,6 +128,11 @@ export async function takeAcceptance(ctx: WalletContext, a: Acceptance, margin =
   return candidate;
 }
 
+/** Confirmations the funding needs before the seller claims; never fewer than MIN_CONFIRMATIONS. */
+export function claimConfirmations(rec: EscrowRecord): number {
+  return Math.max(MIN_CONFIRMATIONS, rec.offer.confirmations);
+}
+
 export interface ClaimOptions {
   feeRate: bigint;
   margin: number;
@@ -157,7 +162,7 @@ export async function claimEscrow(ctx: WalletContext, id: string, o: ClaimOption
   }
   const funding = await ctx.chain.getTransaction(h.funding.txid);
   if (funding === null) throw new SwarmpayError('ESCROW_STATE', `the node does not know the funding ${h.funding.txid}`, { hint: 'the buyer must broadcast it; nothing was claimed' });
-  const wanted = Math.max(MIN_CONFIRMATIONS, rec.offer.confirmations);
+  const wanted = claimConfirmations(rec);
   if (funding.confirmations < wanted) {
     if (o.wait === undefined) {
       throw new SwarmpayError('ESCROW_STATE', `the funding has ${funding.confirmations} of ${wanted} confirmations`, { hint: 'run again once it confirms, or add --wait' });
