@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { createConnection, createServer, type AddressInfo } from 'node:net';
 import { SwarmpayError } from '../src/errors.js';
 import { claimTx, htlcOutput, readSpend, sha256, type HtlcTerms } from '../src/bitcoin/htlc.js';
 import { acceptOffer, recoverItem, refundEscrow } from '../src/escrow/buyer.js';
@@ -17,7 +18,7 @@ import { EscrowServer, fetchOffer, sendAcceptance } from '../src/escrow/online.j
 import { claimEscrow, createOffer, openOffers, takeAcceptance, type OfferOptions } from '../src/escrow/seller.js';
 import { ciphertextPath, getEscrow, htlcTerms, listEscrows, nextEscrowKey, saveEscrow, writeEscrowFile, type Acceptance, type EscrowRecord } from '../src/escrow/store.js';
 import { peerStaticKey } from '../src/peer/keys.js';
-import type { PeerLink } from '../src/peer/link.js';
+import { handshake, type PeerLink } from '../src/peer/link.js';
 import { connectTcp, listenTcp } from '../src/peer/transports.js';
 import { attest } from '../src/tpm/attestation.js';
 import type { Tpm } from '../src/tpm/tpm.js';
@@ -611,6 +612,27 @@ describe('escrow between two wallets on a real btcd', () => {
       }
       expect(got).toEqual(offer);
       expect(getEscrow(seller.session, offer.id)).toMatchObject({ status: 'offered', acceptance: null });
+    });
+
+    test('a buyer that vanishes mid-frame ends only its own service: the server logs it and serves on', async () => {
+      // The failed link cannot carry the error notice back; telling the gone peer must not fail the server.
+      const served = new Promise<void>((resolve, reject) => {
+        const raw = createServer((sock) => {
+          void handshake(sock, 'responder', peerStaticKey(seller.seed)).then((l) => server.serve(l)).then(resolve, reject);
+        });
+        raw.listen(0, '127.0.0.1', async () => {
+          const sock = createConnection((raw.address() as AddressInfo).port, '127.0.0.1');
+          await handshake(sock, 'initiator', peerStaticKey(buyer.seed));
+          sock.end(Buffer.from([0, 0, 1, 0, 42])); // a frame header promising 256 bytes, then one byte and EOF
+          raw.close();
+        });
+      });
+      await expect(served).resolves.toBeUndefined();
+      expect(logs.some((m) => m.includes('PEER_PROTOCOL') && m.includes('truncated frame'))).toBe(true);
+      const { offer } = await createOffer(sctx, offerOptions());
+      const l = await connect();
+      expect((await fetchOffer(l, offer.id)).offer).toEqual(offer);
+      await l.close();
     });
   });
 });
