@@ -11,7 +11,7 @@ import { tempDir } from './helpers/tmp.js';
 import { testWallet, fund, type TestWallet } from './helpers/wallets.js';
 import { failure } from './helpers/expect.js';
 import { Payee, DEFAULT_POLICY } from '../src/channel/payee.js';
-import { PayerSession, openChannel, refundChannel } from '../src/channel/payer.js';
+import { PAY_WINDOW, PayerSession, openChannel, refundChannel } from '../src/channel/payer.js';
 import type { WalletContext } from '../src/wallet/wallet.js';
 import { peerStaticKey } from '../src/peer/keys.js';
 import { encodeMessage, parseMessage, type Message } from '../src/channel/messages.js';
@@ -68,22 +68,24 @@ describe('payment channels on a real btcd', () => {
     tmp?.remove();
   });
 
-  test('open, 2,000 pipelined payments, reconnect, close: the node pays the payee exactly what was acknowledged minus the close fee', async () => {
+  test('open, pipelined payments past two full windows, reconnect, close: the node pays the payee exactly what was acknowledged minus the close fee', async () => {
     const { rec } = await open(1_000_000n);
     expect(rec.status).toBe('open');
     await node.chain.mine(1);
     const s = await session(rec.id);
-    const r = await s.pay(Array.from({ length: 2000 }, () => ({ sats: 7n, pid: null })));
+    const n = 2 * PAY_WINDOW + 7;
+    const paid0 = 7n * BigInt(n);
+    const r = await s.pay(Array.from({ length: n }, () => ({ sats: 7n, pid: null })));
     expect(r.payments.every((p) => p.acked)).toBe(true);
-    expect(r.acked).toMatchObject({ seq: 2000, cumulative: 14_000n });
-    // The payee's journal holds the same newest state.
-    expect(readPaymentState(payee.session, payee.networkDir, rec.id)).toMatchObject({ seq: 2000, cumulative: 14_000n });
+    expect(r.acked).toMatchObject({ seq: n, cumulative: paid0 });
+    // The payee's journal holds the same newest state, signature and all.
+    expect(readPaymentState(payee.session, payee.networkDir, rec.id)).toEqual(r.acked);
 
     // A new connection reconciles on the payee's state and goes on.
     const again = await session(rec.id);
-    expect(again.paid).toMatchObject({ seq: 2000, cumulative: 14_000n });
+    expect(again.paid).toMatchObject({ seq: n, cumulative: paid0 });
     const more = await again.pay([{ sats: 1000n, pid: null }]);
-    expect(more.acked.cumulative).toBe(15_000n);
+    expect(more.acked.cumulative).toBe(paid0 + 1000n);
 
     const txid = await again.close();
     await node.chain.mine(1);
@@ -92,8 +94,8 @@ describe('payment channels on a real btcd', () => {
     const t = termsOf(getChannel(payee.session, rec.id));
     const paid = tx.outputs.find((o) => Buffer.from(o.script).equals(Buffer.from(t.payeeScript)))!.value;
     const back = tx.outputs.find((o) => Buffer.from(o.script).equals(Buffer.from(t.payerScript)))!.value;
-    expect(paid).toBe(15_000n - t.closeFee);
-    expect(back).toBe(1_000_000n - 15_000n);
+    expect(paid).toBe(paid0 + 1000n - t.closeFee);
+    expect(back).toBe(1_000_000n - paid0 - 1000n);
     expect(getChannel(payee.session, rec.id).status).toBe('closing');
   });
 
@@ -173,6 +175,33 @@ describe('payment channels on a real btcd', () => {
       const a = parseMessage((await it.next()).value as Buffer);
       expect(a).toMatchObject({ t: 'error', code: 'PEER_PROTOCOL' });
     });
+  });
+
+  test('a payee that acknowledges a payment not yet sent is refused, and nothing counts as paid', async () => {
+    const { rec } = await open(100_000n);
+    await node.chain.mine(1);
+    // A fake payee under the real payee's key: it answers "hello" truthfully, then acknowledges ahead of the payer.
+    const fake = await listenTcp('127.0.0.1', 0, peerStaticKey(payee.seed), (l) => {
+      void (async () => {
+        for await (const bytes of l.messages()) {
+          const m = parseMessage(bytes);
+          if (m.t === 'hello') l.send(encodeMessage({ t: 'state', id: m.id, seq: 0, cumulative: 0n, sig: null, confirmations: 1, status: 'open' }));
+          if (m.t === 'pay') l.send(encodeMessage({ t: 'ack', id: m.id, seq: 3 }));
+        }
+      })().catch(() => undefined);
+    });
+    try {
+      const s = await PayerSession.start(pc, await connectTcp('127.0.0.1', fake.port, peerStaticKey(payer.seed), { peerKey: peerStaticKey(payee.seed).publicKey }), rec.id);
+      sessions.push(s);
+      // Paced at 10 a second, so the bogus acknowledgement arrives while one payment is out.
+      const r = await s.pay(Array.from({ length: 5 }, () => ({ sats: 100n, pid: null })), undefined, 10);
+      expect(r.error).toMatchObject({ code: 'PEER_PROTOCOL' });
+      expect((r.error as Error).message).toMatch(/acknowledged sequence 3 out of order \(0 acknowledged, 1 sent\)/);
+      expect(r.acked).toMatchObject({ seq: 0, cumulative: 0n });
+      expect(r.payments.some((p) => p.acked)).toBe(false);
+    } finally {
+      await fake.close();
+    }
   });
 
   test('an expiry too near is refused at open, and nothing is funded', async () => {

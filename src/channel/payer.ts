@@ -174,7 +174,12 @@ export class PayerSession {
     let acked = base.seq;
     let failure: unknown = null;
     let waiter: (() => void) | null = null;
-    const sentAt: bigint[] = [];
+    // Signed states are held only while unacknowledged, so a run of a million payments holds
+    // no more than the window: memory stays flat and the garbage collector has little to copy.
+    const sentAt = onAck ? new Float64Array(items.length) : null;
+    const inFlight = new Array<PaymentState | undefined>(PAY_WINDOW);
+    let newest = base;
+    let sent = 0;
     const wake = () => {
       const w = waiter;
       waiter = null;
@@ -185,11 +190,13 @@ export class PayerSession {
         while (acked < base.seq + items.length) {
           const m = await next(this.it);
           const ack = expectType(m, 'ack');
-          if (ack.seq <= acked || ack.seq > base.seq + items.length) throw new SwarmpayError('PEER_PROTOCOL', `the payee acknowledged sequence ${ack.seq} out of order`);
-          if (onAck) {
-            const now = process.hrtime.bigint();
-            for (let s = acked + 1; s <= ack.seq; s++) onAck(s, Number(now - sentAt[s - base.seq - 1]!) / 1e6);
+          if (ack.seq <= acked || ack.seq > base.seq + sent) throw new SwarmpayError('PEER_PROTOCOL', `the payee acknowledged sequence ${ack.seq} out of order (${acked} acknowledged, ${base.seq + sent} sent)`);
+          if (onAck && sentAt) {
+            const now = performance.now();
+            for (let s = acked + 1; s <= ack.seq; s++) onAck(s, now - sentAt[s - base.seq - 1]!);
           }
+          newest = inFlight[(ack.seq - base.seq - 1) % PAY_WINDOW]!;
+          for (let s = acked + 1; s <= ack.seq; s++) inFlight[(s - base.seq - 1) % PAY_WINDOW] = undefined;
           acked = ack.seq;
           wake();
         }
@@ -200,7 +207,6 @@ export class PayerSession {
     })();
 
     let cumulative = base.cumulative;
-    const signed: PaymentState[] = [];
     for (let i = 0; i < items.length && failure === null; i++) {
       if (pace !== undefined) {
         const due = start + BigInt(Math.floor((i / pace) * 1e9));
@@ -210,23 +216,23 @@ export class PayerSession {
       cumulative += items[i]!.sats;
       const seq = base.seq + i + 1;
       const sig = signState(this.hasher.sighash(cumulative), this.priv).toString('hex');
-      signed.push({ seq, cumulative, sig });
-      sentAt.push(process.hrtime.bigint());
+      inFlight[i % PAY_WINDOW] = { seq, cumulative, sig };
+      sent++;
+      if (sentAt) sentAt[i] = performance.now();
       this.link.send(encodeMessage({ t: 'pay', id: this.rec.id, seq, cumulative, sig, pid: items[i]!.pid }));
       while (seq - acked >= PAY_WINDOW && failure === null) await new Promise<void>((r) => (waiter = r));
       // Sends are written when the loop yields: a turn every few keeps each payment's wait
       // for the wire short, and lets acknowledgements in.
       if (i % SEND_YIELD_EVERY === SEND_YIELD_EVERY - 1) await new Promise((r) => setImmediate(r));
     }
-    const last = base.seq + signed.length;
+    const last = base.seq + sent;
     while (acked < last && failure === null) await new Promise<void>((r) => (waiter = r));
     if (failure === null && acked >= base.seq + items.length) await reader;
-    const newest = signed[acked - base.seq - 1];
-    this.state = newest ?? base;
+    this.state = newest;
     const result: PayResult = {
       acked: this.state,
       // Only what was sent: what never left is plainly not paid, and a batch run again pays it.
-      payments: items.slice(0, signed.length).map((it, i) => ({ seq: base.seq + i + 1, sats: it.sats, pid: it.pid, acked: base.seq + i + 1 <= acked })),
+      payments: items.slice(0, sent).map((it, i) => ({ seq: base.seq + i + 1, sats: it.sats, pid: it.pid, acked: base.seq + i + 1 <= acked })),
       seconds: Number(process.hrtime.bigint() - start) / 1e9,
     };
     if (failure !== null) result.error = failure;
