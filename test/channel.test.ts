@@ -5,17 +5,17 @@
  */
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { startTestNode, type TestNode } from './helpers/node.js';
 import { tempDir } from './helpers/tmp.js';
 import { testWallet, fund, type TestWallet } from './helpers/wallets.js';
 import { failure } from './helpers/expect.js';
-import { Payee, DEFAULT_POLICY } from '../src/channel/payee.js';
+import { Payee, DEFAULT_POLICY, type PayeeContext } from '../src/channel/payee.js';
 import { PAY_WINDOW, PayerSession, openChannel, refundChannel } from '../src/channel/payer.js';
 import type { WalletContext } from '../src/wallet/wallet.js';
 import { peerStaticKey } from '../src/peer/keys.js';
 import { encodeMessage, parseMessage, type Message } from '../src/channel/messages.js';
-import { getChannel, readPaymentState, termsOf, fundingOf } from '../src/channel/store.js';
+import { getChannel, openPaymentJournal, readPaymentState, termsOf, fundingOf } from '../src/channel/store.js';
 import { connectTcp, listenTcp } from '../src/peer/transports.js';
 import type { PeerLink } from '../src/peer/link.js';
 import { StateHasher, channelOutput, signState } from '../src/bitcoin/channel.js';
@@ -48,6 +48,30 @@ describe('payment channels on a real btcd', () => {
     const s = await PayerSession.start(pc, await link(), id);
     sessions.push(s);
     return s;
+  };
+  /** A payee of its own (its own wallet and server), for tests that set it up differently; `prepare` runs before it starts. */
+  const ownPayee = async (name: string, prepare: (w: TestWallet) => void, extra: Partial<PayeeContext> = {}) => {
+    const w = await testWallet(path.join(tmp.dir, name));
+    prepare(w);
+    const p = new Payee({ session: w.session, seed: w.seed, network: 'regtest', networkDir: w.networkDir, chain: node.chain, policy: DEFAULT_POLICY, log: (m) => logs.push(m), ...extra });
+    const srv = await listenTcp('127.0.0.1', 0, peerStaticKey(w.seed), (l) => void p.serve(l));
+    const connect = () => connectTcp('127.0.0.1', srv.port, peerStaticKey(payer.seed), { peerKey: peerStaticKey(w.seed).publicKey });
+    const pays = async () => {
+      const l = await connect();
+      const { rec } = await openChannel(pc, l, { kind: 'tcp', host: '127.0.0.1', port: srv.port }, { capacity: 1_000_000n, expiryBlocks: 144, feeRate: 2n }).finally(() => l.close());
+      await node.chain.mine(1);
+      const s = await PayerSession.start(pc, await connect(), rec.id);
+      sessions.push(s);
+      return s;
+    };
+    let stopped = false;
+    const stop = async () => {
+      if (stopped) return;
+      stopped = true;
+      await srv.close();
+      await p.shutdown();
+    };
+    return { wallet: w, pays, stop };
   };
 
   beforeAll(async () => {
@@ -225,20 +249,14 @@ describe('payment channels on a real btcd', () => {
   });
 
   test('the payee\'s disk filling up: payments stop with a clear error, and the payee holds exactly what it acknowledged', async () => {
-    const full = await testWallet(path.join(tmp.dir, 'full'));
-    const mnt = path.join(full.networkDir, 'channels');
-    mkdirSync(mnt, { recursive: true });
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16k', 'tmpfs', mnt]);
-    const fullPayee = new Payee({ session: full.session, seed: full.seed, network: 'regtest', networkDir: full.networkDir, chain: node.chain, policy: DEFAULT_POLICY, log: (m) => logs.push(m) });
-    const srv = await listenTcp('127.0.0.1', 0, peerStaticKey(full.seed), (l) => void fullPayee.serve(l));
+    let mnt = '';
+    const full = await ownPayee('full', (w) => {
+      mnt = path.join(w.networkDir, 'channels');
+      mkdirSync(mnt, { recursive: true });
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16k', 'tmpfs', mnt]);
+    });
     try {
-      const connectFull = () => connectTcp('127.0.0.1', srv.port, peerStaticKey(payer.seed), { peerKey: peerStaticKey(full.seed).publicKey });
-      const l = await connectFull();
-      const { rec } = await openChannel(pc, l, { kind: 'tcp', host: '127.0.0.1', port: srv.port }, { capacity: 1_000_000n, expiryBlocks: 144, feeRate: 2n });
-      await l.close();
-      await node.chain.mine(1);
-      const s = await PayerSession.start(pc, await connectFull(), rec.id);
-      sessions.push(s);
+      const s = await full.pays();
       // Long batch ids make each record large, so 16 KiB fill within a few hundred payments.
       const r = await s.pay(Array.from({ length: 3000 }, (_, i) => ({ sats: 1n, pid: `invoice-${String(i).padStart(50, '0')}` })));
       const err = r.error as SwarmpayError | undefined;
@@ -246,12 +264,39 @@ describe('payment channels on a real btcd', () => {
       const acked = r.payments.filter((p) => p.acked).length;
       expect(acked).toBeGreaterThan(0);
       expect(acked).toBeLessThan(3000);
-      expect(readPaymentState(full.session, full.networkDir, rec.id)).toMatchObject({ seq: r.acked.seq, cumulative: r.acked.cumulative });
+      expect(readPaymentState(full.wallet.session, full.wallet.networkDir, s.rec.id)).toMatchObject({ seq: r.acked.seq, cumulative: r.acked.cumulative });
       expect(r.acked.seq).toBe(acked);
     } finally {
-      await srv.close();
-      await fullPayee.shutdown();
+      await full.stop();
       execFileSync('umount', [mnt]);
+    }
+  });
+
+  test('a long-running payee rewrites its journal as it grows: the file stays small, and the newest state and every batch id survive', async () => {
+    const limit = 8 * 1024;
+    const own = await ownPayee('compacting', () => undefined, { compactJournalAt: limit });
+    const journal = path.join(own.wallet.networkDir, 'channels', 'channel-payments.journal');
+    try {
+      const s = await own.pays();
+      const pids = Array.from({ length: 100 }, (_, i) => `line-${i}`);
+      await s.pay(pids.map((pid) => ({ sats: 3n, pid })));
+      let largest = 0;
+      for (let round = 0; round < 10; round++) {
+        const r = await s.pay(Array.from({ length: 300 }, () => ({ sats: 1n, pid: null })));
+        expect(r.error).toBeUndefined();
+        largest = Math.max(largest, statSync(journal).size);
+      }
+      // 3,100 payments in commits of a few dozen: uncompacted, the journal reaches about 90 KiB.
+      expect(largest).toBeLessThan(2 * limit);
+      expect(logs.filter((m) => /compact/.test(m))).toEqual([]);
+      await own.stop();
+      const { journal: reopened, channels } = openPaymentJournal(own.wallet.session, own.wallet.networkDir);
+      reopened.close();
+      expect(channels.get(s.rec.id)!.state).toEqual(s.paid);
+      expect(s.paid).toMatchObject({ seq: 3100, cumulative: 3300n });
+      expect([...channels.get(s.rec.id)!.ids].sort()).toEqual([...pids].sort());
+    } finally {
+      await own.stop();
     }
   });
 

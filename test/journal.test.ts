@@ -1,6 +1,6 @@
 /** The keystore's append-only journals: group commits, torn tails, damage, a full disk. */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { Journal } from '../src/keystore/journal.js';
@@ -75,6 +75,45 @@ describe('journal', () => {
     expect(() => Journal.open(file, 'c1', key)).toThrow(expect.objectContaining({ code: 'KEYSTORE_CORRUPT' }));
     writeFileSync(file, buf);
     expect(() => Journal.open(file, 'c2', key)).toThrow(expect.objectContaining({ code: 'KEYSTORE_CORRUPT' }));
+  });
+
+  test('a rewrite replaces the records; appends go on after them, and a reader sees the new journal', async () => {
+    const { journal } = Journal.open(file, 'c1', key);
+    for (let i = 0; i < 20; i++) journal.append([{ seq: i }]);
+    const before = journal.bytes;
+    journal.rewrite([{ newest: 19 }]);
+    expect(journal.bytes).toBeLessThan(before / 10);
+    expect(statSync(file).size).toBe(journal.bytes);
+    expect(Journal.read(file, 'c1', key).records).toEqual([{ newest: 19 }]);
+    journal.append([{ seq: 20 }]);
+    journal.close();
+    const again = Journal.open(file, 'c1', key);
+    expect(again.records).toEqual([{ newest: 19 }, { seq: 20 }]);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    again.journal.close();
+  });
+
+  test('a rewrite that finds the disk full leaves the journal as it was, and appends go on', async () => {
+    const mnt = path.join(tmp.dir, 'tiny');
+    mkdirSync(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16k', 'tmpfs', mnt]);
+    const f = path.join(mnt, 'c1.journal');
+    try {
+      const { journal } = Journal.open(f, 'c1', key);
+      journal.append([{ seq: 1 }]);
+      const before = readFileSync(f);
+      const err = thrown(() => journal.rewrite([{ big: 'x'.repeat(64 * 1024) }]));
+      expect(err).toMatchObject({ code: 'IO_ERROR' });
+      expect(readFileSync(f)).toEqual(before);
+      expect(readdirSync(mnt).sort()).toEqual(['c1.journal', 'c1.journal.lock']);
+      journal.append([{ seq: 2 }]);
+      journal.close();
+      const reopened = Journal.open(f, 'c1', key);
+      expect(reopened.records).toEqual([{ seq: 1 }, { seq: 2 }]);
+      reopened.journal.close();
+    } finally {
+      execFileSync('umount', [mnt]);
+    }
   });
 
   test('a full disk fails the append, keeps every record before it, and the journal reopens', async () => {

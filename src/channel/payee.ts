@@ -15,7 +15,8 @@ import { receiveAddress, type WalletContext } from '../wallet/wallet.js';
 import { addressToScript } from '../bitcoin/address.js';
 import { CHANNEL_CHAIN, contractKey } from '../wallet/hd.js';
 import { encodeMessage, parseMessage, type Message } from './messages.js';
-import { fundingOf, getChannel, listChannels, nextKeyIndex, openPaymentJournal, saveChannel, termsOf, type ChannelPayments, type ChannelRecord, type PaymentState } from './store.js';
+import { fundingOf, getChannel, listChannels, nextKeyIndex, journalRecord, openPaymentJournal, saveChannel, termsOf, type ChannelPayments, type ChannelRecord, type PaymentState } from './store.js';
+import type { Json } from '../util/canonical-json.js';
 
 export interface PayeePolicy {
   minCapacity: bigint;
@@ -31,11 +32,22 @@ export interface PayeePolicy {
 /** Payments verified between two turns of the event loop (measured best in npm run bench). */
 const YIELD_EVERY = 32;
 
+/**
+ * The payment journal is read whole when the payee starts, so once it grows past this it is
+ * rewritten as each channel's newest state and its batch ids (a few hundred bytes a
+ * channel): at full speed it would otherwise grow by about half a gigabyte an hour.
+ */
+export const JOURNAL_COMPACT_BYTES = 64 * 1024 * 1024;
+/** Batch ids per record when the journal is rewritten, so no record grows without bound. */
+const IDS_PER_RECORD = 10_000;
+
 export const DEFAULT_POLICY: PayeePolicy = { minCapacity: 10_000n, maxCapacity: 100_000_000n, minExpiryBlocks: 12, confirmations: 1, closeMargin: 6 };
 
 export interface PayeeContext extends WalletContext {
   policy: PayeePolicy;
   log: (msg: string) => void;
+  /** Journal size that triggers a rewrite; JOURNAL_COMPACT_BYTES unless set. */
+  compactJournalAt?: number;
 }
 
 /** A channel being paid: its verified-but-not-yet-durable tail, and what is durable. */
@@ -62,6 +74,8 @@ export class Payee {
   /** Channels with payments verified but not yet durable; one commit at the next turn covers them all. */
   private readonly dirty = new Set<Live>();
   private commitScheduled = false;
+  /** The journal's size after its last rewrite (or failed attempt): the next waits until it has doubled. */
+  private compactedBytes = 0;
 
   constructor(private readonly ctx: PayeeContext) {}
 
@@ -240,7 +254,7 @@ export class Payee {
     this.dirty.clear();
     const ids = batch.map((l) => l.pendingIds.splice(0));
     try {
-      this.store.journal.append(batch.map((l, i) => ({ ch: l.rec.id, seq: l.head.seq, cumulative: l.head.cumulative.toString(), sig: l.head.sig!, ids: ids[i]! })));
+      this.store.journal.append(batch.map((l, i) => journalRecord(l.rec.id, l.head, ids[i]!)));
     } catch (e) {
       // Nothing of this batch is durable, so nothing of it counts: back to what is.
       const err = e instanceof SwarmpayError ? e : new SwarmpayError('IO_ERROR', String(e));
@@ -257,6 +271,32 @@ export class Payee {
       for (const pid of ids[i]!) l.ids.add(pid);
       l.link?.send(encodeMessage({ t: 'ack', id: l.rec.id, seq: l.head.seq }));
     });
+    const bytes = this.store.journal.bytes;
+    if (bytes > (this.ctx.compactJournalAt ?? JOURNAL_COMPACT_BYTES) && bytes > 2 * this.compactedBytes) this.compact(this.store);
+  }
+
+  /**
+   * Rewrites the journal as what it means: per channel the newest durable state and every
+   * batch id paid. Called right after a commit, so nothing verified is left out of it.
+   */
+  private compact(store: { journal: Journal; channels: Map<string, ChannelPayments> }): void {
+    const records: Json[] = [];
+    for (const id of new Set([...store.channels.keys(), ...this.live.keys()])) {
+      const live = this.live.get(id);
+      const state = live?.committed ?? store.channels.get(id)!.state;
+      if (state.sig === null) continue;
+      const ids = [...(live?.ids ?? store.channels.get(id)!.ids)];
+      for (let i = 0; i === 0 || i < ids.length; i += IDS_PER_RECORD) {
+        records.push(journalRecord(id, state, ids.slice(i, i + IDS_PER_RECORD)));
+      }
+    }
+    try {
+      store.journal.rewrite(records);
+    } catch (e) {
+      // The journal as it was still holds every payment: a failed rewrite costs only disk space.
+      this.ctx.log(`cannot compact the payment journal: ${e instanceof Error ? e.message : String(e)}; it goes on growing`);
+    }
+    this.compactedBytes = store.journal.bytes;
   }
 
   /** Signs and broadcasts the newest state; returns the close txid. */

@@ -107,6 +107,11 @@ export interface JournalRecord {
   ids: string[];
 }
 
+/** One journal record: a channel's state after a commit, and the batch ids that commit paid. */
+export function journalRecord(ch: string, state: PaymentState, ids: string[]): Json {
+  return { ch, seq: state.seq, cumulative: state.cumulative.toString(), sig: state.sig, ids };
+}
+
 export interface ChannelPayments {
   state: PaymentState;
   ids: Set<string>;

@@ -9,13 +9,14 @@
  * cannot be reordered, spliced between journals or replaced. A record cut short by a crash
  * mid-append (never fsynced, so never acknowledged) is dropped when the journal is opened;
  * a damaged record before the last is corruption and refused. A failed append (a full
- * disk) cuts the file back to its last complete record and fails the journal.
+ * disk) cuts the file back to its last complete record and fails the journal. A journal
+ * is read whole when opened, so its owner rewrites it (compacts it) as it grows.
  */
 import { closeSync, existsSync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { SwarmpayError, ioError } from '../errors.js';
 import { canonicalJson, type Json } from '../util/canonical-json.js';
-import { syncDir } from '../util/atomic-file.js';
+import { syncDir, writeFileAtomic } from '../util/atomic-file.js';
 import { acquireLock, type Lock } from '../util/file-lock.js';
 import { open, seal } from './crypto.js';
 import { corrupt } from './format.js';
@@ -41,7 +42,7 @@ export class Journal {
 
   private constructor(
     private readonly lock: Lock,
-    private readonly fd: number,
+    private fd: number,
     readonly file: string,
     private readonly name: string,
     private readonly key: Uint8Array,
@@ -121,8 +122,36 @@ export class Journal {
     this.count += records.length;
   }
 
+  /**
+   * Replaces every record with these, written beside the journal and renamed over it: a
+   * crash or a full disk before the rename leaves the journal as it was, appending goes on
+   * and the error is thrown.
+   */
+  rewrite(records: Json[]): void {
+    if (this.failed) throw this.failed;
+    const data = Buffer.concat(records.map((r, i) => encode(this.key, this.name, i, r)));
+    writeFileAtomic(this.file, data);
+    // Our descriptor still holds the old file, now unlinked: appends go to the new one.
+    let fd: number;
+    try {
+      fd = openSync(this.file, 'r+');
+    } catch (e) {
+      this.failed = ioError('open', this.file, e);
+      throw this.failed;
+    }
+    closeSync(this.fd);
+    this.fd = fd;
+    this.size = data.length;
+    this.count = records.length;
+  }
+
   get records(): number {
     return this.count;
+  }
+
+  /** The journal's length on disk. */
+  get bytes(): number {
+    return this.size;
   }
 
   close(): void {
