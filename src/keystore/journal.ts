@@ -1,9 +1,9 @@
 /**
- * An append-only journal beside the keystore (one per payment channel): records sealed
- * with a keystore subkey (AES-256-GCM), appended in batches with one fsync each, so that
- * many payments share one durable write (group commit). Appends are synchronous on
- * purpose: an fdatasync here takes about a tenth of a millisecond, far less than the two
- * trips through a busy event loop an asynchronous write and sync would cost each batch.
+ * An append-only journal beside the keystore (the payee's, for all its channels): records
+ * sealed with a keystore subkey (AES-256-GCM), appended in batches with one fsync each, so
+ * that many payments share one durable write (group commit). Appends are synchronous on
+ * purpose: an fdatasync here takes about 0.2 ms, less than what syncing on the thread pool
+ * costs under load (measured: the completion waits for a busy core, p50 0.6 ms).
  *
  * Each record's associated data is the journal's name and the record's index, so records
  * cannot be reordered, spliced between journals or replaced. A record cut short by a crash
