@@ -210,17 +210,17 @@ describe('payment channels on a real btcd', () => {
         for await (const bytes of l.messages()) {
           const m = parseMessage(bytes);
           if (m.t === 'hello') l.send(encodeMessage({ t: 'state', id: m.id, seq: 0, cumulative: 0n, sig: null, confirmations: 1, status: 'open' }));
-          if (m.t === 'pay') l.send(encodeMessage({ t: 'ack', id: m.id, seq: 3 }));
+          if (m.t === 'pay') l.send(encodeMessage({ t: 'ack', id: m.id, seq: 4 }));
         }
       })().catch(() => undefined);
     });
     try {
       const s = await PayerSession.start(pc, await connectTcp('127.0.0.1', fake.port, peerStaticKey(payer.seed), { peerKey: peerStaticKey(payee.seed).publicKey }), rec.id);
       sessions.push(s);
-      // Paced at 10 a second, so the bogus acknowledgement arrives while one payment is out.
-      const r = await s.pay(Array.from({ length: 5 }, () => ({ sats: 100n, pid: null })), undefined, 10);
+      // Paced at 2 a second: the bogus acknowledgement arrives while one payment is out, the fourth 1.5 s away.
+      const r = await s.pay(Array.from({ length: 5 }, () => ({ sats: 100n, pid: null })), undefined, 2);
       expect(r.error).toMatchObject({ code: 'PEER_PROTOCOL' });
-      expect((r.error as Error).message).toMatch(/acknowledged sequence 3 out of order \(0 acknowledged, 1 sent\)/);
+      expect((r.error as Error).message).toMatch(/acknowledged sequence 4 out of order \(0 acknowledged, 1 sent\)/);
       expect(r.acked).toMatchObject({ seq: 0, cumulative: 0n });
       expect(r.payments.some((p) => p.acked)).toBe(false);
     } finally {
