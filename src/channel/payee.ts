@@ -283,11 +283,11 @@ export class Payee {
     const records: Json[] = [];
     for (const id of new Set([...store.channels.keys(), ...this.live.keys()])) {
       const live = this.live.get(id);
-      const state = live?.committed ?? store.channels.get(id)!.state;
+      const { state, ids } = live ? { state: live.committed, ids: live.ids } : store.channels.get(id)!;
       if (state.sig === null) continue;
-      const ids = [...(live?.ids ?? store.channels.get(id)!.ids)];
-      for (let i = 0; i === 0 || i < ids.length; i += IDS_PER_RECORD) {
-        records.push(journalRecord(id, state, ids.slice(i, i + IDS_PER_RECORD)));
+      const all = [...ids];
+      for (let i = 0; i === 0 || i < all.length; i += IDS_PER_RECORD) {
+        records.push(journalRecord(id, state, all.slice(i, i + IDS_PER_RECORD)));
       }
     }
     try {

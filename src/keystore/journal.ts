@@ -104,7 +104,7 @@ export class Journal {
   /** Appends records with one write and one fsync; returns once they are durable. */
   append(records: Json[]): void {
     if (this.failed) throw this.failed;
-    const data = Buffer.concat(records.map((r, i) => encode(this.key, this.name, this.count + i, r)));
+    const data = this.encode(records, this.count);
     try {
       // A write may be short (a disk filling up): go on until all of it is written or it fails.
       for (let off = 0; off < data.length; ) off += writeSync(this.fd, data, off, data.length - off, this.size + off);
@@ -129,7 +129,7 @@ export class Journal {
    */
   rewrite(records: Json[]): void {
     if (this.failed) throw this.failed;
-    const data = Buffer.concat(records.map((r, i) => encode(this.key, this.name, i, r)));
+    const data = this.encode(records, 0);
     writeFileAtomic(this.file, data);
     // Our descriptor still holds the old file, now unlinked: appends go to the new one.
     let fd: number;
@@ -143,6 +143,11 @@ export class Journal {
     this.fd = fd;
     this.size = data.length;
     this.count = records.length;
+  }
+
+  /** Records as they go on disk, numbered from `first` (their index is sealed into each). */
+  private encode(records: Json[], first: number): Buffer {
+    return Buffer.concat(records.map((r, i) => encode(this.key, this.name, first + i, r)));
   }
 
   get records(): number {
