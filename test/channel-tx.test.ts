@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomInt } from 'node:crypto';
-import { opcodes, payments, script as bscript, Transaction } from 'bitcoinjs-lib';
+import { initEccLib, opcodes, payments, script as bscript, Transaction } from 'bitcoinjs-lib';
 import * as ecc from 'tiny-secp256k1';
 import {
   channelOutput,
@@ -18,7 +18,7 @@ import {
   type Outpoint,
 } from '../src/bitcoin/channel.js';
 import { addressToScript } from '../src/bitcoin/address.js';
-import { dustThreshold } from '../src/bitcoin/policy.js';
+import { dustThreshold, MAX_PAYOUT_SCRIPT_BYTES, payoutType, type PayoutType } from '../src/bitcoin/policy.js';
 import { faucetPay } from '../src/wallet/faucet.js';
 import { expectCode, thrown } from './helpers/expect.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
@@ -329,5 +329,184 @@ describe('channel transactions on a real btcd', () => {
     expect(thrown(() => refundTx(t, funding, to, 5000n, PAYER)).code).toBe('FEE_TOO_HIGH');
     expect(thrown(() => refundTx({ ...t, capacity: 200_000n }, funding, to, 1000n, PAYER)).code).toBe('FEE_TOO_HIGH');
     expect(thrown(() => refundTx(t, funding, to, 0n, PAYER)).code).toBe('INVALID_AMOUNT');
+  });
+});
+
+describe('standard payout scripts only', () => {
+  // payments.p2tr checks its key through the ECC library it is given.
+  initEccLib(ecc);
+  const key = (label: string) => pub(priv(label));
+  /** A script of each standard type, paying a key named `label`. */
+  const payout: Record<PayoutType, (label: string) => Buffer> = {
+    p2wpkh: (l) => Buffer.from(payments.p2wpkh({ pubkey: key(l) }).output!),
+    p2wsh: (l) => Buffer.from(payments.p2wsh({ redeem: { output: bscript.compile([key(l), opcodes.OP_CHECKSIG]) } }).output!),
+    p2tr: (l) => Buffer.from(payments.p2tr({ internalPubkey: key(l).subarray(1) }).output!),
+    p2pkh: (l) => Buffer.from(payments.p2pkh({ pubkey: key(l) }).output!),
+    p2sh: (l) => Buffer.from(payments.p2sh({ redeem: payments.p2wpkh({ pubkey: key(l) }) }).output!),
+  };
+  const TYPES = Object.keys(payout) as PayoutType[];
+  const b = (...parts: (number[] | Uint8Array)[]) => Buffer.concat(parts.map((x) => Buffer.from(x)));
+  const h20 = Buffer.alloc(20, 0x11);
+  const h32 = Buffer.alloc(32, 0x22);
+
+  /** What a peer might ask to be paid to instead, none of it standard here. */
+  const nonStandard: [string, Buffer][] = [
+    ['OP_TRUE', b([opcodes.OP_TRUE])],
+    ['OP_RETURN', Buffer.from(payments.embed({ data: [Buffer.from('swarmpay')] }).output!)],
+    ['bare 1-of-1 multisig', Buffer.from(payments.p2ms({ m: 1, pubkeys: [key('ms')] }).output!)],
+    ['bare P2PK', Buffer.from(payments.p2pk({ pubkey: key('pk') }).output!)],
+    ['witness v0 program of 25 bytes', b([opcodes.OP_0, 25], Buffer.alloc(25, 0x33))],
+    ['witness v2 program', b([opcodes.OP_2, 32], h32)],
+    ['P2WPKH with a trailing byte', b(payout.p2wpkh('x'), [opcodes.OP_NOP])],
+    ['30 KB script', Buffer.alloc(30_000, opcodes.OP_NOP)],
+  ];
+
+  const withScripts = (expiry: number, payeeScript: Uint8Array, payerScript: Uint8Array): ChannelTerms => ({
+    payerPubkey: pub(PAYER), payeePubkey: pub(PAYEE), expiry, capacity: 1_000_000n,
+    closeFee: FEE_RATE * closeVbytes({ payeeScript, payerScript }), payeeScript, payerScript,
+  });
+
+  test('payoutType names each standard template, and MAX_PAYOUT_SCRIPT_BYTES is the longest', () => {
+    for (const type of TYPES) expect([type, payoutType(payout[type]('a'))]).toEqual([type, type]);
+    expect(payoutType(b([opcodes.OP_0, 20], h20))).toBe('p2wpkh');
+    expect(payoutType(b([opcodes.OP_0, 32], h32))).toBe('p2wsh');
+    expect(payoutType(b([opcodes.OP_1, 32], h32))).toBe('p2tr');
+    expect(payoutType(b([opcodes.OP_DUP, opcodes.OP_HASH160, 20], h20, [opcodes.OP_EQUALVERIFY, opcodes.OP_CHECKSIG]))).toBe('p2pkh');
+    expect(payoutType(b([opcodes.OP_HASH160, 20], h20, [opcodes.OP_EQUAL]))).toBe('p2sh');
+    expect(MAX_PAYOUT_SCRIPT_BYTES).toBe(34);
+    expect(Math.max(...TYPES.map((t) => payout[t]('a').length))).toBe(MAX_PAYOUT_SCRIPT_BYTES);
+  });
+
+  test('payoutType is null for everything else', () => {
+    const others: [string, Buffer][] = [
+      ...nonStandard,
+      ['empty', Buffer.alloc(0)],
+      ['witness v0 program of 21 bytes', b([opcodes.OP_0, 21], Buffer.alloc(21))],
+      ['witness v0 program of 33 bytes', b([opcodes.OP_0, 33], Buffer.alloc(33))],
+      ['witness v1 program of 20 bytes', b([opcodes.OP_1, 20], h20)],
+      ['witness v1 program of 33 bytes', b([opcodes.OP_1, 33], Buffer.alloc(33, 2))],
+      ['witness v16 program', b([opcodes.OP_16, 32], h32)],
+      ['P2WPKH pushed through OP_PUSHDATA1', b([opcodes.OP_0, opcodes.OP_PUSHDATA1, 20], h20)],
+      ['P2PKH pushed through OP_PUSHDATA1', b([opcodes.OP_DUP, opcodes.OP_HASH160, opcodes.OP_PUSHDATA1, 20], h20, [opcodes.OP_EQUALVERIFY, opcodes.OP_CHECKSIG])],
+      ['P2SH with OP_EQUALVERIFY', b([opcodes.OP_HASH160, 20], h20, [opcodes.OP_EQUALVERIFY])],
+      ['P2PKH without OP_DUP', b([opcodes.OP_HASH160, 20], h20, [opcodes.OP_EQUALVERIFY, opcodes.OP_CHECKSIG])],
+      ['P2PKH with a trailing byte', b(payout.p2pkh('x'), [0])],
+      ['P2SH truncated', payout.p2sh('x').subarray(0, -1)],
+      ['P2TR truncated', payout.p2tr('x').subarray(0, -1)],
+      ['P2WSH with a trailing byte', b(payout.p2wsh('x'), [0])],
+    ];
+    for (const [what, script] of others) expect([what, payoutType(script)]).toEqual([what, null]);
+  });
+
+  test('dustThreshold is Bitcoin Core\'s at 3 sat/vB for each type', () => {
+    const core: Record<PayoutType, bigint> = { p2pkh: 546n, p2sh: 540n, p2wpkh: 294n, p2wsh: 330n, p2tr: 330n };
+    for (const type of TYPES) expect([type, dustThreshold(payout[type]('a'))]).toEqual([type, core[type]]);
+  });
+
+  test.each(nonStandard)('building from terms refuses a payer or payee script that is %s', (_, script) => {
+    const funding: Outpoint = { txid: '11'.repeat(32), vout: 0 };
+    const sig = Buffer.alloc(64, 1);
+    const good = payout.p2wpkh('good');
+    for (const [side, t] of [['payer', withScripts(1000, good, script)], ['payee', withScripts(1000, script, good)]] as const) {
+      const builders: [string, () => unknown][] = [
+        ['channelOutput', () => channelOutput(t, 'regtest')],
+        ['StateHasher', () => new StateHasher(t, funding)],
+        ['closeTx', () => closeTx(t, funding, 500_000n, sig, sig)],
+        ['refundTx', () => refundTx(t, funding, good, FEE_RATE, PAYER)],
+      ];
+      for (const [builder, f] of builders) expect([side, builder, thrown(f).code]).toEqual([side, builder, 'TX_CHECK_FAILED']);
+    }
+    // The sweep target (refund, HTLC claim) is checked the same way.
+    expect(thrown(() => refundTx(withScripts(1000, good, good), funding, script, FEE_RATE, PAYER)).code).toBe('TX_CHECK_FAILED');
+  });
+
+  test('the refusal names the script, shortened, and the types to use', () => {
+    const good = payout.p2wpkh('good');
+    const use = 'is not a standard payout: use a P2WPKH, P2WSH, P2TR, P2PKH or P2SH address';
+    expect(thrown(() => channelOutput(withScripts(1000, good, b([opcodes.OP_TRUE])), 'regtest')).message).toBe(`the payer script (1 byte: 51) ${use}`);
+    expect(thrown(() => channelOutput(withScripts(1000, Buffer.alloc(30_000, 0x61), good), 'regtest')).message).toBe(`the payee script (30000 bytes: ${'61'.repeat(20)}…) ${use}`);
+    expect(thrown(() => channelOutput(withScripts(1000, good, Buffer.alloc(0)), 'regtest')).message).toBe(`the payer script (0 bytes) ${use}`);
+  });
+
+  describe('on a real btcd', () => {
+    let node: TestNode;
+    beforeAll(async () => {
+      node = await startTestNode();
+    });
+    afterAll(async () => {
+      await node?.stop();
+    });
+
+    /** Funds, closes at `c` signed by both keys, and returns the confirmed close's outputs. */
+    async function closeOnChain(t: ChannelTerms, c: bigint) {
+      const out = channelOutput(t, 'regtest');
+      const paid = await faucetPay(node.chain, out.address, t.capacity);
+      const funding = checkFunding(t, 'regtest', paid.hex, Transaction.fromHex(paid.hex).outs.findIndex((o) => out.script.equals(o.script)));
+      await node.chain.mine(1);
+      const h = new StateHasher(t, funding).sighash(c);
+      const close = closeTx(t, funding, c, signState(h, PAYER), signState(h, PAYEE));
+      expect(await node.chain.broadcast(close.hex)).toBe(close.txid);
+      await node.chain.mine(1);
+      const info = await node.chain.waitForConfirmations(close.txid, 1, { pollMs: 50 });
+      expect(info.confirmations).toBe(1);
+      return info.outputs.map((o) => ({ script: hex(o.script), value: o.value }));
+    }
+
+    /** A state both of whose outputs are above dust: the payee's and the payer's. */
+    const bothPaid = (t: ChannelTerms, c: bigint) => {
+      expect(c - t.closeFee).toBeGreaterThanOrEqual(dustThreshold(t.payeeScript));
+      expect(t.capacity - c).toBeGreaterThanOrEqual(dustThreshold(t.payerScript));
+      return [
+        { script: hex(t.payeeScript), value: c - t.closeFee },
+        { script: hex(t.payerScript), value: t.capacity - c },
+      ];
+    };
+
+    test.each(TYPES)('a close paying %s to both sides is accepted by btcd and pays each exactly', async (type) => {
+      const t = withScripts((await node.chain.tipHeight()) + 1000, payout[type]('payee out'), payout[type]('payer out'));
+      const c = 250_000n;
+      expect(await closeOnChain(t, c)).toEqual(bothPaid(t, c));
+    });
+
+    test('a close paying the payee P2TR and the payer P2PKH is accepted by btcd', async () => {
+      const t = withScripts((await node.chain.tipHeight()) + 1000, payout.p2tr('payee out'), payout.p2pkh('payer out'));
+      const c = 600_000n;
+      expect(await closeOnChain(t, c)).toEqual(bothPaid(t, c));
+    });
+
+    test('btcd refuses a close paying OP_TRUE or another non-standard script, which is why they are refused before signing', async () => {
+      const t = withScripts((await node.chain.tipHeight()) + 1000, payout.p2wpkh('payee out'), payout.p2wpkh('payer out'));
+      const out = channelOutput(t, 'regtest');
+      const paid = await faucetPay(node.chain, out.address, t.capacity);
+      const funding = checkFunding(t, 'regtest', paid.hex, Transaction.fromHex(paid.hex).outs.findIndex((o) => out.script.equals(o.script)));
+      await node.chain.mine(1);
+      const c = 400_000n;
+      // Built by hand, as closeTx no longer would: the same close with the payer's output swapped.
+      const byHand = (payerScript: Uint8Array) => {
+        const tx = new Transaction();
+        tx.version = 2;
+        tx.addInput(Buffer.from(funding.txid, 'hex').reverse(), funding.vout, 0xffffffff);
+        tx.addOutput(t.payeeScript, c - t.closeFee);
+        tx.addOutput(payerScript, t.capacity - c);
+        const h = tx.hashForWitnessV0(0, out.witnessScript, t.capacity, Transaction.SIGHASH_ALL);
+        const der = (k: Uint8Array) => bscript.signature.encode(signState(h, k), Transaction.SIGHASH_ALL);
+        tx.setWitness(0, [der(PAYER), der(PAYEE), Uint8Array.of(1), out.witnessScript]);
+        return tx.toHex();
+      };
+      for (const what of ['OP_TRUE', 'witness v0 program of 25 bytes', 'P2WPKH with a trailing byte']) {
+        const err = await expectCode(node.chain.broadcast(byHand(nonStandard.find(([w]) => w === what)![1])), 'TX_REJECTED');
+        expect([what, err.message]).toEqual([what, expect.stringMatching(/non-?standard/i)]);
+      }
+      // The same close paying the payer's own script is fine.
+      await node.chain.broadcast(byHand(t.payerScript));
+    });
+
+    test('outputs just at the dust limit of each type are accepted by btcd', async () => {
+      const t = withScripts((await node.chain.tipHeight()) + 1000, payout.p2pkh('payee out'), payout.p2sh('payer out'));
+      const c = t.capacity - dustThreshold(t.payerScript);
+      expect(await closeOnChain(t, c)).toEqual(bothPaid(t, c));
+      const u = { ...t, capacity: t.closeFee + dustThreshold(t.payeeScript) + dustThreshold(t.payerScript) };
+      expect(await closeOnChain(u, u.closeFee + dustThreshold(u.payeeScript))).toEqual(bothPaid(u, u.closeFee + dustThreshold(u.payeeScript)));
+    });
   });
 });

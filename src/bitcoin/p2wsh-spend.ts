@@ -9,7 +9,7 @@ import * as ecc from 'tiny-secp256k1';
 import { SwarmpayError } from '../errors.js';
 import type { Outpoint } from '../chain/backend.js';
 import { bitcoinjsNetwork, type NetworkName } from './network.js';
-import { checkAbsoluteFee, checkFeeRate, dustThreshold, outputVbytes } from './policy.js';
+import { checkAbsoluteFee, checkFeeRate, dustThreshold, outputVbytes, payoutType } from './policy.js';
 
 /** From this value on, a locktime is a Unix time rather than a block height. */
 export const LOCKTIME_THRESHOLD = 500_000_000;
@@ -18,8 +18,6 @@ export const TX_VERSION = 2;
 export const LOCKTIME_SEQUENCE = 0xfffffffe;
 /** A DER signature with low S (r up to 33 bytes, s up to 32) plus its sighash byte. */
 export const MAX_SIG_BYTES = 72;
-/** Outputs are serialised with a one-byte length, as in policy.ts; no standard script comes near. */
-export const MAX_PAYOUT_SCRIPT_BYTES = 252;
 
 export function refuse(message: string): SwarmpayError {
   return new SwarmpayError('TX_CHECK_FAILED', message, { hint: 'this is a safety check; nothing was signed or sent' });
@@ -36,8 +34,18 @@ export function scriptInt(chunk: number | Uint8Array): number | null {
   return chunk.length <= 4 ? bscript.number.decode(chunk, 4, false) : null;
 }
 
+/** Hex shown of a refused script: enough to recognise it, short enough for one line. */
+const SHOWN_SCRIPT_BYTES = 20;
+
+/**
+ * Refuses a script that is not a standard payout: nodes would not relay an output paying
+ * it, so a close or sweep paying it could never confirm.
+ */
 export function checkPayoutScript(s: Uint8Array, what: string): void {
-  if (s.length === 0 || s.length > MAX_PAYOUT_SCRIPT_BYTES) throw refuse(`a ${what} script of ${s.length} bytes is not one swarmpay pays`);
+  if (payoutType(s) !== null) return;
+  const shown = Buffer.from(s.subarray(0, SHOWN_SCRIPT_BYTES)).toString('hex') + (s.length > SHOWN_SCRIPT_BYTES ? '…' : '');
+  const size = `${s.length} byte${s.length === 1 ? '' : 's'}`;
+  throw refuse(`the ${what} script (${s.length === 0 ? size : `${size}: ${shown}`}) is not a standard payout: use a P2WPKH, P2WSH, P2TR, P2PKH or P2SH address`);
 }
 
 /** A 64-byte compact signature (r||s, low S) as a witness item with SIGHASH_ALL. */

@@ -3,6 +3,7 @@
  * pays, dust thresholds as Bitcoin Core's standardness rules compute them, and the
  * safety caps that refuse absurd fees before anything is signed.
  */
+import { opcodes } from 'bitcoinjs-lib';
 import { SwarmpayError } from '../errors.js';
 
 /** Above this, a fee rate is almost surely a typo (sat/vB). */
@@ -38,6 +39,33 @@ function isWitnessProgram(script: Uint8Array): boolean {
   const version = script[0];
   if (version === undefined || script.length < 4 || script.length > 42) return false;
   return (version === 0x00 || (version >= 0x51 && version <= 0x60)) && script[1] === script.length - 2;
+}
+
+export type PayoutType = 'p2wpkh' | 'p2wsh' | 'p2tr' | 'p2pkh' | 'p2sh';
+
+/**
+ * The scripts swarmpay pays out to, byte for byte: the bytes before the hash, its length,
+ * the bytes after. Core relays a few more: P2PK and bare multisig, which a node's policy
+ * may refuse, and future witness versions, which anyone can spend today.
+ */
+const PAYOUT_TEMPLATES: readonly [PayoutType, number[], number, number[]][] = [
+  ['p2wpkh', [opcodes.OP_0, 20], 20, []],
+  ['p2wsh', [opcodes.OP_0, 32], 32, []],
+  ['p2tr', [opcodes.OP_1, 32], 32, []],
+  ['p2pkh', [opcodes.OP_DUP, opcodes.OP_HASH160, 20], 20, [opcodes.OP_EQUALVERIFY, opcodes.OP_CHECKSIG]],
+  ['p2sh', [opcodes.OP_HASH160, 20], 20, [opcodes.OP_EQUAL]],
+];
+
+/** The longest standard payout (34 bytes): message parsers cap a peer's script with it before anything reads it. */
+export const MAX_PAYOUT_SCRIPT_BYTES = Math.max(...PAYOUT_TEMPLATES.map(([, pre, n, post]) => pre.length + n + post.length));
+
+/** Which standard payout `script` is, or null if it is none of them exactly. */
+export function payoutType(script: Uint8Array): PayoutType | null {
+  const fits = ([, pre, n, post]: (typeof PAYOUT_TEMPLATES)[number]) =>
+    script.length === pre.length + n + post.length &&
+    pre.every((b, i) => script[i] === b) &&
+    post.every((b, i) => script[pre.length + n + i] === b);
+  return PAYOUT_TEMPLATES.find(fits)?.[0] ?? null;
 }
 
 /** Checks a fee rate a user asked for against relay minimum and the safety cap. */
