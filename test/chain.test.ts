@@ -1,11 +1,14 @@
 import { Transaction, payments, networks } from 'bitcoinjs-lib';
 import { RpcClient } from '../src/chain/rpc-client.js';
-import { BtcdChain } from '../src/chain/rpc-chain.js';
-import { SEGWIT_ACTIVE_HEIGHT, startNode } from '../src/chain/embedded-node.js';
+import { BtcdChain, btcPerKvbToSatPerVb } from '../src/chain/rpc-chain.js';
+import path from 'node:path';
+import { SEGWIT_ACTIVE_HEIGHT, findNodeBinary, startNode } from '../src/chain/embedded-node.js';
+import { freePort, spawnDaemon, stopProcess } from '../src/util/daemon.js';
 import { FAUCET_ADDRESS, faucetPay, FAUCET_KEY } from '../src/wallet/faucet.js';
 import { signPlan } from '../src/bitcoin/spend.js';
 import { SwarmpayError } from '../src/errors.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
+import { tempDir } from './helpers/tmp.js';
 
 const someAddress = payments.p2wpkh({ hash: Buffer.alloc(20, 7), network: networks.regtest }).address!;
 
@@ -94,5 +97,79 @@ describe('ChainBackend on a real btcd', () => {
   test('a node that is not there is NODE_UNREACHABLE', async () => {
     const gone = new BtcdChain('regtest', new RpcClient({ url: 'http://127.0.0.1:1/', user: 'u', password: 'p' }));
     await expect(gone.tipHeight()).rejects.toMatchObject({ code: 'NODE_UNREACHABLE' });
+  });
+});
+
+describe('fee estimates', () => {
+  test('BTC per kvB becomes whole sat/vB rounded up; no rate is null', () => {
+    expect(btcPerKvbToSatPerVb(0.00001)).toBe(1n);
+    // btcd's own float arithmetic for 2 sat/vB: 2 × 1000 × 1e-8 is a hair above 0.00002.
+    expect(btcPerKvbToSatPerVb(2 * 1000 * 1e-8)).toBe(2n);
+    expect(btcPerKvbToSatPerVb(0.00001001)).toBe(2n);
+    expect(btcPerKvbToSatPerVb(0.00025)).toBe(25n);
+    expect(btcPerKvbToSatPerVb(0.00000001)).toBe(1n);
+    expect(btcPerKvbToSatPerVb(0.5)).toBe(50_000n);
+    expect(btcPerKvbToSatPerVb(21)).toBe(2_100_000n);
+    for (const none of [0, -0.0001, -1, Number.NaN, Number.POSITIVE_INFINITY]) expect(btcPerKvbToSatPerVb(none)).toBeNull();
+  });
+
+  describe('on a real btcd', () => {
+    let node: TestNode;
+    beforeAll(async () => {
+      node = await startTestNode();
+    });
+    afterAll(async () => {
+      await node?.stop();
+    });
+
+    test('a node that has seen no transactions has no estimate, at any target, and no error', async () => {
+      for (const target of [0, 1, 6, 25, 26, 1000]) expect(await node.chain.estimateFeeRate(target)).toBeNull();
+    });
+
+    test('after blocks that confirm payments, the estimate is the rate they paid, rounded up to whole sat/vB', async () => {
+      const rates = new Set<bigint>();
+      for (let n = 0; n < 3; n++) {
+        const tx = await faucetPay(node.chain, someAddress, 40_000n, 7n);
+        rates.add((tx.fee + BigInt(tx.vsize) - 1n) / BigInt(tx.vsize));
+        await node.chain.mine(1);
+      }
+      // btcd's estimate is the middle of the rates it saw confirm; each was 7 sat/vB or a hair above.
+      for (const target of [1, 6, 25, 1000]) expect(rates).toContain(await node.chain.estimateFeeRate(target));
+    });
+
+    test('a btcd fresh from start-up, before anything mines it, answers no estimate, not an error', async () => {
+      // startNode mines every fresh btcd (and btcd wipes its regtest chain at each start), so
+      // this one is started by hand: its estimator has seen no block, and refuses to estimate.
+      const tmp = tempDir('swarmpay-fresh-btcd-');
+      const [rpcPort, p2pPort] = [await freePort(), await freePort()];
+      const { pid } = spawnDaemon(findNodeBinary('btcd'), [
+        '--regtest', '--notls', `--configfile=${path.join(tmp.dir, 'btcd.conf')}`, `--datadir=${path.join(tmp.dir, 'data')}`, `--logdir=${path.join(tmp.dir, 'logs')}`,
+        `--rpclisten=127.0.0.1:${rpcPort}`, `--listen=127.0.0.1:${p2pPort}`, '--rpcuser=u', '--rpcpass=p', `--miningaddr=${FAUCET_ADDRESS}`,
+      ], path.join(tmp.dir, 'btcd.out'));
+      const rpc = new RpcClient({ url: `http://127.0.0.1:${rpcPort}/`, user: 'u', password: 'p' });
+      try {
+        for (let tries = 0; ; tries++) {
+          try {
+            await rpc.call('getblockcount');
+            break;
+          } catch (e) {
+            if (tries > 100) throw e;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        }
+        // What btcd itself answers: an error whose reason it drops on the way out.
+        await expect(rpc.call('estimatefee', [1])).rejects.toMatchObject({ rpcCode: -32600 });
+        const chain = new BtcdChain('regtest', rpc);
+        for (const target of [0, 1, 6, 25, 1000]) expect(await chain.estimateFeeRate(target)).toBeNull();
+        // Blocks seen, but no transaction in them: 0, still no estimate.
+        await chain.mine(3);
+        expect(await rpc.call('estimatefee', [1])).toBe(0);
+        expect(await chain.estimateFeeRate(1)).toBeNull();
+      } finally {
+        rpc.close();
+        await stopProcess(pid);
+        tmp.remove();
+      }
+    });
   });
 });

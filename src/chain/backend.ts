@@ -67,6 +67,11 @@ export interface ChainBackend {
   /** The transaction that spends an outpoint paying `address`, if any. */
   findSpend(outpoint: Outpoint, address: string): Promise<Spend | null>;
   waitForConfirmations(txid: string, wanted: number, opts?: WaitOptions): Promise<TxInfo>;
+  /**
+   * The node's fee rate for confirming within `targetBlocks`, in whole sat/vB rounded up;
+   * null when the node has no estimate yet (too few blocks or transactions seen).
+   */
+  estimateFeeRate(targetBlocks: number): Promise<bigint | null>;
   /** Regtest only: mines blocks to the node's mining address. */
   mine(blocks: number): Promise<string[]>;
 }

@@ -51,6 +51,7 @@ abstract class RpcChain implements ChainBackend {
   abstract used(addresses: string[]): Promise<boolean[]>;
   abstract findSpend(outpoint: Outpoint, address: string): Promise<Spend | null>;
   abstract mine(blocks: number): Promise<string[]>;
+  abstract estimateFeeRate(targetBlocks: number): Promise<bigint | null>;
 
   tipHeight(): Promise<number> {
     return this.rpc.call<number>('getblockcount');
@@ -113,14 +114,45 @@ abstract class RpcChain implements ChainBackend {
   }
 }
 
+/**
+ * A node's fee rate in BTC per 1000 vB (a float in both dialects) as whole sat/vB, rounded
+ * up; null when there is no rate (0, negative or not a number).
+ */
+export function btcPerKvbToSatPerVb(btcPerKvb: number): bigint | null {
+  if (!Number.isFinite(btcPerKvb) || btcPerKvb <= 0) return null;
+  // Whole sats per kvB first: exact for Core's 8-decimal amounts, and it absorbs the float
+  // noise of btcd's computed rates (its 2 sat/vB comes out as 2000.0000000000002 sat/kvB).
+  const perKvb = BigInt(Math.round(btcPerKvb * 1e8));
+  // Rounding up: any positive rate is at least 1 sat/vB.
+  return perKvb <= 0n ? 1n : (perKvb + 999n) / 1000n;
+}
+
+/** A confirmation target the node can estimate for: whole blocks, 1 to `max`. */
+function feeTarget(targetBlocks: number, max: number): number {
+  if (Number.isNaN(targetBlocks)) throw new SwarmpayError('INTERNAL', 'a fee estimate was asked for a target of NaN blocks');
+  return Math.min(max, Math.max(1, Math.floor(targetBlocks)));
+}
+
 function asChainError(e: unknown): unknown {
   if (e instanceof RpcError) return new SwarmpayError('RPC_ERROR', `the node failed ${e.method}: ${e.message} (code ${e.rpcCode})`, { details: { rpcCode: e.rpcCode } });
   return e;
 }
 
+/**
+ * btcd's "no estimate yet". Its estimator refuses with a plain error until it has seen 3
+ * blocks since start-up, and btcd (up to at least v0.26) answers every plain handler error
+ * as -32600 "Invalid request: malformed", dropping the reason. With a target kept in 1..25
+ * that refusal is the only plain error estimatefee has left; the reason is matched too for
+ * a btcd that passes it on.
+ */
+const BTCD_INVALID_REQUEST = -32600;
+const BTCD_NO_ESTIMATE = /not enough blocks have been observed|fee estimation disabled/i;
+
 /** btcd with --txindex --addrindex: address history comes from searchrawtransactions. */
 export class BtcdChain extends RpcChain {
   private static readonly PAGE = 1000;
+  /** btcd's estimator looks 25 blocks ahead at most, and answers an error beyond. */
+  private static readonly MAX_FEE_TARGET = 25;
 
   /** Every transaction touching `address`, confirmed and in the mempool. */
   private async history(address: string): Promise<TxInfo[]> {
@@ -172,6 +204,16 @@ export class BtcdChain extends RpcChain {
   mine(blocks: number): Promise<string[]> {
     return this.call<string[]>('generate', [blocks]);
   }
+
+  async estimateFeeRate(targetBlocks: number): Promise<bigint | null> {
+    try {
+      // 0 while no confirmed transaction has been seen since start-up: null, as "no estimate".
+      return btcPerKvbToSatPerVb(await this.rpc.call<number>('estimatefee', [feeTarget(targetBlocks, BtcdChain.MAX_FEE_TARGET)]));
+    } catch (e) {
+      if (e instanceof RpcError && (e.rpcCode === BTCD_INVALID_REQUEST || BTCD_NO_ESTIMATE.test(e.message))) return null;
+      throw asChainError(e);
+    }
+  }
 }
 
 interface ScanResult {
@@ -186,6 +228,9 @@ interface ScanResult {
  * listed. Spends are found in the mempool (gettxspendingprevout) or by scanning blocks.
  */
 export class CoreChain extends RpcChain {
+  /** Core's longest confirmation target (a week of blocks); it refuses larger ones. */
+  private static readonly MAX_FEE_TARGET = 1008;
+
   constructor(
     network: NetworkName,
     rpc: RpcClient,
@@ -241,6 +286,12 @@ export class CoreChain extends RpcChain {
   mine(blocks: number): Promise<string[]> {
     if (!this.miningAddress) throw new SwarmpayError('USAGE', 'mining needs a mining address for a Bitcoin Core node');
     return this.call<string[]>('generatetoaddress', [blocks, this.miningAddress]);
+  }
+
+  async estimateFeeRate(targetBlocks: number): Promise<bigint | null> {
+    const r = await this.call<{ feerate?: number; errors?: string[] }>('estimatesmartfee', [feeTarget(targetBlocks, CoreChain.MAX_FEE_TARGET)]);
+    // Without enough data Core leaves feerate out (and says why in `errors`).
+    return r.feerate === undefined ? null : btcPerKvbToSatPerVb(r.feerate);
   }
 }
 

@@ -26,6 +26,11 @@ export function estimateVbytes(inputs: number, outputScripts: Uint8Array[]): big
   return TX_OVERHEAD_VBYTES + BigInt(inputs) * P2WPKH_INPUT_VBYTES + outputScripts.reduce((a, s) => a + outputVbytes(s), 0n);
 }
 
+/** Sort order for spending: largest value first, then by outpoint so a selection is repeatable. */
+export function largestFirst(a: { txid: string; vout: number; value: bigint }, b: { txid: string; vout: number; value: bigint }): number {
+  return a.value === b.value ? `${a.txid}:${a.vout}`.localeCompare(`${b.txid}:${b.vout}`) : a.value > b.value ? -1 : 1;
+}
+
 export function selectCoins<C extends { txid: string; vout: number; value: bigint }>(
   coins: C[],
   payScript: Uint8Array,
@@ -33,7 +38,7 @@ export function selectCoins<C extends { txid: string; vout: number; value: bigin
   changeScript: Uint8Array,
   feeRate: bigint,
 ): Selection<C> {
-  const sorted = [...coins].sort((a, b) => (a.value === b.value ? `${a.txid}:${a.vout}`.localeCompare(`${b.txid}:${b.vout}`) : a.value > b.value ? -1 : 1));
+  const sorted = [...coins].sort(largestFirst);
   const inputs: C[] = [];
   let sum = 0n;
   for (const c of sorted) {

@@ -25,14 +25,17 @@ export interface SendPlan {
   change: { address: string; value: bigint } | null;
 }
 
-/** Every coin the account owns, found by gap-limit discovery, and its next unused change address. */
-export async function ownedUtxos(chain: ChainBackend, account: BIP32Interface, network: NetworkName): Promise<{ utxos: OwnedUtxo[]; nextChange: DerivedAddress }> {
+/**
+ * Every coin the account owns, found by gap-limit discovery, its next unused change address,
+ * and every address some transaction has paid (to tell a transaction's outputs that are ours).
+ */
+export async function ownedUtxos(chain: ChainBackend, account: BIP32Interface, network: NetworkName): Promise<{ utxos: OwnedUtxo[]; nextChange: DerivedAddress; used: DerivedAddress[] }> {
   const { receive, change } = await discover(chain, account, network);
   // Only addresses with history can hold coins; a payment racing this scan is seen next time.
   const used = [...receive.used, ...change.used];
   const byAddress = new Map(used.map((a) => [a.address, a]));
   const utxos = used.length === 0 ? [] : (await chain.utxos(used.map((a) => a.address))).map((u) => ({ ...u, owner: byAddress.get(u.address)! }));
-  return { utxos, nextChange: change.addresses[change.nextUnused]! };
+  return { utxos, nextChange: change.addresses[change.nextUnused]!, used };
 }
 
 export async function planSend(chain: ChainBackend, account: BIP32Interface, network: NetworkName, to: string, amount: bigint, feeRate: bigint): Promise<SendPlan> {
@@ -46,8 +49,8 @@ export async function planSend(chain: ChainBackend, account: BIP32Interface, net
   return { to, amount, spend, owners: sel.inputs.map((u) => u.owner), change: sel.change > 0n ? { address: nextChange.address, value: sel.change } : null };
 }
 
-/** Signs with keys derived from the seed; signPlan checks the plan again first. */
-export function signSend(plan: SendPlan, seed: Uint8Array, network: NetworkName): SignedTx {
+/** Signs with keys derived from the seed; signPlan checks the plan again first. Any wallet spend plan with its owners will do. */
+export function signSend(plan: Pick<SendPlan, 'spend' | 'owners'>, seed: Uint8Array, network: NetworkName): SignedTx {
   const account = accountNode(seed, network);
   return signPlan(plan.spend, plan.owners.map((o) => account.derive(o.chain).derive(o.index)), network);
 }
