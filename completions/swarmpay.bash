@@ -27,7 +27,7 @@ _swarmpay_subcommands() {
         node)   echo "start stop status mine help" ;;
         wallet) echo "create address balance info send help" ;;
         tpm)    echo "provision status attest verify help" ;;
-        channel) echo "serve open pay close refund list show help" ;;
+        channel) echo "serve open pay close bump refund list show help" ;;
         escrow) echo "offer accept claim refund serve list show help" ;;
         *)      echo "" ;;
     esac
@@ -43,10 +43,11 @@ _swarmpay_options() {
         "tpm provision") echo "--pcrs --force --passphrase-file" ;;
         "tpm attest")    echo "--nonce --pcrs --out" ;;
         "tpm verify")    echo "--nonce --expect-pcrs --ak" ;;
-        "channel serve") echo "--listen --stdio --min-capacity --max-capacity --min-expiry --confirmations --close-margin --poll --passphrase-file" ;;
-        "channel open")  echo "--peer --peer-cmd --peer-key --capacity --expiry --fee-rate --wait --passphrase-file" ;;
+        "channel serve") echo "--listen --stdio --min-capacity --max-capacity --min-expiry --confirmations --close-margin --min-close-fee-rate --bump-after --poll --passphrase-file" ;;
+        "channel open")  echo "--peer --peer-cmd --peer-key --capacity --expiry --fee-rate --resume --wait --passphrase-file" ;;
         "channel pay")   echo "--count --batch --passphrase-file" ;;
         "channel close") echo "--passphrase-file" ;;
+        "channel bump")  echo "--fee-rate --passphrase-file" ;;
         "channel refund") echo "--fee-rate --passphrase-file" ;;
         "channel list")  echo "--passphrase-file" ;;
         "channel show")  echo "--passphrase-file" ;;
@@ -98,6 +99,8 @@ _swarmpay_optarg() {
         "channel serve --min-expiry")     echo "text" ;;
         "channel serve --confirmations")  echo "text" ;;
         "channel serve --close-margin")   echo "text" ;;
+        "channel serve --min-close-fee-rate") echo "text" ;;
+        "channel serve --bump-after")     echo "text" ;;
         "channel serve --poll")           echo "text" ;;
         "channel serve --passphrase-file") echo "file" ;;
         "channel open --peer")            echo "text" ;;
@@ -106,11 +109,14 @@ _swarmpay_optarg() {
         "channel open --capacity")        echo "text" ;;
         "channel open --expiry")          echo "text" ;;
         "channel open --fee-rate")        echo "text" ;;
+        "channel open --resume")          echo "text" ;;
         "channel open --passphrase-file") echo "file" ;;
         "channel pay --count")            echo "text" ;;
         "channel pay --batch")            echo "file -" ;;
         "channel pay --passphrase-file")  echo "file" ;;
         "channel close --passphrase-file") echo "file" ;;
+        "channel bump --fee-rate")        echo "text" ;;
+        "channel bump --passphrase-file") echo "file" ;;
         "channel refund --fee-rate")      echo "text" ;;
         "channel refund --passphrase-file") echo "file" ;;
         "channel list --passphrase-file") echo "file" ;;

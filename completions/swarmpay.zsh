@@ -138,13 +138,14 @@ typeset -ga _swarmpay_args_tpm_help=(
 
 # channel
 typeset -ga _swarmpay_cmds_channel=(
-  'serve:the payee: accept channels and payments until SIGINT/SIGTERM'
-  'open:the payer: fund a channel to a payee from this wallet'
+  'serve:the payee: accept channels and payments, and see closes confirm, until SIGINT/SIGTERM'
+  'open:the payer: fund a channel to a payee from this wallet; or finish one whose open was cut short'
   'pay:the payer: pay over a channel, pipelined; or a batch of JSON lines'
   'close:close a channel: the payee broadcasts the newest state; a payer asks the payee to'
+  'bump:raise the fee of a channel'\''s close (or refund) waiting to confirm, by a child (CPFP) from this wallet'
   'refund:the payer: take back the whole channel output after the expiry'
-  'list:the channels of this datadir'
-  'show:one channel: capacity, paid, remaining, expiry, state, txids'
+  'list:the channels of this datadir, each as the chain shows it now'
+  'show:one channel: status, paid, remaining, expiry in blocks, confirmations, txids'
   'help:display help for command'
 )
 typeset -ga _swarmpay_args_channel_serve=(
@@ -152,30 +153,38 @@ typeset -ga _swarmpay_args_channel_serve=(
   '(--listen)--stdio[serve one payer on stdin/stdout (for --peer-cmd, e.g. over ssh)]'
   '--min-capacity=[smallest channel accepted (default 10000)]:sats: '
   '--max-capacity=[largest channel accepted (default 100000000)]:sats: '
-  '--min-expiry=[the expiry must be at least this many blocks away (default 12)]:blocks: '
-  '--confirmations=[funding confirmations before payments count (default 1)]:confirmations: '
-  '--close-margin=[close this many blocks before the expiry (default 6)]:blocks: '
-  '--poll=[how often to look for channels to close (default 10)]:seconds: '
+  '--min-expiry=[the expiry must be at least this many blocks away, more than --close-margin (default 36)]:blocks: '
+  '--confirmations=[funding confirmations before payments count, at least 1 (default 1)]:confirmations: '
+  '--close-margin=[stop payments and close this many blocks before the expiry (default 24)]:blocks: '
+  '--min-close-fee-rate=[the least close fee rate agreed at open, whatever the node estimates (default 2)]:sat/vB: '
+  '--bump-after=[bump a close by CPFP once it has waited this many blocks unconfirmed (default 2)]:blocks: '
+  '--poll=[how often to look at every channel: closes to make, confirm or bump (default 10)]:seconds: '
   '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
 )
 typeset -ga _swarmpay_args_channel_open=(
-  '(--peer-cmd)--peer=[the payee'\''s channel serve --listen address]:HOST\:PORT: '
-  '(--peer)--peer-cmd=[run COMMAND and speak to the payee over its stdin/stdout]:command:_cmdstring'
+  '(--peer-cmd --resume)--peer=[the payee'\''s channel serve --listen address]:HOST\:PORT: '
+  '(--peer --resume)--peer-cmd=[run COMMAND and speak to the payee over its stdin/stdout]:command:_cmdstring'
   '--peer-key=[the payee'\''s static key (64 hex characters): refuse any other]:key (hex): '
-  '--capacity=[sats to lock in the channel]:sats: '
+  '(--resume)--capacity=[sats to lock in the channel (required unless --resume)]:sats: '
   '--expiry=[blocks until the payer may take back what was not paid (default 144)]:blocks: '
-  '--fee-rate=[fee rate of the funding and close transactions (default 2 on regtest)]:sat/vB: '
+  '--fee-rate=[fee rate of the funding, and the least for the close (default 2 on regtest)]:sat/vB: '
+  '(--peer --peer-cmd --capacity)--resume=[finish opening this channel: broadcast its funding again and hand the payee its ticket]:channel id: '
   '--wait[wait until the funding has the confirmations the payee asked for]'
   '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
 )
 typeset -ga _swarmpay_args_channel_pay=(
   '(--batch)--count=[make this many payments of SATS (default 1)]:count: '
-  '(1 2 --count)--batch=[JSON lines {"id", "channel", "sats"} from FILE or - (stdin)]:batch file:_swarmpay_batch_file'
+  '(1 2 --count)--batch=[JSON lines {"id", "channel", "sats"} from FILE or - (stdin); ids already paid are skipped]:batch file:_swarmpay_batch_file'
   '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
   '(--batch)1:channel id: '
   '(--batch)2:amount of each payment (sats): '
 )
 typeset -ga _swarmpay_args_channel_close=(
+  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '1:channel id: '
+)
+typeset -ga _swarmpay_args_channel_bump=(
+  '--fee-rate=[the fee rate of the close and its child together (required)]:sat/vB: '
   '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
   '1:channel id: '
 )

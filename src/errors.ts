@@ -58,6 +58,8 @@ export type ErrorCode =
   // channels
   | 'CHANNEL_REFUSED'
   | 'CHANNEL_STATE'
+  | 'CHANNEL_EXPIRING'
+  | 'CHANNEL_SPENT'
   | 'CHANNEL_NOT_FOUND'
   | 'FUNDING_MISMATCH'
   // escrow

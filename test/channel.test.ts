@@ -15,7 +15,8 @@ import { PAY_WINDOW, PayerSession, openChannel, refundChannel } from '../src/cha
 import type { WalletContext } from '../src/wallet/wallet.js';
 import { peerStaticKey } from '../src/peer/keys.js';
 import { encodeMessage, parseMessage, type Message } from '../src/channel/messages.js';
-import { getChannel, openPaymentJournal, readPaymentState, termsOf, fundingOf } from '../src/channel/store.js';
+import { SETTLED_DEPTH, findChannel, getChannel, openPaymentJournal, readPaymentState, termsOf, outpointOf } from '../src/channel/store.js';
+import { refreshChannel } from '../src/channel/flows.js';
 import { connectTcp, listenTcp } from '../src/peer/transports.js';
 import type { PeerLink } from '../src/peer/link.js';
 import { StateHasher, channelOutput, signState } from '../src/bitcoin/channel.js';
@@ -154,7 +155,7 @@ describe('payment channels on a real btcd', () => {
       await node.chain.mine(1);
       const s = await session(id);
       await s.pay([{ sats: 1000n, pid: null }]);
-      hasher = new StateHasher(termsOf(rec), fundingOf(rec));
+      hasher = new StateHasher(termsOf(rec), outpointOf(rec));
       priv = contractKey(payer.seed, 'regtest', CHANNEL_CHAIN, rec.keyIndex).priv;
     });
     afterEach(() => raw.close());
@@ -189,7 +190,7 @@ describe('payment channels on a real btcd', () => {
     test('a bad signature', () => refusedWith({ t: 'pay', id, seq: seq + 1, cumulative: cumulative + 5n, sig: sig(cumulative + 6n), pid: null }, /signature/));
     test('a signature for another channel', async () => {
       const other = await open(100_000n);
-      const otherHasher = new StateHasher(termsOf(other.rec), fundingOf(other.rec));
+      const otherHasher = new StateHasher(termsOf(other.rec), outpointOf(other.rec));
       const otherPriv = contractKey(payer.seed, 'regtest', CHANNEL_CHAIN, other.rec.keyIndex).priv;
       await refusedWith({ t: 'pay', id, seq: seq + 1, cumulative: cumulative + 5n, sig: signState(otherHasher.sighash(cumulative + 5n), otherPriv).toString('hex'), pid: null }, /signature/);
     });
@@ -245,7 +246,13 @@ describe('payment channels on a real btcd', () => {
     const r = await refundChannel(pc, rec.id, 2n);
     await node.chain.mine(1);
     expect((await node.chain.getTransaction(r.txid))!.confirmations).toBe(1);
-    expect(getChannel(payer.session, rec.id).status).toBe('refunded');
+    expect(getChannel(payer.session, rec.id)).toMatchObject({ status: 'refunding', refund: { txid: r.txid } });
+    // Settled once the chain has it deep enough, on both sides, each from what it sees.
+    await node.chain.mine(SETTLED_DEPTH - 1);
+    await refreshChannel(pc, getChannel(payer.session, rec.id), await node.chain.tipHeight());
+    expect(getChannel(payer.session, rec.id)).toMatchObject({ status: 'refunded', refund: { txid: r.txid } });
+    await service.tick();
+    expect(getChannel(payee.session, rec.id)).toMatchObject({ status: 'refunded', refund: { txid: r.txid } });
   });
 
   test('the payee\'s disk filling up: payments stop with a clear error, and the payee holds exactly what it acknowledged', async () => {
@@ -315,10 +322,10 @@ describe('payment channels on a real btcd', () => {
       const out = channelOutput(terms, 'regtest');
       const tx = await faucetPay(node.chain, out.address, 99_000n); // short by 1,000 sats
       const vout = Transaction.fromHex(tx.hex).outs.findIndex((o) => Buffer.from(o.script).equals(out.script));
-      l.send(encodeMessage({ t: 'funded', id, tx: tx.hex, vout }));
+      l.send(encodeMessage({ t: 'funded', id, tx: tx.hex, vout, ticket: accept.ticket }));
       const answer = parseMessage((await it.next()).value as Buffer);
       expect(answer).toMatchObject({ t: 'error', code: 'FUNDING_MISMATCH' });
-      expect(getChannel(payee.session, id).status).toBe('opening');
+      expect(findChannel(payee.session, id)).toBeNull();
     } finally {
       await l.close();
     }
@@ -329,16 +336,20 @@ describe('payment channels on a real btcd', () => {
     await node.chain.mine(1);
     const s = await session(rec.id);
     await s.pay([{ sats: 5_000n, pid: null }]);
-    expect(await service.closeExpiring()).toEqual([]); // not yet
+    await service.tick();
+    expect(getChannel(payee.session, rec.id).status).toBe('open'); // not yet
     const tip = await node.chain.tipHeight();
     await node.chain.mine(rec.terms.expiry - DEFAULT_POLICY.closeMargin - tip);
-    const [txid] = await service.closeExpiring();
-    expect(txid).toMatch(/^[0-9a-f]{64}$/);
+    await service.tick();
+    const closing = getChannel(payee.session, rec.id);
+    expect(closing.status).toBe('closing');
+    const txid = (closing as { close: { txid: string } }).close.txid;
     await node.chain.mine(1);
     const tx = (await node.chain.getTransaction(txid!))!;
     const t = termsOf(getChannel(payee.session, rec.id));
     expect(tx.outputs.find((o) => Buffer.from(o.script).equals(Buffer.from(t.payeeScript)))!.value).toBe(5_000n - t.closeFee);
-    expect(await service.closeExpiring()).toEqual([]); // once only
+    await service.tick();
+    expect(getChannel(payee.session, rec.id)).toMatchObject({ status: 'closing', close: { txid, bumps: [] } }); // once only
   });
 
   test('payments beyond the capacity are refused before any is sent, and the session goes on', async () => {

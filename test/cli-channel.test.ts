@@ -3,11 +3,15 @@
  * real `channel serve` process. Over TCP and over --peer-cmd; 10,000 payments; close and
  * refund confirmed by the node; the payee killed with SIGKILL mid-batch and restarted.
  */
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT, swarmpay, type CliResult } from './helpers/cli.js';
+import { ROOT, spawnSwarmpay, swarmpay, type CliResult } from './helpers/cli.js';
 import { tempDir } from './helpers/tmp.js';
-import { startServer, stopChild, type Server } from './helpers/server.js';
+import { loadCpu, rssMb, startServer, stopChild, type Server } from './helpers/server.js';
+import { connectTcp } from '../src/peer/transports.js';
+import { generateStaticKey } from '../src/peer/keys.js';
+import { encodeMessage, parseMessage } from '../src/channel/messages.js';
 
 const BIN = path.join(ROOT, 'bin', 'swarmpay');
 
@@ -31,8 +35,16 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
     }
   };
 
-  const serve = (datadir: string, port = 0) =>
-    startServer(['--datadir', datadir, '--tpm', 'none', ...chainArgs, 'channel', 'serve', '--listen', `127.0.0.1:${port}`, '--passphrase-file', pass, '--poll', '1']);
+  const serve = (datadir: string, port = 0, env: Record<string, string> = {}) =>
+    startServer(['--datadir', datadir, '--tpm', 'none', ...chainArgs, 'channel', 'serve', '--listen', `127.0.0.1:${port}`, '--passphrase-file', pass, '--poll', '1'], env);
+  /** Every value in a document, at any depth: what `--json` prints must never be null. */
+  const nulls = (v: unknown, at = '$'): string[] =>
+    v === null ? [at] : typeof v === 'object' ? Object.entries(v as object).flatMap(([k, x]) => nulls(x, `${at}.${k}`)) : [];
+  const openTo = async (srv: Server, capacity: string) => {
+    const o = await a('channel', 'open', '--peer', `127.0.0.1:${srv.port}`, '--peer-key', srv.key, '--capacity', capacity, '--passphrase-file', pass);
+    expect(o.code).toBe(0);
+    return o.json.id as string;
+  };
   const stop = stopChild;
   const mine = (n = 1) => a('node', 'mine', String(n));
 
@@ -94,7 +106,7 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
     const other = path.join(tmp.dir, 'payee2');
     expect((await swarmpay(['--datadir', other, 'wallet', 'create', '--mnemonic-file', path.join(tmp.dir, 'payee2.words'), '--passphrase-file', pass])).code).toBe(0);
     const cmd = [process.execPath, BIN, '--datadir', other, '--tpm', 'none', ...chainArgs, 'channel', 'serve', '--stdio', '--passphrase-file', pass].map((x) => `'${x}'`).join(' ');
-    const opened = await a('channel', 'open', '--peer-cmd', cmd, '--capacity', '200000', '--expiry', '12', '--passphrase-file', pass);
+    const opened = await a('channel', 'open', '--peer-cmd', cmd, '--capacity', '200000', '--expiry', '40', '--passphrase-file', pass);
     expect(opened.code).toBe(0);
     const id = opened.json.id as string;
     await mine();
@@ -105,10 +117,12 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
     const early = await a('channel', 'refund', id, '--passphrase-file', pass);
     refused(early, 2, 'CHANNEL_STATE');
     expect(early.json.error.hint).toMatch(/in \d+ blocks/);
-    await mine(12);
+    await mine(40);
     const refund = await a('channel', 'refund', id, '--passphrase-file', pass);
     expect(refund.code).toBe(0);
     await mine();
+    expect((await a('channel', 'show', id, '--passphrase-file', pass)).json).toMatchObject({ status: 'refunding', refundTxid: refund.json.refundTxid, spendConfirmations: 1 });
+    await mine(5);
     const show = await a('channel', 'show', id, '--passphrase-file', pass);
     expect(show.json).toMatchObject({ status: 'refunded', refundTxid: refund.json.refundTxid });
   });
@@ -157,5 +171,108 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
     const more = await a('channel', 'pay', id, '1', '--count', '10', '--passphrase-file', pass);
     expect(more.code).toBe(0);
     expect((await b('channel', 'show', id, '--passphrase-file', pass)).json.paid).toBe(held + 10);
+  });
+
+  test('a payer killed mid-burst (Ctrl-C, SIGTERM, SIGKILL) while another channel pays, on a loaded CPU: the payee stays up, and the other gets every acknowledgement', async () => {
+    const dying = await openTo(server, '5000000');
+    await mine(); // the change of one funding is the coin of the next
+    const steady = await openTo(server, '5000000');
+    await mine();
+    const load = loadCpu();
+    try {
+      for (const signal of ['SIGINT', 'SIGTERM', 'SIGKILL'] as const) {
+        const burst = spawnSwarmpay(['--datadir', payer, '--tpm', 'none', 'channel', 'pay', dying, '1', '--count', '200000', '--passphrase-file', pass]);
+        await new Promise((r) => setTimeout(r, 1500));
+        const other = a('channel', 'pay', steady, '1', '--count', '3000', '--passphrase-file', pass);
+        await new Promise((r) => setTimeout(r, 300));
+        burst.child.kill(signal);
+        await burst.done;
+        const r = await other;
+        expect([signal, r.code]).toEqual([signal, 0]);
+        expect(lastLine(r).summary).toMatchObject({ payments: 3000, acked: 3000 });
+        expect([signal, server.child.exitCode, server.child.signalCode]).toEqual([signal, null, null]);
+      }
+    } finally {
+      load.stop();
+    }
+    // The killed payer's channel pays on: its ledger and the payee agree where it stands.
+    const more = await a('channel', 'pay', dying, '1', '--count', '10', '--passphrase-file', pass);
+    expect(more.code).toBe(0);
+    const shown = (await a('channel', 'show', dying, '--passphrase-file', pass)).json;
+    expect(shown.paid).toBe((await b('channel', 'show', dying, '--passphrase-file', pass)).json.paid);
+    expect(shown.signed).toBeGreaterThanOrEqual(shown.paid);
+  }, 240_000);
+
+  test('a second `channel serve` on one datadir is refused before it listens, and the first serves on', async () => {
+    const second = await b('channel', 'serve', '--listen', '127.0.0.1:0', '--passphrase-file', pass);
+    refused(second, 5, 'KEYSTORE_BUSY');
+    expect(second.json.error.message).toMatch(/channel-payments\.journal is in use by another swarmpay process/);
+    expect(server.child.exitCode).toBeNull();
+    refused(await b('channel', 'serve', '--confirmations', '0', '--passphrase-file', pass), 1, 'USAGE');
+    refused(await b('channel', 'serve', '--close-margin', '40', '--min-expiry', '40', '--passphrase-file', pass), 1, 'USAGE');
+  });
+
+  test('a payee that dies right after agreeing to an open: `channel open` names the funding and --resume, which finishes the open once the payee is back', async () => {
+    const other = path.join(tmp.dir, 'payee3');
+    expect((await swarmpay(['--datadir', other, 'wallet', 'create', '--mnemonic-file', path.join(tmp.dir, 'payee3.words'), '--passphrase-file', pass])).code).toBe(0);
+    const dies = await serve(other, 0, { SWARMPAY_FAULT: 'kill-after-accept' });
+    const r = await a('channel', 'open', '--peer', `127.0.0.1:${dies.port}`, '--peer-key', dies.key, '--capacity', '100000', '--passphrase-file', pass);
+    expect(r.code).toBe(4);
+    const id = r.json.error.details.channel as string;
+    expect(r.json.error.message).toContain(`channel ${id} is funded (${r.json.error.details.fundingTxid})`);
+    expect(r.json.error.hint).toContain(`swarmpay channel open --resume ${id}`);
+    expect((await a('channel', 'show', id, '--passphrase-file', pass)).json).toMatchObject({ status: 'opening', fundingTxid: r.json.error.details.fundingTxid });
+    refused(await a('channel', 'pay', id, '10', '--passphrase-file', pass), 4, 'PEER_UNREACHABLE'); // resuming needs the payee
+    const back = await serve(other, dies.port);
+    try {
+      const resumed = await a('channel', 'open', '--resume', id, '--passphrase-file', pass);
+      expect(resumed.code).toBe(0);
+      expect(resumed.json).toMatchObject({ id, status: 'open' });
+      await mine();
+      const paid = await a('channel', 'pay', id, '10', '--count', '5', '--passphrase-file', pass);
+      expect(lastLine(paid).summary).toMatchObject({ acked: 5, sats: 50 });
+      refused(await a('channel', 'open', '--resume', id, '--capacity', '5', '--passphrase-file', pass), 1, 'USAGE');
+    } finally {
+      await stop(back.child);
+    }
+  });
+
+  test('1,000 opens nobody funds leave the payee\'s memory where it was after the first 1,000, and its keystore unchanged', async () => {
+    const expiry = Number((await a('node', 'status')).json.height) + 200;
+    const flood = async () => {
+      for (let i = 0; i < 1000; i += 20) {
+        await Promise.all(Array.from({ length: 20 }, async (_, k) => {
+          const l = await connectTcp('127.0.0.1', server.port, generateStaticKey());
+          const it = l.messages()[Symbol.asyncIterator]();
+          l.send(encodeMessage({ t: 'open', id: (i + k).toString(16).padStart(16, 'e'), network: 'regtest', capacity: 100_000n, expiry, closeFee: 1000n, payerPubkey: '02' + '79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798', payerScript: '0014' + '11'.repeat(20) }));
+          expect(parseMessage((await it.next()).value as Buffer)).toMatchObject({ t: 'accept' });
+          await l.close();
+        }));
+      }
+    };
+    await flood();
+    const before = { rss: rssMb(server.child.pid!), keystore: (await b('channel', 'list', '--passphrase-file', pass)).json.channels.length };
+    await flood();
+    expect(rssMb(server.child.pid!) - before.rss).toBeLessThan(10);
+    expect((await b('channel', 'list', '--passphrase-file', pass)).json.channels).toHaveLength(before.keystore);
+  }, 120_000);
+
+  test('`channel list` and `show` on both sides: every status they print has its fields, and none is null', async () => {
+    for (const run of [a, b]) {
+      const list = await run('channel', 'list', '--passphrase-file', pass);
+      expect(list.code).toBe(0);
+      expect(list.json.channels.length).toBeGreaterThan(2);
+      expect(nulls(list.json)).toEqual([]);
+      for (const c of list.json.channels) {
+        expect(c).toEqual(expect.objectContaining({ id: expect.any(String), status: expect.any(String), capacity: expect.any(Number), paid: expect.any(Number), remaining: expect.any(Number), expiresIn: expect.any(Number), closeMargin: expect.any(Number), fundingTxid: expect.any(String) }));
+      }
+      const one = await run('channel', 'show', list.json.channels[0].id, '--passphrase-file', pass);
+      expect(nulls(one.json)).toEqual([]);
+    }
+    for (const dir of [payer, payee]) {
+      const human = execFileSync(process.execPath, [BIN, '--datadir', dir, '--tpm', 'none', ...(dir === payee ? chainArgs : []), 'channel', 'list', '--passphrase-file', pass], { encoding: 'utf8' });
+      expect(human).toMatch(/^[0-9a-f]{16}  pay(er|ee)  \w+ +\d+\/\d+ sats paid  (expires in|expired) /m);
+      expect(human).not.toMatch(/null|undefined/);
+    }
   });
 });

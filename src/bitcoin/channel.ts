@@ -179,6 +179,22 @@ export function closeTx(t: ChannelTerms, funding: Outpoint, cumulative: bigint, 
   return { hex: tx.toHex(), txid: tx.getId() };
 }
 
+/**
+ * Which branch a spend of the channel output took, from its witness's shape: the close
+ * carries two signatures, the selector and the script; the refund one signature, the
+ * empty selector and the script. (Only these two spends exist: the script allows no other.)
+ */
+export function spendKind(witness: Uint8Array[]): 'close' | 'refund' | null {
+  if (witness.length === 4) return 'close';
+  if (witness.length === 3) return 'refund';
+  return null;
+}
+
+/** The fee a spend of the channel output pays: the capacity less what its outputs hold. */
+export function spendFee(t: Pick<ChannelTerms, 'capacity'>, outputs: { value: bigint }[]): bigint {
+  return t.capacity - outputs.reduce((a, o) => a + o.value, 0n);
+}
+
 /** The payer's refund of the whole output once the chain reaches the expiry. */
 export function refundTx(t: ChannelTerms, funding: Outpoint, toScript: Uint8Array, feeRate: bigint, payerPriv: Uint8Array): { hex: string; txid: string; fee: bigint } {
   const witnessScript = witnessScriptOf(t);

@@ -265,6 +265,8 @@ export class CoreChain extends RpcChain {
   }
 
   async findSpend(outpoint: Outpoint, _address: string): Promise<Spend | null> {
+    // An output still in the UTXO set (mempool spends included) has no spend: no scan needed.
+    if ((await this.call<object | null>('gettxout', [outpoint.txid, outpoint.vout, true])) !== null) return null;
     const inMempool = await this.call<{ spendingtxid?: string }[]>('gettxspendingprevout', [[outpoint]]);
     const mempoolTxid = inMempool[0]?.spendingtxid;
     if (mempoolTxid) return spendIn(await this.getTransaction(mempoolTxid), outpoint);

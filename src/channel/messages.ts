@@ -7,13 +7,15 @@ import { SwarmpayError } from '../errors.js';
 import { ShapeError, hex, int, str, type Obj } from '../util/shape.js';
 import { encodeVersioned, parseVersioned } from '../peer/json-messages.js';
 import { MAX_MONEY } from '../bitcoin/amount.js';
+import { MAX_PAYOUT_SCRIPT_BYTES } from '../bitcoin/policy.js';
+import type { ErrorCode } from '../errors.js';
 
 export const PROTOCOL_VERSION = 1;
 
 export type Message =
   | { t: 'open'; id: string; network: string; capacity: bigint; expiry: number; closeFee: bigint; payerPubkey: string; payerScript: string }
-  | { t: 'accept'; id: string; payeePubkey: string; payeeScript: string; confirmations: number }
-  | { t: 'funded'; id: string; tx: string; vout: number }
+  | { t: 'accept'; id: string; payeePubkey: string; payeeScript: string; confirmations: number; closeMargin: number; ticket: string }
+  | { t: 'funded'; id: string; tx: string; vout: number; ticket: string }
   | { t: 'hello'; id: string }
   | { t: 'state'; id: string; seq: number; cumulative: bigint; sig: string | null; confirmations: number; status: string }
   | { t: 'known?'; id: string; ids: string[] }
@@ -30,6 +32,22 @@ export type MessageType = Message['t'];
 const PID = /^[\x21-\x7e]{1,64}$/;
 const CHANNEL_ID = 16;
 const MAX_IDS = 1000;
+/** A funding transaction: one wallet payment of a few dozen inputs at most. */
+const MAX_TX_BYTES = 16_000;
+/** The payee's sealed open ticket (src/channel/ticket.ts): a few hundred bytes. */
+const MAX_TICKET_BYTES = 1024;
+/** Confirmations a payee may ask for: at least one, as the funding signals RBF. */
+export const MIN_CONFIRMATIONS = 1;
+export const MAX_CONFIRMATIONS = 100;
+/** A close margin is blocks before an expiry, which is at most a year of blocks ahead. */
+export const MAX_CLOSE_MARGIN = 52_560;
+
+/** Hex of at most `max` bytes: checked before the string is decoded or stored. */
+function boundedHex(o: Obj, k: string, where: string, max: number): string {
+  const v = o[k];
+  if (typeof v === 'string' && v.length > 2 * max) throw new ShapeError(`${where}.${k} must be at most ${max} bytes`);
+  return hex(o, k, where);
+}
 
 function amount(o: Obj, k: string, where: string): bigint {
   const s = str(o, k, where);
@@ -49,11 +67,14 @@ function parseBody(o: Obj): Message {
   const id = () => hex(o, 'id', w, CHANNEL_ID / 2);
   switch (t) {
     case 'open':
-      return { t, id: id(), network: str(o, 'network', w), capacity: amount(o, 'capacity', w), expiry: int(o, 'expiry', w, 1, 499_999_999), closeFee: amount(o, 'closeFee', w), payerPubkey: hex(o, 'payerPubkey', w, 33), payerScript: hex(o, 'payerScript', w) };
+      return { t, id: id(), network: str(o, 'network', w), capacity: amount(o, 'capacity', w), expiry: int(o, 'expiry', w, 1, 499_999_999), closeFee: amount(o, 'closeFee', w), payerPubkey: hex(o, 'payerPubkey', w, 33), payerScript: boundedHex(o, 'payerScript', w, MAX_PAYOUT_SCRIPT_BYTES) };
     case 'accept':
-      return { t, id: id(), payeePubkey: hex(o, 'payeePubkey', w, 33), payeeScript: hex(o, 'payeeScript', w), confirmations: int(o, 'confirmations', w, 0, 100) };
+      return {
+        t, id: id(), payeePubkey: hex(o, 'payeePubkey', w, 33), payeeScript: boundedHex(o, 'payeeScript', w, MAX_PAYOUT_SCRIPT_BYTES),
+        confirmations: int(o, 'confirmations', w, MIN_CONFIRMATIONS, MAX_CONFIRMATIONS), closeMargin: int(o, 'closeMargin', w, 1, MAX_CLOSE_MARGIN), ticket: boundedHex(o, 'ticket', w, MAX_TICKET_BYTES),
+      };
     case 'funded':
-      return { t, id: id(), tx: hex(o, 'tx', w), vout: int(o, 'vout', w, 0, 10_000) };
+      return { t, id: id(), tx: boundedHex(o, 'tx', w, MAX_TX_BYTES), vout: int(o, 'vout', w, 0, 10_000), ticket: boundedHex(o, 'ticket', w, MAX_TICKET_BYTES) };
     case 'hello':
     case 'close':
       return { t, id: id() };
@@ -87,9 +108,21 @@ export function encodeMessage(m: Message): Buffer {
   return encodeVersioned(PROTOCOL_VERSION, m);
 }
 
+/**
+ * Refusals whose meaning the payer acts on keep their code across the link (the payee's
+ * word, so only ever as a reason to stop, never to pay); any other is CHANNEL_REFUSED.
+ */
+const PEER_CODES: ReadonlySet<string> = new Set<ErrorCode>(['CHANNEL_EXPIRING', 'CHANNEL_SPENT', 'CHANNEL_STATE', 'CHANNEL_NOT_FOUND', 'FUNDING_MISMATCH']);
+
+/** The error a peer's `error` message stands for, on our side. */
+export function peerError(m: Extract<Message, { t: 'error' }>): SwarmpayError {
+  const code: ErrorCode = PEER_CODES.has(m.code) ? (m.code as ErrorCode) : 'CHANNEL_REFUSED';
+  return new SwarmpayError(code, `the peer refused: ${m.code}: ${m.message}`, { details: { peerCode: m.code } });
+}
+
 /** Expects a message of one type (in a request/response step); an error message from the peer becomes ours. */
 export function expectType<T extends MessageType>(m: Message, t: T): Extract<Message, { t: T }> {
   if (m.t === t) return m as Extract<Message, { t: T }>;
-  if (m.t === 'error') throw new SwarmpayError('CHANNEL_REFUSED', `the peer refused: ${m.code}: ${m.message}`, { details: { peerCode: m.code } });
+  if (m.t === 'error') throw peerError(m);
   throw new SwarmpayError('PEER_PROTOCOL', `the peer sent "${m.t}" where "${t}" was expected`, { hint: 'nothing was changed' });
 }

@@ -1,36 +1,58 @@
 /**
- * The payee: accepts channels within its policy, verifies each payment (amount only grows,
- * sequence in order, the payer's signature over the new close state), makes batches of
- * them durable with one journal append (group commit), and only then acknowledges them.
- * It closes a channel by broadcasting the newest state, on request or by itself before
- * the expiry.
+ * The payee: agrees to channels within its policy (storing nothing until one is funded),
+ * verifies each payment (the channel open, funded, unspent and not near its expiry; amount
+ * only grows, sequence in order, the payer's signature over the new close state), makes
+ * batches of them durable with one journal append (group commit), and only then
+ * acknowledges them. It closes a channel by broadcasting the newest state, on request or
+ * by itself before the expiry, and sees the close confirm: re-broadcast if it leaves the
+ * mempool, bumped by CPFP if it waits too long.
  */
 import { SwarmpayError } from '../errors.js';
-import { MIN_RELAY_FEE_RATE, MAX_FEE_RATE, dustThreshold } from '../bitcoin/policy.js';
-import { StateHasher, checkFunding, closablePayment, closeTx, closeVbytes, signState, verifyState, type ChannelTerms } from '../bitcoin/channel.js';
+import { MAX_FEE_RATE, dustThreshold, payoutType } from '../bitcoin/policy.js';
+import { StateHasher, channelOutput, checkFunding, closablePayment, closeTx, closeVbytes, signState, verifyState, type ChannelTerms } from '../bitcoin/channel.js';
 import { broadcastOnce } from '../chain/broadcast.js';
 import type { Journal } from '../keystore/journal.js';
 import type { PeerLink } from '../peer/link.js';
 import { receiveAddress, type WalletContext } from '../wallet/wallet.js';
 import { addressToScript } from '../bitcoin/address.js';
 import { CHANNEL_CHAIN, contractKey } from '../wallet/hd.js';
-import { encodeMessage, parseMessage, type Message } from './messages.js';
-import { fundingOf, getChannel, listChannels, nextKeyIndex, journalRecord, openPaymentJournal, saveChannel, termsOf, type ChannelPayments, type ChannelRecord, type PaymentState } from './store.js';
 import type { Json } from '../util/canonical-json.js';
+import { faultPointAfterWrites } from '../util/fault.js';
+import { encodeMessage, parseMessage, type Message } from './messages.js';
+import { closeFeeRate, nextBumpRate } from './fees.js';
+import { advance, blocksLeft, lookAtChain, notOpen, refusal, type FundingView } from './lifecycle.js';
+import { openTicket, sealTicket } from './ticket.js';
+import { bumpSpend } from './bump.js';
+import {
+  KeyIndexes, SETTLED, findChannel, getChannel, journalRecord, listChannels, openPaymentJournal, outpointOf, saveChannel, termsOf, updateChannel,
+  type ChannelPayments, type PayeeRecord, type PaymentState, type SpendTx,
+} from './store.js';
 
 export interface PayeePolicy {
   minCapacity: bigint;
   maxCapacity: bigint;
   /** The expiry must be at least this many blocks ahead when the channel opens. */
   minExpiryBlocks: number;
-  /** Confirmations of the funding transaction before payments count. */
+  /** Confirmations of the funding transaction before payments count: at least 1. */
   confirmations: number;
-  /** Close this many blocks before the expiry, so the close confirms before the payer can refund. */
+  /** Close this many blocks before the expiry (and stop taking payments then), so the close confirms before the payer can refund. */
   closeMargin: number;
+  /** The least close fee rate agreed at open, sat/vB, whatever the node estimates. */
+  minCloseFeeRate: bigint;
+  /** Bump a close by CPFP once it has waited this many blocks unconfirmed since its last broadcast or bump. */
+  bumpAfter: number;
 }
 
 /** Payments verified between two turns of the event loop (measured best in npm run bench). */
 const YIELD_EVERY = 32;
+/** How often, while serving, the tip is read again (and every paid channel's funding, when it moved). */
+const LOOK_MS = 2_000;
+/** A funding is looked at again at least this often even if the tip did not move. */
+const LOOK_ANYWAY_MS = 30_000;
+/** Payments are refused once the chain has not been seen for this long: the cache is too old to trust. */
+const STALE_MS = 30_000;
+/** One payout address serves the opens of a few seconds, so strangers' opens cost few chain scans. */
+const PAYOUT_ADDRESS_MS = 10_000;
 
 /**
  * The payment journal is read whole when the payee starts, so once it grows past this it is
@@ -41,7 +63,24 @@ export const JOURNAL_COMPACT_BYTES = 64 * 1024 * 1024;
 /** Batch ids per record when the journal is rewritten, so no record grows without bound. */
 const IDS_PER_RECORD = 10_000;
 
-export const DEFAULT_POLICY: PayeePolicy = { minCapacity: 10_000n, maxCapacity: 100_000_000n, minExpiryBlocks: 12, confirmations: 1, closeMargin: 6 };
+/**
+ * The close margin: about four hours of blocks. The payee closes (and payments stop) this
+ * many blocks before the payer can refund; with a bump every `bumpAfter` blocks that the
+ * close waits, each a quarter higher than the last, it leaves room for about ten bumps
+ * (the last at ten times the first rate) and for an outage of the payee's server of a few
+ * hours. README ("Closing") has the reasoning.
+ */
+export const DEFAULT_CLOSE_MARGIN = 24;
+
+export const DEFAULT_POLICY: PayeePolicy = {
+  minCapacity: 10_000n,
+  maxCapacity: 100_000_000n,
+  minExpiryBlocks: DEFAULT_CLOSE_MARGIN + 12,
+  confirmations: 1,
+  closeMargin: DEFAULT_CLOSE_MARGIN,
+  minCloseFeeRate: 2n,
+  bumpAfter: 2,
+};
 
 export interface PayeeContext extends WalletContext {
   policy: PayeePolicy;
@@ -50,9 +89,9 @@ export interface PayeeContext extends WalletContext {
   compactJournalAt?: number;
 }
 
-/** A channel being paid: its verified-but-not-yet-durable tail, and what is durable. */
+/** A channel being paid: its verified-but-not-yet-durable tail, what is durable, and what the chain last showed. */
 interface Live {
-  rec: ChannelRecord;
+  rec: PayeeRecord;
   terms: ChannelTerms;
   hasher: StateHasher;
   committed: PaymentState;
@@ -61,32 +100,60 @@ interface Live {
   ids: Set<string>;
   pendingIds: string[];
   link: PeerLink | null;
-  confirmed: boolean;
+  seen: FundingView;
+  /** Why a payment is refused now, from the cached look at the chain; null while payments are taken. */
+  refusal: SwarmpayError | null;
 }
+
+/**
+ * Where a connection is: nothing yet; agreed to open a channel and waiting for its
+ * funding; or paying (or asking about) one channel. Each admits its own messages.
+ */
+type Phase = { kind: 'fresh' } | { kind: 'opening'; id: string } | { kind: 'attached'; live: Live };
+
+const FRESH: Phase = { kind: 'fresh' };
 
 function refuse(message: string, hint?: string): SwarmpayError {
   return new SwarmpayError('CHANNEL_REFUSED', message, hint === undefined ? {} : { hint });
 }
 
+function unexpected(m: Message, phase: Phase): SwarmpayError {
+  const where = phase.kind === 'fresh' ? 'before "hello", "open" or "funded"' : phase.kind === 'opening' ? `while channel ${phase.id} waits for "funded"` : `on channel ${phase.live.rec.id}`;
+  return new SwarmpayError('PEER_PROTOCOL', `the payer sent "${m.t}" ${where}`);
+}
+
 export class Payee {
   private readonly live = new Map<string, Live>();
-  private store: { journal: Journal; channels: Map<string, ChannelPayments> } | null = null;
+  private readonly store: { journal: Journal; channels: Map<string, ChannelPayments> };
+  private readonly keys: KeyIndexes;
   /** Channels with payments verified but not yet durable; one commit at the next turn covers them all. */
   private readonly dirty = new Set<Live>();
   private commitScheduled = false;
   /** The journal's size after its last rewrite (or failed attempt): the next waits until it has doubled. */
   private compactedBytes = 0;
+  private tip = 0;
+  /** performance.now() of the last good look at the tip, and of the last look at every paid channel's funding. */
+  private tipSeenAt = -Infinity;
+  private fundingSeenAt = -Infinity;
+  private looker: NodeJS.Timeout | null = null;
+  private looking = false;
+  private payout: { script: Buffer; at: number } | null = null;
+  private shut = false;
 
-  constructor(private readonly ctx: PayeeContext) {}
+  /** Takes the payment journal (one payee per datadir): a second is refused here, before it agrees to anything. */
+  constructor(private readonly ctx: PayeeContext) {
+    this.store = openPaymentJournal(ctx.session, ctx.networkDir);
+    this.keys = new KeyIndexes(ctx.session);
+  }
 
   /** Serves one peer link until it closes; a violation closes it with an error message to the peer. */
   async serve(link: PeerLink): Promise<void> {
-    let current: Live | null = null;
+    this.startLooking();
+    let phase: Phase = FRESH;
     let handled = 0;
     try {
       for await (const bytes of link.messages()) {
-        const m = parseMessage(bytes);
-        current = await this.handle(link, m, current);
+        phase = await this.step(link, phase, parseMessage(bytes));
         // Messages already received are processed without returning to the event loop; a
         // turn every few lets journal writes complete and acknowledgements go out meanwhile.
         if (++handled % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
@@ -95,137 +162,175 @@ export class Payee {
       const err = e instanceof SwarmpayError ? e : new SwarmpayError('INTERNAL', String(e));
       this.ctx.log(`peer ${link.remoteKey.toString('hex').slice(0, 16)}…: ${err.code}: ${err.message}`);
       // What was verified before the violation is good: durable and acknowledged first.
-      if (current?.link === link) this.commit();
-      try {
-        link.send(encodeMessage({ t: 'error', code: err.code, message: err.message }));
-      } catch {
-        /* the link is already gone */
-      }
+      if (phase.kind === 'attached' && phase.live.link === link) this.flush();
+      this.tell(link, encodeMessage({ t: 'error', code: err.code, message: err.message }));
     } finally {
-      if (current?.link === link) {
-        this.commit(); // every verified payment is made durable, then acknowledged, before we let go
-        current.link = null;
+      if (phase.kind === 'attached' && phase.live.link === link) {
+        this.flush(); // every verified payment is made durable, then acknowledged, before we let go
+        phase.live.link = null;
       }
       await link.close().catch(() => undefined);
     }
   }
 
-  private async handle(link: PeerLink, m: Message, current: Live | null): Promise<Live | null> {
-    switch (m.t) {
-      case 'open':
-        await this.onOpen(link, m);
-        return null;
-      case 'funded':
-        return this.onFunded(link, m);
-      case 'hello':
-        return this.onHello(link, m.id);
-      case 'known?': {
-        const live = this.attached(link, current, m.id);
-        link.send(encodeMessage({ t: 'known', id: m.id, ids: m.ids.filter((i) => live.ids.has(i)) }));
-        return live;
+  private async step(link: PeerLink, phase: Phase, m: Message): Promise<Phase> {
+    switch (phase.kind) {
+      case 'fresh':
+        if (m.t === 'open') return { kind: 'opening', id: await this.onOpen(link, m) };
+        if (m.t === 'funded') return { kind: 'attached', live: await this.onFunded(link, m) };
+        if (m.t === 'hello') return { kind: 'attached', live: await this.onHello(link, m.id) };
+        throw unexpected(m, phase);
+      case 'opening':
+        if (m.t === 'funded' && m.id === phase.id) return { kind: 'attached', live: await this.onFunded(link, m) };
+        throw unexpected(m, phase);
+      case 'attached': {
+        if (m.t === 'hello') return { kind: 'attached', live: await this.onHello(link, m.id) };
+        const live = phase.live;
+        if ((m.t === 'pay' || m.t === 'known?' || m.t === 'close') && m.id !== live.rec.id) throw new SwarmpayError('PEER_PROTOCOL', `message for channel ${m.id} on a connection attached to ${live.rec.id}`);
+        if (live.link !== link) throw refuse(`channel ${live.rec.id} is now paid over a newer connection`);
+        switch (m.t) {
+          case 'pay':
+            this.onPay(live, m);
+            return phase;
+          case 'known?':
+            link.send(encodeMessage({ t: 'known', id: m.id, ids: m.ids.filter((i) => live.ids.has(i)) }));
+            return phase;
+          case 'close': {
+            const txid = await this.closeChannel(m.id);
+            link.send(encodeMessage({ t: 'closed', id: m.id, txid }));
+            return phase;
+          }
+          default:
+            throw unexpected(m, phase);
+        }
       }
-      case 'pay':
-        this.onPay(this.attached(link, current, m.id), m);
-        return current;
-      case 'close': {
-        const live = this.attached(link, current, m.id);
-        this.commit();
-        const txid = await this.closeChannel(m.id);
-        link.send(encodeMessage({ t: 'closed', id: m.id, txid }));
-        return live;
-      }
-      default:
-        throw new SwarmpayError('PEER_PROTOCOL', `the payer sent "${m.t}", which a payee never expects`);
     }
   }
 
-  private attached(link: PeerLink, current: Live | null, id: string): Live {
-    if (!current || current.rec.id !== id) throw new SwarmpayError('PEER_PROTOCOL', `message for channel ${id} before "hello" for it`);
-    if (current.link !== link) throw refuse(`channel ${id} is now paid over a newer connection`);
-    return current;
-  }
-
-  private async onOpen(link: PeerLink, m: Extract<Message, { t: 'open' }>): Promise<void> {
+  /** Checks everything an open needs, and answers with terms and a sealed ticket; stores nothing. */
+  private async onOpen(link: PeerLink, m: Extract<Message, { t: 'open' }>): Promise<string> {
     const p = this.ctx.policy;
     if (m.network !== this.ctx.network) throw refuse(`the channel is for ${m.network}, this payee is on ${this.ctx.network}`);
     if (m.capacity < p.minCapacity || m.capacity > p.maxCapacity) throw refuse(`capacity ${m.capacity} sats is outside this payee's range ${p.minCapacity}-${p.maxCapacity}`);
+    const payerScript = Buffer.from(m.payerScript, 'hex');
+    if (payoutType(payerScript) === null) throw refuse(`the payer's payout script (${m.payerScript.slice(0, 80)}) is not a standard one: a close paying it would not relay`, 'pay out to a P2WPKH, P2WSH, P2TR, P2PKH or P2SH address');
+    if (findChannel(this.ctx.session, m.id) !== null) throw refuse(`channel id ${m.id} is taken`);
     const tip = await this.ctx.chain.tipHeight();
     if (m.expiry < tip + p.minExpiryBlocks) throw refuse(`the expiry at height ${m.expiry} is too near: this payee needs at least ${p.minExpiryBlocks} blocks (the tip is ${tip})`, 'open with a later --expiry');
-    const payerScript = Buffer.from(m.payerScript, 'hex');
-    if (listChannels(this.ctx.session).some((c) => c.id === m.id)) throw refuse(`channel id ${m.id} is taken`);
-    const keyIndex = nextKeyIndex(this.ctx.session);
-    const key = contractKey(this.ctx.seed, this.ctx.network, CHANNEL_CHAIN, keyIndex);
-    const payeeScript = addressToScript((await receiveAddress(this.ctx.chain, this.ctx.networkDir, this.ctx.network)).address, this.ctx.network);
+    const payeeScript = await this.payoutScript();
     const vbytes = closeVbytes({ payeeScript, payerScript });
-    if (m.closeFee < vbytes * MIN_RELAY_FEE_RATE || m.closeFee > vbytes * MAX_FEE_RATE) throw refuse(`close fee ${m.closeFee} sats is outside ${vbytes * MIN_RELAY_FEE_RATE}-${vbytes * MAX_FEE_RATE} for a ${vbytes} vB close`);
+    const rate = await closeFeeRate(this.ctx.chain, p.minCloseFeeRate);
+    if (m.closeFee < vbytes * rate || m.closeFee > vbytes * MAX_FEE_RATE) {
+      throw refuse(`close fee ${m.closeFee} sats is outside ${vbytes * rate}-${vbytes * MAX_FEE_RATE} for a ${vbytes} vB close (this payee's node asks ${rate} sat/vB)`, `open with --fee-rate ${rate} or more`);
+    }
     if (m.capacity < m.closeFee + dustThreshold(payeeScript)) throw refuse(`capacity ${m.capacity} sats cannot pay even the close fee and a non-dust output`);
-    const rec: ChannelRecord = {
-      id: m.id,
-      role: 'payee',
-      terms: { payerPubkey: m.payerPubkey, payeePubkey: key.pub.toString('hex'), expiry: m.expiry, capacity: m.capacity.toString(), closeFee: m.closeFee.toString(), payeeScript: Buffer.from(payeeScript).toString('hex'), payerScript: m.payerScript },
-      keyIndex,
-      funding: null,
-      confirmations: p.confirmations,
-      peer: null,
-      peerKey: link.remoteKey.toString('hex'),
-      status: 'opening',
-      closeTxid: null,
-      refundTxid: null,
-      created: new Date().toISOString(),
-    };
-    termsOf(rec); // the terms must parse before they are stored
-    await saveChannel(this.ctx.session, rec, false);
-    link.send(encodeMessage({ t: 'accept', id: m.id, payeePubkey: rec.terms.payeePubkey, payeeScript: rec.terms.payeeScript, confirmations: p.confirmations }));
+    const keyIndex = await this.keys.take();
+    const key = contractKey(this.ctx.seed, this.ctx.network, CHANNEL_CHAIN, keyIndex);
+    const terms = { payerPubkey: m.payerPubkey, payeePubkey: key.pub.toString('hex'), expiry: m.expiry, capacity: m.capacity.toString(), closeFee: m.closeFee.toString(), payeeScript: payeeScript.toString('hex'), payerScript: m.payerScript };
+    try {
+      channelOutput(termsOf({ terms }), this.ctx.network); // every term the output is built from must hold
+    } catch (e) {
+      throw refuse(`the terms do not make a channel: ${(e as Error).message}`);
+    }
+    const ticket = sealTicket(this.ctx.session, link.remoteKey, { id: m.id, terms, keyIndex, confirmations: p.confirmations, closeMargin: p.closeMargin });
+    link.send(encodeMessage({ t: 'accept', id: m.id, payeePubkey: terms.payeePubkey, payeeScript: terms.payeeScript, confirmations: p.confirmations, closeMargin: p.closeMargin, ticket }));
+    faultPointAfterWrites('kill-after-accept');
+    return m.id;
   }
 
+  /** The wallet's next receive address, read again every few seconds at most. */
+  private async payoutScript(): Promise<Buffer> {
+    const now = performance.now();
+    if (this.payout === null || now - this.payout.at > PAYOUT_ADDRESS_MS) {
+      const { address } = await receiveAddress(this.ctx.chain, this.ctx.networkDir, this.ctx.network);
+      this.payout = { script: Buffer.from(addressToScript(address, this.ctx.network)), at: now };
+    }
+    return this.payout.script;
+  }
+
+  /** Takes a funding, at once or long after the open, on the strength of the ticket this payee sealed then. */
   private async onFunded(link: PeerLink, m: Extract<Message, { t: 'funded' }>): Promise<Live> {
-    const rec = getChannel(this.ctx.session, m.id);
-    if (rec.role !== 'payee' || rec.status !== 'opening' || rec.peerKey !== link.remoteKey.toString('hex')) throw refuse(`channel ${m.id} is not waiting for funding from this peer`);
-    const outpoint = checkFunding(termsOf(rec), this.ctx.network, m.tx, m.vout);
+    const t = openTicket(this.ctx.session, link.remoteKey, m.ticket);
+    if (t.id !== m.id) throw refuse(`the ticket is for channel ${t.id}, not ${m.id}`);
+    const outpoint = checkFunding(termsOf(t), this.ctx.network, m.tx, m.vout);
+    const existing = findChannel(this.ctx.session, m.id);
+    if (existing !== null) {
+      // The payer did not hear that its channel opened: say so again.
+      if (existing.role === 'payee' && existing.funding.txid === outpoint.txid && existing.peerKey === link.remoteKey.toString('hex')) return this.onHello(link, m.id);
+      throw refuse(`channel id ${m.id} is taken`);
+    }
+    const tip = await this.ctx.chain.tipHeight();
+    if (t.terms.expiry - tip <= t.closeMargin) {
+      throw new SwarmpayError('CHANNEL_EXPIRING', `channel ${m.id} expires at height ${t.terms.expiry}, within this payee's close margin of ${t.closeMargin} blocks of the tip (${tip}): too late to open`, { hint: 'the payer refunds its funding after the expiry' });
+    }
     // The payer broadcasts it; sending it again makes sure our node has it too.
     await broadcastOnce(this.ctx.chain, m.tx, outpoint.txid);
-    const opened: ChannelRecord = { ...rec, funding: { ...outpoint, tx: m.tx }, status: 'open' };
-    await saveChannel(this.ctx.session, opened, true);
-    this.ctx.log(`channel ${m.id} open: ${rec.terms.capacity} sats, funding ${outpoint.txid}:${outpoint.vout}`);
+    const rec: PayeeRecord = {
+      id: m.id,
+      role: 'payee',
+      terms: t.terms,
+      keyIndex: t.keyIndex,
+      confirmations: t.confirmations,
+      closeMargin: t.closeMargin,
+      peerKey: link.remoteKey.toString('hex'),
+      created: new Date().toISOString(),
+      status: 'open',
+      funding: { ...outpoint, tx: m.tx },
+    };
+    await saveChannel(this.ctx.session, rec, true);
+    this.ctx.log(`channel ${m.id} open: ${t.terms.capacity} sats, funding ${outpoint.txid}:${outpoint.vout}`);
     return this.onHello(link, m.id);
   }
 
-  private async load(id: string): Promise<Live> {
-    const existing = this.live.get(id);
+  private load(rec: PayeeRecord): Live {
+    const existing = this.live.get(rec.id);
     if (existing) return existing;
-    const rec = getChannel(this.ctx.session, id);
     const terms = termsOf(rec);
-    this.store ??= openPaymentJournal(this.ctx.session, this.ctx.networkDir);
-    const paid = this.store.channels.get(id) ?? { state: { seq: 0, cumulative: 0n, sig: null }, ids: new Set<string>() };
-    const live: Live = { rec, terms, hasher: new StateHasher(terms, fundingOf(rec)), committed: paid.state, head: paid.state, ids: paid.ids, pendingIds: [], link: null, confirmed: false };
-    this.live.set(id, live);
+    const paid = this.store.channels.get(rec.id) ?? { state: { seq: 0, cumulative: 0n, sig: null }, ids: new Set<string>() };
+    const live: Live = {
+      rec, terms, hasher: new StateHasher(terms, outpointOf(rec)), committed: paid.state, head: paid.state, ids: paid.ids, pendingIds: [], link: null,
+      seen: { confirmations: null, spend: null },
+      refusal: new SwarmpayError('CHANNEL_STATE', `channel ${rec.id} has not been checked against the chain yet`),
+    };
+    this.live.set(rec.id, live);
     return live;
   }
 
-  private async onHello(link: PeerLink, id: string): Promise<Live> {
+  private payeeChannel(id: string): PayeeRecord {
     const rec = getChannel(this.ctx.session, id);
-    if (rec.role !== 'payee' || rec.peerKey !== link.remoteKey.toString('hex')) throw refuse(`channel ${id} is not this peer's`);
-    const live = await this.load(id);
+    if (rec.role !== 'payee') throw refuse(`channel ${id} is not one this wallet is paid on`);
+    return rec;
+  }
+
+  private async onHello(link: PeerLink, id: string): Promise<Live> {
+    const rec = this.payeeChannel(id);
+    if (rec.peerKey !== link.remoteKey.toString('hex')) throw refuse(`channel ${id} is not this peer's`);
+    const live = this.load(rec);
     if (live.link && live.link !== link) {
       // The payer came back (after a crash, say) while its old connection still looks open:
       // the newest connection takes over, once what the old one sent is durable.
-      this.commit();
+      this.flush();
       const old = live.link;
       live.link = null;
       void old.close().catch(() => undefined);
     }
     live.link = link;
-    live.rec = getChannel(this.ctx.session, id);
-    const confirmations = live.rec.funding ? ((await this.ctx.chain.getTransaction(live.rec.funding.txid))?.confirmations ?? 0) : 0;
-    live.confirmed = confirmations >= live.rec.confirmations;
+    // A fresh look for every connection, so what the payer is told is what the chain shows now.
+    this.tip = await this.ctx.chain.tipHeight();
+    this.tipSeenAt = performance.now();
+    live.seen = await lookAtChain(this.ctx.chain, this.ctx.network, rec);
+    live.rec = this.payeeChannel(id);
+    live.refusal = refusal(live.rec, this.tip, live.seen);
     const s = live.committed;
-    link.send(encodeMessage({ t: 'state', id, seq: s.seq, cumulative: s.cumulative, sig: s.sig, confirmations, status: live.rec.status }));
+    link.send(encodeMessage({ t: 'state', id, seq: s.seq, cumulative: s.cumulative, sig: s.sig, confirmations: live.seen.confirmations ?? 0, status: live.rec.status }));
     return live;
   }
 
   private onPay(live: Live, m: Extract<Message, { t: 'pay' }>): void {
-    if (live.rec.status !== 'open') throw refuse(`channel ${live.rec.id} is ${live.rec.status}`);
-    if (!live.confirmed) throw refuse(`the funding of channel ${live.rec.id} has fewer than ${live.rec.confirmations} confirmations`, 'wait for it to confirm, then pay');
+    if (live.refusal) throw live.refusal;
+    if (performance.now() - this.tipSeenAt > STALE_MS) {
+      throw new SwarmpayError('NODE_UNREACHABLE', `the payee has not seen the chain for ${Math.round((performance.now() - this.tipSeenAt) / 1000)} s, so it takes no payment`, { hint: 'try again once its node answers' });
+    }
     const head = live.head;
     if (m.seq !== head.seq + 1) throw refuse(`payment sequence ${m.seq} where ${head.seq + 1} was due (a reused or skipped sequence number)`);
     if (m.cumulative <= head.cumulative) throw refuse(`payment ${m.seq} would lower (or keep) the amount paid: ${m.cumulative} after ${head.cumulative} sats`);
@@ -238,18 +343,65 @@ export class Payee {
     this.dirty.add(live);
     if (!this.commitScheduled) {
       this.commitScheduled = true;
-      setImmediate(() => this.commit());
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Reads the tip every few seconds while serving, and each paid channel's funding when the tip moves. */
+  private startLooking(): void {
+    if (this.looker) return;
+    this.looker = setInterval(() => void this.look().catch((e: unknown) => this.ctx.log(`cannot see the chain: ${(e as Error).message}`)), LOOK_MS);
+    this.looker.unref();
+  }
+
+  private async look(): Promise<void> {
+    // A slow node must not stack looks on top of each other.
+    if (this.looking) return;
+    this.looking = true;
+    try {
+      await this.lookNow();
+    } finally {
+      this.looking = false;
+    }
+  }
+
+  private async lookNow(): Promise<void> {
+    const tip = await this.ctx.chain.tipHeight();
+    const now = performance.now();
+    const all = tip !== this.tip || now - this.fundingSeenAt > LOOK_ANYWAY_MS;
+    this.tip = tip;
+    this.tipSeenAt = now;
+    for (const live of this.live.values()) {
+      if (live.link === null) continue;
+      if (all) live.seen = await lookAtChain(this.ctx.chain, this.ctx.network, live.rec);
+      live.rec = this.payeeChannel(live.rec.id);
+      live.refusal = refusal(live.rec, this.tip, live.seen);
+    }
+    if (all) this.fundingSeenAt = now;
+  }
+
+  /** Commits what is verified and acknowledges it: each acknowledgement on its own, so a link that is gone costs the others nothing. */
+  private flush(): void {
+    for (const a of this.commit()) this.tell(a.link, encodeMessage({ t: 'ack', id: a.id, seq: a.seq }));
+  }
+
+  /** Sends to a peer that may have gone: if it has, that link (and only it) is closed. */
+  private tell(link: PeerLink, bytes: Buffer): void {
+    try {
+      link.send(bytes);
+    } catch {
+      void link.close().catch(() => undefined);
     }
   }
 
   /**
    * Group commit: one journal append, one fsync, for everything verified on every channel
-   * since the last one, then one acknowledgement per channel. Scheduled once per turn of
-   * the event loop; also called directly to flush.
+   * since the last one. Returns what is now durable, to acknowledge. Scheduled once per
+   * turn of the event loop; also called to flush before a close or a takeover.
    */
-  private commit(): void {
+  private commit(): { link: PeerLink; id: string; seq: number }[] {
     this.commitScheduled = false;
-    if (this.dirty.size === 0 || !this.store) return;
+    if (this.dirty.size === 0) return [];
     const batch = [...this.dirty].filter((l) => l.head.seq > l.committed.seq);
     this.dirty.clear();
     const ids = batch.map((l) => l.pendingIds.splice(0));
@@ -261,25 +413,30 @@ export class Payee {
       for (const l of batch) {
         l.head = l.committed;
         this.ctx.log(`channel ${l.rec.id}: cannot persist payments: ${err.message}`);
-        l.link?.send(encodeMessage({ t: 'error', code: err.code, message: `the payee cannot store payments: ${err.message}` }));
-        void l.link?.close().catch(() => undefined);
+        if (l.link) {
+          this.tell(l.link, encodeMessage({ t: 'error', code: err.code, message: `the payee cannot store payments: ${err.message}` }));
+          void l.link.close().catch(() => undefined);
+        }
       }
-      return;
+      return [];
     }
+    const acks: { link: PeerLink; id: string; seq: number }[] = [];
     batch.forEach((l, i) => {
       l.committed = l.head;
       for (const pid of ids[i]!) l.ids.add(pid);
-      l.link?.send(encodeMessage({ t: 'ack', id: l.rec.id, seq: l.head.seq }));
+      if (l.link) acks.push({ link: l.link, id: l.rec.id, seq: l.head.seq });
     });
     const bytes = this.store.journal.bytes;
-    if (bytes > (this.ctx.compactJournalAt ?? JOURNAL_COMPACT_BYTES) && bytes > 2 * this.compactedBytes) this.compact(this.store);
+    if (bytes > (this.ctx.compactJournalAt ?? JOURNAL_COMPACT_BYTES) && bytes > 2 * this.compactedBytes) this.compact();
+    return acks;
   }
 
   /**
    * Rewrites the journal as what it means: per channel the newest durable state and every
    * batch id paid. Called right after a commit, so nothing verified is left out of it.
    */
-  private compact(store: { journal: Journal; channels: Map<string, ChannelPayments> }): void {
+  private compact(): void {
+    const store = this.store;
     const records: Json[] = [];
     for (const id of new Set([...store.channels.keys(), ...this.live.keys()])) {
       const live = this.live.get(id);
@@ -299,47 +456,108 @@ export class Payee {
     this.compactedBytes = store.journal.bytes;
   }
 
+  /** The newest durable state of a channel: what a close would pay. */
+  private durable(id: string): PaymentState {
+    return this.live.get(id)?.committed ?? this.store.channels.get(id)?.state ?? { seq: 0, cumulative: 0n, sig: null };
+  }
+
+  private closable(rec: PayeeRecord): boolean {
+    const s = this.durable(rec.id);
+    return s.sig !== null && s.cumulative >= closablePayment(termsOf(rec));
+  }
+
+  /** The close of the newest durable state, signed by both: the same transaction every time (RFC 6979 signatures). */
+  private closeOf(rec: PayeeRecord): { hex: string; txid: string; state: PaymentState } {
+    const s = this.durable(rec.id);
+    const t = termsOf(rec);
+    if (s.sig === null || s.cumulative < closablePayment(t)) {
+      throw new SwarmpayError('CHANNEL_STATE', `channel ${rec.id} has ${s.cumulative} sats paid, less than the ${closablePayment(t)} a close needs to pay anything`, { hint: 'take more payments first; otherwise the payer refunds it after the expiry' });
+    }
+    const hasher = this.live.get(rec.id)?.hasher ?? new StateHasher(t, outpointOf(rec));
+    const mine = signState(hasher.sighash(s.cumulative), contractKey(this.ctx.seed, this.ctx.network, CHANNEL_CHAIN, rec.keyIndex).priv);
+    return { ...closeTx(t, outpointOf(rec), s.cumulative, Buffer.from(s.sig, 'hex'), mine), state: s };
+  }
+
   /** Signs and broadcasts the newest state; returns the close txid. */
   async closeChannel(id: string): Promise<string> {
-    const live = await this.load(id);
-    this.commit();
-    const rec = getChannel(this.ctx.session, id);
-    if (rec.status === 'closing') return rec.closeTxid!;
-    if (rec.status !== 'open') throw new SwarmpayError('CHANNEL_STATE', `channel ${id} is ${rec.status}, not open`);
-    const s = live.committed;
-    if (s.sig === null || s.cumulative < closablePayment(live.terms)) {
-      throw new SwarmpayError('CHANNEL_STATE', `channel ${id} has ${s.cumulative} sats paid, less than the ${closablePayment(live.terms)} a close needs to pay anything`, { hint: 'take more payments first; otherwise the payer refunds it after the expiry' });
-    }
-    const key = contractKey(this.ctx.seed, this.ctx.network, CHANNEL_CHAIN, rec.keyIndex);
-    const mine = signState(live.hasher.sighash(s.cumulative), key.priv);
-    const tx = closeTx(live.terms, fundingOf(rec), s.cumulative, Buffer.from(s.sig, 'hex'), mine);
+    this.flush();
+    const rec = this.payeeChannel(id);
+    if (rec.status === 'closing' || rec.status === 'closed') return rec.close.txid;
+    if (rec.status !== 'open') throw notOpen(rec);
+    const tx = this.closeOf(rec);
     // Rebuilt from the journal the same way every time, so a crash before the record is
     // written only means broadcasting it again.
     await broadcastOnce(this.ctx.chain, tx.hex, tx.txid);
-    await saveChannel(this.ctx.session, { ...rec, status: 'closing', closeTxid: tx.txid }, true);
-    live.rec = getChannel(this.ctx.session, id);
-    this.ctx.log(`channel ${id} closing: ${s.cumulative} sats paid over ${s.seq} payments, ${tx.txid}`);
+    const tip = await this.ctx.chain.tipHeight();
+    const stored = await updateChannel(this.ctx.session, id, (r) => (r.status === 'open' ? { ...r, status: 'closing', close: { txid: tx.txid, height: tip, bumps: [] } } : null), true);
+    const live = this.live.get(id);
+    if (live && stored.role === 'payee') {
+      live.rec = stored;
+      live.refusal = notOpen(stored);
+    }
+    this.ctx.log(`channel ${id} closing: ${tx.state.cumulative} sats paid over ${tx.state.seq} payments, ${tx.txid}`);
     return tx.txid;
   }
 
-  /** Closes every open channel whose expiry is within the margin. */
-  async closeExpiring(): Promise<string[]> {
+  /**
+   * The server's periodic look at every channel it is paid on: moves each to the status
+   * the chain shows, closes those whose expiry is within the margin, and sees each close
+   * to its confirmation. One channel's failure is logged and does not stop the others.
+   */
+  async tick(): Promise<void> {
     const tip = await this.ctx.chain.tipHeight();
-    const closed: string[] = [];
     for (const rec of listChannels(this.ctx.session)) {
-      if (rec.role === 'payee' && rec.status === 'open' && tip >= rec.terms.expiry - this.ctx.policy.closeMargin) {
-        const live = await this.load(rec.id);
-        if (live.committed.sig !== null && live.committed.cumulative >= closablePayment(live.terms)) closed.push(await this.closeChannel(rec.id));
+      if (rec.role !== 'payee' || SETTLED.has(rec.status)) continue;
+      try {
+        await this.watch(rec, tip);
+      } catch (e) {
+        this.ctx.log(`channel ${rec.id}: ${e instanceof SwarmpayError ? `${e.code}: ` : ''}${(e as Error).message}`);
       }
     }
-    return closed;
   }
 
-  /** Makes every verified payment durable and closes the journals. */
+  private async watch(rec: PayeeRecord, tip: number): Promise<void> {
+    const seen = await lookAtChain(this.ctx.chain, this.ctx.network, rec);
+    const closable = this.closable(rec);
+    let cur: PayeeRecord = rec;
+    if (advance(rec, tip, seen, closable) !== null) {
+      const stored = await updateChannel(this.ctx.session, rec.id, (r) => advance(r, tip, seen, closable), false);
+      if (stored.role !== 'payee') return;
+      cur = stored;
+      if (cur.status !== rec.status) this.ctx.log(`channel ${rec.id} ${cur.status}${cur.status === 'expired' ? ': nothing to close on; the payer refunds it after the expiry' : ''}`);
+    }
+    if (cur.status === 'open' && blocksLeft(cur, tip) <= cur.closeMargin && closable) {
+      await this.closeChannel(cur.id);
+    } else if (cur.status === 'closing') {
+      await this.seeCloseThrough(cur, seen, tip);
+    }
+  }
+
+  /** A close not in the mempool is broadcast again; one that waited `bumpAfter` blocks is bumped. */
+  private async seeCloseThrough(rec: PayeeRecord & { close: SpendTx }, seen: FundingView, tip: number): Promise<void> {
+    if (seen.spend === null) {
+      const tx = this.closeOf(rec);
+      await broadcastOnce(this.ctx.chain, tx.hex, tx.txid);
+      this.ctx.log(`channel ${rec.id}: the close ${tx.txid} had left the mempool; broadcast again`);
+      return;
+    }
+    if (seen.spend.confirmations > 0) return;
+    const last = rec.close.bumps[rec.close.bumps.length - 1];
+    if (tip - (last?.height ?? rec.close.height) < this.ctx.policy.bumpAfter) return;
+    const vsize = closeVbytes(termsOf(rec));
+    const current = last !== undefined ? BigInt(last.feeRate) : (BigInt(rec.terms.closeFee) + vsize - 1n) / vsize;
+    const bump = await bumpSpend(this.ctx, rec, await nextBumpRate(this.ctx.chain, current));
+    this.ctx.log(`channel ${rec.id}: the close waited ${tip - (last?.height ?? rec.close.height)} blocks; bumped to ${bump.feeRate} sat/vB by ${bump.txid}`);
+  }
+
+  /** Makes every verified payment durable and closes the journal; once. */
   async shutdown(): Promise<void> {
-    this.commit();
-    this.store?.journal.close();
-    this.store = null;
+    if (this.looker) clearInterval(this.looker);
+    this.looker = null;
+    if (this.shut) return;
+    this.shut = true;
+    this.flush();
+    this.store.journal.close();
     this.live.clear();
   }
 }

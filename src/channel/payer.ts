@@ -1,43 +1,54 @@
 /**
  * The payer: opens a channel (agrees terms with the payee, funds the output from the
- * wallet), then pays by signing ever-larger close states and sending them pipelined,
- * without waiting for each acknowledgement; refunds the whole output after the expiry.
+ * wallet, hands the payee its ticket back), then pays by signing ever-larger close states
+ * and sending them pipelined, without waiting for each acknowledgement; refunds the whole
+ * output after the expiry. What it has signed and what is paid it keeps in its own ledger
+ * (payer-ledger.ts), never on the payee's word; before it signs anything it checks the
+ * channel against the chain itself.
  */
 import { SwarmpayError } from '../errors.js';
 import { addressToScript } from '../bitcoin/address.js';
-import { checkFeeRate, dustThreshold } from '../bitcoin/policy.js';
+import { checkFeeRate, payoutType } from '../bitcoin/policy.js';
 import { StateHasher, channelOutput, closeVbytes, refundTx, signState, verifyState, type ChannelTerms } from '../bitcoin/channel.js';
 import { broadcastOnce } from '../chain/broadcast.js';
 import type { PeerLink } from '../peer/link.js';
+import type { PeerAddress } from '../peer/connect.js';
 import { nextFrame } from '../peer/json-messages.js';
 import { planSend, signSend } from '../wallet/send.js';
 import { receiveAddress, walletAccount, type WalletContext } from '../wallet/wallet.js';
 import { CHANNEL_CHAIN, contractKey } from '../wallet/hd.js';
 import { encodeMessage, expectType, parseMessage, type Message } from './messages.js';
-import { fundingOf, getChannel, newChannelId, nextKeyIndex, saveChannel, termsOf, type ChannelRecord, type PaymentState, type PeerAddress } from './store.js';
+import { MIN_CLOSE_FEE_RATE, closeFeeRate } from './fees.js';
+import { lookAtChain, notOpen, refusal } from './lifecycle.js';
+import { PayerJournal, type PayerLedger } from './payer-ledger.js';
+import { getChannel, newChannelId, nextKeyIndex, outpointOf, saveChannel, stateless, termsOf, updateChannel, type ChannelRecord, type Opening, type PayerRecord, type PaymentState } from './store.js';
 
 /** How many payments may be in flight before the payer waits for acknowledgements. */
 export const PAY_WINDOW = 2048;
 /** Payments signed between two turns of the event loop (under a millisecond of signing). */
 const SEND_YIELD_EVERY = 8;
+/** Payments reserved in the ledger with one fsync before any of them is signed. */
+const RESERVE_EVERY = PAY_WINDOW;
 
 /** Reads the next message from a link, or fails if the peer hung up. */
 async function next(it: AsyncIterator<Buffer>): Promise<Message> {
   return parseMessage(await nextFrame(it, 'see the payee\'s log; nothing was paid that was not acknowledged'));
 }
 
+/** A channel this wallet pays. */
+export function payerChannel(ctx: WalletContext, id: string): PayerRecord {
+  const rec = getChannel(ctx.session, id);
+  if (rec.role !== 'payer') throw new SwarmpayError('CHANNEL_STATE', `channel ${id} pays this wallet; only its payer pays, refunds or resumes it`, { hint: 'as the payee, `swarmpay channel close` closes it' });
+  return rec;
+}
+
 export interface OpenResult {
-  rec: ChannelRecord;
+  rec: PayerRecord;
   fundingTxid: string;
   fee: bigint;
 }
 
-export async function openChannel(
-  ctx: WalletContext,
-  link: PeerLink,
-  peer: PeerAddress,
-  opts: { capacity: bigint; expiryBlocks: number; feeRate: bigint },
-): Promise<OpenResult> {
+export async function openChannel(ctx: WalletContext, link: PeerLink, peer: PeerAddress, opts: { capacity: bigint; expiryBlocks: number; feeRate: bigint }): Promise<OpenResult> {
   checkFeeRate(opts.feeRate);
   const it = link.messages()[Symbol.asyncIterator]();
   const id = newChannelId();
@@ -45,22 +56,27 @@ export async function openChannel(
   const key = contractKey(ctx.seed, ctx.network, CHANNEL_CHAIN, keyIndex);
   const payerScript = addressToScript((await receiveAddress(ctx.chain, ctx.networkDir, ctx.network)).address, ctx.network);
   const expiry = (await ctx.chain.tipHeight()) + opts.expiryBlocks;
-  // The close fee is agreed for the payee's P2WPKH; the payee checks it against its own script.
-  const closeFee = opts.feeRate * closeVbytes({ payeeScript: payerScript, payerScript });
+  // The close is agreed at the node's estimate (never below the floor, nor below the
+  // funding's own rate), for the payee's P2WPKH; the payee re-checks it against its node.
+  const estimate = await closeFeeRate(ctx.chain, MIN_CLOSE_FEE_RATE);
+  const closeFee = (estimate > opts.feeRate ? estimate : opts.feeRate) * closeVbytes({ payeeScript: payerScript, payerScript });
   link.send(encodeMessage({ t: 'open', id, network: ctx.network, capacity: opts.capacity, expiry, closeFee, payerPubkey: key.pub.toString('hex'), payerScript: Buffer.from(payerScript).toString('hex') }));
   const accept = expectType(await next(it), 'accept');
   if (accept.id !== id) throw new SwarmpayError('PEER_PROTOCOL', 'the payee accepted another channel');
   const payeeScript = Buffer.from(accept.payeeScript, 'hex');
-  if (dustThreshold(payeeScript) > opts.capacity) throw new SwarmpayError('CHANNEL_REFUSED', 'the payee\'s close script is not one this wallet can pay');
+  if (payoutType(payeeScript) === null) throw new SwarmpayError('CHANNEL_REFUSED', 'the payee\'s payout script is not a standard one: a close paying it would not relay', { hint: 'nothing was funded' });
+  if (accept.closeMargin >= opts.expiryBlocks) {
+    throw new SwarmpayError('CHANNEL_REFUSED', `the payee stops payments ${accept.closeMargin} blocks before the expiry, which leaves this ${opts.expiryBlocks}-block channel none`, { hint: 'open with a later --expiry; nothing was funded' });
+  }
   const terms: ChannelTerms = { payerPubkey: key.pub, payeePubkey: Buffer.from(accept.payeePubkey, 'hex'), expiry, capacity: opts.capacity, closeFee, payeeScript, payerScript };
   const output = channelOutput(terms, ctx.network);
 
   const plan = await planSend(ctx.chain, walletAccount(ctx.networkDir, ctx.network), ctx.network, output.address, opts.capacity, opts.feeRate);
   const signed = signSend(plan, ctx.seed, ctx.network);
-  const vout = 0; // planSend puts the payment first
-  const rec: ChannelRecord = {
+  const rec: PayerRecord = {
     id,
     role: 'payer',
+    peer,
     terms: {
       payerPubkey: key.pub.toString('hex'),
       payeePubkey: accept.payeePubkey,
@@ -71,24 +87,67 @@ export async function openChannel(
       payerScript: Buffer.from(payerScript).toString('hex'),
     },
     keyIndex,
-    funding: { txid: signed.txid, vout, tx: signed.hex },
     confirmations: accept.confirmations,
-    peer,
+    closeMargin: accept.closeMargin,
     peerKey: link.remoteKey.toString('hex'),
-    status: 'opening',
-    closeTxid: null,
-    refundTxid: null,
     created: new Date().toISOString(),
+    status: 'opening',
+    funding: { txid: signed.txid, vout: 0, tx: signed.hex }, // planSend puts the payment first
+    ticket: accept.ticket,
   };
   // Stored (a checkpoint) before the coins move: whatever happens next, the refund path is known.
   await saveChannel(ctx.session, rec, true);
-  await broadcastOnce(ctx.chain, signed.hex, signed.txid);
-  link.send(encodeMessage({ t: 'funded', id, tx: signed.hex, vout }));
-  const state = expectType(await next(it), 'state');
-  if (state.id !== id || state.status !== 'open') throw new SwarmpayError('PEER_PROTOCOL', `the payee did not open channel ${id}`);
-  const opened = { ...rec, status: 'open' as const };
-  await saveChannel(ctx.session, opened, false);
-  return { rec: opened, fundingTxid: signed.txid, fee: signed.fee };
+  return { rec: await finishOpen(ctx, link, it, rec), fundingTxid: signed.txid, fee: signed.fee };
+}
+
+/**
+ * Finishes an open whose funding is signed and stored: broadcasts the funding (again),
+ * hands the payee its ticket with the funding, and marks the channel open once the payee
+ * has it. Whatever fails here leaves the channel `opening` and says how to go on.
+ */
+export async function finishOpen(ctx: WalletContext, link: PeerLink, it: AsyncIterator<Buffer>, rec: PayerRecord & Opening): Promise<PayerRecord> {
+  try {
+    await broadcastOnce(ctx.chain, rec.funding.tx, rec.funding.txid);
+  } catch (e) {
+    if (!(e instanceof SwarmpayError && e.code === 'TX_REJECTED')) throw e;
+    // The node will not take the funding and does not have it: nothing was locked.
+    await fail(ctx, rec, `the node refused its funding: ${e.message}`);
+    throw new SwarmpayError('TX_REJECTED', `channel ${rec.id} did not open: ${e.message}`, { hint: 'nothing was locked: the funding never reached the chain', details: e.details });
+  }
+  try {
+    link.send(encodeMessage({ t: 'funded', id: rec.id, tx: rec.funding.tx, vout: rec.funding.vout, ticket: rec.ticket }));
+    const state = expectType(await next(it), 'state');
+    if (state.id !== rec.id || state.status !== 'open') throw new SwarmpayError('PEER_PROTOCOL', `the payee did not open channel ${rec.id} (it says ${state.status})`);
+  } catch (e) {
+    const err = e instanceof SwarmpayError ? e : new SwarmpayError('INTERNAL', String(e));
+    if (err.code === 'CHANNEL_EXPIRING' || err.code === 'CHANNEL_REFUSED' || err.code === 'FUNDING_MISMATCH') {
+      // The payee will not take this channel: its coins come back by the refund.
+      await fail(ctx, rec, `the payee refused it: ${err.message}`);
+      throw new SwarmpayError(err.code, `channel ${rec.id} did not open: ${err.message}`, {
+        hint: `its funding ${rec.funding.txid} comes back to this wallet with \`swarmpay channel refund ${rec.id}\` from height ${rec.terms.expiry}`,
+        details: { channel: rec.id, fundingTxid: rec.funding.txid, expiry: rec.terms.expiry },
+      });
+    }
+    throw new SwarmpayError(err.code, `channel ${rec.id} is funded (${rec.funding.txid}) but the payee has not confirmed it: ${err.message}`, {
+      hint: `finish the open with \`swarmpay channel open --resume ${rec.id}\` (or just \`channel pay\`, which resumes it); the coins are safe: they come back by \`channel refund\` from height ${rec.terms.expiry} if the payee never takes the channel`,
+      details: { channel: rec.id, fundingTxid: rec.funding.txid, resume: `swarmpay channel open --resume ${rec.id}` },
+      cause: e,
+    });
+  }
+  return (await updateChannel(ctx.session, rec.id, (r) => (r.status === 'opening' && r.role === 'payer' ? openOf(r) : null), false)) as PayerRecord;
+}
+
+function openOf(r: PayerRecord & Opening): PayerRecord {
+  const { ticket: _t, ...rest } = r;
+  return { ...rest, status: 'open' };
+}
+
+async function fail(ctx: WalletContext, rec: PayerRecord & Opening, reason: string): Promise<void> {
+  await updateChannel(ctx.session, rec.id, (r) => {
+    if (r.status !== 'opening' || r.role !== 'payer') return null;
+    const { ticket: _t, ...rest } = r;
+    return { ...rest, status: 'failed', reason };
+  }, true);
 }
 
 export interface PayResult {
@@ -103,11 +162,21 @@ export interface PayResult {
 
 /**
  * A live payer session on one channel: reconciled with the payee's newest state (which
- * must carry this payer's own signature), then payments pipelined up to PAY_WINDOW.
+ * must carry this payer's own signature, and cover everything it acknowledged before),
+ * then payments pipelined up to PAY_WINDOW. The session holds the channel's ledger (and
+ * its lock) until it disconnects.
  */
 export class PayerSession {
   private it: AsyncIterator<Buffer>;
   private state!: PaymentState;
+  /** What the payee said the channel is. */
+  private payeeStatus = '';
+  /**
+   * Why a run on this session stopped short. Payments were sent that the payee may hold
+   * unacknowledged: only a new session, which starts from the state the payee shows, may
+   * pay on (the ledger resolves what was in flight against it).
+   */
+  private broken: unknown = null;
   private readonly terms: ChannelTerms;
   private readonly hasher: StateHasher;
   private readonly priv: Buffer;
@@ -115,40 +184,62 @@ export class PayerSession {
   private constructor(
     private readonly ctx: WalletContext,
     private readonly link: PeerLink,
-    readonly rec: ChannelRecord,
+    readonly rec: PayerRecord,
+    private readonly journal: PayerJournal,
   ) {
     this.it = link.messages()[Symbol.asyncIterator]();
     this.terms = termsOf(rec);
-    this.hasher = new StateHasher(this.terms, fundingOf(rec));
+    this.hasher = new StateHasher(this.terms, outpointOf(rec));
     this.priv = contractKey(ctx.seed, ctx.network, CHANNEL_CHAIN, rec.keyIndex).priv;
   }
 
   static async start(ctx: WalletContext, link: PeerLink, id: string): Promise<PayerSession> {
-    const rec = getChannel(ctx.session, id);
-    if (rec.role !== 'payer') throw new SwarmpayError('CHANNEL_STATE', `channel ${id} is one this wallet is paid on, not one it pays`);
-    if (rec.status !== 'open') throw new SwarmpayError('CHANNEL_STATE', `channel ${id} is ${rec.status}`);
+    const rec = payerChannel(ctx, id);
+    if (rec.status === 'opening' || rec.status === 'failed') throw notOpen(rec);
     if (link.remoteKey.toString('hex') !== rec.peerKey) throw new SwarmpayError('PEER_PROTOCOL', 'the peer is not the payee of this channel (another static key)');
-    const s = new PayerSession(ctx, link, rec);
-    link.send(encodeMessage({ t: 'hello', id }));
-    const st = expectType(await next(s.it), 'state');
-    if (st.id !== id) throw new SwarmpayError('PEER_PROTOCOL', 'the payee answered for another channel');
-    if (st.status !== 'open') throw new SwarmpayError('CHANNEL_STATE', `the payee says channel ${id} is ${st.status}`);
-    if (st.confirmations < rec.confirmations) {
-      throw new SwarmpayError('CHANNEL_STATE', `the funding has ${st.confirmations} of ${rec.confirmations} confirmations`, { hint: 'wait for the funding transaction to confirm (channel open --wait), then pay' });
+    const journal = PayerJournal.open(ctx.session, ctx.networkDir, id);
+    try {
+      const s = new PayerSession(ctx, link, rec, journal);
+      await s.reconcile();
+      return s;
+    } catch (e) {
+      journal.close();
+      throw e;
     }
+  }
+
+  private async reconcile(): Promise<void> {
+    const id = this.rec.id;
+    this.link.send(encodeMessage({ t: 'hello', id }));
+    const st = expectType(await next(this.it), 'state');
+    if (st.id !== id) throw new SwarmpayError('PEER_PROTOCOL', 'the payee answered for another channel');
     // The payee's newest state must be one this payer signed: never take its word for an amount.
-    if (st.seq > 0 && (st.sig === null || !verifyState(s.hasher.sighash(st.cumulative), s.terms.payerPubkey, Buffer.from(st.sig, 'hex')))) {
+    if (st.seq > 0 && (st.sig === null || !verifyState(this.hasher.sighash(st.cumulative), this.terms.payerPubkey, Buffer.from(st.sig, 'hex')))) {
       throw new SwarmpayError('PEER_PROTOCOL', `the payee claims a state (${st.cumulative} sats) that this payer never signed`);
     }
-    s.state = { seq: st.seq, cumulative: st.cumulative, sig: st.sig };
-    return s;
+    const acked = this.journal.ledger.acked;
+    if (st.cumulative < acked.cumulative) {
+      throw new SwarmpayError('PEER_PROTOCOL', `the payee shows ${st.cumulative} sats paid, less than the ${acked.cumulative} it acknowledged: it lost acknowledged payments, or hides them`, {
+        hint: 'nothing was paid; the payee can still close on what it holds, and the rest comes back to you after the expiry; tell its operator',
+        details: { shown: st.cumulative.toString(), acknowledged: acked.cumulative.toString() },
+      });
+    }
+    // Ids in states the payee holds are paid; those above what it shows are not pending any more.
+    this.journal.settle({ seq: st.seq, cumulative: st.cumulative }, true);
+    this.state = { seq: st.seq, cumulative: st.cumulative, sig: st.sig };
+    this.payeeStatus = st.status;
   }
 
   get paid(): PaymentState {
     return this.state;
   }
 
-  /** Which of these batch ids the payee has already been paid for. */
+  /** This payer's own record of the channel (ids paid, the highest state signed). */
+  get ledger(): PayerLedger {
+    return this.journal.ledger;
+  }
+
+  /** Which of these batch ids the payee says it has been paid for: its word only, never a reason to pay. */
   async known(ids: string[]): Promise<Set<string>> {
     const known = new Set<string>();
     for (let i = 0; i < ids.length; i += 1000) {
@@ -158,19 +249,30 @@ export class PayerSession {
     return known;
   }
 
+  /** Refuses, before anything is signed, a channel the payer's own look at the chain says may not be paid on. */
+  private async checkPayable(): Promise<void> {
+    const rec = getChannel(this.ctx.session, this.rec.id);
+    const [tip, seen] = await Promise.all([this.ctx.chain.tipHeight(), lookAtChain(this.ctx.chain, this.ctx.network, this.rec)]);
+    const why = refusal(rec, tip, seen);
+    if (why) throw why;
+    if (this.payeeStatus !== 'open') throw new SwarmpayError('CHANNEL_STATE', `the payee says channel ${this.rec.id} is ${this.payeeStatus}`, { hint: 'see `swarmpay channel show`; nothing was paid' });
+  }
+
   /**
    * Pays each amount in turn, pipelined; resolves when all are acknowledged or the link
    * fails. `onAck` hears each acknowledgement with the payment's latency; `pace` (payments
    * per second) spaces the sends, for measuring latency below saturation.
    */
   async pay(items: { sats: bigint; pid: string | null }[], onAck?: (seq: number, latencyMs: number) => void, pace?: number): Promise<PayResult> {
-    const start = process.hrtime.bigint();
+    if (this.broken !== null) throw new SwarmpayError('CHANNEL_STATE', `an earlier run on this connection to channel ${this.rec.id} stopped short`, { hint: 'connect again: the payee shows what it holds, and paying goes on from there', cause: this.broken });
     const base = this.state;
-    // Checked before anything is sent, so a run either sends all its payments or none.
+    // Checked before anything is signed, so a run either sends all its payments or none.
     const total = items.reduce((a, i) => a + i.sats, base.cumulative);
     if (total > this.terms.capacity) {
       throw new SwarmpayError('CHANNEL_REFUSED', `these payments would bring the channel to ${total} sats, more than its capacity of ${this.terms.capacity} (${this.terms.capacity - base.cumulative} left)`, { hint: 'pay less, or open another channel; nothing was paid' });
     }
+    await this.checkPayable();
+    const start = process.hrtime.bigint();
     let acked = base.seq;
     let failure: unknown = null;
     let waiter: (() => void) | null = null;
@@ -207,64 +309,106 @@ export class PayerSession {
     })();
 
     let cumulative = base.cumulative;
-    for (let i = 0; i < items.length && failure === null; i++) {
-      if (pace !== undefined) {
-        const due = start + BigInt(Math.floor((i / pace) * 1e9));
-        const ahead = Number(due - process.hrtime.bigint()) / 1e6;
-        if (ahead >= 1) await new Promise((r) => setTimeout(r, ahead));
+    let reserved = 0;
+    try {
+      for (let i = 0; i < items.length && failure === null; i++) {
+        if (i === reserved) reserved = this.reserve(items, i, base.seq, cumulative);
+        if (pace !== undefined) {
+          const due = start + BigInt(Math.floor((i / pace) * 1e9));
+          const ahead = Number(due - process.hrtime.bigint()) / 1e6;
+          if (ahead >= 1) await new Promise((r) => setTimeout(r, ahead));
+        }
+        cumulative += items[i]!.sats;
+        const seq = base.seq + i + 1;
+        const sig = signState(this.hasher.sighash(cumulative), this.priv).toString('hex');
+        inFlight[i % PAY_WINDOW] = { seq, cumulative, sig };
+        sent++;
+        if (sentAt) sentAt[i] = performance.now();
+        this.link.send(encodeMessage({ t: 'pay', id: this.rec.id, seq, cumulative, sig, pid: items[i]!.pid }));
+        while (seq - acked >= PAY_WINDOW && failure === null) await new Promise<void>((r) => (waiter = r));
+        // Sends are written when the loop yields: a turn every few keeps each payment's wait
+        // for the wire short, and lets acknowledgements in.
+        if (i % SEND_YIELD_EVERY === SEND_YIELD_EVERY - 1) await new Promise((r) => setImmediate(r));
       }
-      cumulative += items[i]!.sats;
-      const seq = base.seq + i + 1;
-      const sig = signState(this.hasher.sighash(cumulative), this.priv).toString('hex');
-      inFlight[i % PAY_WINDOW] = { seq, cumulative, sig };
-      sent++;
-      if (sentAt) sentAt[i] = performance.now();
-      this.link.send(encodeMessage({ t: 'pay', id: this.rec.id, seq, cumulative, sig, pid: items[i]!.pid }));
-      while (seq - acked >= PAY_WINDOW && failure === null) await new Promise<void>((r) => (waiter = r));
-      // Sends are written when the loop yields: a turn every few keeps each payment's wait
-      // for the wire short, and lets acknowledgements in.
-      if (i % SEND_YIELD_EVERY === SEND_YIELD_EVERY - 1) await new Promise((r) => setImmediate(r));
+    } catch (e) {
+      // A send on a link that just failed: the reader has (or will have) the reason.
+      failure ??= e;
     }
     const last = base.seq + sent;
     while (acked < last && failure === null) await new Promise<void>((r) => (waiter = r));
     if (failure === null && acked >= base.seq + items.length) await reader;
     this.state = newest;
+    this.journal.settle({ seq: newest.seq, cumulative: newest.cumulative }, false);
     const result: PayResult = {
       acked: this.state,
       // Only what was sent: what never left is plainly not paid, and a batch run again pays it.
       payments: items.slice(0, sent).map((it, i) => ({ seq: base.seq + i + 1, sats: it.sats, pid: it.pid, acked: base.seq + i + 1 <= acked })),
       seconds: Number(process.hrtime.bigint() - start) / 1e9,
     };
-    if (failure !== null) result.error = failure;
+    if (failure !== null) {
+      result.error = failure;
+      this.broken = failure;
+    }
     return result;
   }
 
-  /** Ends the connection (the channel stays open). */
-  disconnect(): Promise<void> {
-    return this.link.close();
+  /**
+   * Records in the ledger, with one fsync, the stretch of payments from `from` about to be
+   * signed: the highest state it reaches, and where each batch id in it is covered. Returns
+   * where the stretch ends.
+   */
+  private reserve(items: { sats: bigint; pid: string | null }[], from: number, baseSeq: number, cumulative: bigint): number {
+    const end = Math.min(items.length, from + RESERVE_EVERY);
+    const pids: [string, bigint][] = [];
+    let c = cumulative;
+    for (let i = from; i < end; i++) {
+      c += items[i]!.sats;
+      const pid = items[i]!.pid;
+      if (pid !== null) pids.push([pid, c]);
+    }
+    this.journal.reserve({ seq: baseSeq + end, cumulative: c }, pids);
+    return end;
   }
 
-  /** Asks the payee to close cooperatively; returns the close txid. */
+  /** Ends the connection and lets go of the ledger (the channel stays as it is). */
+  async disconnect(): Promise<void> {
+    this.journal.close();
+    await this.link.close();
+  }
+
+  /**
+   * Asks the payee to close cooperatively; returns the close txid once the node shows a
+   * transaction by that id spending this channel (the payee's word alone moves nothing).
+   */
   async close(): Promise<string> {
     this.link.send(encodeMessage({ t: 'close', id: this.rec.id }));
     const m = expectType(await next(this.it), 'closed');
-    await saveChannel(this.ctx.session, { ...getChannel(this.ctx.session, this.rec.id), status: 'closing', closeTxid: m.txid }, true);
+    const tx = await this.ctx.chain.getTransaction(m.txid);
+    const funding = outpointOf(this.rec);
+    if (tx === null || !tx.inputs.some((i) => i.txid === funding.txid && i.vout === funding.vout)) {
+      throw new SwarmpayError('PEER_PROTOCOL', `the payee says it closed with ${m.txid}, which the node does not show spending this channel`, { hint: 'ask again later, or wait: the payee must close before the expiry, or you refund' });
+    }
+    const tip = await this.ctx.chain.tipHeight();
+    await updateChannel(this.ctx.session, this.rec.id, (r) => (r.status === 'open' || r.status === 'expired' ? { ...r, status: 'closing', close: { txid: m.txid, height: tip, bumps: [] } } : null), true);
     return m.txid;
   }
 }
 
 /** Spends the whole channel output back to the wallet once the expiry height is reached. */
 export async function refundChannel(ctx: WalletContext, id: string, feeRate: bigint): Promise<{ txid: string; fee: bigint }> {
-  const rec = getChannel(ctx.session, id);
-  if (rec.role !== 'payer') throw new SwarmpayError('CHANNEL_STATE', `channel ${id} is paid to this wallet; only its payer can refund it`);
-  if (rec.status === 'refunded') return { txid: rec.refundTxid!, fee: 0n };
+  const rec = payerChannel(ctx, id);
+  if (rec.status === 'refunding' || rec.status === 'refunded') return { txid: rec.refund.txid, fee: 0n };
+  if (rec.status === 'closing' || rec.status === 'closed') {
+    throw new SwarmpayError('CHANNEL_STATE', `channel ${id} was closed by the payee (${rec.close.txid}): the close paid this wallet its remainder`, { hint: 'nothing is left to refund' });
+  }
   const tip = await ctx.chain.tipHeight();
   if (tip < rec.terms.expiry) {
     throw new SwarmpayError('CHANNEL_STATE', `channel ${id} expires at height ${rec.terms.expiry}; the tip is ${tip}`, { hint: `a refund is possible in ${rec.terms.expiry - tip} blocks`, details: { expiry: rec.terms.expiry, tip } });
   }
   const to = addressToScript((await receiveAddress(ctx.chain, ctx.networkDir, ctx.network)).address, ctx.network);
-  const tx = refundTx(termsOf(rec), fundingOf(rec), to, feeRate, contractKey(ctx.seed, ctx.network, CHANNEL_CHAIN, rec.keyIndex).priv);
+  const tx = refundTx(termsOf(rec), outpointOf(rec), to, feeRate, contractKey(ctx.seed, ctx.network, CHANNEL_CHAIN, rec.keyIndex).priv);
   await broadcastOnce(ctx.chain, tx.hex, tx.txid);
-  await saveChannel(ctx.session, { ...rec, status: 'refunded', refundTxid: tx.txid }, true);
+  await updateChannel(ctx.session, id, (r) => (r.status === 'refunding' || r.status === 'refunded' || r.status === 'closing' || r.status === 'closed' ? null : ({ ...stateless(r), status: 'refunding', refund: { txid: tx.txid, height: tip, bumps: [] } } as ChannelRecord)), true);
   return { txid: tx.txid, fee: tx.fee };
 }
+

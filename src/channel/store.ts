@@ -10,36 +10,17 @@ import { SwarmpayError } from '../errors.js';
 import type { Json } from '../util/canonical-json.js';
 import type { KeystoreSession } from '../keystore/keystore.js';
 import { Journal } from '../keystore/journal.js';
-import type { ChannelTerms, Outpoint } from '../bitcoin/channel.js';
+import { fromStored, type ChannelRecord } from './record.js';
 
-export type Role = 'payer' | 'payee';
-/** closing: the close is broadcast (the chain tells when it confirms); refunded: likewise the refund. */
-export type Status = 'opening' | 'open' | 'closing' | 'refunded';
-export type PeerAddress = { kind: 'tcp'; host: string; port: number } | { kind: 'cmd'; command: string };
-
-export interface ChannelRecord {
-  id: string;
-  role: Role;
-  terms: { payerPubkey: string; payeePubkey: string; expiry: number; capacity: string; closeFee: string; payeeScript: string; payerScript: string };
-  /** Our key's index on the channel key chain. */
-  keyIndex: number;
-  funding: (Outpoint & { tx: string }) | null;
-  confirmations: number;
-  /** How the payer reaches the payee again, and the payee's pinned static key. */
-  peer: PeerAddress | null;
-  peerKey: string;
-  status: Status;
-  closeTxid: string | null;
-  refundTxid: string | null;
-  created: string;
-}
+export * from './record.js';
 
 interface ChannelsSecret {
-  channels?: Record<string, ChannelRecord>;
+  channels?: Record<string, Record<string, unknown>>;
   nextChannelKey?: number;
 }
 
 function table(secret: { [k: string]: Json }): ChannelsSecret {
+  // The keystore's secret is untyped JSON; this is the part channels own.
   return secret as unknown as ChannelsSecret;
 }
 
@@ -49,11 +30,16 @@ export function newChannelId(): string {
 }
 
 export function listChannels(session: KeystoreSession): ChannelRecord[] {
-  return Object.values(table(session.secret).channels ?? {});
+  return Object.values(table(session.secret).channels ?? {}).flatMap((v) => fromStored(v) ?? []);
+}
+
+export function findChannel(session: KeystoreSession, id: string): ChannelRecord | null {
+  const v = table(session.secret).channels?.[id];
+  return v === undefined ? null : fromStored(v);
 }
 
 export function getChannel(session: KeystoreSession, id: string): ChannelRecord {
-  const rec = table(session.secret).channels?.[id];
+  const rec = findChannel(session, id);
   if (!rec) throw new SwarmpayError('CHANNEL_NOT_FOUND', `no channel ${id} in this datadir`, { hint: 'see `swarmpay channel list`' });
   return rec;
 }
@@ -63,31 +49,60 @@ export function nextKeyIndex(session: KeystoreSession): number {
   return table(session.secret).nextChannelKey ?? 0;
 }
 
+/**
+ * Key indexes for channels the payee agrees to before anyone funds them. They are handed
+ * out from a block reserved in the keystore, one write per KEY_BLOCK opens, so that
+ * strangers' opens cost the payee no keystore write each; a restart skips what is left of
+ * the block, and no index is ever handed out twice.
+ */
+export class KeyIndexes {
+  private next = 0;
+  private end = 0;
+
+  constructor(private readonly session: KeystoreSession) {}
+
+  async take(): Promise<number> {
+    if (this.next >= this.end) {
+      let start = 0;
+      await this.session.update((secret) => {
+        const t = table(secret);
+        start = t.nextChannelKey ?? 0;
+        t.nextChannelKey = start + KEY_BLOCK;
+      });
+      this.next = start;
+      this.end = start + KEY_BLOCK;
+    }
+    return this.next++;
+  }
+}
+
+const KEY_BLOCK = 1000;
+
 /** Writes a channel record; `checkpoint` advances the TPM counter (open and close). */
 export async function saveChannel(session: KeystoreSession, rec: ChannelRecord, checkpoint: boolean): Promise<void> {
   await session.update((secret) => {
     const t = table(secret);
-    t.channels = { ...(t.channels ?? {}), [rec.id]: rec };
+    t.channels = { ...(t.channels ?? {}), [rec.id]: rec as unknown as Record<string, unknown> };
     t.nextChannelKey = Math.max(t.nextChannelKey ?? 0, rec.keyIndex + 1);
   }, { checkpoint });
 }
 
-export function termsOf(rec: ChannelRecord): ChannelTerms {
-  const t = rec.terms;
-  return {
-    payerPubkey: Buffer.from(t.payerPubkey, 'hex'),
-    payeePubkey: Buffer.from(t.payeePubkey, 'hex'),
-    expiry: t.expiry,
-    capacity: BigInt(t.capacity),
-    closeFee: BigInt(t.closeFee),
-    payeeScript: Buffer.from(t.payeeScript, 'hex'),
-    payerScript: Buffer.from(t.payerScript, 'hex'),
-  };
-}
-
-export function fundingOf(rec: ChannelRecord): Outpoint {
-  if (!rec.funding) throw new SwarmpayError('CHANNEL_STATE', `channel ${rec.id} has no funding transaction yet`, { hint: 'open it again' });
-  return { txid: rec.funding.txid, vout: rec.funding.vout };
+/**
+ * Moves a channel to a new state, from the newest stored record (another process may have
+ * moved it meanwhile); returns what was stored. A transition that no longer applies (the
+ * record moved elsewhere first) is skipped: `next` returns null.
+ */
+export async function updateChannel(session: KeystoreSession, id: string, next: (rec: ChannelRecord) => ChannelRecord | null, checkpoint: boolean): Promise<ChannelRecord> {
+  let stored: ChannelRecord | null = null;
+  await session.update((secret) => {
+    const t = table(secret);
+    const v = t.channels?.[id];
+    const rec = v === undefined ? null : fromStored(v);
+    if (rec === null) throw new SwarmpayError('CHANNEL_NOT_FOUND', `no channel ${id} in this datadir`);
+    stored = next(rec) ?? rec;
+    t.channels = { ...(t.channels ?? {}), [id]: stored as unknown as Record<string, unknown> };
+  }, { checkpoint });
+  return stored!;
 }
 
 /** The payee's newest state of a channel: what a close would pay. */

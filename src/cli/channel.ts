@@ -1,46 +1,22 @@
-/** `swarmpay channel serve|open|pay|close|refund|list|show`. */
+/** `swarmpay channel serve|open|pay|close|bump|refund|list|show`: parse, call src/channel, print. */
 import { createInterface } from 'node:readline';
 import { createReadStream } from 'node:fs';
 import type { Command } from 'commander';
 import { SwarmpayError } from '../errors.js';
 import { parseSats } from '../bitcoin/amount.js';
 import { Payee, DEFAULT_POLICY, type PayeePolicy } from '../channel/payee.js';
-import { PayerSession, openChannel, refundChannel } from '../channel/payer.js';
+import { openChannel, refundChannel } from '../channel/payer.js';
+import type { PayerRecord } from '../channel/store.js';
+import { bumpChannel, channelReports, closeChannel, payGroups, planBatch, resumeOpen, type ChannelReport, type PayGroup } from '../channel/flows.js';
+import { MAX_CONFIRMATIONS, MIN_CONFIRMATIONS } from '../channel/messages.js';
 import { peerStaticKey } from '../peer/keys.js';
-import { getChannel, listChannels, readPaymentState, type ChannelRecord, type PeerAddress } from '../channel/store.js';
-import type { WalletContext } from '../wallet/wallet.js';
+import { connectPeer, connectorFor } from '../peer/connect.js';
 import { withContext } from './command.js';
-import { connect, peerOf, runServer, serverLog, unlockedContext } from './peer.js';
+import { peerOf, runServer, serverLog, unlockedContext } from './peer.js';
 import { fieldLines } from './output.js';
-import { feeRateFor, parseCount } from './args.js';
+import { feeRateFor, parseCount, parseFeeRate } from './args.js';
 
 const DEFAULT_EXPIRY = 144;
-
-/** A channel this wallet pays, with the address of its payee. */
-function payerRecord(pc: WalletContext, id: string): ChannelRecord & { peer: PeerAddress } {
-  const rec = getChannel(pc.session, id);
-  if (rec.role !== 'payer' || rec.peer === null) throw new SwarmpayError('CHANNEL_STATE', `channel ${id} pays this wallet; only its payer pays or asks to close over it`, { hint: 'as the payee, `channel close` closes it here' });
-  return rec as ChannelRecord & { peer: PeerAddress };
-}
-
-function summary(rec: ChannelRecord, paid: bigint | null): Record<string, unknown> {
-  const capacity = BigInt(rec.terms.capacity);
-  return {
-    id: rec.id,
-    role: rec.role,
-    status: rec.status,
-    capacity,
-    paid,
-    remaining: paid === null ? null : capacity - paid,
-    closeFee: BigInt(rec.terms.closeFee),
-    expiry: rec.terms.expiry,
-    fundingTxid: rec.funding?.txid ?? null,
-    closeTxid: rec.closeTxid,
-    refundTxid: rec.refundTxid,
-    peer: rec.peer,
-    peerKey: rec.peerKey,
-  };
-}
 
 /** Batch lines: JSON `{"id": "...", "channel": "...", "sats": N}`, one per line. */
 async function readBatch(file: string): Promise<{ pid: string; channel: string; sats: bigint }[]> {
@@ -66,12 +42,13 @@ async function readBatch(file: string): Promise<{ pid: string; channel: string; 
     if (e instanceof SwarmpayError) throw e;
     throw new SwarmpayError('INVALID_FILE', `cannot read the batch ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  const ids = new Set<string>();
-  for (const l of out) {
-    if (ids.has(l.pid)) throw new SwarmpayError('INVALID_FILE', `batch id "${l.pid}" appears twice`, { hint: 'ids make a batch safe to run again: each must be unique; nothing was paid' });
-    ids.add(l.pid);
-  }
   return out;
+}
+
+/** One line of `channel list`. */
+function listLine(r: ChannelReport): string {
+  const when = r.expiresIn > 0 ? `expires in ${r.expiresIn} blocks` : `expired ${-r.expiresIn} blocks ago`;
+  return `${r.id}  ${r.role}  ${r.status.padEnd(9)}  ${r.paid}/${r.capacity} sats paid  ${when}`;
 }
 
 export function registerChannel(program: Command): void {
@@ -79,25 +56,32 @@ export function registerChannel(program: Command): void {
 
   channel
     .command('serve')
-    .description('the payee: accept channels and payments until SIGINT/SIGTERM')
+    .description('the payee: accept channels and payments, and see closes confirm, until SIGINT/SIGTERM')
     .option('--listen <host:port>', 'listen for payers on TCP', '127.0.0.1:9735')
     .option('--stdio', 'serve one payer on stdin/stdout (for --peer-cmd, e.g. over ssh)')
     .option('--min-capacity <sats>', 'smallest channel accepted', String(DEFAULT_POLICY.minCapacity))
     .option('--max-capacity <sats>', 'largest channel accepted', String(DEFAULT_POLICY.maxCapacity))
-    .option('--min-expiry <blocks>', 'the expiry must be at least this many blocks away', String(DEFAULT_POLICY.minExpiryBlocks))
-    .option('--confirmations <n>', 'funding confirmations before payments count', String(DEFAULT_POLICY.confirmations))
-    .option('--close-margin <blocks>', 'close this many blocks before the expiry', String(DEFAULT_POLICY.closeMargin))
-    .option('--poll <seconds>', 'how often to look for channels to close', '10')
+    .option('--min-expiry <blocks>', 'the expiry must be at least this many blocks away (more than --close-margin)', String(DEFAULT_POLICY.minExpiryBlocks))
+    .option('--confirmations <n>', 'funding confirmations before payments count (at least 1)', String(DEFAULT_POLICY.confirmations))
+    .option('--close-margin <blocks>', 'stop payments and close this many blocks before the expiry', String(DEFAULT_POLICY.closeMargin))
+    .option('--min-close-fee-rate <sat/vB>', 'the least close fee rate agreed at open, whatever the node estimates', String(DEFAULT_POLICY.minCloseFeeRate))
+    .option('--bump-after <blocks>', 'bump a close by CPFP once it has waited this many blocks unconfirmed', String(DEFAULT_POLICY.bumpAfter))
+    .option('--poll <seconds>', 'how often to look at every channel (closes to make, confirm or bump)', '10')
     .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
     .action(
-      withContext<{ listen: string; stdio?: boolean; minCapacity: string; maxCapacity: string; minExpiry: string; confirmations: string; closeMargin: string; poll: string; passphraseFile?: string }>(async (ctx, _args, opts) => {
+      withContext<{ listen: string; stdio?: boolean; minCapacity: string; maxCapacity: string; minExpiry: string; confirmations: string; closeMargin: string; minCloseFeeRate: string; bumpAfter: string; poll: string; passphraseFile?: string }>(async (ctx, _args, opts) => {
         const policy: PayeePolicy = {
           minCapacity: parseSats(opts.minCapacity, '--min-capacity'),
           maxCapacity: parseSats(opts.maxCapacity, '--max-capacity'),
-          minExpiryBlocks: parseCount(opts.minExpiry, '--min-expiry', 1, 100_000),
-          confirmations: parseCount(opts.confirmations, '--confirmations', 0, 100),
+          minExpiryBlocks: parseCount(opts.minExpiry, '--min-expiry', 2, 100_000),
+          confirmations: parseCount(opts.confirmations, '--confirmations', MIN_CONFIRMATIONS, MAX_CONFIRMATIONS),
           closeMargin: parseCount(opts.closeMargin, '--close-margin', 1, 10_000),
+          minCloseFeeRate: parseFeeRate(opts.minCloseFeeRate),
+          bumpAfter: parseCount(opts.bumpAfter, '--bump-after', 1, 1000),
         };
+        if (policy.minExpiryBlocks <= policy.closeMargin) {
+          throw new SwarmpayError('USAGE', `--min-expiry ${policy.minExpiryBlocks} must be more than --close-margin ${policy.closeMargin}`, { hint: 'a channel must have blocks for payments before the margin stops them' });
+        }
         const pollMs = parseCount(opts.poll, '--poll', 1, 86_400) * 1000;
         const pc = await unlockedContext(ctx, opts.passphraseFile);
         const payee = new Payee({ ...pc, policy, log: serverLog });
@@ -105,7 +89,7 @@ export function registerChannel(program: Command): void {
           await runServer(ctx, {
             listen: opts.listen, stdio: !!opts.stdio, key: peerStaticKey(pc.seed), pollMs, log: serverLog, what: 'payer',
             serve: (link) => payee.serve(link),
-            tick: () => payee.closeExpiring().catch((e: unknown) => serverLog(`auto-close: ${(e as Error).message}`)),
+            tick: () => payee.tick(),
           });
         } finally {
           await payee.shutdown();
@@ -116,32 +100,47 @@ export function registerChannel(program: Command): void {
 
   channel
     .command('open')
-    .description('the payer: fund a channel to a payee from this wallet')
+    .description('the payer: fund a channel to a payee from this wallet; or finish one whose open was cut short')
     .option('--peer <host:port>', 'the payee\'s `channel serve --listen` address')
     .option('--peer-cmd <command>', 'run COMMAND and speak to the payee over its stdin/stdout')
     .option('--peer-key <hex>', 'the payee\'s static key (as `channel serve` prints it): refuse any other')
-    .requiredOption('--capacity <sats>', 'sats to lock in the channel')
+    .option('--capacity <sats>', 'sats to lock in the channel (required unless --resume)')
     .option('--expiry <blocks>', 'blocks until the payer may take back what was not paid', String(DEFAULT_EXPIRY))
-    .option('--fee-rate <sat/vB>', 'fee rate of the funding and close transactions (default 2 on regtest)')
+    .option('--fee-rate <sat/vB>', 'fee rate of the funding, and the least for the close (default 2 on regtest)')
+    .option('--resume <channel-id>', 'finish opening this channel: broadcast its funding again and hand the payee its ticket')
     .option('--wait', 'wait until the funding has the confirmations the payee asked for')
     .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
     .action(
-      withContext<{ peer?: string; peerCmd?: string; peerKey?: string; capacity: string; expiry: string; feeRate?: string; wait?: boolean; passphraseFile?: string }>(async (ctx, _args, opts) => {
-        const peer = peerOf(opts);
-        const capacity = parseSats(opts.capacity, '--capacity');
-        const expiryBlocks = parseCount(opts.expiry, '--expiry', 1, 52_560);
-        const feeRate = feeRateFor(ctx.network, opts.feeRate);
+      withContext<{ peer?: string; peerCmd?: string; peerKey?: string; capacity?: string; expiry: string; feeRate?: string; resume?: string; wait?: boolean; passphraseFile?: string }>(async (ctx, _args, opts) => {
         const pc = await unlockedContext(ctx, opts.passphraseFile);
-        const link = await connect(peer, pc.seed, opts.peerKey);
-        try {
-          const r = await openChannel(pc, link, peer, { capacity, expiryBlocks, feeRate });
-          if (opts.wait) {
-            await pc.chain.waitForConfirmations(r.fundingTxid, r.rec.confirmations, { onProgress: (c, w) => ctx.out.progress(`funding: ${c}/${w} confirmations`), pollMs: ctx.network === 'regtest' ? 200 : 5000 });
+        let rec: PayerRecord;
+        let fundingFee: bigint | null = null;
+        if (opts.resume !== undefined) {
+          if (opts.capacity !== undefined || opts.peer !== undefined || opts.peerCmd !== undefined) throw new SwarmpayError('USAGE', '--resume takes the channel\'s own terms and payee: give no --capacity, --peer or --peer-cmd');
+          rec = await resumeOpen(pc, connectorFor(pc.seed), opts.resume);
+        } else {
+          const peer = peerOf(opts);
+          if (opts.capacity === undefined) throw new SwarmpayError('USAGE', 'give --capacity <sats> (or --resume <channel-id>)');
+          const capacity = parseSats(opts.capacity, '--capacity');
+          const expiryBlocks = parseCount(opts.expiry, '--expiry', 2, 52_560);
+          const feeRate = feeRateFor(ctx.network, opts.feeRate);
+          const link = await connectPeer(peer, pc.seed, opts.peerKey);
+          try {
+            const r = await openChannel(pc, link, peer, { capacity, expiryBlocks, feeRate });
+            rec = r.rec;
+            fundingFee = r.fee;
+          } finally {
+            await link.close();
           }
-          ctx.out.result({ ...summary(r.rec, 0n), fundingFee: r.fee }, [`channel ${r.rec.id} open: ${capacity} sats to ${r.rec.peerKey.slice(0, 16)}…`, `funding ${r.fundingTxid} (fee ${r.fee} sats), expiry at height ${r.rec.terms.expiry}`]);
-        } finally {
-          await link.close();
         }
+        if (opts.wait) {
+          await pc.chain.waitForConfirmations(rec.funding.txid, rec.confirmations, { onProgress: (c, w) => ctx.out.progress(`funding: ${c}/${w} confirmations`), pollMs: ctx.network === 'regtest' ? 200 : 5000 });
+        }
+        const [report] = await channelReports(pc, [rec.id]);
+        ctx.out.result({ ...report, ...(fundingFee === null ? {} : { fundingFee }) }, [
+          `channel ${rec.id} ${rec.status}: ${rec.terms.capacity} sats to ${rec.peerKey.slice(0, 16)}…`,
+          `funding ${rec.funding.txid}${fundingFee === null ? '' : ` (fee ${fundingFee} sats)`}, expiry at height ${rec.terms.expiry}; payments stop ${rec.closeMargin} blocks before it`,
+        ]);
       }),
     );
 
@@ -155,53 +154,28 @@ export function registerChannel(program: Command): void {
     .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
     .action(
       withContext<{ count: string; batch?: string; passphraseFile?: string }>(async (ctx, args, opts) => {
-        const plan: { channel: string; items: { sats: bigint; pid: string | null }[] }[] = [];
+        let groups: PayGroup[];
         if (opts.batch !== undefined) {
           if (args.length > 0) throw new SwarmpayError('USAGE', 'with --batch the channels and amounts come from the batch');
-          for (const l of await readBatch(opts.batch)) {
-            const g = plan.find((p) => p.channel === l.channel) ?? plan[plan.push({ channel: l.channel, items: [] }) - 1]!;
-            g.items.push({ sats: l.sats, pid: l.pid });
-          }
+          groups = planBatch(await readBatch(opts.batch));
         } else {
           if (args.length !== 2) throw new SwarmpayError('USAGE', 'give a channel id and an amount, or --batch FILE');
           const sats = parseSats(args[1]!);
           const count = parseCount(opts.count, '--count', 1, 10_000_000);
-          plan.push({ channel: args[0]!, items: Array.from({ length: count }, () => ({ sats, pid: null })) });
+          groups = [{ channel: args[0]!, items: Array.from({ length: count }, () => ({ sats, pid: null })) }];
         }
         const pc = await unlockedContext(ctx, opts.passphraseFile);
-        const totals = { payments: plan.reduce((n, g) => n + g.items.length, 0), sent: 0, acked: 0, skipped: 0, sats: 0n, seconds: 0 };
-        let failure: unknown = null;
-        for (const group of plan) {
-          const rec = payerRecord(pc, group.channel);
-          const link = await connect(rec.peer, pc.seed, rec.peerKey);
-          try {
-            const s = await PayerSession.start(pc, link, rec.id);
-            const known = group.items.some((i) => i.pid !== null) ? await s.known(group.items.flatMap((i) => (i.pid === null ? [] : [i.pid]))) : new Set<string>();
-            const todo = group.items.filter((i) => i.pid === null || !known.has(i.pid));
-            for (const i of group.items) if (i.pid !== null && known.has(i.pid) && ctx.out.json) ctx.out.jsonLine({ id: i.pid, channel: rec.id, sats: i.sats, skipped: 'already paid' });
-            totals.skipped += group.items.length - todo.length;
-            let done = 0;
-            const r = await s.pay(todo, () => {
-              done++;
-              if (done % 500 === 0) ctx.out.progress(`${rec.id}: ${done}/${todo.length} payments acknowledged`);
-            });
-            for (const p of r.payments) {
-              totals.sent++;
-              if (p.acked) (totals.acked++, (totals.sats += p.sats));
-              if (ctx.out.json) ctx.out.jsonLine({ ...(p.pid === null ? {} : { id: p.pid }), channel: rec.id, seq: p.seq, sats: p.sats, acked: p.acked });
-            }
-            totals.seconds += r.seconds;
-            if (r.error !== undefined) failure = r.error;
-          } finally {
-            await link.close();
-          }
-          if (failure) break;
-        }
-        const perSec = totals.seconds > 0 ? Math.round(totals.acked / totals.seconds) : 0;
-        if (ctx.out.json) ctx.out.jsonLine({ summary: { ...totals, payments_per_sec: perSec } });
-        else ctx.out.info(`${totals.acked} of ${totals.payments} payments acknowledged (${totals.sats} sats)${totals.skipped ? `, ${totals.skipped} already paid` : ''}, ${perSec}/s`);
-        if (failure) throw failure;
-        if (!ctx.out.json) ctx.out.result({}, `paid ${totals.sats} sats in ${totals.acked} payments`);
+        const t = await payGroups(pc, connectorFor(pc.seed), groups, {
+          skipped: (e) => ctx.out.json && ctx.out.jsonLine({ id: e.pid, channel: e.channel, sats: e.sats, skipped: e.why }),
+          payment: (p) => ctx.out.json && ctx.out.jsonLine({ ...(p.pid === null ? {} : { id: p.pid }), channel: p.channel, seq: p.seq, sats: p.sats, acked: p.acked }),
+          acknowledged: (ch, done, of) => done % 500 === 0 && ctx.out.progress(`${ch}: ${done}/${of} payments acknowledged`),
+        });
+        const perSec = t.seconds > 0 ? Math.round(t.acked / t.seconds) : 0;
+        const { error, ...counts } = t;
+        if (ctx.out.json) ctx.out.jsonLine({ summary: { ...counts, payments_per_sec: perSec } });
+        else ctx.out.info(`${t.acked} of ${t.payments} payments acknowledged (${t.sats} sats)${t.skipped ? `, ${t.skipped} skipped as paid` : ''}, ${perSec}/s`);
+        if (error !== undefined) throw error;
+        if (!ctx.out.json) ctx.out.result({}, `paid ${t.sats} sats in ${t.acked} payments`);
       }),
     );
 
@@ -213,24 +187,23 @@ export function registerChannel(program: Command): void {
     .action(
       withContext<{ passphraseFile?: string }>(async (ctx, args, opts) => {
         const pc = await unlockedContext(ctx, opts.passphraseFile);
-        const rec = getChannel(pc.session, args[0]!);
-        let txid: string;
-        if (rec.role === 'payee') {
-          const payee = new Payee({ ...pc, policy: DEFAULT_POLICY, log: (m) => ctx.out.info(m) });
-          try {
-            txid = await payee.closeChannel(rec.id);
-          } finally {
-            await payee.shutdown();
-          }
-        } else {
-          const link = await connect(payerRecord(pc, rec.id).peer, pc.seed, rec.peerKey);
-          try {
-            txid = await (await PayerSession.start(pc, link, rec.id)).close();
-          } finally {
-            await link.close();
-          }
-        }
-        ctx.out.result({ id: rec.id, closeTxid: txid }, `closing ${rec.id}: ${txid}`);
+        const txid = await closeChannel(pc, connectorFor(pc.seed), args[0]!, (m) => ctx.out.info(m));
+        ctx.out.result({ id: args[0], closeTxid: txid }, `closing ${args[0]}: ${txid}`);
+      }),
+    );
+
+  channel
+    .command('bump')
+    .description('raise the fee of a channel\'s close (or refund) waiting to confirm, by a child (CPFP) from this wallet')
+    .argument('<channel-id>', 'the channel')
+    .requiredOption('--fee-rate <sat/vB>', 'the fee rate of the close and its child together')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .action(
+      withContext<{ feeRate: string; passphraseFile?: string }>(async (ctx, args, opts) => {
+        const feeRate = parseFeeRate(opts.feeRate);
+        const pc = await unlockedContext(ctx, opts.passphraseFile);
+        const b = await bumpChannel(pc, args[0]!, feeRate);
+        ctx.out.result({ id: args[0], bumpTxid: b.txid, feeRate: BigInt(b.feeRate), fee: BigInt(b.fee) }, `bumped ${args[0]} to ${b.feeRate} sat/vB: child ${b.txid} pays ${b.fee} sats`);
       }),
     );
 
@@ -251,29 +224,26 @@ export function registerChannel(program: Command): void {
 
   channel
     .command('list')
-    .description('the channels of this datadir')
+    .description('the channels of this datadir, each as the chain shows it now')
     .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
     .action(
       withContext<{ passphraseFile?: string }>(async (ctx, _args, opts) => {
         const pc = await unlockedContext(ctx, opts.passphraseFile);
-        const rows = listChannels(pc.session).map((r) => summary(r, null));
-        ctx.out.result({ channels: rows }, rows.length === 0 ? 'no channels' : rows.map((r) => `${r.id}  ${r.role}  ${r.status}  ${r.capacity} sats  expiry ${r.expiry}`));
+        const rows = await channelReports(pc);
+        ctx.out.result({ channels: rows }, rows.length === 0 ? 'no channels' : rows.map(listLine));
       }),
     );
 
   channel
     .command('show')
-    .description('one channel: capacity, paid, remaining, expiry, state, txids')
+    .description('one channel: status, paid, remaining, expiry in blocks, confirmations, txids')
     .argument('<channel-id>', 'the channel')
     .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
     .action(
       withContext<{ passphraseFile?: string }>(async (ctx, args, opts) => {
         const pc = await unlockedContext(ctx, opts.passphraseFile);
-        const rec = getChannel(pc.session, args[0]!);
-        let paid: bigint | null = null;
-        if (rec.role === 'payee' && rec.funding) paid = readPaymentState(pc.session, ctx.networkDir, rec.id).cumulative;
-        const doc = summary(rec, paid);
-        ctx.out.result(doc, fieldLines(doc));
+        const [r] = await channelReports(pc, [args[0]!]);
+        ctx.out.result(r!, fieldLines({ ...r }));
       }),
     );
 }

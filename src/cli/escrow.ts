@@ -16,7 +16,8 @@ import { withContext } from './command.js';
 import type { Context } from './context.js';
 import { feeRateFor, parseCount, parsePcrs } from './args.js';
 import { readTextFile } from './input-file.js';
-import { connect, peerOf, runServer, serverLog, unlockedContext } from './peer.js';
+import { peerOf, runServer, serverLog, unlockedContext } from './peer.js';
+import { connectPeer } from '../peer/connect.js';
 import { fieldLines } from './output.js';
 import { DEFAULT_QUOTE_PCRS } from './tpm.js';
 
@@ -147,7 +148,7 @@ export function registerEscrow(program: Command): void {
         }
         const peer = online ? peerOf(opts) : null;
         const wc = await unlockedContext(ctx, opts.passphraseFile);
-        const link = peer ? await connect(peer, wc.seed, opts.peerKey) : null;
+        const link = peer ? await connectPeer(peer, wc.seed, opts.peerKey) : null;
         try {
           let it: AsyncIterator<Buffer> | undefined;
           if (link) ({ offer, ciphertext, it } = await fetchOffer(link, args[0] ?? null));

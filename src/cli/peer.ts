@@ -4,11 +4,10 @@
  * (TCP or stdio, until SIGINT/SIGTERM, with a periodic task).
  */
 import { SwarmpayError } from '../errors.js';
-import { connectTcp, listenTcp, parsePeerKey, spawnPeer, stdioPeer } from '../peer/transports.js';
+import { listenTcp, stdioPeer } from '../peer/transports.js';
 import type { PeerLink } from '../peer/link.js';
 import type { StaticKey } from '../peer/keys.js';
-import { peerStaticKey } from '../peer/keys.js';
-import type { PeerAddress } from '../channel/store.js';
+import type { PeerAddress } from '../peer/connect.js';
 import { unlockWallet, type WalletContext } from '../wallet/wallet.js';
 import type { Context } from './context.js';
 
@@ -28,12 +27,6 @@ export async function unlockedContext(ctx: Context, passphraseFile: string | und
 export function peerOf(opts: { peer?: string; peerCmd?: string }): PeerAddress {
   if ((opts.peer === undefined) === (opts.peerCmd === undefined)) throw new SwarmpayError('USAGE', 'give exactly one of --peer HOST:PORT and --peer-cmd "CMD"');
   return opts.peer !== undefined ? { kind: 'tcp', ...parseHostPort(opts.peer, '--peer') } : { kind: 'cmd', command: opts.peerCmd! };
-}
-
-export async function connect(peer: PeerAddress, seed: Uint8Array, peerKey: string | undefined): Promise<PeerLink> {
-  const opts = peerKey === undefined ? {} : { peerKey: parsePeerKey(peerKey) };
-  const key = peerStaticKey(seed);
-  return peer.kind === 'tcp' ? connectTcp(peer.host, peer.port, key, opts) : spawnPeer(peer.command, key, opts);
 }
 
 export interface ServerOptions {

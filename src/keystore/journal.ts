@@ -159,8 +159,11 @@ export class Journal {
     return this.size;
   }
 
+  /** Closes the file and lets go of the lock; once (a descriptor closed twice could be another file's by then). */
   close(): void {
+    if (this.fd < 0) return;
     closeSync(this.fd);
+    this.fd = -1;
     this.lock.release();
   }
 }

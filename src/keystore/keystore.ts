@@ -16,6 +16,7 @@ import path from 'node:path';
 import { SwarmpayError, ioError } from '../errors.js';
 import type { NetworkName } from '../bitcoin/network.js';
 import { acquireLock } from '../util/file-lock.js';
+import { faultPoint } from '../util/fault.js';
 import { canonicalJson, type Json } from '../util/canonical-json.js';
 import { asObj } from '../util/shape.js';
 import type { Tpm } from '../tpm/tpm.js';
@@ -29,15 +30,6 @@ export type { KeystoreHeader } from './format.js';
 export interface Unlocker {
   passphrase(): Promise<string>;
   tpm(): Promise<Tpm>;
-}
-
-/**
- * A test-only fault point: with SWARMPAY_FAULT=kill-before-counter the process kills
- * itself between the file write and the counter increment of a checkpoint. A real crash
- * at that instant cannot be produced on demand, and recovery from it must be tested.
- */
-function faultPoint(name: string): void {
-  if (process.env.SWARMPAY_FAULT === name) process.kill(process.pid, 'SIGKILL');
 }
 
 const wrapAad = (network: NetworkName) => `${KEYSTORE_FORMAT}/${KEYSTORE_VERSION}/data-key/${network}`;

@@ -1,5 +1,5 @@
 /** Runs the built bin/swarmpay as a user would: a real process, real exit code, real streams. */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -39,13 +39,13 @@ export function swarmpay(args: string[], env: Record<string, string> = {}): Prom
 }
 
 /** Starts swarmpay without waiting, for tests that act while it runs. */
-export function spawnSwarmpay(args: string[]): { done: Promise<CliResult> } {
+export function spawnSwarmpay(args: string[]): { child: ChildProcess; done: Promise<CliResult> } {
   const child = spawn(process.execPath, [BIN, '--json', '--yes', ...args], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return { done: new Promise((resolve) => child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, json: parse(stdout) }))) };
+  return { child, done: new Promise((resolve) => child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, json: parse(stdout) }))) };
 }
 
 /** A hash of every file under `dir` (but the node's folder), to prove a failed command changed nothing. */

@@ -1,0 +1,254 @@
+/**
+ * The channel operations as a user (the CLI, the demo, the bench, a program) runs them,
+ * each a few protocol steps: pay a batch across channels, finish an interrupted open,
+ * close by role, bump, and report what a channel is, after asking the chain.
+ */
+import { SwarmpayError } from '../errors.js';
+import { closablePayment } from '../bitcoin/channel.js';
+import type { Connector } from '../peer/connect.js';
+import type { WalletContext } from '../wallet/wallet.js';
+import { Payee, DEFAULT_POLICY } from './payee.js';
+import { PayerSession, finishOpen, payerChannel, type PayResult } from './payer.js';
+import { readPayerLedger } from './payer-ledger.js';
+import { advance, blocksLeft, lookAtChain, type FundingView } from './lifecycle.js';
+import { bumpSpend } from './bump.js';
+import { SETTLED, getChannel, listChannels, readPaymentState, spendOf, termsOf, updateChannel, type Bump, type ChannelRecord, type PayerRecord } from './store.js';
+
+export interface PayItem {
+  sats: bigint;
+  /** A batch id: paid at most once, however often the batch is run. */
+  pid: string | null;
+}
+
+/** The payments to one channel, in order. */
+export interface PayGroup {
+  channel: string;
+  items: PayItem[];
+}
+
+/** Batch lines grouped by channel (in the order channels first appear); ids must be unique. */
+export function planBatch(lines: { pid: string; channel: string; sats: bigint }[]): PayGroup[] {
+  const groups = new Map<string, PayGroup>();
+  const ids = new Set<string>();
+  for (const l of lines) {
+    if (ids.has(l.pid)) throw new SwarmpayError('INVALID_FILE', `batch id "${l.pid}" appears twice`, { hint: 'ids make a batch safe to run again: each must be unique; nothing was paid' });
+    ids.add(l.pid);
+    const g = groups.get(l.channel) ?? { channel: l.channel, items: [] };
+    g.items.push({ sats: l.sats, pid: l.pid });
+    groups.set(l.channel, g);
+  }
+  return [...groups.values()];
+}
+
+export type SkipReason = 'already paid' | 'the payee says paid';
+
+export interface PayEvents {
+  /** A batch id not paid this time: this payer's ledger has it paid, or only the payee says so (its word: never a reason to pay, nor to count it paid). */
+  skipped?(e: { channel: string; pid: string; sats: bigint; why: SkipReason }): void;
+  /** Each payment sent, once the run on its channel is over. */
+  payment?(e: { channel: string; seq: number; sats: bigint; pid: string | null; acked: boolean }): void;
+  acknowledged?(channel: string, done: number, of: number): void;
+}
+
+export interface PaySummary {
+  payments: number;
+  sent: number;
+  acked: number;
+  skipped: number;
+  sats: bigint;
+  seconds: number;
+  /** Why the run stopped early; the counts say how far it got. */
+  error?: unknown;
+}
+
+/**
+ * Pays each group over its channel in turn: finishes the channel's open if it was cut
+ * short, reconciles with the payee, skips ids this payer's ledger has paid, pays the rest
+ * pipelined. Stops at the first channel that fails.
+ */
+export async function payGroups(ctx: WalletContext, connect: Connector, groups: PayGroup[], events: PayEvents = {}): Promise<PaySummary> {
+  const total: PaySummary = { payments: groups.reduce((n, g) => n + g.items.length, 0), sent: 0, acked: 0, skipped: 0, sats: 0n, seconds: 0 };
+  for (const group of groups) {
+    let r: PayResult;
+    try {
+      r = await payGroup(ctx, connect, group, events, total);
+    } catch (e) {
+      total.error = e;
+      break;
+    }
+    for (const p of r.payments) {
+      total.sent++;
+      if (p.acked) {
+        total.acked++;
+        total.sats += p.sats;
+      }
+      events.payment?.({ channel: group.channel, ...p });
+    }
+    total.seconds += r.seconds;
+    if (r.error !== undefined) {
+      total.error = r.error;
+      break;
+    }
+  }
+  return total;
+}
+
+async function payGroup(ctx: WalletContext, connect: Connector, group: PayGroup, events: PayEvents, total: PaySummary): Promise<PayResult> {
+  const rec = payerChannel(ctx, group.channel);
+  const link = await connect(rec.peer, rec.peerKey);
+  let session: PayerSession | null = null;
+  try {
+    if (rec.status === 'opening') await finishOpen(ctx, link, link.messages()[Symbol.asyncIterator](), rec);
+    session = await PayerSession.start(ctx, link, rec.id);
+    const s = session;
+    const withIds = group.items.flatMap((i) => (i.pid === null ? [] : [i.pid]));
+    const theySay = withIds.some((pid) => !s.ledger.paid.has(pid)) ? await s.known(withIds.filter((pid) => !s.ledger.paid.has(pid))) : new Set<string>();
+    const todo: PayItem[] = [];
+    for (const i of group.items) {
+      const why: SkipReason | null = i.pid === null ? null : s.ledger.paid.has(i.pid) ? 'already paid' : theySay.has(i.pid) ? 'the payee says paid' : null;
+      if (why === null) todo.push(i);
+      else {
+        total.skipped++;
+        events.skipped?.({ channel: rec.id, pid: i.pid!, sats: i.sats, why });
+      }
+    }
+    let done = 0;
+    return await s.pay(todo, () => events.acknowledged?.(rec.id, ++done, todo.length));
+  } finally {
+    if (session) await session.disconnect();
+    else await link.close();
+  }
+}
+
+/** Finishes an open cut short after the funding was signed: re-broadcasts it and hands the payee its ticket. */
+export async function resumeOpen(ctx: WalletContext, connect: Connector, id: string): Promise<PayerRecord> {
+  const rec = payerChannel(ctx, id);
+  if (rec.status !== 'opening') {
+    if (rec.status === 'failed') throw new SwarmpayError('CHANNEL_STATE', `channel ${id} failed to open: ${rec.reason}`, { hint: `its funding, if it reached the chain, comes back with \`swarmpay channel refund ${id}\` from height ${rec.terms.expiry}` });
+    return rec; // already open (or further): nothing to finish
+  }
+  const link = await connect(rec.peer, rec.peerKey);
+  try {
+    return await finishOpen(ctx, link, link.messages()[Symbol.asyncIterator](), rec);
+  } finally {
+    await link.close();
+  }
+}
+
+/** Closes a channel: the payee broadcasts its newest state; the payer asks the payee to. */
+export async function closeChannel(ctx: WalletContext, connect: Connector, id: string, log: (msg: string) => void): Promise<string> {
+  const rec = getChannel(ctx.session, id);
+  if (rec.role === 'payee') {
+    const payee = new Payee({ ...ctx, policy: DEFAULT_POLICY, log });
+    try {
+      return await payee.closeChannel(id);
+    } finally {
+      await payee.shutdown();
+    }
+  }
+  if (rec.status === 'closing' || rec.status === 'closed') return rec.close.txid;
+  const link = await connect(rec.peer, rec.peerKey);
+  let session: PayerSession | null = null;
+  try {
+    session = await PayerSession.start(ctx, link, id);
+    return await session.close();
+  } finally {
+    if (session) await session.disconnect();
+    else await link.close();
+  }
+}
+
+/** Bumps a channel's pending close or refund to `feeRate` (sat/vB, with its child) by CPFP from this wallet's outputs in it. */
+export async function bumpChannel(ctx: WalletContext, id: string, feeRate: bigint): Promise<Bump> {
+  return bumpSpend(ctx, await refreshChannel(ctx, getChannel(ctx.session, id), await ctx.chain.tipHeight()), feeRate);
+}
+
+/** Moves a channel to the status the chain shows (storing it if it moved); returns the record as it now stands. */
+export async function refreshChannel(ctx: WalletContext, rec: ChannelRecord, tip: number, seen?: FundingView): Promise<ChannelRecord> {
+  if (SETTLED.has(rec.status)) return rec;
+  const view = seen ?? (await lookAtChain(ctx.chain, ctx.network, rec));
+  const closable = rec.role === 'payee' && readPaymentState(ctx.session, ctx.networkDir, rec.id).cumulative >= closablePayment(termsOf(rec));
+  if (advance(rec, tip, view, closable) === null) return rec;
+  return updateChannel(ctx.session, rec.id, (r) => advance(r, tip, view, closable), false);
+}
+
+/** What a person (or a script) needs to know of a channel; a field is absent where it does not apply, never null. */
+export interface ChannelReport {
+  id: string;
+  role: 'payer' | 'payee';
+  status: ChannelRecord['status'];
+  capacity: bigint;
+  /** Acknowledged (payer) or durably held (payee). */
+  paid: bigint;
+  /** Payer: the highest amount it may have signed (acknowledged or not): what may be spent. */
+  signed?: bigint;
+  /** What may still be paid: capacity less what may have been signed. */
+  remaining: bigint;
+  closeFee: bigint;
+  expiry: number;
+  /** Blocks from the tip to the expiry (negative once past it). */
+  expiresIn: number;
+  closeMargin: number;
+  fundingTxid: string;
+  fundingConfirmations?: number;
+  confirmationsWanted: number;
+  closeTxid?: string;
+  refundTxid?: string;
+  spendConfirmations?: number;
+  bumps?: Bump[];
+  reason?: string;
+  peer?: string;
+  peerKey: string;
+}
+
+/** Every channel of this datadir, each moved to what the chain shows first. */
+export async function channelReports(ctx: WalletContext, ids?: string[]): Promise<ChannelReport[]> {
+  const tip = await ctx.chain.tipHeight();
+  const recs = ids === undefined ? listChannels(ctx.session) : ids.map((id) => getChannel(ctx.session, id));
+  const out: ChannelReport[] = [];
+  for (const rec of recs) {
+    const seen = SETTLED.has(rec.status) ? null : await lookAtChain(ctx.chain, ctx.network, rec);
+    out.push(report(ctx, await refreshChannel(ctx, rec, tip, seen ?? undefined), tip, seen));
+  }
+  return out;
+}
+
+function report(ctx: WalletContext, rec: ChannelRecord, tip: number, seen: FundingView | null): ChannelReport {
+  const capacity = BigInt(rec.terms.capacity);
+  let paid: bigint;
+  let signed: bigint | undefined;
+  if (rec.role === 'payee') {
+    paid = readPaymentState(ctx.session, ctx.networkDir, rec.id).cumulative;
+  } else {
+    const l = readPayerLedger(ctx.session, ctx.networkDir, rec.id);
+    paid = l.acked.cumulative;
+    signed = l.signed.cumulative;
+  }
+  const spend = spendOf(rec);
+  const r: ChannelReport = {
+    id: rec.id,
+    role: rec.role,
+    status: rec.status,
+    capacity,
+    paid,
+    remaining: capacity - (signed ?? paid),
+    closeFee: BigInt(rec.terms.closeFee),
+    expiry: rec.terms.expiry,
+    expiresIn: blocksLeft(rec, tip),
+    closeMargin: rec.closeMargin,
+    fundingTxid: rec.funding.txid,
+    confirmationsWanted: rec.confirmations,
+    peerKey: rec.peerKey,
+  };
+  if (signed !== undefined) r.signed = signed;
+  if (seen?.confirmations !== null && seen?.confirmations !== undefined) r.fundingConfirmations = seen.confirmations;
+  if (spend !== null) {
+    if (spend.kind === 'close') r.closeTxid = spend.tx.txid;
+    else r.refundTxid = spend.tx.txid;
+    if (seen?.spend) r.spendConfirmations = seen.spend.confirmations;
+    if (spend.tx.bumps.length > 0) r.bumps = spend.tx.bumps;
+  }
+  if (rec.status === 'failed') r.reason = rec.reason;
+  if (rec.role === 'payer') r.peer = rec.peer.kind === 'tcp' ? `${rec.peer.host}:${rec.peer.port}` : rec.peer.command;
+  return r;
+}

@@ -1,0 +1,156 @@
+/**
+ * The payer's own durable record of a channel's payments, so that what it pays never
+ * rests on the payee's word: the highest state it may have signed, the highest the payee
+ * acknowledged (or proved it holds), and which batch ids are paid.
+ *
+ * - Before it signs a stretch of payments the payer records, with one fsync, the highest
+ *   state the stretch reaches and the state at which each batch id is first covered. After
+ *   a crash it therefore counts every state it may have signed as possibly spent.
+ * - A batch id is paid once the payee holds a state, signed by this payer, that covers it:
+ *   when the payee acknowledges it, or when at the next connection the payee shows (with
+ *   the payer's signature) a state at or above it. Ids the payee cannot show are no longer
+ *   pending: a later run pays them again, from the state the payee showed, which moves no
+ *   more money than once (amounts are cumulative: a state covers all before it).
+ * - Paid ids stay paid whatever the payee says later, so a batch run again skips them.
+ *
+ * One journal per channel (`channels/payer-<id>.journal`, sealed with a keystore subkey,
+ * locked while a payer session holds it), rewritten small when it grows.
+ */
+import path from 'node:path';
+import { Journal } from '../keystore/journal.js';
+import type { KeystoreSession } from '../keystore/keystore.js';
+import type { Json } from '../util/canonical-json.js';
+
+export interface StatePoint {
+  seq: number;
+  cumulative: bigint;
+}
+
+export interface PayerLedger {
+  /** The highest state this payer may have signed: possibly spent, acknowledged or not. */
+  signed: StatePoint;
+  /** The highest state the payee acknowledged, or showed with this payer's signature. */
+  acked: StatePoint;
+  /** Batch ids paid. */
+  paid: Set<string>;
+  /** Batch ids in states signed but not yet shown held by the payee: id → the cumulative amount that first covers it. */
+  pending: Map<string, bigint>;
+}
+
+type Entry =
+  | { t: 'reserve'; seq: number; c: string; pids: [string, string][] }
+  | { t: 'settle'; seq: number; c: string; rebase: boolean }
+  | { t: 'paid'; pids: string[] };
+
+const ZERO: StatePoint = { seq: 0, cumulative: 0n };
+/** Past this, the journal is rewritten as the ledger it means when next opened. */
+const COMPACT_BYTES = 16 * 1024 * 1024;
+const IDS_PER_RECORD = 10_000;
+
+const file = (networkDir: string, id: string) => path.join(networkDir, 'channels', `payer-${id}.journal`);
+const name = (id: string) => `channel-payer/${id}`;
+const key = (session: KeystoreSession) => session.subkey('channel-payer');
+
+function emptyLedger(): PayerLedger {
+  return { signed: ZERO, acked: ZERO, paid: new Set(), pending: new Map() };
+}
+
+const higher = (a: StatePoint, b: StatePoint): StatePoint => (b.cumulative > a.cumulative || (b.cumulative === a.cumulative && b.seq > a.seq) ? b : a);
+
+function apply(l: PayerLedger, e: Entry): void {
+  switch (e.t) {
+    case 'reserve':
+      l.signed = higher(l.signed, { seq: e.seq, cumulative: BigInt(e.c) });
+      for (const [pid, c] of e.pids) l.pending.set(pid, BigInt(c));
+      return;
+    case 'settle': {
+      const at: StatePoint = { seq: e.seq, cumulative: BigInt(e.c) };
+      l.acked = higher(l.acked, at);
+      // The payee holds a state this payer signed at this amount: it may have signed it.
+      l.signed = higher(l.signed, at);
+      for (const [pid, c] of l.pending) {
+        if (c <= at.cumulative) {
+          l.paid.add(pid);
+          l.pending.delete(pid);
+        } else if (e.rebase) {
+          l.pending.delete(pid);
+        }
+      }
+      return;
+    }
+    case 'paid':
+      for (const pid of e.pids) l.paid.add(pid);
+  }
+}
+
+function replay(records: Json[]): PayerLedger {
+  const l = emptyLedger();
+  // Written by this module and authenticated by the journal: the shape is ours.
+  for (const r of records as unknown as Entry[]) apply(l, r);
+  return l;
+}
+
+/** The ledger as it stands, read without locking (for `channel show`). */
+export function readPayerLedger(session: KeystoreSession, networkDir: string, id: string): PayerLedger {
+  return replay(Journal.read(file(networkDir, id), name(id), key(session)).records);
+}
+
+/** The ledger of one channel, open for a payer session to write to (one at a time: the file is locked). */
+export class PayerJournal {
+  private constructor(
+    private readonly journal: Journal,
+    readonly ledger: PayerLedger,
+  ) {}
+
+  /** `compactAt`: the size past which it is rewritten on open (COMPACT_BYTES unless set). */
+  static open(session: KeystoreSession, networkDir: string, id: string, compactAt = COMPACT_BYTES): PayerJournal {
+    const { journal, records } = Journal.open(file(networkDir, id), name(id), key(session));
+    const j = new PayerJournal(journal, replay(records));
+    if (journal.bytes > compactAt) j.compact();
+    return j;
+  }
+
+  /** Records, durably, that states up to `upto` are about to be signed, covering these ids at these amounts. */
+  reserve(upto: StatePoint, pids: [string, bigint][]): void {
+    const entries: Entry[] = [];
+    for (let i = 0; i === 0 || i < pids.length; i += IDS_PER_RECORD) {
+      entries.push({ t: 'reserve', seq: upto.seq, c: upto.cumulative.toString(), pids: pids.slice(i, i + IDS_PER_RECORD).map(([p, c]) => [p, c.toString()]) });
+    }
+    this.write(entries);
+  }
+
+  /**
+   * The payee holds `at` (acknowledged, or shown with our signature): the ids it covers are
+   * paid. With `rebase` (at the start of a session) nothing above it is held: pending ids
+   * above it are no longer pending.
+   */
+  settle(at: StatePoint, rebase: boolean): void {
+    if (!rebase && at.cumulative <= this.ledger.acked.cumulative && at.seq <= this.ledger.acked.seq) return;
+    this.write([{ t: 'settle', seq: at.seq, c: at.cumulative.toString(), rebase }]);
+  }
+
+  close(): void {
+    this.journal.close();
+  }
+
+  private write(entries: Entry[]): void {
+    this.journal.append(entries as unknown as Json[]);
+    for (const e of entries) apply(this.ledger, e);
+  }
+
+  /** Rewrites the journal as the ledger it means: the same ledger from far fewer records. */
+  private compact(): void {
+    const l = this.ledger;
+    const entries: Entry[] = [{ t: 'reserve', seq: l.signed.seq, c: l.signed.cumulative.toString(), pids: [] }, { t: 'settle', seq: l.acked.seq, c: l.acked.cumulative.toString(), rebase: false }];
+    const paid = [...l.paid];
+    for (let i = 0; i < paid.length; i += IDS_PER_RECORD) entries.push({ t: 'paid', pids: paid.slice(i, i + IDS_PER_RECORD) });
+    const pending = [...l.pending].map(([p, c]): [string, string] => [p, c.toString()]);
+    for (let i = 0; i < pending.length; i += IDS_PER_RECORD) entries.push({ t: 'reserve', seq: l.signed.seq, c: l.signed.cumulative.toString(), pids: pending.slice(i, i + IDS_PER_RECORD) });
+    // A failed rewrite leaves the journal as it was: it only goes on being large.
+    try {
+      this.journal.rewrite(entries as unknown as Json[]);
+    } catch {
+      /* the old journal still holds the same ledger */
+    }
+  }
+}

@@ -1,0 +1,504 @@
+/**
+ * The channel as a state machine over the chain, tried as an attacker and an unlucky
+ * operator would, on a real btcd over real TCP links: payments on a dead or dying channel,
+ * non-standard payouts, floods of opens, closes that must confirm (bumped, re-broadcast),
+ * opens cut short and resumed, a payee that lies about what it was paid.
+ */
+import path from 'node:path';
+import { statSync } from 'node:fs';
+import { Transaction } from 'bitcoinjs-lib';
+import { startTestNode, type TestNode } from './helpers/node.js';
+import { tempDir } from './helpers/tmp.js';
+import { testWallet, fund, type TestWallet } from './helpers/wallets.js';
+import { expectCode, failure } from './helpers/expect.js';
+import { Payee, DEFAULT_POLICY, type PayeePolicy } from '../src/channel/payee.js';
+import { PayerSession, openChannel, refundChannel } from '../src/channel/payer.js';
+import { bumpChannel, payGroups, resumeOpen, refreshChannel } from '../src/channel/flows.js';
+import { readPayerLedger } from '../src/channel/payer-ledger.js';
+import { SETTLED_DEPTH, getChannel, listChannels, outpointOf, readPaymentState, termsOf, type ChannelRecord } from '../src/channel/store.js';
+import { encodeMessage, parseMessage, type Message } from '../src/channel/messages.js';
+import { StateHasher, closeVbytes, signState } from '../src/bitcoin/channel.js';
+import { CHANNEL_CHAIN, contractKey } from '../src/wallet/hd.js';
+import { keystorePath } from '../src/keystore/keystore.js';
+import { generateStaticKey, peerStaticKey, type StaticKey } from '../src/peer/keys.js';
+import { connectTcp, listenTcp } from '../src/peer/transports.js';
+import type { PeerLink } from '../src/peer/link.js';
+import type { Connector } from '../src/peer/connect.js';
+import type { ChainBackend } from '../src/chain/backend.js';
+import type { WalletContext } from '../src/wallet/wallet.js';
+import { SwarmpayError } from '../src/errors.js';
+import net from 'node:net';
+import { handshake } from '../src/peer/link.js';
+
+describe('the channel lifecycle on a real btcd', () => {
+  let node: TestNode;
+  let tmp: ReturnType<typeof tempDir>;
+  let payer: TestWallet;
+  let payeeWallet: TestWallet;
+  let pc: WalletContext;
+  let payee: Payee;
+  let server: { port: number; close(): Promise<void> };
+  const logs: string[] = [];
+  const sessions: PayerSession[] = [];
+
+  const payeeKey = () => peerStaticKey(payeeWallet.seed);
+  const link = (port = server.port, key: StaticKey = peerStaticKey(payer.seed)) => connectTcp('127.0.0.1', port, key, { peerKey: payeeKey().publicKey });
+  const peer = () => ({ kind: 'tcp' as const, host: '127.0.0.1', port: server.port });
+  const connector: Connector = async () => link();
+  const open = async (capacity: bigint, expiryBlocks = 200) => {
+    const l = await link();
+    try {
+      return (await openChannel(pc, l, peer(), { capacity, expiryBlocks, feeRate: 2n })).rec;
+    } finally {
+      await l.close();
+    }
+  };
+  const session = async (id: string) => {
+    const s = await PayerSession.start(pc, await link(), id);
+    sessions.push(s);
+    return s;
+  };
+  const payeeCtx = (policy: PayeePolicy = DEFAULT_POLICY, chain: ChainBackend = node.chain) => ({ session: payeeWallet.session, seed: payeeWallet.seed, network: 'regtest' as const, networkDir: payeeWallet.networkDir, chain, policy, log: (m: string) => logs.push(m) });
+  /** Mines until the tip is `h`. */
+  const mineTo = async (h: number) => {
+    const tip = await node.chain.tipHeight();
+    if (h > tip) await node.chain.mine(h - tip);
+  };
+  /** A raw link to the payee, attached to channel `id` by hello; returns the state it answered. */
+  const attach = async (id: string): Promise<{ raw: PeerLink; it: AsyncIterator<Buffer>; state: Extract<Message, { t: 'state' }> }> => {
+    const raw = await link();
+    const it = raw.messages()[Symbol.asyncIterator]();
+    raw.send(encodeMessage({ t: 'hello', id }));
+    return { raw, it, state: parseMessage((await it.next()).value as Buffer) as Extract<Message, { t: 'state' }> };
+  };
+  const signedPay = (rec: ChannelRecord, seq: number, cumulative: bigint): Extract<Message, { t: 'pay' }> => {
+    const sig = signState(new StateHasher(termsOf(rec), outpointOf(rec)).sighash(cumulative), contractKey(payer.seed, 'regtest', CHANNEL_CHAIN, rec.keyIndex).priv).toString('hex');
+    return { t: 'pay', id: rec.id, seq, cumulative, sig, pid: null };
+  };
+  /** What the payee answers to one payment the payer's own checks would never send. */
+  const payeeAnswer = async (rec: ChannelRecord): Promise<Message> => {
+    const { raw, it, state } = await attach(rec.id);
+    try {
+      raw.send(encodeMessage(signedPay(rec, state.seq + 1, state.cumulative + 1000n)));
+      return parseMessage((await it.next()).value as Buffer);
+    } finally {
+      await raw.close();
+    }
+  };
+
+  beforeAll(async () => {
+    node = await startTestNode();
+    tmp = tempDir();
+    payer = await testWallet(path.join(tmp.dir, 'payer'));
+    payeeWallet = await testWallet(path.join(tmp.dir, 'payee'));
+    await fund(node.chain, payer, 50_000_000n);
+    await fund(node.chain, payeeWallet, 1_000_000n);
+    pc = { session: payer.session, seed: payer.seed, network: 'regtest', networkDir: payer.networkDir, chain: node.chain };
+    payee = new Payee(payeeCtx());
+    server = await listenTcp('127.0.0.1', 0, payeeKey(), (l) => void payee.serve(l));
+  });
+  afterAll(async () => {
+    await Promise.all(sessions.map((s) => s.disconnect().catch(() => undefined)));
+    await server?.close();
+    await payee?.shutdown();
+    await node?.stop();
+    tmp?.remove();
+  });
+
+  describe('payments on a dead or dying channel are refused by both sides, nothing signed or stored', () => {
+    /** Both refusals, and proof that neither side's record moved. */
+    const refusedBoth = async (rec: ChannelRecord, payerCode: string, payeeCode: string) => {
+      const signedBefore = readPayerLedger(payer.session, payer.networkDir, rec.id).signed;
+      const heldBefore = readPaymentState(payeeWallet.session, payeeWallet.networkDir, rec.id);
+      const s = await session(rec.id);
+      const e = await expectCode(s.pay([{ sats: 1000n, pid: null }]), payerCode);
+      expect(readPayerLedger(payer.session, payer.networkDir, rec.id).signed).toEqual(signedBefore); // nothing was signed
+      expect(await payeeAnswer(rec)).toMatchObject({ t: 'error', code: payeeCode });
+      expect(readPaymentState(payeeWallet.session, payeeWallet.networkDir, rec.id)).toEqual(heldBefore);
+      return e;
+    };
+
+    test('inside the close margin: CHANNEL_EXPIRING', async () => {
+      const rec = await open(100_000n, DEFAULT_POLICY.minExpiryBlocks);
+      await node.chain.mine(1);
+      await (await session(rec.id)).pay([{ sats: 2000n, pid: null }]);
+      await mineTo(rec.terms.expiry - rec.closeMargin);
+      const e = await refusedBoth(rec, 'CHANNEL_EXPIRING', 'CHANNEL_EXPIRING');
+      expect(e.message).toMatch(new RegExp(`${rec.closeMargin} blocks from the tip .* close margin of ${rec.closeMargin}`));
+    });
+
+    test('one block before the margin, payments are still taken', async () => {
+      const rec = await open(100_000n, DEFAULT_POLICY.minExpiryBlocks);
+      await node.chain.mine(1);
+      await mineTo(rec.terms.expiry - rec.closeMargin - 1);
+      const r = await (await session(rec.id)).pay([{ sats: 2000n, pid: null }]);
+      expect(r.error).toBeUndefined();
+      expect(r.acked.cumulative).toBe(2000n);
+    });
+
+    test('after the expiry, and after the payer\'s refund: refused, and the payee sees the refund', async () => {
+      const rec = await open(100_000n, DEFAULT_POLICY.minExpiryBlocks);
+      await node.chain.mine(1);
+      await mineTo(rec.terms.expiry);
+      await refusedBoth(rec, 'CHANNEL_EXPIRING', 'CHANNEL_EXPIRING');
+      const refund = await refundChannel(pc, rec.id, 2n);
+      // The payer's own record says refunding; the payee's chain shows the funding spent.
+      await refusedBoth(rec, 'CHANNEL_SPENT', 'CHANNEL_SPENT');
+      await node.chain.mine(SETTLED_DEPTH);
+      await payee.tick();
+      expect(getChannel(payeeWallet.session, rec.id)).toMatchObject({ status: 'refunded', refund: { txid: refund.txid } });
+      await refreshChannel(pc, getChannel(payer.session, rec.id), await node.chain.tipHeight());
+      expect(getChannel(payer.session, rec.id)).toMatchObject({ status: 'refunded' });
+    });
+
+    test('a funding not yet confirmed: refused by both', async () => {
+      const rec = await open(100_000n);
+      await refusedBoth(rec, 'CHANNEL_STATE', 'CHANNEL_STATE');
+      await node.chain.mine(1);
+    });
+  });
+
+  describe('payout scripts: standard ones only, capped before anything is parsed further', () => {
+    const sendOpen = async (payerScript: string, closeFee = 1000n): Promise<Message> => {
+      const l = await link();
+      try {
+        const it = l.messages()[Symbol.asyncIterator]();
+        const key = contractKey(payer.seed, 'regtest', CHANNEL_CHAIN, 9999);
+        const expiry = (await node.chain.tipHeight()) + 200;
+        l.send(encodeMessage({ t: 'open', id: 'abad1dea0000' + Math.floor(Math.random() * 0xffff).toString(16).padStart(4, '0'), network: 'regtest', capacity: 100_000n, expiry, closeFee, payerPubkey: key.pub.toString('hex'), payerScript }));
+        return parseMessage((await it.next()).value as Buffer);
+      } finally {
+        await l.close();
+      }
+    };
+    // Longer than any standard payout (34 bytes), a script is refused by the parser itself.
+    const nonStandard: [string, string, string, RegExp][] = [
+      ['OP_TRUE', '51', 'CHANNEL_REFUSED', /not a standard one/],
+      ['OP_RETURN', '6a0401020304', 'CHANNEL_REFUSED', /not a standard one/],
+      ['bare 1-of-1 multisig', `5121${'02' + '11'.repeat(32)}51ae`, 'PEER_PROTOCOL', /at most 34 bytes/],
+      ['bare P2PK', `21${'02' + '11'.repeat(32)}ac`, 'PEER_PROTOCOL', /at most 34 bytes/],
+      ['a 25-byte witness v0 program', `0019${'22'.repeat(25)}`, 'CHANNEL_REFUSED', /not a standard one/],
+      ['a witness v2 program', `5220${'33'.repeat(32)}`, 'CHANNEL_REFUSED', /not a standard one/],
+      ['P2WPKH with a trailing byte', `0014${'44'.repeat(20)}00`, 'CHANNEL_REFUSED', /not a standard one/],
+    ];
+    test.each(nonStandard)('%s is refused at open, and nothing is stored', async (_kind, script, code, why) => {
+      const before = statSync(keystorePath(payeeWallet.networkDir)).size;
+      const channels = listChannels(payeeWallet.session).length;
+      const a = await sendOpen(script);
+      expect(a).toMatchObject({ t: 'error', code });
+      expect((a as { message: string }).message).toMatch(why);
+      expect(statSync(keystorePath(payeeWallet.networkDir)).size).toBe(before);
+      expect(listChannels(payeeWallet.session)).toHaveLength(channels);
+    });
+    test('a 30 KB script is refused by the message parser, before anything else looks at it', async () => {
+      const a = await sendOpen('aa'.repeat(30_000));
+      expect(a).toMatchObject({ t: 'error', code: 'PEER_PROTOCOL' });
+      expect((a as { message: string }).message).toMatch(/payerScript must be at most 34 bytes/);
+    });
+    test('a close fee below what the payee\'s node asks is refused, naming the rate to use', async () => {
+      const payerScript = `0014${'55'.repeat(20)}`;
+      const a = await sendOpen(payerScript, closeVbytes({ payeeScript: Buffer.from(payerScript, 'hex'), payerScript: Buffer.from(payerScript, 'hex') }));
+      expect(a).toMatchObject({ t: 'error', code: 'CHANNEL_REFUSED' });
+      expect((a as { message: string }).message).toMatch(/close fee \d+ sats is outside .* asks 2 sat\/vB/);
+    });
+  });
+
+  test('1,000 opens nobody funds, from one key and from 1,000 keys: the payee stores nothing, and an honest open still works', async () => {
+    const file = keystorePath(payeeWallet.networkDir);
+    const before = { size: statSync(file).size, channels: listChannels(payeeWallet.session).length };
+    const expiry = (await node.chain.tipHeight()) + 200;
+    const script = `0014${'66'.repeat(20)}`;
+    const fee = 2n * closeVbytes({ payeeScript: Buffer.from(script, 'hex'), payerScript: Buffer.from(script, 'hex') });
+    const flood = async (keyOf: (i: number) => StaticKey) => {
+      for (let i = 0; i < 1000; i += 25) {
+        await Promise.all(Array.from({ length: 25 }, async (_, k) => {
+          const l = await link(server.port, keyOf(i + k));
+          const it = l.messages()[Symbol.asyncIterator]();
+          l.send(encodeMessage({ t: 'open', id: (i + k).toString(16).padStart(16, 'f'), network: 'regtest', capacity: 100_000n, expiry, closeFee: fee, payerPubkey: contractKey(payer.seed, 'regtest', CHANNEL_CHAIN, 5000).pub.toString('hex'), payerScript: script }));
+          expect(parseMessage((await it.next()).value as Buffer)).toMatchObject({ t: 'accept' });
+          await l.close();
+        }));
+      }
+    };
+    await flood(() => peerStaticKey(payer.seed));
+    await flood(() => generateStaticKey());
+    // One key-index block reserved for 2,000 opens: the keystore moved by a counter, not by records.
+    expect(Math.abs(statSync(file).size - before.size)).toBeLessThan(64);
+    expect(listChannels(payeeWallet.session)).toHaveLength(before.channels);
+    const rec = await open(100_000n);
+    await node.chain.mine(1);
+    expect((await (await session(rec.id)).pay([{ sats: 1000n, pid: null }])).acked.cumulative).toBe(1000n);
+  }, 180_000);
+
+  describe('closes that confirm', () => {
+    /**
+     * A payee of its own, whose first close goes to a chain that drops it: what a payee
+     * sees when its node loses the close (a restart empties btcd's mempool, and its
+     * regtest chain does not survive one here). Then the real chain, as after a restart.
+     */
+    const lossyPayee = async (name: string) => {
+      const w = await testWallet(path.join(tmp.dir, name));
+      const ctx = (chain: ChainBackend) => ({ session: w.session, seed: w.seed, network: 'regtest' as const, networkDir: w.networkDir, chain, policy: DEFAULT_POLICY, log: (m: string) => logs.push(m) });
+      const lost: string[] = [];
+      const lossy: ChainBackend = Object.assign(Object.create(node.chain) as ChainBackend, {
+        broadcast: async (hex: string) => (lost.push(hex), Transaction.fromHex(hex).getId()),
+      });
+      let p = new Payee(ctx(node.chain));
+      const srv = await listenTcp('127.0.0.1', 0, peerStaticKey(w.seed), (l) => void p.serve(l));
+      const l = await connectTcp('127.0.0.1', srv.port, peerStaticKey(payer.seed), { peerKey: peerStaticKey(w.seed).publicKey });
+      const { rec } = await openChannel(pc, l, { kind: 'tcp', host: '127.0.0.1', port: srv.port }, { capacity: 200_000n, expiryBlocks: 200, feeRate: 2n }).finally(() => l.close());
+      await node.chain.mine(1);
+      const s = await PayerSession.start(pc, await connectTcp('127.0.0.1', srv.port, peerStaticKey(payer.seed), { peerKey: peerStaticKey(w.seed).publicKey }), rec.id);
+      await s.pay([{ sats: 50_000n, pid: null }]);
+      await s.disconnect();
+      await p.shutdown();
+      p = new Payee(ctx(lossy));
+      const closeTxid = await p.closeChannel(rec.id);
+      await p.shutdown();
+      p = new Payee(ctx(node.chain));
+      return {
+        rec, closeTxid, lost, wallet: w, payee: () => p,
+        stop: async () => {
+          await srv.close();
+          await p.shutdown();
+        },
+      };
+    };
+
+    test('a close at the minimum fee, bumped by CPFP from the payee\'s own output: btcd takes the child and both confirm', async () => {
+      const rec = await open(200_000n);
+      await node.chain.mine(1);
+      await (await session(rec.id)).pay([{ sats: 50_000n, pid: null }]);
+      expect(BigInt(rec.terms.closeFee)).toBe(2n * closeVbytes(termsOf(rec))); // the floor: btcd on regtest has no estimate
+      const closeTxid = await payee.closeChannel(rec.id);
+      const wallet = { session: payeeWallet.session, seed: payeeWallet.seed, network: 'regtest' as const, networkDir: payeeWallet.networkDir, chain: node.chain };
+      const bump = await bumpChannel(wallet, rec.id, 20n);
+      const [close, child] = await Promise.all([node.chain.getTransaction(closeTxid), node.chain.getTransaction(bump.txid)]);
+      expect(close!.confirmations).toBe(0);
+      expect(child!.inputs.some((i) => i.txid === closeTxid)).toBe(true);
+      const closeFee = BigInt(rec.terms.capacity) - close!.outputs.reduce((a, o) => a + o.value, 0n);
+      const vsize = (hex: string) => BigInt(Transaction.fromHex(hex).virtualSize());
+      expect((closeFee + BigInt(bump.fee)) / (vsize(close!.hex) + vsize(child!.hex))).toBeGreaterThanOrEqual(20n);
+      expect(getChannel(payeeWallet.session, rec.id)).toMatchObject({ status: 'closing', close: { txid: closeTxid, bumps: [{ txid: bump.txid, feeRate: '20' }] } });
+      // A second bump replaces the first (BIP125), and is the one the channel keeps last.
+      const again = await bumpChannel(wallet, rec.id, 40n);
+      expect(await node.chain.getTransaction(bump.txid)).toBeNull();
+      await node.chain.mine(1);
+      expect((await node.chain.getTransaction(closeTxid))!.confirmations).toBe(1);
+      expect((await node.chain.getTransaction(again.txid))!.confirmations).toBe(1);
+      await expectCode(bumpChannel(wallet, rec.id, 50n), 'CHANNEL_STATE'); // confirmed: nothing to bump
+      await node.chain.mine(SETTLED_DEPTH);
+      await payee.tick();
+      expect(getChannel(payeeWallet.session, rec.id).status).toBe('closed');
+    });
+
+    test('a close that vanished from the mempool is broadcast again by `channel serve`, and confirms', async () => {
+      const p = await lossyPayee('lossy-1');
+      try {
+        expect(await node.chain.getTransaction(p.closeTxid)).toBeNull();
+        expect(getChannel(p.wallet.session, p.rec.id)).toMatchObject({ status: 'closing', close: { txid: p.closeTxid } });
+        await p.payee().tick();
+        expect(logs).toContain(`channel ${p.rec.id}: the close ${p.closeTxid} had left the mempool; broadcast again`);
+        expect((await node.chain.getTransaction(p.closeTxid))!.confirmations).toBe(0);
+        await node.chain.mine(1);
+        expect((await node.chain.getTransaction(p.closeTxid))!.confirmations).toBe(1);
+      } finally {
+        await p.stop();
+      }
+    });
+
+    test('a close that waited --bump-after blocks unconfirmed is bumped by `channel serve` itself, above its own rate', async () => {
+      const p = await lossyPayee('lossy-2');
+      try {
+        await node.chain.mine(DEFAULT_POLICY.bumpAfter); // blocks the close missed
+        await p.payee().tick(); // out again
+        await p.payee().tick(); // it has waited long enough: bumped
+        const rec = getChannel(p.wallet.session, p.rec.id) as Extract<ChannelRecord, { status: 'closing' }>;
+        expect(rec.close.bumps).toHaveLength(1);
+        const bump = rec.close.bumps[0]!;
+        expect(BigInt(bump.feeRate)).toBeGreaterThan(2n);
+        expect(logs.some((m) => m.includes(`bumped to ${bump.feeRate} sat/vB by ${bump.txid}`))).toBe(true);
+        expect((await node.chain.getTransaction(bump.txid))!.inputs.some((i) => i.txid === p.closeTxid)).toBe(true);
+        await p.payee().tick(); // not again at the same height
+        expect((getChannel(p.wallet.session, p.rec.id) as Extract<ChannelRecord, { status: 'closing' }>).close.bumps).toHaveLength(1);
+        await node.chain.mine(1);
+        expect((await node.chain.getTransaction(bump.txid))!.confirmations).toBe(1);
+      } finally {
+        await p.stop();
+      }
+    });
+  });
+
+  describe('opens that finish or fail cleanly', () => {
+    /** A payee server that hangs up on `funded`: the payee failing between the two steps of an open. */
+    const hangsUpOnFunded = async () =>
+      listenTcp('127.0.0.1', 0, payeeKey(), (l) => {
+        const inner = l.messages()[Symbol.asyncIterator]();
+        const cut: PeerLink = Object.assign(Object.create(l) as PeerLink, {
+          messages: () => ({
+            [Symbol.asyncIterator]: () => ({
+              next: async () => {
+                const r = await inner.next();
+                if (!r.done && parseMessage(r.value as Buffer).t === 'funded') {
+                  await l.close();
+                  return { done: true, value: undefined };
+                }
+                return r;
+              },
+            }),
+          }),
+        });
+        void payee.serve(cut);
+      });
+
+    test('a payee that fails after the payer funded: the error names the funding and --resume, and resuming opens it', async () => {
+      const broken = await hangsUpOnFunded();
+      const l = await connectTcp('127.0.0.1', broken.port, peerStaticKey(payer.seed), { peerKey: payeeKey().publicKey });
+      const err = (await failure(openChannel(pc, l, peer(), { capacity: 100_000n, expiryBlocks: 200, feeRate: 2n }))) as SwarmpayError;
+      await l.close();
+      await broken.close();
+      const rec = listChannels(payer.session).find((c) => c.status === 'opening')!;
+      expect(err.message).toMatch(new RegExp(`channel ${rec.id} is funded \\(${rec.funding.txid}\\) but the payee has not confirmed it`));
+      expect(err.hint).toContain(`swarmpay channel open --resume ${rec.id}`);
+      expect(err.details).toMatchObject({ channel: rec.id, fundingTxid: rec.funding.txid });
+      const opened = await resumeOpen(pc, connector, rec.id);
+      expect(opened.status).toBe('open');
+      expect(getChannel(payeeWallet.session, rec.id)).toMatchObject({ status: 'open', funding: { txid: rec.funding.txid } });
+      // Resuming again is harmless: the payee says open again.
+      expect((await resumeOpen(pc, connector, rec.id)).status).toBe('open');
+      await node.chain.mine(1);
+      expect((await (await session(rec.id)).pay([{ sats: 700n, pid: null }])).acked.cumulative).toBe(700n);
+    });
+
+    test('`channel pay` on an open cut short finishes it first', async () => {
+      const broken = await hangsUpOnFunded();
+      const l = await connectTcp('127.0.0.1', broken.port, peerStaticKey(payer.seed), { peerKey: payeeKey().publicKey });
+      await failure(openChannel(pc, l, peer(), { capacity: 100_000n, expiryBlocks: 200, feeRate: 2n }));
+      await l.close();
+      await broken.close();
+      const rec = listChannels(payer.session).find((c) => c.status === 'opening')!;
+      await node.chain.mine(1);
+      const t = await payGroups(pc, connector, [{ channel: rec.id, items: [{ sats: 300n, pid: 'resumed-1' }] }]);
+      expect(t).toMatchObject({ acked: 1, sats: 300n });
+      expect(getChannel(payer.session, rec.id).status).toBe('open');
+    });
+
+    test('a resume the payee can no longer take (past its margin): failed, and the hint says how the coins come back', async () => {
+      const broken = await hangsUpOnFunded();
+      const l = await connectTcp('127.0.0.1', broken.port, peerStaticKey(payer.seed), { peerKey: payeeKey().publicKey });
+      await failure(openChannel(pc, l, peer(), { capacity: 100_000n, expiryBlocks: DEFAULT_POLICY.minExpiryBlocks, feeRate: 2n }));
+      await l.close();
+      await broken.close();
+      const rec = listChannels(payer.session).find((c) => c.status === 'opening')!;
+      await mineTo(rec.terms.expiry - rec.closeMargin);
+      const e = await expectCode(resumeOpen(pc, connector, rec.id), 'CHANNEL_EXPIRING');
+      expect(e.hint).toContain(`swarmpay channel refund ${rec.id}`);
+      expect(getChannel(payer.session, rec.id)).toMatchObject({ status: 'failed', reason: expect.stringMatching(/payee refused it/) });
+      await mineTo(rec.terms.expiry);
+      const r = await refundChannel(pc, rec.id, 2n);
+      expect((await node.chain.getTransaction(r.txid))!.confirmations).toBe(0);
+    });
+
+    test('a payee asking for zero confirmations is refused before anything is funded', async () => {
+      const fake = await listenTcp('127.0.0.1', 0, payeeKey(), (l) => {
+        void (async () => {
+          for await (const b of l.messages()) {
+            const m = parseMessage(b);
+            if (m.t === 'open') l.send(Buffer.from(JSON.stringify({ v: 1, t: 'accept', id: m.id, payeePubkey: contractKey(payeeWallet.seed, 'regtest', CHANNEL_CHAIN, 0).pub.toString('hex'), payeeScript: `0014${'77'.repeat(20)}`, confirmations: 0, closeMargin: 24, ticket: '00'.repeat(40) })));
+          }
+        })().catch(() => undefined);
+      });
+      const channels = listChannels(payer.session).length;
+      const l = await connectTcp('127.0.0.1', fake.port, peerStaticKey(payer.seed), { peerKey: payeeKey().publicKey });
+      const e = await expectCode(openChannel(pc, l, peer(), { capacity: 100_000n, expiryBlocks: 200, feeRate: 2n }), 'PEER_PROTOCOL');
+      expect(e.message).toMatch(/confirmations must be an integer in \[1, 100\]/);
+      await l.close();
+      await fake.close();
+      expect(listChannels(payer.session)).toHaveLength(channels);
+    });
+  });
+
+  describe('a payee that lies about what it was paid', () => {
+    /** A payee under the real payee's key: shows the real state at hello, then lies as told. */
+    const liar = async (shown: { seq: number; cumulative: bigint; sig: string | null }) => {
+      const sent: Message[] = [];
+      const srv = await listenTcp('127.0.0.1', 0, payeeKey(), (l) => {
+        void (async () => {
+          for await (const b of l.messages()) {
+            const m = parseMessage(b);
+            sent.push(m);
+            if (m.t === 'hello') l.send(encodeMessage({ t: 'state', id: m.id, ...shown, confirmations: 5, status: 'open' }));
+            if (m.t === 'known?') l.send(encodeMessage({ t: 'known', id: m.id, ids: [] }));
+            if (m.t === 'pay') l.send(encodeMessage({ t: 'ack', id: m.id, seq: m.seq }));
+          }
+        })().catch(() => undefined);
+      });
+      const via: Connector = async () => connectTcp('127.0.0.1', srv.port, peerStaticKey(payer.seed), { peerKey: payeeKey().publicKey });
+      return { srv, via, sent };
+    };
+
+    test('"known: none" after a batch was paid: the payer pays nothing twice', async () => {
+      const rec = await open(200_000n);
+      await node.chain.mine(1);
+      const batch = Array.from({ length: 30 }, (_, i) => ({ sats: 100n, pid: `order-${i}` }));
+      expect(await payGroups(pc, connector, [{ channel: rec.id, items: batch }])).toMatchObject({ acked: 30, sats: 3000n });
+      const { srv, via, sent } = await liar(readPaymentState(payeeWallet.session, payeeWallet.networkDir, rec.id));
+      try {
+        const skipped: string[] = [];
+        const t = await payGroups(pc, via, [{ channel: rec.id, items: batch }], { skipped: (e) => skipped.push(`${e.pid}:${e.why}`) });
+        expect(t).toMatchObject({ sent: 0, acked: 0, skipped: 30, sats: 0n });
+        expect(skipped.every((s) => s.endsWith(':already paid'))).toBe(true);
+        expect(sent.filter((m) => m.t === 'pay')).toEqual([]);
+      } finally {
+        await srv.close();
+      }
+    });
+
+    test('a payee that shows less than it acknowledged is refused: nothing is paid from a lower state', async () => {
+      const rec = await open(200_000n);
+      await node.chain.mine(1);
+      await payGroups(pc, connector, [{ channel: rec.id, items: [{ sats: 500n, pid: 'a' }, { sats: 500n, pid: 'b' }] }]);
+      const s = await session(rec.id);
+      const first = await s.pay([{ sats: 500n, pid: null }]);
+      await s.disconnect();
+      // An older state the payer really signed: cumulative 500 where the payee acknowledged 1,500.
+      const older = { seq: 1, cumulative: 500n, sig: signState(new StateHasher(termsOf(rec), outpointOf(rec)).sighash(500n), contractKey(payer.seed, 'regtest', CHANNEL_CHAIN, rec.keyIndex).priv).toString('hex') };
+      expect(first.acked.cumulative).toBe(1500n);
+      const { srv, via, sent } = await liar(older);
+      try {
+        const t = await payGroups(pc, via, [{ channel: rec.id, items: [{ sats: 500n, pid: 'a' }, { sats: 400n, pid: 'c' }] }]);
+        expect(t.error).toMatchObject({ code: 'PEER_PROTOCOL', message: expect.stringMatching(/shows 500 sats paid, less than the 1500 it acknowledged/) });
+        expect(t.sent).toBe(0);
+        expect(sent.filter((m) => m.t === 'pay')).toEqual([]);
+      } finally {
+        await srv.close();
+      }
+    });
+  });
+
+  test('a payer whose link dies mid-burst costs another channel nothing: every payment of the other is acknowledged', async () => {
+    const r1 = await open(5_000_000n);
+    await node.chain.mine(1); // the change of one funding is the coin of the next
+    const r2 = await open(5_000_000n);
+    await node.chain.mine(1);
+    // The first payer's socket is ours to cut, as a killed process's would be.
+    const socket = net.connect({ host: '127.0.0.1', port: server.port });
+    await new Promise((r) => socket.once('connect', r));
+    const s1 = await PayerSession.start(pc, await handshake(socket, 'initiator', peerStaticKey(payer.seed)), r1.id);
+    const s2 = await session(r2.id);
+    const dying = s1.pay(Array.from({ length: 200_000 }, () => ({ sats: 1n, pid: null })));
+    const steady = s2.pay(Array.from({ length: 4000 }, () => ({ sats: 1n, pid: null })));
+    await new Promise((r) => setTimeout(r, 300));
+    socket.resetAndDestroy();
+    const [d, r] = await Promise.all([dying, steady]);
+    await s1.disconnect();
+    expect(d.error).toBeDefined();
+    expect(r.error).toBeUndefined();
+    expect(r.payments.every((p) => p.acked)).toBe(true);
+    expect(readPaymentState(payeeWallet.session, payeeWallet.networkDir, r2.id).cumulative).toBe(4000n);
+    // The payee serves on: the first channel pays again after a reconnect, from what it holds.
+    const again = await session(r1.id);
+    expect(again.paid.cumulative).toBeGreaterThanOrEqual(d.acked.cumulative);
+    expect((await again.pay([{ sats: 1n, pid: null }])).error).toBeUndefined();
+  });
+});
