@@ -454,6 +454,22 @@ describe('the channel lifecycle on a real btcd', () => {
       }
     });
 
+    test('a payee that shows an amount without this payer\'s signature (at sequence 0, say) is refused: nothing is signed', async () => {
+      const rec = await open(1_000_000n);
+      await node.chain.mine(1);
+      for (const shown of [{ seq: 0, cumulative: 990_000n, sig: null }, { seq: 3, cumulative: 990_000n, sig: null }, { seq: 0, cumulative: 990_000n, sig: '11'.repeat(64) }]) {
+        const { srv, via, sent } = await liar(shown);
+        try {
+          const t = await payGroups(pc, via, [{ channel: rec.id, items: [{ sats: 10n, pid: null }] }]);
+          expect(t.error).toMatchObject({ code: 'PEER_PROTOCOL', message: expect.stringMatching(/claims a state \(990000 sats at sequence \d\) that this payer never signed/) });
+          expect(sent.filter((m) => m.t === 'pay')).toEqual([]);
+          expect(readPayerLedger(payer.session, payer.networkDir, rec.id)).toMatchObject({ signed: { cumulative: 0n }, acked: { cumulative: 0n } });
+        } finally {
+          await srv.close();
+        }
+      }
+    });
+
     test('a payee that shows less than it acknowledged is refused: nothing is paid from a lower state', async () => {
       const rec = await open(200_000n);
       await node.chain.mine(1);

@@ -213,9 +213,11 @@ export class PayerSession {
     this.link.send(encodeMessage({ t: 'hello', id }));
     const st = expectType(await next(this.it), 'state');
     if (st.id !== id) throw new SwarmpayError('PEER_PROTOCOL', 'the payee answered for another channel');
-    // The payee's newest state must be one this payer signed: never take its word for an amount.
-    if (st.seq > 0 && (st.sig === null || !verifyState(this.hasher.sighash(st.cumulative), this.terms.payerPubkey, Buffer.from(st.sig, 'hex')))) {
-      throw new SwarmpayError('PEER_PROTOCOL', `the payee claims a state (${st.cumulative} sats) that this payer never signed`);
+    // The payee's newest state must be one this payer signed: never take its word for an
+    // amount. Only the empty state (nothing paid) carries no signature.
+    const empty = st.seq === 0 && st.cumulative === 0n;
+    if (!empty && (st.sig === null || !verifyState(this.hasher.sighash(st.cumulative), this.terms.payerPubkey, Buffer.from(st.sig, 'hex')))) {
+      throw new SwarmpayError('PEER_PROTOCOL', `the payee claims a state (${st.cumulative} sats at sequence ${st.seq}) that this payer never signed`, { hint: 'nothing was paid; the payee is not well, or lies' });
     }
     const acked = this.journal.ledger.acked;
     if (st.cumulative < acked.cumulative) {
