@@ -1,7 +1,8 @@
 /** The passphrase keystore: round trip, and every way a file can be wrong, refused without change. */
 import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { createKeystore, keystorePath, readKeystore, unlockKeystore, passphraseUnlocker } from '../src/keystore/keystore.js';
+import { createKeystore, keystorePath, provisionTpm, readKeystore, unlockKeystore, passphraseUnlocker } from '../src/keystore/keystore.js';
+import { startTestTpm, type TestTpm } from './helpers/swtpm.js';
 import { acquireLock } from '../src/util/file-lock.js';
 import { SwarmpayError } from '../src/errors.js';
 import { canonicalJson } from '../src/util/canonical-json.js';
@@ -124,5 +125,40 @@ describe('keystore', () => {
     const now = await unlockKeystore(file, 'regtest', passphraseUnlocker(PASS));
     expect(now.secret).toMatchObject({ ...secret, fromA: 1, fromB: 2 });
     expect(b.secret).toMatchObject({ fromA: 1, fromB: 2 });
+  });
+});
+
+describe('a TPM keystore updated by many tasks of one process at once (as `channel serve` does)', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  let tpm: TestTpm;
+  let file: string;
+  beforeAll(async () => {
+    tmp = tempDir();
+    tpm = await startTestTpm();
+    file = keystorePath(path.join(tmp.dir, 'regtest'));
+    createKeystore(file, 'regtest', PASS, { xpub: 'tpubX' }, secret, FAST);
+  });
+  afterAll(async () => {
+    await tpm?.stop();
+    tmp?.remove();
+  });
+
+  test('every checkpoint lands, in turn: the counter and the file agree after, and nothing is lost', async () => {
+    const client = await tpm.open();
+    try {
+      const unlocker = { passphrase: async () => PASS, tpm: async () => client };
+      await provisionTpm(file, 'regtest', unlocker, [], false);
+      const a = await unlockKeystore(file, 'regtest', unlocker);
+      const b = await unlockKeystore(file, 'regtest', unlocker);
+      await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 ? a : b).update((s) => {
+        s[`task${i}`] = i;
+      }, { checkpoint: i % 3 !== 0 })));
+      // A second writer in the gap between a file write and its counter increment would leave the TPM ahead: ROLLBACK_DETECTED.
+      const now = await unlockKeystore(file, 'regtest', unlocker);
+      for (let i = 0; i < 12; i++) expect(now.secret[`task${i}`]).toBe(i);
+      expect(BigInt(now.header.counter)).toBe(await client.readCounter((now.header.protector as { counterIndex: number }).counterIndex));
+    } finally {
+      await client.close();
+    }
   });
 });

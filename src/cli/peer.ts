@@ -55,8 +55,14 @@ export async function runServer(ctx: Context, o: ServerOptions): Promise<void> {
   const stopped = new Promise<void>((r) => (stop = r));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  // A tick slower than the poll (a slow node) is not run twice at once: the next waits its turn.
+  let ticking = false;
   const timer = setInterval(() => {
-    o.tick().catch((e: unknown) => o.log(`${(e as Error).message}`));
+    if (ticking) return;
+    ticking = true;
+    o.tick()
+      .catch((e: unknown) => o.log(`${(e as Error).message}`))
+      .finally(() => (ticking = false));
   }, o.pollMs);
   try {
     if (o.stdio) {

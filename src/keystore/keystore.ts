@@ -144,6 +144,9 @@ async function write(
   return { header: next, checksum };
 }
 
+/** Per keystore file, the end of this process's queue of updates to it. */
+const updates = new Map<string, Promise<unknown>>();
+
 /**
  * An unlocked keystore: the data key held in memory for this process (no TPM round trip
  * after the first unseal), the secret as last read or written, and updates that re-check
@@ -168,6 +171,15 @@ export class KeystoreSession {
    * file is authenticated with the data key and, on a TPM, checked against the counter.
    */
   async update(mutate: (secret: { [k: string]: Json }) => void, opts: { checkpoint?: boolean } = {}): Promise<void> {
+    // Updates from one process go one at a time: a checkpoint awaits the TPM between its file
+    // write and its counter increment, and a second update in that gap would advance the
+    // counter again (the file would then look rolled back).
+    const turn = (updates.get(this.file) ?? Promise.resolve()).then(() => this.updateNow(mutate, opts));
+    updates.set(this.file, turn.catch(() => undefined));
+    return turn;
+  }
+
+  private async updateNow(mutate: (secret: { [k: string]: Json }) => void, opts: { checkpoint?: boolean }): Promise<void> {
     const lock = acquireLock(`${this.file}.lock`, 'the keystore');
     try {
       const doc = readKeystore(this.file, this.network);

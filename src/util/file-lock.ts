@@ -1,8 +1,10 @@
 /**
  * An exclusive lock file (O_EXCL) holding the owner's pid, so two swarmpay processes
- * never read-modify-write the same state at once. A lock whose owner died is taken over.
+ * never read-modify-write the same state at once. A lock whose owner died is taken over;
+ * one this process holds is never taken over (it would be two writers in one process).
  */
 import { openSync, closeSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import path from 'node:path';
 import { SwarmpayError, ioError } from '../errors.js';
 import { isAlive } from './process.js';
 
@@ -10,16 +12,27 @@ export interface Lock {
   release(): void;
 }
 
+/** The lock files this process holds: its own pid in a lock file means stale only if it is not among them. */
+const heldHere = new Set<string>();
+
 export function acquireLock(file: string, what: string): Lock {
+  const key = path.resolve(file);
+  if (heldHere.has(key)) {
+    throw new SwarmpayError('KEYSTORE_BUSY', `${what} is in use by another task of this process`, { hint: 'this is a bug in swarmpay if it happens; try again' });
+  }
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(file, 'wx', 0o600);
       writeSync(fd, String(process.pid));
       closeSync(fd);
+      heldHere.add(key);
       let held = true;
       return {
         release() {
-          if (held) rmSync(file, { force: true });
+          if (held) {
+            rmSync(file, { force: true });
+            heldHere.delete(key);
+          }
           held = false;
         },
       };
