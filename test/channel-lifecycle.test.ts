@@ -17,7 +17,8 @@ import { bumpChannel, payGroups, resumeOpen, refreshChannel } from '../src/chann
 import { readPayerLedger } from '../src/channel/payer-ledger.js';
 import { SETTLED_DEPTH, getChannel, listChannels, outpointOf, readPaymentState, termsOf, type ChannelRecord } from '../src/channel/store.js';
 import { encodeMessage, parseMessage, type Message } from '../src/channel/messages.js';
-import { StateHasher, closeVbytes, signState } from '../src/bitcoin/channel.js';
+import { StateHasher, channelOutput, closeVbytes, signState } from '../src/bitcoin/channel.js';
+import { faucetPay } from '../src/wallet/faucet.js';
 import { CHANNEL_CHAIN, contractKey } from '../src/wallet/hd.js';
 import { keystorePath } from '../src/keystore/keystore.js';
 import { generateStaticKey, peerStaticKey, type StaticKey } from '../src/peer/keys.js';
@@ -397,6 +398,46 @@ describe('the channel lifecycle on a real btcd', () => {
       await mineTo(rec.terms.expiry);
       const r = await refundChannel(pc, rec.id, 2n);
       expect((await node.chain.getTransaction(r.txid))!.confirmations).toBe(0);
+    });
+
+    test('one ticket, two fundings sent at once on two connections: one channel is stored, on one funding, and it closes', async () => {
+      const l = await link();
+      const it = l.messages()[Symbol.asyncIterator]();
+      const key = contractKey(payer.seed, 'regtest', CHANNEL_CHAIN, 7777);
+      const payerScript = Buffer.concat([Buffer.from([0, 20]), Buffer.alloc(20, 9)]);
+      const expiry = (await node.chain.tipHeight()) + 200;
+      const id = 'd0b1ef00d0b1ef00';
+      const closeFee = 2n * closeVbytes({ payeeScript: payerScript, payerScript });
+      l.send(encodeMessage({ t: 'open', id, network: 'regtest', capacity: 400_000n, expiry, closeFee, payerPubkey: key.pub.toString('hex'), payerScript: payerScript.toString('hex') }));
+      const accept = parseMessage((await it.next()).value as Buffer) as Extract<Message, { t: 'accept' }>;
+      await l.close();
+      const terms = { payerPubkey: key.pub, payeePubkey: Buffer.from(accept.payeePubkey, 'hex'), expiry, capacity: 400_000n, closeFee, payeeScript: Buffer.from(accept.payeeScript, 'hex'), payerScript };
+      const out = channelOutput(terms, 'regtest');
+      const fundings = [await faucetPay(node.chain, out.address, 400_000n), await faucetPay(node.chain, out.address, 400_000n)];
+      const answers = await Promise.all(fundings.map(async (f) => {
+        const c = await link();
+        try {
+          const ci = c.messages()[Symbol.asyncIterator]();
+          c.send(encodeMessage({ t: 'funded', id, tx: f.hex, vout: Transaction.fromHex(f.hex).outs.findIndex((o) => Buffer.from(o.script).equals(out.script)), ticket: accept.ticket }));
+          return parseMessage((await ci.next()).value as Buffer);
+        } finally {
+          await c.close();
+        }
+      }));
+      expect(answers.map((a) => a.t).sort()).toEqual(['error', 'state']);
+      expect(answers.find((a) => a.t === 'error')).toMatchObject({ code: 'CHANNEL_REFUSED', message: expect.stringMatching(/is taken/) });
+      const stored = getChannel(payeeWallet.session, id);
+      const winner = fundings.find((f) => f.txid === stored.funding.txid)!;
+      expect(winner).toBeDefined();
+      // Paid and closed on the stored funding: btcd takes the close.
+      await node.chain.mine(1);
+      const rec = { ...stored, keyIndex: 7777 } as ChannelRecord;
+      const { raw, it: ri, state } = await attach(id);
+      raw.send(encodeMessage(signedPay(rec, state.seq + 1, 300_000n)));
+      expect(parseMessage((await ri.next()).value as Buffer)).toMatchObject({ t: 'ack', seq: 1 });
+      await raw.close();
+      const closeTxid = await payee.closeChannel(id);
+      expect((await node.chain.getTransaction(closeTxid))!.inputs[0]).toMatchObject({ txid: winner.txid });
     });
 
     test('a payee asking for zero confirmations is refused before anything is funded', async () => {

@@ -9,7 +9,7 @@
  */
 import { SwarmpayError } from '../errors.js';
 import { MAX_FEE_RATE, dustThreshold, payoutType } from '../bitcoin/policy.js';
-import { StateHasher, channelOutput, checkFunding, closablePayment, closeTx, closeVbytes, signState, verifyState, type ChannelTerms } from '../bitcoin/channel.js';
+import { StateHasher, channelOutput, checkFunding, closablePayment, closeTx, closeVbytes, signState, verifyState, type ChannelTerms, type Outpoint } from '../bitcoin/channel.js';
 import { broadcastOnce } from '../chain/broadcast.js';
 import type { Journal } from '../keystore/journal.js';
 import type { PeerLink } from '../peer/link.js';
@@ -24,7 +24,7 @@ import { advance, blocksLeft, lookAtChain, notOpen, refusal, type FundingView } 
 import { openTicket, sealTicket } from './ticket.js';
 import { bumpSpend } from './bump.js';
 import {
-  KeyIndexes, SETTLED, findChannel, getChannel, journalRecord, listChannels, openPaymentJournal, outpointOf, saveChannel, termsOf, updateChannel,
+  KeyIndexes, SETTLED, findChannel, getChannel, insertChannel, journalRecord, listChannels, openPaymentJournal, outpointOf, termsOf, updateChannel,
   type ChannelPayments, type PayeeRecord, type PaymentState, type SpendTx,
 } from './store.js';
 
@@ -253,12 +253,7 @@ export class Payee {
     const t = openTicket(this.ctx.session, link.remoteKey, m.ticket);
     if (t.id !== m.id) throw refuse(`the ticket is for channel ${t.id}, not ${m.id}`);
     const outpoint = checkFunding(termsOf(t), this.ctx.network, m.tx, m.vout);
-    const existing = findChannel(this.ctx.session, m.id);
-    if (existing !== null) {
-      // The payer did not hear that its channel opened: say so again.
-      if (existing.role === 'payee' && existing.funding.txid === outpoint.txid && existing.peerKey === link.remoteKey.toString('hex')) return this.onHello(link, m.id);
-      throw refuse(`channel id ${m.id} is taken`);
-    }
+    if (findChannel(this.ctx.session, m.id) !== null) return this.openAlready(link, m.id, outpoint);
     const tip = await this.ctx.chain.tipHeight();
     if (t.terms.expiry - tip <= t.closeMargin) {
       throw new SwarmpayError('CHANNEL_EXPIRING', `channel ${m.id} expires at height ${t.terms.expiry}, within this payee's close margin of ${t.closeMargin} blocks of the tip (${tip}): too late to open`, { hint: 'the payer refunds its funding after the expiry' });
@@ -275,16 +270,25 @@ export class Payee {
       peerKey: link.remoteKey.toString('hex'),
       created: new Date().toISOString(),
       status: 'open',
-      funding: { ...outpoint, tx: m.tx },
+      funding: outpoint,
     };
-    await saveChannel(this.ctx.session, rec, true);
+    // Stored only if nobody stored this id meanwhile (another connection with the same ticket and another funding).
+    if (!(await insertChannel(this.ctx.session, rec, true))) return this.openAlready(link, m.id, outpoint);
     this.ctx.log(`channel ${m.id} open: ${t.terms.capacity} sats, funding ${outpoint.txid}:${outpoint.vout}`);
     return this.onHello(link, m.id);
   }
 
+  /** A `funded` for a channel stored already: the same funding from the same payer is answered again (it did not hear the first answer); anything else is refused. */
+  private openAlready(link: PeerLink, id: string, funding: Outpoint): Promise<Live> {
+    const stored = findChannel(this.ctx.session, id);
+    if (stored?.role === 'payee' && stored.funding.txid === funding.txid && stored.funding.vout === funding.vout && stored.peerKey === link.remoteKey.toString('hex')) return this.onHello(link, id);
+    throw refuse(`channel id ${id} is taken`);
+  }
+
   private load(rec: PayeeRecord): Live {
     const existing = this.live.get(rec.id);
-    if (existing) return existing;
+    // A Live is built for one funding: its hasher signs over that outpoint.
+    if (existing && existing.rec.funding.txid === rec.funding.txid && existing.rec.funding.vout === rec.funding.vout) return existing;
     const terms = termsOf(rec);
     const paid = this.store.channels.get(rec.id) ?? { state: { seq: 0, cumulative: 0n, sig: null }, ids: new Set<string>() };
     const live: Live = {

@@ -92,7 +92,8 @@ export async function openChannel(ctx: WalletContext, link: PeerLink, peer: Peer
     peerKey: link.remoteKey.toString('hex'),
     created: new Date().toISOString(),
     status: 'opening',
-    funding: { txid: signed.txid, vout: 0, tx: signed.hex }, // planSend puts the payment first
+    funding: { txid: signed.txid, vout: 0 }, // planSend puts the payment first
+    fundingTx: signed.hex,
     ticket: accept.ticket,
   };
   // Stored (a checkpoint) before the coins move: whatever happens next, the refund path is known.
@@ -107,7 +108,7 @@ export async function openChannel(ctx: WalletContext, link: PeerLink, peer: Peer
  */
 export async function finishOpen(ctx: WalletContext, link: PeerLink, it: AsyncIterator<Buffer>, rec: PayerRecord & Opening): Promise<PayerRecord> {
   try {
-    await broadcastOnce(ctx.chain, rec.funding.tx, rec.funding.txid);
+    await broadcastOnce(ctx.chain, rec.fundingTx, rec.funding.txid);
   } catch (e) {
     if (!(e instanceof SwarmpayError && e.code === 'TX_REJECTED')) throw e;
     // The node will not take the funding and does not have it: nothing was locked.
@@ -115,7 +116,7 @@ export async function finishOpen(ctx: WalletContext, link: PeerLink, it: AsyncIt
     throw new SwarmpayError('TX_REJECTED', `channel ${rec.id} did not open: ${e.message}`, { hint: 'nothing was locked: the funding never reached the chain', details: e.details });
   }
   try {
-    link.send(encodeMessage({ t: 'funded', id: rec.id, tx: rec.funding.tx, vout: rec.funding.vout, ticket: rec.ticket }));
+    link.send(encodeMessage({ t: 'funded', id: rec.id, tx: rec.fundingTx, vout: rec.funding.vout, ticket: rec.ticket }));
     const state = expectType(await next(it), 'state');
     if (state.id !== rec.id || state.status !== 'open') throw new SwarmpayError('PEER_PROTOCOL', `the payee did not open channel ${rec.id} (it says ${state.status})`);
   } catch (e) {
@@ -138,16 +139,11 @@ export async function finishOpen(ctx: WalletContext, link: PeerLink, it: AsyncIt
 }
 
 function openOf(r: PayerRecord & Opening): PayerRecord {
-  const { ticket: _t, ...rest } = r;
-  return { ...rest, status: 'open' };
+  return { ...stateless(r), status: 'open' } as PayerRecord;
 }
 
 async function fail(ctx: WalletContext, rec: PayerRecord & Opening, reason: string): Promise<void> {
-  await updateChannel(ctx.session, rec.id, (r) => {
-    if (r.status !== 'opening' || r.role !== 'payer') return null;
-    const { ticket: _t, ...rest } = r;
-    return { ...rest, status: 'failed', reason };
-  }, true);
+  await updateChannel(ctx.session, rec.id, (r) => (r.status === 'opening' && r.role === 'payer' ? ({ ...stateless(r), status: 'failed', reason } as PayerRecord) : null), true);
 }
 
 export interface PayResult {

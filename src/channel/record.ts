@@ -28,10 +28,8 @@ export interface StoredTerms {
   payerScript: string;
 }
 
-export interface Funding extends Outpoint {
-  /** The funding transaction, hex: the payer re-broadcasts it to resume an open. */
-  tx: string;
-}
+/** The funding output. (Only an opening payer keeps the funding transaction itself, to broadcast it again.) */
+export type Funding = Outpoint;
 
 /** A CPFP child that raised a pending close's (or refund's) fee. */
 export interface Bump {
@@ -73,6 +71,8 @@ export type PayeeFields = { role: 'payee' };
 export type Opening = {
   status: 'opening';
   funding: Funding;
+  /** The signed funding transaction, hex: broadcast again to resume the open. */
+  fundingTx: string;
   /** The payee's sealed open ticket: sent back with `funded` to finish the open, even much later. */
   ticket: string;
 };
@@ -116,6 +116,7 @@ export function termsOf(rec: { terms: StoredTerms }): ChannelTerms {
 }
 
 export function outpointOf(rec: { funding: Funding }): Outpoint {
+  // Records written before a funding was an outpoint alone carry its hex beside it.
   return { txid: rec.funding.txid, vout: rec.funding.vout };
 }
 
@@ -128,9 +129,10 @@ export function spendOf(rec: ChannelRecord): { kind: 'close' | 'refund'; tx: Spe
 
 /** The fields every status shares: the record, less what its status adds, to build another status from. */
 export function stateless(rec: ChannelRecord): Omit<ChannelRecord, 'status'> {
-  const { status: _s, ...rest } = rec as ChannelRecord & { close?: unknown; refund?: unknown; ticket?: unknown; reason?: unknown };
+  const { status: _s, ...rest } = rec as ChannelRecord & { close?: unknown; refund?: unknown; fundingTx?: unknown; ticket?: unknown; reason?: unknown };
   delete rest.close;
   delete rest.refund;
+  delete rest.fundingTx;
   delete rest.ticket;
   delete rest.reason;
   return rest;

@@ -87,6 +87,29 @@ export async function saveChannel(session: KeystoreSession, rec: ChannelRecord, 
   }, { checkpoint });
 }
 
+/** Thrown inside an update to leave the keystore as it is. */
+const TAKEN = Symbol('taken');
+
+/**
+ * Stores a new channel unless its id is stored already, in one update (two connections
+ * racing to store one id cannot both win); returns whether it was stored. The session then
+ * holds the keystore as it is, either way.
+ */
+export async function insertChannel(session: KeystoreSession, rec: ChannelRecord, checkpoint: boolean): Promise<boolean> {
+  try {
+    await session.update((secret) => {
+      const t = table(secret);
+      if (t.channels?.[rec.id] !== undefined) throw TAKEN;
+      t.channels = { ...(t.channels ?? {}), [rec.id]: rec as unknown as Record<string, unknown> };
+      t.nextChannelKey = Math.max(t.nextChannelKey ?? 0, rec.keyIndex + 1);
+    }, { checkpoint });
+    return true;
+  } catch (e) {
+    if (e === TAKEN) return false;
+    throw e;
+  }
+}
+
 /**
  * Moves a channel to a new state, from the newest stored record (another process may have
  * moved it meanwhile); returns what was stored. A transition that no longer applies (the
