@@ -54,7 +54,10 @@ describe('the channel lifecycle on a real btcd', () => {
       await l.close();
     }
   };
+  /** A payer session on a channel; one at a time per channel, as the payer's ledger is (the earlier one disconnects). */
   const session = async (id: string) => {
+    const earlier = sessions.findIndex((x) => x.rec.id === id);
+    if (earlier >= 0) await sessions.splice(earlier, 1)[0]!.disconnect();
     const s = await PayerSession.start(pc, await link(), id);
     sessions.push(s);
     return s;

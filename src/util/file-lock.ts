@@ -18,7 +18,7 @@ const heldHere = new Set<string>();
 export function acquireLock(file: string, what: string): Lock {
   const key = path.resolve(file);
   if (heldHere.has(key)) {
-    throw new SwarmpayError('KEYSTORE_BUSY', `${what} is in use by another task of this process`, { hint: 'this is a bug in swarmpay if it happens; try again' });
+    throw new SwarmpayError('KEYSTORE_BUSY', `${what} is already open in this process`, { hint: 'close what holds it first (one payer session per channel at a time, say); nothing was changed' });
   }
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
