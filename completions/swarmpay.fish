@@ -207,7 +207,7 @@ __swarmpay_opt 'channel open' --peer-cmd text 'run COMMAND and speak to the paye
 __swarmpay_opt 'channel open' --peer-key text "the payee's static key (hex): refuse any other"
 __swarmpay_opt 'channel open' --capacity text 'sats to lock in the channel (required unless --resume)'
 __swarmpay_opt 'channel open' --expiry text 'blocks until the payer may refund (default 144)'
-__swarmpay_opt 'channel open' --fee-rate text 'fee rate of the funding, and the least for the close (default 2 on regtest)'
+__swarmpay_opt 'channel open' --fee-rate text 'fee rate of the funding (default 2 on regtest)'
 __swarmpay_opt 'channel open' --resume text 'finish opening this channel: funding again, ticket to the payee'
 __swarmpay_opt 'channel open' --wait '' 'wait for the confirmations the payee asked for'
 __swarmpay_opt 'channel open' --passphrase-file file 'read the keystore passphrase from FILE'

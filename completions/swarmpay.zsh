@@ -167,7 +167,7 @@ typeset -ga _swarmpay_args_channel_open=(
   '--peer-key=[the payee'\''s static key (64 hex characters): refuse any other]:key (hex): '
   '(--resume)--capacity=[sats to lock in the channel (required unless --resume)]:sats: '
   '--expiry=[blocks until the payer may take back what was not paid (default 144)]:blocks: '
-  '--fee-rate=[fee rate of the funding, and the least for the close (default 2 on regtest)]:sat/vB: '
+  '--fee-rate=[fee rate of the funding (default 2 on regtest)]:sat/vB: '
   '(--peer --peer-cmd --capacity)--resume=[finish opening this channel: broadcast its funding again and hand the payee its ticket]:channel id: '
   '--wait[wait until the funding has the confirmations the payee asked for]'
   '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'

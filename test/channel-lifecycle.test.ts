@@ -10,6 +10,7 @@ import { Transaction } from 'bitcoinjs-lib';
 import { startTestNode, type TestNode } from './helpers/node.js';
 import { tempDir } from './helpers/tmp.js';
 import { testWallet, fund, type TestWallet } from './helpers/wallets.js';
+import { loadCpu } from './helpers/server.js';
 import { expectCode, failure } from './helpers/expect.js';
 import { Payee, DEFAULT_POLICY, type PayeePolicy } from '../src/channel/payee.js';
 import { PayerSession, openChannel, refundChannel } from '../src/channel/payer.js';
@@ -199,11 +200,15 @@ describe('the channel lifecycle on a real btcd', () => {
       expect(a).toMatchObject({ t: 'error', code: 'PEER_PROTOCOL' });
       expect((a as { message: string }).message).toMatch(/payerScript must be at most 34 bytes/);
     });
-    test('a close fee below what the payee\'s node asks is refused, naming the rate to use', async () => {
+    test('a close fee below what the payee\'s node asks, or far above it (out of the payee\'s share), is refused', async () => {
       const payerScript = `0014${'55'.repeat(20)}`;
-      const a = await sendOpen(payerScript, closeVbytes({ payeeScript: Buffer.from(payerScript, 'hex'), payerScript: Buffer.from(payerScript, 'hex') }));
-      expect(a).toMatchObject({ t: 'error', code: 'CHANNEL_REFUSED' });
-      expect((a as { message: string }).message).toMatch(/close fee \d+ sats is outside .* asks 2 sat\/vB/);
+      const vbytes = closeVbytes({ payeeScript: Buffer.from(payerScript, 'hex'), payerScript: Buffer.from(payerScript, 'hex') });
+      for (const rate of [1n, 7n, 1000n]) {
+        const a = await sendOpen(payerScript, rate * vbytes);
+        expect(a).toMatchObject({ t: 'error', code: 'CHANNEL_REFUSED' });
+        expect((a as { message: string }).message).toMatch(new RegExp(`close fee ${rate * vbytes} sats is outside ${2n * vbytes}-${6n * vbytes} .* asks 2 sat/vB, and takes up to 3 times that`));
+      }
+      expect(await sendOpen(payerScript, 6n * vbytes)).toMatchObject({ t: 'accept' });
     });
   });
 
@@ -294,6 +299,27 @@ describe('the channel lifecycle on a real btcd', () => {
       await node.chain.mine(SETTLED_DEPTH);
       await payee.tick();
       expect(getChannel(payeeWallet.session, rec.id).status).toBe('closed');
+    });
+
+    test('a close while payments stream in, on a loaded CPU: every payment acknowledged is in the close, and none after it', async () => {
+      const rec = await open(5_000_000n);
+      await node.chain.mine(1);
+      const s = await session(rec.id);
+      const load = loadCpu();
+      try {
+        const streaming = s.pay(Array.from({ length: 500_000 }, () => ({ sats: 1n, pid: null })));
+        await new Promise((r) => setTimeout(r, 700));
+        const closeTxid = await payee.closeChannel(rec.id);
+        const r = await streaming;
+        expect(r.error).toMatchObject({ code: 'CHANNEL_STATE', message: expect.stringMatching(/is closing/) });
+        const close = (await node.chain.getTransaction(closeTxid))!;
+        const t = termsOf(rec);
+        const toPayee = close.outputs.find((o) => Buffer.from(o.script).equals(Buffer.from(t.payeeScript)))!.value;
+        expect(r.acked.cumulative).toBeGreaterThan(0n);
+        expect(toPayee + t.closeFee).toBe(r.acked.cumulative);
+      } finally {
+        load.stop();
+      }
     });
 
     test('a close that vanished from the mempool is broadcast again by `channel serve`, and confirms', async () => {

@@ -18,6 +18,13 @@ export const BUMP_TARGET_BLOCKS = 2;
  */
 export const MIN_CLOSE_FEE_RATE = 2n;
 
+/**
+ * The most a payee takes as a close fee, as a multiple of what its node asks: the two
+ * sides' nodes estimate apart, but a close fee comes out of the payee's share, so a payer
+ * must not be able to make the payee's first payments go to miners.
+ */
+export const MAX_CLOSE_FEE_FACTOR = 3n;
+
 /** The close fee rate to agree: the node's estimate, or `floor` if that is higher (or the node has none). */
 export async function closeFeeRate(chain: ChainBackend, floor: bigint): Promise<bigint> {
   const estimate = await chain.estimateFeeRate(CLOSE_TARGET_BLOCKS);

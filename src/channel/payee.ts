@@ -8,7 +8,7 @@
  * mempool, bumped by CPFP if it waits too long.
  */
 import { SwarmpayError } from '../errors.js';
-import { MAX_FEE_RATE, dustThreshold, payoutType } from '../bitcoin/policy.js';
+import { dustThreshold, payoutType } from '../bitcoin/policy.js';
 import { StateHasher, channelOutput, checkFunding, closablePayment, closeTx, closeVbytes, signState, verifyState, type ChannelTerms, type Outpoint } from '../bitcoin/channel.js';
 import { broadcastOnce } from '../chain/broadcast.js';
 import type { Journal } from '../keystore/journal.js';
@@ -19,12 +19,12 @@ import { CHANNEL_CHAIN, contractKey } from '../wallet/hd.js';
 import type { Json } from '../util/canonical-json.js';
 import { faultPointAfterWrites } from '../util/fault.js';
 import { encodeMessage, parseMessage, type Message } from './messages.js';
-import { closeFeeRate, nextBumpRate } from './fees.js';
+import { MAX_CLOSE_FEE_FACTOR, closeFeeRate, nextBumpRate } from './fees.js';
 import { advance, blocksLeft, lookAtChain, notOpen, refusal, type FundingView } from './lifecycle.js';
 import { openTicket, sealTicket } from './ticket.js';
 import { bumpSpend } from './bump.js';
 import {
-  KeyIndexes, SETTLED, findChannel, getChannel, insertChannel, journalRecord, listChannels, openPaymentJournal, outpointOf, termsOf, updateChannel,
+  KeyIndexes, SETTLED, findChannel, getChannel, insertChannel, journalRecord, listChannels, openPaymentJournal, outpointOf, stateless, termsOf, updateChannel,
   type ChannelPayments, type PayeeRecord, type PaymentState, type SpendTx,
 } from './store.js';
 
@@ -219,9 +219,12 @@ export class Payee {
     if (m.expiry < tip + p.minExpiryBlocks) throw refuse(`the expiry at height ${m.expiry} is too near: this payee needs at least ${p.minExpiryBlocks} blocks (the tip is ${tip})`, 'open with a later --expiry');
     const payeeScript = await this.payoutScript();
     const vbytes = closeVbytes({ payeeScript, payerScript });
+    // The close fee comes out of the payee's share: at least what its node asks, and not
+    // so much more that the payer could make the payee's first payments all fee.
     const rate = await closeFeeRate(this.ctx.chain, p.minCloseFeeRate);
-    if (m.closeFee < vbytes * rate || m.closeFee > vbytes * MAX_FEE_RATE) {
-      throw refuse(`close fee ${m.closeFee} sats is outside ${vbytes * rate}-${vbytes * MAX_FEE_RATE} for a ${vbytes} vB close (this payee's node asks ${rate} sat/vB)`, `open with --fee-rate ${rate} or more`);
+    const most = rate * MAX_CLOSE_FEE_FACTOR;
+    if (m.closeFee < vbytes * rate || m.closeFee > vbytes * most) {
+      throw refuse(`close fee ${m.closeFee} sats is outside ${vbytes * rate}-${vbytes * most} for a ${vbytes} vB close (this payee's node asks ${rate} sat/vB, and takes up to ${MAX_CLOSE_FEE_FACTOR} times that)`, 'the payer\'s node estimates fees far from this payee\'s: check both nodes');
     }
     if (m.capacity < m.closeFee + dustThreshold(payeeScript)) throw refuse(`capacity ${m.capacity} sats cannot pay even the close fee and a non-dust output`);
     const keyIndex = await this.keys.take();
@@ -484,21 +487,29 @@ export class Payee {
 
   /** Signs and broadcasts the newest state; returns the close txid. */
   async closeChannel(id: string): Promise<string> {
-    this.flush();
     const rec = this.payeeChannel(id);
     if (rec.status === 'closing' || rec.status === 'closed') return rec.close.txid;
-    if (rec.status !== 'open') throw notOpen(rec);
-    const tx = this.closeOf(rec);
-    // Rebuilt from the journal the same way every time, so a crash before the record is
-    // written only means broadcasting it again.
-    await broadcastOnce(this.ctx.chain, tx.hex, tx.txid);
-    const tip = await this.ctx.chain.tipHeight();
-    const stored = await updateChannel(this.ctx.session, id, (r) => (r.status === 'open' ? { ...r, status: 'closing', close: { txid: tx.txid, height: tip, bumps: [] } } : null), true);
+    // An expired channel may have become closable since (a payment just before the margin).
+    if (rec.status !== 'open' && rec.status !== 'expired') throw notOpen(rec);
+    // Payments stop before the newest state is read: none is acknowledged that the close leaves out.
     const live = this.live.get(id);
-    if (live && stored.role === 'payee') {
-      live.rec = stored;
-      live.refusal = notOpen(stored);
+    const was = live?.refusal ?? null;
+    if (live) live.refusal = new SwarmpayError('CHANNEL_STATE', `channel ${id} is closing`, { hint: 'open a new channel' });
+    let tx: ReturnType<Payee['closeOf']>;
+    let tip: number;
+    try {
+      this.flush();
+      tx = this.closeOf(rec);
+      // Rebuilt from the journal the same way every time, so a crash before the record is
+      // written only means broadcasting it again.
+      await broadcastOnce(this.ctx.chain, tx.hex, tx.txid);
+      tip = await this.ctx.chain.tipHeight();
+    } catch (e) {
+      if (live) live.refusal = was;
+      throw e;
     }
+    const stored = await updateChannel(this.ctx.session, id, (r) => (r.status === 'open' || r.status === 'expired' ? ({ ...stateless(r), status: 'closing', close: { txid: tx.txid, height: tip, bumps: [] } } as PayeeRecord) : null), true);
+    if (live && stored.role === 'payee') live.rec = stored;
     this.ctx.log(`channel ${id} closing: ${tx.state.cumulative} sats paid over ${tx.state.seq} payments, ${tx.txid}`);
     return tx.txid;
   }
@@ -530,7 +541,7 @@ export class Payee {
       cur = stored;
       if (cur.status !== rec.status) this.ctx.log(`channel ${rec.id} ${cur.status}${cur.status === 'expired' ? ': nothing to close on; the payer refunds it after the expiry' : ''}`);
     }
-    if (cur.status === 'open' && blocksLeft(cur, tip) <= cur.closeMargin && closable) {
+    if ((cur.status === 'open' || cur.status === 'expired') && blocksLeft(cur, tip) <= cur.closeMargin && closable) {
       await this.closeChannel(cur.id);
     } else if (cur.status === 'closing') {
       await this.seeCloseThrough(cur, seen, tip);

@@ -56,10 +56,9 @@ export async function openChannel(ctx: WalletContext, link: PeerLink, peer: Peer
   const key = contractKey(ctx.seed, ctx.network, CHANNEL_CHAIN, keyIndex);
   const payerScript = addressToScript((await receiveAddress(ctx.chain, ctx.networkDir, ctx.network)).address, ctx.network);
   const expiry = (await ctx.chain.tipHeight()) + opts.expiryBlocks;
-  // The close is agreed at the node's estimate (never below the floor, nor below the
-  // funding's own rate), for the payee's P2WPKH; the payee re-checks it against its node.
-  const estimate = await closeFeeRate(ctx.chain, MIN_CLOSE_FEE_RATE);
-  const closeFee = (estimate > opts.feeRate ? estimate : opts.feeRate) * closeVbytes({ payeeScript: payerScript, payerScript });
+  // The close is agreed at the node's estimate (never below the floor), for the payee's
+  // P2WPKH; the payee re-checks it against its own node.
+  const closeFee = (await closeFeeRate(ctx.chain, MIN_CLOSE_FEE_RATE)) * closeVbytes({ payeeScript: payerScript, payerScript });
   link.send(encodeMessage({ t: 'open', id, network: ctx.network, capacity: opts.capacity, expiry, closeFee, payerPubkey: key.pub.toString('hex'), payerScript: Buffer.from(payerScript).toString('hex') }));
   const accept = expectType(await next(it), 'accept');
   if (accept.id !== id) throw new SwarmpayError('PEER_PROTOCOL', 'the payee accepted another channel');

@@ -106,7 +106,7 @@ export function registerChannel(program: Command): void {
     .option('--peer-key <hex>', 'the payee\'s static key (as `channel serve` prints it): refuse any other')
     .option('--capacity <sats>', 'sats to lock in the channel (required unless --resume)')
     .option('--expiry <blocks>', 'blocks until the payer may take back what was not paid', String(DEFAULT_EXPIRY))
-    .option('--fee-rate <sat/vB>', 'fee rate of the funding, and the least for the close (default 2 on regtest)')
+    .option('--fee-rate <sat/vB>', 'fee rate of the funding (default 2 on regtest); the close\'s is agreed from the node\'s estimate')
     .option('--resume <channel-id>', 'finish opening this channel: broadcast its funding again and hand the payee its ticket')
     .option('--wait', 'wait until the funding has the confirmations the payee asked for')
     .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
