@@ -18,7 +18,7 @@ import { bumpChannel, payGroups, resumeOpen, refreshChannel } from '../src/chann
 import { readPayerLedger } from '../src/channel/payer-ledger.js';
 import { SETTLED_DEPTH, getChannel, listChannels, outpointOf, readPaymentState, termsOf, type ChannelRecord } from '../src/channel/store.js';
 import { encodeMessage, parseMessage, type Message } from '../src/channel/messages.js';
-import { StateHasher, channelOutput, closeVbytes, signState } from '../src/bitcoin/channel.js';
+import { StateHasher, channelOutput, closeVbytes, refundTx, signState } from '../src/bitcoin/channel.js';
 import { faucetPay } from '../src/wallet/faucet.js';
 import { CHANNEL_CHAIN, contractKey } from '../src/wallet/hd.js';
 import { keystorePath } from '../src/keystore/keystore.js';
@@ -154,6 +154,17 @@ describe('the channel lifecycle on a real btcd', () => {
       expect(getChannel(payeeWallet.session, rec.id)).toMatchObject({ status: 'refunded', refund: { txid: refund.txid } });
       await refreshChannel(pc, getChannel(payer.session, rec.id), await node.chain.tipHeight());
       expect(getChannel(payer.session, rec.id)).toMatchObject({ status: 'refunded' });
+    });
+
+    test('a refund run again after a crash cut it short (broadcast, not stored) finds it on the chain', async () => {
+      const rec = await open(100_000n, DEFAULT_POLICY.minExpiryBlocks);
+      await node.chain.mine(1);
+      await mineTo(rec.terms.expiry);
+      const first = refundTx(termsOf(rec), outpointOf(rec), Buffer.from(rec.terms.payerScript, 'hex'), 2n, contractKey(payer.seed, 'regtest', CHANNEL_CHAIN, rec.keyIndex).priv);
+      await node.chain.broadcast(first.hex);
+      const again = await refundChannel(pc, rec.id, 2n);
+      expect(again.txid).toBe(first.txid);
+      expect(getChannel(payer.session, rec.id)).toMatchObject({ status: 'refunding', refund: { txid: first.txid } });
     });
 
     test('a funding not yet confirmed: refused by both', async () => {
@@ -467,6 +478,45 @@ describe('the channel lifecycle on a real btcd', () => {
       await raw.close();
       const closeTxid = await payee.closeChannel(id);
       expect((await node.chain.getTransaction(closeTxid))!.inputs[0]).toMatchObject({ txid: winner.txid });
+    });
+
+    test('a funding that never reached the chain by the expiry: the channel fails, and nobody watches it any more', async () => {
+      const broken = await hangsUpOnFunded();
+      // The payer's broadcast is lost (its node dropped it), and the payee never saw the funding.
+      const lossy: ChainBackend = Object.assign(Object.create(node.chain) as ChainBackend, { broadcast: async (hex: string) => Transaction.fromHex(hex).getId() });
+      const l = await connectTcp('127.0.0.1', broken.port, peerStaticKey(payer.seed), { peerKey: payeeKey().publicKey });
+      await failure(openChannel({ ...pc, chain: lossy }, l, peer(), { capacity: 100_000n, expiryBlocks: DEFAULT_POLICY.minExpiryBlocks, feeRate: 2n }));
+      await l.close();
+      await broken.close();
+      const rec = listChannels(payer.session).find((c) => c.status === 'opening')!;
+      expect(await node.chain.getTransaction(rec.funding.txid)).toBeNull();
+      await refreshChannel(pc, rec, await node.chain.tipHeight());
+      expect(getChannel(payer.session, rec.id).status).toBe('opening'); // not yet: it may still be broadcast
+      await mineTo(rec.terms.expiry);
+      await refreshChannel(pc, getChannel(payer.session, rec.id), await node.chain.tipHeight());
+      expect(getChannel(payer.session, rec.id)).toMatchObject({ status: 'failed', reason: expect.stringMatching(/never confirmed, and the channel is past its expiry/) });
+    });
+
+    test('a payee that fails on `funded` for a passing reason (its keystore busy): the open stays resumable, not failed', async () => {
+      const fake = await listenTcp('127.0.0.1', 0, payeeKey(), (l) => {
+        void (async () => {
+          for await (const b of l.messages()) {
+            const m = parseMessage(b);
+            if (m.t === 'open') l.send(encodeMessage({ t: 'accept', id: m.id, payeePubkey: contractKey(payeeWallet.seed, 'regtest', CHANNEL_CHAIN, 99).pub.toString('hex'), payeeScript: `0014${'77'.repeat(20)}`, confirmations: 1, closeMargin: 24, ticket: '00'.repeat(40) }));
+            if (m.t === 'funded') l.send(encodeMessage({ t: 'error', code: 'KEYSTORE_BUSY', message: 'the keystore is in use by another swarmpay process (pid 1)' }));
+          }
+        })().catch(() => undefined);
+      });
+      try {
+        const l = await connectTcp('127.0.0.1', fake.port, peerStaticKey(payer.seed), { peerKey: payeeKey().publicKey });
+        const e = (await failure(openChannel(pc, l, { kind: 'tcp', host: '127.0.0.1', port: fake.port }, { capacity: 100_000n, expiryBlocks: 200, feeRate: 2n }))) as SwarmpayError;
+        await l.close();
+        expect(e.hint).toContain('--resume');
+        expect(getChannel(payer.session, (e.details as { channel: string }).channel).status).toBe('opening');
+      } finally {
+        await fake.close();
+      }
+      await node.chain.mine(1);
     });
 
     test('a payee asking for zero confirmations is refused before anything is funded', async () => {

@@ -24,8 +24,8 @@ const arbRecord: fc.Arbitrary<ChannelRecord> = fc
   })
   .map(({ role, status, confirmations, closeMargin }) => {
     const base = { id: '0123456789abcdef', terms: { payerPubkey: '', payeePubkey: '', expiry: EXPIRY, capacity: '100000', closeFee: '500', payeeScript: '', payerScript: '' }, keyIndex: 0, confirmations, closeMargin, peerKey: '', created: '' };
-    // Only the payer has opening and failed.
-    const st = role === 'payee' && (status === 'opening' || status === 'failed') ? 'open' : status;
+    // Only the payer has opening.
+    const st = role === 'payee' && status === 'opening' ? 'open' : status;
     const state =
       st === 'opening' ? { status: st, funding, ticket: '00' }
       : st === 'closing' || st === 'closed' ? { status: st, funding, close: spendTx('cc'.repeat(32)) }
@@ -43,11 +43,11 @@ const arbTip = fc.integer({ min: EXPIRY - 100, max: EXPIRY + 10 });
 
 /** Where each status may go, and nowhere else. */
 const NEXT: Record<Status, Status[]> = {
-  opening: ['closing', 'closed', 'refunding', 'refunded'],
-  open: ['expired', 'closing', 'closed', 'refunding', 'refunded'],
-  expired: ['closing', 'closed', 'refunding', 'refunded'],
-  closing: ['closed', 'refunding', 'refunded', 'closing'],
-  refunding: ['refunded', 'closing', 'closed', 'refunding'],
+  opening: ['closing', 'closed', 'refunding', 'refunded', 'failed'],
+  open: ['expired', 'closing', 'closed', 'refunding', 'refunded', 'failed'],
+  expired: ['closing', 'closed', 'refunding', 'refunded', 'failed'],
+  closing: ['closed', 'refunding', 'refunded', 'closing', 'failed'],
+  refunding: ['refunded', 'closing', 'closed', 'refunding', 'failed'],
   closed: [],
   refunded: [],
   failed: [],
@@ -66,8 +66,12 @@ describe('the channel state machine', () => {
           const deep = seen.spend.confirmations >= SETTLED_DEPTH;
           expect(next.status).toBe(seen.spend.kind === 'close' ? (deep ? 'closed' : 'closing') : deep ? 'refunded' : 'refunding');
           expect(seen.spend.kind === 'close' ? (next as { close: { txid: string } }).close.txid : (next as { refund: { txid: string } }).refund.txid).toBe(seen.spend.txid);
+        } else if (next.status === 'failed') {
+          // A funding the node never knew, by the expiry: it holds no coins.
+          expect(seen.confirmations).toBeNull();
+          expect(tip).toBeGreaterThanOrEqual(EXPIRY);
         } else {
-          // Only the margin moves a channel without a spend: to expired, unless its payee has something to close on.
+          // Otherwise only the margin moves a channel without a spend: to expired, unless its payee has something to close on.
           expect([rec.status, next.status]).toEqual(['open', 'expired']);
           expect(EXPIRY - tip).toBeLessThanOrEqual(rec.closeMargin);
           expect(rec.role === 'payer' || !closable).toBe(true);

@@ -171,6 +171,16 @@ describe('CPFP from the wallet on a real btcd', () => {
     for (const txid of [parent.txid, child.txid]) expect((await node.chain.getTransaction(txid))!.confirmations).toBe(1);
   });
 
+  test('with parentOnly, no wallet coin joins: a parent output too small for the fee is refused, and nothing is sent', async () => {
+    const parent = await lowFeeParent(bumper, 1_000n);
+    const e = await expectCode(planCpfp(node.chain, account(bumper), 'regtest', parent, 25n, { parentOnly: true }), 'INSUFFICIENT_FUNDS');
+    expect(e.message).toMatch(/the wallet's outputs of it hold 1000$/);
+    // The same parent at a rate its own output can pay: one input, the parent's.
+    const plan = await planCpfp(node.chain, account(bumper), 'regtest', parent, 3n, { parentOnly: true });
+    expect(plan.spend.inputs.map((i) => i.txid)).toEqual([parent.txid]);
+    await node.chain.mine(1);
+  });
+
   describe('refusals, with nothing sent', () => {
     let before: string[];
     beforeEach(async () => {

@@ -12,7 +12,7 @@ import { planCpfp, signCpfp } from '../wallet/cpfp.js';
 import { walletAccount, type WalletContext } from '../wallet/wallet.js';
 import { spendOf, termsOf, updateChannel, type Bump, type ChannelRecord } from './store.js';
 
-export async function bumpSpend(ctx: WalletContext, rec: ChannelRecord, feeRate: bigint): Promise<Bump> {
+export async function bumpSpend(ctx: WalletContext, rec: ChannelRecord, feeRate: bigint, opts: { parentOnly?: boolean } = {}): Promise<Bump> {
   const pending = spendOf(rec);
   if (pending === null || rec.status === 'closed' || rec.status === 'refunded') {
     throw new SwarmpayError('CHANNEL_STATE', `channel ${rec.id} is ${rec.status}: it has no close or refund waiting to confirm`, { hint: 'a bump raises the fee of a close or refund that is out but not yet confirmed' });
@@ -28,7 +28,7 @@ export async function bumpSpend(ctx: WalletContext, rec: ChannelRecord, feeRate:
   // An earlier bump still in the mempool is replaced (and so must be outbid); one that left it is not.
   const earlier = last === undefined ? null : await ctx.chain.getTransaction(last.txid);
   const replacing = earlier === null ? undefined : { hex: earlier.hex };
-  const plan = await planCpfp(ctx.chain, walletAccount(ctx.networkDir, ctx.network), ctx.network, { txid: parent.txid, hex: parent.hex, fee: spendFee(termsOf(rec), parent.outputs) }, feeRate, { replacing });
+  const plan = await planCpfp(ctx.chain, walletAccount(ctx.networkDir, ctx.network), ctx.network, { txid: parent.txid, hex: parent.hex, fee: spendFee(termsOf(rec), parent.outputs) }, feeRate, { replacing, ...opts });
   const child = signCpfp(plan, ctx.seed, ctx.network);
   await broadcastOnce(ctx.chain, child.hex, child.txid);
   const bump: Bump = { txid: child.txid, feeRate: feeRate.toString(), fee: child.fee.toString(), vsize: child.vsize, height: await ctx.chain.tipHeight() };

@@ -53,6 +53,11 @@ export function advance(rec: ChannelRecord, tip: number, seen: FundingView, clos
     const base = stateless(rec);
     return (s.kind === 'close' ? { ...base, status, close: tx } : { ...base, status, refund: tx }) as ChannelRecord;
   }
+  // A funding the node does not know by the expiry never will hold coins this channel can
+  // pay out (the payer replaced or dropped it): settled, so nobody watches it any more.
+  if (seen.confirmations === null && tip >= rec.terms.expiry) {
+    return { ...stateless(rec), status: 'failed', reason: `its funding ${rec.funding.txid} never confirmed, and the channel is past its expiry` } as ChannelRecord;
+  }
   if (rec.status === 'open' && blocksLeft(rec, tip) <= rec.closeMargin && (rec.role === 'payer' || !closable)) {
     return { ...stateless(rec), status: 'expired' } as ChannelRecord;
   }

@@ -61,13 +61,24 @@ function ids(o: Obj, k: string, where: string): string[] {
   return v as string[];
 }
 
+/** A short lowercase name (a network, a status): what a peer cannot use to fill logs. */
+function word(o: Obj, k: string, where: string): string {
+  const v = str(o, k, where);
+  if (!/^[a-z]{1,16}$/.test(v)) throw new ShapeError(`${where}.${k} must be a word of 1 to 16 letters`);
+  return v;
+}
+
+function printable(s: string, max: number): string {
+  return s.slice(0, max).replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ');
+}
+
 function parseBody(o: Obj): Message {
   const t = str(o, 't', 'message');
   const w = `message ${t}`;
   const id = () => hex(o, 'id', w, CHANNEL_ID / 2);
   switch (t) {
     case 'open':
-      return { t, id: id(), network: str(o, 'network', w), capacity: amount(o, 'capacity', w), expiry: int(o, 'expiry', w, 1, 499_999_999), closeFee: amount(o, 'closeFee', w), payerPubkey: hex(o, 'payerPubkey', w, 33), payerScript: boundedHex(o, 'payerScript', w, MAX_PAYOUT_SCRIPT_BYTES) };
+      return { t, id: id(), network: word(o, 'network', w), capacity: amount(o, 'capacity', w), expiry: int(o, 'expiry', w, 1, 499_999_999), closeFee: amount(o, 'closeFee', w), payerPubkey: hex(o, 'payerPubkey', w, 33), payerScript: boundedHex(o, 'payerScript', w, MAX_PAYOUT_SCRIPT_BYTES) };
     case 'accept':
       return {
         t, id: id(), payeePubkey: hex(o, 'payeePubkey', w, 33), payeeScript: boundedHex(o, 'payeeScript', w, MAX_PAYOUT_SCRIPT_BYTES),
@@ -79,7 +90,7 @@ function parseBody(o: Obj): Message {
     case 'close':
       return { t, id: id() };
     case 'state':
-      return { t, id: id(), seq: int(o, 'seq', w), cumulative: amount(o, 'cumulative', w), sig: o.sig === null ? null : hex(o, 'sig', w, 64), confirmations: int(o, 'confirmations', w), status: str(o, 'status', w) };
+      return { t, id: id(), seq: int(o, 'seq', w), cumulative: amount(o, 'cumulative', w), sig: o.sig === null ? null : hex(o, 'sig', w, 64), confirmations: int(o, 'confirmations', w), status: word(o, 'status', w) };
     case 'known?':
     case 'known':
       return { t, id: id(), ids: ids(o, 'ids', w) };
@@ -93,7 +104,8 @@ function parseBody(o: Obj): Message {
     case 'closed':
       return { t, id: id(), txid: hex(o, 'txid', w, 32) };
     case 'error':
-      return { t, code: str(o, 'code', w).slice(0, 64), message: str(o, 'message', w).slice(0, 500) };
+      // A peer's words end up in logs and on terminals: no control characters, and short.
+      return { t, code: printable(str(o, 'code', w), 64), message: printable(str(o, 'message', w), 500) };
     default:
       throw new ShapeError(`unknown message type "${t.slice(0, 32)}"`);
   }

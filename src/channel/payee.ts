@@ -184,7 +184,14 @@ export class Payee {
         if (m.t === 'funded' && m.id === phase.id) return { kind: 'attached', live: await this.onFunded(link, m) };
         throw unexpected(m, phase);
       case 'attached': {
-        if (m.t === 'hello') return { kind: 'attached', live: await this.onHello(link, m.id) };
+        if (m.t === 'hello') {
+          // The connection moves to another channel: the one it leaves is paid over nothing now.
+          if (phase.live.link === link && phase.live.rec.id !== m.id) {
+            this.flush();
+            phase.live.link = null;
+          }
+          return { kind: 'attached', live: await this.onHello(link, m.id) };
+        }
         const live = phase.live;
         if ((m.t === 'pay' || m.t === 'known?' || m.t === 'close') && m.id !== live.rec.id) throw new SwarmpayError('PEER_PROTOCOL', `message for channel ${m.id} on a connection attached to ${live.rec.id}`);
         if (live.link !== link) throw refuse(`channel ${live.rec.id} is now paid over a newer connection`);
@@ -539,7 +546,10 @@ export class Payee {
       const stored = await updateChannel(this.ctx.session, rec.id, (r) => advance(r, tip, seen, closable), false);
       if (stored.role !== 'payee') return;
       cur = stored;
-      if (cur.status !== rec.status) this.ctx.log(`channel ${rec.id} ${cur.status}${cur.status === 'expired' ? ': nothing to close on; the payer refunds it after the expiry' : ''}`);
+      if (cur.status !== rec.status) this.ctx.log(`channel ${rec.id} ${cur.status}${cur.status === 'expired' ? ': nothing to close on; the payer refunds it after the expiry' : cur.status === 'failed' ? `: ${cur.reason}` : ''}`);
+      // A settled channel takes no more payments: what was kept to verify them goes.
+      const live = this.live.get(rec.id);
+      if (SETTLED.has(cur.status) && live && live.link === null) this.live.delete(rec.id);
     }
     if ((cur.status === 'open' || cur.status === 'expired') && blocksLeft(cur, tip) <= cur.closeMargin && closable) {
       await this.closeChannel(cur.id);
@@ -561,7 +571,9 @@ export class Payee {
     if (tip - (last?.height ?? rec.close.height) < this.ctx.policy.bumpAfter) return;
     const vsize = closeVbytes(termsOf(rec));
     const current = last !== undefined ? BigInt(last.feeRate) : (BigInt(rec.terms.closeFee) + vsize - 1n) / vsize;
-    const bump = await bumpSpend(this.ctx, rec, await nextBumpRate(this.ctx.chain, current));
+    // A bump nobody asked for spends only what the close pays this wallet: rescuing a close
+    // never costs the payee more than the close brings it. (`channel bump` may add coins.)
+    const bump = await bumpSpend(this.ctx, rec, await nextBumpRate(this.ctx.chain, current), { parentOnly: true });
     this.ctx.log(`channel ${rec.id}: the close waited ${tip - (last?.height ?? rec.close.height)} blocks; bumped to ${bump.feeRate} sat/vB by ${bump.txid}`);
   }
 

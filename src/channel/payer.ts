@@ -19,9 +19,9 @@ import { receiveAddress, walletAccount, type WalletContext } from '../wallet/wal
 import { CHANNEL_CHAIN, contractKey } from '../wallet/hd.js';
 import { encodeMessage, expectType, parseMessage, type Message } from './messages.js';
 import { MIN_CLOSE_FEE_RATE, closeFeeRate } from './fees.js';
-import { lookAtChain, notOpen, refusal } from './lifecycle.js';
+import { advance, lookAtChain, notOpen, refusal } from './lifecycle.js';
 import { PayerJournal, type PayerLedger } from './payer-ledger.js';
-import { getChannel, newChannelId, nextKeyIndex, outpointOf, saveChannel, stateless, termsOf, updateChannel, type ChannelRecord, type Opening, type PayerRecord, type PaymentState } from './store.js';
+import { getChannel, newChannelId, nextKeyIndex, outpointOf, saveChannel, spendOf, stateless, termsOf, updateChannel, type ChannelRecord, type Opening, type PayerRecord, type PaymentState } from './store.js';
 
 /** How many payments may be in flight before the payer waits for acknowledgements. */
 export const PAY_WINDOW = 2048;
@@ -120,7 +120,7 @@ export async function finishOpen(ctx: WalletContext, link: PeerLink, it: AsyncIt
     if (state.id !== rec.id || state.status !== 'open') throw new SwarmpayError('PEER_PROTOCOL', `the payee did not open channel ${rec.id} (it says ${state.status})`);
   } catch (e) {
     const err = e instanceof SwarmpayError ? e : new SwarmpayError('INTERNAL', String(e));
-    if (err.code === 'CHANNEL_EXPIRING' || err.code === 'CHANNEL_REFUSED' || err.code === 'FUNDING_MISMATCH') {
+    if (REFUSALS.has(String(err.details?.peerCode))) {
       // The payee will not take this channel: its coins come back by the refund.
       await fail(ctx, rec, `the payee refused it: ${err.message}`);
       throw new SwarmpayError(err.code, `channel ${rec.id} did not open: ${err.message}`, {
@@ -136,6 +136,13 @@ export async function finishOpen(ctx: WalletContext, link: PeerLink, it: AsyncIt
   }
   return (await updateChannel(ctx.session, rec.id, (r) => (r.status === 'opening' && r.role === 'payer' ? openOf(r) : null), false)) as PayerRecord;
 }
+
+/**
+ * What the payee answers to a ticket it will never take: a forged or foreign ticket, an id
+ * taken, a funding that does not match, a ticket past its margin. Anything else (its node
+ * or keystore busy, a dropped link) may pass: the open stays resumable.
+ */
+const REFUSALS: ReadonlySet<string> = new Set(['CHANNEL_REFUSED', 'CHANNEL_EXPIRING', 'FUNDING_MISMATCH']);
 
 function openOf(r: PayerRecord & Opening): PayerRecord {
   return { ...stateless(r), status: 'open' } as PayerRecord;
@@ -401,6 +408,14 @@ export async function refundChannel(ctx: WalletContext, id: string, feeRate: big
   const tip = await ctx.chain.tipHeight();
   if (tip < rec.terms.expiry) {
     throw new SwarmpayError('CHANNEL_STATE', `channel ${id} expires at height ${rec.terms.expiry}; the tip is ${tip}`, { hint: `a refund is possible in ${rec.terms.expiry - tip} blocks`, details: { expiry: rec.terms.expiry, tip } });
+  }
+  // A refund (or close) already out, by a run cut short before it was stored: the chain says so.
+  const seen = await lookAtChain(ctx.chain, ctx.network, rec);
+  if (seen.spend !== null) {
+    const now = await updateChannel(ctx.session, id, (r) => advance(r, tip, seen), false);
+    const spend = spendOf(now);
+    if (spend?.kind === 'refund') return { txid: spend.tx.txid, fee: 0n };
+    throw new SwarmpayError('CHANNEL_STATE', `channel ${id} was closed by the payee (${seen.spend.txid}): the close paid this wallet its remainder`, { hint: 'nothing is left to refund' });
   }
   const to = addressToScript((await receiveAddress(ctx.chain, ctx.networkDir, ctx.network)).address, ctx.network);
   const tx = refundTx(termsOf(rec), outpointOf(rec), to, feeRate, contractKey(ctx.seed, ctx.network, CHANNEL_CHAIN, rec.keyIndex).priv);

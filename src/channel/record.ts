@@ -6,10 +6,10 @@
  *   opening → open → closing → closed
  *                  ↘ expired ↗        and, from open, expired or closing:
  *                              refunding → refunded
- *   opening → failed (the funding never made it to the chain)
+ *   opening, open or expired → failed (the funding never made it to the chain)
  *
- * Only the payer has `opening` and `failed`: the payee stores a channel once it is
- * funded (src/channel/ticket.ts), so an open nobody funds costs it nothing.
+ * Only the payer has `opening`: the payee stores a channel once it is funded
+ * (src/channel/ticket.ts), so an open nobody funds costs it nothing.
  */
 import type { ChannelTerms, Outpoint } from '../bitcoin/channel.js';
 import type { PeerAddress } from '../peer/connect.js';
@@ -83,10 +83,11 @@ export type Closing = { status: 'closing'; funding: Funding; close: SpendTx };
 export type Closed = { status: 'closed'; funding: Funding; close: SpendTx };
 export type Refunding = { status: 'refunding'; funding: Funding; refund: SpendTx };
 export type Refunded = { status: 'refunded'; funding: Funding; refund: SpendTx };
+/** The channel never held coins: the payee or the node refused it, or its funding never confirmed before the expiry. */
 export type Failed = { status: 'failed'; funding: Funding; reason: string };
 
 export type PayerState = Opening | Open | Expired | Closing | Closed | Refunding | Refunded | Failed;
-export type PayeeState = Open | Expired | Closing | Closed | Refunding | Refunded;
+export type PayeeState = Open | Expired | Closing | Closed | Refunding | Refunded | Failed;
 export type Status = PayerState['status'];
 
 export type PayerRecord = Common & PayerFields & PayerState;

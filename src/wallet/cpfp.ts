@@ -46,6 +46,11 @@ export interface CpfpOptions {
    * returned will do). If the node no longer has it, the new child replaces nothing.
    */
   replacing?: { hex: string } | undefined;
+  /**
+   * Spend the parent's outputs to this wallet and nothing else: the child never pays more
+   * than what the parent brings the wallet (a bump nobody asked for in person).
+   */
+  parentOnly?: boolean;
 }
 
 /** The parent is in a block already: there is nothing to bump. */
@@ -91,7 +96,7 @@ export async function planCpfp(chain: ChainBackend, account: BIP32Interface, net
   if (required.length === 0) throw await nothingToBumpWith(chain, parentTx, ownerOf);
   // Confirmed coins only: an unconfirmed one would tie the child to yet another transaction,
   // and a replacement may not spend new unconfirmed outputs (BIP125 rule 2).
-  const extra = distinct([...utxos.filter((u) => u.txid !== parent.txid && isSpendable(u)), ...(earlier?.freed ?? [])]).sort(largestFirst);
+  const extra = opts.parentOnly ? [] : distinct([...utxos.filter((u) => u.txid !== parent.txid && isSpendable(u)), ...(earlier?.freed ?? [])]).sort(largestFirst);
 
   const parentVsize = BigInt(parentTx.virtualSize());
   const changeScript = nextChange.script;
@@ -120,8 +125,8 @@ export async function planCpfp(chain: ChainBackend, account: BIP32Interface, net
     const more = extra[next];
     if (more === undefined) {
       const needed = fee + dust;
-      throw new SwarmpayError('INSUFFICIENT_FUNDS', `bumping ${parent.txid} to ${feeRate} sat/vB needs ${needed} sats in the child (a fee of ${fee} and change of at least ${dust}); the wallet's outputs of it and its confirmed coins hold ${sum}`, {
-        hint: 'fund the wallet or wait for its coins to confirm, or bump to a lower fee rate',
+      throw new SwarmpayError('INSUFFICIENT_FUNDS', `bumping ${parent.txid} to ${feeRate} sat/vB needs ${needed} sats in the child (a fee of ${fee} and change of at least ${dust}); the wallet's outputs of it${opts.parentOnly ? '' : ' and its confirmed coins'} hold ${sum}`, {
+        hint: opts.parentOnly ? 'only its own outputs were to pay; bump by hand to add the wallet\'s coins, or to a lower fee rate' : 'fund the wallet or wait for its coins to confirm, or bump to a lower fee rate',
         details: { available: sum.toString(), needed: needed.toString() },
       });
     }
