@@ -253,6 +253,7 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
     await flood();
     const before = { rss: rssMb(server.child.pid!), keystore: (await b('channel', 'list', '--passphrase-file', pass)).json.channels.length };
     await flood();
+    console.log(`payee RSS after 1,000 opens ${before.rss.toFixed(1)} MiB, after 2,000 ${rssMb(server.child.pid!).toFixed(1)} MiB`);
     expect(rssMb(server.child.pid!) - before.rss).toBeLessThan(10);
     expect((await b('channel', 'list', '--passphrase-file', pass)).json.channels).toHaveLength(before.keystore);
   }, 120_000);
