@@ -9,6 +9,7 @@ import { statSync } from 'node:fs';
 import { Transaction } from 'bitcoinjs-lib';
 import { startTestNode, type TestNode } from './helpers/node.js';
 import { tempDir } from './helpers/tmp.js';
+import { Sessions } from './helpers/sessions.js';
 import { testWallet, fund, type TestWallet } from './helpers/wallets.js';
 import { loadCpu } from './helpers/server.js';
 import { expectCode, failure } from './helpers/expect.js';
@@ -41,7 +42,7 @@ describe('the channel lifecycle on a real btcd', () => {
   let payee: Payee;
   let server: { port: number; close(): Promise<void> };
   const logs: string[] = [];
-  const sessions: PayerSession[] = [];
+  let sessions: Sessions;
 
   const payeeKey = () => peerStaticKey(payeeWallet.seed);
   const link = (port = server.port, key: StaticKey = peerStaticKey(payer.seed)) => connectTcp('127.0.0.1', port, key, { peerKey: payeeKey().publicKey });
@@ -55,14 +56,7 @@ describe('the channel lifecycle on a real btcd', () => {
       await l.close();
     }
   };
-  /** A payer session on a channel; one at a time per channel, as the payer's ledger is (the earlier one disconnects). */
-  const session = async (id: string) => {
-    const earlier = sessions.findIndex((x) => x.rec.id === id);
-    if (earlier >= 0) await sessions.splice(earlier, 1)[0]!.disconnect();
-    const s = await PayerSession.start(pc, await link(), id);
-    sessions.push(s);
-    return s;
-  };
+  const session = (id: string) => sessions.start(id);
   const payeeCtx = (policy: PayeePolicy = DEFAULT_POLICY, chain: ChainBackend = node.chain) => ({ session: payeeWallet.session, seed: payeeWallet.seed, network: 'regtest' as const, networkDir: payeeWallet.networkDir, chain, policy, log: (m: string) => logs.push(m) });
   /** Mines until the tip is `h`. */
   const mineTo = async (h: number) => {
@@ -99,11 +93,12 @@ describe('the channel lifecycle on a real btcd', () => {
     await fund(node.chain, payer, 50_000_000n);
     await fund(node.chain, payeeWallet, 1_000_000n);
     pc = { session: payer.session, seed: payer.seed, network: 'regtest', networkDir: payer.networkDir, chain: node.chain };
+    sessions = new Sessions(pc, () => link());
     payee = new Payee(payeeCtx());
     server = await listenTcp('127.0.0.1', 0, payeeKey(), (l) => void payee.serve(l));
   });
   afterAll(async () => {
-    await Promise.all(sessions.map((s) => s.disconnect().catch(() => undefined)));
+    await sessions?.closeAll();
     await server?.close();
     await payee?.shutdown();
     await node?.stop();

@@ -8,10 +8,11 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, statSync } from 'node:fs';
 import { startTestNode, type TestNode } from './helpers/node.js';
 import { tempDir } from './helpers/tmp.js';
+import { Sessions } from './helpers/sessions.js';
 import { testWallet, fund, type TestWallet } from './helpers/wallets.js';
 import { failure } from './helpers/expect.js';
 import { Payee, DEFAULT_POLICY, type PayeeContext } from '../src/channel/payee.js';
-import { PAY_WINDOW, PayerSession, openChannel, refundChannel } from '../src/channel/payer.js';
+import { PAY_WINDOW, openChannel, refundChannel } from '../src/channel/payer.js';
 import type { WalletContext } from '../src/wallet/wallet.js';
 import { peerStaticKey } from '../src/peer/keys.js';
 import { encodeMessage, parseMessage, type Message } from '../src/channel/messages.js';
@@ -44,15 +45,8 @@ describe('payment channels on a real btcd', () => {
       await l.close();
     }
   };
-  const sessions: PayerSession[] = [];
-  /** A payer session on a channel; one at a time per channel, as the payer's ledger is (the earlier one disconnects). */
-  const session = async (id: string) => {
-    const earlier = sessions.findIndex((x) => x.rec.id === id);
-    if (earlier >= 0) await sessions.splice(earlier, 1)[0]!.disconnect();
-    const s = await PayerSession.start(pc, await link(), id);
-    sessions.push(s);
-    return s;
-  };
+  let sessions: Sessions;
+  const session = (id: string) => sessions.start(id);
   /** A payee of its own (its own wallet and server), for tests that set it up differently; `prepare` runs before it starts. */
   const ownPayee = async (name: string, prepare: (w: TestWallet) => void, extra: Partial<PayeeContext> = {}) => {
     const w = await testWallet(path.join(tmp.dir, name));
@@ -64,9 +58,7 @@ describe('payment channels on a real btcd', () => {
       const l = await connect();
       const { rec } = await openChannel(pc, l, { kind: 'tcp', host: '127.0.0.1', port: srv.port }, { capacity: 1_000_000n, expiryBlocks: 144, feeRate: 2n }).finally(() => l.close());
       await node.chain.mine(1);
-      const s = await PayerSession.start(pc, await connect(), rec.id);
-      sessions.push(s);
-      return s;
+      return sessions.start(rec.id, await connect());
     };
     let stopped = false;
     const stop = async () => {
@@ -87,9 +79,10 @@ describe('payment channels on a real btcd', () => {
     service = new Payee({ session: payee.session, seed: payee.seed, network: 'regtest', networkDir: payee.networkDir, chain: node.chain, policy: DEFAULT_POLICY, log: (m) => logs.push(m) });
     server = await listenTcp('127.0.0.1', 0, peerStaticKey(payee.seed), (l) => void service.serve(l));
     pc = { session: payer.session, seed: payer.seed, network: 'regtest', networkDir: payer.networkDir, chain: node.chain };
+    sessions = new Sessions(pc, () => link());
   });
   afterAll(async () => {
-    await Promise.all(sessions.map((s) => s.disconnect()));
+    await sessions?.closeAll();
     await server?.close();
     await service?.shutdown();
     await node?.stop();
@@ -219,8 +212,7 @@ describe('payment channels on a real btcd', () => {
       })().catch(() => undefined);
     });
     try {
-      const s = await PayerSession.start(pc, await connectTcp('127.0.0.1', fake.port, peerStaticKey(payer.seed), { peerKey: peerStaticKey(payee.seed).publicKey }), rec.id);
-      sessions.push(s);
+      const s = await sessions.start(rec.id, await connectTcp('127.0.0.1', fake.port, peerStaticKey(payer.seed), { peerKey: peerStaticKey(payee.seed).publicKey }));
       // Paced at 2 a second: the bogus acknowledgement arrives while one payment is out, the fourth 1.5 s away.
       const r = await s.pay(Array.from({ length: 5 }, () => ({ sats: 100n, pid: null })), undefined, 2);
       expect(r.error).toMatchObject({ code: 'PEER_PROTOCOL' });
