@@ -80,15 +80,11 @@ const KEY_BLOCK = 1000;
 
 /** Writes a channel record; `checkpoint` advances the TPM counter (open and close). */
 export async function saveChannel(session: KeystoreSession, rec: ChannelRecord, checkpoint: boolean): Promise<void> {
-  await session.update((secret) => {
-    const t = table(secret);
-    t.channels = { ...(t.channels ?? {}), [rec.id]: rec as unknown as Record<string, unknown> };
-    t.nextChannelKey = Math.max(t.nextChannelKey ?? 0, rec.keyIndex + 1);
-  }, { checkpoint });
+  await changeChannels(session, (t) => put(t, rec), checkpoint);
 }
 
-/** Thrown inside an update to leave the keystore as it is. */
-const TAKEN = Symbol('taken');
+/** Thrown inside an update to leave the keystore as it is (nothing written, no checkpoint). */
+const UNCHANGED = Symbol('unchanged');
 
 /**
  * Stores a new channel unless its id is stored already, in one update (two connections
@@ -96,36 +92,44 @@ const TAKEN = Symbol('taken');
  * holds the keystore as it is, either way.
  */
 export async function insertChannel(session: KeystoreSession, rec: ChannelRecord, checkpoint: boolean): Promise<boolean> {
-  try {
-    await session.update((secret) => {
-      const t = table(secret);
-      if (t.channels?.[rec.id] !== undefined) throw TAKEN;
-      t.channels = { ...(t.channels ?? {}), [rec.id]: rec as unknown as Record<string, unknown> };
-      t.nextChannelKey = Math.max(t.nextChannelKey ?? 0, rec.keyIndex + 1);
-    }, { checkpoint });
-    return true;
-  } catch (e) {
-    if (e === TAKEN) return false;
-    throw e;
-  }
+  let stored = false;
+  await changeChannels(session, (t) => {
+    if (t.channels?.[rec.id] !== undefined) throw UNCHANGED;
+    put(t, rec);
+    stored = true;
+  }, checkpoint);
+  return stored;
 }
 
 /**
  * Moves a channel to a new state, from the newest stored record (another process may have
- * moved it meanwhile); returns what was stored. A transition that no longer applies (the
- * record moved elsewhere first) is skipped: `next` returns null.
+ * moved it meanwhile); returns what is stored. A transition that no longer applies (the
+ * record moved elsewhere first) returns null, and nothing is written.
  */
 export async function updateChannel(session: KeystoreSession, id: string, next: (rec: ChannelRecord) => ChannelRecord | null, checkpoint: boolean): Promise<ChannelRecord> {
-  let stored: ChannelRecord | null = null;
-  await session.update((secret) => {
-    const t = table(secret);
+  await changeChannels(session, (t) => {
     const v = t.channels?.[id];
     const rec = v === undefined ? null : fromStored(v);
     if (rec === null) throw new SwarmpayError('CHANNEL_NOT_FOUND', `no channel ${id} in this datadir`);
-    stored = next(rec) ?? rec;
-    t.channels = { ...(t.channels ?? {}), [id]: stored as unknown as Record<string, unknown> };
-  }, { checkpoint });
-  return stored!;
+    const moved = next(rec);
+    if (moved === null) throw UNCHANGED;
+    put(t, moved);
+  }, checkpoint);
+  return getChannel(session, id);
+}
+
+function put(t: ChannelsSecret, rec: ChannelRecord): void {
+  t.channels = { ...(t.channels ?? {}), [rec.id]: rec as unknown as Record<string, unknown> };
+  t.nextChannelKey = Math.max(t.nextChannelKey ?? 0, rec.keyIndex + 1);
+}
+
+/** One keystore update of the channel table; `mutate` throws UNCHANGED to write nothing. */
+async function changeChannels(session: KeystoreSession, mutate: (t: ChannelsSecret) => void, checkpoint: boolean): Promise<void> {
+  try {
+    await session.update((secret) => mutate(table(secret)), { checkpoint });
+  } catch (e) {
+    if (e !== UNCHANGED) throw e;
+  }
 }
 
 /** The payee's newest state of a channel: what a close would pay. */
