@@ -19,6 +19,8 @@ import { bumpChannel, payGroups, resumeOpen, refreshChannel } from '../src/chann
 import { readPayerLedger } from '../src/channel/payer-ledger.js';
 import { SETTLED_DEPTH, getChannel, listChannels, outpointOf, readPaymentState, termsOf, type ChannelRecord } from '../src/channel/store.js';
 import { encodeMessage, parseMessage, type Message } from '../src/channel/messages.js';
+import { isPaymentsFrame } from '../src/channel/payments-codec.js';
+import { paymentsFrame, readFrame, stateSig } from './helpers/payments.js';
 import { StateHasher, channelOutput, closeVbytes, refundTx, signState } from '../src/bitcoin/channel.js';
 import { faucetPay } from '../src/wallet/faucet.js';
 import { CHANNEL_CHAIN, contractKey } from '../src/wallet/hd.js';
@@ -70,15 +72,14 @@ describe('the channel lifecycle on a real btcd', () => {
     raw.send(encodeMessage({ t: 'hello', id }));
     return { raw, it, state: parseMessage((await it.next()).value as Buffer) as Extract<Message, { t: 'state' }> };
   };
-  const signedPay = (rec: ChannelRecord, seq: number, cumulative: bigint): Extract<Message, { t: 'pay' }> => {
-    const sig = signState(new StateHasher(termsOf(rec), outpointOf(rec)).sighash(cumulative), contractKey(payer.seed, 'regtest', CHANNEL_CHAIN, rec.keyIndex).priv).toString('hex');
-    return { t: 'pay', id: rec.id, seq, cumulative, sig, pid: null };
-  };
+  /** One payment of `sats` after the state shown, and the payer's signed state covering it. */
+  const signedPay = (rec: ChannelRecord, shown: { seq: number; cumulative: bigint }, sats: bigint): Buffer =>
+    paymentsFrame(shown.seq + 1, [{ sats: Number(sats) }], { seq: shown.seq + 1, cumulative: shown.cumulative + sats, sig: stateSig(rec, payer.seed, rec.keyIndex, shown.cumulative + sats) });
   /** What the payee answers to one payment the payer's own checks would never send. */
   const payeeAnswer = async (rec: ChannelRecord): Promise<Message> => {
     const { raw, it, state } = await attach(rec.id);
     try {
-      raw.send(encodeMessage(signedPay(rec, state.seq + 1, state.cumulative + 1000n)));
+      raw.send(signedPay(rec, state, 1000n));
       return parseMessage((await it.next()).value as Buffer);
     } finally {
       await raw.close();
@@ -468,7 +469,7 @@ describe('the channel lifecycle on a real btcd', () => {
       await node.chain.mine(1);
       const rec = { ...stored, keyIndex: 7777 } as ChannelRecord;
       const { raw, it: ri, state } = await attach(id);
-      raw.send(encodeMessage(signedPay(rec, state.seq + 1, 300_000n)));
+      raw.send(signedPay(rec, state, 300_000n - state.cumulative));
       expect(parseMessage((await ri.next()).value as Buffer)).toMatchObject({ t: 'ack', seq: 1 });
       await raw.close();
       const closeTxid = await payee.closeChannel(id);
@@ -514,37 +515,80 @@ describe('the channel lifecycle on a real btcd', () => {
       await node.chain.mine(1);
     });
 
-    test('a payee asking for zero confirmations is refused before anything is funded', async () => {
+    /** A payee that answers `open` with this raw accept (under the real payee's key). */
+    const acceptsWith = async (accept: Record<string, unknown>, run: (port: number) => Promise<void>) => {
       const fake = await listenTcp('127.0.0.1', 0, payeeKey(), (l) => {
         void (async () => {
           for await (const b of l.messages()) {
             const m = parseMessage(b);
-            if (m.t === 'open') l.send(Buffer.from(JSON.stringify({ v: 1, t: 'accept', id: m.id, payeePubkey: contractKey(payeeWallet.seed, 'regtest', CHANNEL_CHAIN, 0).pub.toString('hex'), payeeScript: `0014${'77'.repeat(20)}`, confirmations: 0, closeMargin: 24, ticket: '00'.repeat(40) })));
+            if (m.t === 'open') l.send(Buffer.from(JSON.stringify({ t: 'accept', id: m.id, payeePubkey: contractKey(payeeWallet.seed, 'regtest', CHANNEL_CHAIN, 0).pub.toString('hex'), payeeScript: `0014${'77'.repeat(20)}`, closeMargin: 24, ticket: '00'.repeat(40), ...accept })));
           }
         })().catch(() => undefined);
       });
+      try {
+        await run(fake.port);
+      } finally {
+        await fake.close();
+      }
+    };
+    const openVia = async (port: number) => {
+      const l = await connectTcp('127.0.0.1', port, peerStaticKey(payer.seed), { peerKey: payeeKey().publicKey });
+      try {
+        return await openChannel(pc, l, peer(), { capacity: 100_000n, expiryBlocks: 200, feeRate: 2n });
+      } finally {
+        await l.close();
+      }
+    };
+
+    test('a payee asking for zero confirmations is refused before anything is funded', async () => {
       const channels = listChannels(payer.session).length;
-      const l = await connectTcp('127.0.0.1', fake.port, peerStaticKey(payer.seed), { peerKey: payeeKey().publicKey });
-      const e = await expectCode(openChannel(pc, l, peer(), { capacity: 100_000n, expiryBlocks: 200, feeRate: 2n }), 'PEER_PROTOCOL');
-      expect(e.message).toMatch(/confirmations must be an integer in \[1, 100\]/);
-      await l.close();
-      await fake.close();
+      await acceptsWith({ v: 2, confirmations: 0 }, async (port) => {
+        const e = await expectCode(openVia(port), 'PEER_PROTOCOL');
+        expect(e.message).toMatch(/confirmations must be an integer in \[1, 100\]/);
+      });
       expect(listChannels(payer.session)).toHaveLength(channels);
+    });
+
+    test('a peer of another protocol version is refused, naming both versions, on either side', async () => {
+      const channels = listChannels(payer.session).length;
+      await acceptsWith({ v: 1, confirmations: 1 }, async (port) => {
+        const e = await expectCode(openVia(port), 'PEER_PROTOCOL');
+        expect(e.message).toMatch(/the peer speaks channel protocol version 1; this swarmpay speaks version 2/);
+        expect(e.hint).toMatch(/upgrade the older one/);
+      });
+      expect(listChannels(payer.session)).toHaveLength(channels);
+      // A version 1 payer's hello, to the real payee.
+      const raw = await link();
+      try {
+        raw.send(Buffer.from(JSON.stringify({ v: 1, t: 'hello', id: '0123456789abcdef' })));
+        const answer = JSON.parse(((await raw.messages()[Symbol.asyncIterator]().next()).value as Buffer).toString()) as { v: number; t: string; code: string; message: string };
+        expect(answer).toMatchObject({ v: 2, t: 'error', code: 'PEER_PROTOCOL', message: expect.stringMatching(/the peer speaks channel protocol version 1; this swarmpay speaks version 2/) });
+      } finally {
+        await raw.close();
+      }
     });
   });
 
   describe('a payee that lies about what it was paid', () => {
     /** A payee under the real payee's key: shows the real state at hello, then lies as told. */
     const liar = async (shown: { seq: number; cumulative: bigint; sig: string | null }) => {
-      const sent: Message[] = [];
+      /** Payments frames the payer sent it. */
+      const sent: Buffer[] = [];
       const srv = await listenTcp('127.0.0.1', 0, payeeKey(), (l) => {
         void (async () => {
+          let id = '';
           for await (const b of l.messages()) {
+            if (isPaymentsFrame(b)) {
+              sent.push(b);
+              for (const st of readFrame(b).states) l.send(encodeMessage({ t: 'ack', id, seq: st.seq }));
+              continue;
+            }
             const m = parseMessage(b);
-            sent.push(m);
-            if (m.t === 'hello') l.send(encodeMessage({ t: 'state', id: m.id, ...shown, confirmations: 5, status: 'open' }));
+            if (m.t === 'hello') {
+              id = m.id;
+              l.send(encodeMessage({ t: 'state', id: m.id, ...shown, confirmations: 5, status: 'open' }));
+            }
             if (m.t === 'known?') l.send(encodeMessage({ t: 'known', id: m.id, ids: [] }));
-            if (m.t === 'pay') l.send(encodeMessage({ t: 'ack', id: m.id, seq: m.seq }));
           }
         })().catch(() => undefined);
       });
@@ -563,7 +607,7 @@ describe('the channel lifecycle on a real btcd', () => {
         const t = await payGroups(pc, via, [{ channel: rec.id, items: batch }], { skipped: (e) => skipped.push(`${e.pid}:${e.why}`) });
         expect(t).toMatchObject({ sent: 0, acked: 0, skipped: 30, sats: 0n });
         expect(skipped.every((s) => s.endsWith(':already paid'))).toBe(true);
-        expect(sent.filter((m) => m.t === 'pay')).toEqual([]);
+        expect(sent).toEqual([]);
       } finally {
         await srv.close();
       }
@@ -577,7 +621,7 @@ describe('the channel lifecycle on a real btcd', () => {
         try {
           const t = await payGroups(pc, via, [{ channel: rec.id, items: [{ sats: 10n, pid: null }] }]);
           expect(t.error).toMatchObject({ code: 'PEER_PROTOCOL', message: expect.stringMatching(/claims a state \(990000 sats at sequence \d\) that this payer never signed/) });
-          expect(sent.filter((m) => m.t === 'pay')).toEqual([]);
+          expect(sent).toEqual([]);
           expect(readPayerLedger(payer.session, payer.networkDir, rec.id)).toMatchObject({ signed: { cumulative: 0n }, acked: { cumulative: 0n } });
         } finally {
           await srv.close();
@@ -600,7 +644,7 @@ describe('the channel lifecycle on a real btcd', () => {
         const t = await payGroups(pc, via, [{ channel: rec.id, items: [{ sats: 500n, pid: 'a' }, { sats: 400n, pid: 'c' }] }]);
         expect(t.error).toMatchObject({ code: 'PEER_PROTOCOL', message: expect.stringMatching(/shows 500 sats paid, less than the 1500 it acknowledged/) });
         expect(t.sent).toBe(0);
-        expect(sent.filter((m) => m.t === 'pay')).toEqual([]);
+        expect(sent).toEqual([]);
       } finally {
         await srv.close();
       }
@@ -625,7 +669,7 @@ describe('the channel lifecycle on a real btcd', () => {
     await s1.disconnect();
     expect(d.error).toBeDefined();
     expect(r.error).toBeUndefined();
-    expect(r.payments.every((p) => p.acked)).toBe(true);
+    expect(r.ackedCount).toBe(4000);
     expect(readPaymentState(payeeWallet.session, payeeWallet.networkDir, r2.id).cumulative).toBe(4000n);
     // The payee serves on: the first channel pays again after a reconnect, from what it holds.
     const again = await session(r1.id);

@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT, spawnSwarmpay, swarmpay, type CliResult } from './helpers/cli.js';
+import { ROOT, ackedLines, spawnSwarmpay, swarmpay, until, type CliResult } from './helpers/cli.js';
 import { tempDir } from './helpers/tmp.js';
 import { loadCpu, rssMb, startServer, stopChild, type Server } from './helpers/server.js';
 import { connectTcp } from '../src/peer/transports.js';
@@ -157,14 +157,14 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
     const opened = await a('channel', 'open', '--peer', `127.0.0.1:${server.port}`, '--peer-key', server.key, '--capacity', '5000000', '--passphrase-file', pass);
     const id = opened.json.id as string;
     await mine();
-    const paying = swarmpay(['--datadir', payer, '--tpm', 'none', 'channel', 'pay', id, '1', '--count', '200000', '--passphrase-file', pass]);
-    await new Promise((r) => setTimeout(r, 1500));
+    const paying = spawnSwarmpay(['--datadir', payer, '--tpm', 'none', 'channel', 'pay', id, '1', '--count', '5000000', '--passphrase-file', pass]);
+    await until(() => ackedLines(paying.stdout()) >= 20_000);
     await stop(server.child, 'SIGKILL');
-    const r = await paying;
+    const r = await paying.done;
     expect(r.code).toBe(4); // the payee vanished
     const acked = r.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.acked === true).length;
-    expect(acked).toBeGreaterThan(0);
-    expect(acked).toBeLessThan(200000);
+    expect(acked).toBeGreaterThanOrEqual(20_000);
+    expect(acked).toBeLessThan(5_000_000);
     server = await serve(payee, server.port); // where the payer will look for it again
     const held = (await b('channel', 'show', id, '--passphrase-file', pass)).json.paid as number;
     expect(held).toBeGreaterThanOrEqual(acked); // every acknowledged payment survived
@@ -181,10 +181,11 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
     const load = loadCpu();
     try {
       for (const signal of ['SIGINT', 'SIGTERM', 'SIGKILL'] as const) {
-        const burst = spawnSwarmpay(['--datadir', payer, '--tpm', 'none', 'channel', 'pay', dying, '1', '--count', '200000', '--passphrase-file', pass]);
-        await new Promise((r) => setTimeout(r, 1500));
+        const burst = spawnSwarmpay(['--datadir', payer, '--tpm', 'none', 'channel', 'pay', dying, '1', '--count', '1000000', '--passphrase-file', pass]);
+        await until(() => ackedLines(burst.stdout()) >= 5_000);
         const other = a('channel', 'pay', steady, '1', '--count', '3000', '--passphrase-file', pass);
         await new Promise((r) => setTimeout(r, 300));
+        expect(burst.child.exitCode).toBeNull(); // still paying when killed
         burst.child.kill(signal);
         await burst.done;
         const r = await other;

@@ -113,7 +113,7 @@ async function main(): Promise<void> {
     // Latency at half the limit: paced sends, each payment's time to its acknowledgement.
     const paced: number[] = [];
     const rate = limit.payments_per_sec / 2;
-    await single.pay(Array.from({ length: 5_000 }, () => ({ sats: 1n, pid: null })), (_seq, ms) => paced.push(ms), rate);
+    await single.pay(Array.from({ length: 5_000 }, () => ({ sats: 1n, pid: null })), { onLatency: (_i, ms) => paced.push(ms), pace: rate });
 
     const cpu1 = process.cpuUsage();
     await single.close();

@@ -8,7 +8,7 @@ import { closablePayment } from '../bitcoin/channel.js';
 import type { Connector } from '../peer/connect.js';
 import type { WalletContext } from '../wallet/wallet.js';
 import { Payee, DEFAULT_POLICY } from './payee.js';
-import { PayerSession, finishOpen, payerChannel, type PayResult } from './payer.js';
+import { PayerSession, finishOpen, payerChannel } from './payer.js';
 import { readPayerLedger } from './payer-ledger.js';
 import { advance, blocksLeft, lookAtChain, type FundingView } from './lifecycle.js';
 import { bumpSpend } from './bump.js';
@@ -64,36 +64,29 @@ export interface PaySummary {
 /**
  * Pays each group over its channel in turn: finishes the channel's open if it was cut
  * short, reconciles with the payee, skips ids this payer's ledger has paid, pays the rest
- * pipelined. Stops at the first channel that fails.
+ * pipelined. Each payment is reported as its acknowledgement arrives (so a payer killed
+ * mid-run has reported all the payee acknowledged), those sent and never acknowledged
+ * once the run on their channel ends. Stops at the first channel that fails.
  */
 export async function payGroups(ctx: WalletContext, connect: Connector, groups: PayGroup[], events: PayEvents = {}): Promise<PaySummary> {
   const total: PaySummary = { payments: groups.reduce((n, g) => n + g.items.length, 0), sent: 0, acked: 0, skipped: 0, sats: 0n, seconds: 0 };
   for (const group of groups) {
-    let r: PayResult;
     try {
-      r = await payGroup(ctx, connect, group, events, total);
+      const error = await payGroup(ctx, connect, group, events, total);
+      if (error !== undefined) {
+        total.error = error;
+        break;
+      }
     } catch (e) {
       total.error = e;
-      break;
-    }
-    for (const p of r.payments) {
-      total.sent++;
-      if (p.acked) {
-        total.acked++;
-        total.sats += p.sats;
-      }
-      events.payment?.({ channel: group.channel, ...p });
-    }
-    total.seconds += r.seconds;
-    if (r.error !== undefined) {
-      total.error = r.error;
       break;
     }
   }
   return total;
 }
 
-async function payGroup(ctx: WalletContext, connect: Connector, group: PayGroup, events: PayEvents, total: PaySummary): Promise<PayResult> {
+/** Pays one group; returns why its run stopped short, if it did. */
+async function payGroup(ctx: WalletContext, connect: Connector, group: PayGroup, events: PayEvents, total: PaySummary): Promise<unknown> {
   const rec = payerChannel(ctx, group.channel);
   const link = await connect(rec.peer, rec.peerKey);
   let session: PayerSession | null = null;
@@ -112,8 +105,22 @@ async function payGroup(ctx: WalletContext, connect: Connector, group: PayGroup,
         events.skipped?.({ channel: rec.id, pid: i.pid!, sats: i.sats, why });
       }
     }
-    let done = 0;
-    return await s.pay(todo, () => events.acknowledged?.(rec.id, ++done, todo.length));
+    const base = s.paid.seq;
+    const report = (k: number, acked: boolean) => events.payment?.({ channel: rec.id, seq: base + k + 1, sats: todo[k]!.sats, pid: todo[k]!.pid, acked });
+    const r = await s.pay(todo, {
+      onAck: (from, to) => {
+        for (let k = from; k < to; k++) {
+          total.sats += todo[k]!.sats;
+          report(k, true);
+        }
+        total.acked += to - from;
+        events.acknowledged?.(rec.id, to, todo.length);
+      },
+    });
+    for (let k = r.ackedCount; k < r.sent; k++) report(k, false);
+    total.sent += r.sent;
+    total.seconds += r.seconds;
+    return r.error;
   } finally {
     if (session) await session.disconnect();
     else await link.close();

@@ -1,7 +1,9 @@
 /**
- * The channel protocol's messages (version 1), JSON over the peer link. Every message a
- * peer sends is parsed here, field by field, before anything acts on it; amounts travel as
- * decimal strings because they are bigints.
+ * The channel protocol's control messages (version 2), JSON over the peer link; payments
+ * and signed states travel in binary frames (payments-codec.ts). Every message a peer sends
+ * is parsed here, field by field, before anything acts on it; amounts travel as decimal
+ * strings because they are bigints. Every message carries the version, and a peer of
+ * another version is refused naming both.
  */
 import { SwarmpayError } from '../errors.js';
 import { ShapeError, hex, int, str, type Obj } from '../util/shape.js';
@@ -10,7 +12,13 @@ import { MAX_MONEY } from '../bitcoin/amount.js';
 import { MAX_PAYOUT_SCRIPT_BYTES } from '../bitcoin/policy.js';
 import type { ErrorCode } from '../errors.js';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
+
+/**
+ * Payments a payer may send ahead of their acknowledgement, and so at most what waits
+ * at the payee for a signed state to cover it: the protocol's window.
+ */
+export const MAX_UNCOVERED = 16_384;
 
 export type Message =
   | { t: 'open'; id: string; network: string; capacity: bigint; expiry: number; closeFee: bigint; payerPubkey: string; payerScript: string }
@@ -20,7 +28,6 @@ export type Message =
   | { t: 'state'; id: string; seq: number; cumulative: bigint; sig: string | null; confirmations: number; status: string }
   | { t: 'known?'; id: string; ids: string[] }
   | { t: 'known'; id: string; ids: string[] }
-  | { t: 'pay'; id: string; seq: number; cumulative: bigint; sig: string; pid: string | null }
   | { t: 'ack'; id: string; seq: number }
   | { t: 'close'; id: string }
   | { t: 'closed'; id: string; txid: string }
@@ -94,11 +101,6 @@ function parseBody(o: Obj): Message {
     case 'known?':
     case 'known':
       return { t, id: id(), ids: ids(o, 'ids', w) };
-    case 'pay': {
-      const pid = o.pid === undefined || o.pid === null ? null : str(o, 'pid', w);
-      if (pid !== null && !PID.test(pid)) throw new ShapeError(`${w}.pid must be 1 to 64 printable characters`);
-      return { t, id: id(), seq: int(o, 'seq', w, 1), cumulative: amount(o, 'cumulative', w), sig: hex(o, 'sig', w, 64), pid };
-    }
     case 'ack':
       return { t, id: id(), seq: int(o, 'seq', w) };
     case 'closed':

@@ -18,7 +18,9 @@ import { addressToScript } from '../bitcoin/address.js';
 import { CHANNEL_CHAIN, contractKey } from '../wallet/hd.js';
 import type { Json } from '../util/canonical-json.js';
 import { faultPointAfterWrites } from '../util/fault.js';
-import { encodeMessage, parseMessage, type Message } from './messages.js';
+import { MAX_UNCOVERED, encodeMessage, parseMessage, type Message } from './messages.js';
+import { isPaymentsFrame, readPayments, type PaymentsSink } from './payments-codec.js';
+import { ShapeError } from '../util/shape.js';
 import { MAX_CLOSE_FEE_FACTOR, closeFeeRate, nextBumpRate } from './fees.js';
 import { advance, blocksLeft, lookAtChain, notOpen, refusal, type FundingView } from './lifecycle.js';
 import { openTicket, sealTicket } from './ticket.js';
@@ -51,6 +53,8 @@ const LOOK_MS = 2_000;
 const LOOK_ANYWAY_MS = 30_000;
 /** Payments are refused once the chain has not been seen for this long: the cache is too old to trust. */
 const STALE_MS = 30_000;
+/** Payments may wait this long for a signed state that covers them; then the link is closed. */
+const UNSIGNED_TIMEOUT_MS = 5_000;
 /** One payout address serves the opens of a few seconds, so strangers' opens cost few chain scans. */
 const PAYOUT_ADDRESS_MS = 10_000;
 
@@ -87,18 +91,37 @@ export interface PayeeContext extends WalletContext {
   log: (msg: string) => void;
   /** Journal size that triggers a rewrite; JOURNAL_COMPACT_BYTES unless set. */
   compactJournalAt?: number;
+  /** How long payments may wait for a signed state; UNSIGNED_TIMEOUT_MS unless set. */
+  unsignedTimeoutMs?: number;
 }
 
-/** A channel being paid: its verified-but-not-yet-durable tail, what is durable, and what the chain last showed. */
+/**
+ * A channel being paid. Payments arrive ahead of the signed state that covers them: the
+ * payments received but not yet covered, the newest verified state (not yet durable), and
+ * what is durable; and what the chain last showed.
+ */
 interface Live {
   rec: PayeeRecord;
   terms: ChannelTerms;
   hasher: StateHasher;
+  /** The newest durable state: what the payer has been told is acknowledged. */
   committed: PaymentState;
-  /** The newest verified state (committed, or ahead of it while a batch is being written). */
+  /** The newest verified signed state (committed, or ahead of it while a batch is being written). */
   head: PaymentState;
-  ids: Set<string>;
+  /** The last payment received (beyond `head` while no state covers it): its sequence number and cumulative amount. */
+  recvSeq: number;
+  recvCum: number;
+  /** The cumulative amount at each payment not yet covered, at seq % MAX_UNCOVERED: a state must name one of these. */
+  cums: Float64Array | null;
+  /** Batch ids of payments not yet covered, in order. */
+  uncoveredIds: { seq: number; pid: string }[];
+  /** Batch ids covered by `head` but not yet durable: they go into the next journal record. */
   pendingIds: string[];
+  /** Every batch id received and not yet durable (covered or not), against paying one twice. */
+  inflightIds: Set<string>;
+  /** performance.now() when payments began to wait for a state to cover them; -1 when none waits. */
+  uncoveredSince: number;
+  ids: Set<string>;
   link: PeerLink | null;
   seen: FundingView;
   /** Why a payment is refused now, from the cached look at the chain; null while payments are taken. */
@@ -139,6 +162,14 @@ export class Payee {
   private looking = false;
   private payout: { script: Buffer; at: number } | null = null;
   private shut = false;
+  /** A verified state: the channel joins the next group commit. */
+  private readonly sink = new PaymentsIntake((live) => {
+    this.dirty.add(live);
+    if (!this.commitScheduled) {
+      this.commitScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  });
 
   /** Takes the payment journal (one payee per datadir): a second is refused here, before it agrees to anything. */
   constructor(private readonly ctx: PayeeContext) {
@@ -153,7 +184,7 @@ export class Payee {
     let handled = 0;
     try {
       for await (const bytes of link.messages()) {
-        phase = await this.step(link, phase, parseMessage(bytes));
+        phase = isPaymentsFrame(bytes) ? this.payments(link, phase, bytes) : await this.step(link, phase, parseMessage(bytes));
         // Messages already received are processed without returning to the event loop; a
         // turn every few lets journal writes complete and acknowledgements go out meanwhile.
         if (++handled % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
@@ -167,6 +198,7 @@ export class Payee {
     } finally {
       if (phase.kind === 'attached' && phase.live.link === link) {
         this.flush(); // every verified payment is made durable, then acknowledged, before we let go
+        dropUncovered(phase.live);
         phase.live.link = null;
       }
       await link.close().catch(() => undefined);
@@ -193,12 +225,9 @@ export class Payee {
           return { kind: 'attached', live: await this.onHello(link, m.id) };
         }
         const live = phase.live;
-        if ((m.t === 'pay' || m.t === 'known?' || m.t === 'close') && m.id !== live.rec.id) throw new SwarmpayError('PEER_PROTOCOL', `message for channel ${m.id} on a connection attached to ${live.rec.id}`);
+        if ((m.t === 'known?' || m.t === 'close') && m.id !== live.rec.id) throw new SwarmpayError('PEER_PROTOCOL', `message for channel ${m.id} on a connection attached to ${live.rec.id}`);
         if (live.link !== link) throw refuse(`channel ${live.rec.id} is now paid over a newer connection`);
         switch (m.t) {
-          case 'pay':
-            this.onPay(live, m);
-            return phase;
           case 'known?':
             link.send(encodeMessage({ t: 'known', id: m.id, ids: m.ids.filter((i) => live.ids.has(i)) }));
             return phase;
@@ -212,6 +241,14 @@ export class Payee {
         }
       }
     }
+  }
+
+  /** A frame of payments and signed states: only on a connection attached to a channel. */
+  private payments(link: PeerLink, phase: Phase, frame: Buffer): Phase {
+    if (phase.kind !== 'attached') throw new SwarmpayError('PEER_PROTOCOL', `the payer sent payments ${phase.kind === 'fresh' ? 'before "hello"' : `while channel ${phase.id} waits for "funded"`}`);
+    if (phase.live.link !== link) throw refuse(`channel ${phase.live.rec.id} is now paid over a newer connection`);
+    this.onPayments(phase.live, frame);
+    return phase;
   }
 
   /** Checks everything an open needs, and answers with terms and a sealed ticket; stores nothing. */
@@ -302,7 +339,8 @@ export class Payee {
     const terms = termsOf(rec);
     const paid = this.store.channels.get(rec.id) ?? { state: { seq: 0, cumulative: 0n, sig: null }, ids: new Set<string>() };
     const live: Live = {
-      rec, terms, hasher: new StateHasher(terms, outpointOf(rec)), committed: paid.state, head: paid.state, ids: paid.ids, pendingIds: [], link: null,
+      rec, terms, hasher: new StateHasher(terms, outpointOf(rec)), committed: paid.state, head: paid.state, ids: paid.ids, link: null,
+      recvSeq: paid.state.seq, recvCum: Number(paid.state.cumulative), cums: null, uncoveredIds: [], pendingIds: [], inflightIds: new Set(), uncoveredSince: -1,
       seen: { confirmations: null, spend: null },
       refusal: new SwarmpayError('CHANNEL_STATE', `channel ${rec.id} has not been checked against the chain yet`),
     };
@@ -329,6 +367,9 @@ export class Payee {
       void old.close().catch(() => undefined);
     }
     live.link = link;
+    // The payer starts again from what is durable: payments no state covered are gone.
+    this.flush();
+    dropUncovered(live);
     // A fresh look for every connection, so what the payer is told is what the chain shows now.
     this.tip = await this.ctx.chain.tipHeight();
     this.tipSeenAt = performance.now();
@@ -340,25 +381,48 @@ export class Payee {
     return live;
   }
 
-  private onPay(live: Live, m: Extract<Message, { t: 'pay' }>): void {
+  /**
+   * Takes a frame of payments and signed states. A payment is checked (next in sequence,
+   * within the capacity, its batch id not paid) and held until a signed state covers it;
+   * a state must name the amount the payments up to it add up to, and carry the payer's
+   * signature over the close for it. Only then is it the newest state, made durable by the
+   * next commit, and acknowledged.
+   */
+  private onPayments(live: Live, frame: Buffer): void {
     if (live.refusal) throw live.refusal;
     if (performance.now() - this.tipSeenAt > STALE_MS) {
       throw new SwarmpayError('NODE_UNREACHABLE', `the payee has not seen the chain for ${Math.round((performance.now() - this.tipSeenAt) / 1000)} s, so it takes no payment`, { hint: 'try again once its node answers' });
     }
-    const head = live.head;
-    if (m.seq !== head.seq + 1) throw refuse(`payment sequence ${m.seq} where ${head.seq + 1} was due (a reused or skipped sequence number)`);
-    if (m.cumulative <= head.cumulative) throw refuse(`payment ${m.seq} would lower (or keep) the amount paid: ${m.cumulative} after ${head.cumulative} sats`);
-    if (m.cumulative > live.terms.capacity) throw refuse(`payment ${m.seq} would pay ${m.cumulative} sats, more than the capacity of ${live.terms.capacity}`);
-    if (m.pid !== null && (live.ids.has(m.pid) || live.pendingIds.includes(m.pid))) throw refuse(`payment id "${m.pid}" was paid already`);
-    const sig = Buffer.from(m.sig, 'hex');
-    if (!verifyState(live.hasher.sighash(m.cumulative), live.terms.payerPubkey, sig)) throw refuse(`the signature of payment ${m.seq} does not verify for this channel and amount`);
-    live.head = { seq: m.seq, cumulative: m.cumulative, sig: m.sig };
-    if (m.pid !== null) live.pendingIds.push(m.pid);
-    this.dirty.add(live);
-    if (!this.commitScheduled) {
-      this.commitScheduled = true;
-      setImmediate(() => this.flush());
+    const sink = this.sink;
+    sink.live = live;
+    sink.capacity = Number(live.terms.capacity);
+    try {
+      readPayments(frame, sink);
+    } catch (e) {
+      if (e instanceof ShapeError) throw new SwarmpayError('PEER_PROTOCOL', `the payer sent a malformed payments frame: ${e.message}`);
+      throw e;
     }
+    if (live.recvSeq > live.head.seq) this.armUnsigned(live);
+  }
+
+  /** Payments no state covers may wait `unsignedTimeoutMs`; then the link is closed (nothing of them counts). */
+  private armUnsigned(live: Live): void {
+    if (live.uncoveredSince >= 0) return;
+    live.uncoveredSince = performance.now();
+    const ms = this.ctx.unsignedTimeoutMs ?? UNSIGNED_TIMEOUT_MS;
+    const check = () => {
+      if (live.uncoveredSince < 0 || live.link === null) return;
+      const waited = performance.now() - live.uncoveredSince;
+      if (waited < ms) {
+        setTimeout(check, ms - waited).unref();
+        return;
+      }
+      const link = live.link;
+      this.ctx.log(`channel ${live.rec.id}: ${live.recvSeq - live.head.seq} payments waited ${Math.round(waited)} ms for a signed state; closing the link`);
+      this.tell(link, encodeMessage({ t: 'error', code: 'PEER_PROTOCOL', message: `payments ${live.head.seq + 1} to ${live.recvSeq} waited ${Math.round(waited / 1000)} s for a signed state that covers them: none counts` }));
+      void link.close().catch(() => undefined);
+    };
+    setTimeout(check, ms).unref();
   }
 
   /** Reads the tip every few seconds while serving, and each paid channel's funding when the tip moves. */
@@ -424,8 +488,10 @@ export class Payee {
     } catch (e) {
       // Nothing of this batch is durable, so nothing of it counts: back to what is.
       const err = e instanceof SwarmpayError ? e : new SwarmpayError('IO_ERROR', String(e));
-      for (const l of batch) {
+      for (const [i, l] of batch.entries()) {
         l.head = l.committed;
+        for (const pid of ids[i]!) l.inflightIds.delete(pid);
+        dropUncovered(l);
         this.ctx.log(`channel ${l.rec.id}: cannot persist payments: ${err.message}`);
         if (l.link) {
           this.tell(l.link, encodeMessage({ t: 'error', code: err.code, message: `the payee cannot store payments: ${err.message}` }));
@@ -437,7 +503,10 @@ export class Payee {
     const acks: { link: PeerLink; id: string; seq: number }[] = [];
     batch.forEach((l, i) => {
       l.committed = l.head;
-      for (const pid of ids[i]!) l.ids.add(pid);
+      for (const pid of ids[i]!) {
+        l.ids.add(pid);
+        l.inflightIds.delete(pid);
+      }
       if (l.link) acks.push({ link: l.link, id: l.rec.id, seq: l.head.seq });
     });
     const bytes = this.store.journal.bytes;
@@ -586,5 +655,52 @@ export class Payee {
     this.flush();
     this.store.journal.close();
     this.live.clear();
+  }
+}
+
+/** Forgets payments no state covers (their link is gone, or a new one starts from what is durable). */
+function dropUncovered(live: Live): void {
+  for (const u of live.uncoveredIds) live.inflightIds.delete(u.pid);
+  live.uncoveredIds = [];
+  live.recvSeq = live.head.seq;
+  live.recvCum = Number(live.head.cumulative);
+  live.uncoveredSince = -1;
+}
+
+/** Where a payments frame's items land: one per payee, pointed at the channel being read. */
+class PaymentsIntake implements PaymentsSink {
+  live!: Live;
+  capacity = 0;
+
+  constructor(private readonly onState: (live: Live) => void) {}
+
+  payment(seq: number, sats: number, pid: string | null): void {
+    const l = this.live;
+    if (seq !== l.recvSeq + 1) throw refuse(`payment sequence ${seq} where ${l.recvSeq + 1} was due (a reused or skipped sequence number)`);
+    const cumulative = l.recvCum + sats;
+    if (cumulative > this.capacity) throw refuse(`payment ${seq} would pay ${cumulative} sats, more than the capacity of ${this.capacity}`);
+    if (seq - l.head.seq > MAX_UNCOVERED) throw refuse(`more than ${MAX_UNCOVERED} payments without a signed state that covers them`);
+    if (pid !== null) {
+      if (l.ids.has(pid) || l.inflightIds.has(pid)) throw refuse(`payment id "${pid}" was paid already`);
+      l.inflightIds.add(pid);
+      l.uncoveredIds.push({ seq, pid });
+    }
+    (l.cums ??= new Float64Array(MAX_UNCOVERED))[seq % MAX_UNCOVERED] = cumulative;
+    l.recvSeq = seq;
+    l.recvCum = cumulative;
+  }
+
+  state(seq: number, cumulative: number, sig: Buffer): void {
+    const l = this.live;
+    if (seq <= l.head.seq || seq > l.recvSeq) throw refuse(`a signed state for sequence ${seq}, where only payments ${l.head.seq + 1} to ${l.recvSeq} wait for one`);
+    const owed = l.cums![seq % MAX_UNCOVERED]!;
+    if (cumulative !== owed) throw refuse(`the signed state at sequence ${seq} is for ${cumulative} sats, but the payments up to it add up to ${owed}`);
+    if (!verifyState(l.hasher.sighash(BigInt(cumulative)), l.terms.payerPubkey, sig)) throw refuse(`the signature of the state at sequence ${seq} does not verify for this channel and amount`);
+    l.head = { seq, cumulative: BigInt(cumulative), sig: sig.toString('hex') };
+    let n = 0;
+    while (n < l.uncoveredIds.length && l.uncoveredIds[n]!.seq <= seq) l.pendingIds.push(l.uncoveredIds[n++]!.pid);
+    if (n > 0) l.uncoveredIds.splice(0, n);
+    l.uncoveredSince = seq === l.recvSeq ? -1 : performance.now();
+    this.onState(l);
   }
 }

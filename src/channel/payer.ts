@@ -17,18 +17,17 @@ import { nextFrame } from '../peer/json-messages.js';
 import { planSend, signSend } from '../wallet/send.js';
 import { receiveAddress, walletAccount, type WalletContext } from '../wallet/wallet.js';
 import { CHANNEL_CHAIN, contractKey } from '../wallet/hd.js';
-import { encodeMessage, expectType, parseMessage, type Message } from './messages.js';
+import { MAX_UNCOVERED, encodeMessage, expectType, parseMessage, type Message } from './messages.js';
+import { PaymentsWriter } from './payments-codec.js';
 import { MIN_CLOSE_FEE_RATE, closeFeeRate } from './fees.js';
 import { advance, lookAtChain, notOpen, refusal } from './lifecycle.js';
 import { PayerJournal, type PayerLedger } from './payer-ledger.js';
 import { getChannel, newChannelId, nextKeyIndex, outpointOf, saveChannel, spendOf, stateless, termsOf, updateChannel, type ChannelRecord, type Opening, type PayerRecord, type PaymentState } from './store.js';
 
-/** How many payments may be in flight before the payer waits for acknowledgements. */
-export const PAY_WINDOW = 2048;
-/** Payments signed between two turns of the event loop (under a millisecond of signing). */
-const SEND_YIELD_EVERY = 8;
-/** Payments reserved in the ledger with one fsync before any of them is signed. */
-const RESERVE_EVERY = PAY_WINDOW;
+/** Payments sent between two turns of the event loop, so acknowledgements get in. */
+const SEND_YIELD_EVERY = 256;
+/** Payments reserved in the ledger with one fsync before any of them is signed: two windows. */
+const RESERVE_EVERY = 2 * MAX_UNCOVERED;
 
 /** Reads the next message from a link, or fails if the peer hung up. */
 async function next(it: AsyncIterator<Buffer>): Promise<Message> {
@@ -153,14 +152,39 @@ async function fail(ctx: WalletContext, rec: PayerRecord & Opening, reason: stri
 }
 
 export interface PayResult {
-  /** The sequence number and cumulative amount of the newest acknowledged state. */
+  /** The newest acknowledged state: the signed state the payee durably holds. */
   acked: PaymentState;
-  /** Per payment sent, in order: its sequence number and whether the payee acknowledged it. */
-  payments: { seq: number; sats: bigint; pid: string | null; acked: boolean }[];
+  /** How many of the items were sent, and how many of those the payee acknowledged (the first `acked`, in order). */
+  sent: number;
+  ackedCount: number;
   seconds: number;
-  /** Why the run stopped early (the link failed, the payee refused); the payments say how far it got. */
+  /** Why the run stopped early (the link failed, the payee refused); the counts say how far it got. */
   error?: unknown;
 }
+
+export interface PayOptions {
+  /** Hears each acknowledgement as it arrives: the items `from` to `to` - 1 (indexes into the items) are acknowledged. */
+  onAck?: (from: number, to: number) => void;
+  /** Each payment's time from send to acknowledgement, in ms (measured only when asked for). */
+  onLatency?: (index: number, ms: number) => void;
+  /** Payments per second: spaces the sends, for measuring latency below saturation. */
+  pace?: number;
+}
+
+/**
+ * When the payer signs. A state covers every payment before it, so signing is the cost to
+ * spread: the payer signs when it has sent all it has (the end of a run, or before it waits
+ * for a pace or a full window), and at most every SIGN_EVERY_MS while sending without a
+ * pause, and never with more than STATES_IN_FLIGHT signed states unacknowledged. That last
+ * rule makes the cadence follow the payee: a fast payee acknowledges at once and the payer
+ * signs often (low latency); a busy one acknowledges late, so each state covers more
+ * payments and the payee verifies fewer signatures (high throughput), as a group commit
+ * batches writes.
+ */
+export const SIGN_EVERY_MS = 1;
+export const STATES_IN_FLIGHT = 2;
+/** The largest payments frame: a few thousand payments without ids. */
+const FRAME_BYTES = 16 * 1024;
 
 /**
  * A live payer session on one channel: reconciled with the payee's newest state (which
@@ -263,46 +287,69 @@ export class PayerSession {
   }
 
   /**
-   * Pays each amount in turn, pipelined; resolves when all are acknowledged or the link
-   * fails. `onAck` hears each acknowledgement with the payment's latency; `pace` (payments
-   * per second) spaces the sends, for measuring latency below saturation.
+   * Pays each amount in turn, pipelined: payments go out in frames as fast as the window
+   * lets them, covered by signed states as SIGN_EVERY_MS and STATES_IN_FLIGHT say; resolves
+   * when all are acknowledged or the link fails.
    */
-  async pay(items: { sats: bigint; pid: string | null }[], onAck?: (seq: number, latencyMs: number) => void, pace?: number): Promise<PayResult> {
+  async pay(items: { sats: bigint; pid: string | null }[], opts: PayOptions = {}): Promise<PayResult> {
     if (this.broken !== null) throw new SwarmpayError('CHANNEL_STATE', `an earlier run on this connection to channel ${this.rec.id} stopped short`, { hint: 'connect again: the payee shows what it holds, and paying goes on from there', cause: this.broken });
     const base = this.state;
-    // Checked before anything is signed, so a run either sends all its payments or none.
+    // Checked before anything is sent, so a run either sends all its payments or none.
     const total = items.reduce((a, i) => a + i.sats, base.cumulative);
     if (total > this.terms.capacity) {
       throw new SwarmpayError('CHANNEL_REFUSED', `these payments would bring the channel to ${total} sats, more than its capacity of ${this.terms.capacity} (${this.terms.capacity - base.cumulative} left)`, { hint: 'pay less, or open another channel; nothing was paid' });
     }
     await this.checkPayable();
     const start = process.hrtime.bigint();
+    const { onAck, onLatency, pace } = opts;
+    const sentAt = onLatency ? new Float64Array(items.length) : null;
+    const writer = new PaymentsWriter(FRAME_BYTES);
+    // Amounts as numbers on the way out: every amount in sats is exact in a double.
+    let seq = base.seq;
+    let cumulative = Number(base.cumulative);
+    let signedSeq = base.seq;
+    let lastSign = performance.now();
+    /** Signed states sent and not yet acknowledged, oldest first (at most STATES_IN_FLIGHT). */
+    const inFlight: PaymentState[] = [];
     let acked = base.seq;
+    let newest = base;
     let failure: unknown = null;
     let waiter: (() => void) | null = null;
-    // Signed states are held only while unacknowledged, so a run of a million payments holds
-    // no more than the window: memory stays flat and the garbage collector has little to copy.
-    const sentAt = onAck ? new Float64Array(items.length) : null;
-    const inFlight = new Array<PaymentState | undefined>(PAY_WINDOW);
-    let newest = base;
-    let sent = 0;
     const wake = () => {
       const w = waiter;
       waiter = null;
       w?.();
     };
+    const wait = () => new Promise<void>((r) => (waiter = r));
+    const flush = () => {
+      if (!writer.empty) this.link.send(writer.take());
+    };
+    const sign = () => {
+      const sig = signState(this.hasher.sighash(BigInt(cumulative)), this.priv);
+      writer.state(seq + 1, seq, cumulative, sig);
+      inFlight.push({ seq, cumulative: BigInt(cumulative), sig: sig.toString('hex') });
+      signedSeq = seq;
+      lastSign = performance.now();
+    };
+    /** Signs what is unsigned if the payee is not behind, and sends what is built. */
+    const signAndSend = () => {
+      if (signedSeq < seq && inFlight.length < STATES_IN_FLIGHT) sign();
+      flush();
+    };
     const reader = (async () => {
       try {
         while (acked < base.seq + items.length) {
-          const m = await next(this.it);
-          const ack = expectType(m, 'ack');
-          if (ack.seq <= acked || ack.seq > base.seq + sent) throw new SwarmpayError('PEER_PROTOCOL', `the payee acknowledged sequence ${ack.seq} out of order (${acked} acknowledged, ${base.seq + sent} sent)`);
-          if (onAck && sentAt) {
+          const ack = expectType(await next(this.it), 'ack');
+          // Acks are cumulative, and only ever for a state this payer signed and sent.
+          const i = inFlight.findIndex((st) => st.seq === ack.seq);
+          if (i < 0) throw new SwarmpayError('PEER_PROTOCOL', `the payee acknowledged sequence ${ack.seq}, which no signed state in flight ends at (${acked} acknowledged, ${signedSeq} signed)`);
+          newest = inFlight[i]!;
+          inFlight.splice(0, i + 1);
+          if (sentAt && onLatency) {
             const now = performance.now();
-            for (let s = acked + 1; s <= ack.seq; s++) onAck(s, now - sentAt[s - base.seq - 1]!);
+            for (let s = acked + 1; s <= ack.seq; s++) onLatency(s - base.seq - 1, now - sentAt[s - base.seq - 1]!);
           }
-          newest = inFlight[(ack.seq - base.seq - 1) % PAY_WINDOW]!;
-          for (let s = acked + 1; s <= ack.seq; s++) inFlight[(s - base.seq - 1) % PAY_WINDOW] = undefined;
+          onAck?.(acked - base.seq, ack.seq - base.seq);
           acked = ack.seq;
           wake();
         }
@@ -312,43 +359,51 @@ export class PayerSession {
       }
     })();
 
-    let cumulative = base.cumulative;
     let reserved = 0;
     try {
       for (let i = 0; i < items.length && failure === null; i++) {
-        if (i === reserved) reserved = this.reserve(items, i, base.seq, cumulative);
+        if (i === reserved) reserved = this.reserve(items, i, base.seq, BigInt(cumulative));
         if (pace !== undefined) {
           const due = start + BigInt(Math.floor((i / pace) * 1e9));
           const ahead = Number(due - process.hrtime.bigint()) / 1e6;
-          if (ahead >= 1) await new Promise((r) => setTimeout(r, ahead));
+          if (ahead >= 1) {
+            signAndSend();
+            await new Promise((r) => setTimeout(r, ahead));
+          }
         }
-        cumulative += items[i]!.sats;
-        const seq = base.seq + i + 1;
-        const sig = signState(this.hasher.sighash(cumulative), this.priv).toString('hex');
-        inFlight[i % PAY_WINDOW] = { seq, cumulative, sig };
-        sent++;
+        const item = items[i]!;
+        const sats = Number(item.sats);
+        seq++;
+        cumulative += sats;
+        writer.payment(seq, sats, item.pid);
         if (sentAt) sentAt[i] = performance.now();
-        this.link.send(encodeMessage({ t: 'pay', id: this.rec.id, seq, cumulative, sig, pid: items[i]!.pid }));
-        while (seq - acked >= PAY_WINDOW && failure === null) await new Promise<void>((r) => (waiter = r));
-        // Sends are written when the loop yields: a turn every few keeps each payment's wait
-        // for the wire short, and lets acknowledgements in.
-        if (i % SEND_YIELD_EVERY === SEND_YIELD_EVERY - 1) await new Promise((r) => setImmediate(r));
+        if (!writer.roomy) flush();
+        while (seq - acked >= MAX_UNCOVERED && failure === null) {
+          signAndSend();
+          await wait();
+        }
+        if (i % SEND_YIELD_EVERY === SEND_YIELD_EVERY - 1) {
+          if (performance.now() - lastSign >= SIGN_EVERY_MS) signAndSend();
+          else flush();
+          await new Promise((r) => setImmediate(r));
+        }
       }
+      // The last state: signed as soon as the payee is not behind.
+      while (signedSeq < seq && failure === null) {
+        signAndSend();
+        if (signedSeq < seq) await wait();
+      }
+      flush();
     } catch (e) {
       // A send on a link that just failed: the reader has (or will have) the reason.
       failure ??= e;
     }
-    const last = base.seq + sent;
-    while (acked < last && failure === null) await new Promise<void>((r) => (waiter = r));
-    if (failure === null && acked >= base.seq + items.length) await reader;
+    const sent = seq - base.seq;
+    while (acked < seq && failure === null) await wait();
+    if (failure === null) await reader;
     this.state = newest;
     this.journal.settle({ seq: newest.seq, cumulative: newest.cumulative }, false);
-    const result: PayResult = {
-      acked: this.state,
-      // Only what was sent: what never left is plainly not paid, and a batch run again pays it.
-      payments: items.slice(0, sent).map((it, i) => ({ seq: base.seq + i + 1, sats: it.sats, pid: it.pid, acked: base.seq + i + 1 <= acked })),
-      seconds: Number(process.hrtime.bigint() - start) / 1e9,
-    };
+    const result: PayResult = { acked: newest, sent, ackedCount: acked - base.seq, seconds: Number(process.hrtime.bigint() - start) / 1e9 };
     if (failure !== null) {
       result.error = failure;
       this.broken = failure;

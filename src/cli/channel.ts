@@ -7,7 +7,7 @@ import { parseSats } from '../bitcoin/amount.js';
 import { Payee, DEFAULT_POLICY, type PayeePolicy } from '../channel/payee.js';
 import { openChannel, refundChannel } from '../channel/payer.js';
 import type { PayerRecord } from '../channel/store.js';
-import { bumpChannel, channelReports, closeChannel, payGroups, planBatch, resumeOpen, type ChannelReport, type PayGroup } from '../channel/flows.js';
+import { bumpChannel, channelReports, closeChannel, payGroups, planBatch, resumeOpen, type ChannelReport, type PayGroup, type PayItem } from '../channel/flows.js';
 import { MAX_CONFIRMATIONS, MIN_CONFIRMATIONS } from '../channel/messages.js';
 import { peerStaticKey } from '../peer/keys.js';
 import { connectPeer, connectorFor } from '../peer/connect.js';
@@ -162,7 +162,8 @@ export function registerChannel(program: Command): void {
           if (args.length !== 2) throw new SwarmpayError('USAGE', 'give a channel id and an amount, or --batch FILE');
           const sats = parseSats(args[1]!);
           const count = parseCount(opts.count, '--count', 1, 10_000_000);
-          groups = [{ channel: args[0]!, items: Array.from({ length: count }, () => ({ sats, pid: null })) }];
+          // One item, `count` times: ten million payments hold ten million references, not objects.
+          groups = [{ channel: args[0]!, items: new Array<PayItem>(count).fill({ sats, pid: null }) }];
         }
         const pc = await unlockedContext(ctx, opts.passphraseFile);
         const t = await payGroups(pc, connectorFor(pc.seed), groups, {

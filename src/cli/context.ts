@@ -136,6 +136,7 @@ export class Context {
   }
 
   async close(): Promise<void> {
+    this.out.flush();
     this.rpc?.close();
     const tpm = this.tpmClient;
     this.tpmClient = undefined;

@@ -147,7 +147,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       node: { impl: 'btcd', height: await chain.tipHeight() },
       funding: { txid: funding.txid, sats: DEMO_FUNDING },
       escrow: { offer_id: id, price_sats: DEMO_PRICE, funding_txid: accepted.acceptance.funding.txid, funding_fee: accepted.fee!, claim_txid: claimed.txid, claim_fee: claimed.fee!, attested: true, ak_name: accepted.attestation!.akName, item_matches: itemMatches },
-      channel: { channel_id: opened.rec.id, funding_txid: opened.fundingTxid, funding_fee: opened.fee, payments: paid.payments.filter((p) => p.acked).length, paid_sats: paid.acked.cumulative, close_txid: closeTxid, close_fee: BigInt(opened.rec.terms.closeFee), payments_per_sec: perSec },
+      channel: { channel_id: opened.rec.id, funding_txid: opened.fundingTxid, funding_fee: opened.fee, payments: paid.ackedCount, paid_sats: paid.acked.cumulative, close_txid: closeTxid, close_fee: BigInt(opened.rec.terms.closeFee), payments_per_sec: perSec },
       balances: { buyer_sats: b.confirmed, seller_sats: s.confirmed },
       seconds: (Date.now() - started) / 1000,
     };

@@ -11,7 +11,13 @@ import { ShapeError, asObj, type Obj } from '../util/shape.js';
 export function parseVersioned<T>(bytes: Uint8Array, protocol: string, version: number, parseBody: (o: Obj) => T): T {
   try {
     const o = asObj(JSON.parse(Buffer.from(bytes).toString('utf8')), 'message');
-    if (o.v !== version) throw new ShapeError(`${protocol} protocol version ${String(o.v)} is not ${version}`);
+    if (o.v !== version) {
+      const theirs = typeof o.v === 'number' && Number.isSafeInteger(o.v) ? `version ${o.v}` : 'no version swarmpay knows';
+      throw new SwarmpayError('PEER_PROTOCOL', `the peer speaks ${protocol} protocol ${theirs}; this swarmpay speaks version ${version}`, {
+        hint: 'both sides must run a swarmpay of the same protocol version: upgrade the older one; nothing was changed',
+        details: { ours: version, theirs: typeof o.v === 'number' ? o.v : null },
+      });
+    }
     return parseBody(o);
   } catch (e) {
     if (e instanceof ShapeError || e instanceof SyntaxError) {

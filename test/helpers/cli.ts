@@ -39,13 +39,27 @@ export function swarmpay(args: string[], env: Record<string, string> = {}): Prom
 }
 
 /** Starts swarmpay without waiting, for tests that act while it runs. */
-export function spawnSwarmpay(args: string[]): { child: ChildProcess; done: Promise<CliResult> } {
+export function spawnSwarmpay(args: string[]): { child: ChildProcess; done: Promise<CliResult>; stdout(): string } {
   const child = spawn(process.execPath, [BIN, '--json', '--yes', ...args], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return { child, done: new Promise((resolve) => child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, json: parse(stdout) }))) };
+  return { child, stdout: () => stdout, done: new Promise((resolve) => child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, json: parse(stdout) }))) };
+}
+
+/** Waits until `f` holds (polling every 20 ms), or fails after `ms`. */
+export async function until(f: () => boolean, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!f()) {
+    if (Date.now() > end) throw new Error(`not so within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** How many `"acked":true` lines a `channel pay --json` has printed so far. */
+export function ackedLines(stdout: string): number {
+  return stdout.split('"acked":true').length - 1;
 }
 
 /** A hash of every file under `dir` (but the node's folder), to prove a failed command changed nothing. */
