@@ -14,7 +14,7 @@ import { testWallet, fund, type TestWallet } from './helpers/wallets.js';
 import { loadCpu } from './helpers/server.js';
 import { expectCode, failure } from './helpers/expect.js';
 import { Payee, DEFAULT_POLICY, type PayeePolicy } from '../src/channel/payee.js';
-import { PayerSession, openChannel, refundChannel } from '../src/channel/payer.js';
+import { PayerSession, openChannel, openChannels, refundChannel } from '../src/channel/payer.js';
 import { bumpChannel, payGroups, resumeOpen, refreshChannel } from '../src/channel/flows.js';
 import { readPayerLedger } from '../src/channel/payer-ledger.js';
 import { SETTLED_DEPTH, getChannel, listChannels, outpointOf, readPaymentState, termsOf, type ChannelRecord } from '../src/channel/store.js';
@@ -364,6 +364,24 @@ describe('the channel lifecycle on a real btcd', () => {
         await p.stop();
       }
     });
+  });
+
+  test('several channels opened at once share one funding transaction, one output each, and each pays', async () => {
+    const links = await Promise.all([1, 2, 3].map(() => link()));
+    try {
+      const opened = await openChannels(pc, links.map((l, i) => ({ link: l, peer: peer(), capacity: BigInt(100_000 * (i + 1)), expiryBlocks: 200 })), 2n);
+      expect(new Set(opened.map((o) => o.fundingTxid)).size).toBe(1);
+      expect(opened.map((o) => o.rec.funding.vout)).toEqual([0, 1, 2]);
+      const funding = (await node.chain.getTransaction(opened[0]!.fundingTxid))!;
+      for (const [i] of opened.entries()) expect(funding.outputs[i]!.value).toBe(BigInt(100_000 * (i + 1)));
+      await node.chain.mine(1);
+      for (const o of opened) {
+        expect(getChannel(payeeWallet.session, o.rec.id)).toMatchObject({ status: 'open', funding: { txid: o.fundingTxid, vout: o.rec.funding.vout } });
+        expect((await (await session(o.rec.id)).pay([{ sats: 5_000n, pid: null }])).acked.cumulative).toBe(5_000n);
+      }
+    } finally {
+      await Promise.all(links.map((l) => l.close()));
+    }
   });
 
   describe('opens that finish or fail cleanly', () => {

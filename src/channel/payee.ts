@@ -111,8 +111,12 @@ interface Live {
   /** The last payment received (beyond `head` while no state covers it): its sequence number and cumulative amount. */
   recvSeq: number;
   recvCum: number;
-  /** The cumulative amount at each payment not yet covered, at seq % MAX_UNCOVERED: a state must name one of these. */
-  cums: Float64Array | null;
+  /**
+   * The cumulative amount at each payment not yet covered, at seq % its length: a state must
+   * name one of these. It grows (to MAX_UNCOVERED at most) with what waits, so a thousand
+   * slow channels hold little.
+   */
+  cums: Float64Array;
   /** Batch ids of payments not yet covered, in order. */
   uncoveredIds: { seq: number; pid: string }[];
   /** Batch ids covered by `head` but not yet durable: they go into the next journal record. */
@@ -340,7 +344,7 @@ export class Payee {
     const paid = this.store.channels.get(rec.id) ?? { state: { seq: 0, cumulative: 0n, sig: null }, ids: new Set<string>() };
     const live: Live = {
       rec, terms, hasher: new StateHasher(terms, outpointOf(rec)), committed: paid.state, head: paid.state, ids: paid.ids, link: null,
-      recvSeq: paid.state.seq, recvCum: Number(paid.state.cumulative), cums: null, uncoveredIds: [], pendingIds: [], inflightIds: new Set(), uncoveredSince: -1,
+      recvSeq: paid.state.seq, recvCum: Number(paid.state.cumulative), cums: new Float64Array(MIN_RING), uncoveredIds: [], pendingIds: [], inflightIds: new Set(), uncoveredSince: -1,
       seen: { confirmations: null, spend: null },
       refusal: new SwarmpayError('CHANNEL_STATE', `channel ${rec.id} has not been checked against the chain yet`),
     };
@@ -658,6 +662,16 @@ export class Payee {
   }
 }
 
+/** The smallest ring of waiting amounts: what a payment a millisecond needs. */
+const MIN_RING = 64;
+
+/** A ring twice as long, holding the amounts of payments `from` + 1 to `to` at their new places. */
+function regrow(ring: Float64Array, from: number, to: number): Float64Array {
+  const next = new Float64Array(Math.min(2 * ring.length, MAX_UNCOVERED + 1));
+  for (let s = from + 1; s <= to; s++) next[s % next.length] = ring[s % ring.length]!;
+  return next;
+}
+
 /** Forgets payments no state covers (their link is gone, or a new one starts from what is durable). */
 function dropUncovered(live: Live): void {
   for (const u of live.uncoveredIds) live.inflightIds.delete(u.pid);
@@ -679,13 +693,15 @@ class PaymentsIntake implements PaymentsSink {
     if (seq !== l.recvSeq + 1) throw refuse(`payment sequence ${seq} where ${l.recvSeq + 1} was due (a reused or skipped sequence number)`);
     const cumulative = l.recvCum + sats;
     if (cumulative > this.capacity) throw refuse(`payment ${seq} would pay ${cumulative} sats, more than the capacity of ${this.capacity}`);
-    if (seq - l.head.seq > MAX_UNCOVERED) throw refuse(`more than ${MAX_UNCOVERED} payments without a signed state that covers them`);
+    const waiting = seq - l.head.seq;
+    if (waiting > MAX_UNCOVERED) throw refuse(`more than ${MAX_UNCOVERED} payments without a signed state that covers them`);
+    if (waiting >= l.cums.length) l.cums = regrow(l.cums, l.head.seq, l.recvSeq);
     if (pid !== null) {
       if (l.ids.has(pid) || l.inflightIds.has(pid)) throw refuse(`payment id "${pid}" was paid already`);
       l.inflightIds.add(pid);
       l.uncoveredIds.push({ seq, pid });
     }
-    (l.cums ??= new Float64Array(MAX_UNCOVERED))[seq % MAX_UNCOVERED] = cumulative;
+    l.cums[seq % l.cums.length] = cumulative;
     l.recvSeq = seq;
     l.recvCum = cumulative;
   }
@@ -693,7 +709,7 @@ class PaymentsIntake implements PaymentsSink {
   state(seq: number, cumulative: number, sig: Buffer): void {
     const l = this.live;
     if (seq <= l.head.seq || seq > l.recvSeq) throw refuse(`a signed state for sequence ${seq}, where only payments ${l.head.seq + 1} to ${l.recvSeq} wait for one`);
-    const owed = l.cums![seq % MAX_UNCOVERED]!;
+    const owed = l.cums[seq % l.cums.length]!;
     if (cumulative !== owed) throw refuse(`the signed state at sequence ${seq} is for ${cumulative} sats, but the payments up to it add up to ${owed}`);
     if (!verifyState(l.hasher.sighash(BigInt(cumulative)), l.terms.payerPubkey, sig)) throw refuse(`the signature of the state at sequence ${seq} does not verify for this channel and amount`);
     l.head = { seq, cumulative: BigInt(cumulative), sig: sig.toString('hex') };

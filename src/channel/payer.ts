@@ -14,7 +14,7 @@ import { broadcastOnce } from '../chain/broadcast.js';
 import type { PeerLink } from '../peer/link.js';
 import type { PeerAddress } from '../peer/connect.js';
 import { nextFrame } from '../peer/json-messages.js';
-import { planSend, signSend } from '../wallet/send.js';
+import { planPayments, signSend } from '../wallet/send.js';
 import { receiveAddress, walletAccount, type WalletContext } from '../wallet/wallet.js';
 import { CHANNEL_CHAIN, contractKey } from '../wallet/hd.js';
 import { MAX_UNCOVERED, encodeMessage, expectType, parseMessage, type Message } from './messages.js';
@@ -22,7 +22,7 @@ import { PaymentsWriter } from './payments-codec.js';
 import { MIN_CLOSE_FEE_RATE, closeFeeRate } from './fees.js';
 import { advance, lookAtChain, notOpen, refusal } from './lifecycle.js';
 import { PayerJournal, type PayerLedger } from './payer-ledger.js';
-import { getChannel, newChannelId, nextKeyIndex, outpointOf, saveChannel, spendOf, stateless, termsOf, updateChannel, type ChannelRecord, type Opening, type PayerRecord, type PaymentState } from './store.js';
+import { getChannel, newChannelId, nextKeyIndex, outpointOf, saveChannels, spendOf, stateless, termsOf, updateChannel, type ChannelRecord, type Opening, type PayerRecord, type PaymentState } from './store.js';
 
 /** Payments sent between two turns of the event loop, so acknowledgements get in. */
 const SEND_YIELD_EVERY = 256;
@@ -48,38 +48,71 @@ export interface OpenResult {
 }
 
 export async function openChannel(ctx: WalletContext, link: PeerLink, peer: PeerAddress, opts: { capacity: bigint; expiryBlocks: number; feeRate: bigint }): Promise<OpenResult> {
-  checkFeeRate(opts.feeRate);
-  const it = link.messages()[Symbol.asyncIterator]();
-  const id = newChannelId();
-  const keyIndex = nextKeyIndex(ctx.session);
-  const key = contractKey(ctx.seed, ctx.network, CHANNEL_CHAIN, keyIndex);
+  return (await openChannels(ctx, [{ link, peer, capacity: opts.capacity, expiryBlocks: opts.expiryBlocks }], opts.feeRate))[0]!;
+}
+
+/** One channel of a batch open: over its own link to its payee. */
+export interface OpenSpec {
+  link: PeerLink;
+  peer: PeerAddress;
+  capacity: bigint;
+  expiryBlocks: number;
+}
+
+/**
+ * Opens channels, each agreed over its own link, all funded by one transaction (output i
+ * funds channel i): many channels for one fee and one wallet scan. Every channel is stored
+ * before the funding is broadcast. Resolves once every open is finished; if any is not,
+ * throws the first failure (each channel's status says where it stands).
+ */
+export async function openChannels(ctx: WalletContext, specs: OpenSpec[], feeRate: bigint): Promise<OpenResult[]> {
+  checkFeeRate(feeRate);
+  if (specs.length === 0) return [];
   const payerScript = addressToScript((await receiveAddress(ctx.chain, ctx.networkDir, ctx.network)).address, ctx.network);
-  const expiry = (await ctx.chain.tipHeight()) + opts.expiryBlocks;
+  const tip = await ctx.chain.tipHeight();
   // The close is agreed at the node's estimate (never below the floor), for the payee's
   // P2WPKH; the payee re-checks it against its own node.
   const closeFee = (await closeFeeRate(ctx.chain, MIN_CLOSE_FEE_RATE)) * closeVbytes({ payeeScript: payerScript, payerScript });
-  link.send(encodeMessage({ t: 'open', id, network: ctx.network, capacity: opts.capacity, expiry, closeFee, payerPubkey: key.pub.toString('hex'), payerScript: Buffer.from(payerScript).toString('hex') }));
+  const first = nextKeyIndex(ctx.session);
+  const agreed = await Promise.all(specs.map((spec, i) => agree(ctx, spec, first + i, payerScript, tip + spec.expiryBlocks, closeFee)));
+
+  const plan = await planPayments(ctx.chain, walletAccount(ctx.networkDir, ctx.network), ctx.network, agreed.map((a, i) => ({ address: a.address, amount: specs[i]!.capacity })), feeRate);
+  const signed = signSend(plan, ctx.seed, ctx.network);
+  // planPayments puts the payments first, in order: output i funds channel i.
+  const recs = agreed.map((a, vout): PayerRecord & Opening => ({ ...a.rec, status: 'opening', funding: { txid: signed.txid, vout }, fundingTx: signed.hex, ticket: a.ticket }));
+  // Stored (a checkpoint) before the coins move: whatever happens next, the refund path is known.
+  await saveChannels(ctx.session, recs, true);
+  const done = await Promise.allSettled(recs.map((rec, i) => finishOpen(ctx, specs[i]!.link, agreed[i]!.it, rec)));
+  const failed = done.find((d) => d.status === 'rejected');
+  if (failed) throw failed.reason;
+  return done.map((d) => ({ rec: (d as PromiseFulfilledResult<PayerRecord>).value, fundingTxid: signed.txid, fee: signed.fee }));
+}
+
+/** Agrees one channel's terms with its payee: the record (all but its funding), the channel's address, and the payee's ticket. */
+async function agree(ctx: WalletContext, spec: OpenSpec, keyIndex: number, payerScript: Uint8Array, expiry: number, closeFee: bigint) {
+  const { link, capacity, expiryBlocks } = spec;
+  const it = link.messages()[Symbol.asyncIterator]();
+  const id = newChannelId();
+  const key = contractKey(ctx.seed, ctx.network, CHANNEL_CHAIN, keyIndex);
+  link.send(encodeMessage({ t: 'open', id, network: ctx.network, capacity, expiry, closeFee, payerPubkey: key.pub.toString('hex'), payerScript: Buffer.from(payerScript).toString('hex') }));
   const accept = expectType(await next(it), 'accept');
   if (accept.id !== id) throw new SwarmpayError('PEER_PROTOCOL', 'the payee accepted another channel');
   const payeeScript = Buffer.from(accept.payeeScript, 'hex');
   if (payoutType(payeeScript) === null) throw new SwarmpayError('CHANNEL_REFUSED', 'the payee\'s payout script is not a standard one: a close paying it would not relay', { hint: 'nothing was funded' });
-  if (accept.closeMargin >= opts.expiryBlocks) {
-    throw new SwarmpayError('CHANNEL_REFUSED', `the payee stops payments ${accept.closeMargin} blocks before the expiry, which leaves this ${opts.expiryBlocks}-block channel none`, { hint: 'open with a later --expiry; nothing was funded' });
+  if (accept.closeMargin >= expiryBlocks) {
+    throw new SwarmpayError('CHANNEL_REFUSED', `the payee stops payments ${accept.closeMargin} blocks before the expiry, which leaves this ${expiryBlocks}-block channel none`, { hint: 'open with a later --expiry; nothing was funded' });
   }
-  const terms: ChannelTerms = { payerPubkey: key.pub, payeePubkey: Buffer.from(accept.payeePubkey, 'hex'), expiry, capacity: opts.capacity, closeFee, payeeScript, payerScript };
-  const output = channelOutput(terms, ctx.network);
-
-  const plan = await planSend(ctx.chain, walletAccount(ctx.networkDir, ctx.network), ctx.network, output.address, opts.capacity, opts.feeRate);
-  const signed = signSend(plan, ctx.seed, ctx.network);
-  const rec: PayerRecord = {
+  const terms: ChannelTerms = { payerPubkey: key.pub, payeePubkey: Buffer.from(accept.payeePubkey, 'hex'), expiry, capacity, closeFee, payeeScript, payerScript };
+  const address = channelOutput(terms, ctx.network).address;
+  const rec: Omit<PayerRecord & Opening, 'status' | 'funding' | 'fundingTx' | 'ticket'> = {
     id,
     role: 'payer',
-    peer,
+    peer: spec.peer,
     terms: {
       payerPubkey: key.pub.toString('hex'),
       payeePubkey: accept.payeePubkey,
       expiry,
-      capacity: opts.capacity.toString(),
+      capacity: capacity.toString(),
       closeFee: closeFee.toString(),
       payeeScript: accept.payeeScript,
       payerScript: Buffer.from(payerScript).toString('hex'),
@@ -89,14 +122,8 @@ export async function openChannel(ctx: WalletContext, link: PeerLink, peer: Peer
     closeMargin: accept.closeMargin,
     peerKey: link.remoteKey.toString('hex'),
     created: new Date().toISOString(),
-    status: 'opening',
-    funding: { txid: signed.txid, vout: 0 }, // planSend puts the payment first
-    fundingTx: signed.hex,
-    ticket: accept.ticket,
   };
-  // Stored (a checkpoint) before the coins move: whatever happens next, the refund path is known.
-  await saveChannel(ctx.session, rec, true);
-  return { rec: await finishOpen(ctx, link, it, rec), fundingTxid: signed.txid, fee: signed.fee };
+  return { rec, address, ticket: accept.ticket, it };
 }
 
 /**

@@ -78,9 +78,9 @@ export class KeyIndexes {
 
 const KEY_BLOCK = 1000;
 
-/** Writes a channel record; `checkpoint` advances the TPM counter (open and close). */
-export async function saveChannel(session: KeystoreSession, rec: ChannelRecord, checkpoint: boolean): Promise<void> {
-  await changeChannels(session, (t) => put(t, rec), checkpoint);
+/** Writes channel records, in one keystore update; `checkpoint` advances the TPM counter (open and close). */
+export async function saveChannels(session: KeystoreSession, recs: ChannelRecord[], checkpoint: boolean): Promise<void> {
+  await changeChannels(session, (t) => recs.forEach((rec) => put(t, rec)), checkpoint);
 }
 
 /** Thrown inside an update to leave the keystore as it is (nothing written, no checkpoint). */

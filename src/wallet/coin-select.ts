@@ -31,39 +31,41 @@ export function largestFirst(a: { txid: string; vout: number; value: bigint }, b
   return a.value === b.value ? `${a.txid}:${a.vout}`.localeCompare(`${b.txid}:${b.vout}`) : a.value > b.value ? -1 : 1;
 }
 
-export function selectCoins<C extends { txid: string; vout: number; value: bigint }>(
-  coins: C[],
-  payScript: Uint8Array,
-  amount: bigint,
-  changeScript: Uint8Array,
-  feeRate: bigint,
-): Selection<C> {
+/** What a payment pays: one output or several (a batch of channel fundings, say). */
+export interface Payee {
+  script: Uint8Array;
+  value: bigint;
+}
+
+export function selectCoins<C extends { txid: string; vout: number; value: bigint }>(coins: C[], pays: Payee[], changeScript: Uint8Array, feeRate: bigint): Selection<C> {
+  const amount = pays.reduce((a, p) => a + p.value, 0n);
+  const payScripts = pays.map((p) => p.script);
   const sorted = [...coins].sort(largestFirst);
   const inputs: C[] = [];
   let sum = 0n;
   for (const c of sorted) {
     inputs.push(c);
     sum += c.value;
-    const feeWithChange = estimateVbytes(inputs.length, [payScript, changeScript]) * feeRate;
+    const feeWithChange = estimateVbytes(inputs.length, [...payScripts, changeScript]) * feeRate;
     const change = sum - amount - feeWithChange;
     if (change >= dustThreshold(changeScript)) return { inputs, fee: feeWithChange, change };
-    const feeNoChange = estimateVbytes(inputs.length, [payScript]) * feeRate;
+    const feeNoChange = estimateVbytes(inputs.length, payScripts) * feeRate;
     if (sum >= amount + feeNoChange) return { inputs, fee: sum - amount, change: 0n };
   }
-  const needed = amount + estimateVbytes(Math.max(1, sorted.length), [payScript]) * feeRate;
+  const needed = amount + estimateVbytes(Math.max(1, sorted.length), payScripts) * feeRate;
   throw new SwarmpayError('INSUFFICIENT_FUNDS', `the wallet has ${sum} spendable sats; sending ${amount} sats needs about ${needed} with the fee`, {
     hint: 'send less, wait for unconfirmed coins to confirm, or fund the wallet',
     details: { spendable: sum.toString(), needed: needed.toString() },
   });
 }
 
-/** The spend plan for a payment from a selection: the payment first, then change if any. */
-export function paymentPlan(sel: Selection<Utxo>, payScript: Uint8Array, amount: bigint, changeScript: Uint8Array, feeRate: bigint): SpendPlan {
+/** The spend plan for a payment from a selection: the payments first, in order, then change if any. */
+export function paymentPlan(sel: Selection<Utxo>, pays: Payee[], changeScript: Uint8Array, feeRate: bigint): SpendPlan {
   return {
     inputs: sel.inputs.map(({ txid, vout, value, script }) => ({ txid, vout, value, script })),
-    outputs: [{ script: payScript, value: amount }, ...(sel.change > 0n ? [{ script: changeScript, value: sel.change }] : [])],
+    outputs: [...pays.map((p) => ({ script: p.script, value: p.value })), ...(sel.change > 0n ? [{ script: changeScript, value: sel.change }] : [])],
     fee: sel.fee,
     feeRate,
-    paid: amount,
+    paid: pays.reduce((a, p) => a + p.value, 0n),
   };
 }

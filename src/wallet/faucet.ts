@@ -31,8 +31,8 @@ export async function faucetPay(chain: ChainBackend, address: string, amount: bi
   if (chain.network !== 'regtest') throw new SwarmpayError('NOT_REGTEST', 'the faucet exists on regtest only');
   const toScript = addressToScript(address, 'regtest');
   const coins = (await chain.utxos([FAUCET_ADDRESS])).filter((u) => isSpendable(u));
-  const sel = selectCoins(coins, toScript, amount, FAUCET_SCRIPT, feeRate);
-  const plan = paymentPlan(sel, toScript, amount, FAUCET_SCRIPT, feeRate);
+  const pays = [{ script: toScript, value: amount }];
+  const plan = paymentPlan(selectCoins(coins, pays, FAUCET_SCRIPT, feeRate), pays, FAUCET_SCRIPT, feeRate);
   const signed = signPlan(plan, plan.inputs.map(() => FAUCET_KEY), 'regtest');
   await chain.broadcast(signed.hex);
   return signed;

@@ -39,14 +39,20 @@ export async function ownedUtxos(chain: ChainBackend, account: BIP32Interface, n
 }
 
 export async function planSend(chain: ChainBackend, account: BIP32Interface, network: NetworkName, to: string, amount: bigint, feeRate: bigint): Promise<SendPlan> {
-  // Address and fee rate first: bad input fails before any chain query.
-  const toScript = addressToScript(to, network);
+  const p = await planPayments(chain, account, network, [{ address: to, amount }], feeRate);
+  return { to, amount, ...p };
+}
+
+/** A payment to several addresses at once (their outputs first, in this order), with change to the wallet. */
+export async function planPayments(chain: ChainBackend, account: BIP32Interface, network: NetworkName, to: { address: string; amount: bigint }[], feeRate: bigint): Promise<Pick<SendPlan, 'spend' | 'owners' | 'change'>> {
+  // Addresses and fee rate first: bad input fails before any chain query.
+  const pays = to.map((t) => ({ script: addressToScript(t.address, network), value: t.amount }));
   checkFeeRate(feeRate);
   const { utxos, nextChange } = await ownedUtxos(chain, account, network);
-  const sel = selectCoins(utxos.filter((u) => isSpendable(u)), toScript, amount, nextChange.script, feeRate);
-  const spend = paymentPlan(sel, toScript, amount, nextChange.script, feeRate);
+  const sel = selectCoins(utxos.filter((u) => isSpendable(u)), pays, nextChange.script, feeRate);
+  const spend = paymentPlan(sel, pays, nextChange.script, feeRate);
   checkPlan(spend);
-  return { to, amount, spend, owners: sel.inputs.map((u) => u.owner), change: sel.change > 0n ? { address: nextChange.address, value: sel.change } : null };
+  return { spend, owners: sel.inputs.map((u) => u.owner), change: sel.change > 0n ? { address: nextChange.address, value: sel.change } : null };
 }
 
 /** Signs with keys derived from the seed; signPlan checks the plan again first. Any wallet spend plan with its owners will do. */
