@@ -143,9 +143,12 @@ describe('the channel lifecycle on a real btcd', () => {
       await mineTo(rec.terms.expiry);
       await refusedBoth(rec, 'CHANNEL_EXPIRING', 'CHANNEL_EXPIRING');
       const refund = await refundChannel(pc, rec.id, 2n);
-      // The payer's own record says refunding; the payee's chain shows the funding spent.
+      // In the mempool: the payer's record says refunding; to the payee it is past the expiry.
+      await refusedBoth(rec, 'CHANNEL_STATE', 'CHANNEL_EXPIRING');
+      // In a block, both sides see the funding spent.
+      await node.chain.mine(1);
       await refusedBoth(rec, 'CHANNEL_SPENT', 'CHANNEL_SPENT');
-      await node.chain.mine(SETTLED_DEPTH);
+      await node.chain.mine(SETTLED_DEPTH - 1);
       await payee.tick();
       expect(getChannel(payeeWallet.session, rec.id)).toMatchObject({ status: 'refunded', refund: { txid: refund.txid } });
       await refreshChannel(pc, getChannel(payer.session, rec.id), await node.chain.tipHeight());

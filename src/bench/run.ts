@@ -1,9 +1,9 @@
 /**
- * `npm run bench`: payment-channel throughput on this machine, with the limit the
- * secp256k1 library sets measured in the same run. The payee is a real `swarmpay channel
- * serve` in its own process (its own core), the payer is this process; both keep durable
- * state; everything runs against a fresh regtest btcd. Prints one JSON document and
- * writes it to bench-results/bench.json.
+ * `npm run bench`: payment-channel throughput and latency on this machine, against limits
+ * measured in the same run. The payee is a real `swarmpay channel serve` in its own process
+ * (its own core), the payer is this process; both keep durable state; everything runs
+ * against a fresh regtest btcd. Prints one JSON document and writes it to
+ * bench-results/bench.json.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -15,18 +15,35 @@ import { fileURLToPath } from 'node:url';
 import { StateHasher, signState, verifyState } from '../bitcoin/channel.js';
 import { BtcdChain } from '../chain/rpc-chain.js';
 import { embeddedRpc, nodeDir, startNode, stopNode } from '../chain/embedded-node.js';
-import { PayerSession, openChannel } from '../channel/payer.js';
-import { peerStaticKey } from '../peer/keys.js';
+import { FRAME_BYTES, SEND_YIELD_EVERY, PayerSession, openChannels, type OpenResult } from '../channel/payer.js';
+import { MAX_UNCOVERED } from '../channel/messages.js';
+import { PaymentsWriter } from '../channel/payments-codec.js';
+import { nextFrame } from '../peer/json-messages.js';
+import { peerStaticKey, parsePeerKey } from '../peer/keys.js';
 import { CHANNEL_CHAIN, contractKey } from '../wallet/hd.js';
 import { passphraseUnlocker } from '../keystore/keystore.js';
 import { SCRYPT_N_MIN } from '../keystore/crypto.js';
 import { connectTcp } from '../peer/transports.js';
+import type { PeerLink } from '../peer/link.js';
 import { FAUCET_ADDRESS, faucetPay } from '../wallet/faucet.js';
 import { newMnemonic } from '../wallet/mnemonic.js';
 import { createWallet, receiveAddress, unlockWallet, type WalletContext } from '../wallet/wallet.js';
 
 const BIN = fileURLToPath(new URL('../../bin/swarmpay', import.meta.url));
+const SINK = fileURLToPath(new URL('./link-sink.js', import.meta.url));
 const PASS = 'bench passphrase, not a secret';
+
+const SINGLE = 200_000;
+const PACED = 50_000;
+const PACED_RATE = 25_000;
+const AT_1K = 3_000;
+const MULTI = 100;
+const MULTI_EACH = 2_000;
+const MANY = 1_000;
+const MANY_EACH = 100;
+const CLI_BATCH = 200_000;
+/** Channels opened by one funding transaction: its hex must fit one frame of the link. */
+const OPEN_BATCH = 200;
 
 function micros(n: number, f: () => void): number {
   for (let i = 0; i < Math.min(200, n); i++) f();
@@ -35,8 +52,8 @@ function micros(n: number, f: () => void): number {
   return Number(process.hrtime.bigint() - t0) / 1000 / n;
 }
 
-/** sign, verify and sighash cost: one core signs, the other verifies. */
-function measureLimit() {
+/** Sign, verify and sighash cost: what a signature per payment would allow. */
+function measureSignatures() {
   const signer = contractKey(randomBytes(64), 'regtest', CHANNEL_CHAIN, 0);
   const p2wpkh = (b: number) => Buffer.concat([Buffer.from([0, 20]), Buffer.alloc(20, b)]);
   const terms = { payerPubkey: signer.pub, payeePubkey: contractKey(randomBytes(64), 'regtest', CHANNEL_CHAIN, 0).pub, expiry: 1000, capacity: 100_000_000n, closeFee: 500n, payeeScript: p2wpkh(1), payerScript: p2wpkh(2) };
@@ -54,15 +71,15 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
 }
 
-/** Starts the payee as `swarmpay channel serve` and waits for its listening line. */
-async function startPayee(datadir: string, rpcUrl: string, cookie: string, passFile: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [BIN, '--datadir', datadir, '--rpc-url', rpcUrl, '--rpc-cookie', cookie, '--tpm', 'none', '--json', 'channel', 'serve', '--listen', '127.0.0.1:0', '--passphrase-file', passFile, '--max-capacity', '2100000000000000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts a child that prints one JSON line when it is ready, and returns it with that line. */
+async function startChild<T>(args: string[]): Promise<{ child: ChildProcess; ready: T }> {
+  const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   child.stderr!.resume();
   const first = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', resolve);
-    child.once('exit', (code) => reject(new Error(`channel serve exited with ${code}`)));
+    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)));
   });
-  return { child, port: Number((JSON.parse(first) as { listening: string }).listening.split(':').pop()) };
+  return { child, ready: JSON.parse(first) as T };
 }
 
 function peakRssMb(pid: number): number {
@@ -70,13 +87,54 @@ function peakRssMb(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+/**
+ * The link's ceiling: payments packed into frames exactly as a payer packs them, over the
+ * same Noise link to a process that reads each and acknowledges each frame, within the
+ * same window; nothing signed, verified or written.
+ */
+async function linkLimit(port: number, key: string, n: number): Promise<number> {
+  const link = await connectTcp('127.0.0.1', port, peerStaticKey(randomBytes(64)), { peerKey: parsePeerKey(key) });
+  const it = link.messages()[Symbol.asyncIterator]();
+  let acked = 0;
+  const wake: { waiter: (() => void) | null } = { waiter: null };
+  const reader = (async () => {
+    while (acked < n) {
+      acked = (JSON.parse((await nextFrame(it, 'the link sink went away')).toString()) as { seq: number }).seq;
+      wake.waiter?.();
+    }
+  })();
+  const w = new PaymentsWriter(FRAME_BYTES);
+  const t0 = process.hrtime.bigint();
+  for (let seq = 1; seq <= n; seq++) {
+    w.payment(seq, 1, null);
+    if (!w.roomy) link.send(w.take());
+    while (seq - acked >= MAX_UNCOVERED) {
+      if (!w.empty) link.send(w.take());
+      await new Promise<void>((r) => (wake.waiter = r));
+    }
+    if (seq % SEND_YIELD_EVERY === 0) {
+      if (!w.empty) link.send(w.take());
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+  if (!w.empty) link.send(w.take());
+  await reader;
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  await link.close();
+  return n / seconds;
+}
+
 async function main(): Promise<void> {
-  const limit = measureLimit();
+  const signatures = measureSignatures();
   const work = mkdtempSync(path.join(tmpdir(), 'swarmpay-bench-'));
   const dirs = { payer: path.join(work, 'payer'), payee: path.join(work, 'payee') };
   const nd = nodeDir(path.join(dirs.payer, 'regtest'));
-  let payeeProc: ChildProcess | undefined;
+  const children: ChildProcess[] = [];
   try {
+    const sink = await startChild<{ port: number; key: string }>([SINK]);
+    children.push(sink.child);
+    const link_payments_per_sec = await linkLimit(sink.ready.port, sink.ready.key, SINGLE);
+
     const { state } = await startNode(nd, 'btcd', FAUCET_ADDRESS);
     const rpc = embeddedRpc(nd).client;
     const chain = new BtcdChain('regtest', rpc);
@@ -85,71 +143,102 @@ async function main(): Promise<void> {
     writeFileSync(passFile, PASS);
     const payer = await unlockWallet(path.join(dirs.payer, 'regtest'), 'regtest', passphraseUnlocker(PASS), { checkpoint: false });
     const pc: WalletContext = { session: payer.session, seed: payer.seed, network: 'regtest', networkDir: path.join(dirs.payer, 'regtest'), chain };
-    // One coin per channel: channels are funded from confirmed coins only.
-    const multi = 100;
-    for (let i = 0; i < multi + 1; i++) await faucetPay(chain, (await receiveAddress(chain, pc.networkDir, 'regtest')).address, 1_000_000n + BigInt(i)).then(() => (i % 20 === 19 ? chain.mine(1) : undefined));
+    // A coin per batch of opens: each open spends confirmed coins only.
+    for (let i = 0; i < 10; i++) await faucetPay(chain, (await receiveAddress(chain, pc.networkDir, 'regtest')).address, 40_000_000n + BigInt(i));
     await chain.mine(1);
 
-    const payee = await startPayee(dirs.payee, state.rpcUrl, state.cookieFile, passFile);
-    payeeProc = payee.child;
-    const connect = () => connectTcp('127.0.0.1', payee.port, peerStaticKey(payer.seed));
-    const peer = { kind: 'tcp' as const, host: '127.0.0.1', port: payee.port };
+    const chainArgs = ['--rpc-url', state.rpcUrl, '--rpc-cookie', state.cookieFile, '--tpm', 'none'];
+    const payee = await startChild<{ listening: string; peerKey: string }>([BIN, '--datadir', dirs.payee, ...chainArgs, '--json', 'channel', 'serve', '--listen', '127.0.0.1:0', '--passphrase-file', passFile, '--max-capacity', '2100000000000000']);
+    children.push(payee.child);
+    const port = Number(payee.ready.listening.split(':').pop());
+    const peer = { kind: 'tcp' as const, host: '127.0.0.1', port };
+    const connect = () => connectTcp('127.0.0.1', port, peerStaticKey(payer.seed), { peerKey: parsePeerKey(payee.ready.peerKey) });
+    /** Opens `n` channels of `capacity`, OPEN_BATCH to a funding transaction, and confirms them. */
+    const openMany = async (n: number, capacity: bigint): Promise<OpenResult[]> => {
+      const out: OpenResult[] = [];
+      for (let i = 0; i < n; i += OPEN_BATCH) {
+        const links = await Promise.all(Array.from({ length: Math.min(OPEN_BATCH, n - i) }, connect));
+        out.push(...(await openChannels(pc, links.map((link) => ({ link, peer, capacity, expiryBlocks: 144 })), 2n)));
+        await Promise.all(links.map((l) => l.close()));
+        await chain.mine(1);
+      }
+      return out;
+    };
+    const start = async (id: string, link?: PeerLink) => PayerSession.start(pc, link ?? (await connect()), id);
+    const ones = (n: number) => new Array<{ sats: bigint; pid: null }>(n).fill({ sats: 1n, pid: null });
 
-    // Open → close CPU time of one channel.
+    // One channel, and the CPU time to open and close it.
     const cpu0 = process.cpuUsage();
-    let link = await connect();
-    const opened = await openChannel(pc, link, peer, { capacity: 900_000n, expiryBlocks: 144, feeRate: 2n });
-    await link.close();
-    await chain.mine(1);
-    link = await connect();
-    const single = await PayerSession.start(pc, link, opened.rec.id);
+    const [single] = await openMany(1, 1_000_000n);
+    const s = await start(single!.rec.id);
     const cpuOpen = process.cpuUsage(cpu0);
-
-    // One channel, as fast as it goes.
-    const N = 20_000;
-    const r1 = await single.pay(Array.from({ length: N }, () => ({ sats: 1n, pid: null })));
-    const singleRate = N / r1.seconds;
-
-    // Latency at half the limit: paced sends, each payment's time to its acknowledgement.
-    const paced: number[] = [];
-    const rate = limit.payments_per_sec / 2;
-    await single.pay(Array.from({ length: 5_000 }, () => ({ sats: 1n, pid: null })), { onLatency: (_i, ms) => paced.push(ms), pace: rate });
+    const r1 = await s.pay(ones(SINGLE));
+    const singleRate = SINGLE / r1.seconds;
+    /** Each payment's time from send to acknowledgement, paced at `rate` a second. */
+    const latencies = async (n: number, rate: number) => {
+      const ms: number[] = [];
+      await s.pay(ones(n), { pace: rate, onLatency: (_i, t) => ms.push(t) });
+      return ms.sort((a, b) => a - b);
+    };
+    const paced = await latencies(PACED, PACED_RATE);
+    const slow = await latencies(AT_1K, 1_000);
+    const half = await latencies(PACED, singleRate / 2);
 
     const cpu1 = process.cpuUsage();
-    await single.close();
-    await link.close();
+    await s.close();
+    await s.disconnect();
     const cpuClose = process.cpuUsage(cpu1);
 
-    // 100 channels from 100 connections at once.
-    const chans: string[] = [];
-    for (let i = 0; i < multi; i++) {
-      const l = await connect();
-      chans.push((await openChannel(pc, l, peer, { capacity: 500_000n, expiryBlocks: 144, feeRate: 2n })).rec.id);
-      await l.close();
-    }
-    await chain.mine(1);
-    const sessions = await Promise.all(chans.map(async (id) => PayerSession.start(pc, await connect(), id)));
-    const per = 200;
-    const m0 = process.hrtime.bigint();
-    await Promise.all(sessions.map((s) => s.pay(Array.from({ length: per }, () => ({ sats: 1n, pid: null })))));
-    const multiSeconds = Number(process.hrtime.bigint() - m0) / 1e9;
+    // 100 channels over 100 connections at once, then 1,000.
+    const concurrently = async (n: number, each: number) => {
+      const opened = await openMany(n, BigInt(each) + 50_000n);
+      const sessions = await Promise.all(opened.map((o) => start(o.rec.id)));
+      const t0 = process.hrtime.bigint();
+      const runs = await Promise.all(sessions.map((x) => x.pay(ones(each))));
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const failed = runs.find((r) => r.error !== undefined);
+      if (failed) throw failed.error;
+      await Promise.all(sessions.map((x) => x.disconnect()));
+      return (n * each) / seconds;
+    };
+    const multiRate = await concurrently(MULTI, MULTI_EACH);
+    const manyRate = await concurrently(MANY, MANY_EACH);
 
-    paced.sort((a, b) => a - b);
+    // The CLI: a batch of JSON lines, from process start to exit, its JSON lines to /dev/null.
+    const [batchChannel] = await openMany(1, BigInt(CLI_BATCH) + 100_000n);
+    const batchFile = path.join(work, 'batch.jsonl');
+    writeFileSync(batchFile, Array.from({ length: CLI_BATCH }, (_, i) => `{"id":"order-${i}","channel":"${batchChannel!.rec.id}","sats":1}`).join('\n') + '\n');
+    const c0 = process.hrtime.bigint();
+    const cli = spawn(process.execPath, [BIN, '--datadir', dirs.payer, ...chainArgs, '--json', 'channel', 'pay', '--batch', batchFile, '--passphrase-file', passFile], { stdio: 'ignore' });
+    const cliCode = await new Promise<number | null>((r) => cli.once('exit', r));
+    const cliSeconds = Number(process.hrtime.bigint() - c0) / 1e9;
+    if (cliCode !== 0) throw new Error(`channel pay --batch exited with ${cliCode}`);
+
     const doc = {
-      limit: { sign_us: round(limit.sign_us), verify_us: round(limit.verify_us), sighash_us: round(limit.sighash_us), payments_per_sec: Math.round(limit.payments_per_sec) },
-      single: { payments: N, payments_per_sec: Math.round(singleRate), p50_ms: round(percentile(paced, 50)), p99_ms: round(percentile(paced, 99)), paced_rate: Math.round(rate) },
-      multi: { channels: multi, payments: multi * per, payments_per_sec: Math.round((multi * per) / multiSeconds) },
-      ratio: round(singleRate / limit.payments_per_sec),
+      limit: { sign_us: round(signatures.sign_us), verify_us: round(signatures.verify_us), sighash_us: round(signatures.sighash_us), payments_per_sec: Math.round(signatures.payments_per_sec), link_payments_per_sec: Math.round(link_payments_per_sec) },
+      single: {
+        payments: SINGLE,
+        payments_per_sec: Math.round(singleRate),
+        p50_ms: round(percentile(paced, 50)),
+        p99_ms: round(percentile(paced, 99)),
+        paced_rate: PACED_RATE,
+        p50_ms_at_1k: round(percentile(slow, 50)),
+        p99_ms_at_1k: round(percentile(slow, 99)),
+        p99_ms_at_half: round(percentile(half, 99)),
+      },
+      multi: { channels: MULTI, payments: MULTI * MULTI_EACH, payments_per_sec: Math.round(multiRate) },
+      many: { channels: MANY, payments: MANY * MANY_EACH, payments_per_sec: Math.round(manyRate) },
+      cli_batch: { payments: CLI_BATCH, seconds: round(cliSeconds), payments_per_sec: Math.round(CLI_BATCH / cliSeconds) },
+      ratio: round(singleRate / link_payments_per_sec),
       payee_peak_rss_mb: round(peakRssMb(payee.child.pid!)),
       open_close_cpu_ms: round((cpuOpen.user + cpuOpen.system + cpuClose.user + cpuClose.system) / 1000),
     };
     mkdirSync('bench-results', { recursive: true });
     writeFileSync(path.join('bench-results', 'bench.json'), JSON.stringify(doc, null, 2) + '\n');
     process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
-    await Promise.all(sessions.map((s) => s.disconnect()));
     rpc.close();
   } finally {
-    payeeProc?.kill('SIGTERM');
+    for (const c of children) c.kill('SIGTERM');
     await stopNode(nd);
     rmSync(work, { recursive: true, force: true });
   }

@@ -66,6 +66,12 @@ export interface ChainBackend {
   getTransaction(txid: string): Promise<TxInfo | null>;
   /** The transaction that spends an outpoint paying `address`, if any. */
   findSpend(outpoint: Outpoint, address: string): Promise<Spend | null>;
+  /**
+   * An output's confirmations while it is unspent (0 in the mempool); null when it is spent
+   * in a block, or unknown. A short answer, for asking often. (btcd still shows an output
+   * that only a mempool transaction spends; Core does not.)
+   */
+  txOut(outpoint: Outpoint): Promise<{ confirmations: number } | null>;
   waitForConfirmations(txid: string, wanted: number, opts?: WaitOptions): Promise<TxInfo>;
   /**
    * The node's fee rate for confirming within `targetBlocks`, in whole sat/vB rounded up;

@@ -80,6 +80,17 @@ abstract class RpcChain implements ChainBackend {
     }
   }
 
+  async txOut(outpoint: Outpoint): Promise<{ confirmations: number } | null> {
+    try {
+      const out = await this.rpc.call<{ confirmations: number } | null>('gettxout', [outpoint.txid, outpoint.vout, true]);
+      return out === null ? null : { confirmations: out.confirmations };
+    } catch (e) {
+      // btcd answers "no information" for a transaction it does not know.
+      if (e instanceof RpcError && e.rpcCode === RPC_NO_INFO) return null;
+      throw asChainError(e);
+    }
+  }
+
   async waitForConfirmations(txid: string, wanted: number, opts: WaitOptions = {}): Promise<TxInfo> {
     const deadline = Date.now() + (opts.timeoutMs ?? 3_600_000);
     let last = -1;
@@ -266,7 +277,7 @@ export class CoreChain extends RpcChain {
 
   async findSpend(outpoint: Outpoint, _address: string): Promise<Spend | null> {
     // An output still in the UTXO set (mempool spends included) has no spend: no scan needed.
-    if ((await this.call<object | null>('gettxout', [outpoint.txid, outpoint.vout, true])) !== null) return null;
+    if ((await this.txOut(outpoint)) !== null) return null;
     const inMempool = await this.call<{ spendingtxid?: string }[]>('gettxspendingprevout', [[outpoint]]);
     const mempoolTxid = inMempool[0]?.spendingtxid;
     if (mempoolTxid) return spendIn(await this.getTransaction(mempoolTxid), outpoint);

@@ -30,6 +30,17 @@ export async function lookAtChain(chain: ChainBackend, network: NetworkName, rec
   };
 }
 
+/**
+ * What decides whether the funding may carry a payment, asked cheaply: an unspent output's
+ * confirmations, and the whole look only when the output is not there. (A spend still in
+ * the mempool can be missed here, on btcd: before the expiry only the payee's own close can
+ * be one, and after it the expiry refuses the payment anyway.)
+ */
+export async function lookAtFunding(chain: ChainBackend, network: NetworkName, rec: { terms: StoredTerms; funding: Funding }): Promise<FundingView> {
+  const out = await chain.txOut(outpointOf(rec));
+  return out !== null ? { confirmations: out.confirmations, spend: null } : lookAtChain(chain, network, rec);
+}
+
 /** Blocks from the tip to the expiry; at or below the close margin, payments stop. */
 export function blocksLeft(rec: { terms: StoredTerms }, tip: number): number {
   return rec.terms.expiry - tip;

@@ -22,7 +22,7 @@ import { MAX_UNCOVERED, encodeMessage, parseMessage, type Message } from './mess
 import { isPaymentsFrame, readPayments, type PaymentsSink } from './payments-codec.js';
 import { ShapeError } from '../util/shape.js';
 import { MAX_CLOSE_FEE_FACTOR, closeFeeRate, nextBumpRate } from './fees.js';
-import { advance, blocksLeft, lookAtChain, notOpen, refusal, type FundingView } from './lifecycle.js';
+import { advance, blocksLeft, lookAtChain, lookAtFunding, notOpen, refusal, type FundingView } from './lifecycle.js';
 import { openTicket, sealTicket } from './ticket.js';
 import { bumpSpend } from './bump.js';
 import {
@@ -309,8 +309,9 @@ export class Payee {
     if (t.terms.expiry - tip <= t.closeMargin) {
       throw new SwarmpayError('CHANNEL_EXPIRING', `channel ${m.id} expires at height ${t.terms.expiry}, within this payee's close margin of ${t.closeMargin} blocks of the tip (${tip}): too late to open`, { hint: 'the payer refunds its funding after the expiry' });
     }
-    // The payer broadcasts it; sending it again makes sure our node has it too.
-    await broadcastOnce(this.ctx.chain, m.tx, outpoint.txid);
+    // The payer broadcasts it; sending it again makes sure our node has it too (unless it
+    // shows the output already: a funding of many channels comes once per channel).
+    if ((await this.ctx.chain.txOut(outpoint)) === null) await broadcastOnce(this.ctx.chain, m.tx, outpoint.txid);
     const rec: PayeeRecord = {
       id: m.id,
       role: 'payee',
@@ -377,7 +378,7 @@ export class Payee {
     // A fresh look for every connection, so what the payer is told is what the chain shows now.
     this.tip = await this.ctx.chain.tipHeight();
     this.tipSeenAt = performance.now();
-    live.seen = await lookAtChain(this.ctx.chain, this.ctx.network, rec);
+    live.seen = await lookAtFunding(this.ctx.chain, this.ctx.network, rec);
     live.rec = this.payeeChannel(id);
     live.refusal = refusal(live.rec, this.tip, live.seen);
     const s = live.committed;
@@ -455,7 +456,7 @@ export class Payee {
     this.tipSeenAt = now;
     for (const live of this.live.values()) {
       if (live.link === null) continue;
-      if (all) live.seen = await lookAtChain(this.ctx.chain, this.ctx.network, live.rec);
+      if (all) live.seen = await lookAtFunding(this.ctx.chain, this.ctx.network, live.rec);
       live.rec = this.payeeChannel(live.rec.id);
       live.refusal = refusal(live.rec, this.tip, live.seen);
     }

@@ -20,12 +20,12 @@ import { CHANNEL_CHAIN, contractKey } from '../wallet/hd.js';
 import { MAX_UNCOVERED, encodeMessage, expectType, parseMessage, type Message } from './messages.js';
 import { PaymentsWriter } from './payments-codec.js';
 import { MIN_CLOSE_FEE_RATE, closeFeeRate } from './fees.js';
-import { advance, lookAtChain, notOpen, refusal } from './lifecycle.js';
+import { advance, lookAtChain, lookAtFunding, notOpen, refusal } from './lifecycle.js';
 import { PayerJournal, type PayerLedger } from './payer-ledger.js';
 import { getChannel, newChannelId, nextKeyIndex, outpointOf, saveChannels, spendOf, stateless, termsOf, updateChannel, type ChannelRecord, type Opening, type PayerRecord, type PaymentState } from './store.js';
 
 /** Payments sent between two turns of the event loop, so acknowledgements get in. */
-const SEND_YIELD_EVERY = 256;
+export const SEND_YIELD_EVERY = 256;
 /** Payments reserved in the ledger with one fsync before any of them is signed: two windows. */
 const RESERVE_EVERY = 2 * MAX_UNCOVERED;
 
@@ -211,7 +211,7 @@ export interface PayOptions {
 export const SIGN_EVERY_MS = 1;
 export const STATES_IN_FLIGHT = 2;
 /** The largest payments frame: a few thousand payments without ids. */
-const FRAME_BYTES = 16 * 1024;
+export const FRAME_BYTES = 16 * 1024;
 
 /**
  * A live payer session on one channel: reconciled with the payee's newest state (which
@@ -307,7 +307,7 @@ export class PayerSession {
   /** Refuses, before anything is signed, a channel the payer's own look at the chain says may not be paid on. */
   private async checkPayable(): Promise<void> {
     const rec = getChannel(this.ctx.session, this.rec.id);
-    const [tip, seen] = await Promise.all([this.ctx.chain.tipHeight(), lookAtChain(this.ctx.chain, this.ctx.network, this.rec)]);
+    const [tip, seen] = await Promise.all([this.ctx.chain.tipHeight(), lookAtFunding(this.ctx.chain, this.ctx.network, this.rec)]);
     const why = refusal(rec, tip, seen);
     if (why) throw why;
     if (this.payeeStatus !== 'open') throw new SwarmpayError('CHANNEL_STATE', `the payee says channel ${this.rec.id} is ${this.payeeStatus}`, { hint: 'see `swarmpay channel show`; nothing was paid' });

@@ -144,6 +144,16 @@ async function write(
   return { header: next, checksum };
 }
 
+/** Changes to write together: each one's mutation, whether any asks a checkpoint, and the write's outcome per change. */
+interface Batch {
+  changes: ((secret: { [k: string]: Json }) => void)[];
+  checkpoint: boolean;
+  written: Promise<unknown[]>;
+}
+
+/** How long an update that follows a write closely waits for others to join it. */
+const BURST_MS = 5;
+
 /** Per keystore file, the end of this process's queue of updates to it. */
 const updates = new Map<string, Promise<unknown>>();
 
@@ -163,6 +173,11 @@ export class KeystoreSession {
     private checksum: string,
   ) {}
 
+  /** The updates waiting for the write after the one under way; null when none waits. */
+  private next: Batch | null = null;
+  /** performance.now() of this session's last write. */
+  private wroteAt = -Infinity;
+
   /**
    * Changes the secret and writes it. With `checkpoint` a TPM keystore's counter advances
    * (channel open and close, escrow steps), so that older copies are refused from then on.
@@ -173,13 +188,31 @@ export class KeystoreSession {
   async update(mutate: (secret: { [k: string]: Json }) => void, opts: { checkpoint?: boolean } = {}): Promise<void> {
     // Updates from one process go one at a time: a checkpoint awaits the TPM between its file
     // write and its counter increment, and a second update in that gap would advance the
-    // counter again (the file would then look rolled back).
-    const turn = (updates.get(this.file) ?? Promise.resolve()).then(() => this.updateNow(mutate, opts));
-    updates.set(this.file, turn.catch(() => undefined));
-    return turn;
+    // counter again (the file would then look rolled back). Those that queue up meanwhile
+    // are written together, with one write (a burst of a hundred channel opens rewrites
+    // the keystore a few times, not a hundred).
+    let batch = this.next;
+    if (batch === null) {
+      const b: Batch = { changes: [], checkpoint: false, written: null! };
+      this.next = batch = b;
+      b.written = (updates.get(this.file) ?? Promise.resolve())
+        // Right after a write (a burst of updates: opens arriving together), the next waits a
+        // moment for the others of the burst, and they go in one write.
+        .then(() => (performance.now() - this.wroteAt < BURST_MS ? new Promise((r) => setTimeout(r, BURST_MS)) : undefined))
+        .then(() => {
+          if (this.next === b) this.next = null;
+          return this.write(b);
+        });
+      updates.set(this.file, b.written.catch(() => undefined));
+    }
+    const i = batch.changes.push(mutate) - 1;
+    batch.checkpoint ||= !!opts.checkpoint;
+    const refused = (await batch.written)[i];
+    if (refused !== undefined) throw refused;
   }
 
-  private async updateNow(mutate: (secret: { [k: string]: Json }) => void, opts: { checkpoint?: boolean }): Promise<void> {
+  /** Applies a batch of changes in order and writes the result once; returns, per change, what it threw (undefined if it applied). */
+  private async write(batch: Batch): Promise<unknown[]> {
     const lock = acquireLock(`${this.file}.lock`, 'the keystore');
     try {
       const doc = readKeystore(this.file, this.network);
@@ -191,11 +224,22 @@ export class KeystoreSession {
         this.header = doc.header;
       }
       const secret = structuredClone(this.secret);
-      mutate(secret);
-      const written = await write(this.file, this.header, this.dataKey, secret, this.tpm, !!opts.checkpoint);
+      // A change that throws has changed nothing (each checks before it writes): the others still apply.
+      const refused = batch.changes.map((mutate) => {
+        try {
+          mutate(secret);
+          return undefined;
+        } catch (e) {
+          return e ?? new SwarmpayError('INTERNAL', 'a keystore change threw nothing');
+        }
+      });
+      if (refused.every((e) => e !== undefined)) return refused;
+      const written = await write(this.file, this.header, this.dataKey, secret, this.tpm, batch.checkpoint);
       this.header = written.header;
       this.checksum = written.checksum;
       this.secret = secret;
+      this.wroteAt = performance.now();
+      return refused;
     } finally {
       lock.release();
     }
