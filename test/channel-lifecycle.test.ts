@@ -143,8 +143,8 @@ describe('the channel lifecycle on a real btcd', () => {
       await mineTo(rec.terms.expiry);
       await refusedBoth(rec, 'CHANNEL_EXPIRING', 'CHANNEL_EXPIRING');
       const refund = await refundChannel(pc, rec.id, 2n);
-      // In the mempool: the payer's record says refunding; to the payee it is past the expiry.
-      await refusedBoth(rec, 'CHANNEL_STATE', 'CHANNEL_EXPIRING');
+      // In the mempool: the payer knows its refund spends the funding; to the payee it is past the expiry.
+      await refusedBoth(rec, 'CHANNEL_SPENT', 'CHANNEL_EXPIRING');
       // In a block, both sides see the funding spent.
       await node.chain.mine(1);
       await refusedBoth(rec, 'CHANNEL_SPENT', 'CHANNEL_SPENT');

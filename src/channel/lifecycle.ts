@@ -19,8 +19,22 @@ export interface FundingView {
   spend: { kind: 'close' | 'refund'; txid: string; confirmations: number } | null;
 }
 
-export async function lookAtChain(chain: ChainBackend, network: NetworkName, rec: { terms: StoredTerms; funding: Funding }): Promise<FundingView> {
+/**
+ * What the node shows of a channel's funding output, asked as cheaply as it can be: while
+ * the output is unspent, its confirmations (one short answer), and the spend this channel
+ * already knows (its close or refund) by its txid; only once the output is gone (or with
+ * `mempool`) the search for what spent it. On btcd a spend still in the mempool shows only
+ * with `mempool`: before the expiry only the payee's own close can be one (which it knows),
+ * and after the expiry the expiry refuses payments anyway; the chain shows it once mined.
+ */
+export async function lookAtChain(chain: ChainBackend, network: NetworkName, rec: { terms: StoredTerms; funding: Funding } & Partial<Pick<ChannelRecord & { close: SpendTx; refund: SpendTx }, 'close' | 'refund'>>, opts: { mempool?: boolean } = {}): Promise<FundingView> {
   const funding = outpointOf(rec);
+  const out = opts.mempool ? null : await chain.txOut(funding);
+  if (out !== null) {
+    const known = rec.close ? { kind: 'close' as const, txid: rec.close.txid } : rec.refund ? { kind: 'refund' as const, txid: rec.refund.txid } : null;
+    const tx = known === null ? null : await chain.getTransaction(known.txid);
+    return { confirmations: out.confirmations, spend: known === null || tx === null ? null : { ...known, confirmations: tx.confirmations } };
+  }
   const [tx, spend] = await Promise.all([chain.getTransaction(funding.txid), chain.findSpend(funding, channelOutput(termsOf(rec), network).address)]);
   const kind = spend === null ? null : spendKind(spend.witness);
   return {
@@ -28,17 +42,6 @@ export async function lookAtChain(chain: ChainBackend, network: NetworkName, rec
     // A witness of any other shape cannot spend this script, so the node never shows one.
     spend: spend === null || kind === null ? null : { kind, txid: spend.txid, confirmations: spend.confirmations },
   };
-}
-
-/**
- * What decides whether the funding may carry a payment, asked cheaply: an unspent output's
- * confirmations, and the whole look only when the output is not there. (A spend still in
- * the mempool can be missed here, on btcd: before the expiry only the payee's own close can
- * be one, and after it the expiry refuses the payment anyway.)
- */
-export async function lookAtFunding(chain: ChainBackend, network: NetworkName, rec: { terms: StoredTerms; funding: Funding }): Promise<FundingView> {
-  const out = await chain.txOut(outpointOf(rec));
-  return out !== null ? { confirmations: out.confirmations, spend: null } : lookAtChain(chain, network, rec);
 }
 
 /** Blocks from the tip to the expiry; at or below the close margin, payments stop. */

@@ -22,7 +22,7 @@ import { MAX_UNCOVERED, encodeMessage, parseMessage, type Message } from './mess
 import { isPaymentsFrame, readPayments, type PaymentsSink } from './payments-codec.js';
 import { ShapeError } from '../util/shape.js';
 import { MAX_CLOSE_FEE_FACTOR, closeFeeRate, nextBumpRate } from './fees.js';
-import { advance, blocksLeft, lookAtChain, lookAtFunding, notOpen, refusal, type FundingView } from './lifecycle.js';
+import { advance, blocksLeft, lookAtChain, notOpen, refusal, type FundingView } from './lifecycle.js';
 import { openTicket, sealTicket } from './ticket.js';
 import { bumpSpend } from './bump.js';
 import {
@@ -378,7 +378,7 @@ export class Payee {
     // A fresh look for every connection, so what the payer is told is what the chain shows now.
     this.tip = await this.ctx.chain.tipHeight();
     this.tipSeenAt = performance.now();
-    live.seen = await lookAtFunding(this.ctx.chain, this.ctx.network, rec);
+    live.seen = await lookAtChain(this.ctx.chain, this.ctx.network, rec);
     live.rec = this.payeeChannel(id);
     live.refusal = refusal(live.rec, this.tip, live.seen);
     const s = live.committed;
@@ -456,7 +456,7 @@ export class Payee {
     this.tipSeenAt = now;
     for (const live of this.live.values()) {
       if (live.link === null) continue;
-      if (all) live.seen = await lookAtFunding(this.ctx.chain, this.ctx.network, live.rec);
+      if (all) live.seen = await lookAtChain(this.ctx.chain, this.ctx.network, live.rec);
       live.rec = this.payeeChannel(live.rec.id);
       live.refusal = refusal(live.rec, this.tip, live.seen);
     }

@@ -20,7 +20,7 @@ import { CHANNEL_CHAIN, contractKey } from '../wallet/hd.js';
 import { MAX_UNCOVERED, encodeMessage, expectType, parseMessage, type Message } from './messages.js';
 import { PaymentsWriter } from './payments-codec.js';
 import { MIN_CLOSE_FEE_RATE, closeFeeRate } from './fees.js';
-import { advance, lookAtChain, lookAtFunding, notOpen, refusal } from './lifecycle.js';
+import { advance, lookAtChain, notOpen, refusal } from './lifecycle.js';
 import { PayerJournal, type PayerLedger } from './payer-ledger.js';
 import { getChannel, newChannelId, nextKeyIndex, outpointOf, saveChannels, spendOf, stateless, termsOf, updateChannel, type ChannelRecord, type Opening, type PayerRecord, type PaymentState } from './store.js';
 
@@ -307,7 +307,7 @@ export class PayerSession {
   /** Refuses, before anything is signed, a channel the payer's own look at the chain says may not be paid on. */
   private async checkPayable(): Promise<void> {
     const rec = getChannel(this.ctx.session, this.rec.id);
-    const [tip, seen] = await Promise.all([this.ctx.chain.tipHeight(), lookAtFunding(this.ctx.chain, this.ctx.network, this.rec)]);
+    const [tip, seen] = await Promise.all([this.ctx.chain.tipHeight(), lookAtChain(this.ctx.chain, this.ctx.network, this.rec)]);
     const why = refusal(rec, tip, seen);
     if (why) throw why;
     if (this.payeeStatus !== 'open') throw new SwarmpayError('CHANNEL_STATE', `the payee says channel ${this.rec.id} is ${this.payeeStatus}`, { hint: 'see `swarmpay channel show`; nothing was paid' });
@@ -492,7 +492,7 @@ export async function refundChannel(ctx: WalletContext, id: string, feeRate: big
     throw new SwarmpayError('CHANNEL_STATE', `channel ${id} expires at height ${rec.terms.expiry}; the tip is ${tip}`, { hint: `a refund is possible in ${rec.terms.expiry - tip} blocks`, details: { expiry: rec.terms.expiry, tip } });
   }
   // A refund (or close) already out, by a run cut short before it was stored: the chain says so.
-  const seen = await lookAtChain(ctx.chain, ctx.network, rec);
+  const seen = await lookAtChain(ctx.chain, ctx.network, rec, { mempool: true });
   if (seen.spend !== null) {
     const now = await updateChannel(ctx.session, id, (r) => advance(r, tip, seen), false);
     const spend = spendOf(now);

@@ -119,7 +119,9 @@ export async function updateChannel(session: KeystoreSession, id: string, next: 
 }
 
 function put(t: ChannelsSecret, rec: ChannelRecord): void {
-  t.channels = { ...(t.channels ?? {}), [rec.id]: rec as unknown as Record<string, unknown> };
+  // The stored table is frozen (the keystore is copy-on-write): copied once per write, not once per channel.
+  if (t.channels === undefined || Object.isFrozen(t.channels)) t.channels = { ...(t.channels ?? {}) };
+  t.channels[rec.id] = rec as unknown as Record<string, unknown>;
   t.nextChannelKey = Math.max(t.nextChannelKey ?? 0, rec.keyIndex + 1);
 }
 

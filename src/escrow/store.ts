@@ -133,6 +133,8 @@ export function readCiphertext(networkDir: string, id: string): Buffer {
 export async function removeEscrow(session: KeystoreSession, id: string): Promise<void> {
   await session.update((secret) => {
     const t = table(secret);
-    if (t.escrows) delete t.escrows[id];
+    // The table is frozen (the keystore's parts are copy-on-write): a new one without it.
+    const { [id]: _gone, ...rest } = t.escrows ?? {};
+    t.escrows = rest;
   }, { checkpoint: true });
 }

@@ -11,13 +11,13 @@
  * finished now; anything older was rolled back and is refused.
  */
 import { hkdfSync, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { SwarmpayError, ioError } from '../errors.js';
 import type { NetworkName } from '../bitcoin/network.js';
 import { acquireLock } from '../util/file-lock.js';
 import { faultPoint } from '../util/fault.js';
-import { canonicalJson, type Json } from '../util/canonical-json.js';
+import { canonicalJson, deepFreeze, type Json } from '../util/canonical-json.js';
 import { asObj } from '../util/shape.js';
 import type { Tpm } from '../tpm/tpm.js';
 import { DEFAULT_SCRYPT, deriveKey, open, seal, type ScryptParams } from './crypto.js';
@@ -98,7 +98,7 @@ function decryptPayload(file: string, doc: KeystoreFile, dataKey: Uint8Array): {
   const plain = open(dataKey, doc.payload, headerAad(doc.header));
   if (plain === null) throw corrupt(file, 'its encrypted contents fail authentication (the file was altered)');
   try {
-    return asObj(JSON.parse(plain.toString('utf8')), 'secret') as { [k: string]: Json };
+    return deepFreeze(asObj(JSON.parse(plain.toString('utf8')), 'secret') as { [k: string]: Json });
   } catch (e) {
     throw corrupt(file, (e as Error).message);
   }
@@ -151,8 +151,31 @@ interface Batch {
   written: Promise<unknown[]>;
 }
 
-/** How long an update that follows a write closely waits for others to join it. */
-const BURST_MS = 5;
+type FileId = { ino: bigint; size: bigint; mtimeNs: bigint };
+
+function fileId(file: string): FileId | null {
+  try {
+    const st = statSync(file, { bigint: true });
+    return { ino: st.ino, size: st.size, mtimeNs: st.mtimeNs };
+  } catch {
+    return null;
+  }
+}
+
+function sameFile(file: string, known: FileId | null): boolean {
+  const now = known === null ? null : fileId(file);
+  return known !== null && now !== null && now.ino === known.ino && now.size === known.size && now.mtimeNs === known.mtimeNs;
+}
+
+/**
+ * Writes a burst of updates shares: an update that follows a write closely waits for
+ * others to join it, for BURST_FACTOR times what that write took (a keystore of thousands
+ * of channels costs milliseconds to write: writing it at most a tenth of the time keeps it
+ * from costing the process its memory and its time), within these bounds.
+ */
+const BURST_FACTOR = 10;
+const BURST_MIN_MS = 5;
+const BURST_MAX_MS = 200;
 
 /** Per keystore file, the end of this process's queue of updates to it. */
 const updates = new Map<string, Promise<unknown>>();
@@ -175,8 +198,10 @@ export class KeystoreSession {
 
   /** The updates waiting for the write after the one under way; null when none waits. */
   private next: Batch | null = null;
-  /** performance.now() of this session's last write. */
+  /** performance.now() of this session's last write, and which file it wrote. */
   private wroteAt = -Infinity;
+  private writeMs = 0;
+  private wrote: FileId | null = null;
 
   /**
    * Changes the secret and writes it. With `checkpoint` a TPM keystore's counter advances
@@ -198,7 +223,10 @@ export class KeystoreSession {
       b.written = (updates.get(this.file) ?? Promise.resolve())
         // Right after a write (a burst of updates: opens arriving together), the next waits a
         // moment for the others of the burst, and they go in one write.
-        .then(() => (performance.now() - this.wroteAt < BURST_MS ? new Promise((r) => setTimeout(r, BURST_MS)) : undefined))
+        .then(() => {
+          const wait = Math.min(BURST_MAX_MS, Math.max(BURST_MIN_MS, BURST_FACTOR * this.writeMs));
+          return performance.now() - this.wroteAt < wait ? new Promise((r) => setTimeout(r, wait)) : undefined;
+        })
         .then(() => {
           if (this.next === b) this.next = null;
           return this.write(b);
@@ -215,15 +243,19 @@ export class KeystoreSession {
   private async write(batch: Batch): Promise<unknown[]> {
     const lock = acquireLock(`${this.file}.lock`, 'the keystore');
     try {
-      const doc = readKeystore(this.file, this.network);
-      if (doc.checksum !== this.checksum) {
+      // The file as this session last wrote it (same inode, size and time: every write is a
+      // rename of a new file) need not be read, parsed and hashed again.
+      const doc = sameFile(this.file, this.wrote) ? null : readKeystore(this.file, this.network);
+      if (doc !== null && doc.checksum !== this.checksum) {
         const p = doc.header.protector;
         if (p.type !== this.header.protector.type) throw new SwarmpayError('KEYSTORE_BUSY', `the keystore ${this.file} was re-provisioned by another process`, { hint: 'run the command again; nothing was written' });
         this.secret = decryptPayload(this.file, doc, this.dataKey);
         if (p.type === 'tpm' && this.tpm) await checkRollback(this.file, p, BigInt(doc.header.counter), this.tpm);
         this.header = doc.header;
       }
-      const secret = structuredClone(this.secret);
+      // Copy-on-write: the secret's parts are frozen, so a change replaces what it changes (a
+      // new table of channels, say) and cannot edit what this session still holds.
+      const secret = { ...this.secret };
       // A change that throws has changed nothing (each checks before it writes): the others still apply.
       const refused = batch.changes.map((mutate) => {
         try {
@@ -234,11 +266,14 @@ export class KeystoreSession {
         }
       });
       if (refused.every((e) => e !== undefined)) return refused;
+      const t0 = performance.now();
       const written = await write(this.file, this.header, this.dataKey, secret, this.tpm, batch.checkpoint);
       this.header = written.header;
       this.checksum = written.checksum;
-      this.secret = secret;
+      this.secret = deepFreeze(secret);
       this.wroteAt = performance.now();
+      this.writeMs = this.wroteAt - t0;
+      this.wrote = fileId(this.file);
       return refused;
     } finally {
       lock.release();
