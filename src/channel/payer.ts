@@ -348,6 +348,8 @@ export class PayerSession {
       w?.();
     };
     const wait = () => new Promise<void>((r) => (waiter = r));
+    /** Waiting for a pace: the sender is idle, so the reader may sign what is unsigned. */
+    let pausing = false;
     const flush = () => {
       if (!writer.empty) this.link.send(writer.take());
     };
@@ -378,6 +380,8 @@ export class PayerSession {
           }
           onAck?.(acked - base.seq, ack.seq - base.seq);
           acked = ack.seq;
+          // Payments left unsigned for a full window are signed as soon as there is room.
+          if (pausing) signAndSend();
           wake();
         }
       } catch (e) {
@@ -393,9 +397,12 @@ export class PayerSession {
         if (pace !== undefined) {
           const due = start + BigInt(Math.floor((i / pace) * 1e9));
           const ahead = Number(due - process.hrtime.bigint()) / 1e6;
-          if (ahead >= 1) {
+          // Nothing else is ready until then: the queue has drained, so what waits is signed now.
+          if (ahead > 0) {
             signAndSend();
+            pausing = true;
             await new Promise((r) => setTimeout(r, ahead));
+            pausing = false;
           }
         }
         const item = items[i]!;
