@@ -457,6 +457,34 @@ describe('the channel lifecycle on a real btcd', () => {
       expect((await node.chain.getTransaction(r.txid))!.confirmations).toBe(0);
     });
 
+    test('fifty opens at once: the payee looks up its payout address once, and every answer names it', async () => {
+      const w = await testWallet(path.join(tmp.dir, 'payout'));
+      let lookups = 0;
+      const counting: ChainBackend = Object.assign(Object.create(node.chain) as ChainBackend, {
+        used: (addresses: string[]) => (lookups++, node.chain.used(addresses)),
+      });
+      const p = new Payee({ session: w.session, seed: w.seed, network: 'regtest' as const, networkDir: w.networkDir, chain: counting, policy: DEFAULT_POLICY, log: (m: string) => logs.push(m) });
+      const srv = await listenTcp('127.0.0.1', 0, peerStaticKey(w.seed), (l) => void p.serve(l));
+      try {
+        const expiry = (await node.chain.tipHeight()) + 200;
+        const accepts = await Promise.all(Array.from({ length: 50 }, async (_, i) => {
+          const l = await connectTcp('127.0.0.1', srv.port, generateStaticKey(), { peerKey: peerStaticKey(w.seed).publicKey });
+          try {
+            const it = l.messages()[Symbol.asyncIterator]();
+            l.send(encodeMessage({ t: 'open', id: i.toString(16).padStart(16, 'a'), network: 'regtest', capacity: 100_000n, expiry, closeFee: 1000n, payerPubkey: contractKey(payer.seed, 'regtest', CHANNEL_CHAIN, 9000 + i).pub.toString('hex'), payerScript: '0014' + '11'.repeat(20) }));
+            return parseMessage((await it.next()).value as Buffer) as Extract<Message, { t: 'accept' }>;
+          } finally {
+            await l.close();
+          }
+        }));
+        expect(new Set(accepts.map((a) => a.payeeScript)).size).toBe(1);
+        expect(lookups).toBe(1); // the receive chain's first twenty addresses, asked about once
+      } finally {
+        await srv.close();
+        await p.shutdown();
+      }
+    });
+
     test('one ticket, two fundings sent at once on two connections: one channel is stored, on one funding, and it closes', async () => {
       const l = await link();
       const it = l.messages()[Symbol.asyncIterator]();

@@ -129,21 +129,23 @@ export function sweep(s: Sweep): { hex: string; txid: string; fee: bigint; value
  * The funding transaction last parsed: one transaction funds a batch of channels, each of
  * which brings it along (parsing two hundred outputs once, not once per channel).
  */
-let lastParsed: { hex: string; tx: Transaction } | null = null;
+let lastParsed: { hex: string; tx: Transaction; txid: string } | null = null;
 
 /** Checks that output `vout` of a funding transaction pays `script` exactly `value` sats. */
 export function checkFundingOutput(fundingTxHex: string, vout: number, script: Uint8Array, value: bigint, address: string, what: string): Outpoint {
   const mismatch = (message: string, cause?: unknown) => new SwarmpayError('FUNDING_MISMATCH', message, { hint: `the ${what} is not accepted; nothing was signed`, cause });
-  let tx: Transaction;
-  try {
-    tx = lastParsed?.hex === fundingTxHex ? lastParsed.tx : Transaction.fromHex(fundingTxHex);
-  } catch (e) {
-    throw mismatch('the funding transaction does not parse', e);
+  if (lastParsed?.hex !== fundingTxHex) {
+    try {
+      const parsed = Transaction.fromHex(fundingTxHex);
+      lastParsed = { hex: fundingTxHex, tx: parsed, txid: parsed.getId() };
+    } catch (e) {
+      throw mismatch('the funding transaction does not parse', e);
+    }
   }
-  lastParsed = { hex: fundingTxHex, tx };
+  const { tx, txid } = lastParsed;
   const out = tx.outs[vout];
   if (out === undefined) throw mismatch(`the funding transaction has no output ${vout}`);
   if (!Buffer.from(script).equals(out.script)) throw mismatch(`output ${vout} of the funding transaction does not pay the ${what} address ${address}`);
   if (out.value !== value) throw mismatch(`output ${vout} of the funding transaction holds ${out.value} sats, not the ${what}'s ${value}`);
-  return { txid: tx.getId(), vout };
+  return { txid, vout };
 }

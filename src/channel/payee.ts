@@ -13,7 +13,7 @@ import { StateHasher, channelOutput, checkFunding, closablePayment, closeTx, clo
 import { broadcastOnce } from '../chain/broadcast.js';
 import type { Journal } from '../keystore/journal.js';
 import type { PeerLink } from '../peer/link.js';
-import { receiveAddress, type WalletContext } from '../wallet/wallet.js';
+import { receiveAddressOf, sessionAccount, type WalletContext } from '../wallet/wallet.js';
 import { addressToScript } from '../bitcoin/address.js';
 import { CHANNEL_CHAIN, contractKey } from '../wallet/hd.js';
 import type { Json } from '../util/canonical-json.js';
@@ -164,7 +164,7 @@ export class Payee {
   private fundingSeenAt = -Infinity;
   private looker: NodeJS.Timeout | null = null;
   private looking = false;
-  private payout: { script: Buffer; at: number } | null = null;
+  private payout: { script: Promise<Buffer>; at: number } | null = null;
   private shut = false;
   /** A verified state: the channel joins the next group commit. */
   private readonly sink = new PaymentsIntake((live) => {
@@ -289,12 +289,20 @@ export class Payee {
     return m.id;
   }
 
-  /** The wallet's next receive address, read again every few seconds at most. */
-  private async payoutScript(): Promise<Buffer> {
+  /**
+   * The wallet's next receive address, looked up again every few seconds at most, and once
+   * for all the opens that arrive together (a funding of many channels opens them at once):
+   * each lookup derives and asks the node about forty addresses.
+   */
+  private payoutScript(): Promise<Buffer> {
     const now = performance.now();
     if (this.payout === null || now - this.payout.at > PAYOUT_ADDRESS_MS) {
-      const { address } = await receiveAddress(this.ctx.chain, this.ctx.networkDir, this.ctx.network);
-      this.payout = { script: Buffer.from(addressToScript(address, this.ctx.network)), at: now };
+      const script = receiveAddressOf(this.ctx.chain, sessionAccount(this.ctx.session, this.ctx.network), this.ctx.network).then(({ address }) => Buffer.from(addressToScript(address, this.ctx.network)));
+      // A failed lookup is not kept: the next open asks again.
+      script.catch(() => {
+        if (this.payout?.script === script) this.payout = null;
+      });
+      this.payout = { script, at: now };
     }
     return this.payout.script;
   }

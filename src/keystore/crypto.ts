@@ -29,22 +29,38 @@ export function deriveKey(passphrase: string, params: ScryptParams): Buffer {
   });
 }
 
-export function seal(key: Uint8Array, plaintext: Uint8Array, aad: string): Sealed {
+/** AES-256-GCM as bytes: a random 96-bit IV, the ciphertext and the 128-bit tag. */
+export function sealBytes(key: Uint8Array, plaintext: Uint8Array, aad: string): { iv: Buffer; ct: Buffer; tag: Buffer } {
   const iv = randomBytes(12);
   const c = createCipheriv('aes-256-gcm', key, iv);
   c.setAAD(Buffer.from(aad, 'utf8'));
-  const ct = Buffer.concat([c.update(plaintext), c.final()]);
-  return { iv: iv.toString('hex'), ct: ct.toString('base64'), tag: c.getAuthTag().toString('hex') };
+  const head = c.update(plaintext);
+  // GCM is a stream mode: final() adds nothing, so a large keystore is not copied once more.
+  const tail = c.final();
+  return { iv, ct: tail.length === 0 ? head : Buffer.concat([head, tail]), tag: c.getAuthTag() };
+}
+
+/** sealBytes as text, for a JSON file. */
+export function seal(key: Uint8Array, plaintext: Uint8Array, aad: string): Sealed {
+  const s = sealBytes(key, plaintext, aad);
+  return { iv: s.iv.toString('hex'), ct: s.ct.toString('base64'), tag: s.tag.toString('hex') };
 }
 
 /** Returns null when authentication fails (wrong key, or the bytes were changed). */
-export function open(key: Uint8Array, sealed: Sealed, aad: string): Buffer | null {
+export function openBytes(key: Uint8Array, iv: Uint8Array, ct: Uint8Array, tag: Uint8Array, aad: string): Buffer | null {
   try {
-    const d = createDecipheriv('aes-256-gcm', key, Buffer.from(sealed.iv, 'hex'));
+    const d = createDecipheriv('aes-256-gcm', key, iv);
     d.setAAD(Buffer.from(aad, 'utf8'));
-    d.setAuthTag(Buffer.from(sealed.tag, 'hex'));
-    return Buffer.concat([d.update(Buffer.from(sealed.ct, 'base64')), d.final()]);
+    d.setAuthTag(tag);
+    const head = d.update(ct);
+    const tail = d.final();
+    return tail.length === 0 ? head : Buffer.concat([head, tail]);
   } catch {
     return null;
   }
+}
+
+/** openBytes of what seal wrote. */
+export function open(key: Uint8Array, sealed: Sealed, aad: string): Buffer | null {
+  return openBytes(key, Buffer.from(sealed.iv, 'hex'), Buffer.from(sealed.ct, 'base64'), Buffer.from(sealed.tag, 'hex'), aad);
 }

@@ -15,25 +15,31 @@
 import { closeSync, existsSync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { SwarmpayError, ioError } from '../errors.js';
-import { canonicalJson, type Json } from '../util/canonical-json.js';
+import type { Json } from '../util/canonical-json.js';
 import { syncDir, writeFileAtomic } from '../util/atomic-file.js';
 import { acquireLock, type Lock } from '../util/file-lock.js';
-import { open, seal } from './crypto.js';
+import { openBytes, sealBytes } from './crypto.js';
 import { corrupt } from './format.js';
 
 const LEN = 4;
 
+const IV = 12;
+const TAG = 16;
+
 function encode(key: Uint8Array, name: string, index: number, record: Json): Buffer {
-  const s = seal(key, Buffer.from(canonicalJson(record), 'utf8'), `${name}/${index}`);
-  const body = Buffer.concat([Buffer.from(s.iv, 'hex'), Buffer.from(s.ct, 'base64'), Buffer.from(s.tag, 'hex')]);
-  const len = Buffer.alloc(LEN);
-  len.writeUInt32BE(body.length);
-  return Buffer.concat([len, body]);
+  // Plain JSON.stringify: a record is read back by JSON.parse, never hashed, so its key order is free.
+  const s = sealBytes(key, Buffer.from(JSON.stringify(record), 'utf8'), `${name}/${index}`);
+  const out = Buffer.allocUnsafe(LEN + IV + s.ct.length + TAG);
+  out.writeUInt32BE(IV + s.ct.length + TAG, 0);
+  s.iv.copy(out, LEN);
+  s.ct.copy(out, LEN + IV);
+  s.tag.copy(out, LEN + IV + s.ct.length);
+  return out;
 }
 
 function decode(key: Uint8Array, name: string, index: number, body: Buffer): Json | null {
-  if (body.length < 12 + 16) return null;
-  const plain = open(key, { iv: body.subarray(0, 12).toString('hex'), ct: body.subarray(12, body.length - 16).toString('base64'), tag: body.subarray(body.length - 16).toString('hex') }, `${name}/${index}`);
+  if (body.length < IV + TAG) return null;
+  const plain = openBytes(key, body.subarray(0, IV), body.subarray(IV, body.length - TAG), body.subarray(body.length - TAG), `${name}/${index}`);
   return plain === null ? null : (JSON.parse(plain.toString('utf8')) as Json);
 }
 

@@ -8,7 +8,7 @@ import type { NetworkName } from '../bitcoin/network.js';
 import { SwarmpayError } from '../errors.js';
 import { createKeystore, keystorePath, readKeystore, unlockKeystore, type KeystoreSession, type Unlocker } from '../keystore/keystore.js';
 import type { ScryptParams } from '../keystore/crypto.js';
-import { discover } from './discovery.js';
+import { scanChain } from './discovery.js';
 import { RECEIVE, accountFromXpub, accountNode, accountPath, accountXpub, deriveAddress } from './hd.js';
 import { checkMnemonic, mnemonicToSeed } from './mnemonic.js';
 import { isSpendable } from './coin-select.js';
@@ -90,10 +90,21 @@ export async function unlockSeed(networkDir: string, network: NetworkName, unloc
   return (await unlockWallet(networkDir, network, unlocker, { checkpoint: true })).seed;
 }
 
+/** The account of an unlocked wallet, from the keystore it holds open (no file read). */
+export function sessionAccount(session: KeystoreSession, network: NetworkName): BIP32Interface {
+  const xpub = session.header.public.xpub;
+  if (typeof xpub !== 'string') throw new SwarmpayError('KEYSTORE_CORRUPT', 'the keystore has no wallet account', { hint: 'restore the wallet from its mnemonic into a new datadir' });
+  return accountFromXpub(xpub, network);
+}
+
 /** The first receive address no transaction has paid yet. */
 export async function receiveAddress(chain: ChainBackend, networkDir: string, network: NetworkName): Promise<{ address: string; path: string }> {
-  const account = walletAccount(networkDir, network);
-  const { receive } = await discover(chain, account, network);
+  return receiveAddressOf(chain, walletAccount(networkDir, network), network);
+}
+
+/** receiveAddress of an account already at hand. */
+export async function receiveAddressOf(chain: ChainBackend, account: BIP32Interface, network: NetworkName): Promise<{ address: string; path: string }> {
+  const receive = await scanChain(chain, account, network, RECEIVE);
   const a = deriveAddress(account, network, RECEIVE, receive.nextUnused);
   return { address: a.address, path: a.path };
 }
