@@ -2,7 +2,7 @@
 import { swarmpay } from './helpers/cli.js';
 import { DEMO_FUNDING, DEMO_PAYMENTS, DEMO_PAYMENT_SATS, DEMO_PRICE } from '../src/demo/story.js';
 
-test('demo --json tells the whole story (attested escrow, then 1,000 channel payments) and the balances add up to the sat', async () => {
+test('demo --json tells the whole story (attested escrow, then 100,000 channel payments) and the balances add up to the sat', async () => {
   const r = await swarmpay(['demo']);
   expect(r.code).toBe(0);
   expect(r.stderr).toBe(''); // --json: nothing but the document
