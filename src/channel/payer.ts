@@ -15,7 +15,7 @@ import type { PeerLink } from '../peer/link.js';
 import type { PeerAddress } from '../peer/connect.js';
 import { nextFrame } from '../peer/json-messages.js';
 import { planPayments, signSend } from '../wallet/send.js';
-import { receiveAddress, walletAccount, type WalletContext } from '../wallet/wallet.js';
+import { receiveAddressOf, sessionAccount, type WalletContext } from '../wallet/wallet.js';
 import { CHANNEL_CHAIN, contractKey } from '../wallet/hd.js';
 import { MAX_UNCOVERED, encodeMessage, expectType, parseMessage, type Message } from './messages.js';
 import { PaymentsWriter } from './payments-codec.js';
@@ -68,7 +68,7 @@ export interface OpenSpec {
 export async function openChannels(ctx: WalletContext, specs: OpenSpec[], feeRate: bigint): Promise<OpenResult[]> {
   checkFeeRate(feeRate);
   if (specs.length === 0) return [];
-  const payerScript = addressToScript((await receiveAddress(ctx.chain, ctx.networkDir, ctx.network)).address, ctx.network);
+  const payerScript = addressToScript((await receiveAddressOf(ctx.chain, sessionAccount(ctx.session, ctx.network), ctx.network)).address, ctx.network);
   const tip = await ctx.chain.tipHeight();
   // The close is agreed at the node's estimate (never below the floor), for the payee's
   // P2WPKH; the payee re-checks it against its own node.
@@ -76,7 +76,7 @@ export async function openChannels(ctx: WalletContext, specs: OpenSpec[], feeRat
   const first = nextKeyIndex(ctx.session);
   const agreed = await Promise.all(specs.map((spec, i) => agree(ctx, spec, first + i, payerScript, tip + spec.expiryBlocks, closeFee)));
 
-  const plan = await planPayments(ctx.chain, walletAccount(ctx.networkDir, ctx.network), ctx.network, agreed.map((a, i) => ({ address: a.address, amount: specs[i]!.capacity })), feeRate);
+  const plan = await planPayments(ctx.chain, sessionAccount(ctx.session, ctx.network), ctx.network, agreed.map((a, i) => ({ address: a.address, amount: specs[i]!.capacity })), feeRate);
   const signed = signSend(plan, ctx.seed, ctx.network);
   // planPayments puts the payments first, in order: output i funds channel i.
   const recs = agreed.map((a, vout): PayerRecord & Opening => ({ ...a.rec, status: 'opening', funding: { txid: signed.txid, vout }, fundingTx: signed.hex, ticket: a.ticket }));
@@ -506,7 +506,7 @@ export async function refundChannel(ctx: WalletContext, id: string, feeRate: big
     if (spend?.kind === 'refund') return { txid: spend.tx.txid, fee: 0n };
     throw new SwarmpayError('CHANNEL_STATE', `channel ${id} was closed by the payee (${seen.spend.txid}): the close paid this wallet its remainder`, { hint: 'nothing is left to refund' });
   }
-  const to = addressToScript((await receiveAddress(ctx.chain, ctx.networkDir, ctx.network)).address, ctx.network);
+  const to = addressToScript((await receiveAddressOf(ctx.chain, sessionAccount(ctx.session, ctx.network), ctx.network)).address, ctx.network);
   const tx = refundTx(termsOf(rec), outpointOf(rec), to, feeRate, contractKey(ctx.seed, ctx.network, CHANNEL_CHAIN, rec.keyIndex).priv);
   await broadcastOnce(ctx.chain, tx.hex, tx.txid);
   await updateChannel(ctx.session, id, (r) => (r.status === 'refunding' || r.status === 'refunded' || r.status === 'closing' || r.status === 'closed' ? null : ({ ...stateless(r), status: 'refunding', refund: { txid: tx.txid, height: tip, bumps: [] } } as ChannelRecord)), true);

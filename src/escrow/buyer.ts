@@ -11,7 +11,7 @@ import type { VerifiedAttestation } from '../tpm/attestation.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { planSend, signSend } from '../wallet/send.js';
 import { ESCROW_CHAIN, contractKey } from '../wallet/hd.js';
-import { receiveAddress, walletAccount, type WalletContext } from '../wallet/wallet.js';
+import { receiveAddressOf, sessionAccount, type WalletContext } from '../wallet/wallet.js';
 import { htlcOf, htlcSpend, type HtlcSpend } from './contract.js';
 import { checkOffer, decryptItem, type Offer, type OfferChecks } from './offer.js';
 import { findEscrow, getEscrow, nextEscrowKey, readCiphertext, removeEscrow, saveEscrow, writeEscrowFile, type Acceptance, type EscrowRecord } from './store.js';
@@ -50,7 +50,7 @@ export async function acceptOffer(ctx: WalletContext, offer: Offer, ciphertext: 
   const keyIndex = nextEscrowKey(ctx.session);
   const key = contractKey(ctx.seed, ctx.network, ESCROW_CHAIN, keyIndex);
   const terms: HtlcTerms = { hash: Buffer.from(offer.hash, 'hex'), sellerPubkey: Buffer.from(offer.seller, 'hex'), buyerPubkey: key.pub, timeout, value: BigInt(offer.price) };
-  const plan = await planSend(ctx.chain, walletAccount(ctx.networkDir, ctx.network), ctx.network, htlcOutput(terms, ctx.network).address, terms.value, o.feeRate);
+  const plan = await planSend(ctx.chain, sessionAccount(ctx.session, ctx.network), ctx.network, htlcOutput(terms, ctx.network).address, terms.value, o.feeRate);
   const signed = signSend(plan, ctx.seed, ctx.network);
   const vout = 0; // planSend puts the payment first
   checkHtlcFunding(terms, ctx.network, signed.hex, vout);
@@ -159,7 +159,7 @@ export async function refundEscrow(ctx: WalletContext, id: string, feeRate: bigi
     await saveEscrow(ctx.session, { ...rec, status: 'refunded', refundTxid: spend.txid });
     return { txid: spend.txid, fee: null };
   }
-  const to = addressToScript((await receiveAddress(ctx.chain, ctx.networkDir, ctx.network)).address, ctx.network);
+  const to = addressToScript((await receiveAddressOf(ctx.chain, sessionAccount(ctx.session, ctx.network), ctx.network)).address, ctx.network);
   const tx = htlcRefundTx(h.terms, h.funding, to, feeRate, contractKey(ctx.seed, ctx.network, ESCROW_CHAIN, rec.keyIndex).priv);
   try {
     await broadcastOnce(ctx.chain, tx.hex, tx.txid);

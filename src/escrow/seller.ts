@@ -15,7 +15,7 @@ import type { WaitOptions } from '../chain/backend.js';
 import type { AttestationDoc } from '../tpm/attestation.js';
 import { ShapeError, asObj, hex, int, obj } from '../util/shape.js';
 import { ESCROW_CHAIN, contractKey } from '../wallet/hd.js';
-import { receiveAddress, type WalletContext } from '../wallet/wallet.js';
+import { receiveAddressOf, sessionAccount, type WalletContext } from '../wallet/wallet.js';
 import { htlcOf, htlcSpend } from './contract.js';
 import { draftOffer, offerDigest, signOffer, type Offer } from './offer.js';
 import { getEscrow, htlcTerms, listEscrows, nextEscrowKey, saveEscrow, writeEscrowFile, type Acceptance, type EscrowRecord } from './store.js';
@@ -176,7 +176,7 @@ export async function claimEscrow(ctx: WalletContext, id: string, o: ClaimOption
       details: { tip, timeout: h.terms.timeout },
     });
   }
-  const to = addressToScript((await receiveAddress(ctx.chain, ctx.networkDir, ctx.network)).address, ctx.network);
+  const to = addressToScript((await receiveAddressOf(ctx.chain, sessionAccount(ctx.session, ctx.network), ctx.network)).address, ctx.network);
   const tx = claimTx(h.terms, h.funding, Buffer.from(rec.key!, 'hex'), to, o.feeRate, contractKey(ctx.seed, ctx.network, ESCROW_CHAIN, rec.keyIndex).priv);
   await broadcastOnce(ctx.chain, tx.hex, tx.txid);
   const claimed = { ...rec, status: 'claimed' as const, claimTxid: tx.txid };
