@@ -4,6 +4,7 @@
  * misbehave (garbage, oversized or truncated frames, tampering, replay, reordering,
  * silence, vanishing). Raw test peers are plain sockets; nothing is mocked.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
@@ -16,6 +17,7 @@ import { connectTcp, listenTcp } from '../src/peer/transports.js';
 import { freePort } from '../src/util/daemon.js';
 import { expectCode } from './helpers/expect.js';
 import { tempDir } from './helpers/tmp.js';
+import { ROOT, until } from './helpers/cli.js';
 
 const A = generateStaticKey();
 const B = generateStaticKey();
@@ -414,6 +416,36 @@ describe('silence and disappearance', () => {
     const e = await expectCode(connectTcp(LOCAL, port, A, { handshakeTimeoutMs: 300 }), 'PEER_TIMEOUT');
     expect(e.message).toMatch(/did not complete the handshake within 0.3 s/);
   });
+
+  test('three peers each sending 64 KiB frames as fast as they can to a reader that does not read: a few MiB held, then every message delivered', async () => {
+    const EACH = 600;
+    const held: PeerLink[] = [];
+    const server = await listen((l) => held.push(l));
+    // Each sender in its own process, so that what it queues for its socket is not counted here.
+    const sender = `
+      import { connectTcp } from ${JSON.stringify(path.join(ROOT, 'dist', 'peer', 'transports.js'))};
+      import { generateStaticKey } from ${JSON.stringify(path.join(ROOT, 'dist', 'peer', 'keys.js'))};
+      const link = await connectTcp('127.0.0.1', ${server.port}, generateStaticKey(), { peerKey: Buffer.from('${B.publicKey.toString('hex')}', 'hex') });
+      for (let i = 0; i < ${EACH}; i++) link.send(Buffer.alloc(64 * 1024 - 16, i % 251));
+      await link.closed;`;
+    const kids = Array.from({ length: 3 }, () => spawn(process.execPath, ['--input-type=module', '-e', sender], { stdio: 'ignore' }));
+    cleanups.push(() => kids.forEach((k) => k.kill('SIGKILL')));
+    const base = process.memoryUsage().arrayBuffers;
+    await until(() => held.length === 3);
+    await sleep(1500); // the senders push all they have; nobody reads
+    const grew = (process.memoryUsage().arrayBuffers - base) / 2 ** 20;
+    expect(grew).toBeLessThan(3 * 2 + 4); // 1 MiB per link and a socket read or two each; was 3 x 600 x 64 KiB = 112 MiB
+    const counts = await Promise.all(held.map(async (l) => {
+      let n = 0;
+      for await (const m of l.messages()) {
+        expect(m.length).toBe(64 * 1024 - 16);
+        expect(m[0]).toBe(n % 251);
+        if (++n === EACH) break;
+      }
+      return n;
+    }));
+    expect(counts).toEqual([EACH, EACH, EACH]);
+  }, 30_000);
 
   test('the idle timeout ends a silent link, not a talking one', async () => {
     const [client, server] = await tcpPair({}, { idleTimeoutMs: 400 });

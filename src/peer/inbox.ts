@@ -1,11 +1,12 @@
 /**
  * Decrypted messages waiting for the one reader of a link. When the reader falls behind,
- * the input is paused, so a fast peer fills the kernel's buffers, not our heap.
+ * the input is paused, so a fast peer fills the kernel's buffers, not our heap. The bound
+ * is in bytes, not messages: 4,096 messages of 64 KiB were 256 MiB per link.
  */
 import { SwarmpayError } from '../errors.js';
 
-const HIGH_WATER = 4096;
-const LOW_WATER = HIGH_WATER / 2;
+/** Bytes a link may hold for its reader before its input is paused (it resumes at half). */
+export const INBOX_BYTES = 1024 * 1024;
 
 interface Flow {
   pause(): void;
@@ -18,8 +19,12 @@ export class Inbox implements AsyncIterable<Buffer> {
   private ended = false;
   private error: SwarmpayError | null = null;
   private paused = false;
+  private bytes = 0;
 
-  constructor(private readonly flow: Flow) {}
+  constructor(
+    private readonly flow: Flow,
+    private readonly maxBytes = INBOX_BYTES,
+  ) {}
 
   push(message: Buffer): void {
     if (this.waiter) {
@@ -29,7 +34,8 @@ export class Inbox implements AsyncIterable<Buffer> {
       return;
     }
     this.queue.push(message);
-    if (!this.paused && this.queue.length >= HIGH_WATER) {
+    this.bytes += message.length;
+    if (!this.paused && this.bytes >= this.maxBytes) {
       this.paused = true;
       this.flow.pause();
     }
@@ -54,7 +60,8 @@ export class Inbox implements AsyncIterable<Buffer> {
   private next(): Promise<IteratorResult<Buffer>> {
     const message = this.queue.shift();
     if (message !== undefined) {
-      if (this.paused && this.queue.length <= LOW_WATER) {
+      this.bytes -= message.length;
+      if (this.paused && this.bytes <= this.maxBytes / 2) {
         this.paused = false;
         this.flow.resume();
       }

@@ -6,6 +6,7 @@
 import { Duplex } from 'node:stream';
 import { SwarmpayError } from '../errors.js';
 import { frameBuffer, HEADER_LEN } from './frames.js';
+import { INBOX_BYTES } from './inbox.js';
 import { KEY_LEN, type StaticKey } from './keys.js';
 import { HandshakeState, type Role } from './noise.js';
 import { Session } from './session.js';
@@ -22,6 +23,8 @@ export interface LinkOptions {
   idleTimeoutMs?: number;
   /** The largest frame either side may send, tag included. Default 64 KiB. */
   maxFrame?: number;
+  /** Bytes of messages held for a reader that falls behind before the input is paused. Default 1 MiB. */
+  inboxBytes?: number;
 }
 
 export interface PeerLink {
@@ -45,7 +48,7 @@ const MIN_FRAME = 96;
 const MAX_FRAME = 0xffffffff;
 
 export function linkOptions(opts: LinkOptions): Required<Omit<LinkOptions, 'peerKey'>> {
-  return { handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 10_000, idleTimeoutMs: opts.idleTimeoutMs ?? 120_000, maxFrame: opts.maxFrame ?? 64 * 1024 };
+  return { handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 10_000, idleTimeoutMs: opts.idleTimeoutMs ?? 120_000, maxFrame: opts.maxFrame ?? 64 * 1024, inboxBytes: opts.inboxBytes ?? INBOX_BYTES };
 }
 
 export function handshake(stream: Duplex | ByteStream, role: Role, key: StaticKey, opts: LinkOptions = {}): Promise<PeerLink> {

@@ -31,7 +31,7 @@ export class Session implements PeerLink, FrameSink {
     private readonly tx: CipherState,
     private readonly rx: CipherState,
     readonly remoteKey: Buffer,
-    private readonly opts: { idleTimeoutMs: number; maxFrame: number },
+    private readonly opts: { idleTimeoutMs: number; maxFrame: number; inboxBytes: number },
   ) {
     this.closed = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
     // Nobody has to await `closed`: its rejection also reaches the reader of messages().
@@ -46,7 +46,7 @@ export class Session implements PeerLink, FrameSink {
         wire.resume();
         if (this.state === 'open') this.armIdle();
       },
-    });
+    }, opts.inboxBytes);
     this.armIdle();
     wire.sink = this;
   }
