@@ -12,7 +12,7 @@ import { SwarmpayError } from '../src/errors.js';
 import { claimTx, htlcOutput, readSpend, sha256, type HtlcTerms } from '../src/bitcoin/htlc.js';
 import { acceptOffer, recoverItem, refundEscrow } from '../src/escrow/buyer.js';
 import { htlcOf } from '../src/escrow/contract.js';
-import { encodeEscrowMessage, parseEscrowMessage, type EscrowMessage } from '../src/escrow/messages.js';
+import { CHUNK_BYTES, encodeEscrowMessage, parseEscrowMessage, type EscrowMessage } from '../src/escrow/messages.js';
 import { draftOffer, parseOffer, signOffer, type Offer } from '../src/escrow/offer.js';
 import { EscrowServer, fetchOffer, sendAcceptance } from '../src/escrow/online.js';
 import { claimEscrow, createOffer, openOffers, takeAcceptance, type OfferOptions } from '../src/escrow/seller.js';
@@ -570,6 +570,24 @@ describe('escrow between two wallets on a real btcd', () => {
       expect(await state(seller)).toEqual(before);
       expect(getEscrow(seller.session, offer.id)).toMatchObject({ status: 'offered', acceptance: null });
     });
+
+    test('fifty gets at once from a buyer that does not read: the seller holds a few MiB, not fifty copies of the item; read at last, the offer arrives whole', async () => {
+      const big = item('big', 4 * 1024 * 1024);
+      const { offer } = await createOffer(sctx, offerOptions({ item: big }));
+      const link = await connect();
+      const it = link.messages()[Symbol.asyncIterator]();
+      const base = process.memoryUsage().arrayBuffers;
+      for (let i = 0; i < 50; i++) link.send(encodeEscrowMessage({ t: 'get', id: offer.id }));
+      await new Promise((r) => setTimeout(r, 1500)); // the seller sends what it may; nobody reads
+      const grew = (process.memoryUsage().arrayBuffers - base) / 2 ** 20;
+      expect(grew).toBeLessThan(16); // both ends of the link in this process; was 50 x 4 MiB read and queued
+      const head = await nextMessage(it);
+      expect(head).toMatchObject({ t: 'offer', offer, chunks: Math.ceil(readFileSync(ciphertextPath(seller.networkDir, offer.id)).length / CHUNK_BYTES) });
+      const parts: Buffer[] = [];
+      for (let i = 0; i < (head as { chunks: number }).chunks; i++) parts.push((await nextMessage(it) as { data: Buffer }).data);
+      expect(Buffer.concat(parts).equals(readFileSync(ciphertextPath(seller.networkDir, offer.id)))).toBe(true); // toEqual walks 4 MiB byte by byte
+      await link.close();
+    }, 30_000);
 
     test('an offer held by one buyer is refused to a second, until the first hangs up', async () => {
       const { offer } = await createOffer(sctx, offerOptions());

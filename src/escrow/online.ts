@@ -12,7 +12,7 @@ import type { WalletContext } from '../wallet/wallet.js';
 import { encodeEscrowMessage, expectEscrow, parseEscrowMessage, CHUNK_BYTES, type EscrowMessage } from './messages.js';
 import { parseOffer, type Offer } from './offer.js';
 import { claimConfirmations, claimEscrow, openOffers, parseAcceptance, takeAcceptance } from './seller.js';
-import { listEscrows, readCiphertext, type Acceptance } from './store.js';
+import { eachCiphertextChunk, listEscrows, type Acceptance } from './store.js';
 
 async function next(it: AsyncIterator<Buffer>): Promise<EscrowMessage> {
   return parseEscrowMessage(await nextFrame(it, 'see the other side\'s log'));
@@ -41,7 +41,7 @@ export class EscrowServer {
         if (r.done) return;
         const m = parseEscrowMessage(r.value);
         try {
-          if (m.t === 'get') this.sendOffer(link, m.id);
+          if (m.t === 'get') await this.sendOffer(link, m.id);
           else if (m.t === 'accepted') {
             const a = parseAcceptance(m.acceptance);
             if (this.held.get(a.offer) !== link) throw new SwarmpayError('ESCROW_STATE', `offer ${a.offer} is not held for this buyer`, { hint: 'ask for the offer first' });
@@ -71,7 +71,12 @@ export class EscrowServer {
     }
   }
 
-  private sendOffer(link: PeerLink, id: string | null): void {
+  /**
+   * Sends an offer and its ciphertext a chunk at a time, each once the buyer has taken most
+   * of what came before: however large the item, and however many gets a buyer sends, a
+   * link holds a few hundred KiB.
+   */
+  private async sendOffer(link: PeerLink, id: string | null): Promise<void> {
     const open = openOffers(this.ctx).filter((r) => id === null || r.id === id);
     if (open.length === 0) throw new SwarmpayError('ESCROW_NOT_FOUND', id === null ? 'this seller has no open offer' : `no open offer ${id} here`);
     if (open.length > 1) throw new SwarmpayError('USAGE', `this seller has ${open.length} open offers: ${open.map((r) => r.id).join(', ')}`, { hint: 'name one: `swarmpay escrow accept OFFER-ID --peer …`' });
@@ -79,10 +84,16 @@ export class EscrowServer {
     const holder = this.held.get(rec.id);
     if (holder !== undefined && holder !== link) throw new SwarmpayError('ESCROW_STATE', `offer ${rec.id} is being accepted by another buyer`, { hint: 'try again later' });
     this.held.set(rec.id, link);
-    const ct = readCiphertext(this.ctx.networkDir, rec.id);
-    const chunks = Math.ceil(ct.length / CHUNK_BYTES);
-    link.send(encodeEscrowMessage({ t: 'offer', offer: rec.offer, chunks }));
-    for (let i = 0; i < chunks; i++) link.send(encodeEscrowMessage({ t: 'chunk', i, data: ct.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES) }));
+    await eachCiphertextChunk(
+      this.ctx.networkDir,
+      rec.id,
+      CHUNK_BYTES,
+      (chunks) => link.send(encodeEscrowMessage({ t: 'offer', offer: rec.offer, chunks })),
+      async (i, data) => {
+        link.send(encodeEscrowMessage({ t: 'chunk', i, data }));
+        await link.drained();
+      },
+    );
   }
 
   /** Claims each funded escrow whose funding has its confirmations; one pass at a time. */

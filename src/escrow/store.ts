@@ -4,7 +4,7 @@
  * coins or secrets; the ciphertext beside it in <network>/escrow/, as it may be large and
  * is no secret once the offer is out.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { SwarmpayError, ioError } from '../errors.js';
 import type { Json } from '../util/canonical-json.js';
@@ -120,13 +120,50 @@ export function writeEscrowFile(networkDir: string, name: string, data: string |
 }
 
 export function readCiphertext(networkDir: string, id: string): Buffer {
-  const file = ciphertextPath(networkDir, id);
-  if (!existsSync(file)) throw new SwarmpayError('ESCROW_STATE', `the ciphertext of escrow ${id} is missing (${file})`, { hint: 'restore the file; it came with the offer' });
+  const file = existingCiphertext(networkDir, id);
   try {
     return readFileSync(file);
   } catch (e) {
     throw ioError('read', file, e);
   }
+}
+
+/** Reads a ciphertext `chunkBytes` at a time, for sending one chunk at a time: a large item is never in memory whole. */
+export async function eachCiphertextChunk(networkDir: string, id: string, chunkBytes: number, chunks: (count: number) => void, chunk: (i: number, data: Buffer) => Promise<void>): Promise<void> {
+  const file = existingCiphertext(networkDir, id);
+  let fd: number;
+  let size: number;
+  try {
+    fd = openSync(file, 'r');
+    size = fstatSync(fd).size;
+  } catch (e) {
+    throw ioError('read', file, e);
+  }
+  try {
+    const count = Math.ceil(size / chunkBytes);
+    chunks(count);
+    for (let i = 0; i < count; i++) {
+      const data = Buffer.alloc(Math.min(chunkBytes, size - i * chunkBytes));
+      try {
+        for (let off = 0; off < data.length; ) {
+          const n = readSync(fd, data, off, data.length - off, i * chunkBytes + off);
+          if (n === 0) throw new Error('the file got shorter while it was read');
+          off += n;
+        }
+      } catch (e) {
+        throw ioError('read', file, e);
+      }
+      await chunk(i, data);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function existingCiphertext(networkDir: string, id: string): string {
+  const file = ciphertextPath(networkDir, id);
+  if (!existsSync(file)) throw new SwarmpayError('ESCROW_STATE', `the ciphertext of escrow ${id} is missing (${file})`, { hint: 'restore the file; it came with the offer' });
+  return file;
 }
 
 /** Forgets an escrow whose first step the node refused: nothing of it exists on chain. */

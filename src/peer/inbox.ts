@@ -7,6 +7,11 @@ import { SwarmpayError } from '../errors.js';
 
 /** Bytes a link may hold for its reader before its input is paused (it resumes at half). */
 export const INBOX_BYTES = 1024 * 1024;
+/**
+ * What a message costs beyond its bytes (its Buffer object and its place in the queue):
+ * counted too, so that a peer sending one-byte messages is bounded as well (8,192 of them).
+ */
+const MESSAGE_OVERHEAD = 128;
 
 interface Flow {
   pause(): void;
@@ -34,7 +39,7 @@ export class Inbox implements AsyncIterable<Buffer> {
       return;
     }
     this.queue.push(message);
-    this.bytes += message.length;
+    this.bytes += message.length + MESSAGE_OVERHEAD;
     if (!this.paused && this.bytes >= this.maxBytes) {
       this.paused = true;
       this.flow.pause();
@@ -60,7 +65,7 @@ export class Inbox implements AsyncIterable<Buffer> {
   private next(): Promise<IteratorResult<Buffer>> {
     const message = this.queue.shift();
     if (message !== undefined) {
-      this.bytes -= message.length;
+      this.bytes -= message.length + MESSAGE_OVERHEAD;
       if (this.paused && this.bytes <= this.maxBytes / 2) {
         this.paused = false;
         this.flow.resume();

@@ -25,13 +25,21 @@ export interface LinkOptions {
   maxFrame?: number;
   /** Bytes of messages held for a reader that falls behind before the input is paused. Default 1 MiB. */
   inboxBytes?: number;
+  /** Bytes that may wait for a peer that does not read what is sent to it; past them the link fails. Default 4 MiB. */
+  sendQueueBytes?: number;
 }
 
 export interface PeerLink {
   /** The peer's static public key, authenticated by the handshake. */
   readonly remoteKey: Buffer;
-  /** Encrypts and frames one message (1 byte to maxFrame - 16); everything sent in one tick leaves in one write. */
+  /**
+   * Encrypts and frames one message (1 byte to maxFrame - 16); everything sent in one tick
+   * leaves in one write. A peer that leaves more than `sendQueueBytes` unread fails the link
+   * (PEER_TIMEOUT): a sender of much should await drained() as it goes.
+   */
   send(message: Uint8Array): void;
+  /** Resolves once what waits for the peer is down to a few hundred KiB (or the link is over). */
+  drained(): Promise<void>;
   /** The peer's messages in order; ends when the peer closes the link, throws a SwarmpayError when anything goes wrong. One reader. */
   messages(): AsyncIterable<Buffer>;
   /** Sends what is pending and a close notice, ends our side, waits (briefly) for the peer's end. */
@@ -39,6 +47,9 @@ export interface PeerLink {
   /** Resolves when the link is closed cleanly by either side, rejects with the reason when it failed. */
   readonly closed: Promise<void>;
 }
+
+/** What may wait for a peer that does not read (a channel payer's window is about 1 MiB at most). */
+export const SEND_QUEUE_BYTES = 4 * 1024 * 1024;
 
 /** Binds the handshake to this protocol and version: a peer speaking anything else fails it. */
 const PROLOGUE = Buffer.from('swarmpay/1');
@@ -48,7 +59,7 @@ const MIN_FRAME = 96;
 const MAX_FRAME = 0xffffffff;
 
 export function linkOptions(opts: LinkOptions): Required<Omit<LinkOptions, 'peerKey'>> {
-  return { handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 10_000, idleTimeoutMs: opts.idleTimeoutMs ?? 120_000, maxFrame: opts.maxFrame ?? 64 * 1024, inboxBytes: opts.inboxBytes ?? INBOX_BYTES };
+  return { handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 10_000, idleTimeoutMs: opts.idleTimeoutMs ?? 120_000, maxFrame: opts.maxFrame ?? 64 * 1024, inboxBytes: opts.inboxBytes ?? INBOX_BYTES, sendQueueBytes: opts.sendQueueBytes ?? SEND_QUEUE_BYTES };
 }
 
 export function handshake(stream: Duplex | ByteStream, role: Role, key: StaticKey, opts: LinkOptions = {}): Promise<PeerLink> {

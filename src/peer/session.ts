@@ -11,6 +11,8 @@ import { TAG_LEN, type CipherState } from './noise.js';
 import { aboutPeer, type FrameSink, type FrameStream } from './wire.js';
 
 const EMPTY = Buffer.alloc(0);
+/** What drained() lets wait: enough to keep a link busy, little enough that many links hold little. */
+const DRAINED_BYTES = 256 * 1024;
 /** Once our end is sent, how long the peer has to end its side before we cut the stream. */
 const CLOSE_GRACE_MS = 5_000;
 
@@ -31,7 +33,7 @@ export class Session implements PeerLink, FrameSink {
     private readonly tx: CipherState,
     private readonly rx: CipherState,
     readonly remoteKey: Buffer,
-    private readonly opts: { idleTimeoutMs: number; maxFrame: number; inboxBytes: number },
+    private readonly opts: { idleTimeoutMs: number; maxFrame: number; inboxBytes: number; sendQueueBytes: number },
   ) {
     this.closed = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
     // Nobody has to await `closed`: its rejection also reaches the reader of messages().
@@ -59,7 +61,20 @@ export class Session implements PeerLink, FrameSink {
     if (message.length === 0 || bodyLen > this.opts.maxFrame) {
       throw new SwarmpayError('INTERNAL', `a ${message.length}-byte message cannot be sent: messages are 1 to ${this.opts.maxFrame - TAG_LEN} bytes`);
     }
+    const queued = this.wire.queued;
+    if (queued + HEADER_LEN + bodyLen > this.opts.sendQueueBytes) {
+      const error = new SwarmpayError('PEER_TIMEOUT', `does not read what is sent to it: ${queued} bytes wait for it`, {
+        hint: 'the peer or the network stalled; reconnect',
+        details: { phase: 'write', queuedBytes: queued, limitBytes: this.opts.sendQueueBytes },
+      });
+      this.wire.fail(error);
+      throw this.failure ?? error;
+    }
     this.seal(message, bodyLen);
+  }
+
+  drained(): Promise<void> {
+    return this.wire.drained(DRAINED_BYTES);
   }
 
   messages(): AsyncIterable<Buffer> {
@@ -123,6 +138,9 @@ export class Session implements PeerLink, FrameSink {
     this.state = 'closing';
     this.disarmIdle();
     this.inbox.end();
+    // Whatever still arrives is dropped (frame() ignores it), but it must be read: a peer
+    // blocked on sending it would never see our end, and we would wait out the grace.
+    this.wire.resume();
     this.grace = setTimeout(() => this.finish(null), CLOSE_GRACE_MS);
     this.wire.end(() => {
       this.outputFlushed = true;

@@ -60,6 +60,28 @@ export class FrameStream {
     this.w.write(frame);
   }
 
+  /** Bytes written and not yet handed to the OS: what a peer that does not read leaves waiting. */
+  get queued(): number {
+    return this.w.writableLength;
+  }
+
+  /** Resolves once fewer than `bytes` wait to be handed to the OS, or the stream is over. */
+  async drained(bytes: number): Promise<void> {
+    // 'drain' comes only after a write found the buffer over its high-water mark.
+    const below = Math.max(bytes, this.w.writableHighWaterMark);
+    while (!this.over && this.w.writableLength > below) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          this.w.off('drain', done);
+          this.w.off('close', done);
+          resolve();
+        };
+        this.w.on('drain', done);
+        this.w.on('close', done);
+      });
+    }
+  }
+
   /** Sends what is pending, then ends our side; `flushed` runs once it is all handed to the OS (or the stream failed). */
   end(flushed: () => void): void {
     this.uncork();
