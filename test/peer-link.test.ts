@@ -514,6 +514,19 @@ describe('silence and disappearance', () => {
     expect((await readUntilError(client)).error.code).toBe('PEER_UNREACHABLE');
   });
 
+  test('a peer that trickles a byte every 100 ms and never completes a frame is closed by the idle timeout', async () => {
+    const { b, sa } = await linkedPair({}, { idleTimeoutMs: 400 });
+    const header = Buffer.alloc(HEADER_LEN);
+    header.writeUInt32BE(100);
+    sa.write(header);
+    const trickle = setInterval(() => sa.write(Buffer.from([0x55])), 100);
+    cleanups.push(() => clearInterval(trickle));
+    const start = performance.now();
+    const { error } = await readUntilError(b);
+    expect(error).toMatchObject({ code: 'PEER_TIMEOUT', details: { phase: 'idle', timeoutMs: 400 } });
+    expect(performance.now() - start).toBeLessThan(1_000); // bytes alone used to keep it open until the frame was whole, 10 s on
+  });
+
   test('a peer whose socket is destroyed: the reader gets an error, not a hang or a clean end', async () => {
     const { a, b, sa } = await linkedPair();
     a.send(Buffer.from('last words'));

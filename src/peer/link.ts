@@ -105,7 +105,6 @@ class Handshake implements FrameSink {
     if (this.hs.finished) this.open();
   }
 
-  activity(): void {}
 
   ended(error: SwarmpayError | null): void {
     clearTimeout(this.timer);

@@ -99,16 +99,14 @@ export class Session implements PeerLink, FrameSink {
     // After a close notice, either way, whatever still arrives is of no interest.
     if (this.state !== 'open') return;
     const message = this.rx.decryptWithAd(EMPTY, body);
+    // Only a whole authenticated frame shows the peer alive: a byte a second would otherwise hold a link forever.
+    this.idle?.refresh();
     if (message.length > 0) {
       this.inbox.push(message);
     } else {
       this.closedBy = 'peer';
       this.shutDown();
     }
-  }
-
-  activity(): void {
-    this.idle?.refresh();
   }
 
   ended(error: SwarmpayError | null): void {

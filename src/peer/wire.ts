@@ -17,8 +17,6 @@ export interface ByteStream {
 export interface FrameSink {
   /** A complete frame. Throwing here ends the stream with that error. */
   frame(body: Buffer): void;
-  /** Bytes arrived, whole frames or not: the peer is alive. */
-  activity(): void;
   /** Called once: the input is over. null means it ended cleanly between two frames. */
   ended(error: SwarmpayError | null): void;
 }
@@ -115,7 +113,6 @@ export class FrameStream {
 
   private readonly onData = (chunk: Buffer): void => {
     if (this.over) return;
-    this.sink.activity();
     this.decoder.push(chunk);
     try {
       for (let f = this.decoder.next(); f !== undefined && !this.over; f = this.decoder.next()) this.sink.frame(f);
