@@ -159,6 +159,10 @@ typeset -ga _swarmpay_args_channel_serve=(
   '--min-close-fee-rate=[the least close fee rate agreed at open, whatever the node estimates (default 2)]:sat/vB: '
   '--bump-after=[bump a close by CPFP once it has waited this many blocks unconfirmed (default 2)]:blocks: '
   '--poll=[how often to look at every channel: closes to make, confirm or bump (default 10)]:seconds: '
+  '--max-connections=[peers connected at once, handshakes included; more are closed at once (default 4096)]:connections: '
+  '--max-handshakes=[handshakes run at once; later connections wait their turn (default 64)]:handshakes: '
+  '--handshake-timeout=[a connection must finish its handshake within this (default 10)]:seconds: '
+  '--idle-timeout=[close a link that brings no whole frame for this long (default 120)]:seconds: '
   '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
 )
 typeset -ga _swarmpay_args_channel_open=(
@@ -264,6 +268,10 @@ typeset -ga _swarmpay_args_escrow_serve=(
   '--poll=[how often to look for funded escrows to claim (default 5)]:seconds: '
   '--margin=[refuse acceptances and claims this near the timeout (default 6)]:blocks: '
   '--fee-rate=[fee rate of the claims (default 2 on regtest)]:sat/vB: '
+  '--max-connections=[peers connected at once, handshakes included; more are closed at once (default 4096)]:connections: '
+  '--max-handshakes=[handshakes run at once; later connections wait their turn (default 64)]:handshakes: '
+  '--handshake-timeout=[a connection must finish its handshake within this (default 10)]:seconds: '
+  '--idle-timeout=[close a link that brings no whole frame for this long (default 120)]:seconds: '
   '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
 )
 typeset -ga _swarmpay_args_escrow_list=(

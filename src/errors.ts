@@ -55,6 +55,8 @@ export type ErrorCode =
   | 'PEER_PROTOCOL'
   | 'PEER_AUTH_FAILED'
   | 'PEER_KEY_MISMATCH'
+  /** A server at its limit of connections or handshakes (in its log; the peer only sees the connection closed). */
+  | 'PEER_REFUSED'
   // channels
   | 'CHANNEL_REFUSED'
   | 'CHANNEL_STATE'

@@ -317,7 +317,8 @@ describe('the channel lifecycle on a real btcd', () => {
       const s = await session(rec.id);
       const load = loadCpu();
       try {
-        const streaming = s.pay(Array.from({ length: 500_000 }, () => ({ sats: 1n, pid: null })));
+        // Paced, so that the stream is still going when the close comes (unpaced, it can be over in 700 ms).
+        const streaming = s.pay(Array.from({ length: 500_000 }, () => ({ sats: 1n, pid: null })), { pace: 200_000 });
         await new Promise((r) => setTimeout(r, 700));
         const closeTxid = await payee.closeChannel(rec.id);
         const r = await streaming;

@@ -264,6 +264,28 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
     expect((await b('channel', 'list', '--passphrase-file', pass)).json.channels).toHaveLength(before.keystore);
   }, 120_000);
 
+  test('`channel serve --max-connections 2`: a third connection is closed at once and logged as PEER_REFUSED; the two served go on', async () => {
+    const other = path.join(tmp.dir, 'payee4');
+    expect((await swarmpay(['--datadir', other, 'wallet', 'create', '--mnemonic-file', path.join(tmp.dir, 'payee4.words'), '--passphrase-file', pass])).code).toBe(0);
+    const small = await startServer(['--datadir', other, '--tpm', 'none', ...chainArgs, 'channel', 'serve', '--listen', '127.0.0.1:0', '--passphrase-file', pass, '--max-connections', '2']);
+    let log = '';
+    small.child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    const peerKey = Buffer.from(small.key, 'hex');
+    try {
+      const held = [await connectTcp('127.0.0.1', small.port, generateStaticKey(), { peerKey }), await connectTcp('127.0.0.1', small.port, generateStaticKey(), { peerKey })];
+      await expect(connectTcp('127.0.0.1', small.port, generateStaticKey(), { peerKey, handshakeTimeoutMs: 2_000 })).rejects.toMatchObject({ code: 'PEER_UNREACHABLE' });
+      await until(() => log.includes('PEER_REFUSED'));
+      expect(log).toMatch(/PEER_REFUSED: peer 127\.0\.0\.1:\d+: refused: this server holds 2 connections at once/);
+      // The two it holds are served: an open on one of them is answered.
+      const it = held[0]!.messages()[Symbol.asyncIterator]();
+      held[0]!.send(encodeMessage({ t: 'open', id: 'abababababababab', network: 'regtest', capacity: 100_000n, expiry: Number((await a('node', 'status')).json.height) + 200, closeFee: 1000n, payerPubkey: '02' + '79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798', payerScript: '0014' + '11'.repeat(20) }));
+      expect(parseMessage((await it.next()).value as Buffer)).toMatchObject({ t: 'accept' });
+      await Promise.all(held.map((l) => l.close()));
+    } finally {
+      await stop(small.child);
+    }
+  });
+
   test('`channel list` and `show` on both sides: every status they print has its fields, and none is null', async () => {
     for (const run of [a, b]) {
       const list = await run('channel', 'list', '--passphrase-file', pass);

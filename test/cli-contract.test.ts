@@ -60,6 +60,15 @@ describe('errors and exit codes', () => {
     const r = await swarmpay(['wallet', 'info', '--frob']);
     expect([r.code, r.json.error.code]).toEqual([1, 'USAGE']);
   });
+  test('server limits out of range are usage errors, before any wallet is opened', async () => {
+    for (const cmd of [['channel', 'serve'], ['escrow', 'serve']]) {
+      for (const bad of [['--max-connections', '0'], ['--max-handshakes', 'many'], ['--handshake-timeout', '0'], ['--idle-timeout', '-5']]) {
+        const r = await swarmpay(['--datadir', '/nonexistent-swarmpay', ...cmd, ...bad]);
+        expect([cmd.join(' '), bad[0], r.code, r.json.error.code]).toEqual([cmd.join(' '), bad[0], 1, 'USAGE']);
+        expect(r.json.error.message).toContain(bad[0]);
+      }
+    }
+  });
   test('an unknown network is a usage error', async () => {
     const r = await swarmpay(['--network', 'moonnet', 'wallet', 'info']);
     expect([r.code, r.json.error.code]).toEqual([1, 'USAGE']);

@@ -514,6 +514,33 @@ describe('silence and disappearance', () => {
     expect((await readUntilError(client)).error.code).toBe('PEER_UNREACHABLE');
   });
 
+  test('a server at --max-connections closes the next connection at once, logs PEER_REFUSED, and takes one again once a link ends', async () => {
+    const errors: SwarmpayError[] = [];
+    const links: PeerLink[] = [];
+    const l = await listen((link) => links.push(link), { maxConnections: 3, onError: (e) => errors.push(e) });
+    const clients = await Promise.all([0, 1, 2].map(() => connectTcp(LOCAL, l.port, A, { peerKey: B.publicKey }).then(track)));
+    await until(() => links.length === 3);
+    await expectCode(connectTcp(LOCAL, l.port, A, { peerKey: B.publicKey, handshakeTimeoutMs: 2_000 }), 'PEER_UNREACHABLE');
+    expect(errors.map((e) => e.code)).toEqual(['PEER_REFUSED']);
+    expect(errors[0]!.message).toMatch(/refused: this server holds 3 connections at once/);
+    await clients[0]!.close();
+    await links[0]!.closed.catch(() => undefined);
+    track(await connectTcp(LOCAL, l.port, A, { peerKey: B.publicKey }));
+    await until(() => links.length === 4);
+  });
+
+  test('a server at --max-handshakes makes later connections wait their turn: an honest peer behind two silent ones gets in once they time out', async () => {
+    const errors: SwarmpayError[] = [];
+    const l = await listen(() => undefined, { maxHandshakes: 2, handshakeTimeoutMs: 600, onError: (e) => errors.push(e) });
+    const silent = await Promise.all([0, 1].map(() => new Promise<net.Socket>((r) => { const s = net.connect(l.port, LOCAL, () => r(s)); s.on('error', () => undefined); })));
+    cleanups.push(() => silent.forEach((s) => s.destroy()));
+    await sleep(50);
+    const t0 = performance.now();
+    track(await connectTcp(LOCAL, l.port, A, { peerKey: B.publicKey, handshakeTimeoutMs: 3_000 }));
+    expect(performance.now() - t0).toBeGreaterThan(400); // it waited for a slot
+    expect(errors.map((e) => e.code)).toEqual(['PEER_TIMEOUT', 'PEER_TIMEOUT']); // the silent two; nobody refused
+  });
+
   test('a peer that trickles a byte every 100 ms and never completes a frame is closed by the idle timeout', async () => {
     const { b, sa } = await linkedPair({}, { idleTimeoutMs: 400 });
     const header = Buffer.alloc(HEADER_LEN);

@@ -12,7 +12,7 @@ import { MAX_CONFIRMATIONS, MIN_CONFIRMATIONS } from '../channel/messages.js';
 import { peerStaticKey } from '../peer/keys.js';
 import { connectPeer, connectorFor } from '../peer/connect.js';
 import { withContext } from './command.js';
-import { peerOf, runServer, serverLog, unlockedContext } from './peer.js';
+import { peerOf, runServer, serverLimits, serverLog, unlockedContext, withServerLimits, type LimitFlags } from './peer.js';
 import { fieldLines } from './output.js';
 import { feeRateFor, parseCount, parseFeeRate } from './args.js';
 
@@ -54,8 +54,8 @@ function listLine(r: ChannelReport): string {
 export function registerChannel(program: Command): void {
   const channel = program.command('channel').description('payment channels: thousands of payments a second, settled with two transactions');
 
-  channel
-    .command('serve')
+  withServerLimits(channel
+    .command('serve'))
     .description('the payee: accept channels and payments, and see closes confirm, until SIGINT/SIGTERM')
     .option('--listen <host:port>', 'listen for payers on TCP', '127.0.0.1:9735')
     .option('--stdio', 'serve one payer on stdin/stdout (for --peer-cmd, e.g. over ssh)')
@@ -69,7 +69,7 @@ export function registerChannel(program: Command): void {
     .option('--poll <seconds>', 'how often to look at every channel (closes to make, confirm or bump)', '10')
     .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
     .action(
-      withContext<{ listen: string; stdio?: boolean; minCapacity: string; maxCapacity: string; minExpiry: string; confirmations: string; closeMargin: string; minCloseFeeRate: string; bumpAfter: string; poll: string; passphraseFile?: string }>(async (ctx, _args, opts) => {
+      withContext<LimitFlags & { listen: string; stdio?: boolean; minCapacity: string; maxCapacity: string; minExpiry: string; confirmations: string; closeMargin: string; minCloseFeeRate: string; bumpAfter: string; poll: string; passphraseFile?: string }>(async (ctx, _args, opts) => {
         const policy: PayeePolicy = {
           minCapacity: parseSats(opts.minCapacity, '--min-capacity'),
           maxCapacity: parseSats(opts.maxCapacity, '--max-capacity'),
@@ -83,11 +83,12 @@ export function registerChannel(program: Command): void {
           throw new SwarmpayError('USAGE', `--min-expiry ${policy.minExpiryBlocks} must be more than --close-margin ${policy.closeMargin}`, { hint: 'a channel must have blocks for payments before the margin stops them' });
         }
         const pollMs = parseCount(opts.poll, '--poll', 1, 86_400) * 1000;
+        const limits = serverLimits(opts);
         const pc = await unlockedContext(ctx, opts.passphraseFile);
         const payee = new Payee({ ...pc, policy, log: serverLog });
         try {
           await runServer(ctx, {
-            listen: opts.listen, stdio: !!opts.stdio, key: peerStaticKey(pc.seed), pollMs, log: serverLog, what: 'payer',
+            listen: opts.listen, stdio: !!opts.stdio, key: peerStaticKey(pc.seed), limits, pollMs, log: serverLog, what: 'payer',
             serve: (link) => payee.serve(link),
             tick: () => payee.tick(),
           });

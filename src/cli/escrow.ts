@@ -16,7 +16,7 @@ import { withContext } from './command.js';
 import type { Context } from './context.js';
 import { feeRateFor, parseCount, parsePcrs } from './args.js';
 import { readTextFile } from './input-file.js';
-import { peerOf, runServer, serverLog, unlockedContext } from './peer.js';
+import { peerOf, runServer, serverLimits, serverLog, unlockedContext, withServerLimits, type LimitFlags } from './peer.js';
 import { connectPeer } from '../peer/connect.js';
 import { fieldLines } from './output.js';
 import { DEFAULT_QUOTE_PCRS } from './tpm.js';
@@ -233,8 +233,8 @@ export function registerEscrow(program: Command): void {
       }),
     );
 
-  escrow
-    .command('serve')
+  withServerLimits(escrow
+    .command('serve'))
     .description('the seller: serve open offers over the peer link, take acceptances and claim once funded, until SIGINT/SIGTERM')
     .option('--listen <host:port>', 'listen for buyers on TCP', '127.0.0.1:9736')
     .option('--stdio', 'serve one buyer on stdin/stdout (for --peer-cmd, e.g. over ssh)')
@@ -243,13 +243,14 @@ export function registerEscrow(program: Command): void {
     .option('--fee-rate <sat/vB>', 'fee rate of the claims (default 2 on regtest)')
     .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
     .action(
-      withContext<{ listen: string; stdio?: boolean; poll: string; margin: string; feeRate?: string; passphraseFile?: string }>(async (ctx, _args, opts) => {
+      withContext<LimitFlags & { listen: string; stdio?: boolean; poll: string; margin: string; feeRate?: string; passphraseFile?: string }>(async (ctx, _args, opts) => {
         const pollMs = parseCount(opts.poll, '--poll', 1, 86_400) * 1000;
+        const limits = serverLimits(opts);
         const margin = parseCount(opts.margin, '--margin', 1, 10_000);
         const feeRate = feeRateFor(ctx.network, opts.feeRate);
         const wc = await unlockedContext(ctx, opts.passphraseFile);
         const server = new EscrowServer(wc, { feeRate, margin, log: serverLog });
-        await runServer(ctx, { listen: opts.listen, stdio: !!opts.stdio, key: peerStaticKey(wc.seed), pollMs, log: serverLog, what: 'buyer', serve: (link) => server.serve(link), tick: () => server.claimReady() });
+        await runServer(ctx, { listen: opts.listen, stdio: !!opts.stdio, key: peerStaticKey(wc.seed), limits, pollMs, log: serverLog, what: 'buyer', serve: (link) => server.serve(link), tick: () => server.claimReady() });
         await server.claimReady();
         serverLog('stopped');
       }),

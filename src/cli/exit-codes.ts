@@ -40,6 +40,7 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   PEER_PROTOCOL: 2,
   PEER_AUTH_FAILED: 2,
   PEER_KEY_MISMATCH: 2,
+  PEER_REFUSED: 2,
 
   WALLET_NOT_FOUND: 3,
   CHANNEL_NOT_FOUND: 3,

@@ -3,13 +3,16 @@
  * options (--peer HOST:PORT or --peer-cmd, --peer-key), and the server loop of `serve`
  * (TCP or stdio, until SIGINT/SIGTERM, with a periodic task).
  */
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
 import { SwarmpayError } from '../errors.js';
-import { listenTcp, stdioPeer } from '../peer/transports.js';
-import type { PeerLink } from '../peer/link.js';
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HANDSHAKES, listenTcp, stdioPeer, type ServerLimits } from '../peer/transports.js';
+import type { LinkOptions, PeerLink } from '../peer/link.js';
 import type { StaticKey } from '../peer/keys.js';
 import type { PeerAddress } from '../peer/connect.js';
 import { unlockWallet, type WalletContext } from '../wallet/wallet.js';
 import type { Context } from './context.js';
+import { parseCount } from './args.js';
 
 /** HOST:PORT; port 0 (any free port) only where we listen. */
 export function parseHostPort(text: string, what: string, listen = false): { host: string; port: number } {
@@ -29,10 +32,52 @@ export function peerOf(opts: { peer?: string; peerCmd?: string }): PeerAddress {
   return opts.peer !== undefined ? { kind: 'tcp', ...parseHostPort(opts.peer, '--peer') } : { kind: 'cmd', command: opts.peerCmd! };
 }
 
+/** The limits every server takes as flags (`channel serve`, `escrow serve`). */
+export function withServerLimits(cmd: Command): Command {
+  return cmd
+    .option('--max-connections <n>', 'peers connected at once, handshakes included; more are closed at once', String(DEFAULT_MAX_CONNECTIONS))
+    .option('--max-handshakes <n>', 'handshakes run at once; later connections wait their turn', String(DEFAULT_MAX_HANDSHAKES))
+    .option('--handshake-timeout <seconds>', 'a connection must finish its handshake within this', '10')
+    .option('--idle-timeout <seconds>', 'close a link that brings no whole frame for this long', '120');
+}
+
+export interface LimitFlags {
+  maxConnections: string;
+  maxHandshakes: string;
+  handshakeTimeout: string;
+  idleTimeout: string;
+}
+
+export function serverLimits(o: LimitFlags): LinkOptions & ServerLimits {
+  return {
+    maxConnections: parseCount(o.maxConnections, '--max-connections', 1, 100_000),
+    maxHandshakes: parseCount(o.maxHandshakes, '--max-handshakes', 1, 10_000),
+    handshakeTimeoutMs: parseCount(o.handshakeTimeout, '--handshake-timeout', 1, 600) * 1000,
+    idleTimeoutMs: parseCount(o.idleTimeout, '--idle-timeout', 1, 86_400) * 1000,
+  };
+}
+
+/** Descriptors kept for the server's own work (keystore, journal, node, TPM, log) whatever the peers do. */
+const RESERVED_DESCRIPTORS = 64;
+
+/**
+ * The connections this process can hold and still open its own files: the soft limit on
+ * open files (`ulimit -n`, read from /proc where there is one) less a reserve.
+ */
+function connectionBudget(): number | null {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) - RESERVED_DESCRIPTORS : null;
+  } catch {
+    return null;
+  }
+}
+
 export interface ServerOptions {
   listen: string;
   stdio: boolean;
   key: StaticKey;
+  limits: LinkOptions & ServerLimits;
   /** Serves one peer; resolves when that peer is done. */
   serve: (link: PeerLink) => Promise<void>;
   /** Runs every `pollMs` while serving (closing channels, claiming escrows). */
@@ -67,11 +112,15 @@ export async function runServer(ctx: Context, o: ServerOptions): Promise<void> {
   try {
     if (o.stdio) {
       o.log(`serving one ${o.what} on stdin/stdout; key ${o.key.publicKey.toString('hex')}`);
-      const link = await stdioPeer(o.key);
+      const link = await stdioPeer(o.key, o.limits);
       await Promise.race([o.serve(link), stopped]);
     } else {
       const { host, port } = parseHostPort(o.listen, '--listen', true);
-      const server = await listenTcp(host, port, o.key, (link) => track(o.serve(link)), { onError: (e) => o.log(`${e.code}: ${e.message}`) });
+      const budget = connectionBudget();
+      const wanted = o.limits.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+      const maxConnections = budget === null ? wanted : Math.max(1, Math.min(wanted, budget));
+      if (maxConnections < wanted) o.log(`at most ${maxConnections} connections, not ${wanted}: the rest of this process's ${budget! + RESERVED_DESCRIPTORS} file descriptors (ulimit -n) are kept for its own files`);
+      const server = await listenTcp(host, port, o.key, (link) => track(o.serve(link)), { ...o.limits, maxConnections, onError: (e) => o.log(`${e.code}: ${e.message}`) });
       const where = { listening: `${host}:${server.port}`, peerKey: o.key.publicKey.toString('hex') };
       if (ctx.out.json) ctx.out.jsonLine(where);
       else ctx.out.result(where, `listening on ${where.listening}; key ${where.peerKey}`);

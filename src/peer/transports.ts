@@ -33,26 +33,77 @@ export async function connectTcp(host: string, port: number, key: StaticKey, opt
   return handshake({ readable: socket, writable: socket, describe: `peer ${where}` }, 'initiator', key, opts);
 }
 
+/** How many connections a server holds at once, and how many of them may be mid-handshake. */
+export interface ServerLimits {
+  /** Links, handshakes and connections waiting for one, together; past it a new connection is closed at once. Default 4,096. */
+  maxConnections?: number;
+  /** Handshakes run at once; later connections wait their turn (within the handshake timeout). Default 64. */
+  maxHandshakes?: number;
+}
+
+export const DEFAULT_MAX_CONNECTIONS = 4_096;
+export const DEFAULT_MAX_HANDSHAKES = 64;
+
 /**
  * Accepts connections and runs the handshake on each; `onLink` gets the links that pass,
- * `onError` the connections that did not (scanners, wrong keys, timeouts), which are
- * otherwise dropped quietly. close() stops accepting; links already open stay open.
+ * `onError` the connections that did not (scanners, wrong keys, timeouts, connections past
+ * a limit), which are otherwise dropped quietly. close() stops accepting; links already
+ * open stay open.
  */
 export async function listenTcp(
   host: string,
   port: number,
   key: StaticKey,
   onLink: (link: PeerLink) => void,
-  opts: LinkOptions & { onError?: (e: SwarmpayError) => void } = {},
+  opts: LinkOptions & ServerLimits & { onError?: (e: SwarmpayError) => void } = {},
 ): Promise<{ port: number; close(): Promise<void> }> {
   const handshaking = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    socket.setNoDelay(true);
+  /** Connections accepted and not yet read, waiting for a handshake to finish, oldest first. */
+  const waiting = new Map<net.Socket, NodeJS.Timeout>();
+  let open = 0;
+  const maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  const maxHandshakes = opts.maxHandshakes ?? DEFAULT_MAX_HANDSHAKES;
+  const waitMs = linkOptions(opts).handshakeTimeoutMs;
+  const describe = (s: net.Socket) => `peer ${s.remoteAddress}:${s.remotePort}`;
+  const start = (socket: net.Socket) => {
     handshaking.add(socket);
-    handshake({ readable: socket, writable: socket, describe: `peer ${socket.remoteAddress}:${socket.remotePort}` }, 'responder', key, opts).then(
-      (link) => (handshaking.delete(socket), onLink(link)),
-      (e: SwarmpayError) => (handshaking.delete(socket), opts.onError?.(e)),
+    socket.resume();
+    handshake({ readable: socket, writable: socket, describe: describe(socket) }, 'responder', key, opts).then(
+      (link) => {
+        finished(socket);
+        open++;
+        const done = () => open--;
+        link.closed.then(done, done);
+        onLink(link);
+      },
+      (e: SwarmpayError) => (finished(socket), opts.onError?.(e)),
     );
+  };
+  const finished = (socket: net.Socket) => {
+    handshaking.delete(socket);
+    const [next, timer] = waiting.entries().next().value ?? [];
+    if (next === undefined) return;
+    clearTimeout(timer);
+    waiting.delete(next);
+    start(next);
+  };
+  const server = net.createServer({ pauseOnConnect: true }, (socket) => {
+    // Refused before anything is read or allocated for it: a flood of connections costs a
+    // descriptor for a moment each, and the links being served keep theirs.
+    if (open + handshaking.size + waiting.size >= maxConnections) {
+      socket.destroy();
+      opts.onError?.(new SwarmpayError('PEER_REFUSED', `${describe(socket)}: refused: this server holds ${maxConnections} connections at once`, { hint: 'try again later; the operator can raise --max-connections' }));
+      return;
+    }
+    socket.setNoDelay(true);
+    socket.on('error', () => undefined); // a connection that waits may be reset meanwhile
+    if (handshaking.size < maxHandshakes) return start(socket);
+    // A burst (a payer opening two hundred channels at once) waits its turn, paused, for as long as a handshake may take.
+    waiting.set(socket, setTimeout(() => {
+      waiting.delete(socket);
+      socket.destroy();
+      opts.onError?.(new SwarmpayError('PEER_TIMEOUT', `${describe(socket)}: waited ${waitMs / 1000} s behind ${maxHandshakes} handshakes; closed`, { hint: 'the server is flooded with connections; the operator can raise --max-handshakes' }));
+    }, waitMs));
   });
   const listenFailed = (e: NodeJS.ErrnoException) =>
     new SwarmpayError('PEER_LISTEN_FAILED', `cannot listen on ${host}:${port}: ${e.code ?? e.message}`, { hint: 'choose another port, or stop what holds this one', cause: e });
@@ -66,6 +117,11 @@ export async function listenTcp(
     close: async () => {
       server.close();
       for (const s of handshaking) s.destroy();
+      for (const [s, timer] of waiting) {
+        clearTimeout(timer);
+        s.destroy();
+      }
+      waiting.clear();
     },
   };
 }
