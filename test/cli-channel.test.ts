@@ -11,6 +11,7 @@ import { tempDir } from './helpers/tmp.js';
 import { heapSnapshotEnv, liveHeapMb, loadCpu, startServer, stopChild, type Server } from './helpers/server.js';
 import { connectTcp } from '../src/peer/transports.js';
 import { generateStaticKey } from '../src/peer/keys.js';
+import type { PeerLink } from '../src/peer/link.js';
 import { encodeMessage, parseMessage } from '../src/channel/messages.js';
 
 const BIN = path.join(ROOT, 'bin', 'swarmpay');
@@ -271,20 +272,23 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
     let log = '';
     small.child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     const peerKey = Buffer.from(small.key, 'hex');
+    const held: PeerLink[] = [];
     try {
-      const held = [await connectTcp('127.0.0.1', small.port, generateStaticKey(), { peerKey }), await connectTcp('127.0.0.1', small.port, generateStaticKey(), { peerKey })];
-      await expect(connectTcp('127.0.0.1', small.port, generateStaticKey(), { peerKey, handshakeTimeoutMs: 2_000 })).rejects.toMatchObject({ code: 'PEER_UNREACHABLE' });
-      await until(() => log.includes('PEER_REFUSED'));
+      for (let i = 0; i < 2; i++) held.push(await connectTcp('127.0.0.1', small.port, generateStaticKey(), { peerKey }));
+      await expect(connectTcp('127.0.0.1', small.port, generateStaticKey(), { peerKey, handshakeTimeoutMs: 5_000 })).rejects.toMatchObject({ code: 'PEER_UNREACHABLE' });
+      await until(() => log.includes('PEER_REFUSED'), 10_000);
       expect(log).toMatch(/PEER_REFUSED: peer 127\.0\.0\.1:\d+: refused: this server holds 2 connections at once/);
       // The two it holds are served: an open on one of them is answered.
       const it = held[0]!.messages()[Symbol.asyncIterator]();
-      held[0]!.send(encodeMessage({ t: 'open', id: 'abababababababab', network: 'regtest', capacity: 100_000n, expiry: Number((await a('node', 'status')).json.height) + 200, closeFee: 1000n, payerPubkey: '02' + '79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798', payerScript: '0014' + '11'.repeat(20) }));
+      const tip = Number((await a('node', 'status')).json.height);
+      held[0]!.send(encodeMessage({ t: 'open', id: 'abababababababab', network: 'regtest', capacity: 100_000n, expiry: tip + 200, closeFee: 1000n, payerPubkey: '02' + '79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798', payerScript: '0014' + '11'.repeat(20) }));
       expect(parseMessage((await it.next()).value as Buffer)).toMatchObject({ t: 'accept' });
-      await Promise.all(held.map((l) => l.close()));
     } finally {
+      // Closed before the server stops: it waits for every link it serves.
+      await Promise.all(held.map((l) => l.close()));
       await stop(small.child);
     }
-  });
+  }, 60_000);
 
   test('`channel list` and `show` on both sides: every status they print has its fields, and none is null', async () => {
     for (const run of [a, b]) {

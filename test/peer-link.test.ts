@@ -522,7 +522,7 @@ describe('silence and disappearance', () => {
     await until(() => links.length === 3);
     await expectCode(connectTcp(LOCAL, l.port, A, { peerKey: B.publicKey, handshakeTimeoutMs: 2_000 }), 'PEER_UNREACHABLE');
     expect(errors.map((e) => e.code)).toEqual(['PEER_REFUSED']);
-    expect(errors[0]!.message).toMatch(/refused: this server holds 3 connections at once/);
+    expect(errors[0]!.message).toMatch(/^peer 127\.0\.0\.1:\d+: refused: this server holds 3 connections at once/);
     await clients[0]!.close();
     await links[0]!.closed.catch(() => undefined);
     track(await connectTcp(LOCAL, l.port, A, { peerKey: B.publicKey }));

@@ -91,8 +91,9 @@ export async function listenTcp(
     // Refused before anything is read or allocated for it: a flood of connections costs a
     // descriptor for a moment each, and the links being served keep theirs.
     if (open + handshaking.size + waiting.size >= maxConnections) {
+      const who = describe(socket); // a destroyed socket no longer knows its address
       socket.destroy();
-      opts.onError?.(new SwarmpayError('PEER_REFUSED', `${describe(socket)}: refused: this server holds ${maxConnections} connections at once`, { hint: 'try again later; the operator can raise --max-connections' }));
+      opts.onError?.(new SwarmpayError('PEER_REFUSED', `${who}: refused: this server holds ${maxConnections} connections at once`, { hint: 'try again later; the operator can raise --max-connections' }));
       return;
     }
     socket.setNoDelay(true);
@@ -100,9 +101,10 @@ export async function listenTcp(
     if (handshaking.size < maxHandshakes) return start(socket);
     // A burst (a payer opening two hundred channels at once) waits its turn, paused, for as long as a handshake may take.
     waiting.set(socket, setTimeout(() => {
+      const who = describe(socket);
       waiting.delete(socket);
       socket.destroy();
-      opts.onError?.(new SwarmpayError('PEER_TIMEOUT', `${describe(socket)}: waited ${waitMs / 1000} s behind ${maxHandshakes} handshakes; closed`, { hint: 'the server is flooded with connections; the operator can raise --max-handshakes' }));
+      opts.onError?.(new SwarmpayError('PEER_TIMEOUT', `${who}: waited ${waitMs / 1000} s behind ${maxHandshakes} handshakes; closed`, { hint: 'the server is flooded with connections; the operator can raise --max-handshakes' }));
     }, waitMs));
   });
   const listenFailed = (e: NodeJS.ErrnoException) =>
