@@ -541,6 +541,37 @@ describe('silence and disappearance', () => {
     expect(errors.map((e) => e.code)).toEqual(['PEER_TIMEOUT', 'PEER_TIMEOUT']); // the silent two; nobody refused
   });
 
+  test('a sender waiting in drained() for a peer that takes nothing fails the link at the idle timeout, though its own reader is behind too', async () => {
+    const [client, server] = await tcpPair({}, { idleTimeoutMs: 500 });
+    void client; // never reads
+    // The client also fills the server's inbox, which pauses the server's input (and its idle timer).
+    for (let i = 0; i < 40; i++) client.send(Buffer.alloc(64 * 1024 - 16, 1));
+    const start = performance.now();
+    const e = await failure((async () => {
+      for (;;) {
+        server.send(Buffer.alloc(64 * 1024 - 16, 2));
+        await server.drained();
+      }
+    })());
+    expect(e).toMatchObject({ code: 'PEER_TIMEOUT', details: { phase: 'write', timeoutMs: 500 } });
+    expect(performance.now() - start).toBeLessThan(3_000); // it waited forever before
+  });
+
+  test('one address flooding the server with silent connections gets a handshake slot in turn with others, not all of them: an honest peer still gets in', async () => {
+    const l = await listen(() => undefined, { maxHandshakes: 2, handshakeTimeoutMs: 1_000, onError: () => undefined });
+    const flood: net.Socket[] = [];
+    cleanups.push(() => flood.forEach((s) => s.destroy()));
+    const silent = () => {
+      const s = net.connect({ port: l.port, host: LOCAL, localAddress: '127.0.0.2' });
+      s.on('error', () => undefined);
+      flood.push(s);
+    };
+    const timer = setInterval(silent, 40); // 25 a second, from 127.0.0.2
+    cleanups.push(() => clearInterval(timer));
+    await sleep(1_200); // both slots and a long queue are the flood's
+    for (let i = 0; i < 3; i++) track(await connectTcp(LOCAL, l.port, A, { peerKey: B.publicKey, handshakeTimeoutMs: 3_000 }));
+  }, 20_000);
+
   test('a peer that trickles a byte every 100 ms and never completes a frame is closed by the idle timeout', async () => {
     const { b, sa } = await linkedPair({}, { idleTimeoutMs: 400 });
     const header = Buffer.alloc(HEADER_LEN);

@@ -73,8 +73,22 @@ export class Session implements PeerLink, FrameSink {
     this.seal(message, bodyLen);
   }
 
-  drained(): Promise<void> {
-    return this.wire.drained(DRAINED_BYTES);
+  /**
+   * Waits, within the idle timeout, for the peer to take what was sent: a peer that takes
+   * nothing for that long fails the link (PEER_TIMEOUT). The idle timer alone would not do,
+   * as it stops while our own reader is behind, and a sender waiting here reads nothing.
+   */
+  async drained(): Promise<void> {
+    const ms = this.opts.idleTimeoutMs;
+    if (ms === 0) return this.wire.drained(DRAINED_BYTES);
+    const timer = setTimeout(() => {
+      this.wire.fail(new SwarmpayError('PEER_TIMEOUT', `took nothing sent to it for ${ms / 1000} s`, { hint: 'the peer or the network stalled; reconnect', details: { phase: 'write', timeoutMs: ms } }));
+    }, ms);
+    try {
+      await this.wire.drained(DRAINED_BYTES);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   messages(): AsyncIterable<Buffer> {

@@ -58,8 +58,21 @@ export async function listenTcp(
   opts: LinkOptions & ServerLimits & { onError?: (e: SwarmpayError) => void } = {},
 ): Promise<{ port: number; close(): Promise<void> }> {
   const handshaking = new Set<net.Socket>();
-  /** Connections accepted and not yet read, waiting for a handshake to finish, oldest first. */
-  const waiting = new Map<net.Socket, NodeJS.Timeout>();
+  /**
+   * Connections accepted and not yet read, waiting for a handshake slot: per remote address,
+   * oldest first, the addresses taken in turn. In turn, so that one address that floods the
+   * server with silent connections gets one slot in every few, not all of them.
+   */
+  const waiting = new Map<string, Map<net.Socket, NodeJS.Timeout>>();
+  let waitingCount = 0;
+  const unwait = (address: string, socket: net.Socket): void => {
+    const queue = waiting.get(address);
+    if (!queue?.has(socket)) return;
+    clearTimeout(queue.get(socket));
+    queue.delete(socket);
+    waitingCount--;
+    if (queue.size === 0) waiting.delete(address);
+  };
   let open = 0;
   const maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   const maxHandshakes = opts.maxHandshakes ?? DEFAULT_MAX_HANDSHAKES;
@@ -81,16 +94,23 @@ export async function listenTcp(
   };
   const finished = (socket: net.Socket) => {
     handshaking.delete(socket);
-    const [next, timer] = waiting.entries().next().value ?? [];
-    if (next === undefined) return;
-    clearTimeout(timer);
-    waiting.delete(next);
+    const first = waiting.entries().next().value;
+    if (first === undefined) return;
+    const [address, queue] = first;
+    const next = queue.keys().next().value!;
+    unwait(address, next);
+    // This address goes to the back of the turn.
+    const rest = waiting.get(address);
+    if (rest) {
+      waiting.delete(address);
+      waiting.set(address, rest);
+    }
     start(next);
   };
   const server = net.createServer({ pauseOnConnect: true }, (socket) => {
     // Refused before anything is read or allocated for it: a flood of connections costs a
     // descriptor for a moment each, and the links being served keep theirs.
-    if (open + handshaking.size + waiting.size >= maxConnections) {
+    if (open + handshaking.size + waitingCount >= maxConnections) {
       const who = describe(socket); // a destroyed socket no longer knows its address
       socket.destroy();
       opts.onError?.(new SwarmpayError('PEER_REFUSED', `${who}: refused: this server holds ${maxConnections} connections at once`, { hint: 'try again later; the operator can raise --max-connections' }));
@@ -100,9 +120,13 @@ export async function listenTcp(
     socket.on('error', () => undefined); // a connection that waits may be reset meanwhile
     if (handshaking.size < maxHandshakes) return start(socket);
     // A burst (a payer opening two hundred channels at once) waits its turn, paused, for as long as a handshake may take.
-    waiting.set(socket, setTimeout(() => {
+    const address = socket.remoteAddress ?? '';
+    const queue = waiting.get(address) ?? new Map<net.Socket, NodeJS.Timeout>();
+    waiting.set(address, queue);
+    waitingCount++;
+    queue.set(socket, setTimeout(() => {
       const who = describe(socket);
-      waiting.delete(socket);
+      unwait(address, socket);
       socket.destroy();
       opts.onError?.(new SwarmpayError('PEER_TIMEOUT', `${who}: waited ${waitMs / 1000} s behind ${maxHandshakes} handshakes; closed`, { hint: 'the server is flooded with connections; the operator can raise --max-handshakes' }));
     }, waitMs));
@@ -119,11 +143,14 @@ export async function listenTcp(
     close: async () => {
       server.close();
       for (const s of handshaking) s.destroy();
-      for (const [s, timer] of waiting) {
-        clearTimeout(timer);
-        s.destroy();
+      for (const queue of waiting.values()) {
+        for (const [s, timer] of queue) {
+          clearTimeout(timer);
+          s.destroy();
+        }
       }
       waiting.clear();
+      waitingCount = 0;
     },
   };
 }
