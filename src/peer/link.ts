@@ -105,7 +105,6 @@ class Handshake implements FrameSink {
     if (this.hs.finished) this.open();
   }
 
-
   ended(error: SwarmpayError | null): void {
     clearTimeout(this.timer);
     this.wire.destroy();

@@ -63,12 +63,7 @@ export class Session implements PeerLink, FrameSink {
     }
     const queued = this.wire.queued;
     if (queued + HEADER_LEN + bodyLen > this.opts.sendQueueBytes) {
-      const error = new SwarmpayError('PEER_TIMEOUT', `does not read what is sent to it: ${queued} bytes wait for it`, {
-        hint: 'the peer or the network stalled; reconnect',
-        details: { phase: 'write', queuedBytes: queued, limitBytes: this.opts.sendQueueBytes },
-      });
-      this.wire.fail(error);
-      throw this.failure ?? error;
+      throw this.stall(`does not read what is sent to it: ${queued} bytes wait for it`, { phase: 'write', queuedBytes: queued, limitBytes: this.opts.sendQueueBytes });
     }
     this.seal(message, bodyLen);
   }
@@ -81,9 +76,7 @@ export class Session implements PeerLink, FrameSink {
   async drained(): Promise<void> {
     const ms = this.opts.idleTimeoutMs;
     if (ms === 0) return this.wire.drained(DRAINED_BYTES);
-    const timer = setTimeout(() => {
-      this.wire.fail(new SwarmpayError('PEER_TIMEOUT', `took nothing sent to it for ${ms / 1000} s`, { hint: 'the peer or the network stalled; reconnect', details: { phase: 'write', timeoutMs: ms } }));
-    }, ms);
+    const timer = setTimeout(() => this.stall(`took nothing sent to it for ${ms / 1000} s`, { phase: 'write', timeoutMs: ms }), ms);
     try {
       await this.wire.drained(DRAINED_BYTES);
     } finally {
@@ -163,9 +156,14 @@ export class Session implements PeerLink, FrameSink {
   private armIdle(): void {
     const ms = this.opts.idleTimeoutMs;
     if (ms === 0 || this.idle) return;
-    this.idle = setTimeout(() => {
-      this.wire.fail(new SwarmpayError('PEER_TIMEOUT', `has sent nothing for ${ms / 1000} s`, { hint: 'the peer or the network stalled; reconnect', details: { phase: 'idle', timeoutMs: ms } }));
-    }, ms);
+    this.idle = setTimeout(() => this.stall(`has sent nothing for ${ms / 1000} s`, { phase: 'idle', timeoutMs: ms }), ms);
+  }
+
+  /** Fails the link because the peer stalled, one way or the other; returns the failure to throw. */
+  private stall(message: string, details: Record<string, number | string>): SwarmpayError {
+    const error = new SwarmpayError('PEER_TIMEOUT', message, { hint: 'the peer or the network stalled; reconnect', details });
+    this.wire.fail(error);
+    return this.failure ?? error;
   }
 
   private disarmIdle(): void {
