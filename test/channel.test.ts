@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { startTestNode, type TestNode } from './helpers/node.js';
 import { tempDir } from './helpers/tmp.js';
 import { Sessions } from './helpers/sessions.js';
@@ -18,8 +18,9 @@ import { peerStaticKey } from '../src/peer/keys.js';
 import { MAX_UNCOVERED, encodeMessage, parseMessage, type Message } from '../src/channel/messages.js';
 import { isPaymentsFrame } from '../src/channel/payments-codec.js';
 import { frameOf, paymentsFrame } from './helpers/payments.js';
-import { SETTLED_DEPTH, findChannel, getChannel, openPaymentJournal, readPaymentState, termsOf, outpointOf } from '../src/channel/store.js';
+import { SETTLED_DEPTH, closePaymentJournal, findChannel, getChannel, openPaymentJournal, readPaymentState, termsOf, outpointOf } from '../src/channel/store.js';
 import { refreshChannel } from '../src/channel/flows.js';
+import { recoverJournals } from '../src/channel/recover.js';
 import { connectTcp, listenTcp } from '../src/peer/transports.js';
 import type { PeerLink } from '../src/peer/link.js';
 import { StateHasher, channelOutput, signState } from '../src/bitcoin/channel.js';
@@ -334,11 +335,74 @@ describe('payment channels on a real btcd', () => {
       expect(largest).toBeLessThan(2 * limit);
       expect(logs.filter((m) => /compact/.test(m))).toEqual([]);
       await own.stop();
-      const { journal: reopened, channels } = openPaymentJournal(own.wallet.session, own.wallet.networkDir);
-      reopened.close();
+      const { channels } = openPaymentJournal(own.wallet.session, own.wallet.networkDir);
+      await closePaymentJournal(own.wallet.session);
       expect(channels.get(s.rec.id)!.state).toEqual(s.paid);
       expect(s.paid).toMatchObject({ seq: 3100, cumulative: 3300n });
       expect([...channels.get(s.rec.id)!.ids].sort()).toEqual([...pids].sort());
+    } finally {
+      await own.stop();
+    }
+  });
+
+  test('a damaged payment journal: the payee refuses to start, recover keeps the newest state a signature proves, and the close pays it; an older copy of the journal is refused', async () => {
+    const own = await ownPayee('damaged', () => undefined);
+    const journal = path.join(own.wallet.networkDir, 'channels', 'channel-payments.journal');
+    const restart = () => new Payee({ session: own.wallet.session, seed: own.wallet.seed, network: 'regtest', networkDir: own.wallet.networkDir, chain: node.chain, policy: DEFAULT_POLICY, log: (m) => logs.push(m) });
+    try {
+      const s = await own.pays();
+      await s.pay([{ sats: 500n, pid: 'first' }]);
+      const old = readFileSync(journal);
+      for (let i = 0; i < 4; i++) await s.pay([{ sats: 500n, pid: `more-${i}` }]);
+      expect(s.paid).toMatchObject({ seq: 5, cumulative: 2500n });
+      await s.disconnect();
+      await own.stop();
+      const whole = readFileSync(journal);
+      // Records are framed by a 4-byte length (plus a 4-byte check) after the two 64-byte headers; the last is the newest state.
+      let last = 128;
+      for (let off = 128; off < whole.length; off += 8 + whole.readUInt32BE(off)) last = off;
+
+      // An older copy beside the keystore that recorded the newer one at shutdown.
+      writeFileSync(journal, old);
+      expect(() => restart()).toThrow(expect.objectContaining({ code: 'ROLLBACK_DETECTED' }));
+
+      // The newest record's tag damaged: its state is intact and its signature proves it.
+      const tagHit = Buffer.from(whole);
+      tagHit[tagHit.length - 1] ^= 1;
+      writeFileSync(journal, tagHit);
+      expect(() => restart()).toThrow(expect.objectContaining({ code: 'KEYSTORE_CORRUPT' }));
+      const r1 = await recoverJournals(own.wallet.session, own.wallet.networkDir);
+      expect(r1.journals[0]).toMatchObject({ status: 'recovered', records: { authentic: 4, unauthenticated: 1 } });
+      expect(r1.journals[0]!.damage).toEqual([{ offset: last, bytes: whole.length - last, what: 'record 4 fails authentication' }]);
+      expect(r1.states).toEqual([{ id: s.rec.id, seq: 5, cumulative: 2500n, proof: 'signature' }]);
+      expect(readFileSync(r1.journals[0]!.keptAs!)).toEqual(tagHit);
+      expect(readPaymentState(own.wallet.session, own.wallet.networkDir, s.rec.id)).toEqual(s.paid);
+      // Whole now: a second run changes nothing.
+      const recovered = readFileSync(journal);
+      expect((await recoverJournals(own.wallet.session, own.wallet.networkDir)).journals[0]!.status).toBe('whole');
+      expect(readFileSync(journal)).toEqual(recovered);
+
+      // The newest record's nonce damaged (in the file as it was before the recovery): nothing of it
+      // can be read, and the state before it is the newest proved.
+      const nonceHit = Buffer.from(whole);
+      nonceHit[last + 8] ^= 0x10;
+      writeFileSync(journal, nonceHit);
+      const r2 = await recoverJournals(own.wallet.session, own.wallet.networkDir);
+      expect(r2.states).toEqual([{ id: s.rec.id, seq: 4, cumulative: 2000n, proof: 'journal' }]);
+      const newestState = r2.states[0]!;
+
+      // The payee starts again and closes on what was recovered; the node pays it.
+      const p = restart();
+      try {
+        const txid = await p.closeChannel(s.rec.id);
+        await node.chain.mine(1);
+        const tx = (await node.chain.getTransaction(txid))!;
+        const t = termsOf(getChannel(own.wallet.session, s.rec.id));
+        expect(tx.outputs.find((o) => Buffer.from(o.script).equals(Buffer.from(t.payeeScript)))!.value).toBe(newestState.cumulative - t.closeFee);
+      } finally {
+        await p.shutdown();
+      }
+      expect(existsSync(`${journal}.lock`)).toBe(false);
     } finally {
       await own.stop();
     }

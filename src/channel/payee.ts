@@ -26,7 +26,7 @@ import { advance, blocksLeft, lookAtChain, notOpen, refusal, type FundingView } 
 import { openTicket, sealTicket } from './ticket.js';
 import { bumpSpend } from './bump.js';
 import {
-  KeyIndexes, SETTLED, findChannel, getChannel, insertChannel, journalRecord, listChannels, openPaymentJournal, outpointOf, stateless, termsOf, updateChannel,
+  KeyIndexes, SETTLED, closePaymentJournal, findChannel, stateRecords, getChannel, insertChannel, journalRecord, listChannels, openPaymentJournal, outpointOf, stateless, termsOf, updateChannel,
   type ChannelPayments, type PayeeRecord, type PaymentState, type SpendTx,
 } from './store.js';
 
@@ -64,8 +64,6 @@ const PAYOUT_ADDRESS_MS = 10_000;
  * channel): at full speed it would otherwise grow by about half a gigabyte an hour.
  */
 export const JOURNAL_COMPACT_BYTES = 64 * 1024 * 1024;
-/** Batch ids per record when the journal is rewritten, so no record grows without bound. */
-const IDS_PER_RECORD = 10_000;
 
 /**
  * The close margin: about four hours of blocks. The payee closes (and payments stop) this
@@ -537,11 +535,7 @@ export class Payee {
     for (const id of new Set([...store.channels.keys(), ...this.live.keys()])) {
       const live = this.live.get(id);
       const { state, ids } = live ? { state: live.committed, ids: live.ids } : store.channels.get(id)!;
-      if (state.sig === null) continue;
-      const all = [...ids];
-      for (let i = 0; i === 0 || i < all.length; i += IDS_PER_RECORD) {
-        records.push(journalRecord(id, state, all.slice(i, i + IDS_PER_RECORD)));
-      }
+      if (state.sig !== null) records.push(...stateRecords(id, state, ids));
     }
     try {
       store.journal.rewrite(records);
@@ -666,8 +660,8 @@ export class Payee {
     if (this.shut) return;
     this.shut = true;
     this.flush();
-    this.store.journal.close();
     this.live.clear();
+    await closePaymentJournal(this.ctx.session);
   }
 }
 

@@ -17,8 +17,8 @@
  * locked while a payer session holds it), rewritten small when it grows.
  */
 import path from 'node:path';
-import { Journal } from '../keystore/journal.js';
 import type { KeystoreSession } from '../keystore/keystore.js';
+import type { Journal } from '../keystore/journal.js';
 import type { Json } from '../util/canonical-json.js';
 
 export interface StatePoint {
@@ -47,9 +47,10 @@ const ZERO: StatePoint = { seq: 0, cumulative: 0n };
 const COMPACT_BYTES = 16 * 1024 * 1024;
 const IDS_PER_RECORD = 10_000;
 
-const file = (networkDir: string, id: string) => path.join(networkDir, 'channels', `payer-${id}.journal`);
-const name = (id: string) => `channel-payer/${id}`;
-const key = (session: KeystoreSession) => session.subkey('channel-payer');
+export const payerJournalFile = (networkDir: string, id: string) => path.join(networkDir, 'channels', `payer-${id}.journal`);
+export const payerJournalName = (id: string) => `channel-payer/${id}`;
+/** One subkey seals every payer journal; each journal's name is sealed into its records. */
+export const PAYER_JOURNAL_KEY = 'channel-payer';
 
 function emptyLedger(): PayerLedger {
   return { signed: ZERO, acked: ZERO, paid: new Set(), pending: new Map() };
@@ -92,20 +93,22 @@ function replay(records: Json[]): PayerLedger {
 
 /** The ledger as it stands, read without locking (for `channel show`). */
 export function readPayerLedger(session: KeystoreSession, networkDir: string, id: string): PayerLedger {
-  return replay(Journal.read(file(networkDir, id), name(id), key(session)).records);
+  return replay(session.readJournal(payerJournalFile(networkDir, id), payerJournalName(id), PAYER_JOURNAL_KEY));
 }
 
 /** The ledger of one channel, open for a payer session to write to (one at a time: the file is locked). */
 export class PayerJournal {
   private constructor(
+    private readonly session: KeystoreSession,
     private readonly journal: Journal,
+    private readonly name: string,
     readonly ledger: PayerLedger,
   ) {}
 
   /** `compactAt`: the size past which it is rewritten on open (COMPACT_BYTES unless set). */
   static open(session: KeystoreSession, networkDir: string, id: string, compactAt = COMPACT_BYTES): PayerJournal {
-    const { journal, records } = Journal.open(file(networkDir, id), name(id), key(session));
-    const j = new PayerJournal(journal, replay(records));
+    const { journal, records } = session.openJournal(payerJournalFile(networkDir, id), payerJournalName(id), PAYER_JOURNAL_KEY);
+    const j = new PayerJournal(session, journal, payerJournalName(id), replay(records));
     if (journal.bytes > compactAt) j.compact();
     return j;
   }
@@ -129,8 +132,9 @@ export class PayerJournal {
     this.write([{ t: 'settle', seq: at.seq, c: at.cumulative.toString(), rebase }]);
   }
 
-  close(): void {
-    this.journal.close();
+  /** Records where the journal stands in the keystore, and lets go of it. */
+  async close(): Promise<void> {
+    await this.session.closeJournal(this.name);
   }
 
   private write(entries: Entry[]): void {

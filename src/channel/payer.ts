@@ -256,7 +256,7 @@ export class PayerSession {
       await s.reconcile();
       return s;
     } catch (e) {
-      journal.close();
+      await journal.close().catch(() => undefined);
       throw e;
     }
   }
@@ -465,8 +465,11 @@ export class PayerSession {
 
   /** Ends the connection and lets go of the ledger (the channel stays as it is). */
   async disconnect(): Promise<void> {
-    this.journal.close();
-    await this.link.close();
+    try {
+      await this.journal.close();
+    } finally {
+      await this.link.close();
+    }
   }
 
   /**

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { SwarmpayError } from '../errors.js';
 import type { Json } from '../util/canonical-json.js';
 import type { KeystoreSession } from '../keystore/keystore.js';
-import { Journal } from '../keystore/journal.js';
+import type { Journal } from '../keystore/journal.js';
 import { fromStored, type ChannelRecord } from './record.js';
 
 export * from './record.js';
@@ -172,16 +172,33 @@ function replay(records: Json[]): Map<string, ChannelPayments> {
   return out;
 }
 
-const JOURNAL = 'channel-payments';
-const journalFile = (networkDir: string) => path.join(networkDir, 'channels', `${JOURNAL}.journal`);
+/** The payee's payment journal: its name (and its subkey's) and its file. */
+export const PAYMENT_JOURNAL = 'channel-payments';
+export const paymentJournalFile = (networkDir: string) => path.join(networkDir, 'channels', `${PAYMENT_JOURNAL}.journal`);
+
+/** Batch ids per record when the journal is rewritten, so no record grows without bound. */
+const IDS_PER_RECORD = 10_000;
+
+/** A channel's state and every batch id it paid, as the records of a rewritten journal. */
+export function stateRecords(ch: string, state: PaymentState, ids: Iterable<string>): Json[] {
+  const all = [...ids];
+  const out: Json[] = [];
+  for (let i = 0; i === 0 || i < all.length; i += IDS_PER_RECORD) out.push(journalRecord(ch, state, all.slice(i, i + IDS_PER_RECORD)));
+  return out;
+}
 
 /** Opens the payee's payment journal to append to, and replays it: per channel, the newest state and every batch id paid. */
 export function openPaymentJournal(session: KeystoreSession, networkDir: string): { journal: Journal; channels: Map<string, ChannelPayments> } {
-  const { journal, records } = Journal.open(journalFile(networkDir), JOURNAL, session.subkey(JOURNAL));
+  const { journal, records } = session.openJournal(paymentJournalFile(networkDir), PAYMENT_JOURNAL);
   return { journal, channels: replay(records) };
+}
+
+/** Records where the payment journal stands in the keystore, and closes it. */
+export async function closePaymentJournal(session: KeystoreSession): Promise<void> {
+  await session.closeJournal(PAYMENT_JOURNAL);
 }
 
 /** The newest state of one channel, read without touching the file (a server may be appending). */
 export function readPaymentState(session: KeystoreSession, networkDir: string, id: string): PaymentState {
-  return replay(Journal.read(journalFile(networkDir), JOURNAL, session.subkey(JOURNAL)).records).get(id)?.state ?? { seq: 0, cumulative: 0n, sig: null };
+  return replay(session.readJournal(paymentJournalFile(networkDir), PAYMENT_JOURNAL)).get(id)?.state ?? { seq: 0, cumulative: 0n, sig: null };
 }

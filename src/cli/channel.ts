@@ -1,4 +1,4 @@
-/** `swarmpay channel serve|open|pay|close|bump|refund|list|show`: parse, call src/channel, print. */
+/** `swarmpay channel serve|open|pay|close|bump|refund|list|recover|show`: parse, call src/channel, print. */
 import { createInterface } from 'node:readline';
 import { createReadStream } from 'node:fs';
 import type { Command } from 'commander';
@@ -9,6 +9,7 @@ import { openChannel, refundChannel } from '../channel/payer.js';
 import type { PayerRecord } from '../channel/store.js';
 import { bumpChannel, channelReports, closeChannel, payGroups, planBatch, resumeOpen, type ChannelReport, type PayGroup, type PayItem } from '../channel/flows.js';
 import { MAX_CONFIRMATIONS, MIN_CONFIRMATIONS } from '../channel/messages.js';
+import { recoverJournals, type Recovery } from '../channel/recover.js';
 import { peerStaticKey } from '../peer/keys.js';
 import { connectPeer, connectorFor } from '../peer/connect.js';
 import { withContext } from './command.js';
@@ -49,6 +50,23 @@ async function readBatch(file: string): Promise<{ pid: string; channel: string; 
 function listLine(r: ChannelReport): string {
   const when = r.expiresIn > 0 ? `expires in ${r.expiresIn} blocks` : `expired ${-r.expiresIn} blocks ago`;
   return `${r.id}  ${r.role}  ${r.status.padEnd(9)}  ${r.paid}/${r.capacity} sats paid  ${when}`;
+}
+
+/** What `channel recover` did, for a reader. */
+function recoveryLines(r: Recovery): string[] {
+  if (r.journals.length === 0) return ['no channel journals in this datadir'];
+  const lines: string[] = [];
+  for (const j of r.journals) {
+    if (j.status === 'whole') {
+      lines.push(`${j.file}: whole, nothing changed`);
+      continue;
+    }
+    lines.push(`${j.file}: ${j.problem}`);
+    for (const d of j.damage) lines.push(`  at byte ${d.offset} (${d.bytes} bytes): ${d.what}`);
+    lines.push(`  rewritten from ${j.records.authentic} records that authenticate${j.records.unauthenticated > 0 ? ` and ${j.records.unauthenticated} that do not (only signed states kept from those)` : ''}; the file as it was is kept as ${j.keptAs ?? '(nothing: it was missing)'}`);
+  }
+  for (const s of r.states) lines.push(`channel ${s.id}: closes on ${s.cumulative} sats at payment ${s.seq} (${s.proof === 'journal' ? 'an authentic record' : "proved by the payer's signature"})`);
+  return lines;
 }
 
 export function registerChannel(program: Command): void {
@@ -233,6 +251,18 @@ export function registerChannel(program: Command): void {
         const pc = await unlockedContext(ctx, opts.passphraseFile);
         const rows = await channelReports(pc);
         ctx.out.result({ channels: rows }, rows.length === 0 ? 'no channels' : rows.map(listLine));
+      }),
+    );
+
+  channel
+    .command('recover')
+    .description('check every channel journal; one that is damaged or older than the keystore recorded is rewritten from what can still be verified, the file kept beside it')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .action(
+      withContext<{ passphraseFile?: string }>(async (ctx, _args, opts) => {
+        const pc = await unlockedContext(ctx, opts.passphraseFile);
+        const r = await recoverJournals(pc.session, pc.networkDir);
+        ctx.out.result({ ...r }, recoveryLines(r));
       }),
     );
 

@@ -18,8 +18,9 @@ import type { NetworkName } from '../bitcoin/network.js';
 import { acquireLock } from '../util/file-lock.js';
 import { faultPoint } from '../util/fault.js';
 import { canonicalJson, deepFreeze, type Json } from '../util/canonical-json.js';
-import { asObj } from '../util/shape.js';
+import { ShapeError, asObj, hex, int } from '../util/shape.js';
 import type { Tpm } from '../tpm/tpm.js';
+import { Journal, type JournalHead, type Salvaged } from './journal.js';
 import { DEFAULT_SCRYPT, deriveKey, open, seal, type ScryptParams } from './crypto.js';
 import { KEYSTORE_FORMAT, KEYSTORE_VERSION, corrupt, headerAad, readKeystore, writeKeystore, type KeystoreFile, type KeystoreHeader, type TpmProtector } from './format.js';
 
@@ -202,6 +203,8 @@ export class KeystoreSession {
   private wroteAt = -Infinity;
   private writeMs = 0;
   private wrote: FileId | null = null;
+  /** Journals this session has open: their heads go into every write of the keystore. */
+  private readonly journals = new Map<string, Journal>();
 
   /**
    * Changes the secret and writes it. With `checkpoint` a TPM keystore's counter advances
@@ -266,6 +269,12 @@ export class KeystoreSession {
         }
       });
       if (refused.every((e) => e !== undefined)) return refused;
+      // What every open journal holds now is durable: recorded here, an older journal is refused from now on.
+      if (this.journals.size > 0) {
+        const heads: { [name: string]: Json } = { ...(secret.journals as { [name: string]: Json } | undefined) };
+        for (const [name, j] of this.journals) heads[name] = { ...j.head };
+        secret.journals = heads;
+      }
       const t0 = performance.now();
       const written = await write(this.file, this.header, this.dataKey, secret, this.tpm, batch.checkpoint);
       this.header = written.header;
@@ -284,6 +293,65 @@ export class KeystoreSession {
   subkey(name: string): Buffer {
     return Buffer.from(hkdfSync('sha256', this.dataKey, Buffer.alloc(0), `swarmpay keystore subkey/${name}`, 32));
   }
+
+  /** The head of a journal as this keystore last recorded it; null if never recorded. */
+  journalHead(name: string): JournalHead | null {
+    const all = this.secret.journals;
+    if (all === undefined) return null;
+    try {
+      const h = asObj(all, 'journals')[name];
+      if (h === undefined) return null;
+      const o = asObj(h, `journals.${name}`);
+      return { gen: int(o, 'gen', name), records: int(o, 'records', name), bytes: int(o, 'bytes', name), hash: hex(o, 'hash', name, 32) };
+    } catch (e) {
+      if (e instanceof ShapeError) throw corrupt(this.file, e.message);
+      throw e;
+    }
+  }
+
+  /**
+   * Opens a journal to append to (`keyName` names its subkey), checked against the head this
+   * keystore recorded; from now on every keystore write records its head.
+   */
+  openJournal(file: string, name: string, keyName = name): { journal: Journal; records: Json[] } {
+    const opened = Journal.open(file, name, this.subkey(keyName), this.journalHead(name));
+    this.journals.set(name, opened.journal);
+    return opened;
+  }
+
+  /** Reads a journal without changing it, checked against the head this keystore recorded. */
+  readJournal(file: string, name: string, keyName = name): Json[] {
+    return Journal.read(file, name, this.subkey(keyName), this.journalHead(name)).records;
+  }
+
+  /**
+   * A clean close: records the journal's head in the keystore (a checkpoint: on a TPM the
+   * counter advances, so that older copies of both are refused), then closes it.
+   */
+  async closeJournal(name: string): Promise<void> {
+    const j = this.journals.get(name);
+    if (j === undefined) return;
+    try {
+      await this.update(() => undefined, { checkpoint: true });
+    } finally {
+      this.journals.delete(name);
+      j.close();
+    }
+  }
+
+  /**
+   * Replaces a damaged journal by what `choose` keeps of what can still be read (see
+   * Journal.recover), and records the new generation's head, so that the damaged or an older
+   * copy is refused from now on.
+   */
+  async recoverJournal(file: string, name: string, keyName: string, choose: (found: Salvaged[]) => Json[], keepAs: string): Promise<Salvaged[]> {
+    const { found, head } = Journal.recover(file, name, this.subkey(keyName), this.journalHead(name)?.gen ?? 0, choose, keepAs);
+    await this.update((s) => {
+      s.journals = { ...(s.journals as { [name: string]: Json } | undefined), [name]: { ...head } };
+    }, { checkpoint: true });
+    return found;
+  }
+
 }
 
 /**

@@ -1,0 +1,135 @@
+/**
+ * `channel recover`: salvage of damaged (or rolled-back) channel journals. Each journal
+ * that no longer opens is read record by record (Journal.salvage), rewritten as a new
+ * generation of what can still be trusted, and the damaged file is kept beside it.
+ *
+ * - The payee's payment journal keeps, per channel, the newest state the payer's signature
+ *   still proves, and the batch ids of every record that still authenticates. A record whose
+ *   authentication fails may still hold an intact state: a signed state proves itself, so
+ *   it is kept if its signature verifies against the channel's terms (its ids are not).
+ * - A payer's ledger keeps only the records that authenticate (nothing in it is signed by
+ *   anyone else); what was lost is reported, and the next session settles on the state the
+ *   payee shows.
+ */
+import { existsSync } from 'node:fs';
+import { SwarmpayError } from '../errors.js';
+import type { Salvaged } from '../keystore/journal.js';
+import type { KeystoreSession } from '../keystore/keystore.js';
+import { StateHasher, verifyState } from '../bitcoin/channel.js';
+import type { Json } from '../util/canonical-json.js';
+import { asObj, hex, int, str } from '../util/shape.js';
+import { PAYER_JOURNAL_KEY, payerJournalFile, payerJournalName } from './payer-ledger.js';
+import { PAYMENT_JOURNAL, findChannel, listChannels, outpointOf, paymentJournalFile, stateRecords, termsOf, type JournalRecord, type PaymentState } from './store.js';
+
+export interface JournalRecovery {
+  file: string;
+  /** `whole`: it opens as it is, nothing was changed. */
+  status: 'whole' | 'recovered';
+  /** Why it did not open (damage, or older than the keystore recorded); null when whole. */
+  problem: string | null;
+  damage: { offset: number; bytes: number; what: string }[];
+  /** Records that authenticate, and records that do not (of which only signed states are kept). */
+  records: { authentic: number; unauthenticated: number };
+  /** Where the file as it was is kept; null when whole. */
+  keptAs: string | null;
+}
+
+/** What a payee can close a channel on after a recovery. */
+export interface RecoveredState {
+  id: string;
+  seq: number;
+  cumulative: bigint;
+  /** `journal`: its record authenticates; `signature`: only the payer's signature proves it. */
+  proof: 'journal' | 'signature';
+}
+
+export interface Recovery {
+  journals: JournalRecovery[];
+  states: RecoveredState[];
+}
+
+/** A payment record as it should be, or null (bytes decrypted without authentication may be anything). */
+function paymentRecord(v: Json): JournalRecord | null {
+  try {
+    const o = asObj(v, 'record');
+    const cumulative = str(o, 'cumulative', 'record');
+    if (!/^(0|[1-9][0-9]{0,18})$/.test(cumulative) || !Array.isArray(o.ids) || !o.ids.every((x) => typeof x === 'string')) return null;
+    return { ch: str(o, 'ch', 'record'), seq: int(o, 'seq', 'record'), cumulative, sig: hex(o, 'sig', 'record', 64), ids: o.ids as string[] };
+  } catch {
+    return null;
+  }
+}
+
+/** Whether the payer signed this state of this channel: a state this wallet cannot check (no such channel) is not kept. */
+function signedByPayer(session: KeystoreSession, id: string, s: PaymentState): boolean {
+  const rec = findChannel(session, id);
+  if (rec === null || rec.role !== 'payee' || s.sig === null) return false;
+  const t = termsOf(rec);
+  return s.cumulative <= t.capacity && verifyState(new StateHasher(t, outpointOf(rec)).sighash(s.cumulative), t.payerPubkey, Buffer.from(s.sig, 'hex'));
+}
+
+/** Per channel, the newest state whose signature verifies, and the ids of authentic records. */
+function choosePayments(session: KeystoreSession, found: Salvaged[], states: RecoveredState[]): Json[] {
+  const byChannel = new Map<string, { cands: { state: PaymentState; authentic: boolean }[]; ids: Set<string> }>();
+  for (const f of found) {
+    if (f.kind !== 'record') continue;
+    const r = paymentRecord(f.value);
+    if (r === null) continue;
+    const c = byChannel.get(r.ch) ?? { cands: [], ids: new Set<string>() };
+    byChannel.set(r.ch, c);
+    c.cands.push({ state: { seq: r.seq, cumulative: BigInt(r.cumulative), sig: r.sig }, authentic: f.authentic });
+    if (f.authentic) for (const pid of r.ids) c.ids.add(pid);
+  }
+  const records: Json[] = [];
+  for (const [id, c] of byChannel) {
+    // Newest first; of two at one sequence number, the authentic one.
+    const best = c.cands.sort((a, b) => b.state.seq - a.state.seq || Number(b.authentic) - Number(a.authentic)).find((k) => signedByPayer(session, id, k.state));
+    if (best === undefined) continue;
+    records.push(...stateRecords(id, best.state, c.ids));
+    states.push({ id, seq: best.state.seq, cumulative: best.state.cumulative, proof: best.authentic ? 'journal' : 'signature' });
+  }
+  return records;
+}
+
+async function recoverOne(session: KeystoreSession, file: string, name: string, keyName: string, choose: (found: Salvaged[]) => Json[]): Promise<JournalRecovery> {
+  let problem: SwarmpayError;
+  try {
+    session.readJournal(file, name, keyName);
+    return { file, status: 'whole', problem: null, damage: [], records: { authentic: 0, unauthenticated: 0 }, keptAs: null };
+  } catch (e) {
+    if (!(e instanceof SwarmpayError) || (e.code !== 'KEYSTORE_CORRUPT' && e.code !== 'ROLLBACK_DETECTED')) throw e;
+    problem = e;
+  }
+  const keptAs = `${file}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  const found = await session.recoverJournal(file, name, keyName, choose, keptAs);
+  const records = found.flatMap((f) => (f.kind === 'record' ? [f] : []));
+  return {
+    file,
+    status: 'recovered',
+    problem: problem.message,
+    damage: found.flatMap((f) => (f.kind === 'damage' ? [{ offset: f.offset, bytes: f.bytes, what: f.what }] : [])),
+    records: { authentic: records.filter((r) => r.authentic).length, unauthenticated: records.filter((r) => !r.authentic).length },
+    keptAs: existsSync(keptAs) ? keptAs : null,
+  };
+}
+
+/**
+ * Checks every channel journal of this datadir and recovers those that do not open. Refused
+ * (the journal is locked) while `channel serve` or a payer session holds one.
+ */
+export async function recoverJournals(session: KeystoreSession, networkDir: string): Promise<Recovery> {
+  const states: RecoveredState[] = [];
+  const journals: JournalRecovery[] = [];
+  const payments = paymentJournalFile(networkDir);
+  if (existsSync(payments) || session.journalHead(PAYMENT_JOURNAL) !== null) {
+    journals.push(await recoverOne(session, payments, PAYMENT_JOURNAL, PAYMENT_JOURNAL, (found) => choosePayments(session, found, states)));
+  }
+  for (const rec of listChannels(session)) {
+    if (rec.role !== 'payer') continue;
+    const file = payerJournalFile(networkDir, rec.id);
+    const name = payerJournalName(rec.id);
+    if (!existsSync(file) && session.journalHead(name) === null) continue;
+    journals.push(await recoverOne(session, file, name, PAYER_JOURNAL_KEY, (found) => found.flatMap((f) => (f.kind === 'record' && f.authentic ? [f.value] : []))));
+  }
+  return { journals, states };
+}
