@@ -27,7 +27,7 @@ _swarmpay_subcommands() {
         node)   echo "start stop status mine help" ;;
         wallet) echo "create address balance info send help" ;;
         tpm)    echo "provision status attest verify help" ;;
-        channel) echo "serve open pay close bump refund list show help" ;;
+        channel) echo "serve open pay close bump refund list recover show help" ;;
         escrow) echo "offer accept claim refund serve list show help" ;;
         *)      echo "" ;;
     esac
@@ -50,6 +50,7 @@ _swarmpay_options() {
         "channel bump")  echo "--fee-rate --passphrase-file" ;;
         "channel refund") echo "--fee-rate --passphrase-file" ;;
         "channel list")  echo "--passphrase-file" ;;
+        "channel recover") echo "--passphrase-file" ;;
         "channel show")  echo "--passphrase-file" ;;
         "escrow offer")  echo "--item --price --name --timeout --max-timeout --confirmations --expires --attest --pcrs --out --passphrase-file" ;;
         "escrow accept") echo "--ciphertext --peer --peer-cmd --peer-key --max-price --timeout --require-attestation --expect-pcrs --ak --fee-rate --out --passphrase-file" ;;
@@ -124,6 +125,7 @@ _swarmpay_optarg() {
         "channel refund --fee-rate")      echo "text" ;;
         "channel refund --passphrase-file") echo "file" ;;
         "channel list --passphrase-file") echo "file" ;;
+        "channel recover --passphrase-file") echo "file" ;;
         "channel show --passphrase-file") echo "file" ;;
         "escrow offer --item")            echo "file" ;;
         "escrow offer --price")           echo "text" ;;

@@ -189,6 +189,7 @@ __swarmpay_cmd channel close 'close a channel (a payer asks the payee to)'
 __swarmpay_cmd channel bump "raise the fee of a channel's pending close or refund (CPFP)"
 __swarmpay_cmd channel refund 'the payer: take back the channel output after the expiry'
 __swarmpay_cmd channel list 'the channels of this datadir, as the chain shows them now'
+__swarmpay_cmd channel recover 'check every channel journal; rewrite a damaged one from what still verifies'
 __swarmpay_cmd channel show 'one channel: status, paid, remaining, expiry in blocks, txids'
 __swarmpay_cmd channel help 'display help for command'
 __swarmpay_opt 'channel serve' --listen text 'listen for payers on TCP HOST:PORT (default 127.0.0.1:9735)'
@@ -224,8 +225,9 @@ __swarmpay_opt 'channel bump' --passphrase-file file 'read the keystore passphra
 __swarmpay_opt 'channel refund' --fee-rate text 'fee rate of the refund (default 2 on regtest)'
 __swarmpay_opt 'channel refund' --passphrase-file file 'read the keystore passphrase from FILE'
 __swarmpay_opt 'channel list' --passphrase-file file 'read the keystore passphrase from FILE'
+__swarmpay_opt 'channel recover' --passphrase-file file 'read the keystore passphrase from FILE'
 __swarmpay_opt 'channel show' --passphrase-file file 'read the keystore passphrase from FILE'
-__swarmpay_arg 'channel help' 'serve open pay close bump refund list show help' 'command'
+__swarmpay_arg 'channel help' 'serve open pay close bump refund list recover show help' 'command'
 
 # escrow
 __swarmpay_cmd escrow offer 'the seller: encrypt an item and sign an offer of it'

@@ -145,6 +145,7 @@ typeset -ga _swarmpay_cmds_channel=(
   'bump:raise the fee of a channel'\''s close (or refund) waiting to confirm, by a child (CPFP) from this wallet'
   'refund:the payer: take back the whole channel output after the expiry'
   'list:the channels of this datadir, each as the chain shows it now'
+  'recover:check every channel journal; rewrite one that is damaged or rolled back from what can still be verified'
   'show:one channel: status, paid, remaining, expiry in blocks, confirmations, txids'
   'help:display help for command'
 )
@@ -198,6 +199,9 @@ typeset -ga _swarmpay_args_channel_refund=(
   '1:channel id: '
 )
 typeset -ga _swarmpay_args_channel_list=(
+  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+)
+typeset -ga _swarmpay_args_channel_recover=(
   '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
 )
 typeset -ga _swarmpay_args_channel_show=(

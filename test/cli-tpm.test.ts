@@ -7,6 +7,7 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { snapshot, swarmpay, type CliResult } from './helpers/cli.js';
+import { startServer } from './helpers/server.js';
 import { tempDir } from './helpers/tmp.js';
 import { startTestTpm, type TestTpm } from './helpers/swtpm.js';
 import { Tpm } from '../src/tpm/tpm.js';
@@ -106,8 +107,32 @@ describe('tpm CLI and the TPM-sealed keystore', () => {
     refused(r, 5, 'ROLLBACK_DETECTED');
     expect(r.json.error.message).toMatch(/rolled back/);
     expect(readFileSync(ks())).toEqual(old);
+    // tpm status says so too: the same error, the whole status in its details.
+    const st = await run('tpm', 'status');
+    refused(st, 5, 'ROLLBACK_DETECTED');
+    expect(st.json.error.details.status.keystore).toMatchObject({ counterState: 'rolled-back', fileCounter: c0.toString(), tpmCounter: (c0 + 1n).toString() });
     writeFileSync(ks(), current);
     expect((await send(to)).code).toBe(0);
+  });
+
+  test('channel serve holds the TPM only while it uses it: other commands, and another datadir on the same TPM, work beside it', async () => {
+    const server = await startServer(['--datadir', dir, 'channel', 'serve', '--listen', '127.0.0.1:0', '--poll', '1']);
+    try {
+      const t0 = Date.now();
+      expect((await run('channel', 'list')).code).toBe(0);
+      expect((await run('wallet', 'balance')).code).toBe(0);
+      const dir2 = path.join(tmp.dir, 'second');
+      const two = (...args: string[]) => swarmpay(['--datadir', dir2, '--tpm', tpmArg, ...args]);
+      expect((await two('wallet', 'create', '--mnemonic-file', path.join(tmp.dir, 'words2'), '--passphrase-file', passFile)).code).toBe(0);
+      expect((await two('tpm', 'provision', '--passphrase-file', passFile)).code).toBe(0);
+      expect((await two('tpm', 'status')).json.keystore).toMatchObject({ protector: 'tpm', counterState: 'current' });
+      // Each waited its turn for a moment, not for the 30 s a held connection made it wait.
+      expect(Date.now() - t0).toBeLessThan(20_000);
+      expect((await run('tpm', 'status')).json.keystore.counterState).toBe('current');
+    } finally {
+      server.child.kill('SIGTERM');
+      await new Promise((r) => server.child.once('exit', r));
+    }
   });
 
   test('a crash between the file write and the counter increment does not brick the wallet', async () => {

@@ -10,6 +10,7 @@ import type { PayerRecord } from '../channel/store.js';
 import { bumpChannel, channelReports, closeChannel, payGroups, planBatch, resumeOpen, type ChannelReport, type PayGroup, type PayItem } from '../channel/flows.js';
 import { MAX_CONFIRMATIONS, MIN_CONFIRMATIONS } from '../channel/messages.js';
 import { recoverJournals, type Recovery } from '../channel/recover.js';
+import { unlockWallet } from '../wallet/wallet.js';
 import { peerStaticKey } from '../peer/keys.js';
 import { connectPeer, connectorFor } from '../peer/connect.js';
 import { withContext } from './command.js';
@@ -260,8 +261,9 @@ export function registerChannel(program: Command): void {
     .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
     .action(
       withContext<{ passphraseFile?: string }>(async (ctx, _args, opts) => {
-        const pc = await unlockedContext(ctx, opts.passphraseFile);
-        const r = await recoverJournals(pc.session, pc.networkDir);
+        // No node: a journal is mended from the disk alone.
+        const { session } = await unlockWallet(ctx.networkDir, ctx.network, ctx.unlocker(opts.passphraseFile), { checkpoint: false });
+        const r = await recoverJournals(session, ctx.networkDir);
         ctx.out.result({ ...r }, recoveryLines(r));
       }),
     );

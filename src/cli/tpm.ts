@@ -1,7 +1,7 @@
 /** `swarmpay tpm provision|status|attest|verify`. */
 import type { Command } from 'commander';
 import { SwarmpayError } from '../errors.js';
-import { keystorePath, provisionTpm, readKeystore } from '../keystore/keystore.js';
+import { counterStanding, keystorePath, provisionTpm, readKeystore, rollbackError } from '../keystore/keystore.js';
 import { describeSpec } from '../tpm/tpm.js';
 import { withContext } from './command.js';
 import type { Context } from './context.js';
@@ -68,17 +68,26 @@ export function registerTpm(program: Command): void {
         }
         const t = await ctx.tpm();
         const [info, lockout, ak] = [await t.info(), await t.lockout(), await t.akPublic()];
+        let refused: { file: string; written: bigint; now: bigint } | null = null;
         if (keystore.protector === 'tpm') {
-          const doc = readKeystore(keystorePath(ctx.networkDir), ctx.network);
+          const file = keystorePath(ctx.networkDir);
+          const doc = readKeystore(file, ctx.network);
           const p = doc.header.protector;
-          if (p.type === 'tpm') keystore.tpmCounter = (await t.readCounter(p.counterIndex)).toString();
+          if (p.type === 'tpm') {
+            const [written, now] = [BigInt(doc.header.counter), await t.readCounter(p.counterIndex)];
+            keystore.tpmCounter = now.toString();
+            keystore.counterState = counterStanding(written, now);
+            if (keystore.counterState === 'rolled-back' || keystore.counterState === 'ahead') refused = { file, written, now };
+          }
         }
         const doc = { tpm: describeSpec(spec), ...info, lockout, attestation: 'available', akName: ak.name.toString('hex'), keystore };
+        // A status that finds the keystore refused says so as that error (exit 5), the whole status in its details.
+        if (refused) throw rollbackError(refused.file, refused.written, refused.now, { status: doc });
         ctx.out.result(doc, [
           `TPM:      ${t.describe} (${info.manufacturer} ${info.vendor}, firmware ${info.firmware})`,
           `lockout:  ${lockout.failedTries}/${lockout.maxTries} failed authorizations`,
           `AK name:  ${doc.akName}`,
-          `keystore: ${keystore.exists ? `${keystore.protector}${keystore.protector === 'tpm' ? `, counter ${keystore.fileCounter} (TPM ${keystore.tpmCounter})${(keystore.pcrs as number[]).length ? `, PCRs ${(keystore.pcrs as number[]).join(',')}` : ''}` : ''}` : 'none'}`,
+          `keystore: ${keystore.exists ? `${keystore.protector}${keystore.protector === 'tpm' ? `, counter ${keystore.fileCounter} (TPM ${keystore.tpmCounter}${keystore.counterState === 'interrupted' ? ': a checkpoint a crash cut short, finished at the next open' : ''})${(keystore.pcrs as number[]).length ? `, PCRs ${(keystore.pcrs as number[]).join(',')}` : ''}` : ''}` : 'none'}`,
         ]);
       }),
     );

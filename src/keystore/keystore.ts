@@ -106,20 +106,30 @@ function decryptPayload(file: string, doc: KeystoreFile, dataKey: Uint8Array): {
 }
 
 /**
- * Compares the file's counter with the TPM's: equal is current, one ahead is a checkpoint
- * a crash interrupted (finished here), anything else is refused.
+ * How a file's counter stands against the TPM's: equal is current, one ahead is a
+ * checkpoint a crash interrupted (the next open finishes it), older was rolled back, and
+ * further ahead belongs with another TPM.
  */
+export type CounterStanding = 'current' | 'interrupted' | 'rolled-back' | 'ahead';
+
+export function counterStanding(written: bigint, now: bigint): CounterStanding {
+  return written === now ? 'current' : written === now + 1n ? 'interrupted' : written < now ? 'rolled-back' : 'ahead';
+}
+
+export function rollbackError(file: string, written: bigint, now: bigint, more: Record<string, unknown> = {}): SwarmpayError {
+  return new SwarmpayError('ROLLBACK_DETECTED', `the keystore ${file} was ${written < now ? 'rolled back' : 'written ahead of this TPM'}: it was written at counter ${written}, the TPM's counter is ${now}`, {
+    hint: written < now ? 'put the newest keystore file back (an older copy would undo payments); failing that, restore the wallet from its mnemonic into a new datadir' : 'this file does not belong with this TPM; use the TPM it was provisioned on',
+    details: { fileCounter: written.toString(), tpmCounter: now.toString(), ...more },
+  });
+}
+
+/** Refuses a file that is not current, after finishing a checkpoint a crash interrupted. */
 async function checkRollback(file: string, p: TpmProtector, written: bigint, tpm: Tpm): Promise<void> {
   const now = await tpm.readCounter(p.counterIndex);
-  if (written === now) return;
-  if (written === now + 1n) {
-    await tpm.incrementCounter(p.counterIndex);
-    return;
-  }
-  throw new SwarmpayError('ROLLBACK_DETECTED', `the keystore ${file} was ${written < now ? 'rolled back' : 'written ahead of this TPM'}: it was written at counter ${written}, the TPM's counter is ${now}`, {
-    hint: written < now ? 'put the newest keystore file back (an older copy would undo payments); failing that, restore the wallet from its mnemonic into a new datadir' : 'this file does not belong with this TPM; use the TPM it was provisioned on',
-    details: { fileCounter: written.toString(), tpmCounter: now.toString() },
-  });
+  const standing = counterStanding(written, now);
+  if (standing === 'current') return;
+  if (standing === 'interrupted') return tpm.incrementCounter(p.counterIndex);
+  throw rollbackError(file, written, now);
 }
 
 /**

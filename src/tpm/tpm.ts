@@ -67,12 +67,21 @@ const ascii = (v: number) => Buffer.from([v >>> 24, (v >>> 16) & 0xff, (v >>> 8)
 /** NV indices swarmpay defines for its counters: the owner range 0x01000000-0x013FFFFF (TCG handle registry). */
 const COUNTER_BASE = 0x01535000;
 
+/**
+ * A TPM, reached only while an operation runs: swtpm serves one connection at a time, so a
+ * long-running command (`channel serve`) that held one would make every other command on
+ * that TPM wait. Each operation holds the connection (`use`) for its whole sequence of
+ * commands (a resource manager such as /dev/tpmrm0 flushes a connection's transient
+ * objects and sessions when it closes) and lets go when the last one ends.
+ */
 export class Tpm {
   private started = false;
+  private conn: Promise<Transport> | null = null;
+  private holders = 0;
 
   private constructor(
-    private readonly t: Transport,
-    readonly spec: TpmSpec,
+    private readonly connect: () => Promise<Transport>,
+    readonly spec: TpmSpec & { kind: 'swtpm' | 'device' },
   ) {}
 
   static async open(spec: TpmSpec): Promise<Tpm> {
@@ -81,12 +90,29 @@ export class Tpm {
         hint: 'pass --tpm swtpm:HOST:PORT or device:PATH; on regtest `swarmpay node start` also starts a software TPM',
       });
     }
-    const t = spec.kind === 'swtpm' ? await SwtpmTransport.connect(spec.host, spec.port) : await DeviceTransport.open(spec.path);
-    return new Tpm(t, spec);
+    const tpm = new Tpm(() => (spec.kind === 'swtpm' ? SwtpmTransport.connect(spec.host, spec.port) : DeviceTransport.open(spec.path)), spec);
+    // Reached once now, so that a wrong --tpm is said at once rather than at first use.
+    await tpm.use(async () => undefined);
+    return tpm;
   }
 
   get describe(): string {
-    return this.t.describe;
+    return this.spec.kind === 'swtpm' ? `swtpm ${this.spec.host}:${this.spec.port}` : this.spec.path;
+  }
+
+  /** Holds the connection while `f` runs (one is made if none is held), and lets go of it after the last holder. */
+  async use<R>(f: (t: Transport) => Promise<R>): Promise<R> {
+    this.holders++;
+    try {
+      this.conn ??= this.connect();
+      return await f(await this.conn);
+    } finally {
+      if (--this.holders === 0 && this.conn !== null) {
+        const c = this.conn;
+        this.conn = null;
+        await c.then((t) => t.close(), () => undefined);
+      }
+    }
   }
 
   /**
@@ -94,28 +120,33 @@ export class Tpm {
    * first; the warnings that mean "send it again" (TPM_RC_RETRY, for instance on the first
    * DA-protected use after start-up, YIELDED, TESTING) are retried a few times, as TSSs do.
    */
-  async run<R>(cmd: Command<R>): Promise<R> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await execute(this.t, cmd);
-      } catch (e) {
-        if (!(e instanceof TpmError)) throw e;
-        if (!this.started && e.is(RC.INITIALIZE)) {
-          this.started = true;
-          await execute(this.t, Startup(TPM_SU.CLEAR));
-          continue;
+  run<R>(cmd: Command<R>): Promise<R> {
+    return this.use(async (t) => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await execute(t, cmd);
+        } catch (e) {
+          if (!(e instanceof TpmError)) throw e;
+          if (!this.started && e.is(RC.INITIALIZE)) {
+            this.started = true;
+            await execute(t, Startup(TPM_SU.CLEAR));
+            continue;
+          }
+          if (attempt < 8 && (e.is(RC.RETRY) || e.is(RC.YIELDED) || e.is(RC.TESTING))) {
+            await sleep(10 * (attempt + 1));
+            continue;
+          }
+          throw e;
         }
-        if (attempt < 8 && (e.is(RC.RETRY) || e.is(RC.YIELDED) || e.is(RC.TESTING))) {
-          await sleep(10 * (attempt + 1));
-          continue;
-        }
-        throw e;
       }
-    }
+    });
   }
 
+  /** Lets go of a connection still held (an operation cut short); the next operation makes a new one. */
   async close(): Promise<void> {
-    await this.t.close();
+    const c = this.conn;
+    this.conn = null;
+    await c?.then((t) => t.close(), () => undefined);
   }
 
   /** n random bytes; the TPM gives at most a digest's worth per call. */
@@ -166,7 +197,11 @@ export class Tpm {
   }
 
   /** Makes the SRK persistent at TCG's handle if nothing is there yet; returns its name. */
-  async persistSrk(): Promise<{ name: Buffer; persisted: boolean }> {
+  persistSrk(): Promise<{ name: Buffer; persisted: boolean }> {
+    return this.use(() => this.persistSrkHeld());
+  }
+
+  private async persistSrkHeld(): Promise<{ name: Buffer; persisted: boolean }> {
     const srk = await this.srk();
     if (!srk.flush) return { name: srk.name, persisted: true };
     try {
@@ -181,13 +216,15 @@ export class Tpm {
     }
   }
 
-  private async withSrk<R>(f: (srk: { handle: number; name: Buffer }) => Promise<R>): Promise<R> {
-    const srk = await this.srk();
-    try {
-      return await f(srk);
-    } finally {
-      if (srk.flush) await this.run(FlushContext(srk.handle));
-    }
+  private withSrk<R>(f: (srk: { handle: number; name: Buffer }) => Promise<R>): Promise<R> {
+    return this.use(async () => {
+      const srk = await this.srk();
+      try {
+        return await f(srk);
+      } finally {
+        if (srk.flush) await this.run(FlushContext(srk.handle));
+      }
+    });
   }
 
   private async withObject<R>(parent: number, blob: SealedBlob, f: (handle: number) => Promise<R>): Promise<R> {
@@ -200,14 +237,16 @@ export class Tpm {
   }
 
   /** A policy session with PolicyPCR over the PCRs' current values; flushed after `f`. */
-  private async withPcrPolicy<R>(type: number, pcrs: number[], f: (session: number) => Promise<R>): Promise<R> {
-    const { handle } = await this.run(StartAuthSession(type, randomBytes(16)));
-    try {
-      await this.run(PolicyPCR(handle, new Uint8Array(0), [{ hash: TPM_ALG.SHA256, pcrs }]));
-      return await f(handle);
-    } finally {
-      await this.run(FlushContext(handle)).catch(() => undefined);
-    }
+  private withPcrPolicy<R>(type: number, pcrs: number[], f: (session: number) => Promise<R>): Promise<R> {
+    return this.use(async () => {
+      const { handle } = await this.run(StartAuthSession(type, randomBytes(16)));
+      try {
+        await this.run(PolicyPCR(handle, new Uint8Array(0), [{ hash: TPM_ALG.SHA256, pcrs }]));
+        return await f(handle);
+      } finally {
+        await this.run(FlushContext(handle)).catch(() => undefined);
+      }
+    });
   }
 
   /** The policy digest that binds to the PCRs' current values, from a trial session. */
@@ -312,13 +351,15 @@ export class Tpm {
   }
 
   /** The attestation key, recreated from its template in the endorsement hierarchy. */
-  private async withAk<R>(f: (ak: { handle: number; outPublic: Public; name: Buffer }) => Promise<R>): Promise<R> {
-    const ak = await this.run(CreatePrimary(TPM_RH.ENDORSEMENT, passwordSession(), AK_TEMPLATE));
-    try {
-      return await f(ak);
-    } finally {
-      await this.run(FlushContext(ak.handle));
-    }
+  private withAk<R>(f: (ak: { handle: number; outPublic: Public; name: Buffer }) => Promise<R>): Promise<R> {
+    return this.use(async () => {
+      const ak = await this.run(CreatePrimary(TPM_RH.ENDORSEMENT, passwordSession(), AK_TEMPLATE));
+      try {
+        return await f(ak);
+      } finally {
+        await this.run(FlushContext(ak.handle));
+      }
+    });
   }
 
   async akPublic(): Promise<{ outPublic: Public; name: Buffer }> {
