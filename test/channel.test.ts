@@ -17,7 +17,7 @@ import type { WalletContext } from '../src/wallet/wallet.js';
 import { peerStaticKey } from '../src/peer/keys.js';
 import { MAX_UNCOVERED, encodeMessage, parseMessage, type Message } from '../src/channel/messages.js';
 import { isPaymentsFrame } from '../src/channel/payments-codec.js';
-import { frameOf, paymentsFrame } from './helpers/payments.js';
+import { frameOf, paymentsFrame, stateSig } from './helpers/payments.js';
 import { SETTLED_DEPTH, closePaymentJournal, findChannel, getChannel, openPaymentJournal, readPaymentState, termsOf, outpointOf } from '../src/channel/store.js';
 import { refreshChannel } from '../src/channel/flows.js';
 import { recoverJournals } from '../src/channel/recover.js';
@@ -236,6 +236,19 @@ describe('payment channels on a real btcd', () => {
       expect(performance.now() - t0).toBeGreaterThanOrEqual(350);
       await l.closed.catch(() => undefined);
       expect(readPaymentState(own.wallet.session, own.wallet.networkDir, s.rec.id)).toEqual(held);
+
+      // One frame that starts payments waiting and covers only some of them (found by the payee fuzz):
+      // the rest wait just as long, then the link is closed.
+      const l2 = await own.connect();
+      const it2 = l2.messages()[Symbol.asyncIterator]();
+      l2.send(encodeMessage({ t: 'hello', id: s.rec.id }));
+      await it2.next();
+      const t1 = performance.now();
+      l2.send(frameOf(held.seq + 1, [...Array.from({ length: 10 }, () => ({ sats: 10 })), { seq: held.seq + 5, cumulative: held.cumulative + 50n, sig: stateSig(s.rec, payer.seed, s.rec.keyIndex, held.cumulative + 50n) }]));
+      expect(parseMessage((await it2.next()).value as Buffer)).toMatchObject({ t: 'ack', seq: held.seq + 5 });
+      expect(parseMessage((await it2.next()).value as Buffer)).toMatchObject({ t: 'error', code: 'PEER_PROTOCOL', message: expect.stringMatching(new RegExp(`payments ${held.seq + 6} to ${held.seq + 10} waited`)) });
+      expect(performance.now() - t1).toBeLessThan(5_000);
+      await l2.closed.catch(() => undefined);
     } finally {
       await own.stop();
     }

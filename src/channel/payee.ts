@@ -123,6 +123,8 @@ interface Live {
   inflightIds: Set<string>;
   /** performance.now() when payments began to wait for a state to cover them; -1 when none waits. */
   uncoveredSince: number;
+  /** Whether a check of that wait is scheduled (a state that covers only some of them restarts the wait, not the check). */
+  unsignedCheck: boolean;
   ids: Set<string>;
   link: PeerLink | null;
   seen: FundingView;
@@ -351,7 +353,7 @@ export class Payee {
     const paid = this.store.channels.get(rec.id) ?? { state: { seq: 0, cumulative: 0n, sig: null }, ids: new Set<string>() };
     const live: Live = {
       rec, terms, hasher: new StateHasher(terms, outpointOf(rec)), committed: paid.state, head: paid.state, ids: paid.ids, link: null,
-      recvSeq: paid.state.seq, recvCum: Number(paid.state.cumulative), cums: new Float64Array(MIN_RING), uncoveredIds: [], pendingIds: [], inflightIds: new Set(), uncoveredSince: -1,
+      recvSeq: paid.state.seq, recvCum: Number(paid.state.cumulative), cums: new Float64Array(MIN_RING), uncoveredIds: [], pendingIds: [], inflightIds: new Set(), uncoveredSince: -1, unsignedCheck: false,
       seen: { confirmations: null, spend: null },
       refusal: new SwarmpayError('CHANNEL_STATE', `channel ${rec.id} has not been checked against the chain yet`),
     };
@@ -418,22 +420,27 @@ export class Payee {
 
   /** Payments no state covers may wait `unsignedTimeoutMs`; then the link is closed (nothing of them counts). */
   private armUnsigned(live: Live): void {
-    if (live.uncoveredSince >= 0) return;
-    live.uncoveredSince = performance.now();
+    if (live.uncoveredSince < 0) live.uncoveredSince = performance.now();
+    if (live.unsignedCheck) return;
+    live.unsignedCheck = true;
     const ms = this.ctx.unsignedTimeoutMs ?? UNSIGNED_TIMEOUT_MS;
     const check = () => {
-      if (live.uncoveredSince < 0 || live.link === null) return;
+      if (live.uncoveredSince < 0 || live.link === null) {
+        live.unsignedCheck = false;
+        return;
+      }
       const waited = performance.now() - live.uncoveredSince;
       if (waited < ms) {
         setTimeout(check, ms - waited).unref();
         return;
       }
+      live.unsignedCheck = false;
       const link = live.link;
       this.ctx.log(`channel ${live.rec.id}: ${live.recvSeq - live.head.seq} payments waited ${Math.round(waited)} ms for a signed state; closing the link`);
       this.tell(link, encodeMessage({ t: 'error', code: 'PEER_PROTOCOL', message: `payments ${live.head.seq + 1} to ${live.recvSeq} waited ${Math.round(waited / 1000)} s for a signed state that covers them: none counts` }));
       void link.close().catch(() => undefined);
     };
-    setTimeout(check, ms).unref();
+    setTimeout(check, ms - (performance.now() - live.uncoveredSince)).unref();
   }
 
   /** Reads the tip every few seconds while serving, and each paid channel's funding when the tip moves. */
