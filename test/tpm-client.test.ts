@@ -9,11 +9,11 @@ import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { SwarmpayError } from '../src/errors.js';
-import { Certify, CreatePrimary, FlushContext, GetCapability, GetRandom, Load, PCR_Extend, PCR_Read, ReadPublic } from '../src/tpm/commands.js';
-import { TPM_ALG, TPM_CAP, TPM_CC, TPM_GENERATED_VALUE, TPM_RH, TPM_ST } from '../src/tpm/constants.js';
+import { Certify, Create, CreatePrimary, FlushContext, GetCapability, GetRandom, Load, NV_Increment, PCR_Extend, PCR_Read, ReadPublic } from '../src/tpm/commands.js';
+import { TPMA_OBJECT, TPM_ALG, TPM_CAP, TPM_CC, TPM_GENERATED_VALUE, TPM_RH, TPM_ST } from '../src/tpm/constants.js';
 import { execute, passwordSession } from '../src/tpm/execute.js';
 import { Reader, Writer, readAttest, readPublic, writePcrSelections, type Public, type Signature } from '../src/tpm/marshal.js';
-import { AK_TEMPLATE, SRK_PERSISTENT_HANDLE, SRK_TEMPLATE } from '../src/tpm/templates.js';
+import { AK_TEMPLATE, SRK_PERSISTENT_HANDLE, SRK_TEMPLATE, sealedTemplate } from '../src/tpm/templates.js';
 import { SwtpmTransport } from '../src/tpm/transport.js';
 import { Tpm, nameOf, type SealedBlob } from '../src/tpm/tpm.js';
 import { freePort } from '../src/util/daemon.js';
@@ -122,8 +122,7 @@ describe('TPM client on swtpm', () => {
     unbound = sealed;
     expect(sealed.pcrs).toEqual([]);
     // The SRK's name: SHA-256 name algorithm and a 32-byte digest.
-    expect(sealed.srkName.length).toBe(34);
-    expect(sealed.srkName.readUInt16BE(0)).toBe(TPM_ALG.SHA256);
+    expect(sealed.srkName).toMatch(/^000b[0-9a-f]{64}$/);
     const pub = new Reader(Buffer.from(sealed.public, 'hex')).sizedAll(readPublic);
     expect(pub.parms.type).toBe(TPM_ALG.KEYEDHASH);
     expect(pub.authPolicy.length).toBe(0);
@@ -183,8 +182,11 @@ describe('TPM client on swtpm', () => {
     try {
       const t2 = await other.open();
       try {
+        // Its storage key is not the one the blob names: refused before the blob is even loaded.
         const e = await expectCode(t2.unseal(unbound), 'TPM_WRONG_TPM');
-        expect(e.message).toMatch(/TPM2_Load/);
+        expect(e.message).toMatch(/sealed under the storage key/);
+        // Without the name, the TPM itself refuses the blob at Load.
+        expect((await expectCode(t2.unseal({ ...unbound, srkName: undefined }), 'TPM_WRONG_TPM')).message).toMatch(/TPM2_Load/);
         await expectCode(t2.unseal(bound), 'TPM_WRONG_TPM');
         // And vice versa, while each still unseals its own.
         const theirs = await t2.seal(secret, []);
@@ -199,21 +201,26 @@ describe('TPM client on swtpm', () => {
     }
   });
 
-  test('counters: define, read, increment monotonically, undefine', async () => {
-    const index = await tpm.defineCounter();
+  test('counters: define, read, increment monotonically, undefine; only who knows the auth advances one', async () => {
+    const auth = randomBytes(32);
+    const index = await tpm.defineCounter(auth);
     expect(index >>> 24).toBe(0x01);
     expect(await tpm.counterExists(index)).toBe(true);
     const v0 = await tpm.readCounter(index);
     expect(v0).toBeGreaterThanOrEqual(1n); // defineCounter increments once so it can be read
-    await tpm.incrementCounter(index);
+    await tpm.incrementCounter(index, auth);
     expect(await tpm.readCounter(index)).toBe(v0 + 1n);
-    await tpm.incrementCounter(index);
-    await tpm.incrementCounter(index);
+    await tpm.incrementCounter(index, auth);
+    await tpm.incrementCounter(index, auth);
+    expect(await tpm.readCounter(index)).toBe(v0 + 3n);
+    // A stranger on the same TPM: another auth in an HMAC, or no password at all, is refused by the TPM.
+    await expectCode(tpm.incrementCounter(index, randomBytes(32)), 'TPM_REFUSED');
+    await expect(tpm.run(NV_Increment(index, passwordSession(), index))).rejects.toMatchObject({ rcName: expect.stringMatching(/BAD_AUTH|AUTH_FAIL/) });
     expect(await tpm.readCounter(index)).toBe(v0 + 3n);
     // A second counter is distinct and does not move the first.
-    const other = await tpm.defineCounter();
+    const other = await tpm.defineCounter(auth);
     expect(other).not.toBe(index);
-    await tpm.incrementCounter(other);
+    await tpm.incrementCounter(other, auth);
     expect(await tpm.readCounter(index)).toBe(v0 + 3n);
     await tpm.undefineCounter(other);
     expect(await tpm.counterExists(other)).toBe(false);
@@ -262,7 +269,7 @@ describe('TPM client on swtpm', () => {
     expect(p.name.equals(transient.name)).toBe(true);
 
     const srk = await tpm.srk();
-    expect(srk).toEqual({ handle: SRK_PERSISTENT_HANDLE, name: p.name, flush: false });
+    expect(srk).toMatchObject({ handle: SRK_PERSISTENT_HANDLE, name: p.name, flush: false });
     const rp = await tpm.run(ReadPublic(SRK_PERSISTENT_HANDLE));
     expect(nameOf(rp.outPublic).equals(p.name)).toBe(true);
     expect(rp.outPublic.attributes).toBe(SRK_TEMPLATE.attributes);
@@ -275,7 +282,7 @@ describe('TPM client on swtpm', () => {
     // Blobs sealed under the transient SRK unseal under the persistent one: it is the same key.
     expect((await tpm.unseal(unbound)).equals(secret)).toBe(true);
     const sealed = await tpm.seal(secret, []);
-    expect(sealed.srkName.equals(p.name)).toBe(true);
+    expect(sealed.srkName).toBe(p.name.toString('hex'));
     expect((await tpm.unseal(sealed)).equals(secret)).toBe(true);
   });
 
@@ -342,10 +349,17 @@ describe('a TPM in dictionary-attack lockout', () => {
   let unbound: SealedBlob;
   let pcrBound: SealedBlob;
 
-  test('unseal of a DA-protected blob fails with TPM_LOCKOUT, and lockout() reports the counter', async () => {
+  let legacy: SealedBlob;
+
+  test('a stranger drives the TPM into lockout: the wallet\'s blobs (noDA) still unseal, a DA-protected one sealed before is TPM_LOCKOUT, and lockout() reports the counter', async () => {
     let tpm = await sw.open();
     unbound = await tpm.seal(secret, []);
     pcrBound = await tpm.seal(secret, [16]);
+    // A blob as swarmpay sealed them before they were noDA: DA-protected, unsealed with an empty password.
+    const srk = await tpm.srk();
+    const old = await tpm.run(Create(srk.handle, passwordSession(), { ...sealedTemplate(null), attributes: TPMA_OBJECT.fixedTPM | TPMA_OBJECT.fixedParent | TPMA_OBJECT.userWithAuth }, secret));
+    if (srk.flush) await tpm.run(FlushContext(srk.handle));
+    legacy = { public: old.outPublicBytes.toString('hex'), private: old.outPrivate.toString('hex'), pcrs: [] };
     expect(await tpm.lockout()).toMatchObject({ failedTries: 0 });
     await tpm.close(); // swtpm serves one connection at a time
 
@@ -367,7 +381,8 @@ describe('a TPM in dictionary-attack lockout', () => {
 
     tpm = await sw.open();
     try {
-      const e = await expectCode(tpm.unseal(unbound), 'TPM_LOCKOUT');
+      expect((await tpm.unseal(unbound)).equals(secret)).toBe(true);
+      const e = await expectCode(tpm.unseal(legacy), 'TPM_LOCKOUT');
       expect(e.message).toMatch(/TPM_RC_LOCKOUT/);
       const lo = await tpm.lockout();
       expect(lo.maxTries).toBe(2);
@@ -375,21 +390,21 @@ describe('a TPM in dictionary-attack lockout', () => {
       expect(lo.recoverySeconds).toBe(600);
       // Operations that use no DA-protected authorization still work.
       expect((await tpm.random(8)).length).toBe(8);
-      const counter = await tpm.defineCounter(); // a NO_DA index
-      await tpm.incrementCounter(counter);
+      const auth = randomBytes(32);
+      const counter = await tpm.defineCounter(auth); // a NO_DA index
+      await tpm.incrementCounter(counter, auth);
       expect(await handles(tpm, TRANSIENT)).toEqual([]);
     } finally {
       await tpm.close();
     }
   });
 
-  test('a PCR-bound blob is NOT stopped by lockout: its policy session carries no authValue, so the TPM does no DA check', async () => {
-    // This documents a gap (see sealedTemplate's comment): only the password-authorized blob is DA-protected.
+  test('a PCR-bound blob is not stopped by lockout either', async () => {
     const tpm = await sw.open();
     try {
       expect((await tpm.lockout()).failedTries).toBeGreaterThanOrEqual(2);
       expect((await tpm.unseal(pcrBound)).equals(secret)).toBe(true);
-      await expectCode(tpm.unseal(unbound), 'TPM_LOCKOUT');
+      await expectCode(tpm.unseal(legacy), 'TPM_LOCKOUT');
       expect(await handles(tpm, TRANSIENT)).toEqual([]);
     } finally {
       await tpm.close();

@@ -188,12 +188,12 @@ describe('public areas', () => {
     expect(back.parms).toMatchObject({ type: TPM_ALG.ECC, symmetric: null, scheme: { alg: TPM_ALG.ECDSA, hash: TPM_ALG.SHA256 }, curve: TPM_ECC_NIST_P256 });
   });
 
-  test('sealed template without policy: userWithAuth, DA-protected, keyedhash with NULL scheme', () => {
+  test('sealed template without policy: userWithAuth, noDA, keyedhash with NULL scheme', () => {
     const t = sealedTemplate(null);
     const b = marshalPublic(t);
-    expect(hex(b)).toBe('0008' + '000b' + '00000052' + '0000' + '0010' + '0000');
+    expect(hex(b)).toBe('0008' + '000b' + '00000452' + '0000' + '0010' + '0000');
     expect(norm(roundTrip(t))).toEqual(norm(t));
-    expect(t.attributes & TPMA_OBJECT.noDA).toBe(0);
+    expect(t.attributes & TPMA_OBJECT.noDA).toBe(TPMA_OBJECT.noDA);
   });
 
   test('sealed template with a policy: no userWithAuth, the policy as authPolicy', () => {
@@ -203,7 +203,7 @@ describe('public areas', () => {
     expect(norm(back)).toEqual(norm(t));
     expect(hex(back.authPolicy)).toBe(hex(policy));
     expect(back.attributes & TPMA_OBJECT.userWithAuth).toBe(0);
-    expect(t.attributes & TPMA_OBJECT.noDA).toBe(0);
+    expect(t.attributes & TPMA_OBJECT.noDA).toBe(TPMA_OBJECT.noDA);
   });
 
   test('an RSA-2048 RSASSA signing key', () => {

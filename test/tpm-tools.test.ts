@@ -128,21 +128,24 @@ test('the PCR policy digest of our trial session equals tpm2_createpolicy --poli
   }
 });
 
-test('a counter our client defines reads the same with tpm2_nvread, and tpm2_nvincrement moves it for us', async () => {
+test('a counter our client defines reads the same with tpm2_nvread; tpm2_nvincrement moves it with its auth, and is refused without', async () => {
+  const auth = randomBytes(32);
   const index = await ours(async (tpm) => {
-    const i = await tpm.defineCounter();
-    await tpm.incrementCounter(i);
-    await tpm.incrementCounter(i);
+    const i = await tpm.defineCounter(auth);
+    await tpm.incrementCounter(i, auth);
+    await tpm.incrementCounter(i, auth);
     return i;
   });
   const hex = `0x${index.toString(16)}`;
   const value = await ours((tpm) => tpm.readCounter(index));
-  await tool('tpm2_nvread', '-C', hex, '-s', '8', '-o', 'counter.bin', hex);
+  await tool('tpm2_nvread', '-C', hex, '-P', `hex:${auth.toString('hex')}`, '-s', '8', '-o', 'counter.bin', hex);
   expect(readFileSync(file('counter.bin')).readBigUInt64BE()).toBe(value);
-  // With the owner's authorization too (OWNERREAD).
+  // With the owner's authorization too (OWNERREAD): what our readCounter uses.
   await tool('tpm2_nvread', '-C', 'o', '-s', '8', '-o', 'counter-owner.bin', hex);
   expect(readFileSync(file('counter-owner.bin')).readBigUInt64BE()).toBe(value);
-  await tool('tpm2_nvincrement', '-C', hex, hex);
+  await expect(tool('tpm2_nvincrement', '-C', hex, hex)).rejects.toMatchObject({ stderr: expect.stringMatching(/0x0*9a2/i) });
+  expect(await ours((tpm) => tpm.readCounter(index))).toBe(value);
+  await tool('tpm2_nvincrement', '-C', hex, '-P', `hex:${auth.toString('hex')}`, hex);
   expect(await ours((tpm) => tpm.readCounter(index))).toBe(value + 1n);
   // TPM_NT_COUNTER | AUTHWRITE | OWNERREAD | AUTHREAD | NO_DA | WRITTEN, as tpm2-tools decode it.
   const pub = await tool('tpm2_nvreadpublic', hex);

@@ -23,7 +23,7 @@ async function keystoreStatus(ctx: Context): Promise<Record<string, unknown>> {
   }
   const p = doc.header.protector;
   if (p.type === 'passphrase') return { exists: true, protector: 'passphrase', sealed: false };
-  return { exists: true, protector: 'tpm', sealed: true, pcrs: p.pcrs, counterIndex: `0x${p.counterIndex.toString(16)}`, fileCounter: doc.header.counter, provisionedOn: p.provisionedOn };
+  return { exists: true, protector: 'tpm', sealed: true, pcrs: p.pcrs, counterIndex: `0x${p.counterIndex.toString(16)}`, counterAuth: p.counterAuth === true, fileCounter: doc.header.counter, provisionedOn: p.provisionedOn };
 }
 
 export function registerTpm(program: Command): void {
@@ -81,6 +81,7 @@ export function registerTpm(program: Command): void {
           }
         }
         const doc = { tpm: describeSpec(spec), ...info, lockout, attestation: 'available', akName: ak.name.toString('hex'), keystore };
+        if (keystore.counterAuth === false) ctx.out.warn('the anti-rollback counter was defined without an auth: anyone with access to this TPM can advance it and lock the wallet out; `swarmpay tpm provision --force` moves the keystore to a counter only it can advance');
         // A status that finds the keystore refused says so as that error (exit 5), the whole status in its details.
         if (refused) throw rollbackError(refused.file, refused.written, refused.now, { status: doc });
         ctx.out.result(doc, [

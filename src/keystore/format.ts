@@ -37,6 +37,8 @@ export interface TpmProtector {
   srkName: string;
   /** NV index of the monotonic counter that refuses rolled-back files. */
   counterIndex: number;
+  /** Whether the counter's authValue derives from the data key (absent: defined before it did; its auth is empty). */
+  counterAuth?: true;
   /** Where it was provisioned (for messages only, e.g. "swtpm 127.0.0.1:2321"). */
   provisionedOn: string;
 }
@@ -154,6 +156,7 @@ function parseProtector(p: Obj): Protector {
       pcrs: pcrs as number[],
       srkName: hex(p, 'srkName', 'protector'),
       counterIndex: int(p, 'counterIndex', 'protector', 0x01000000, 0x01ffffff),
+      ...(p.counterAuth === true ? { counterAuth: true as const } : {}),
       provisionedOn: str(p, 'provisionedOn', 'protector'),
     };
   }

@@ -92,7 +92,7 @@ async function dataKeyOf(doc: KeystoreFile, unlocker: Unlocker): Promise<Buffer>
     }
     return key;
   }
-  return (await unlocker.tpm()).unseal({ public: p.sealed.public, private: p.sealed.private, pcrs: p.pcrs });
+  return (await unlocker.tpm()).unseal({ public: p.sealed.public, private: p.sealed.private, pcrs: p.pcrs, srkName: p.srkName });
 }
 
 function decryptPayload(file: string, doc: KeystoreFile, dataKey: Uint8Array): { [k: string]: Json } {
@@ -123,12 +123,21 @@ export function rollbackError(file: string, written: bigint, now: bigint, more: 
   });
 }
 
+/**
+ * The counter's authValue: derived from the data key, so only who unlocked this keystore can
+ * advance its counter (a stranger with TPM access could otherwise push it ahead and lock the
+ * wallet out). A counter defined before counters had one has the empty auth.
+ */
+function counterAuth(p: { counterAuth?: true }, dataKey: Uint8Array): Uint8Array {
+  return p.counterAuth ? Buffer.from(hkdfSync('sha256', dataKey, Buffer.alloc(0), 'swarmpay anti-rollback counter auth', 32)) : new Uint8Array(0);
+}
+
 /** Refuses a file that is not current, after finishing a checkpoint a crash interrupted. */
-async function checkRollback(file: string, p: TpmProtector, written: bigint, tpm: Tpm): Promise<void> {
+async function checkRollback(file: string, p: TpmProtector, written: bigint, tpm: Tpm, dataKey: Uint8Array): Promise<void> {
   const now = await tpm.readCounter(p.counterIndex);
   const standing = counterStanding(written, now);
   if (standing === 'current') return;
-  if (standing === 'interrupted') return tpm.incrementCounter(p.counterIndex);
+  if (standing === 'interrupted') return tpm.incrementCounter(p.counterIndex, counterAuth(p, dataKey));
   throw rollbackError(file, written, now);
 }
 
@@ -150,7 +159,7 @@ async function write(
   const checksum = writeKeystore(file, next, encryptPayload(dataKey, next, secret));
   if (advance) {
     faultPoint('kill-before-counter');
-    await tpm.incrementCounter(p.counterIndex);
+    await tpm.incrementCounter(p.counterIndex, counterAuth(p, dataKey));
   }
   return { header: next, checksum };
 }
@@ -263,7 +272,7 @@ export class KeystoreSession {
         const p = doc.header.protector;
         if (p.type !== this.header.protector.type) throw new SwarmpayError('KEYSTORE_BUSY', `the keystore ${this.file} was re-provisioned by another process`, { hint: 'run the command again; nothing was written' });
         this.secret = decryptPayload(this.file, doc, this.dataKey);
-        if (p.type === 'tpm' && this.tpm) await checkRollback(this.file, p, BigInt(doc.header.counter), this.tpm);
+        if (p.type === 'tpm' && this.tpm) await checkRollback(this.file, p, BigInt(doc.header.counter), this.tpm, this.dataKey);
         this.header = doc.header;
       }
       // Copy-on-write: the secret's parts are frozen, so a change replaces what it changes (a
@@ -378,7 +387,7 @@ export async function unlockKeystore(file: string, network: NetworkName, unlocke
     const secret = decryptPayload(file, doc, dataKey);
     const p = doc.header.protector;
     const tpm = p.type === 'tpm' ? await unlocker.tpm() : null;
-    if (p.type === 'tpm' && tpm) await checkRollback(file, p, BigInt(doc.header.counter), tpm);
+    if (p.type === 'tpm' && tpm) await checkRollback(file, p, BigInt(doc.header.counter), tpm, dataKey);
     // A passphrase keystore has no counter: a checkpoint there writes nothing.
     const current = opts.checkpoint && tpm ? await write(file, doc.header, dataKey, secret, tpm, true) : { header: doc.header, checksum: doc.checksum };
     return new KeystoreSession(file, network, dataKey, current.header, secret, tpm, current.checksum);
@@ -409,18 +418,22 @@ export async function provisionTpm(file: string, network: NetworkName, unlocker:
     const dataKey = await dataKeyOf(doc, unlocker);
     const secret = decryptPayload(file, doc, dataKey);
     const tpm = await unlocker.tpm();
-    if (old.type === 'tpm') await checkRollback(file, old, BigInt(doc.header.counter), tpm);
+    if (old.type === 'tpm') await checkRollback(file, old, BigInt(doc.header.counter), tpm, dataKey);
 
     const srk = await tpm.persistSrk();
     const sealed = await tpm.seal(dataKey, pcrs);
     if (!(await tpm.unseal(sealed)).equals(dataKey)) throw new SwarmpayError('INTERNAL', 'the TPM unsealed something other than what it sealed');
-    const counterIndex = old.type === 'tpm' && (await tpm.counterExists(old.counterIndex)) ? old.counterIndex : await tpm.defineCounter();
+    // A counter with the keystore's auth is kept; one from before counters had an auth is replaced.
+    const keep = old.type === 'tpm' && old.counterAuth && (await tpm.counterExists(old.counterIndex));
+    const counterIndex = keep ? old.counterIndex : await tpm.defineCounter(counterAuth({ counterAuth: true }, dataKey));
     const header: KeystoreHeader = {
       ...doc.header,
-      protector: { type: 'tpm', sealed: { public: sealed.public, private: sealed.private }, pcrs, srkName: sealed.srkName.toString('hex'), counterIndex, provisionedOn: tpm.describe },
+      protector: { type: 'tpm', sealed: { public: sealed.public, private: sealed.private }, pcrs, srkName: sealed.srkName, counterIndex, counterAuth: true, provisionedOn: tpm.describe },
       counter: (await tpm.readCounter(counterIndex)).toString(),
     };
     writeKeystore(file, header, encryptPayload(dataKey, header, secret));
+    // The old counter goes once the file no longer names it (anyone could advance it).
+    if (old.type === 'tpm' && !keep) await tpm.undefineCounter(old.counterIndex).catch(() => undefined);
     return { header, migrated: old.type === 'passphrase', srkPersisted: srk.persisted };
   } finally {
     lock.release();

@@ -1,25 +1,40 @@
 /**
  * TPM 2.0 commands (TCG Part 3), one typed description each: name and code, handles in
  * wire order (with the sessions that authorize them), parameters, and the response's
- * shape. `execute` in execute.ts runs any of them.
+ * shape. `execute` in execute.ts runs any of them. Handles of objects and NV indices may
+ * come with their names, which HMAC sessions need (Part 1, 16).
  */
+import { createHash } from 'node:crypto';
 import { TPM_ALG, TPM_CC, TPM_RH } from './constants.js';
-import type { Command, Session } from './execute.js';
+import type { Command, Handle, Session } from './execute.js';
 import {
   Reader,
   Writer,
+  hashName,
   readDigestList,
   readPcrSelections,
   readPublic,
   readSignature,
   writePcrSelections,
   writePublic,
+  writeSymDef,
   type PcrSelection,
   type Public,
   type Signature,
+  type SymDef,
 } from './marshal.js';
 
 const NO_DATA = new Uint8Array(0);
+
+/** The handle area, and the names of those handles given with one. */
+function area(...hs: Handle[]): Pick<Command<unknown>, 'handles' | 'names'> {
+  return { handles: hs.map((h) => (typeof h === 'number' ? h : h.handle)), names: hs.map((h) => (typeof h === 'number' ? undefined : h.name)) };
+}
+
+/** Commands whose first parameter each way is a TPM2B, which a session may encrypt. */
+const BOTH = { command: true, response: true } as const;
+const COMMAND = { command: true } as const;
+const RESPONSE = { response: true } as const;
 
 /** TPMT_TK_CREATION after creationData and creationHash: nothing swarmpay needs. */
 function skipCreationInfo(r: Reader): void {
@@ -37,7 +52,7 @@ export function Startup(startupType: number): Command<void> {
 
 /** Part 3, 16.1 TPM2_GetRandom: up to a digest's worth of random bytes. */
 export function GetRandom(bytesRequested: number): Command<Buffer> {
-  return { name: 'TPM2_GetRandom', code: TPM_CC.GetRandom, handles: [], params: (w) => w.u16(bytesRequested), parse: (r) => r.tpm2b() };
+  return { name: 'TPM2_GetRandom', code: TPM_CC.GetRandom, handles: [], params: (w) => w.u16(bytesRequested), encryptable: RESPONSE, parse: (r) => r.tpm2b() };
 }
 
 export interface CapabilityData {
@@ -96,6 +111,7 @@ export function CreatePrimary(hierarchy: number, auth: Session, template: Public
     code: TPM_CC.CreatePrimary,
     handles: [hierarchy],
     sessions: [auth],
+    encryptable: BOTH,
     params: (w) => {
       sensitiveCreate(NO_DATA, NO_DATA)(w);
       w.sized((p) => writePublic(p, template));
@@ -111,15 +127,20 @@ export function CreatePrimary(hierarchy: number, auth: Session, template: Public
   };
 }
 
-/** Part 3, 12.1 TPM2_Create: a child of `parent`; for a sealed data object, `data` is the secret. */
-export function Create(parent: number, auth: Session, template: Public, data: Uint8Array = NO_DATA): Command<CreatedObject> {
+/**
+ * Part 3, 12.1 TPM2_Create: a child of `parent`; for a sealed data object, `data` is the
+ * secret and `userAuth` the object's authValue. Both sit in the first parameter, the one a
+ * session that decrypts keeps off the bus.
+ */
+export function Create(parent: Handle, auth: Session, template: Public, data: Uint8Array = NO_DATA, userAuth: Uint8Array = NO_DATA): Command<CreatedObject> {
   return {
     name: 'TPM2_Create',
     code: TPM_CC.Create,
-    handles: [parent],
+    ...area(parent),
     sessions: [auth],
+    encryptable: BOTH,
     params: (w) => {
-      sensitiveCreate(NO_DATA, data)(w);
+      sensitiveCreate(userAuth, data)(w);
       w.sized((p) => writePublic(p, template));
       w.tpm2b(NO_DATA);
       writePcrSelections(w, []);
@@ -134,12 +155,13 @@ export function Create(parent: number, auth: Session, template: Public, data: Ui
 }
 
 /** Part 3, 12.2 TPM2_Load: loads a child's private and public parts under `parent`. */
-export function Load(parent: number, auth: Session, inPrivate: Uint8Array, inPublicBytes: Uint8Array): Command<{ handle: number; name: Buffer }> {
+export function Load(parent: Handle, auth: Session, inPrivate: Uint8Array, inPublicBytes: Uint8Array): Command<{ handle: number; name: Buffer }> {
   return {
     name: 'TPM2_Load',
     code: TPM_CC.Load,
-    handles: [parent],
+    ...area(parent),
     sessions: [auth],
+    encryptable: BOTH,
     params: (w) => w.tpm2b(inPrivate).tpm2b(inPublicBytes),
     responseHandles: 1,
     parse: (r, [handle]) => ({ handle: handle!, name: r.tpm2b() }),
@@ -147,20 +169,38 @@ export function Load(parent: number, auth: Session, inPrivate: Uint8Array, inPub
 }
 
 /** Part 3, 12.7 TPM2_Unseal. */
-export function Unseal(item: number, auth: Session): Command<Buffer> {
-  return { name: 'TPM2_Unseal', code: TPM_CC.Unseal, handles: [item], sessions: [auth], parse: (r) => r.tpm2b() };
+export function Unseal(item: Handle, auth: Session): Command<Buffer> {
+  return { name: 'TPM2_Unseal', code: TPM_CC.Unseal, ...area(item), sessions: [auth], encryptable: RESPONSE, parse: (r) => r.tpm2b() };
 }
 
-/** Part 3, 11.1 TPM2_StartAuthSession: unbound and unsalted, no parameter encryption. */
-export function StartAuthSession(sessionType: number, nonceCaller: Uint8Array, authHash = TPM_ALG.SHA256): Command<{ handle: number; nonceTPM: Buffer }> {
+export interface StartAuthSessionOptions {
+  /** The key the salt is encrypted to (see sessions.ts); none: unsalted. */
+  tpmKey?: number | undefined;
+  /** TPM2B_ENCRYPTED_SECRET contents: for an ECC tpmKey, the marshalled ephemeral TPMS_ECC_POINT. */
+  encryptedSalt?: Uint8Array | undefined;
+  /** The cipher for parameter encryption; none: the session cannot encrypt. */
+  symmetric?: SymDef | null;
+}
+
+/** Part 3, 11.1 TPM2_StartAuthSession: unbound; salted and with a parameter cipher if asked. */
+export function StartAuthSession(sessionType: number, nonceCaller: Uint8Array, authHash: number = TPM_ALG.SHA256, opts: StartAuthSessionOptions = {}): Command<{ handle: number; nonceTPM: Buffer }> {
   return {
     name: 'TPM2_StartAuthSession',
     code: TPM_CC.StartAuthSession,
-    handles: [TPM_RH.NULL, TPM_RH.NULL], // tpmKey, bind
-    params: (w) => w.tpm2b(nonceCaller).tpm2b(NO_DATA).u8(sessionType).u16(TPM_ALG.NULL).u16(authHash),
+    handles: [opts.tpmKey ?? TPM_RH.NULL, TPM_RH.NULL], // tpmKey, bind
+    params: (w) => {
+      w.tpm2b(nonceCaller).tpm2b(opts.encryptedSalt ?? NO_DATA).u8(sessionType);
+      writeSymDef(w, opts.symmetric ?? null);
+      w.u16(authHash);
+    },
     responseHandles: 1,
     parse: (r, [handle]) => ({ handle: handle!, nonceTPM: r.tpm2b() }),
   };
+}
+
+/** Part 3, 23.17 TPM2_PolicyAuthValue: the policy then also asks for the entity's authValue, in the session's HMAC. */
+export function PolicyAuthValue(session: number): Command<void> {
+  return { name: 'TPM2_PolicyAuthValue', code: TPM_CC.PolicyAuthValue, handles: [session] };
 }
 
 /** Part 3, 23.7 TPM2_PolicyPCR: an empty pcrDigest means "the PCRs' current values". */
@@ -169,6 +209,7 @@ export function PolicyPCR(session: number, pcrDigest: Uint8Array, pcrs: PcrSelec
     name: 'TPM2_PolicyPCR',
     code: TPM_CC.PolicyPCR,
     handles: [session],
+    encryptable: COMMAND,
     params: (w) => {
       w.tpm2b(pcrDigest);
       writePcrSelections(w, pcrs);
@@ -178,7 +219,7 @@ export function PolicyPCR(session: number, pcrDigest: Uint8Array, pcrs: PcrSelec
 
 /** Part 3, 23.19 TPM2_PolicyGetDigest. */
 export function PolicyGetDigest(session: number): Command<Buffer> {
-  return { name: 'TPM2_PolicyGetDigest', code: TPM_CC.PolicyGetDigest, handles: [session], parse: (r) => r.tpm2b() };
+  return { name: 'TPM2_PolicyGetDigest', code: TPM_CC.PolicyGetDigest, handles: [session], encryptable: RESPONSE, parse: (r) => r.tpm2b() };
 }
 
 export interface PcrReadResult {
@@ -211,28 +252,55 @@ export interface NvPublic {
   dataSize: number;
 }
 
-function writeNvPublic(w: Writer, p: NvPublic): void {
-  w.sized((n) => n.u32(p.index).u16(p.nameAlg).u32(p.attributes).tpm2b(p.authPolicy).u16(p.dataSize));
+/** TPMS_NV_PUBLIC, without the TPM2B around it. */
+function marshalNvPublic(p: NvPublic): Buffer {
+  return new Writer().u32(p.index).u16(p.nameAlg).u32(p.attributes).tpm2b(p.authPolicy).u16(p.dataSize).done();
 }
 
-/** Part 3, 31.3 TPM2_NV_DefineSpace. */
+/**
+ * An NV index's name: nameAlg ‖ H(TPMS_NV_PUBLIC) (Part 1, 16). It covers the attributes, so
+ * it changes when the index is first written (TPMA_NV_WRITTEN).
+ */
+export function nvName(p: NvPublic): Buffer {
+  return Buffer.concat([new Writer().u16(p.nameAlg).done(), createHash(hashName(p.nameAlg)).update(marshalNvPublic(p)).digest()]);
+}
+
+/**
+ * Part 3, 31.3 TPM2_NV_DefineSpace. With a session that decrypts, the new index's authValue
+ * (the first parameter) crosses the bus encrypted.
+ */
 export function NV_DefineSpace(authHandle: number, auth: Session, nvAuth: Uint8Array, pub: NvPublic): Command<void> {
-  return { name: 'TPM2_NV_DefineSpace', code: TPM_CC.NV_DefineSpace, handles: [authHandle], sessions: [auth], params: (w) => (w.tpm2b(nvAuth), writeNvPublic(w, pub)) };
+  return {
+    name: 'TPM2_NV_DefineSpace',
+    code: TPM_CC.NV_DefineSpace,
+    handles: [authHandle],
+    sessions: [auth],
+    encryptable: COMMAND,
+    params: (w) => w.tpm2b(nvAuth).tpm2b(marshalNvPublic(pub)),
+  };
 }
 
 /** Part 3, 31.4 TPM2_NV_UndefineSpace. */
-export function NV_UndefineSpace(authHandle: number, auth: Session, index: number): Command<void> {
-  return { name: 'TPM2_NV_UndefineSpace', code: TPM_CC.NV_UndefineSpace, handles: [authHandle, index], sessions: [auth] };
+export function NV_UndefineSpace(authHandle: number, auth: Session, index: Handle): Command<void> {
+  return { name: 'TPM2_NV_UndefineSpace', code: TPM_CC.NV_UndefineSpace, ...area(authHandle, index), sessions: [auth] };
 }
 
-/** Part 3, 31.8 TPM2_NV_Increment. */
-export function NV_Increment(authHandle: number, auth: Session, index: number): Command<void> {
-  return { name: 'TPM2_NV_Increment', code: TPM_CC.NV_Increment, handles: [authHandle, index], sessions: [auth] };
+/** Part 3, 31.8 TPM2_NV_Increment; `authHandle` is the index itself (AUTHWRITE) or a hierarchy. */
+export function NV_Increment(authHandle: Handle, auth: Session, index: Handle): Command<void> {
+  return { name: 'TPM2_NV_Increment', code: TPM_CC.NV_Increment, ...area(authHandle, index), sessions: [auth] };
 }
 
-/** Part 3, 31.13 TPM2_NV_Read. */
-export function NV_Read(authHandle: number, auth: Session, index: number, size: number, offset = 0): Command<Buffer> {
-  return { name: 'TPM2_NV_Read', code: TPM_CC.NV_Read, handles: [authHandle, index], sessions: [auth], params: (w) => w.u16(size).u16(offset), parse: (r) => r.tpm2b() };
+/** Part 3, 31.13 TPM2_NV_Read; `authHandle` is the index itself (AUTHREAD) or a hierarchy. */
+export function NV_Read(authHandle: Handle, auth: Session, index: Handle, size: number, offset = 0): Command<Buffer> {
+  return {
+    name: 'TPM2_NV_Read',
+    code: TPM_CC.NV_Read,
+    ...area(authHandle, index),
+    sessions: [auth],
+    encryptable: RESPONSE,
+    params: (w) => w.u16(size).u16(offset),
+    parse: (r) => r.tpm2b(),
+  };
 }
 
 /** Part 3, 31.6 TPM2_NV_ReadPublic. */
@@ -241,6 +309,7 @@ export function NV_ReadPublic(index: number): Command<{ pub: NvPublic; name: Buf
     name: 'TPM2_NV_ReadPublic',
     code: TPM_CC.NV_ReadPublic,
     handles: [index],
+    encryptable: RESPONSE,
     parse: (r) => ({
       pub: r.sized((n) => ({ index: n.u32(), nameAlg: n.u16(), attributes: n.u32(), authPolicy: n.tpm2b(), dataSize: n.u16() })),
       name: r.tpm2b(),
@@ -261,12 +330,13 @@ function writeScheme(w: Writer, scheme: { alg: number; hash: number } | null): v
 }
 
 /** Part 3, 18.4 TPM2_Quote: the AK signs the selected PCRs' digest and the caller's nonce. */
-export function Quote(signKey: number, auth: Session, qualifyingData: Uint8Array, pcrs: PcrSelection[], scheme: { alg: number; hash: number } | null = null): Command<SignedAttestation> {
+export function Quote(signKey: Handle, auth: Session, qualifyingData: Uint8Array, pcrs: PcrSelection[], scheme: { alg: number; hash: number } | null = null): Command<SignedAttestation> {
   return {
     name: 'TPM2_Quote',
     code: TPM_CC.Quote,
-    handles: [signKey],
+    ...area(signKey),
     sessions: [auth],
+    encryptable: BOTH,
     params: (w) => {
       w.tpm2b(qualifyingData);
       writeScheme(w, scheme);
@@ -277,12 +347,13 @@ export function Quote(signKey: number, auth: Session, qualifyingData: Uint8Array
 }
 
 /** Part 3, 18.2 TPM2_Certify: the AK vouches that `object` is loaded in the same TPM. */
-export function Certify(object: number, objectAuth: Session, signKey: number, signAuth: Session, qualifyingData: Uint8Array): Command<SignedAttestation> {
+export function Certify(object: Handle, objectAuth: Session, signKey: Handle, signAuth: Session, qualifyingData: Uint8Array): Command<SignedAttestation> {
   return {
     name: 'TPM2_Certify',
     code: TPM_CC.Certify,
-    handles: [object, signKey],
+    ...area(object, signKey),
     sessions: [objectAuth, signAuth],
+    encryptable: BOTH,
     params: (w) => {
       w.tpm2b(qualifyingData);
       writeScheme(w, null);
@@ -297,6 +368,7 @@ export function ReadPublic(object: number): Command<{ outPublic: Public; name: B
     name: 'TPM2_ReadPublic',
     code: TPM_CC.ReadPublic,
     handles: [object],
+    encryptable: RESPONSE,
     parse: (r) => {
       const outPublic = r.sized(readPublic);
       const name = r.tpm2b();
@@ -312,6 +384,6 @@ export function FlushContext(handle: number): Command<void> {
 }
 
 /** Part 3, 28.5 TPM2_EvictControl: makes a transient object persistent at `persistentHandle` (or evicts it). */
-export function EvictControl(authHandle: number, auth: Session, object: number, persistentHandle: number): Command<void> {
-  return { name: 'TPM2_EvictControl', code: TPM_CC.EvictControl, handles: [authHandle, object], sessions: [auth], params: (w) => w.u32(persistentHandle) };
+export function EvictControl(authHandle: number, auth: Session, object: Handle, persistentHandle: number): Command<void> {
+  return { name: 'TPM2_EvictControl', code: TPM_CC.EvictControl, ...area(authHandle, object), sessions: [auth], params: (w) => w.u32(persistentHandle) };
 }

@@ -18,6 +18,7 @@ export const TPM_CC = {
   Quote: 0x158,
   Unseal: 0x15e,
   FlushContext: 0x165,
+  PolicyAuthValue: 0x16b,
   NV_ReadPublic: 0x169,
   ReadPublic: 0x173,
   StartAuthSession: 0x176,
@@ -117,4 +118,15 @@ export const TPMA_NV = {
 } as const;
 
 /** Part 2, 8.4 TPMA_SESSION. */
-export const TPMA_SESSION = { continueSession: 0x01 } as const;
+export const TPMA_SESSION = { continueSession: 0x01, decrypt: 0x20, encrypt: 0x40, audit: 0x80 } as const;
+
+/** Part 2, 7.2 TPM_HT: a handle's type, its top byte. */
+export const TPM_HT = {
+  PCR: 0x00,
+  NV_INDEX: 0x01,
+  HMAC_SESSION: 0x02,
+  POLICY_SESSION: 0x03,
+  PERMANENT: 0x40,
+  TRANSIENT: 0x80,
+  PERSISTENT: 0x81,
+} as const;

@@ -184,10 +184,17 @@ export function readDigestList(r: Reader): Buffer[] {
 
 // --- public areas (Part 2, 12.2.4 TPMT_PUBLIC) ----------------------------------------
 
+/** TPMT_SYM_DEF(_OBJECT) other than NULL: a block cipher, its key size and mode (AES-128-CFB in swarmpay). */
+export interface SymDef {
+  alg: number;
+  keyBits: number;
+  mode: number;
+}
+
 /** What ECC and RSA keys share: the storage cipher and the signing or decryption scheme. */
 interface AsymmetricParms {
   /** TPMT_SYM_DEF_OBJECT: AES-128-CFB for storage keys, NULL otherwise. */
-  symmetric: { alg: number; keyBits: number; mode: number } | null;
+  symmetric: SymDef | null;
   /** The key's scheme: e.g. ECDSA with SHA-256 for signing keys, NULL for storage keys. */
   scheme: { alg: number; hash: number } | null;
 }
@@ -219,12 +226,13 @@ export interface Public {
   parms: EccParms | KeyedHashParms | RsaParms;
 }
 
-function writeSymDef(w: Writer, s: AsymmetricParms['symmetric']): void {
+/** TPMT_SYM_DEF_OBJECT for keys, and TPMT_SYM_DEF for sessions: the same bytes for AES. */
+export function writeSymDef(w: Writer, s: SymDef | null): void {
   if (s === null) w.u16(TPM_ALG.NULL);
   else w.u16(s.alg).u16(s.keyBits).u16(s.mode);
 }
 
-function readSymDef(r: Reader): AsymmetricParms['symmetric'] {
+function readSymDef(r: Reader): SymDef | null {
   const alg = r.u16();
   return alg === TPM_ALG.NULL ? null : { alg, keyBits: r.u16(), mode: r.u16() };
 }

@@ -36,13 +36,13 @@ export const AK_TEMPLATE: Public = {
 
 /**
  * A sealed data object holding the keystore's data key. With a policy (PCR-bound) only a
- * policy session may unseal it; without, an empty password does. The object is not noDA:
- * unsealed with a password it is DA-protected, so a TPM in dictionary-attack lockout (a
- * sign that someone is hammering it) stops releasing the key until the lockout ends. A
- * PCR policy alone carries no authValue, which the TPM does not count against lockout.
+ * policy session may unseal it; without, its (empty) authValue does. It is noDA: there is
+ * no secret to guess, and a DA-protected object stops unsealing whenever anyone drives
+ * the TPM into dictionary-attack lockout (failed authorizations on any object count),
+ * which would let a stranger lock the wallet out.
  */
 export function sealedTemplate(policy: Uint8Array | null): Public {
-  const base = A.fixedTPM | A.fixedParent;
+  const base = A.fixedTPM | A.fixedParent | A.noDA;
   return {
     nameAlg: TPM_ALG.SHA256,
     attributes: policy ? base : base | A.userWithAuth,

@@ -3,17 +3,18 @@
  * keystore and attestation need, each a short sequence of the typed commands. TPM
  * response codes become SwarmpayErrors here, with what to do about them.
  */
-import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SwarmpayError } from '../errors.js';
 import { TPM_ALG, TPM_CAP, TPM_PT, TPM_RH, TPM_SE, TPM_SU, TPMA_NV } from './constants.js';
 import {
   Create, CreatePrimary, EvictControl, FlushContext, GetCapability, GetRandom, Load, NV_DefineSpace, NV_Increment, NV_Read,
-  NV_ReadPublic, NV_UndefineSpace, PCR_Read, PolicyGetDigest, PolicyPCR, Quote, ReadPublic, StartAuthSession, Startup, Unseal,
+  NV_ReadPublic, NV_UndefineSpace, PCR_Read, PolicyGetDigest, PolicyPCR, Quote, ReadPublic, Startup, Unseal,
   type SignedAttestation,
 } from './commands.js';
-import { execute, passwordSession, policySession, type Command } from './execute.js';
+import { execute, passwordSession, type Command, type NamedHandle } from './execute.js';
+import { flushSession, hmacSession, nvIndex, startSaltedSession, startSession, type AuthSession, type SaltKey } from './sessions.js';
 import { hashName, marshalPublic, type PcrSelection, type Public } from './marshal.js';
 import { RC, TpmError } from './rc.js';
 import { AK_TEMPLATE, SRK_PERSISTENT_HANDLE, SRK_TEMPLATE, sealedTemplate } from './templates.js';
@@ -48,6 +49,11 @@ export interface SealedBlob {
   private: string;
   /** PCRs (SHA-256 bank) the object is bound to; empty for none. */
   pcrs: number[];
+  /**
+   * The name of the SRK it was sealed under, hex: the key that salts the unseal's session
+   * must be this one, or whoever answers in the TPM's place would learn the session's key.
+   */
+  srkName?: string;
 }
 
 export interface TpmInfo {
@@ -184,16 +190,16 @@ export class Tpm {
    * so the same name), else a transient one recreated from the template. `flush` says
    * whether the caller must flush it.
    */
-  async srk(): Promise<{ handle: number; name: Buffer; flush: boolean }> {
+  async srk(): Promise<{ handle: number; name: Buffer; public: Public; flush: boolean }> {
     try {
       const pub = await this.run(ReadPublic(SRK_PERSISTENT_HANDLE));
-      if (sameKey(pub.outPublic, SRK_TEMPLATE)) return { handle: SRK_PERSISTENT_HANDLE, name: pub.name, flush: false };
+      if (sameKey(pub.outPublic, SRK_TEMPLATE)) return { handle: SRK_PERSISTENT_HANDLE, name: pub.name, public: pub.outPublic, flush: false };
     } catch (e) {
       // Nothing at the handle, or a key of a kind we cannot parse: either way not ours.
       if (!(e instanceof TpmError || (e instanceof SwarmpayError && e.code === 'TPM_PROTOCOL'))) throw e;
     }
     const p = await this.run(CreatePrimary(TPM_RH.OWNER, passwordSession(), SRK_TEMPLATE));
-    return { handle: p.handle, name: p.name, flush: true };
+    return { handle: p.handle, name: p.name, public: p.outPublic, flush: true };
   }
 
   /** Makes the SRK persistent at TCG's handle if nothing is there yet; returns its name. */
@@ -216,7 +222,7 @@ export class Tpm {
     }
   }
 
-  private withSrk<R>(f: (srk: { handle: number; name: Buffer }) => Promise<R>): Promise<R> {
+  private withSrk<R>(f: (srk: { handle: number; name: Buffer; public: Public }) => Promise<R>): Promise<R> {
     return this.use(async () => {
       const srk = await this.srk();
       try {
@@ -227,50 +233,72 @@ export class Tpm {
     });
   }
 
-  private async withObject<R>(parent: number, blob: SealedBlob, f: (handle: number) => Promise<R>): Promise<R> {
-    const { handle } = await this.run(Load(parent, passwordSession(), Buffer.from(blob.private, 'hex'), Buffer.from(blob.public, 'hex')));
+  private async withObject<R>(parent: number, blob: SealedBlob, f: (obj: NamedHandle) => Promise<R>): Promise<R> {
+    const obj = await this.run(Load(parent, passwordSession(), Buffer.from(blob.private, 'hex'), Buffer.from(blob.public, 'hex')));
     try {
-      return await f(handle);
+      return await f(obj);
     } finally {
-      await this.run(FlushContext(handle));
+      await this.run(FlushContext(obj.handle));
     }
   }
 
-  /** A policy session with PolicyPCR over the PCRs' current values; flushed after `f`. */
-  private withPcrPolicy<R>(type: number, pcrs: number[], f: (session: number) => Promise<R>): Promise<R> {
+  /** A session (salted by `salt` when given), flushed after `f`. */
+  private withSession<R>(type: number, salt: SaltKey | null, f: (s: AuthSession) => Promise<R>): Promise<R> {
+    const run = this.run.bind(this);
     return this.use(async () => {
-      const { handle } = await this.run(StartAuthSession(type, randomBytes(16)));
+      const s = salt ? await startSaltedSession(run, salt, type) : await startSession(run, type, { symmetric: null });
       try {
-        await this.run(PolicyPCR(handle, new Uint8Array(0), [{ hash: TPM_ALG.SHA256, pcrs }]));
-        return await f(handle);
+        return await f(s);
       } finally {
-        await this.run(FlushContext(handle)).catch(() => undefined);
+        await flushSession(run, s).catch(() => undefined);
       }
     });
   }
 
   /** The policy digest that binds to the PCRs' current values, from a trial session. */
   pcrPolicyDigest(pcrs: number[]): Promise<Buffer> {
-    return this.withPcrPolicy(TPM_SE.TRIAL, pcrs, (s) => this.run(PolicyGetDigest(s)));
-  }
-
-  /** Seals `secret` under the SRK, bound to the PCRs' current values when `pcrs` is not empty. */
-  async seal(secret: Uint8Array, pcrs: number[]): Promise<SealedBlob & { srkName: Buffer }> {
-    const policy = pcrs.length > 0 ? await this.pcrPolicyDigest(pcrs) : null;
-    return this.withSrk(async (srk) => {
-      const c = await this.run(Create(srk.handle, passwordSession(), sealedTemplate(policy), secret));
-      return { public: c.outPublicBytes.toString('hex'), private: c.outPrivate.toString('hex'), pcrs, srkName: srk.name };
+    return this.withSession(TPM_SE.TRIAL, null, async (s) => {
+      await this.run(PolicyPCR(s.handle, new Uint8Array(0), [{ hash: TPM_ALG.SHA256, pcrs }]));
+      return this.run(PolicyGetDigest(s.handle));
     });
   }
 
-  /** Unseals a blob; the TPM refuses if it is another TPM, the PCRs changed, or it is locked out. */
+  /**
+   * Seals `secret` under the SRK, bound to the PCRs' current values when `pcrs` is not
+   * empty. The secret crosses the bus encrypted (a session salted to the SRK, decrypting
+   * Create's first parameter), as tpm2-tss and go-tpm do.
+   */
+  async seal(secret: Uint8Array, pcrs: number[]): Promise<SealedBlob & { srkName: string }> {
+    const policy = pcrs.length > 0 ? await this.pcrPolicyDigest(pcrs) : null;
+    return this.withSrk((srk) =>
+      this.withSession(TPM_SE.HMAC, { handle: srk.handle, public: srk.public }, async (s) => {
+        const c = await this.run(Create({ handle: srk.handle, name: srk.name }, hmacSession(s, new Uint8Array(0), { decrypt: true }), sealedTemplate(policy), secret));
+        return { public: c.outPublicBytes.toString('hex'), private: c.outPrivate.toString('hex'), pcrs, srkName: srk.name.toString('hex') };
+      }),
+    );
+  }
+
+  /**
+   * Unseals a blob; the TPM refuses if it is another TPM, the PCRs changed, or (for an
+   * object sealed before noDA) it is locked out. The secret comes back encrypted, in a
+   * session salted to the SRK the blob names.
+   */
   async unseal(blob: SealedBlob): Promise<Buffer> {
     try {
-      return await this.withSrk((srk) =>
-        this.withObject(srk.handle, blob, (obj) =>
-          blob.pcrs.length > 0 ? this.withPcrPolicy(TPM_SE.POLICY, blob.pcrs, (s) => this.run(Unseal(obj, policySession(s)))) : this.run(Unseal(obj, passwordSession())),
-        ),
-      );
+      return await this.withSrk(async (srk) => {
+        if (blob.srkName !== undefined && srk.name.toString('hex') !== blob.srkName) {
+          throw new SwarmpayError('TPM_WRONG_TPM', `the keystore was sealed under the storage key ${blob.srkName.slice(0, 16)}…, and this TPM's is ${srk.name.toString('hex').slice(0, 16)}…`, {
+            hint: 'use the TPM it was provisioned on (--tpm), or restore the wallet from its mnemonic; nothing was changed',
+          });
+        }
+        const salt = { handle: srk.handle, public: srk.public, name: srk.name };
+        return this.withObject(srk.handle, blob, (obj) =>
+          this.withSession(blob.pcrs.length > 0 ? TPM_SE.POLICY : TPM_SE.HMAC, salt, async (s) => {
+            if (blob.pcrs.length > 0) await this.run(PolicyPCR(s.handle, new Uint8Array(0), [{ hash: TPM_ALG.SHA256, pcrs: blob.pcrs }]));
+            return this.run(Unseal(obj, hmacSession(s, new Uint8Array(0), { encrypt: true })));
+          }),
+        );
+      });
     } catch (e) {
       throw unsealError(e, blob);
     }
@@ -290,34 +318,44 @@ export class Tpm {
     return values;
   }
 
-  /** Defines a monotonic counter at a free index of swarmpay's range; returns the index. */
-  async defineCounter(): Promise<number> {
-    for (let attempt = 0; attempt < 16; attempt++) {
-      const index = COUNTER_BASE + randomInt(0x1000);
-      try {
-        await this.run(
-          NV_DefineSpace(TPM_RH.OWNER, passwordSession(), new Uint8Array(0), {
-            index,
-            nameAlg: TPM_ALG.SHA256,
-            attributes: TPMA_NV.NT_COUNTER | TPMA_NV.AUTHWRITE | TPMA_NV.AUTHREAD | TPMA_NV.OWNERREAD | TPMA_NV.NO_DA,
-            authPolicy: new Uint8Array(0),
-            dataSize: 8,
-          }),
-        );
-        // A counter cannot be read until incremented once (TPM_RC_NV_UNINITIALIZED).
-        await this.run(NV_Increment(index, passwordSession(), index));
-        return index;
-      } catch (e) {
-        if (e instanceof TpmError && e.is(RC.NV_DEFINED)) continue;
-        throw tpmRefused(e, 'define the anti-rollback counter');
-      }
-    }
-    throw new SwarmpayError('TPM_REFUSED', 'no free NV index for the anti-rollback counter', { hint: 'free NV space on the TPM' });
+  /**
+   * Defines a monotonic counter at a free index of swarmpay's range; returns the index. Only
+   * who knows `auth` can advance it (AUTHWRITE, noDA: a wrong guess costs no lockout, and a
+   * 32-byte value cannot be guessed); anyone with owner read may read it. The auth crosses
+   * the bus encrypted.
+   */
+  async defineCounter(auth: Uint8Array): Promise<number> {
+    return this.withSrk((srk) =>
+      this.withSession(TPM_SE.HMAC, { handle: srk.handle, public: srk.public }, async (s) => {
+        for (let attempt = 0; attempt < 16; attempt++) {
+          const index = COUNTER_BASE + randomInt(0x1000);
+          try {
+            await this.run(
+              NV_DefineSpace(TPM_RH.OWNER, hmacSession(s, new Uint8Array(0), { decrypt: true }), auth, {
+                index,
+                nameAlg: TPM_ALG.SHA256,
+                attributes: TPMA_NV.NT_COUNTER | TPMA_NV.AUTHWRITE | TPMA_NV.AUTHREAD | TPMA_NV.OWNERREAD | TPMA_NV.NO_DA,
+                authPolicy: new Uint8Array(0),
+                dataSize: 8,
+              }),
+            );
+          } catch (e) {
+            if (e instanceof TpmError && e.is(RC.NV_DEFINED)) continue;
+            throw tpmRefused(e, 'define the anti-rollback counter');
+          }
+          // A counter cannot be read until incremented once (TPM_RC_NV_UNINITIALIZED).
+          await this.incrementCounter(index, auth);
+          return index;
+        }
+        throw new SwarmpayError('TPM_REFUSED', 'no free NV index for the anti-rollback counter', { hint: 'free NV space on the TPM' });
+      }),
+    );
   }
 
+  /** The counter's value, read with the owner's (empty) authorization: no secret needed to look. */
   async readCounter(index: number): Promise<bigint> {
     try {
-      return (await this.run(NV_Read(index, passwordSession(), index, 8))).readBigUInt64BE();
+      return (await this.run(NV_Read(TPM_RH.OWNER, passwordSession(), index, 8))).readBigUInt64BE();
     } catch (e) {
       if (e instanceof TpmError && e.is(RC.HANDLE)) {
         throw new SwarmpayError('TPM_WRONG_TPM', `the TPM has no anti-rollback counter at 0x${index.toString(16)}`, {
@@ -328,9 +366,16 @@ export class Tpm {
     }
   }
 
-  async incrementCounter(index: number): Promise<void> {
+  /**
+   * Advances the counter, proving `auth` by an HMAC (never sent); a counter defined before
+   * counters had an auth takes the empty one.
+   */
+  async incrementCounter(index: number, auth: Uint8Array): Promise<void> {
     try {
-      await this.run(NV_Increment(index, passwordSession(), index));
+      await this.withSession(TPM_SE.HMAC, null, async (s) => {
+        const nv = await nvIndex(this.run.bind(this), index);
+        await this.run(NV_Increment(nv, hmacSession(s, auth), nv));
+      });
     } catch (e) {
       throw tpmRefused(e, 'advance the anti-rollback counter');
     }
