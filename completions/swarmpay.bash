@@ -43,7 +43,7 @@ _swarmpay_options() {
         "tpm provision") echo "--pcrs --force --passphrase-file" ;;
         "tpm attest")    echo "--nonce --pcrs --out" ;;
         "tpm verify")    echo "--nonce --expect-pcrs --ak" ;;
-        "channel serve") echo "--listen --stdio --min-capacity --max-capacity --min-expiry --confirmations --close-margin --min-close-fee-rate --bump-after --poll --max-connections --max-handshakes --handshake-timeout --idle-timeout --passphrase-file" ;;
+        "channel serve") echo "--listen --stdio --min-capacity --max-capacity --min-expiry --confirmations --close-margin --min-close-fee-rate --bump-after --poll --max-connections --max-handshakes --handshake-timeout --idle-timeout --link-buffer --send-queue --passphrase-file" ;;
         "channel open")  echo "--peer --peer-cmd --peer-key --capacity --expiry --fee-rate --resume --wait --passphrase-file" ;;
         "channel pay")   echo "--count --batch --passphrase-file" ;;
         "channel close") echo "--passphrase-file" ;;
@@ -56,7 +56,7 @@ _swarmpay_options() {
         "escrow accept") echo "--ciphertext --peer --peer-cmd --peer-key --max-price --timeout --require-attestation --expect-pcrs --ak --fee-rate --out --passphrase-file" ;;
         "escrow claim")  echo "--acceptance --out --wait --force --margin --fee-rate --passphrase-file" ;;
         "escrow refund") echo "--fee-rate --passphrase-file" ;;
-        "escrow serve")  echo "--listen --stdio --poll --margin --fee-rate --max-connections --max-handshakes --handshake-timeout --idle-timeout --passphrase-file" ;;
+        "escrow serve")  echo "--listen --stdio --poll --margin --fee-rate --max-connections --max-handshakes --handshake-timeout --idle-timeout --link-buffer --send-queue --passphrase-file" ;;
         "escrow list")   echo "--passphrase-file" ;;
         "escrow show")   echo "--passphrase-file" ;;
         demo)            echo "--keep" ;;
@@ -107,6 +107,8 @@ _swarmpay_optarg() {
         "channel serve --max-handshakes") echo "text" ;;
         "channel serve --handshake-timeout") echo "text" ;;
         "channel serve --idle-timeout")   echo "text" ;;
+        "channel serve --link-buffer")    echo "text" ;;
+        "channel serve --send-queue")     echo "text" ;;
         "channel serve --passphrase-file") echo "file" ;;
         "channel open --peer")            echo "text" ;;
         "channel open --peer-cmd")        echo "text" ;;
@@ -163,6 +165,8 @@ _swarmpay_optarg() {
         "escrow serve --max-handshakes")  echo "text" ;;
         "escrow serve --handshake-timeout") echo "text" ;;
         "escrow serve --idle-timeout")    echo "text" ;;
+        "escrow serve --link-buffer")     echo "text" ;;
+        "escrow serve --send-queue")      echo "text" ;;
         "escrow serve --passphrase-file") echo "file" ;;
         "escrow list --passphrase-file")  echo "file" ;;
         "escrow show --passphrase-file")  echo "file" ;;

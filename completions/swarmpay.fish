@@ -206,6 +206,8 @@ __swarmpay_opt 'channel serve' --max-connections text 'peers connected at once, 
 __swarmpay_opt 'channel serve' --max-handshakes text 'handshakes run at once; later connections wait their turn (default 64)'
 __swarmpay_opt 'channel serve' --handshake-timeout text 'a connection must finish its handshake within this, seconds (default 10)'
 __swarmpay_opt 'channel serve' --idle-timeout text 'close a link that brings no whole frame for this long, seconds (default 120)'
+__swarmpay_opt 'channel serve' --link-buffer text 'bytes one link may hold unhandled before it is not read (default 1048576)'
+__swarmpay_opt 'channel serve' --send-queue text 'bytes that may wait for a peer that does not read; past it the peer is dropped (default 4194304)'
 __swarmpay_opt 'channel serve' --passphrase-file file 'read the keystore passphrase from FILE'
 __swarmpay_opt 'channel open' --peer text "the payee's HOST:PORT (channel serve --listen)"
 __swarmpay_opt 'channel open' --peer-cmd text 'run COMMAND and speak to the payee over its stdin/stdout'
@@ -280,6 +282,8 @@ __swarmpay_opt 'escrow serve' --max-connections text 'peers connected at once, h
 __swarmpay_opt 'escrow serve' --max-handshakes text 'handshakes run at once; later connections wait their turn (default 64)'
 __swarmpay_opt 'escrow serve' --handshake-timeout text 'a connection must finish its handshake within this, seconds (default 10)'
 __swarmpay_opt 'escrow serve' --idle-timeout text 'close a link that brings no whole frame for this long, seconds (default 120)'
+__swarmpay_opt 'escrow serve' --link-buffer text 'bytes one link may hold unhandled before it is not read (default 1048576)'
+__swarmpay_opt 'escrow serve' --send-queue text 'bytes that may wait for a peer that does not read; past it the peer is dropped (default 4194304)'
 __swarmpay_opt 'escrow serve' --passphrase-file file 'read the keystore passphrase from FILE'
 __swarmpay_opt 'escrow list' --passphrase-file file 'read the keystore passphrase from FILE'
 __swarmpay_opt 'escrow show' --passphrase-file file 'read the keystore passphrase from FILE'

@@ -164,6 +164,8 @@ typeset -ga _swarmpay_args_channel_serve=(
   '--max-handshakes=[handshakes run at once; later connections wait their turn (default 64)]:handshakes: '
   '--handshake-timeout=[a connection must finish its handshake within this (default 10)]:seconds: '
   '--idle-timeout=[close a link that brings no whole frame for this long (default 120)]:seconds: '
+  '--link-buffer=[bytes one link may hold unhandled before it is not read (default 1048576)]:bytes: '
+  '--send-queue=[bytes that may wait for a peer that does not read; past it the peer is dropped (default 4194304)]:bytes: '
   '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
 )
 typeset -ga _swarmpay_args_channel_open=(
@@ -276,6 +278,8 @@ typeset -ga _swarmpay_args_escrow_serve=(
   '--max-handshakes=[handshakes run at once; later connections wait their turn (default 64)]:handshakes: '
   '--handshake-timeout=[a connection must finish its handshake within this (default 10)]:seconds: '
   '--idle-timeout=[close a link that brings no whole frame for this long (default 120)]:seconds: '
+  '--link-buffer=[bytes one link may hold unhandled before it is not read (default 1048576)]:bytes: '
+  '--send-queue=[bytes that may wait for a peer that does not read; past it the peer is dropped (default 4194304)]:bytes: '
   '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
 )
 typeset -ga _swarmpay_args_escrow_list=(

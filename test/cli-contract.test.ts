@@ -62,7 +62,7 @@ describe('errors and exit codes', () => {
   });
   test('server limits out of range are usage errors, before any wallet is opened', async () => {
     for (const cmd of [['channel', 'serve'], ['escrow', 'serve']]) {
-      for (const bad of [['--max-connections', '0'], ['--max-handshakes', 'many'], ['--handshake-timeout', '0'], ['--idle-timeout', '-5']]) {
+      for (const bad of [['--max-connections', '0'], ['--max-handshakes', 'many'], ['--handshake-timeout', '0'], ['--idle-timeout', '-5'], ['--link-buffer', '1000'], ['--send-queue', 'lots']]) {
         const r = await swarmpay(['--datadir', '/nonexistent-swarmpay', ...cmd, ...bad]);
         expect([cmd.join(' '), bad[0], r.code, r.json.error.code]).toEqual([cmd.join(' '), bad[0], 1, 'USAGE']);
         expect(r.json.error.message).toContain(bad[0]);

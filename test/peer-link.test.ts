@@ -532,7 +532,8 @@ describe('silence and disappearance', () => {
   test('a server at --max-handshakes makes later connections wait their turn: an honest peer behind two silent ones gets in once they time out', async () => {
     const errors: SwarmpayError[] = [];
     const l = await listen(() => undefined, { maxHandshakes: 2, handshakeTimeoutMs: 600, onError: (e) => errors.push(e) });
-    const silent = await Promise.all([0, 1].map(() => new Promise<net.Socket>((r) => { const s = net.connect(l.port, LOCAL, () => r(s)); s.on('error', () => undefined); })));
+    // From two other addresses: one address may hold only its share of the slots.
+    const silent = await Promise.all([2, 3].map((n) => new Promise<net.Socket>((r) => { const s = net.connect({ port: l.port, host: LOCAL, localAddress: `127.0.0.${n}` }, () => r(s)); s.on('error', () => undefined); })));
     cleanups.push(() => silent.forEach((s) => s.destroy()));
     await sleep(50);
     const t0 = performance.now();
@@ -556,6 +557,24 @@ describe('silence and disappearance', () => {
     expect(e).toMatchObject({ code: 'PEER_TIMEOUT', details: { phase: 'write', timeoutMs: 500 } });
     expect(performance.now() - start).toBeLessThan(3_000); // it waited forever before
   });
+
+  test('silent connections from a few addresses hold only their share of the handshake slots (an eighth each): an honest peer gets in at once, not after their timeout', async () => {
+    const l = await listen(() => undefined, { maxHandshakes: 16, handshakeTimeoutMs: 5_000, onError: () => undefined });
+    const held: net.Socket[] = [];
+    cleanups.push(() => held.forEach((s) => s.destroy()));
+    // Four addresses, sixteen silent connections each: 64 waiting for 16 slots, 2 per address.
+    for (let n = 2; n < 6; n++) {
+      for (let i = 0; i < 16; i++) {
+        const s = net.connect({ port: l.port, host: LOCAL, localAddress: `127.0.0.${n}` });
+        s.on('error', () => undefined);
+        held.push(s);
+      }
+    }
+    await sleep(300);
+    const t0 = performance.now();
+    track(await connectTcp(LOCAL, l.port, A, { peerKey: B.publicKey, handshakeTimeoutMs: 3_000 }));
+    expect(performance.now() - t0).toBeLessThan(1_000);
+  }, 20_000);
 
   test('one address flooding the server with silent connections gets a handshake slot in turn with others, not all of them: an honest peer still gets in', async () => {
     const l = await listen(() => undefined, { maxHandshakes: 2, handshakeTimeoutMs: 1_000, onError: () => undefined });

@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { SwarmpayError } from '../errors.js';
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HANDSHAKES, listenTcp, stdioPeer, type ServerLimits } from '../peer/transports.js';
-import type { LinkOptions, PeerLink } from '../peer/link.js';
+import { SEND_QUEUE_BYTES, type LinkOptions, type PeerLink } from '../peer/link.js';
+import { INBOX_BYTES } from '../peer/inbox.js';
 import type { StaticKey } from '../peer/keys.js';
 import type { PeerAddress } from '../peer/connect.js';
 import { unlockWallet, type WalletContext } from '../wallet/wallet.js';
@@ -38,7 +39,9 @@ export function withServerLimits(cmd: Command): Command {
     .option('--max-connections <n>', 'peers connected at once, handshakes included; more are closed at once', String(DEFAULT_MAX_CONNECTIONS))
     .option('--max-handshakes <n>', 'handshakes run at once; later connections wait their turn', String(DEFAULT_MAX_HANDSHAKES))
     .option('--handshake-timeout <seconds>', 'a connection must finish its handshake within this', '10')
-    .option('--idle-timeout <seconds>', 'close a link that brings no whole frame for this long', '120');
+    .option('--idle-timeout <seconds>', 'close a link that brings no whole frame for this long', '120')
+    .option('--link-buffer <bytes>', 'bytes received and not yet handled that one link may hold; past it the link is not read until half is handled', String(INBOX_BYTES))
+    .option('--send-queue <bytes>', 'bytes that may wait for a peer that does not read; past it the peer is dropped', String(SEND_QUEUE_BYTES));
 }
 
 export interface LimitFlags {
@@ -46,7 +49,12 @@ export interface LimitFlags {
   maxHandshakes: string;
   handshakeTimeout: string;
   idleTimeout: string;
+  linkBuffer: string;
+  sendQueue: string;
 }
+
+/** Room for one frame of the largest size and its bookkeeping: less could not hold a single message. */
+const MIN_LINK_BYTES = 128 * 1024;
 
 export function serverLimits(o: LimitFlags): LinkOptions & ServerLimits {
   return {
@@ -54,6 +62,8 @@ export function serverLimits(o: LimitFlags): LinkOptions & ServerLimits {
     maxHandshakes: parseCount(o.maxHandshakes, '--max-handshakes', 1, 10_000),
     handshakeTimeoutMs: parseCount(o.handshakeTimeout, '--handshake-timeout', 1, 600) * 1000,
     idleTimeoutMs: parseCount(o.idleTimeout, '--idle-timeout', 1, 86_400) * 1000,
+    inboxBytes: parseCount(o.linkBuffer, '--link-buffer', MIN_LINK_BYTES, 2 ** 30),
+    sendQueueBytes: parseCount(o.sendQueue, '--send-queue', MIN_LINK_BYTES, 2 ** 30),
   };
 }
 

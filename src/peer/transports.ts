@@ -41,6 +41,13 @@ export interface ServerLimits {
   maxHandshakes?: number;
 }
 
+/**
+ * One remote address runs at most this share of the handshakes at once: silent connections
+ * from a few addresses hold their slots for the whole handshake timeout, and without a share
+ * they would fill every slot and make each honest peer wait that long.
+ */
+const ADDRESS_SHARE = 8;
+
 export const DEFAULT_MAX_CONNECTIONS = 4_096;
 export const DEFAULT_MAX_HANDSHAKES = 64;
 
@@ -58,6 +65,8 @@ export async function listenTcp(
   opts: LinkOptions & ServerLimits & { onError?: (e: SwarmpayError) => void } = {},
 ): Promise<{ port: number; close(): Promise<void> }> {
   const handshaking = new Set<net.Socket>();
+  /** Handshakes running, per remote address. */
+  const running = new Map<string, number>();
   /**
    * Connections accepted and not yet read, waiting for a handshake slot: per remote address,
    * oldest first, the addresses taken in turn. In turn, so that one address that floods the
@@ -77,35 +86,43 @@ export async function listenTcp(
   const maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   const maxHandshakes = opts.maxHandshakes ?? DEFAULT_MAX_HANDSHAKES;
   const waitMs = linkOptions(opts).handshakeTimeoutMs;
+  const perAddress = Math.max(1, Math.floor(maxHandshakes / ADDRESS_SHARE));
   const describe = (s: net.Socket) => `peer ${s.remoteAddress}:${s.remotePort}`;
-  const start = (socket: net.Socket) => {
+  const canStart = (address: string) => handshaking.size < maxHandshakes && (running.get(address) ?? 0) < perAddress;
+  const start = (socket: net.Socket, address: string) => {
     handshaking.add(socket);
+    running.set(address, (running.get(address) ?? 0) + 1);
     socket.resume();
     handshake({ readable: socket, writable: socket, describe: describe(socket) }, 'responder', key, opts).then(
       (link) => {
-        finished(socket);
+        finished(socket, address);
         open++;
         const done = () => open--;
         link.closed.then(done, done);
         onLink(link);
       },
-      (e: SwarmpayError) => (finished(socket), opts.onError?.(e)),
+      (e: SwarmpayError) => (finished(socket, address), opts.onError?.(e)),
     );
   };
-  const finished = (socket: net.Socket) => {
+  const finished = (socket: net.Socket, from: string) => {
     handshaking.delete(socket);
-    const first = waiting.entries().next().value;
-    if (first === undefined) return;
-    const [address, queue] = first;
-    const next = queue.keys().next().value!;
-    unwait(address, next);
-    // This address goes to the back of the turn.
-    const rest = waiting.get(address);
-    if (rest) {
-      waiting.delete(address);
-      waiting.set(address, rest);
+    const n = (running.get(from) ?? 1) - 1;
+    if (n === 0) running.delete(from);
+    else running.set(from, n);
+    // The first address in turn that is under its share starts its oldest waiting connection.
+    for (const [address, queue] of waiting) {
+      if (!canStart(address)) continue;
+      const next = queue.keys().next().value!;
+      unwait(address, next);
+      // This address goes to the back of the turn.
+      const rest = waiting.get(address);
+      if (rest) {
+        waiting.delete(address);
+        waiting.set(address, rest);
+      }
+      start(next, address);
+      return;
     }
-    start(next);
   };
   const server = net.createServer({ pauseOnConnect: true }, (socket) => {
     // Refused before anything is read or allocated for it: a flood of connections costs a
@@ -118,9 +135,9 @@ export async function listenTcp(
     }
     socket.setNoDelay(true);
     socket.on('error', () => undefined); // a connection that waits may be reset meanwhile
-    if (handshaking.size < maxHandshakes) return start(socket);
-    // A burst (a payer opening two hundred channels at once) waits its turn, paused, for as long as a handshake may take.
     const address = socket.remoteAddress ?? '';
+    if (canStart(address)) return start(socket, address);
+    // A burst (a payer opening two hundred channels at once) waits its turn, paused, for as long as a handshake may take.
     const queue = waiting.get(address) ?? new Map<net.Socket, NodeJS.Timeout>();
     waiting.set(address, queue);
     waitingCount++;
@@ -128,7 +145,7 @@ export async function listenTcp(
       const who = describe(socket);
       unwait(address, socket);
       socket.destroy();
-      opts.onError?.(new SwarmpayError('PEER_TIMEOUT', `${who}: waited ${waitMs / 1000} s behind ${maxHandshakes} handshakes; closed`, { hint: 'the server is flooded with connections; the operator can raise --max-handshakes' }));
+      opts.onError?.(new SwarmpayError('PEER_TIMEOUT', `${who}: waited ${waitMs / 1000} s for one of ${maxHandshakes} handshakes (${perAddress} per address); closed`, { hint: 'the server is flooded with connections; the operator can raise --max-handshakes' }));
     }, waitMs));
   });
   const listenFailed = (e: NodeJS.ErrnoException) =>
