@@ -395,6 +395,17 @@ describe('payment channels on a real btcd', () => {
       expect((await recoverJournals(own.wallet.session, own.wallet.networkDir)).journals[0]!.status).toBe('whole');
       expect(readFileSync(journal)).toEqual(recovered);
 
+      // An older record's sequence number changed under its encryption (2 to 9: GCM without its tag is
+      // CTR, so a flipped bit flips the same bit of the text): its signature still proves its amount,
+      // 1,000 sats, but a damaged sequence number must not make it pass for the newest state.
+      const seqHit = Buffer.from(whole);
+      const second = 128 + 8 + whole.readUInt32BE(128);
+      seqHit[second + 8 + 12 + `{"ch":"${s.rec.id}","seq":`.length] ^= '2'.charCodeAt(0) ^ '9'.charCodeAt(0);
+      writeFileSync(journal, seqHit);
+      const r3 = await recoverJournals(own.wallet.session, own.wallet.networkDir);
+      expect(r3.journals[0]).toMatchObject({ status: 'recovered', records: { authentic: 4, unauthenticated: 1 } });
+      expect(r3.states).toEqual([{ id: s.rec.id, seq: 5, cumulative: 2500n, proof: 'journal' }]);
+
       // The newest record's nonce damaged (in the file as it was before the recovery): nothing of it
       // can be read, and the state before it is the newest proved.
       const nonceHit = Buffer.from(whole);

@@ -58,7 +58,7 @@ describe('journal', () => {
     again.journal.close();
   });
 
-  test('a torn tail at any length of the last record, or zeros a crash left, is dropped; the head covers what stays', () => {
+  test('a torn tail at any length of the last record is dropped, the head covering what stays; zeros in its place are damage, not a tail', () => {
     const { journal } = Journal.open(file, 'c1', key);
     journal.append([{ seq: 1 }, { seq: 2 }]);
     const head = journal.head;
@@ -70,11 +70,15 @@ describe('journal', () => {
       writeFileSync(file, whole.subarray(0, cut));
       expect(Journal.read(file, 'c1', key, head).records).toEqual([{ seq: 1 }, { seq: 2 }]);
     }
-    writeFileSync(file, Buffer.concat([whole.subarray(0, start), Buffer.alloc(300)]));
+    writeFileSync(file, whole.subarray(0, start + 5));
     const r = Journal.open(file, 'c1', key, head);
     expect(r.records).toEqual([{ seq: 1 }, { seq: 2 }]);
     expect(r.journal.head).toEqual(head);
     r.journal.close();
+    // Zeros could stand for any number of acknowledged records: refused; salvage says where.
+    writeFileSync(file, Buffer.concat([whole.subarray(0, start), Buffer.alloc(300)]));
+    expect(thrown(() => Journal.read(file, 'c1', key)).code).toBe('KEYSTORE_CORRUPT');
+    expect(Journal.salvage(file, 'c1', key).found).toContainEqual({ kind: 'damage', offset: start, bytes: 300, what: 'zeros from record 2 on' });
   });
 
   test('the length of record 3 of 10 made to point past the end is corruption, not a torn tail: nothing is cut', () => {
@@ -91,7 +95,7 @@ describe('journal', () => {
     expect(readFileSync(file)).toEqual(buf);
   });
 
-  test('a flipped bit anywhere in a small journal: refused as damage, never read short; salvage finds every other record', () => {
+  test('a flipped bit anywhere in a small journal: refused as damage or (in one header copy) read whole, never read short; salvage finds every other record', () => {
     const records: Json[] = [{ seq: 1 }, { seq: 2, ids: ['a', 'b'] }, { seq: 3 }, { seq: 4 }, { seq: 5, last: true }];
     const { journal } = Journal.open(file, 'c1', key);
     journal.append(records.slice(0, 2));
@@ -104,14 +108,41 @@ describe('journal', () => {
       buf[bit >> 3] ^= 1 << (bit & 7);
       writeFileSync(file, buf);
       const byte = bit >> 3;
-      const err = thrown(() => Journal.read(file, 'c1', key));
-      if (err.code !== 'KEYSTORE_CORRUPT') throw new Error(`bit ${bit}: ${err.code}`);
+      if (byte < HEADERS) {
+        // One copy of the header damaged: the other holds, and every record reads.
+        expect(Journal.read(file, 'c1', key).records).toEqual(records);
+      } else {
+        const err = thrown(() => Journal.read(file, 'c1', key));
+        if (err.code !== 'KEYSTORE_CORRUPT') throw new Error(`bit ${bit}: ${err.code}`);
+      }
       const hit = spans.findIndex(([a, b]) => byte >= a && byte < b);
       const found = Journal.salvage(file, 'c1', key).found;
       const authentic = found.flatMap((f) => (f.kind === 'record' && f.authentic ? [f.value] : []));
       expect(authentic).toEqual(records.filter((_, i) => i !== hit));
       expect(found.some((f) => f.kind === 'damage')).toBe(true);
     }
+  });
+
+  test('both headers damaged: refused as damage (never taken for a version 1 journal of nothing); salvage still reads every record; one damaged copy is written again at open', () => {
+    const { journal } = Journal.open(file, 'c1', key);
+    for (let i = 0; i < 10; i++) journal.append([{ seq: i }]);
+    journal.close();
+    const clean = readFileSync(file);
+    const both = Buffer.from(clean);
+    randomBytes(8).copy(both, 0);
+    randomBytes(8).copy(both, 64);
+    writeFileSync(file, both);
+    expect(thrown(() => Journal.open(file, 'c1', key))).toMatchObject({ code: 'KEYSTORE_CORRUPT', message: expect.stringMatching(/both headers are damaged/) });
+    expect(existsSync(`${file}.v1`)).toBe(false);
+    const { found } = Journal.salvage(file, 'c1', key);
+    expect(found.flatMap((f) => (f.kind === 'record' && f.authentic ? [f.value] : []))).toEqual(Array.from({ length: 10 }, (_, i) => ({ seq: i })));
+    const one = Buffer.from(clean);
+    one[70] ^= 4;
+    writeFileSync(file, one);
+    const r = Journal.open(file, 'c1', key);
+    expect(r.records).toHaveLength(10);
+    r.journal.close();
+    expect(readFileSync(file)).toEqual(clean);
   });
 
   test('salvage reads past a damaged frame to the records after it, and says where the damage is', () => {

@@ -157,16 +157,16 @@ describe('a TPM keystore updated by many tasks of one process at once (as `chann
       const now = await unlockKeystore(file, 'regtest', unlocker);
       for (let i = 0; i < 12; i++) expect(now.secret[`task${i}`]).toBe(i);
       const counterIndex = (now.header.protector as { counterIndex: number }).counterIndex;
-      expect(BigInt(now.header.counter)).toBe(await client.readCounter(counterIndex));
+      expect(BigInt(now.header.counter)).toBe(await client.peekCounter(counterIndex));
       // Updates queued together are written together: fifty checkpoints at once, one write and one counter step;
       // a change that refuses (throws) leaves the others to apply.
-      const before = await client.readCounter(counterIndex);
+      const before = await client.peekCounter(counterIndex);
       const outcomes = await Promise.allSettled(Array.from({ length: 50 }, (_, i) => now.update((s) => {
         if (i === 7) throw new Error('refused');
         s[`burst${i}`] = i;
       }, { checkpoint: true })));
       expect(outcomes.filter((o) => o.status === 'rejected').map((o) => ((o as PromiseRejectedResult).reason as Error).message)).toEqual(['refused']);
-      expect(await client.readCounter(counterIndex)).toBe(before + 1n);
+      expect(await client.peekCounter(counterIndex)).toBe(before + 1n);
       const after = await unlockKeystore(file, 'regtest', unlocker);
       expect(Object.keys(after.secret).filter((k) => k.startsWith('burst'))).toHaveLength(49);
     } finally {

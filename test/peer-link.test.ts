@@ -13,7 +13,7 @@ import { SwarmpayError } from '../src/errors.js';
 import { FrameDecoder, frameBuffer, HEADER_LEN } from '../src/peer/frames.js';
 import { generateStaticKey } from '../src/peer/keys.js';
 import { handshake, type LinkOptions, type PeerLink } from '../src/peer/link.js';
-import { connectTcp, listenTcp } from '../src/peer/transports.js';
+import { connectTcp, listenTcp, networkOf } from '../src/peer/transports.js';
 import { freePort } from '../src/util/daemon.js';
 import { expectCode, failure } from './helpers/expect.js';
 import { tempDir } from './helpers/tmp.js';
@@ -533,7 +533,7 @@ describe('silence and disappearance', () => {
     const errors: SwarmpayError[] = [];
     const l = await listen(() => undefined, { maxHandshakes: 2, handshakeTimeoutMs: 600, onError: (e) => errors.push(e) });
     // From two other addresses: one address may hold only its share of the slots.
-    const silent = await Promise.all([2, 3].map((n) => new Promise<net.Socket>((r) => { const s = net.connect({ port: l.port, host: LOCAL, localAddress: `127.0.0.${n}` }, () => r(s)); s.on('error', () => undefined); })));
+    const silent = await Promise.all([2, 3].map((n) => new Promise<net.Socket>((r) => { const s = net.connect({ port: l.port, host: LOCAL, localAddress: `127.0.${n}.1` }, () => r(s)); s.on('error', () => undefined); })));
     cleanups.push(() => silent.forEach((s) => s.destroy()));
     await sleep(50);
     const t0 = performance.now();
@@ -558,6 +558,52 @@ describe('silence and disappearance', () => {
     expect(performance.now() - start).toBeLessThan(3_000); // it waited forever before
   });
 
+  test('fairness goes by network: an IPv4 /24, an IPv6 /64, a mapped IPv4 address as IPv4', () => {
+    expect(networkOf('10.1.2.3')).toBe('10.1.2.0/24');
+    expect(networkOf('::ffff:10.1.2.200')).toBe('10.1.2.0/24');
+    expect(networkOf('2001:db8:1:2:aaaa::1')).toBe('2001:db8:1:2::/64');
+    expect(networkOf('2001:db8:1:2::ffff')).toBe('2001:db8:1:2::/64');
+    expect(networkOf('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(networkOf('::1')).toBe('0:0:0:0::/64');
+  });
+
+  test('two hundred addresses of one /24 are one network: their silent connections hold only its share, and a peer from elsewhere gets in at once', async () => {
+    const l = await listen(() => undefined, { maxHandshakes: 64, handshakeTimeoutMs: 3_000, onError: () => undefined });
+    const held: net.Socket[] = [];
+    cleanups.push(() => held.forEach((s) => s.destroy()));
+    for (let n = 2; n < 202; n++) {
+      const s = net.connect({ port: l.port, host: LOCAL, localAddress: `127.0.9.${n}` });
+      s.on('error', () => undefined);
+      held.push(s);
+    }
+    await sleep(300);
+    const t0 = performance.now();
+    track(await connectTcp(LOCAL, l.port, A, { peerKey: B.publicKey, handshakeTimeoutMs: 2_000 }));
+    expect(performance.now() - t0).toBeLessThan(1_000);
+  }, 20_000);
+
+  test('at --max-connections, a newcomer from another network takes the place of the oldest waiting connection of the network that floods; one from the flooding network is refused', async () => {
+    const errors: SwarmpayError[] = [];
+    const l = await listen(() => undefined, { maxConnections: 40, maxHandshakes: 8, handshakeTimeoutMs: 5_000, onError: (e) => errors.push(e) });
+    const held: net.Socket[] = [];
+    cleanups.push(() => held.forEach((s) => s.destroy()));
+    for (let i = 0; i < 40; i++) {
+      const s = net.connect({ port: l.port, host: LOCAL, localAddress: '127.0.7.1' });
+      s.on('error', () => undefined);
+      held.push(s);
+    }
+    await sleep(300);
+    expect(errors).toEqual([]);
+    track(await connectTcp(LOCAL, l.port, A, { peerKey: B.publicKey, handshakeTimeoutMs: 2_000 }));
+    expect(errors.map((e) => e.message)).toEqual([expect.stringMatching(/dropped while waiting for a handshake, for a peer of another network/)]);
+    const same = net.connect({ port: l.port, host: LOCAL, localAddress: '127.0.7.2' });
+    same.on('error', () => undefined);
+    held.push(same);
+    await sleep(200);
+    expect(errors.map((e) => e.code)).toEqual(['PEER_REFUSED', 'PEER_REFUSED']);
+    expect(errors[1]!.message).toMatch(/refused: this server holds 40 connections at once/);
+  }, 20_000);
+
   test('silent connections from a few addresses hold only their share of the handshake slots (an eighth each): an honest peer gets in at once, not after their timeout', async () => {
     const l = await listen(() => undefined, { maxHandshakes: 16, handshakeTimeoutMs: 5_000, onError: () => undefined });
     const held: net.Socket[] = [];
@@ -565,7 +611,7 @@ describe('silence and disappearance', () => {
     // Four addresses, sixteen silent connections each: 64 waiting for 16 slots, 2 per address.
     for (let n = 2; n < 6; n++) {
       for (let i = 0; i < 16; i++) {
-        const s = net.connect({ port: l.port, host: LOCAL, localAddress: `127.0.0.${n}` });
+        const s = net.connect({ port: l.port, host: LOCAL, localAddress: `127.0.${n}.1` });
         s.on('error', () => undefined);
         held.push(s);
       }
@@ -581,11 +627,11 @@ describe('silence and disappearance', () => {
     const flood: net.Socket[] = [];
     cleanups.push(() => flood.forEach((s) => s.destroy()));
     const silent = () => {
-      const s = net.connect({ port: l.port, host: LOCAL, localAddress: '127.0.0.2' });
+      const s = net.connect({ port: l.port, host: LOCAL, localAddress: '127.0.2.1' });
       s.on('error', () => undefined);
       flood.push(s);
     };
-    const timer = setInterval(silent, 40); // 25 a second, from 127.0.0.2
+    const timer = setInterval(silent, 40); // 25 a second, from 127.0.2.1
     cleanups.push(() => clearInterval(timer));
     await sleep(1_200); // both slots and a long queue are the flood's
     for (let i = 0; i < 3; i++) track(await connectTcp(LOCAL, l.port, A, { peerKey: B.publicKey, handshakeTimeoutMs: 3_000 }));

@@ -4,7 +4,7 @@
  * second, three peers flooding 64 KiB frames while the payee is stopped (SIGSTOP). Each
  * phase measures the server's resident memory and how long the honest payer's `channel pay`
  * (a whole CLI process: start, unlock, connect, pay, exit) takes. The attackers connect
- * from other loopback addresses (127.0.0.2-5), as strangers on a network would; the honest
+ * from other loopback networks (127.0.2-5.1), as strangers elsewhere would; the honest
  * payer from 127.0.0.1.
  */
 import net from 'node:net';
@@ -92,7 +92,7 @@ describe('channel serve under attack', () => {
   /** A raw TCP connection from another loopback address; resolves once connected, or with null if refused. */
   const raw = (n: number): Promise<net.Socket | null> =>
     new Promise((resolve) => {
-      const s = net.connect({ host: '127.0.0.1', port: server.port, localAddress: `127.0.0.${2 + (n % 4)}` });
+      const s = net.connect({ host: '127.0.0.1', port: server.port, localAddress: `127.0.${2 + (n % 4)}.1` });
       s.once('connect', () => resolve(s));
       s.once('error', () => resolve(null));
       s.on('error', () => undefined);

@@ -203,33 +203,76 @@ describe('TPM client on swtpm', () => {
 
   test('counters: define, read, increment monotonically, undefine; only who knows the auth advances one', async () => {
     const auth = randomBytes(32);
+    const read = (i: number) => tpm.readCounter(i, auth, undefined);
     const index = await tpm.defineCounter(auth);
     expect(index >>> 24).toBe(0x01);
     expect(await tpm.counterExists(index)).toBe(true);
-    const v0 = await tpm.readCounter(index);
+    const v0 = await read(index);
     expect(v0).toBeGreaterThanOrEqual(1n); // defineCounter increments once so it can be read
+    expect(await tpm.peekCounter(index)).toBe(v0);
     await tpm.incrementCounter(index, auth);
-    expect(await tpm.readCounter(index)).toBe(v0 + 1n);
+    expect(await read(index)).toBe(v0 + 1n);
     await tpm.incrementCounter(index, auth);
     await tpm.incrementCounter(index, auth);
-    expect(await tpm.readCounter(index)).toBe(v0 + 3n);
+    expect(await read(index)).toBe(v0 + 3n);
     // A stranger on the same TPM: another auth in an HMAC, or no password at all, is refused by the TPM.
     await expectCode(tpm.incrementCounter(index, randomBytes(32)), 'TPM_REFUSED');
     await expect(tpm.run(NV_Increment(index, passwordSession(), index))).rejects.toMatchObject({ rcName: expect.stringMatching(/BAD_AUTH|AUTH_FAIL/) });
-    expect(await tpm.readCounter(index)).toBe(v0 + 3n);
+    // A read with the wrong auth is refused too: the value we decide on comes only with the counter's auth.
+    await expectCode(tpm.readCounter(index, randomBytes(32), undefined), 'TPM_REFUSED');
+    expect(await read(index)).toBe(v0 + 3n);
     // A second counter is distinct and does not move the first.
     const other = await tpm.defineCounter(auth);
     expect(other).not.toBe(index);
     await tpm.incrementCounter(other, auth);
-    expect(await tpm.readCounter(index)).toBe(v0 + 3n);
+    expect(await read(index)).toBe(v0 + 3n);
     await tpm.undefineCounter(other);
     expect(await tpm.counterExists(other)).toBe(false);
-    await expectCode(tpm.readCounter(other), 'TPM_WRONG_TPM');
+    await expectCode(read(other), 'TPM_WRONG_TPM');
+  });
+
+  test('a counter value changed on its way from the TPM (one less: a rolled-back keystore would pass) fails the answer\'s HMAC; the unauthenticated peek is fooled', async () => {
+    const auth = randomBytes(32);
+    const index = await tpm.defineCounter(auth);
+    const value = await tpm.readCounter(index, auth, undefined);
+    await tpm.close();
+    // Between us and swtpm, something that lowers the last byte of every NV_Read answer's value:
+    // a fault on the bus a real TPM cannot show.
+    const proxy = net.createServer((c) => {
+      const up = net.connect(sw.spec.port, sw.spec.host);
+      let nvRead = false;
+      c.on('data', (d: Buffer) => {
+        nvRead = d.length >= 10 && d.readUInt32BE(6) === TPM_CC.NV_Read;
+        up.write(d);
+      });
+      up.on('data', (d: Buffer) => {
+        if (nvRead && d.length >= 20 && d.readUInt32BE(6) === 0) {
+          const at = d.readUInt16BE(0) === TPM_ST.SESSIONS ? 14 + 2 + 7 : 10 + 2 + 7;
+          d[at] = d[at]! - 1;
+        }
+        c.write(d);
+      });
+      c.on('close', () => up.destroy());
+      up.on('close', () => c.destroy());
+      c.on('error', () => undefined);
+      up.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    try {
+      const via = await Tpm.open({ kind: 'swtpm', host: '127.0.0.1', port: (proxy.address() as net.AddressInfo).port });
+      expect(await via.peekCounter(index)).toBe(value - 1n);
+      const e = await expectCode(via.readCounter(index, auth, undefined), 'TPM_PROTOCOL');
+      expect(e.message).toMatch(/HMAC/);
+      await via.close();
+    } finally {
+      proxy.close();
+      tpm = await sw.open();
+    }
   });
 
   test('readCounter of an index that was never defined is TPM_WRONG_TPM', async () => {
     expect(await tpm.counterExists(0x01000123)).toBe(false);
-    const e = await expectCode(tpm.readCounter(0x01000123), 'TPM_WRONG_TPM');
+    const e = await expectCode(tpm.readCounter(0x01000123, randomBytes(32), undefined), 'TPM_WRONG_TPM');
     expect(e.message).toMatch(/0x1000123/);
   });
 

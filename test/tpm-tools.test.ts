@@ -137,16 +137,16 @@ test('a counter our client defines reads the same with tpm2_nvread; tpm2_nvincre
     return i;
   });
   const hex = `0x${index.toString(16)}`;
-  const value = await ours((tpm) => tpm.readCounter(index));
+  const value = await ours((tpm) => tpm.readCounter(index, auth, undefined));
   await tool('tpm2_nvread', '-C', hex, '-P', `hex:${auth.toString('hex')}`, '-s', '8', '-o', 'counter.bin', hex);
   expect(readFileSync(file('counter.bin')).readBigUInt64BE()).toBe(value);
-  // With the owner's authorization too (OWNERREAD): what our readCounter uses.
+  // With the owner's authorization too (OWNERREAD): what our peekCounter uses.
   await tool('tpm2_nvread', '-C', 'o', '-s', '8', '-o', 'counter-owner.bin', hex);
   expect(readFileSync(file('counter-owner.bin')).readBigUInt64BE()).toBe(value);
   await expect(tool('tpm2_nvincrement', '-C', hex, hex)).rejects.toMatchObject({ stderr: expect.stringMatching(/0x0*9a2/i) });
-  expect(await ours((tpm) => tpm.readCounter(index))).toBe(value);
+  expect(await ours((tpm) => tpm.readCounter(index, auth, undefined))).toBe(value);
   await tool('tpm2_nvincrement', '-C', hex, '-P', `hex:${auth.toString('hex')}`, hex);
-  expect(await ours((tpm) => tpm.readCounter(index))).toBe(value + 1n);
+  expect(await ours((tpm) => tpm.readCounter(index, auth, undefined))).toBe(value + 1n);
   // TPM_NT_COUNTER | AUTHWRITE | OWNERREAD | AUTHREAD | NO_DA | WRITTEN, as tpm2-tools decode it.
   const pub = await tool('tpm2_nvreadpublic', hex);
   expect(pub).toMatch(/friendly: authwrite\|nt=0x1\|ownerread\|authread\|no_da\|written/);

@@ -3,10 +3,11 @@
  * that no longer opens is read record by record (Journal.salvage), rewritten as a new
  * generation of what can still be trusted, and the damaged file is kept beside it.
  *
- * - The payee's payment journal keeps, per channel, the newest state the payer's signature
+ * - The payee's payment journal keeps, per channel, the highest state the payer's signature
  *   still proves, and the batch ids of every record that still authenticates. A record whose
  *   authentication fails may still hold an intact state: a signed state proves itself, so
- *   it is kept if its signature verifies against the channel's terms (its ids are not).
+ *   its amount is kept if its signature verifies against the channel's terms (its ids and
+ *   its sequence number are not).
  * - A payer's ledger keeps only the records that authenticate (nothing in it is signed by
  *   anyone else); what was lost is reported, and the next session settles on the state the
  *   payee shows.
@@ -68,25 +69,34 @@ function signedByPayer(session: KeystoreSession, id: string, s: PaymentState): b
   return s.cumulative <= t.capacity && verifyState(new StateHasher(t, outpointOf(rec)).sighash(s.cumulative), t.payerPubkey, Buffer.from(s.sig, 'hex'));
 }
 
-/** Per channel, the newest state whose signature verifies, and the ids of authentic records. */
+/**
+ * Per channel, the highest state whose signature verifies, and the ids of the authentic
+ * records it covers. The signature covers the amount, not the sequence number, so states
+ * are ranked by amount; a state from a record that fails authentication keeps its amount
+ * (its signature proves it) but not its sequence number, which it gets as one past the
+ * highest authentic one: a damaged sequence number must not pass for a newer state.
+ */
 function choosePayments(session: KeystoreSession, found: Salvaged[], states: RecoveredState[]): Json[] {
-  const byChannel = new Map<string, { cands: { state: PaymentState; authentic: boolean }[]; ids: Set<string> }>();
+  const byChannel = new Map<string, { state: PaymentState; ids: string[]; authentic: boolean }[]>();
   for (const f of found) {
     if (f.kind !== 'record') continue;
     const r = paymentRecord(f.value);
     if (r === null) continue;
-    const c = byChannel.get(r.ch) ?? { cands: [], ids: new Set<string>() };
-    byChannel.set(r.ch, c);
-    c.cands.push({ state: { seq: r.seq, cumulative: BigInt(r.cumulative), sig: r.sig }, authentic: f.authentic });
-    if (f.authentic) for (const pid of r.ids) c.ids.add(pid);
+    const cands = byChannel.get(r.ch) ?? [];
+    byChannel.set(r.ch, cands);
+    cands.push({ state: { seq: r.seq, cumulative: BigInt(r.cumulative), sig: r.sig }, ids: f.authentic ? r.ids : [], authentic: f.authentic });
   }
   const records: Json[] = [];
-  for (const [id, c] of byChannel) {
-    // Newest first; of two at one sequence number, the authentic one.
-    const best = c.cands.sort((a, b) => b.state.seq - a.state.seq || Number(b.authentic) - Number(a.authentic)).find((k) => signedByPayer(session, id, k.state));
+  for (const [id, cands] of byChannel) {
+    const proved = cands.filter((k) => signedByPayer(session, id, k.state));
+    const best = proved.sort((a, b) => (a.state.cumulative === b.state.cumulative ? Number(b.authentic) - Number(a.authentic) : a.state.cumulative > b.state.cumulative ? -1 : 1))[0];
     if (best === undefined) continue;
-    records.push(...stateRecords(id, best.state, c.ids));
-    states.push({ id, seq: best.state.seq, cumulative: best.state.cumulative, proof: best.authentic ? 'journal' : 'signature' });
+    const authentic = proved.filter((k) => k.authentic);
+    const seq = best.authentic ? best.state.seq : Math.max(0, ...authentic.map((k) => k.state.seq)) + 1;
+    const state = { ...best.state, seq };
+    const ids = new Set(authentic.filter((k) => k.state.cumulative <= state.cumulative).flatMap((k) => k.ids));
+    records.push(...stateRecords(id, state, ids));
+    states.push({ id, seq, cumulative: state.cumulative, proof: best.authentic ? 'journal' : 'signature' });
   }
   return records;
 }

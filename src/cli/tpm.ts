@@ -74,7 +74,7 @@ export function registerTpm(program: Command): void {
           const doc = readKeystore(file, ctx.network);
           const p = doc.header.protector;
           if (p.type === 'tpm') {
-            const [written, now] = [BigInt(doc.header.counter), await t.readCounter(p.counterIndex)];
+            const [written, now] = [BigInt(doc.header.counter), await t.peekCounter(p.counterIndex)];
             keystore.tpmCounter = now.toString();
             keystore.counterState = counterStanding(written, now);
             if (keystore.counterState === 'rolled-back' || keystore.counterState === 'ahead') refused = { file, written, now };

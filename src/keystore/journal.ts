@@ -8,7 +8,8 @@
  *
  * It cannot be cut short without saying so:
  * - A file starts with a header, written twice, that names its generation (one more at
- *   every rewrite) and a random salt, under an HMAC. The records' key is derived from the
+ *   every rewrite) and a random salt, under an HMAC; one damaged copy is written again
+ *   from the other when the journal is opened. The records' key is derived from the
  *   salt, so every rewrite (compaction) starts a new key: a key seals at most one file's
  *   records, a few million at the compaction sizes, far below the 2^32 random 96-bit nonces
  *   GCM allows. Nonces stay random rather than counted: a record cut off by a crash or a
@@ -16,8 +17,9 @@
  *   repeat a counted nonce.
  * - Each record's frame carries a check of its index and length, so a damaged length
  *   field is told apart from a record torn by a crash mid-append: only a frame that runs
- *   past the end of the file (or a tail of zeros) is torn, and only the last; any other
- *   bad frame or failed authentication is corruption (KEYSTORE_CORRUPT), never cut away.
+ *   past the end of the file is torn, and only the last; any other bad frame (zeros
+ *   included: they cannot tell how many acknowledged records they replaced) or failed
+ *   authentication is corruption (KEYSTORE_CORRUPT), never cut away.
  * - Records chain by hash. The head (generation, records, bytes, hash) is what the owner
  *   records in the keystore (at every TPM counter advance and at a clean close), and a
  *   journal that is older, shorter, or another than that head is refused as a rollback.
@@ -90,6 +92,14 @@ function parseHeader(buf: Buffer, off: number, key: Uint8Array, name: string): F
   if (!timingSafeEqual(headerMac(key, name, header.subarray(0, 8 + SALT)), header.subarray(8 + SALT))) return null;
   const salt = Buffer.from(header.subarray(8, 8 + SALT));
   return { gen: header.readUInt32BE(4), salt, key: recordKey(key, name, salt), header: Buffer.from(header) };
+}
+
+/** The header at `off` taken as it is, its HMAC unchecked: salvage tries its salt, and the records' tags tell whether it is right. */
+function rawHeader(buf: Buffer, off: number, key: Uint8Array, name: string): FileKeys | null {
+  if (buf.length < off + HEADER) return null;
+  const header = Buffer.from(buf.subarray(off, off + HEADER));
+  const salt = Buffer.from(header.subarray(8, 8 + SALT));
+  return { gen: header.readUInt32BE(4), salt, key: recordKey(key, name, salt), header };
 }
 
 const recordKey = (key: Uint8Array, name: string, salt: Uint8Array) => Buffer.from(hkdfSync('sha256', key, salt, `swarmpay journal records/${name}`, 32));
@@ -182,6 +192,21 @@ function readLegacy(file: string, buf: Buffer, name: string, key: Uint8Array): J
   return records;
 }
 
+/**
+ * A version 1 journal's records, or null if the bytes are not one: an empty file, or one
+ * whose records authenticate as version 1. A version 2 file whose both magics were damaged
+ * reads as no version 1 record, and is damage, never a journal of nothing to migrate.
+ */
+function legacyRecords(file: string, buf: Buffer, name: string, key: Uint8Array): Json[] | null {
+  if (buf.length === 0) return [];
+  try {
+    const records = readLegacy(file, buf, name, key);
+    return records.length > 0 ? records : null;
+  } catch {
+    return null;
+  }
+}
+
 interface Parsed {
   fk: FileKeys | null;
   records: Json[];
@@ -189,38 +214,41 @@ interface Parsed {
   hashes: Buffer[];
   whole: number;
   legacy: boolean;
+  /** The offset of a header copy that is damaged while the other holds, to write again; null if both hold. */
+  badHeader: number | null;
 }
 
 function parse(file: string, name: string, key: Uint8Array): Parsed {
-  if (!existsSync(file)) return { fk: null, records: [], hashes: [], whole: 0, legacy: false };
+  if (!existsSync(file)) return { fk: null, records: [], hashes: [], whole: 0, legacy: false, badHeader: null };
   let buf: Buffer;
   try {
     buf = readFileSync(file);
   } catch (e) {
     throw ioError('read', file, e);
   }
-  if (!isVersion2(buf)) return { fk: null, records: readLegacy(file, buf, name, key), hashes: [], whole: 0, legacy: true };
+  const legacy = isVersion2(buf) ? null : legacyRecords(file, buf, name, key);
+  if (legacy !== null) return { fk: null, records: legacy, hashes: [], whole: 0, legacy: true, badHeader: null };
   const a = parseHeader(buf, 0, key, name);
   const b = parseHeader(buf, HEADER, key, name);
-  if (a === null || b === null || !a.header.equals(b.header)) {
-    throw damaged(file, `header ${a === null ? 1 : 2} is damaged`);
-  }
+  // One damaged copy loses nothing: the other is the header. Two that differ and both hold were spliced.
+  if ((a === null && b === null) || (a !== null && b !== null && !a.header.equals(b.header))) throw damaged(file, a === null ? 'both headers are damaged' : 'its two headers differ');
+  const fk = (a ?? b)!;
   const records: Json[] = [];
-  const hashes = [chain(Buffer.alloc(32), a.header)];
+  const hashes = [chain(Buffer.alloc(32), fk.header)];
   let off = HEADERS;
   while (off < buf.length) {
     const i = records.length;
-    const len = frameAt(buf, off, a.salt, i);
-    // Torn: the file ends inside this (last) record, or what follows is zeros (space a crash left unwritten).
-    if (len === 'short' || (len !== null && off + FRAME + len > buf.length) || (len === null && allZero(buf.subarray(off)))) break;
+    const len = frameAt(buf, off, fk.salt, i);
+    // Torn: the file ends inside this (last) record. Anything else (zeros included) is damage, never cut away.
+    if (len === 'short' || (len !== null && off + FRAME + len > buf.length)) break;
     if (len === null) throw damaged(file, `record ${i} at byte ${off} has a damaged frame`);
-    const rec = openRecord(a, name, i, buf.subarray(off + FRAME, off + FRAME + len));
+    const rec = openRecord(fk, name, i, buf.subarray(off + FRAME, off + FRAME + len));
     if (rec === null) throw damaged(file, `record ${i} at byte ${off} fails authentication`);
     records.push(rec);
     hashes.push(chain(hashes[i]!, buf.subarray(off, off + FRAME + len)));
     off += FRAME + len;
   }
-  return { fk: a, records, hashes, whole: off, legacy: false };
+  return { fk, records, hashes, whole: off, legacy: false, badHeader: a === null ? 0 : b === null ? HEADER : null };
 }
 
 /** What `salvage` found at one place: a record (authenticated, or only decrypted), or damage. */
@@ -281,6 +309,10 @@ export class Journal {
       try {
         fd = openSync(file, 'r+', 0o600);
         ftruncateSync(fd, p.whole);
+        if (p.badHeader !== null) {
+          writeSync(fd, p.fk.header, 0, HEADER, p.badHeader);
+          fdatasyncSync(fd);
+        }
       } catch (e) {
         throw ioError('open', file, e);
       }
@@ -426,17 +458,28 @@ function encodeAll(fk: FileKeys, name: string, first: number, prev: Buffer, reco
 
 /** `Journal.salvage` of bytes already read. */
 function salvageBuffer(file: string, buf: Buffer, name: string, key: Uint8Array): { gen: number; found: Salvaged[] } {
-  const found: Salvaged[] = [];
-  if (!isVersion2(buf)) {
-    readLegacy(file, buf, name, key).forEach((value, index) => found.push({ kind: 'record', index, offset: -1, value, authentic: true }));
-    return { gen: 0, found };
-  }
+  const legacy = isVersion2(buf) ? null : legacyRecords(file, buf, name, key);
+  if (legacy !== null) return { gen: 0, found: legacy.map((value, index) => ({ kind: 'record' as const, index, offset: -1, value, authentic: true })) };
   const a = parseHeader(buf, 0, key, name);
   const b = parseHeader(buf, HEADER, key, name);
-  if (a === null) found.push({ kind: 'damage', offset: 0, bytes: HEADER, what: 'header 1 is damaged' });
-  if (b === null) found.push({ kind: 'damage', offset: HEADER, bytes: HEADER, what: 'header 2 is damaged' });
-  const fk = a ?? b;
-  if (fk === null) return { gen: 0, found };
+  const headerDamage: Salvaged[] = [];
+  if (a === null) headerDamage.push({ kind: 'damage', offset: 0, bytes: HEADER, what: 'header 1 is damaged' });
+  if (b === null) headerDamage.push({ kind: 'damage', offset: HEADER, bytes: HEADER, what: 'header 2 is damaged' });
+  // With both headers damaged, their salts are tried as they are: the records' tags say which is right.
+  const candidates = a ?? b ? [(a ?? b)!] : [rawHeader(buf, 0, key, name), rawHeader(buf, HEADER, key, name)].filter((h): h is FileKeys => h !== null);
+  let best: Salvaged[] = [];
+  for (const fk of candidates) {
+    const found = salvageRecords(buf, fk, name);
+    if (best.length === 0 || authenticCount(found) > authenticCount(best)) best = found;
+  }
+  return { gen: (a ?? b)?.gen ?? 0, found: [...headerDamage, ...best] };
+}
+
+const authenticCount = (found: Salvaged[]) => found.filter((f) => f.kind === 'record' && f.authentic).length;
+
+/** The records after the headers, under one header's key. */
+function salvageRecords(buf: Buffer, fk: FileKeys, name: string): Salvaged[] {
+  const found: Salvaged[] = [];
   let off = HEADERS;
   let index = 0;
   while (off < buf.length) {
@@ -459,7 +502,7 @@ function salvageBuffer(file: string, buf: Buffer, name: string, key: Uint8Array)
       continue;
     }
     if (allZero(buf.subarray(off))) {
-      found.push({ kind: 'damage', offset: off, bytes: buf.length - off, what: `zeros from record ${index} on (a crash left them unwritten)` });
+      found.push({ kind: 'damage', offset: off, bytes: buf.length - off, what: `zeros from record ${index} on` });
       break;
     }
     const next = resync(buf, off + 1, fk, name, index);
@@ -471,7 +514,7 @@ function salvageBuffer(file: string, buf: Buffer, name: string, key: Uint8Array)
     off = next.off;
     index = next.index;
   }
-  return { gen: fk.gen, found };
+  return found;
 }
 
 /** The next record past a damaged frame: a frame that checks for one of the next indexes and authenticates. */

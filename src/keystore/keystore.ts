@@ -134,7 +134,7 @@ function counterAuth(p: { counterAuth?: true }, dataKey: Uint8Array): Uint8Array
 
 /** Refuses a file that is not current, after finishing a checkpoint a crash interrupted. */
 async function checkRollback(file: string, p: TpmProtector, written: bigint, tpm: Tpm, dataKey: Uint8Array): Promise<void> {
-  const now = await tpm.readCounter(p.counterIndex);
+  const now = await tpm.readCounter(p.counterIndex, counterAuth(p, dataKey), p.srkName);
   const standing = counterStanding(written, now);
   if (standing === 'current') return;
   if (standing === 'interrupted') return tpm.incrementCounter(p.counterIndex, counterAuth(p, dataKey));
@@ -421,15 +421,17 @@ export async function provisionTpm(file: string, network: NetworkName, unlocker:
     if (old.type === 'tpm') await checkRollback(file, old, BigInt(doc.header.counter), tpm, dataKey);
 
     const srk = await tpm.persistSrk();
-    const sealed = await tpm.seal(dataKey, pcrs);
+    // Resealing on the TPM it was provisioned on: the same storage key, or nothing is sealed.
+    const sealed = await tpm.seal(dataKey, pcrs, old.type === 'tpm' ? old.srkName : undefined);
     if (!(await tpm.unseal(sealed)).equals(dataKey)) throw new SwarmpayError('INTERNAL', 'the TPM unsealed something other than what it sealed');
     // A counter with the keystore's auth is kept; one from before counters had an auth is replaced.
     const keep = old.type === 'tpm' && old.counterAuth && (await tpm.counterExists(old.counterIndex));
-    const counterIndex = keep ? old.counterIndex : await tpm.defineCounter(counterAuth({ counterAuth: true }, dataKey));
+    const auth = counterAuth({ counterAuth: true }, dataKey);
+    const counterIndex = keep ? old.counterIndex : await tpm.defineCounter(auth);
     const header: KeystoreHeader = {
       ...doc.header,
       protector: { type: 'tpm', sealed: { public: sealed.public, private: sealed.private }, pcrs, srkName: sealed.srkName, counterIndex, counterAuth: true, provisionedOn: tpm.describe },
-      counter: (await tpm.readCounter(counterIndex)).toString(),
+      counter: (await tpm.readCounter(counterIndex, auth, sealed.srkName)).toString(),
     };
     writeKeystore(file, header, encryptPayload(dataKey, header, secret));
     // The old counter goes once the file no longer names it (anyone could advance it).

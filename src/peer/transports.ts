@@ -42,11 +42,26 @@ export interface ServerLimits {
 }
 
 /**
- * One remote address runs at most this share of the handshakes at once: silent connections
- * from a few addresses hold their slots for the whole handshake timeout, and without a share
- * they would fill every slot and make each honest peer wait that long.
+ * One network (see `networkOf`) runs at most this share of the handshakes at once: silent
+ * connections hold their slots for the whole handshake timeout, and from a few networks
+ * they would otherwise fill every slot and make each honest peer wait that long.
  */
-const ADDRESS_SHARE = 8;
+const NETWORK_SHARE = 8;
+
+/**
+ * The network a peer's address belongs to, the unit of fairness: an IPv4 /24, an IPv6 /64
+ * (one host commonly holds a whole /64, 2^64 addresses), an IPv4-mapped address as IPv4.
+ */
+export function networkOf(address: string): string {
+  const v4 = address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
+  if (net.isIPv4(v4)) return v4.split('.').slice(0, 3).join('.') + '.0/24';
+  if (!net.isIPv6(address)) return address;
+  const [head = '', tail = ''] = address.split('::');
+  const h = head === '' ? [] : head.split(':');
+  const t = tail === '' ? [] : tail.split(':');
+  const groups = address.includes('::') ? [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
+  return groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':') + '::/64';
+}
 
 export const DEFAULT_MAX_CONNECTIONS = 4_096;
 export const DEFAULT_MAX_HANDSHAKES = 64;
@@ -65,43 +80,43 @@ export async function listenTcp(
   opts: LinkOptions & ServerLimits & { onError?: (e: SwarmpayError) => void } = {},
 ): Promise<{ port: number; close(): Promise<void> }> {
   const handshaking = new Set<net.Socket>();
-  /** Handshakes running, per remote address. */
+  /** Handshakes running, per network. */
   const running = new Map<string, number>();
   /**
-   * Connections accepted and not yet read, waiting for a handshake slot: per remote address,
-   * oldest first, the addresses taken in turn. In turn, so that one address that floods the
-   * server with silent connections gets one slot in every few, not all of them.
+   * Connections accepted and not yet read, waiting for a handshake slot: per network, oldest
+   * first, the networks taken in turn. In turn, so that one network that floods the server
+   * with silent connections gets one slot in every few, not all of them.
    */
   const waiting = new Map<string, Map<net.Socket, NodeJS.Timeout>>();
   let waitingCount = 0;
-  const unwait = (address: string, socket: net.Socket): void => {
-    const queue = waiting.get(address);
+  const unwait = (network: string, socket: net.Socket): void => {
+    const queue = waiting.get(network);
     if (!queue?.has(socket)) return;
     clearTimeout(queue.get(socket));
     queue.delete(socket);
     waitingCount--;
-    if (queue.size === 0) waiting.delete(address);
+    if (queue.size === 0) waiting.delete(network);
   };
   let open = 0;
   const maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   const maxHandshakes = opts.maxHandshakes ?? DEFAULT_MAX_HANDSHAKES;
   const waitMs = linkOptions(opts).handshakeTimeoutMs;
-  const perAddress = Math.max(1, Math.floor(maxHandshakes / ADDRESS_SHARE));
+  const perNetwork = Math.max(1, Math.floor(maxHandshakes / NETWORK_SHARE));
   const describe = (s: net.Socket) => `peer ${s.remoteAddress}:${s.remotePort}`;
-  const canStart = (address: string) => handshaking.size < maxHandshakes && (running.get(address) ?? 0) < perAddress;
-  const start = (socket: net.Socket, address: string) => {
+  const canStart = (network: string) => handshaking.size < maxHandshakes && (running.get(network) ?? 0) < perNetwork;
+  const start = (socket: net.Socket, network: string) => {
     handshaking.add(socket);
-    running.set(address, (running.get(address) ?? 0) + 1);
+    running.set(network, (running.get(network) ?? 0) + 1);
     socket.resume();
     handshake({ readable: socket, writable: socket, describe: describe(socket) }, 'responder', key, opts).then(
       (link) => {
-        finished(socket, address);
+        finished(socket, network);
         open++;
         const done = () => open--;
         link.closed.then(done, done);
         onLink(link);
       },
-      (e: SwarmpayError) => (finished(socket, address), opts.onError?.(e)),
+      (e: SwarmpayError) => (finished(socket, network), opts.onError?.(e)),
     );
   };
   const finished = (socket: net.Socket, from: string) => {
@@ -109,25 +124,42 @@ export async function listenTcp(
     const n = (running.get(from) ?? 1) - 1;
     if (n === 0) running.delete(from);
     else running.set(from, n);
-    // The first address in turn that is under its share starts its oldest waiting connection.
-    for (const [address, queue] of waiting) {
-      if (!canStart(address)) continue;
+    // The first network in turn that is under its share starts its oldest waiting connection.
+    for (const [network, queue] of waiting) {
+      if (!canStart(network)) continue;
       const next = queue.keys().next().value!;
-      unwait(address, next);
-      // This address goes to the back of the turn.
-      const rest = waiting.get(address);
+      unwait(network, next);
+      // This network goes to the back of the turn.
+      const rest = waiting.get(network);
       if (rest) {
-        waiting.delete(address);
-        waiting.set(address, rest);
+        waiting.delete(network);
+        waiting.set(network, rest);
       }
-      start(next, address);
+      start(next, network);
       return;
     }
+  };
+  /**
+   * At the connection limit, a newcomer from a network that waits less than the network
+   * that waits most takes the place of that network's oldest waiting connection: one
+   * network's flood of silent connections cannot keep every other network out.
+   */
+  const evictFor = (network: string): boolean => {
+    let largest: [string, Map<net.Socket, NodeJS.Timeout>] | null = null;
+    for (const entry of waiting) if (largest === null || entry[1].size > largest[1].size) largest = entry;
+    if (largest === null || largest[1].size <= (waiting.get(network)?.size ?? 0) + 1) return false;
+    const [from, queue] = largest;
+    const oldest = queue.keys().next().value!;
+    const who = describe(oldest);
+    unwait(from, oldest);
+    oldest.destroy();
+    opts.onError?.(new SwarmpayError('PEER_REFUSED', `${who}: dropped while waiting for a handshake, for a peer of another network: this server holds ${maxConnections} connections at once`, { hint: 'the server is flooded with connections from one network' }));
+    return true;
   };
   const server = net.createServer({ pauseOnConnect: true }, (socket) => {
     // Refused before anything is read or allocated for it: a flood of connections costs a
     // descriptor for a moment each, and the links being served keep theirs.
-    if (open + handshaking.size + waitingCount >= maxConnections) {
+    if (open + handshaking.size + waitingCount >= maxConnections && !evictFor(networkOf(socket.remoteAddress ?? ''))) {
       const who = describe(socket); // a destroyed socket no longer knows its address
       socket.destroy();
       opts.onError?.(new SwarmpayError('PEER_REFUSED', `${who}: refused: this server holds ${maxConnections} connections at once`, { hint: 'try again later; the operator can raise --max-connections' }));
@@ -135,17 +167,17 @@ export async function listenTcp(
     }
     socket.setNoDelay(true);
     socket.on('error', () => undefined); // a connection that waits may be reset meanwhile
-    const address = socket.remoteAddress ?? '';
-    if (canStart(address)) return start(socket, address);
+    const network = networkOf(socket.remoteAddress ?? '');
+    if (canStart(network)) return start(socket, network);
     // A burst (a payer opening two hundred channels at once) waits its turn, paused, for as long as a handshake may take.
-    const queue = waiting.get(address) ?? new Map<net.Socket, NodeJS.Timeout>();
-    waiting.set(address, queue);
+    const queue = waiting.get(network) ?? new Map<net.Socket, NodeJS.Timeout>();
+    waiting.set(network, queue);
     waitingCount++;
     queue.set(socket, setTimeout(() => {
       const who = describe(socket);
-      unwait(address, socket);
+      unwait(network, socket);
       socket.destroy();
-      opts.onError?.(new SwarmpayError('PEER_TIMEOUT', `${who}: waited ${waitMs / 1000} s for one of ${maxHandshakes} handshakes (${perAddress} per address); closed`, { hint: 'the server is flooded with connections; the operator can raise --max-handshakes' }));
+      opts.onError?.(new SwarmpayError('PEER_TIMEOUT', `${who}: waited ${waitMs / 1000} s for one of ${maxHandshakes} handshakes (${perNetwork} per network); closed`, { hint: 'the server is flooded with connections; the operator can raise --max-handshakes' }));
     }, waitMs));
   });
   const listenFailed = (e: NodeJS.ErrnoException) =>

@@ -266,12 +266,13 @@ export class Tpm {
   /**
    * Seals `secret` under the SRK, bound to the PCRs' current values when `pcrs` is not
    * empty. The secret crosses the bus encrypted (a session salted to the SRK, decrypting
-   * Create's first parameter), as tpm2-tss and go-tpm do.
+   * Create's first parameter), as tpm2-tss and go-tpm do. With `srkName` (a reseal) the
+   * storage key must be that one.
    */
-  async seal(secret: Uint8Array, pcrs: number[]): Promise<SealedBlob & { srkName: string }> {
+  async seal(secret: Uint8Array, pcrs: number[], srkName?: string): Promise<SealedBlob & { srkName: string }> {
     const policy = pcrs.length > 0 ? await this.pcrPolicyDigest(pcrs) : null;
     return this.withSrk((srk) =>
-      this.withSession(TPM_SE.HMAC, { handle: srk.handle, public: srk.public }, async (s) => {
+      this.withSession(TPM_SE.HMAC, pinned(srk, srkName), async (s) => {
         const c = await this.run(Create({ handle: srk.handle, name: srk.name }, hmacSession(s, new Uint8Array(0), { decrypt: true }), sealedTemplate(policy), secret));
         return { public: c.outPublicBytes.toString('hex'), private: c.outPrivate.toString('hex'), pcrs, srkName: srk.name.toString('hex') };
       }),
@@ -286,12 +287,7 @@ export class Tpm {
   async unseal(blob: SealedBlob): Promise<Buffer> {
     try {
       return await this.withSrk(async (srk) => {
-        if (blob.srkName !== undefined && srk.name.toString('hex') !== blob.srkName) {
-          throw new SwarmpayError('TPM_WRONG_TPM', `the keystore was sealed under the storage key ${blob.srkName.slice(0, 16)}…, and this TPM's is ${srk.name.toString('hex').slice(0, 16)}…`, {
-            hint: 'use the TPM it was provisioned on (--tpm), or restore the wallet from its mnemonic; nothing was changed',
-          });
-        }
-        const salt = { handle: srk.handle, public: srk.public, name: srk.name };
+        const salt = pinned(srk, blob.srkName);
         return this.withObject(srk.handle, blob, (obj) =>
           this.withSession(blob.pcrs.length > 0 ? TPM_SE.POLICY : TPM_SE.HMAC, salt, async (s) => {
             if (blob.pcrs.length > 0) await this.run(PolicyPCR(s.handle, new Uint8Array(0), [{ hash: TPM_ALG.SHA256, pcrs: blob.pcrs }]));
@@ -352,17 +348,31 @@ export class Tpm {
     );
   }
 
-  /** The counter's value, read with the owner's (empty) authorization: no secret needed to look. */
-  async readCounter(index: number): Promise<bigint> {
+  /**
+   * The counter's value as the TPM vouches for it: read with the counter's auth in a session
+   * salted to the pinned SRK, so the answer carries an HMAC no one between us and the TPM can
+   * forge (a forged lower value would pass a rolled-back keystore; a forged higher one lock
+   * the wallet out).
+   */
+  async readCounter(index: number, auth: Uint8Array, srkName: string | undefined): Promise<bigint> {
+    try {
+      return await this.withSrk((srk) =>
+        this.withSession(TPM_SE.HMAC, pinned(srk, srkName), async (s) => {
+          const nv = await nvIndex(this.run.bind(this), index);
+          return (await this.run(NV_Read(nv, hmacSession(s, auth), nv, 8))).readBigUInt64BE();
+        }),
+      );
+    } catch (e) {
+      throw counterError(e, index, 'read the anti-rollback counter');
+    }
+  }
+
+  /** The counter's value with the owner's (empty) authorization, unauthenticated: for `tpm status` to show, never to decide on. */
+  async peekCounter(index: number): Promise<bigint> {
     try {
       return (await this.run(NV_Read(TPM_RH.OWNER, passwordSession(), index, 8))).readBigUInt64BE();
     } catch (e) {
-      if (e instanceof TpmError && e.is(RC.HANDLE)) {
-        throw new SwarmpayError('TPM_WRONG_TPM', `the TPM has no anti-rollback counter at 0x${index.toString(16)}`, {
-          hint: 'the keystore was provisioned on another TPM, or this TPM was cleared; restore the wallet from its mnemonic and provision again',
-        });
-      }
-      throw tpmRefused(e, 'read the anti-rollback counter');
+      throw counterError(e, index, 'read the anti-rollback counter');
     }
   }
 
@@ -425,6 +435,19 @@ export class Tpm {
   }
 }
 
+/**
+ * The SRK as a key to salt sessions with, refused unless it is the one the keystore recorded
+ * (`srkName`, hex): a session salted to whatever answers could be read by whoever answered.
+ */
+function pinned(srk: { handle: number; name: Buffer; public: Public }, srkName: string | undefined): SaltKey {
+  if (srkName !== undefined && srk.name.toString('hex') !== srkName) {
+    throw new SwarmpayError('TPM_WRONG_TPM', `the keystore was sealed under the storage key ${srkName.slice(0, 16)}…, and this TPM's is ${srk.name.toString('hex').slice(0, 16)}…`, {
+      hint: 'use the TPM it was provisioned on (--tpm), or restore the wallet from its mnemonic; nothing was changed',
+    });
+  }
+  return { handle: srk.handle, public: srk.public, name: srk.name };
+}
+
 /** Whether a key created from `template` is this one: same type, attributes and parameters. */
 function sameKey(pub: Public, template: Public): boolean {
   const strip = (p: Public) => {
@@ -443,6 +466,15 @@ export function nameOf(pub: Public): Buffer {
   const alg = Buffer.alloc(2);
   alg.writeUInt16BE(pub.nameAlg);
   return Buffer.concat([alg, createHash(hashName(pub.nameAlg)).update(marshalPublic(pub)).digest()]);
+}
+
+function counterError(e: unknown, index: number, what: string): unknown {
+  if (e instanceof TpmError && e.is(RC.HANDLE)) {
+    return new SwarmpayError('TPM_WRONG_TPM', `the TPM has no anti-rollback counter at 0x${index.toString(16)}`, {
+      hint: 'the keystore was provisioned on another TPM, or this TPM was cleared; restore the wallet from its mnemonic and provision again',
+    });
+  }
+  return tpmRefused(e, what);
 }
 
 function tpmRefused(e: unknown, what: string): unknown {
