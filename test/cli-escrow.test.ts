@@ -4,6 +4,7 @@
  * online flow over TCP and over --peer-cmd, the refund path and the cheating seller, end to
  * end; each refusal with its exit code and nothing stored changed.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -71,6 +72,26 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
     return { id: r.json.id, offerFile };
   }
 
+  /** Runs the CLI on a pseudo-terminal (util-linux `script`), answering `answer` to the first confirmation. */
+  function onTerminal(args: string[], answer: string): Promise<{ code: number | null; out: string }> {
+    const cmd = [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    return new Promise((resolve) => {
+      const child = spawn('script', ['-qefc', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let out = '';
+      let answered = false;
+      const seen = (d: Buffer) => {
+        out += d.toString();
+        if (!answered && /Pay \d+ sats/.test(out)) {
+          answered = true;
+          child.stdin!.write(answer);
+        }
+      };
+      child.stdout!.on('data', seen);
+      child.stderr!.on('data', seen);
+      child.on('exit', (code) => resolve({ code, out }));
+    });
+  }
+
   test('file flow: offer, accept, claim, recover; the node pays the seller the price minus the claim fee and the item comes back byte for byte', async () => {
     const { id, offerFile } = await offer('photo.bin');
     const sellerBefore = await confirmed(s);
@@ -109,7 +130,7 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
         sock.on('close', () => resolve());
         sock.on('error', () => undefined);
       });
-      const accepted = await b('escrow', 'accept', '--peer', `127.0.0.1:${server.port}`, '--peer-key', server.key);
+      const accepted = await b('escrow', 'accept', '--max-price', '100000000', '--peer', `127.0.0.1:${server.port}`, '--peer-key', server.key);
       expect(accepted.code).toBe(0);
       expect(accepted.json).toMatchObject({ id, sellerTook: true });
       await mine(1);
@@ -126,7 +147,7 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
   test('online flow over --peer-cmd (as over ssh): the same on-chain result; the seller claims with `escrow claim`', async () => {
     const { id } = await offer('map.bin');
     const cmd = [process.execPath, BIN, '--datadir', seller, '--tpm', 'none', ...chainArgs, 'escrow', 'serve', '--stdio', '--passphrase-file', pass].map((a) => `'${a}'`).join(' ');
-    const accepted = await b('escrow', 'accept', id, '--peer-cmd', cmd);
+    const accepted = await b('escrow', 'accept', '--max-price', '100000000', id, '--peer-cmd', cmd);
     expect([accepted.code, accepted.json.sellerTook]).toEqual([0, true]);
     await mine(1);
     const claimed = await s('escrow', 'claim', id);
@@ -139,7 +160,7 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
   test('refund: refused by the node before the timeout (the CLI says from which height), confirmed after it', async () => {
     const { id, offerFile } = await offer('late.bin', '--timeout', '10');
     const before = await confirmed(b);
-    const accepted = await b('escrow', 'accept', offerFile, '--out', file('late.acceptance.json'));
+    const accepted = await b('escrow', 'accept', '--max-price', '100000000', offerFile, '--out', file('late.acceptance.json'));
     expect(accepted.code).toBe(0);
     // The seller takes the acceptance (its claim waits for a confirmation that, here, never comes in time).
     refused(await s('escrow', 'claim', id, '--acceptance', file('late.acceptance.json')), 2, 'ESCROW_STATE');
@@ -186,7 +207,7 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
     writeFileSync(file('cheat.json'), JSON.stringify(cheat));
     writeFileSync(file('cheat.json.enc'), draft.ciphertext);
 
-    expect((await b('escrow', 'accept', file('cheat.json'), '--out', file('cheat.acceptance.json'))).code).toBe(0);
+    expect((await b('escrow', 'accept', '--max-price', '100000000', file('cheat.json'), '--out', file('cheat.acceptance.json'))).code).toBe(0);
     await mine(1);
     const claimed = await s('escrow', 'claim', id, '--acceptance', file('cheat.acceptance.json'));
     expect(claimed.code).toBe(0);
@@ -207,22 +228,22 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
     const wrong = file('wrong.json');
     writeFileSync(wrong, JSON.stringify({ 7: 'ab'.repeat(32) }));
     const unchanged = snapshot(buyer);
-    refused(await b('escrow', 'accept', offerFile, '--require-attestation', '--expect-pcrs', wrong), 2, 'ATTESTATION_INVALID');
+    refused(await b('escrow', 'accept', '--max-price', '100000000', offerFile, '--require-attestation', '--expect-pcrs', wrong), 2, 'ATTESTATION_INVALID');
 
     // Another offer's quote on this one: its nonce is the other offer's digest.
     const other = await offer('fw2.bin');
     const moved = { ...JSON.parse(readFileSync(other.offerFile, 'utf8')), attestation: doc.attestation };
     writeFileSync(file('moved.json'), JSON.stringify(moved));
     writeFileSync(file('moved.json.enc'), readFileSync(`${other.offerFile}.enc`));
-    const r = await b('escrow', 'accept', file('moved.json'));
+    const r = await b('escrow', 'accept', '--max-price', '100000000', file('moved.json'));
     refused(r, 2, 'ATTESTATION_INVALID');
     expect(r.json.error.message).toContain('another nonce');
-    refused(await b('escrow', 'accept', other.offerFile, '--require-attestation'), 2, 'ATTESTATION_INVALID');
+    refused(await b('escrow', 'accept', '--max-price', '100000000', other.offerFile, '--require-attestation'), 2, 'ATTESTATION_INVALID');
     // Expecting PCR values asks for a quote: an offer without one is refused too.
-    refused(await b('escrow', 'accept', other.offerFile, '--expect-pcrs', golden), 2, 'ATTESTATION_INVALID');
+    refused(await b('escrow', 'accept', '--max-price', '100000000', other.offerFile, '--expect-pcrs', golden), 2, 'ATTESTATION_INVALID');
     expect(snapshot(buyer)).toEqual(unchanged);
 
-    const ok = await b('escrow', 'accept', offerFile, '--require-attestation', '--expect-pcrs', golden);
+    const ok = await b('escrow', 'accept', '--max-price', '100000000', offerFile, '--require-attestation', '--expect-pcrs', golden);
     expect(ok.code).toBe(0);
     expect(ok.json).toMatchObject({ attested: true, pcrs: doc.attestation.pcrs.values });
   });
@@ -242,7 +263,7 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
     for (const [name, body, flags, exit, code] of variants) {
       writeFileSync(file(name), body);
       writeFileSync(file(`${name}.enc`), readFileSync(`${offerFile}.enc`));
-      const r = await b('escrow', 'accept', file(name), ...flags);
+      const r = await b('escrow', 'accept', '--max-price', '100000000', file(name), ...flags);
       expect([name, r.code, r.json?.error?.code]).toEqual([name, exit, code]);
     }
     refused(await b('escrow', 'claim', 'ffffffffffffffff', '--out', file('x')), 3, 'ESCROW_NOT_FOUND');
@@ -259,7 +280,7 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
 
   test('the seller refuses to claim within the margin of the timeout unless --force', async () => {
     const { id, offerFile } = await offer('edge.bin', '--timeout', '12');
-    const accepted = await b('escrow', 'accept', offerFile, '--out', file('edge.acceptance.json'));
+    const accepted = await b('escrow', 'accept', '--max-price', '100000000', offerFile, '--out', file('edge.acceptance.json'));
     expect((await s('escrow', 'claim', id, '--acceptance', file('edge.acceptance.json'))).json.error.code).toBe('ESCROW_STATE'); // 0 confirmations; acceptance taken
     const tip = (await b('node', 'status')).json.height as number;
     await mine(accepted.json.timeout - tip - 3); // 3 blocks left, inside the default margin of 6
@@ -281,7 +302,7 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
     const strict = await serve('--margin', '1000'); // every timeout is too near for it
     let first: CliResult;
     try {
-      first = await b('escrow', 'accept', id, '--peer', `127.0.0.1:${strict.port}`);
+      first = await b('escrow', 'accept', '--max-price', '100000000', id, '--peer', `127.0.0.1:${strict.port}`);
     } finally {
       await stopChild(strict.child);
     }
@@ -293,8 +314,10 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
 
     const server = await serve();
     try {
-      const again = await b('escrow', 'accept', id, '--peer', `127.0.0.1:${server.port}`);
-      expect(again.json).toMatchObject({ id, fee: null, sellerTook: true });
+      const again = await b('escrow', 'accept', '--max-price', '100000000', id, '--peer', `127.0.0.1:${server.port}`);
+      expect(again.json).toMatchObject({ id, fee: null, sellerTook: true, sellerKeyLearned: true });
+      // No --peer-key: the key that answered is trusted, and the buyer is told so.
+      expect(again.stderr).toMatch(/the seller's link key [0-9a-f]{64} was learned on first use: nothing proves this is the seller you meant; pass --peer-key to pin it/);
       await mine(1);
       const got = await b('escrow', 'claim', id, '--out', file('retry.got'), '--wait');
       expect(got.code).toBe(0);
@@ -308,5 +331,46 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
     } finally {
       await stopChild(server.child);
     }
+  });
+
+  test('consent: without a terminal --max-price is required; a price above it, or an offer wanting a longer timeout than the default, is refused; nothing is paid', async () => {
+    const { offerFile } = await offer('consent.bin');
+    const before = snapshot(buyer);
+    const balance = await confirmed(b);
+    const noCap = await swarmpay(['--datadir', buyer, '--tpm', 'none', 'escrow', 'accept', offerFile, '--passphrase-file', pass]);
+    refused(noCap, 1, 'USAGE');
+    expect(noCap.json.error.message).toMatch(/needs --max-price when it cannot ask/);
+    refused(await b('escrow', 'accept', offerFile, '--max-price', '49999'), 2, 'PRICE_ABOVE_LIMIT');
+    const { offerFile: slow } = await offer('slow.bin', '--timeout', '300', '--max-timeout', '600');
+    const long = await b('escrow', 'accept', slow, '--max-price', '50000');
+    refused(long, 1, 'USAGE');
+    expect(long.json.error.message).toMatch(/at least 300 blocks/);
+    expect(long.json.error.hint).toMatch(/--timeout 300/);
+    expect(snapshot(buyer)).toEqual(before);
+    expect(await confirmed(b)).toBe(balance);
+    // Named, the longer timeout is taken.
+    const ok = await b('escrow', 'accept', slow, '--max-price', '50000', '--timeout', '300');
+    expect(ok.code).toBe(0);
+    expect(ok.json.timeout - Number((await b('node', 'status')).json.height)).toBe(300);
+    await mine(1); // its change confirmed, for the tests after
+  });
+
+  test('consent on a terminal: price, fee, timeout in blocks and time, seller and attestation are shown and asked; "n" pays nothing, "y" pays', async () => {
+    const { offerFile } = await offer('asked.bin');
+    const before = snapshot(buyer);
+    const args = ['--datadir', buyer, '--tpm', 'none', 'escrow', 'accept', offerFile, '--passphrase-file', pass];
+    const no = await onTerminal(args, 'n\r');
+    expect(no.out).toMatch(/price: +50000 sats/);
+    expect(no.out).toMatch(/fee: +\d+ sats \(2 sat\/vB\)/);
+    expect(no.out).toMatch(/timeout: +144 blocks, height \d+ \(about 24 hours\)/);
+    expect(no.out).toMatch(/seller: +0[23][0-9a-f]{64}/);
+    expect(no.out).toMatch(/attested: no/);
+    expect(no.out).toMatch(/cancelled; nothing was paid/);
+    expect(no.code).not.toBe(0);
+    expect(snapshot(buyer)).toEqual(before);
+    const yes = await onTerminal(args, 'y\r');
+    expect(yes.out).toMatch(/funded 50000 sats/);
+    expect(yes.code).toBe(0);
+    await mine(1);
   });
 });

@@ -1,9 +1,10 @@
 /**
- * The fair-exchange HTLC on a real btcd, no mocks: the template built and recognised
- * byte for byte, the funding check, the claim (refused before signing with a wrong key K,
+ * The fair-exchange HTLC on a real btcd, no mocks: both templates (the size-checked one of
+ * every new escrow, the legacy one of escrows funded before it) built and recognised byte
+ * for byte, the funding check, the claim (refused before signing with a wrong key K,
  * refused by the node with a wrong preimage, accepted with the right one and K read back
  * from its witness), the refund (non-final until the timeout height), and the exact payout
- * of both.
+ * of both. What the size check refuses is in htlc-size.test.ts.
  */
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { opcodes, payments, script as bscript, Transaction } from 'bitcoinjs-lib';
@@ -18,6 +19,7 @@ import {
   parseHtlcScript,
   readSpend,
   sha256,
+  type HtlcTemplate,
   type HtlcTerms,
 } from '../src/bitcoin/htlc.js';
 import type { Outpoint } from '../src/chain/backend.js';
@@ -33,37 +35,56 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const SELLER = priv('seller');
 const BUYER = priv('buyer');
 const FEE_RATE = 2n;
+const TEMPLATES: HtlcTemplate[] = ['size-checked', 'legacy'];
 
-describe('HTLC script template', () => {
+/** OP_SIZE 32 OP_EQUALVERIFY, byte by byte. */
+const SIZE_CHECK = [opcodes.OP_SIZE, 0x01, 0x20, opcodes.OP_EQUALVERIFY];
+
+describe.each(TEMPLATES)('HTLC script template (%s)', (template) => {
   const K = priv('key K');
-  const keys = { hash: sha256(K), sellerPubkey: pub(SELLER), buyerPubkey: pub(BUYER) };
+  const keys = { template, hash: sha256(K), sellerPubkey: pub(SELLER), buyerPubkey: pub(BUYER) };
   /** The template byte by byte, so each case can bend one part of it. */
-  const raw = (timeoutPush: number[], o: { hash?: Uint8Array; seller?: Uint8Array; buyer?: Uint8Array; op?: Partial<Record<'sha' | 'eqv' | 'cltv' | 'drop' | 'sig1' | 'sig2', number>> } = {}) => {
+  const raw = (timeoutPush: number[], o: { hash?: Uint8Array; seller?: Uint8Array; buyer?: Uint8Array; sizeCheck?: number[]; op?: Partial<Record<'sha' | 'eqv' | 'cltv' | 'drop' | 'sig1' | 'sig2', number>> } = {}) => {
     const hash = o.hash ?? keys.hash;
     const seller = o.seller ?? keys.sellerPubkey;
     const buyer = o.buyer ?? keys.buyerPubkey;
+    const sizeCheck = o.sizeCheck ?? (template === 'legacy' ? [] : SIZE_CHECK);
     const op = { sha: opcodes.OP_SHA256, eqv: opcodes.OP_EQUALVERIFY, cltv: opcodes.OP_CHECKLOCKTIMEVERIFY, drop: opcodes.OP_DROP, sig1: opcodes.OP_CHECKSIG, sig2: opcodes.OP_CHECKSIG, ...o.op };
     return Buffer.concat([
-      Buffer.from([opcodes.OP_IF, op.sha, hash.length]), hash,
+      Buffer.from([opcodes.OP_IF, ...sizeCheck, op.sha, hash.length]), hash,
       Buffer.from([op.eqv, seller.length]), seller,
       Buffer.from([op.sig1, opcodes.OP_ELSE, ...timeoutPush, op.cltv, op.drop, buyer.length]), buyer,
       Buffer.from([op.sig2, opcodes.OP_ENDIF]),
     ]);
   };
 
-  test('is the DESIGN.md script, byte for byte', () => {
+  test(template === 'legacy' ? 'is the script escrows were funded with before the size check, byte for byte' : 'is the DESIGN.md script, byte for byte', () => {
     expect(htlcScript({ ...keys, timeout: 300 })).toEqual(raw([0x02, 0x2c, 0x01]));
     expect(htlcScript({ ...keys, timeout: 16 })).toEqual(raw([opcodes.OP_16]));
     expect(htlcScript({ ...keys, timeout: 128 })).toEqual(raw([0x02, 0x80, 0x00]));
+    // And as DESIGN.md writes it (OP_SIZE 32: the number 32, pushed as the byte 0x20).
+    const sizeCheck = template === 'legacy' ? '' : 'OP_SIZE 20 OP_EQUALVERIFY ';
+    const asm = `OP_IF ${sizeCheck}OP_SHA256 ${hex(keys.hash)} OP_EQUALVERIFY ${hex(keys.sellerPubkey)} OP_CHECKSIG OP_ELSE 2c01 OP_CHECKLOCKTIMEVERIFY OP_DROP ${hex(keys.buyerPubkey)} OP_CHECKSIG OP_ENDIF`;
+    expect(htlcScript({ ...keys, timeout: 300 })).toEqual(Buffer.from(bscript.fromASM(asm)));
   });
 
   test('build and parse round trip, across every timeout push size', () => {
     const timeouts = [1, 2, 16, 17, 127, 128, 255, 256, 32_767, 32_768, 65_535, 8_388_607, 8_388_608, 499_999_999];
     for (let i = 0; i < 50; i++) timeouts.push(randomInt(1, 500_000_000));
     for (const timeout of timeouts) {
-      const t = { hash: randomBytes(32), sellerPubkey: pub(randomBytes(32)), buyerPubkey: pub(randomBytes(32)), timeout };
+      const t = { template, hash: randomBytes(32), sellerPubkey: pub(randomBytes(32)), buyerPubkey: pub(randomBytes(32)), timeout };
       expect(parseHtlcScript(htlcScript(t))).toEqual(t);
     }
+  });
+
+  test('the two templates are two scripts: neither parses as the other', () => {
+    const other: HtlcTemplate = template === 'legacy' ? 'size-checked' : 'legacy';
+    const mine = htlcScript({ ...keys, timeout: 300 });
+    const theirs = htlcScript({ ...keys, template: other, timeout: 300 });
+    expect(mine.length - theirs.length).toBe(template === 'legacy' ? -4 : 4);
+    expect(parseHtlcScript(mine)).toMatchObject({ template });
+    expect(parseHtlcScript(theirs)).toMatchObject({ template: other });
+    expect(htlcOutput({ ...keys, timeout: 300, value: 1000n }, 'regtest').address).not.toBe(htlcOutput({ ...keys, template: other, timeout: 300, value: 1000n }, 'regtest').address);
   });
 
   test('parse refuses non-minimal pushes, altered opcodes and wrong key or hash lengths', () => {
@@ -99,6 +120,17 @@ describe('HTLC script template', () => {
       ['34-byte buyer key', raw([0x02, 0x2c, 0x01], { buyer: Buffer.concat([keys.buyerPubkey, Buffer.from([0])]) })],
       ['uncompressed buyer key', raw([0x02, 0x2c, 0x01], { buyer: Buffer.from(ecc.pointFromScalar(BUYER, false)!) })],
       ['buyer key not on the curve', raw([0x02, 0x2c, 0x01], { buyer: notAPoint })],
+      // The size check, exactly, or none at all (the legacy template): nothing in between.
+      ['OP_SIZE 33', raw([0x02, 0x2c, 0x01], { sizeCheck: [opcodes.OP_SIZE, 0x01, 0x21, opcodes.OP_EQUALVERIFY] })],
+      ['OP_SIZE 31', raw([0x02, 0x2c, 0x01], { sizeCheck: [opcodes.OP_SIZE, 0x01, 0x1f, opcodes.OP_EQUALVERIFY] })],
+      ['OP_SIZE 16 (OP_16)', raw([0x02, 0x2c, 0x01], { sizeCheck: [opcodes.OP_SIZE, opcodes.OP_16, opcodes.OP_EQUALVERIFY] })],
+      ['32 with a padding byte', raw([0x02, 0x2c, 0x01], { sizeCheck: [opcodes.OP_SIZE, 0x02, 0x20, 0x00, opcodes.OP_EQUALVERIFY] })],
+      ['32 through OP_PUSHDATA1', raw([0x02, 0x2c, 0x01], { sizeCheck: [opcodes.OP_SIZE, opcodes.OP_PUSHDATA1, 0x01, 0x20, opcodes.OP_EQUALVERIFY] })],
+      ['OP_EQUAL after OP_SIZE', raw([0x02, 0x2c, 0x01], { sizeCheck: [opcodes.OP_SIZE, 0x01, 0x20, opcodes.OP_EQUAL] })],
+      ['OP_SIZE without its check', raw([0x02, 0x2c, 0x01], { sizeCheck: [opcodes.OP_SIZE, opcodes.OP_DROP] })],
+      ['32 OP_EQUALVERIFY without OP_SIZE', raw([0x02, 0x2c, 0x01], { sizeCheck: [opcodes.OP_NOP, 0x01, 0x20, opcodes.OP_EQUALVERIFY] })],
+      ['the size check twice', raw([0x02, 0x2c, 0x01], { sizeCheck: [...SIZE_CHECK, ...SIZE_CHECK] })],
+      ['the size check after the hash', Buffer.concat([Buffer.from([opcodes.OP_IF, opcodes.OP_SHA256, 0x20]), keys.hash, Buffer.from(SIZE_CHECK), raw([0x02, 0x2c, 0x01], { sizeCheck: [] }).subarray(3 + 32)])],
     ];
     expect(parseHtlcScript(good)).toEqual({ ...keys, timeout: 300 });
     for (const [what, script] of others) expect([what, parseHtlcScript(script)]).toEqual([what, null]);
@@ -118,7 +150,7 @@ describe('HTLC script template', () => {
       ['timeout NaN', { ...keys, timeout: Number.NaN }],
       ['timeout 500,000,000 (a Unix time)', { ...keys, timeout: 500_000_000 }],
     ];
-    for (const [what, t] of bad) {
+    for (const [what, t] of [...bad, ['no template', { ...keys, template: undefined as unknown as HtlcTemplate, timeout: 100 }], ['an unknown template', { ...keys, template: 'v3' as HtlcTemplate, timeout: 100 }]] as const) {
       const e = thrown(() => htlcScript(t));
       expect([what, e.code]).toEqual([what, 'TX_CHECK_FAILED']);
     }
@@ -145,22 +177,38 @@ describe('HTLC script template', () => {
   });
 });
 
-describe('reading a claim', () => {
+describe.each(TEMPLATES)('reading a claim (%s)', (template) => {
   // In witness v0, OP_IF taking exactly 0x01 (MINIMALIF) is relay policy, not consensus: a
   // miner may confirm a claim whose branch selector is 0x02. K is on chain all the same, and
   // the buyer must be able to read it.
   test('readSpend reads K from any claim of the script whose preimage opens the lock, whatever its selector', () => {
     const k = randomBytes(32);
-    const t: HtlcTerms = { hash: sha256(k), sellerPubkey: pub(SELLER), buyerPubkey: pub(BUYER), timeout: 500, value: 100_000n };
+    const t: HtlcTerms = { template, hash: sha256(k), sellerPubkey: pub(SELLER), buyerPubkey: pub(BUYER), timeout: 500, value: 100_000n };
     const sig = Buffer.alloc(71, 1);
     expect(readSpend(t, [sig, k, Uint8Array.of(1), htlcScript(t)])).toEqual({ kind: 'claim', key: k });
     expect(readSpend(t, [sig, k, Uint8Array.of(2), htlcScript(t)])).toEqual({ kind: 'claim', key: k });
     expect(readSpend(t, [sig, randomBytes(32), Uint8Array.of(1), htlcScript(t)])).toBeNull();
     expect(readSpend(t, [sig, new Uint8Array(0), htlcScript(t)])).toEqual({ kind: 'refund' });
   });
+
+  // A preimage of H that is not 32 bytes: the size-checked script cannot be spent with it,
+  // the legacy one can (htlc-size.test.ts shows both on btcd). A valid legacy claim with one
+  // is read as what it is, a claim revealing that preimage, so the buyer can show the seller
+  // cheated; for the size-checked script no such spend exists.
+  test(template === 'legacy' ? 'readSpend reads a claim with a preimage of H of any length' : 'readSpend reads no claim with a preimage that is not 32 bytes', () => {
+    const sig = Buffer.alloc(71, 1);
+    for (const n of [0, 1, 31, 33, 64, 80]) {
+      const p = randomBytes(n);
+      const t: HtlcTerms = { template, hash: sha256(p), sellerPubkey: pub(SELLER), buyerPubkey: pub(BUYER), timeout: 500, value: 100_000n };
+      const read = readSpend(t, [sig, p, Uint8Array.of(1), htlcScript(t)]);
+      expect([n, read]).toEqual([n, template === 'legacy' ? { kind: 'claim', key: p } : null]);
+      // A preimage of another hash is no claim under either template.
+      expect(readSpend(t, [sig, Buffer.concat([p, Buffer.from([0])]), Uint8Array.of(1), htlcScript(t)])).toBeNull();
+    }
+  });
 });
 
-describe('HTLC transactions on a real btcd', () => {
+describe.each(TEMPLATES)('HTLC transactions on a real btcd (%s)', (template) => {
   let node: TestNode;
   beforeAll(async () => {
     node = await startTestNode();
@@ -169,7 +217,7 @@ describe('HTLC transactions on a real btcd', () => {
     await node?.stop();
   });
 
-  const terms = (timeout: number, k: Uint8Array, value = 100_000n): HtlcTerms => ({ hash: sha256(k), sellerPubkey: pub(SELLER), buyerPubkey: pub(BUYER), timeout, value });
+  const terms = (timeout: number, k: Uint8Array, value = 100_000n): HtlcTerms => ({ template, hash: sha256(k), sellerPubkey: pub(SELLER), buyerPubkey: pub(BUYER), timeout, value });
 
   /** Pays the HTLC from the faucet (its vout found by script), confirmed. */
   async function fund(t: HtlcTerms, value = t.value): Promise<{ funding: Outpoint; hex: string }> {
@@ -212,7 +260,8 @@ describe('HTLC transactions on a real btcd', () => {
     expect([wrongAmount.code, wrongAmount.message]).toEqual(['FUNDING_MISMATCH', `output ${shortVout} of the funding transaction holds ${t.value - 1n} sats, not the escrow's ${t.value}`]);
 
     // The right amount to an HTLC one term away (another timeout, another hash): not ours.
-    for (const other of [{ ...t, timeout: t.timeout + 1 }, { ...t, hash: sha256(randomBytes(32)) }, { ...t, buyerPubkey: pub(SELLER) }]) {
+    const otherTemplate: HtlcTemplate = template === 'legacy' ? 'size-checked' : 'legacy';
+    for (const other of [{ ...t, timeout: t.timeout + 1 }, { ...t, hash: sha256(randomBytes(32)) }, { ...t, buyerPubkey: pub(SELLER) }, { ...t, template: otherTemplate }]) {
       const o = htlcOutput(other, 'regtest');
       const paid = await faucetPay(node.chain, o.address, t.value);
       const vout = Transaction.fromHex(paid.hex).outs.findIndex((x) => o.script.equals(x.script));
@@ -277,8 +326,9 @@ describe('HTLC transactions on a real btcd', () => {
     const spend = (await node.chain.findSpend(funding, htlcOutput(t, 'regtest').address))!;
     expect(spend).toMatchObject({ txid: claim.txid, input: 0, confirmations: 1 });
     expect(readSpend(t, spend.witness)).toEqual({ kind: 'claim', key: k });
-    // Not a spend of another HTLC's script.
+    // Not a spend of another HTLC's script (the same terms under the other template included).
     expect(readSpend({ ...t, timeout: t.timeout + 1 }, spend.witness)).toBeNull();
+    expect(readSpend({ ...t, template: template === 'legacy' ? 'size-checked' : 'legacy' }, spend.witness)).toBeNull();
     expect(readSpend(t, [])).toBeNull();
   });
 

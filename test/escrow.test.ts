@@ -10,7 +10,7 @@ import path from 'node:path';
 import { createConnection, createServer, type AddressInfo } from 'node:net';
 import { SwarmpayError } from '../src/errors.js';
 import { claimTx, htlcOutput, readSpend, sha256, type HtlcTerms } from '../src/bitcoin/htlc.js';
-import { acceptOffer, recoverItem, refundEscrow } from '../src/escrow/buyer.js';
+import { DEFAULT_ACCEPT_TIMEOUT, acceptOffer, recoverItem, refundEscrow } from '../src/escrow/buyer.js';
 import { htlcOf } from '../src/escrow/contract.js';
 import { CHUNK_BYTES, encodeEscrowMessage, parseEscrowMessage, type EscrowMessage } from '../src/escrow/messages.js';
 import { draftOffer, parseOffer, signOffer, type Offer } from '../src/escrow/offer.js';
@@ -218,7 +218,7 @@ describe('escrow between two wallets on a real btcd', () => {
     async function acceptance(o: { timeout?: number; value?: bigint; terms?: Partial<HtlcTerms> } = {}): Promise<Acceptance> {
       const key = contractKey(buyer.seed, 'regtest', ESCROW_CHAIN, keyIndex++);
       const timeout = o.timeout ?? (await node.chain.tipHeight()) + offer.timeout.min;
-      const terms: HtlcTerms = { hash: Buffer.from(offer.hash, 'hex'), sellerPubkey: Buffer.from(offer.seller, 'hex'), buyerPubkey: key.pub, timeout, value: PRICE, ...o.terms };
+      const terms: HtlcTerms = { template: 'size-checked', hash: Buffer.from(offer.hash, 'hex'), sellerPubkey: Buffer.from(offer.seller, 'hex'), buyerPubkey: key.pub, timeout, value: PRICE, ...o.terms };
       const plan = await planSend(node.chain, walletAccount(buyer.networkDir, 'regtest'), 'regtest', htlcOutput(terms, 'regtest').address, o.value ?? PRICE, FEE_RATE);
       const signed = signSend(plan, buyer.seed, 'regtest');
       return { format: 'swarmpay-acceptance', version: 1, offer: offer.id, buyer: hex(key.pub), timeout, funding: { txid: signed.txid, vout: 0 }, tx: signed.hex };
@@ -242,7 +242,8 @@ describe('escrow between two wallets on a real btcd', () => {
 
     test('funding that pays another script: FUNDING_MISMATCH', async () => {
       const tip = await node.chain.tipHeight();
-      for (const terms of [{ hash: sha256(randomBytes(32)) }, { sellerPubkey: contractKey(buyer.seed, 'regtest', ESCROW_CHAIN, 1).pub }, { timeout: tip + 21 }]) {
+      // The legacy HTLC (no size check) of the right terms is another script too: new escrows are size-checked.
+      for (const terms of [{ hash: sha256(randomBytes(32)) }, { sellerPubkey: contractKey(buyer.seed, 'regtest', ESCROW_CHAIN, 1).pub }, { timeout: tip + 21 }, { template: 'legacy' as const }]) {
         await sellerRefuses(await acceptance({ timeout: tip + 20, terms }), 'FUNDING_MISMATCH', /does not pay the escrow address/);
       }
       // The acceptance's vout at the change output, and a tx that is not the named one.
@@ -290,14 +291,15 @@ describe('escrow between two wallets on a real btcd', () => {
     expect(offer.item).toEqual({ name: 'photo.raw', size: theItem.length, sha256: hex(sha256(theItem)) });
 
     const r = await acceptOffer(bctx, offer, ciphertext, { checks: { maxPrice: PRICE }, feeRate: FEE_RATE });
-    expect(r.rec).toMatchObject({ role: 'buyer', status: 'funded', key: null });
-    expect(r.acceptance.timeout).toBe((await node.chain.tipHeight()) + offer.timeout.min);
+    expect(r.rec).toMatchObject({ role: 'buyer', status: 'funded', key: null, htlc: 'size-checked' });
+    // The default timeout: a day, or the offer's most if that is less (100 here).
+    expect(r.acceptance.timeout).toBe((await node.chain.tipHeight()) + Math.min(DEFAULT_ACCEPT_TIMEOUT, offer.timeout.max));
     expect(buyerBefore - (await total(buyer))).toBe(PRICE + r.fee!);
     const funding = (await node.chain.getTransaction(r.acceptance.funding.txid))!;
     expect(funding.outputs[0]!.value).toBe(PRICE);
 
     const taken = await takeAcceptance(sctx, r.acceptance);
-    expect(taken).toMatchObject({ status: 'funded', acceptance: r.acceptance });
+    expect(taken).toMatchObject({ status: 'funded', acceptance: r.acceptance, htlc: 'size-checked' });
     // Before its confirmation the seller does not claim.
     const early = await expectCode(claimEscrow(sctx, offer.id, CLAIM), 'ESCROW_STATE');
     expect(early.message).toMatch(/0 of 1 confirmations/);

@@ -7,7 +7,7 @@ import { parseSats } from '../bitcoin/amount.js';
 import { peerStaticKey } from '../peer/keys.js';
 import { attest, parsePcrAllowList } from '../tpm/attestation.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
-import { acceptOffer, recoverItem, refundEscrow, type AcceptOptions } from '../escrow/buyer.js';
+import { DEFAULT_ACCEPT_TIMEOUT, acceptOffer, recoverItem, refundEscrow, type AcceptOptions, type AcceptSummary } from '../escrow/buyer.js';
 import { EscrowServer, fetchOffer, sendAcceptance } from '../escrow/online.js';
 import { MAX_ITEM_BYTES, parseOffer, type Offer } from '../escrow/offer.js';
 import { DEFAULT_CLAIM_MARGIN, claimEscrow, createOffer, parseAcceptance, takeAcceptance } from '../escrow/seller.js';
@@ -58,6 +58,20 @@ function summary(rec: EscrowRecord): Record<string, unknown> {
     claimTxid: rec.claimTxid,
     refundTxid: rec.refundTxid,
   };
+}
+
+/** What the buyer is asked to agree to, one fact a line. */
+function acceptSummaryLines(s: AcceptSummary, learnedKey: string | null): string[] {
+  const hours = (s.timeoutBlocks * 10) / 60;
+  const a = s.attestation;
+  return [
+    `offer ${s.id}: ${s.item.name} (${s.item.size} bytes)`,
+    `price:    ${s.price} sats`,
+    `fee:      ${s.fee} sats (${s.feeRate} sat/vB)`,
+    `timeout:  ${s.timeoutBlocks} blocks, height ${s.timeoutHeight} (about ${hours < 48 ? `${Math.round(hours)} hours` : `${Math.round(hours / 24)} days`}): if the seller never claims, the coins come back after that`,
+    `seller:   ${s.seller}${learnedKey !== null ? ` (its link key ${learnedKey.slice(0, 16)}… learned on first use)` : ''}`,
+    `attested: ${a ? `yes, TPM key ${a.akName}${a.akPinned ? ' (pinned)' : ' (nobody vouches for this key)'}` : 'no'}`,
+  ];
 }
 
 /** The buyer's checks as the flags give them. */
@@ -127,7 +141,7 @@ export function registerEscrow(program: Command): void {
     .option('--peer-cmd <command>', 'run COMMAND and speak to the seller over its stdin/stdout')
     .option('--peer-key <hex>', 'the seller\'s static key (as `escrow serve` prints it): refuse any other')
     .option('--max-price <sats>', 'refuse an offer that asks more')
-    .option('--timeout <blocks>', 'blocks until the refund is possible (default: the least the offer accepts)')
+    .option('--timeout <blocks>', `blocks until the refund is possible (default ${DEFAULT_ACCEPT_TIMEOUT}, within what the offer accepts; an offer that wants more needs it named)`)
     .option('--require-attestation', 'refuse an offer without a valid TPM attestation')
     .option('--expect-pcrs <file>', 'JSON allow list of the seller\'s PCR values: {"7": "<hex>"} or {"7": ["<hex>", ...]} (implies --require-attestation)')
     .option('--ak <pem-file>', 'the seller TPM\'s AK public key (PEM) you trust (implies --require-attestation)')
@@ -137,6 +151,10 @@ export function registerEscrow(program: Command): void {
     .action(
       withContext<{ ciphertext?: string; peer?: string; peerCmd?: string; peerKey?: string; maxPrice?: string; timeout?: string; requireAttestation?: boolean; expectPcrs?: string; ak?: string; feeRate?: string; out?: string; passphraseFile?: string }>(async (ctx, args, opts) => {
         const online = opts.peer !== undefined || opts.peerCmd !== undefined;
+        // Consent: asked on a terminal; without one (or with --yes) the price must be capped beforehand.
+        if (!ctx.prompt.interactive && opts.maxPrice === undefined) {
+          throw new SwarmpayError('USAGE', 'escrow accept needs --max-price when it cannot ask (no terminal, or --yes): it would pay whatever the offer names', { hint: 'pass --max-price SATS; nothing was paid' });
+        }
         const ao = acceptChecks(opts, ctx);
         let offer: Offer;
         let ciphertext: Buffer;
@@ -152,6 +170,14 @@ export function registerEscrow(program: Command): void {
         try {
           let it: AsyncIterator<Buffer> | undefined;
           if (link) ({ offer, ciphertext, it } = await fetchOffer(link, args[0] ?? null));
+          const learned = link !== null && opts.peerKey === undefined ? link.remoteKey.toString('hex') : null;
+          if (learned !== null) ctx.out.warn(`the seller's link key ${learned} was learned on first use: nothing proves this is the seller you meant; pass --peer-key to pin it`);
+          if (ctx.prompt.interactive) {
+            ao.confirm = async (sm) => {
+              ctx.out.info(acceptSummaryLines(sm, learned).join('\n'));
+              return ctx.prompt.confirm(`Pay ${sm.price} sats (and ${sm.fee} sats fee) into escrow ${sm.id}?`);
+            };
+          }
           const r = await acceptOffer(wc, offer!, ciphertext!, ao);
           const acceptanceText = JSON.stringify(r.acceptance, null, 2) + '\n';
           const acceptanceFile = writeEscrowFile(ctx.networkDir, `${r.rec.id}.acceptance.json`, acceptanceText);
@@ -170,7 +196,7 @@ export function registerEscrow(program: Command): void {
           }
           const a = r.attestation;
           ctx.out.result(
-            { id: r.rec.id, fundingTxid: r.acceptance.funding.txid, fee: r.fee, price: BigInt(r.rec.offer.price), timeout: r.acceptance.timeout, acceptance: opts.out ?? acceptanceFile, attested: a !== null, akName: a?.akName ?? null, pcrs: a?.pcrs ?? null, sellerTook: link !== null },
+            { id: r.rec.id, fundingTxid: r.acceptance.funding.txid, fee: r.fee, price: BigInt(r.rec.offer.price), timeout: r.acceptance.timeout, acceptance: opts.out ?? acceptanceFile, attested: a !== null, akName: a?.akName ?? null, pcrs: a?.pcrs ?? null, sellerTook: link !== null, sellerKeyLearned: learned !== null },
             [
               `escrow ${r.rec.id}: funded ${r.rec.offer.price} sats in ${r.acceptance.funding.txid}${r.fee === null ? ' (accepted before)' : ` (fee ${r.fee} sats)`}`,
               a ? `offer attested by TPM key ${a.akName}${a.akPinned ? ' (pinned)' : ''}` : 'offer not attested',

@@ -5,7 +5,7 @@
  */
 import { SwarmpayError, isSwarmpayError } from '../errors.js';
 import { addressToScript } from '../bitcoin/address.js';
-import { checkHtlcFunding, htlcOutput, htlcRefundTx, sha256, type HtlcTerms } from '../bitcoin/htlc.js';
+import { PREIMAGE_BYTES, checkHtlcFunding, htlcOutput, htlcRefundTx, sha256, type HtlcTerms } from '../bitcoin/htlc.js';
 import { broadcastOnce } from '../chain/broadcast.js';
 import type { VerifiedAttestation } from '../tpm/attestation.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
@@ -16,11 +16,44 @@ import { htlcOf, htlcSpend, type HtlcSpend } from './contract.js';
 import { checkOffer, decryptItem, type Offer, type OfferChecks } from './offer.js';
 import { findEscrow, getEscrow, nextEscrowKey, readCiphertext, removeEscrow, saveEscrow, writeEscrowFile, type Acceptance, type EscrowRecord } from './store.js';
 
+/**
+ * Blocks from acceptance to the buyer's refund when the buyer names none: a day. Long
+ * enough for the seller to see the funding confirm and claim; short enough that coins a
+ * seller never claims come back the next day. An offer that wants more is accepted only
+ * with the buyer's own --timeout: its minimum may be a year of locked coins.
+ */
+export const DEFAULT_ACCEPT_TIMEOUT = 144;
+
+/** What the buyer is about to agree to: shown before anything is paid. */
+export interface AcceptSummary {
+  id: string;
+  item: { name: string; size: number };
+  price: bigint;
+  fee: bigint;
+  feeRate: bigint;
+  timeoutBlocks: number;
+  timeoutHeight: number;
+  seller: string;
+  attestation: VerifiedAttestation | null;
+}
+
 export interface AcceptOptions {
   checks: Omit<OfferChecks, 'network' | 'ciphertext' | 'now'>;
-  /** Blocks from now to the timeout height; the offer's minimum by default. */
+  /** Blocks from now to the timeout height; DEFAULT_ACCEPT_TIMEOUT, within what the offer accepts, by default. */
   timeoutBlocks?: number;
   feeRate: bigint;
+  /** Asked once the funding is built and before it is stored or sent; false cancels, nothing paid. */
+  confirm?: (s: AcceptSummary) => Promise<boolean>;
+}
+
+/** The timeout a buyer gets without naming one; refused if the offer wants longer than the default. */
+function defaultTimeout(offer: Offer): number {
+  if (offer.timeout.min > DEFAULT_ACCEPT_TIMEOUT) {
+    throw new SwarmpayError('USAGE', `the offer's refund timeout is at least ${offer.timeout.min} blocks (about ${Math.round(offer.timeout.min / 144)} days of coins locked if the seller never claims)`, {
+      hint: `pass --timeout ${offer.timeout.min} (or more) to accept that; nothing was paid`,
+    });
+  }
+  return Math.min(DEFAULT_ACCEPT_TIMEOUT, offer.timeout.max);
 }
 
 export interface AcceptResult {
@@ -42,20 +75,23 @@ export async function acceptOffer(ctx: WalletContext, offer: Offer, ciphertext: 
     await broadcastOnce(ctx.chain, existing.acceptance.tx, existing.acceptance.funding.txid);
     return { rec: existing, acceptance: existing.acceptance, fee: null, attestation };
   }
-  const blocks = o.timeoutBlocks ?? offer.timeout.min;
+  const blocks = o.timeoutBlocks ?? defaultTimeout(offer);
   if (blocks < offer.timeout.min || blocks > offer.timeout.max) {
     throw new SwarmpayError('USAGE', `--timeout ${blocks} is outside the ${offer.timeout.min} to ${offer.timeout.max} blocks the offer accepts`, { hint: 'nothing was paid' });
   }
   const timeout = (await ctx.chain.tipHeight()) + blocks;
   const keyIndex = nextEscrowKey(ctx.session);
   const key = contractKey(ctx.seed, ctx.network, ESCROW_CHAIN, keyIndex);
-  const terms: HtlcTerms = { hash: Buffer.from(offer.hash, 'hex'), sellerPubkey: Buffer.from(offer.seller, 'hex'), buyerPubkey: key.pub, timeout, value: BigInt(offer.price) };
+  // Every new escrow is size-checked: its claim can reveal nothing but a 32-byte K.
+  const terms: HtlcTerms = { template: 'size-checked', hash: Buffer.from(offer.hash, 'hex'), sellerPubkey: Buffer.from(offer.seller, 'hex'), buyerPubkey: key.pub, timeout, value: BigInt(offer.price) };
   const plan = await planSend(ctx.chain, sessionAccount(ctx.session, ctx.network), ctx.network, htlcOutput(terms, ctx.network).address, terms.value, o.feeRate);
   const signed = signSend(plan, ctx.seed, ctx.network);
   const vout = 0; // planSend puts the payment first
   checkHtlcFunding(terms, ctx.network, signed.hex, vout);
+  const summary: AcceptSummary = { id: offer.id, item: { name: offer.item.name, size: offer.item.size }, price: terms.value, fee: signed.fee, feeRate: o.feeRate, timeoutBlocks: blocks, timeoutHeight: timeout, seller: offer.seller, attestation };
+  if (o.confirm && !(await o.confirm(summary))) throw new SwarmpayError('USAGE', 'cancelled; nothing was paid');
   const acceptance: Acceptance = { format: 'swarmpay-acceptance', version: 1, offer: offer.id, buyer: key.pub.toString('hex'), timeout, funding: { txid: signed.txid, vout }, tx: signed.hex };
-  const rec: EscrowRecord = { id: offer.id, role: 'buyer', offer, keyIndex, key: null, acceptance, status: 'funded', claimTxid: null, refundTxid: null, created: new Date().toISOString() };
+  const rec: EscrowRecord = { id: offer.id, role: 'buyer', offer, keyIndex, key: null, acceptance, status: 'funded', claimTxid: null, refundTxid: null, created: new Date().toISOString(), htlc: terms.template };
   writeEscrowFile(ctx.networkDir, `${offer.id}.enc`, ciphertext);
   // Stored (a checkpoint) before the coins move: whatever happens next, the refund path is known.
   await saveEscrow(ctx.session, rec);
@@ -123,16 +159,21 @@ export async function recoverItem(ctx: WalletContext, id: string, out: string, o
     key = spend.key;
     claimTxid = spend.txid;
   }
-  const item = decryptItem(readCiphertext(ctx.networkDir, id), key);
+  // A legacy HTLC (funded before the script checked the preimage's size) can be claimed with
+  // a preimage of H of another length: no AES-256 key, so no item; the seller cheated.
+  const notAKey = key.length !== PREIMAGE_BYTES;
+  const item = notAKey ? null : decryptItem(readCiphertext(ctx.networkDir, id), key);
   const digest = item === null ? null : sha256(item).toString('hex');
   if (item === null || digest !== rec.offer.item.sha256) {
     const evidence = writeEscrowFile(ctx.networkDir, `${id}.evidence.json`, JSON.stringify({
-      what: item === null ? 'the key the seller revealed does not decrypt the ciphertext the seller signed for' : 'the key the seller revealed decrypts the ciphertext to another item than the offer names',
+      what: notAKey
+        ? `the seller claimed with a ${key.length}-byte preimage of the offer's hash, not a 32-byte key: nothing it revealed can decrypt the ciphertext the seller signed for`
+        : item === null ? 'the key the seller revealed does not decrypt the ciphertext the seller signed for' : 'the key the seller revealed decrypts the ciphertext to another item than the offer names',
       offer: rec.offer, acceptance: rec.acceptance, claimTxid, key: key.toString('hex'), decryptedSha256: digest, ciphertext: `${id}.enc`,
     }, null, 2) + '\n');
     if (item !== null) writeEscrowFile(ctx.networkDir, `${id}.evidence.bin`, item);
     await saveEscrow(ctx.session, { ...rec, status: 'cheated', key: key.toString('hex'), claimTxid });
-    throw new SwarmpayError('SELLER_CHEATED', `the seller took the coins (${claimTxid}) but ${item === null ? 'its key does not decrypt the ciphertext' : `the item it revealed has SHA-256 ${digest}, not the offer's ${rec.offer.item.sha256}`}`, {
+    throw new SwarmpayError('SELLER_CHEATED', `the seller took the coins (${claimTxid}) but ${notAKey ? `revealed a ${key.length}-byte preimage, not a 32-byte key` : item === null ? 'its key does not decrypt the ciphertext' : `the item it revealed has SHA-256 ${digest}, not the offer's ${rec.offer.item.sha256}`}`, {
       hint: `the evidence is kept in ${evidence}: the signed offer, the claim and the key prove it`,
       details: { evidence, claimTxid },
     });

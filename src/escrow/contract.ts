@@ -16,6 +16,7 @@ export function htlcOf(rec: EscrowRecord, network: NetworkName): Htlc {
   return { terms, funding: rec.acceptance!.funding, address: htlcOutput(terms, network).address };
 }
 
+/** A claim's key is the preimage it revealed: K, unless the seller of a legacy escrow cheated with a preimage of H of another length. */
 export type HtlcSpend = { kind: 'claim'; txid: string; key: Buffer; confirmations: number } | { kind: 'refund'; txid: string; confirmations: number };
 
 /** How the HTLC was spent, if it was: the chain, mempool included, is the record of truth. */

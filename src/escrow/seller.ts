@@ -111,7 +111,9 @@ export async function takeAcceptance(ctx: WalletContext, a: Acceptance, margin =
     throw new SwarmpayError('FUNDING_MISMATCH', 'the funding transaction in the acceptance does not parse', { hint: 'nothing was changed', cause: e });
   }
   if (txid !== a.funding.txid) throw new SwarmpayError('FUNDING_MISMATCH', `the acceptance names funding ${a.funding.txid} but carries transaction ${txid}`, { hint: 'nothing was changed' });
-  const candidate: EscrowRecord = { ...rec, acceptance: a, status: 'funded' };
+  // The HTLC is fixed from here on, and every escrow accepted now is size-checked (a record
+  // with an acceptance and no `htlc` was written before the check: legacy).
+  const candidate: EscrowRecord = { ...rec, acceptance: a, status: 'funded', htlc: 'size-checked' };
   checkHtlcFunding(htlcTerms(candidate), ctx.network, a.tx, a.funding.vout);
   const tip = await ctx.chain.tipHeight();
   const left = a.timeout - tip;

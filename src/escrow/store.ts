@@ -10,7 +10,7 @@ import { SwarmpayError, ioError } from '../errors.js';
 import type { Json } from '../util/canonical-json.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import type { KeystoreSession } from '../keystore/keystore.js';
-import type { HtlcTerms } from '../bitcoin/htlc.js';
+import type { HtlcTemplate, HtlcTerms } from '../bitcoin/htlc.js';
 import type { Outpoint } from '../chain/backend.js';
 import type { Offer } from './offer.js';
 
@@ -49,6 +49,11 @@ export interface EscrowRecord {
   claimTxid: string | null;
   refundTxid: string | null;
   created: string;
+  /**
+   * The HTLC's script: 'size-checked' in every record made since the script checks the
+   * preimage's size; absent in records written before, whose escrows are 'legacy'.
+   */
+  htlc?: HtlcTemplate;
 }
 
 interface EscrowsSecret {
@@ -92,6 +97,7 @@ export function htlcTerms(rec: EscrowRecord): HtlcTerms {
   const a = rec.acceptance;
   if (a === null) throw new SwarmpayError('ESCROW_STATE', `escrow ${rec.id} has no acceptance yet`, { hint: 'the seller learns it from `escrow claim --acceptance FILE` or `escrow serve`' });
   return {
+    template: rec.htlc ?? 'legacy',
     hash: Buffer.from(rec.offer.hash, 'hex'),
     sellerPubkey: Buffer.from(rec.offer.seller, 'hex'),
     buyerPubkey: Buffer.from(a.buyer, 'hex'),
