@@ -26,7 +26,7 @@ _swarmpay_subcommands() {
     case $1 in
         node)   echo "start stop status mine help" ;;
         wallet) echo "create address balance info send help" ;;
-        tpm)    echo "provision status attest verify help" ;;
+        tpm)    echo "provision status attest verify enroll trust help" ;;
         channel) echo "serve open pay close bump refund list recover show help" ;;
         escrow) echo "offer accept claim refund serve list show help" ;;
         *)      echo "" ;;
@@ -42,7 +42,8 @@ _swarmpay_options() {
         "wallet send")   echo "--fee-rate --passphrase-file --wait" ;;
         "tpm provision") echo "--pcrs --force --passphrase-file" ;;
         "tpm attest")    echo "--nonce --pcrs --out" ;;
-        "tpm verify")    echo "--nonce --expect-pcrs --ak" ;;
+        "tpm verify")    echo "--nonce --expect-pcrs --ak --enrolled" ;;
+        "tpm enroll")    echo "--peer --peer-cmd --peer-key --tpm-ca --label" ;;
         "channel serve") echo "--listen --stdio --min-capacity --max-capacity --min-expiry --confirmations --close-margin --min-close-fee-rate --bump-after --poll --max-connections --max-handshakes --handshake-timeout --idle-timeout --link-buffer --send-queue --passphrase-file" ;;
         "channel open")  echo "--peer --peer-cmd --peer-key --capacity --expiry --fee-rate --resume --wait --passphrase-file" ;;
         "channel pay")   echo "--count --batch --passphrase-file" ;;
@@ -53,7 +54,7 @@ _swarmpay_options() {
         "channel recover") echo "--passphrase-file" ;;
         "channel show")  echo "--passphrase-file" ;;
         "escrow offer")  echo "--item --price --name --timeout --max-timeout --confirmations --expires --attest --pcrs --out --passphrase-file" ;;
-        "escrow accept") echo "--ciphertext --peer --peer-cmd --peer-key --max-price --timeout --require-attestation --expect-pcrs --ak --fee-rate --out --passphrase-file" ;;
+        "escrow accept") echo "--ciphertext --peer --peer-cmd --peer-key --max-price --timeout --require-attestation --expect-pcrs --ak --enrolled --fee-rate --out --passphrase-file" ;;
         "escrow claim")  echo "--acceptance --out --wait --force --margin --fee-rate --passphrase-file" ;;
         "escrow refund") echo "--fee-rate --passphrase-file" ;;
         "escrow serve")  echo "--listen --stdio --poll --margin --fee-rate --max-connections --max-handshakes --handshake-timeout --idle-timeout --link-buffer --send-queue --passphrase-file" ;;
@@ -94,6 +95,11 @@ _swarmpay_optarg() {
         "tpm verify --nonce")             echo "text" ;;
         "tpm verify --expect-pcrs")       echo "file" ;;
         "tpm verify --ak")                echo "file" ;;
+        "tpm enroll --peer")              echo "text" ;;
+        "tpm enroll --peer-cmd")          echo "text" ;;
+        "tpm enroll --peer-key")          echo "text" ;;
+        "tpm enroll --tpm-ca")            echo "file" ;;
+        "tpm enroll --label")             echo "text" ;;
         "channel serve --listen")         echo "text" ;;
         "channel serve --min-capacity")   echo "text" ;;
         "channel serve --max-capacity")   echo "text" ;;
@@ -186,6 +192,7 @@ _swarmpay_positional() {
         "channel help 1") _swarmpay_subcommands channel ;;
         "escrow help 1") _swarmpay_subcommands escrow ;;
         "tpm verify 1") echo "file" ;;
+        "tpm trust 1")  echo "list remove help" ;;
         "escrow accept 1") echo "file" ;;
         *)              echo "" ;;
     esac

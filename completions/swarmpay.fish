@@ -168,6 +168,8 @@ __swarmpay_cmd tpm provision 'seal the keystore to the TPM, define its anti-roll
 __swarmpay_cmd tpm status 'the TPM, its lockout state, the AK, how the keystore is sealed'
 __swarmpay_cmd tpm attest "a TPM quote over PCRs with a peer's nonce"
 __swarmpay_cmd tpm verify "verify a peer's attestation document"
+__swarmpay_cmd tpm enroll "check a peer's TPM identity and enroll its AK"
+__swarmpay_cmd tpm trust 'the TPM trust store: AKs enrolled with tpm enroll'
 __swarmpay_cmd tpm help 'display help for command'
 __swarmpay_opt 'tpm provision' --pcrs text "bind the key to these PCRs' values, e.g. 7,16"
 __swarmpay_opt 'tpm provision' --force '' 'seal again a keystore the TPM already seals'
@@ -178,8 +180,18 @@ __swarmpay_opt 'tpm attest' --out file 'write the attestation document to FILE'
 __swarmpay_opt 'tpm verify' --nonce text 'the nonce you gave the peer'
 __swarmpay_opt 'tpm verify' --expect-pcrs file 'JSON allow list of PCR values'
 __swarmpay_opt 'tpm verify' --ak file 'the AK public key (PEM) you trust for this peer'
+__swarmpay_opt 'tpm verify' --enrolled '' 'require the AK to be enrolled in the trust store'
+__swarmpay_opt 'tpm enroll' --peer text "the peer to enroll (a seller's escrow serve --listen)"
+__swarmpay_opt 'tpm enroll' --peer-cmd text 'run COMMAND and speak to the peer over its stdin/stdout'
+__swarmpay_opt 'tpm enroll' --peer-key text "the peer's static key: refuse any other"
+__swarmpay_opt 'tpm enroll' --tpm-ca file 'PEM file of the TPM CA certificates you trust'
+__swarmpay_opt 'tpm enroll' --label text 'a name for this identity in tpm trust list'
+__swarmpay_cmd 'tpm trust' list 'the enrolled TPM identities'
+__swarmpay_cmd 'tpm trust' remove 'stop trusting an enrolled AK'
+__swarmpay_cmd 'tpm trust' help 'display help for command'
+__swarmpay_arg 'tpm trust help' 'list remove help' 'command'
 __swarmpay_file_arg 'tpm verify' 'attestation document'
-__swarmpay_arg 'tpm help' 'provision status attest verify help' 'command'
+__swarmpay_arg 'tpm help' 'provision status attest verify enroll trust help' 'command'
 
 # channel
 __swarmpay_cmd channel serve 'the payee: accept channels and payments, and see closes confirm'
@@ -260,6 +272,7 @@ __swarmpay_opt 'escrow accept' --timeout text "blocks until the refund is possib
 __swarmpay_opt 'escrow accept' --require-attestation '' 'refuse an offer without a valid TPM attestation'
 __swarmpay_opt 'escrow accept' --expect-pcrs file "JSON allow list of the seller's PCR values"
 __swarmpay_opt 'escrow accept' --ak file "the seller TPM's AK public key (PEM) you trust"
+__swarmpay_opt 'escrow accept' --enrolled '' 'require the attestation to be by a TPM enrolled with tpm enroll'
 __swarmpay_opt 'escrow accept' --fee-rate text 'fee rate of the funding (default 2 on regtest)'
 __swarmpay_opt 'escrow accept' --out file 'also write the acceptance for the seller to FILE'
 __swarmpay_opt 'escrow accept' --passphrase-file file 'read the keystore passphrase from FILE'

@@ -113,6 +113,8 @@ typeset -ga _swarmpay_cmds_tpm=(
   'status:the TPM found, its lockout state, the attestation key, how the keystore is sealed'
   'attest:a TPM quote over PCRs with a peer'\''s nonce, signed by the attestation key'
   'verify:verify a peer'\''s attestation document'
+  'enroll:check a peer'\''s TPM identity (EK certificate, credential activation) and enroll its AK'
+  'trust:the TPM trust store: attestation keys enrolled with tpm enroll'
   'help:display help for command'
 )
 typeset -ga _swarmpay_args_tpm_provision=(
@@ -129,8 +131,28 @@ typeset -ga _swarmpay_args_tpm_attest=(
 typeset -ga _swarmpay_args_tpm_verify=(
   '--nonce=[the nonce you gave the peer]:nonce (hex): '
   '--expect-pcrs=[JSON allow list of PCR values]:PCR allow list (JSON):_files'
-  '--ak=[the AK public key (PEM) you trust for this peer]:AK public key (PEM):_files'
+  '(--enrolled)--ak=[the AK public key (PEM) you trust for this peer]:AK public key (PEM):_files'
+  '(--ak)--enrolled[require the AK to be one enrolled in the trust store]'
   '1:attestation document (quote file):_files'
+)
+typeset -ga _swarmpay_args_tpm_enroll=(
+  '(--peer-cmd)--peer=[the peer to enroll (a seller'\''s escrow serve --listen)]:HOST\:PORT: '
+  '(--peer)--peer-cmd=[run COMMAND and speak to the peer over its stdin/stdout]:command:_cmdstring'
+  '--peer-key=[the peer'\''s static key: refuse any other]:key (hex): '
+  '--tpm-ca=[PEM file of the TPM manufacturer CA certificates you trust]:CA certificates (PEM):_files'
+  '--label=[a name for this identity in tpm trust list]:label: '
+)
+typeset -ga _swarmpay_cmds_tpm_trust=(
+  'list:the enrolled TPM identities'
+  'remove:stop trusting an enrolled AK'
+  'help:display help for command'
+)
+typeset -ga _swarmpay_args_tpm_trust_list=()
+typeset -ga _swarmpay_args_tpm_trust_remove=(
+  '1:AK name (hex, as tpm trust list shows it): '
+)
+typeset -ga _swarmpay_args_tpm_trust_help=(
+  '1::command:{_swarmpay_describe_cmds "tpm trust"}'
 )
 typeset -ga _swarmpay_args_tpm_help=(
   '1::command:{_swarmpay_describe_cmds tpm}'
@@ -247,7 +269,8 @@ typeset -ga _swarmpay_args_escrow_accept=(
   '--timeout=[blocks until the refund is possible (default: the least the offer accepts)]:blocks: '
   '--require-attestation[refuse an offer without a valid TPM attestation]'
   '--expect-pcrs=[JSON allow list of the seller'\''s PCR values]:PCR allow list (JSON):_files'
-  '--ak=[the seller TPM'\''s AK public key (PEM) you trust]:AK public key (PEM):_files'
+  '(--enrolled)--ak=[the seller TPM'\''s AK public key (PEM) you trust]:AK public key (PEM):_files'
+  '(--ak)--enrolled[require the attestation to be by a TPM enrolled with tpm enroll]'
   '--fee-rate=[fee rate of the funding (default 2 on regtest)]:sat/vB: '
   '--out=[also write the acceptance for the seller to FILE]:acceptance file:_files'
   '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'

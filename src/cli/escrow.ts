@@ -6,6 +6,7 @@ import { SwarmpayError } from '../errors.js';
 import { parseSats } from '../bitcoin/amount.js';
 import { peerStaticKey } from '../peer/keys.js';
 import { attest, parsePcrAllowList } from '../tpm/attestation.js';
+import { listIdentities } from '../tpm/trust-store.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { DEFAULT_ACCEPT_TIMEOUT, acceptOffer, recoverItem, refundEscrow, type AcceptOptions, type AcceptSummary } from '../escrow/buyer.js';
 import { EscrowServer, fetchOffer, sendAcceptance } from '../escrow/online.js';
@@ -75,9 +76,11 @@ function acceptSummaryLines(s: AcceptSummary, learnedKey: string | null): string
 }
 
 /** The buyer's checks as the flags give them. */
-function acceptChecks(opts: { maxPrice?: string; requireAttestation?: boolean; expectPcrs?: string; ak?: string; timeout?: string; feeRate?: string }, ctx: Context): AcceptOptions {
+function acceptChecks(opts: { maxPrice?: string; requireAttestation?: boolean; expectPcrs?: string; ak?: string; enrolled?: boolean; timeout?: string; feeRate?: string }, ctx: Context): AcceptOptions {
+  if (opts.enrolled && opts.ak !== undefined) throw new SwarmpayError('USAGE', 'give --ak or --enrolled, not both', { hint: '--enrolled trusts every AK `tpm trust list` shows; --ak one key' });
   // Expecting PCR values or an AK of a quote is asking for one: an offer without it is refused.
-  const checks: AcceptOptions['checks'] = { requireAttestation: !!opts.requireAttestation || opts.expectPcrs !== undefined || opts.ak !== undefined };
+  const checks: AcceptOptions['checks'] = { requireAttestation: !!opts.requireAttestation || opts.expectPcrs !== undefined || opts.ak !== undefined || !!opts.enrolled };
+  if (opts.enrolled) checks.enrolled = listIdentities(ctx.networkDir);
   if (opts.maxPrice !== undefined) checks.maxPrice = parseSats(opts.maxPrice, '--max-price');
   if (opts.expectPcrs !== undefined) checks.expectPcrs = parsePcrAllowList(readTextFile(opts.expectPcrs, 'PCR allow list'));
   if (opts.ak !== undefined) checks.ak = readTextFile(opts.ak, 'AK public key');
@@ -145,11 +148,12 @@ export function registerEscrow(program: Command): void {
     .option('--require-attestation', 'refuse an offer without a valid TPM attestation')
     .option('--expect-pcrs <file>', 'JSON allow list of the seller\'s PCR values: {"7": "<hex>"} or {"7": ["<hex>", ...]} (implies --require-attestation)')
     .option('--ak <pem-file>', 'the seller TPM\'s AK public key (PEM) you trust (implies --require-attestation)')
+    .option('--enrolled', 'require the attestation to be by a TPM enrolled with `tpm enroll` (implies --require-attestation)')
     .option('--fee-rate <sat/vB>', 'fee rate of the funding (default 2 on regtest)')
     .option('--out <file>', 'also write the acceptance for the seller to FILE')
     .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
     .action(
-      withContext<{ ciphertext?: string; peer?: string; peerCmd?: string; peerKey?: string; maxPrice?: string; timeout?: string; requireAttestation?: boolean; expectPcrs?: string; ak?: string; feeRate?: string; out?: string; passphraseFile?: string }>(async (ctx, args, opts) => {
+      withContext<{ ciphertext?: string; peer?: string; peerCmd?: string; peerKey?: string; maxPrice?: string; timeout?: string; requireAttestation?: boolean; expectPcrs?: string; ak?: string; enrolled?: boolean; feeRate?: string; out?: string; passphraseFile?: string }>(async (ctx, args, opts) => {
         const online = opts.peer !== undefined || opts.peerCmd !== undefined;
         // Consent: asked on a terminal; without one (or with --yes) the price must be capped beforehand.
         if (!ctx.prompt.interactive && opts.maxPrice === undefined) {
@@ -261,7 +265,7 @@ export function registerEscrow(program: Command): void {
 
   withServerLimits(escrow
     .command('serve'))
-    .description('the seller: serve open offers over the peer link, take acceptances and claim once funded, until SIGINT/SIGTERM')
+    .description('the seller: serve open offers over the peer link, take acceptances, claim once funded, answer TPM enrollment (`tpm enroll`), until SIGINT/SIGTERM')
     .option('--listen <host:port>', 'listen for buyers on TCP', '127.0.0.1:9736')
     .option('--stdio', 'serve one buyer on stdin/stdout (for --peer-cmd, e.g. over ssh)')
     .option('--poll <seconds>', 'how often to look for funded escrows to claim', '5')
@@ -275,7 +279,8 @@ export function registerEscrow(program: Command): void {
         const margin = parseCount(opts.margin, '--margin', 1, 10_000);
         const feeRate = feeRateFor(ctx.network, opts.feeRate);
         const wc = await unlockedContext(ctx, opts.passphraseFile);
-        const server = new EscrowServer(wc, { feeRate, margin, log: serverLog });
+        // The TPM is reached only when a buyer enrolls it; a seller without one refuses enrollment (TPM_UNAVAILABLE).
+        const server = new EscrowServer(wc, { feeRate, margin, log: serverLog, tpm: async () => (ctx.tpmSpec.kind === 'none' ? null : ctx.tpm()) });
         await runServer(ctx, { listen: opts.listen, stdio: !!opts.stdio, key: peerStaticKey(wc.seed), limits, pollMs, log: serverLog, what: 'buyer', serve: (link) => server.serve(link), tick: () => server.claimReady() });
         await server.claimReady();
         serverLog('stopped');

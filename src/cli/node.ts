@@ -48,6 +48,7 @@ export function registerNode(program: Command): void {
           `rpc:    ${r.state.rpcUrl}`,
           `cookie: ${r.state.cookieFile}`,
           `tpm:    ${tpm ? `swtpm:${tpm.host}:${tpm.port} (state in ${swtpmDir(ctx.networkDir)})` : 'none'}`,
+          ...(tpm?.ekCa ? [`EK CA:  ${tpm.ekCa} (for a verifier's \`tpm enroll --tpm-ca\`)`] : []),
           `other datadirs reach it with: --rpc-url ${r.state.rpcUrl} --rpc-cookie ${r.state.cookieFile}`,
         ]);
       }),

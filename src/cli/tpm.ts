@@ -1,4 +1,5 @@
-/** `swarmpay tpm provision|status|attest|verify`. */
+/** `swarmpay tpm provision|status|attest|verify|enroll|trust list|trust remove`. */
+import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { SwarmpayError } from '../errors.js';
 import { counterStanding, keystorePath, provisionTpm, readKeystore, rollbackError } from '../keystore/keystore.js';
@@ -6,9 +7,14 @@ import { describeSpec } from '../tpm/tpm.js';
 import { withContext } from './command.js';
 import type { Context } from './context.js';
 import { parseNonce, parsePcrs } from './args.js';
-import { attest, parsePcrAllowList, verifyAttestation } from '../tpm/attestation.js';
+import { attest, parsePcrAllowList, verifyAttestation, verifyEnrolledAttestation, type VerifiedAttestation } from '../tpm/attestation.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { readTextFile } from './input-file.js';
+import { connectPeer } from '../peer/connect.js';
+import { parseCaBundle } from '../tpm/ek-certificate.js';
+import { enrollPeer } from '../tpm/enroll.js';
+import { listIdentities, removeIdentity, trustStorePath, type TrustedIdentity } from '../tpm/trust-store.js';
+import { peerOf } from './peer.js';
 
 /** The PC Client boot-chain PCRs: what a peer usually wants to see. */
 export const DEFAULT_QUOTE_PCRS = '0,1,2,3,4,5,6,7';
@@ -121,8 +127,10 @@ export function registerTpm(program: Command): void {
     .requiredOption('--nonce <hex>', 'the nonce you gave the peer')
     .option('--expect-pcrs <file>', 'JSON allow list of PCR values: {"7": "<hex>"} or {"7": ["<hex>", ...]}')
     .option('--ak <pem-file>', 'the AK public key (PEM) you trust for this peer')
+    .option('--enrolled', 'require the AK to be one enrolled in the trust store (`tpm enroll`)')
     .action(
-      withContext<{ nonce: string; expectPcrs?: string; ak?: string }>(async (ctx, args, opts) => {
+      withContext<{ nonce: string; expectPcrs?: string; ak?: string; enrolled?: boolean }>(async (ctx, args, opts) => {
+        if (opts.enrolled && opts.ak !== undefined) throw new SwarmpayError('USAGE', 'give --ak or --enrolled, not both', { hint: '--enrolled trusts every AK `tpm trust list` shows; --ak one key' });
         const nonce = parseNonce(opts.nonce);
         const text = readTextFile(args[0]!, 'attestation document');
         let doc: unknown;
@@ -134,9 +142,85 @@ export function registerTpm(program: Command): void {
         const verifyOpts: Parameters<typeof verifyAttestation>[1] = { nonce };
         if (opts.expectPcrs !== undefined) verifyOpts.expectPcrs = parsePcrAllowList(readTextFile(opts.expectPcrs, 'PCR allow list'));
         if (opts.ak !== undefined) verifyOpts.ak = readTextFile(opts.ak, 'AK public key');
-        const v = verifyAttestation(doc, verifyOpts);
-        if (!v.akPinned) ctx.out.warn('no --ak given: the quote is consistent, but nothing ties its AK to a TPM you trust');
-        ctx.out.result({ valid: true, ...v }, [`valid: quote by AK ${v.akName}${v.akPinned ? ' (pinned)' : ''}`, ...Object.entries(v.pcrs).map(([p, val]) => `PCR ${p.padStart(2)}: ${val}`)]);
+        let v: VerifiedAttestation & { vouchedBy?: unknown };
+        let how = pinnedNote(opts.ak);
+        if (opts.enrolled) {
+          const e = verifyEnrolledAttestation(doc, { ...verifyOpts, enrolled: listIdentities(ctx.networkDir) });
+          v = e;
+          how = ` (enrolled${e.vouchedBy.label ? `: ${e.vouchedBy.label}` : ''}, EK by ${e.vouchedBy.ek.issuer})`;
+        } else {
+          v = verifyAttestation(doc, verifyOpts);
+          if (!v.akPinned) ctx.out.warn('no --ak or --enrolled given: the quote is consistent, but nothing ties its AK to a TPM you trust');
+        }
+        ctx.out.result({ valid: true, ...v }, [`valid: quote by AK ${v.akName}${how}`, ...Object.entries(v.pcrs).map(([p, val]) => `PCR ${p.padStart(2)}: ${val}`)]);
       }),
     );
+
+  tpm
+    .command('enroll')
+    .description('the verifier: check a peer\'s TPM identity (EK certificate chained to a CA you trust, AK proven by credential activation) and enroll its AK in the trust store')
+    .option('--peer <host:port>', 'the peer to enroll (a seller\'s `escrow serve --listen`)')
+    .option('--peer-cmd <command>', 'run COMMAND and speak to the peer over its stdin/stdout')
+    .option('--peer-key <hex>', 'the peer\'s static key: refuse any other')
+    .requiredOption('--tpm-ca <file>', 'PEM file of the TPM manufacturer CA certificates you trust (root and intermediates, one after another)')
+    .option('--label <text>', 'a name for this identity in `tpm trust list`')
+    .action(
+      withContext<{ peer?: string; peerCmd?: string; peerKey?: string; tpmCa: string; label?: string }>(async (ctx, _args, opts) => {
+        const peer = peerOf(opts);
+        const label = opts.label === undefined ? null : parseLabel(opts.label);
+        const cas = parseCaBundle(readTextFile(opts.tpmCa, 'TPM CA'), opts.tpmCa);
+        // The link needs no wallet: the verifier's key is a one-time one, since what is proven is the peer's TPM, not who we are.
+        const link = await connectPeer(peer, randomBytes(32), opts.peerKey);
+        let r;
+        try {
+          r = await enrollPeer(link, cas, { networkDir: ctx.networkDir, label });
+        } finally {
+          await link.close();
+        }
+        const id = r.identity;
+        ctx.out.result({ enrolled: true, replaced: r.replaced, ...id, trustStore: trustStorePath(ctx.networkDir) }, [
+          `enrolled AK ${id.akName}${id.label ? ` (${id.label})` : ''}${r.replaced ? ', replacing its earlier enrollment' : ''}`,
+          `EK:  ${id.ek.kind}, certificate ${id.ek.serial} by "${id.ek.issuer}"${id.ek.tpm ? ` (TPM ${id.ek.tpm.manufacturer} ${id.ek.tpm.model})` : ''}`,
+          `CA:  "${id.ca.subject}" ${id.ca.fingerprint}`,
+        ]);
+      }),
+    );
+
+  const trust = tpm.command('trust').description('the TPM trust store: attestation keys enrolled with `tpm enroll`');
+
+  trust
+    .command('list')
+    .description('the enrolled TPM identities')
+    .action(
+      withContext(async (ctx) => {
+        const ids = listIdentities(ctx.networkDir);
+        ctx.out.result({ identities: ids }, ids.length === 0 ? 'no TPM identity enrolled' : ids.map(identityLine));
+      }),
+    );
+
+  trust
+    .command('remove')
+    .description('stop trusting an enrolled AK')
+    .argument('<ak-name>', 'the AK name, as `tpm trust list` shows it')
+    .action(
+      withContext(async (ctx, args) => {
+        const id = removeIdentity(ctx.networkDir, args[0]!);
+        ctx.out.result({ removed: true, akName: id.akName, label: id.label }, `removed AK ${id.akName}${id.label ? ` (${id.label})` : ''}`);
+      }),
+    );
+}
+
+function pinnedNote(ak: string | undefined): string {
+  return ak === undefined ? '' : ' (pinned)';
+}
+
+/** A label: printable, one line, at most 100 characters. */
+function parseLabel(text: string): string {
+  const t = text.trim();
+  if (t.length === 0 || t.length > 100 || /[\u0000-\u001f\u007f]/.test(t)) throw new SwarmpayError('USAGE', '--label must be 1 to 100 printable characters on one line');
+  return t;
+}
+
+function identityLine(i: TrustedIdentity): string {
+  return `${i.akName}  ${i.label ?? '-'}  ${i.ek.kind} EK by "${i.ek.issuer}"  enrolled ${i.enrolledAt}`;
 }

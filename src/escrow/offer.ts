@@ -13,7 +13,8 @@ import { sha256 } from '../bitcoin/htlc.js';
 import { parseNetworkName, type NetworkName } from '../bitcoin/network.js';
 import { canonicalJson, type Json } from '../util/canonical-json.js';
 import { ShapeError, asObj, hex, int, obj, str } from '../util/shape.js';
-import { verifyAttestation, type AttestationDoc, type PcrAllowList, type VerifiedAttestation } from '../tpm/attestation.js';
+import { verifyAttestation, verifyEnrolledAttestation, type AttestationDoc, type PcrAllowList, type VerifiedAttestation } from '../tpm/attestation.js';
+import type { TrustedIdentity } from '../tpm/trust-store.js';
 
 export const OFFER_FORMAT = 'swarmpay-offer';
 export const OFFER_VERSION = 1;
@@ -128,6 +129,8 @@ export interface OfferChecks {
   expectPcrs?: PcrAllowList;
   /** The seller TPM's AK (PEM) the buyer trusts. */
   ak?: string;
+  /** The identities the buyer enrolled (`tpm enroll`): the attestation's AK must be one of them. */
+  enrolled?: readonly TrustedIdentity[];
 }
 
 /**
@@ -157,6 +160,7 @@ export function checkOffer(offer: Offer, c: OfferChecks): { attestation: Verifie
   }
   const opts: Parameters<typeof verifyAttestation>[1] = { nonce: digest };
   if (c.expectPcrs !== undefined) opts.expectPcrs = c.expectPcrs;
+  if (c.enrolled !== undefined) return { attestation: verifyEnrolledAttestation(offer.attestation, { ...opts, enrolled: c.enrolled }) };
   if (c.ak !== undefined) opts.ak = c.ak;
   return { attestation: verifyAttestation(offer.attestation, opts) };
 }

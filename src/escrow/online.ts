@@ -9,6 +9,9 @@ import { SwarmpayError } from '../errors.js';
 import type { PeerLink } from '../peer/link.js';
 import { nextFrame } from '../peer/json-messages.js';
 import type { WalletContext } from '../wallet/wallet.js';
+import { answerEnrollment } from '../tpm/enroll.js';
+import { isEnrollmentMessage } from '../tpm/enroll-messages.js';
+import type { Tpm } from '../tpm/tpm.js';
 import { encodeEscrowMessage, expectEscrow, parseEscrowMessage, CHUNK_BYTES, type EscrowMessage } from './messages.js';
 import { parseOffer, type Offer } from './offer.js';
 import { claimConfirmations, claimEscrow, openOffers, parseAcceptance, takeAcceptance } from './seller.js';
@@ -22,6 +25,11 @@ export interface ServeOptions {
   feeRate: bigint;
   margin: number;
   log: (msg: string) => void;
+  /**
+   * The seller's TPM, for a buyer who enrolls it (`tpm enroll`, answered between escrow
+   * messages); absent, or resolving to null: enrollment is refused as TPM_UNAVAILABLE.
+   */
+  tpm?: () => Promise<Tpm | null>;
 }
 
 export class EscrowServer {
@@ -39,6 +47,12 @@ export class EscrowServer {
       for (;;) {
         const r = await it.next();
         if (r.done) return;
+        if (isEnrollmentMessage(r.value)) {
+          const tpm = this.o.tpm ? await this.o.tpm().catch(() => null) : null;
+          const a = await answerEnrollment(tpm, link, r.value);
+          this.o.log(`${peer}: TPM enrollment ${a.request} ${a.refused ? `refused: ${a.refused.code}: ${a.refused.message}` : 'answered'}`);
+          continue;
+        }
         const m = parseEscrowMessage(r.value);
         try {
           if (m.t === 'get') await this.sendOffer(link, m.id);

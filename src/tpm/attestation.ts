@@ -3,7 +3,8 @@
  * the result as a self-contained JSON document; `verifyAttestation` checks such a document
  * with nothing but node:crypto, so a verifier needs no TPM. What a valid document proves:
  * a restricted TPM key (the AK) signed these PCR values after the verifier chose the nonce.
- * Which device that key lives in is only known when the verifier pins the AK (`opts.ak`).
+ * Which device that key lives in is only known when the verifier pins the AK (`opts.ak`),
+ * or finds it among the AKs it enrolled (`verifyEnrolledAttestation`, see enroll.ts).
  */
 import { constants, createHash, createPublicKey, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
 import { SwarmpayError } from '../errors.js';
@@ -11,6 +12,7 @@ import { ShapeError, asObj, hex, obj, str, type Obj } from '../util/shape.js';
 import { TPM_ALG, TPM_ECC_NIST_P256, TPM_GENERATED_VALUE, TPM_ST, TPMA_OBJECT } from './constants.js';
 import { MarshalError, Reader, Writer, hashName, marshalPublic, readAttest, readPublic, readSignature, writeSignature, type Attest, type Public, type Signature } from './marshal.js';
 import type { Tpm } from './tpm.js';
+import type { TrustedIdentity } from './trust-store.js';
 
 export const ATTESTATION_FORMAT = 'swarmpay-attestation';
 export const ATTESTATION_VERSION = 1;
@@ -375,4 +377,31 @@ export function verifyAttestation(doc: unknown, opts: { nonce: Uint8Array; expec
     clock: { clockMs: a.clock.clock.toString(), resetCount: a.clock.resetCount, restartCount: a.clock.restartCount, safe: a.clock.safe },
     firmwareVersion: firmwareString(a.firmwareVersion),
   };
+}
+
+/** What `verifyEnrolledAttestation` adds: the enrolled identity that vouches for the AK. */
+export interface EnrolledAttestation extends VerifiedAttestation {
+  vouchedBy: Pick<TrustedIdentity, 'akName' | 'label' | 'enrolledAt' | 'ek' | 'ca'>;
+}
+
+/**
+ * Verifies a document as `verifyAttestation` does, and requires its AK to be one of the
+ * `enrolled` identities (the trust store's, `listIdentities`): an AK proven, when it was
+ * enrolled, to live in a TPM whose EK certificate chains to a CA the user trusts. The
+ * document's AK name is looked up, and the document is then verified with that identity's
+ * key pinned, so a document naming an enrolled AK but carrying another key fails too.
+ */
+export function verifyEnrolledAttestation(doc: unknown, opts: { nonce: Uint8Array; expectPcrs?: PcrAllowList; enrolled: readonly TrustedIdentity[] }): EnrolledAttestation {
+  const claimed = typeof doc === 'object' && doc !== null && typeof (doc as Obj).akName === 'string' ? ((doc as Obj).akName as string) : null;
+  const identity = claimed === null ? undefined : opts.enrolled.find((i) => i.akName === claimed);
+  const base = { nonce: opts.nonce, ...(opts.expectPcrs === undefined ? {} : { expectPcrs: opts.expectPcrs }) };
+  if (identity === undefined) {
+    // Whatever else is wrong with the document is said first; a valid one is still refused.
+    const v = verifyAttestation(doc, base);
+    throw invalid(`the quote's AK (name ${v.akName}) is not enrolled: nothing ties it to a TPM you trust`, 'enroll the peer\'s TPM first (`swarmpay tpm enroll --peer HOST:PORT --tpm-ca FILE`), or pin its AK with --ak');
+  }
+  const v = verifyAttestation(doc, { ...base, ak: identity.akPublic });
+  if (v.akName !== identity.akName) throw invalid(`the quote's AK name ${v.akName} is not the enrolled ${identity.akName}`);
+  const { akName, label, enrolledAt, ek, ca } = identity;
+  return { ...v, akPinned: true, vouchedBy: { akName, label, enrolledAt, ek, ca } };
 }

@@ -387,3 +387,63 @@ export function FlushContext(handle: number): Command<void> {
 export function EvictControl(authHandle: number, auth: Session, object: Handle, persistentHandle: number): Command<void> {
   return { name: 'TPM2_EvictControl', code: TPM_CC.EvictControl, ...area(authHandle, object), sessions: [auth], params: (w) => w.u32(persistentHandle) };
 }
+
+/**
+ * Part 3, 23.4 TPM2_PolicySecret: the policy then requires that `authHandle` (here a
+ * hierarchy) was authorized in this command. No nonce, cpHash, reference or expiry: what
+ * the EK's policy asks for is only that the endorsement authorization was given.
+ */
+export function PolicySecret(authHandle: number, auth: Session, policySession: number): Command<void> {
+  return {
+    name: 'TPM2_PolicySecret',
+    code: TPM_CC.PolicySecret,
+    handles: [authHandle, policySession],
+    sessions: [auth],
+    encryptable: BOTH,
+    params: (w) => w.tpm2b(NO_DATA).tpm2b(NO_DATA).tpm2b(NO_DATA).u32(0), // nonceTPM, cpHashA, policyRef, expiration
+    parse: (r) => {
+      r.tpm2b(); // timeout
+      r.u16(); // policyTicket.tag
+      r.u32(); // policyTicket.hierarchy
+      r.tpm2b(); // policyTicket.digest
+    },
+  };
+}
+
+/**
+ * Part 3, 12.5 TPM2_ActivateCredential: `key` (the EK, a storage key) recovers the seed
+ * from `secret`, checks that `credentialBlob` was made for the name of `activate` (the AK,
+ * loaded in the same TPM), and returns the credential inside. `activate` needs its ADMIN
+ * role, `key` its USER role (for an EK: a policy session that ran PolicySecret).
+ */
+export function ActivateCredential(activate: Handle, activateAuth: Session, key: Handle, keyAuth: Session, credentialBlob: Uint8Array, secret: Uint8Array): Command<Buffer> {
+  return {
+    name: 'TPM2_ActivateCredential',
+    code: TPM_CC.ActivateCredential,
+    ...area(activate, key),
+    sessions: [activateAuth, keyAuth],
+    encryptable: BOTH,
+    params: (w) => w.tpm2b(credentialBlob).tpm2b(secret),
+    parse: (r) => r.tpm2b(),
+  };
+}
+
+/**
+ * Part 3, 12.3 TPM2_LoadExternal of a public area alone (no sensitive part), in
+ * `hierarchy`: the TPM can then verify with it, and it has a name, but nothing can be
+ * authorized for it.
+ */
+export function LoadExternal(pub: Public, hierarchy: number = TPM_RH.NULL): Command<{ handle: number; name: Buffer }> {
+  return {
+    name: 'TPM2_LoadExternal',
+    code: TPM_CC.LoadExternal,
+    handles: [],
+    params: (w) => {
+      w.u16(0); // inPrivate: none
+      w.sized((p) => writePublic(p, pub));
+      w.u32(hierarchy);
+    },
+    responseHandles: 1,
+    parse: (r, [handle]) => ({ handle: handle!, name: r.tpm2b() }),
+  };
+}

@@ -11,13 +11,16 @@ export const TPM_CC = {
   CreatePrimary: 0x131,
   NV_Increment: 0x134,
   Startup: 0x144,
+  ActivateCredential: 0x147,
   Certify: 0x148,
   NV_Read: 0x14e,
+  PolicySecret: 0x151,
   Create: 0x153,
   Load: 0x157,
   Quote: 0x158,
   Unseal: 0x15e,
   FlushContext: 0x165,
+  LoadExternal: 0x167,
   PolicyAuthValue: 0x16b,
   NV_ReadPublic: 0x169,
   ReadPublic: 0x173,
@@ -91,6 +94,8 @@ export const TPM_PT = {
   MAX_AUTH_FAIL: 0x20f,
   LOCKOUT_INTERVAL: 0x210,
   LOCKOUT_RECOVERY: 0x211,
+  /** The most NV_Read or NV_Write moves in one command. */
+  NV_BUFFER_MAX: 0x12c,
 } as const;
 
 /** Part 2, 8.3 TPMA_OBJECT. */

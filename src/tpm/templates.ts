@@ -50,3 +50,29 @@ export function sealedTemplate(policy: Uint8Array | null): Public {
     parms: { type: TPM_ALG.KEYEDHASH, unique: new Uint8Array(0) },
   };
 }
+
+/**
+ * TCG EK Credential Profile 2.x, B.3.3 "Template L-1" and B.3.4 "Template L-2": the EK's
+ * authPolicy is PolicySecret(TPM_RH_ENDORSEMENT), so only who holds the endorsement
+ * hierarchy's authorization may use the key: H(H(0³² ‖ TPM_CC_PolicySecret ‖ TPM_RH_ENDORSEMENT) ‖ policyRef = ∅).
+ */
+export const EK_POLICY = Buffer.from('837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b331469aa', 'hex');
+
+/** The EK's attributes in both low-range templates: a restricted decryption (storage) key whose admin role needs the policy. */
+const EK_ATTRIBUTES = A.fixedTPM | A.fixedParent | A.sensitiveDataOrigin | A.adminWithPolicy | A.restricted | A.decrypt;
+
+/** Template L-1: RSA 2048, AES-128-CFB, the TCG default EK; the unique field is 256 zero bytes. */
+export const EK_RSA_TEMPLATE: Public = {
+  nameAlg: TPM_ALG.SHA256,
+  attributes: EK_ATTRIBUTES,
+  authPolicy: EK_POLICY,
+  parms: { type: TPM_ALG.RSA, symmetric: { alg: TPM_ALG.AES, keyBits: 128, mode: TPM_ALG.CFB }, scheme: null, keyBits: 2048, exponent: 0, modulus: new Uint8Array(256) },
+};
+
+/** Template L-2: ECC NIST P-256, AES-128-CFB; unique x and y are 32 zero bytes each. */
+export const EK_ECC_TEMPLATE: Public = {
+  nameAlg: TPM_ALG.SHA256,
+  attributes: EK_ATTRIBUTES,
+  authPolicy: EK_POLICY,
+  parms: { type: TPM_ALG.ECC, symmetric: { alg: TPM_ALG.AES, keyBits: 128, mode: TPM_ALG.CFB }, scheme: null, curve: TPM_ECC_NIST_P256, x: ZERO32, y: ZERO32 },
+};
