@@ -22,6 +22,8 @@ as_root() {
 missing=()
 command -v swtpm >/dev/null 2>&1 || missing+=(swtpm)
 command -v swtpm_setup >/dev/null 2>&1 || missing+=(swtpm-tools)
+# swtpm_localca (swtpm-tools) signs the software TPM's EK certificate with gnutls's certtool.
+command -v certtool >/dev/null 2>&1 || missing+=(gnutls-bin)
 command -v tpm2_startup >/dev/null 2>&1 || missing+=(tpm2-tools)
 if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
