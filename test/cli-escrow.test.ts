@@ -19,9 +19,43 @@ import { ESCROW_CHAIN, contractKey } from '../src/wallet/hd.js';
 import { draftOffer, signOffer } from '../src/escrow/offer.js';
 import { sha256 } from '../src/bitcoin/htlc.js';
 import { nextEscrowKey, saveEscrow, writeEscrowFile } from '../src/escrow/store.js';
+import { generateStaticKey } from '../src/peer/keys.js';
+import type { PeerLink } from '../src/peer/link.js';
+import { connectTcp, listenTcp } from '../src/peer/transports.js';
+import { parseCaBundle } from '../src/tpm/ek-certificate.js';
+import { answerEnrollment, enrollPeer, type EnrollResult } from '../src/tpm/enroll.js';
+import type { Tpm } from '../src/tpm/tpm.js';
 
 const BIN = path.join(ROOT, 'bin', 'swarmpay');
 const PASSPHRASE = 'a good long passphrase';
+
+/**
+ * The buyer enrolls the seller's TPM in-process over a real TCP link (what `tpm enroll`
+ * does against `escrow serve`): enrollPeer trusting the swtpm's local CA on one side,
+ * answerEnrollment on the other. The AK lands in the trust store of `networkDir`.
+ */
+async function enrollTpm(tpm: Tpm, ekCa: string, networkDir: string, label: string): Promise<EnrollResult> {
+  const key = generateStaticKey();
+  const served: PeerLink[] = [];
+  const listener = await listenTcp('127.0.0.1', 0, key, (link) => {
+    served.push(link);
+    void (async () => {
+      try {
+        for await (const m of link.messages()) await answerEnrollment(tpm, link, m);
+      } catch {
+        /* the verifier went away */
+      }
+    })();
+  });
+  const link = await connectTcp('127.0.0.1', listener.port, generateStaticKey(), { peerKey: key.publicKey });
+  try {
+    return await enrollPeer(link, parseCaBundle(readFileSync(ekCa, 'utf8'), ekCa), { networkDir, label });
+  } finally {
+    await link.close();
+    for (const l of served) await l.close();
+    await listener.close();
+  }
+}
 
 describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () => {
   let tmp: ReturnType<typeof tempDir>;
@@ -219,7 +253,7 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
     expect((await b('escrow', 'show', id)).json.status).toBe('cheated');
   });
 
-  test('attested offers: the buyer checks the TPM quote against its golden PCRs; a wrong allow list or a quote moved to another offer is refused', async () => {
+  test('attested offers: the buyer checks the TPM quote (its AK pinned with --ak) against its golden PCRs; a wrong allow list or a quote moved to another offer is refused', async () => {
     const { offerFile } = await offer('fw.bin', '--attest', '--pcrs', '0,7');
     const doc = JSON.parse(readFileSync(offerFile, 'utf8'));
     expect(doc.attestation.pcrs.values).toHaveProperty('7');
@@ -243,9 +277,71 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
     refused(await b('escrow', 'accept', '--max-price', '100000000', other.offerFile, '--expect-pcrs', golden), 2, 'ATTESTATION_INVALID');
     expect(snapshot(buyer)).toEqual(unchanged);
 
-    const ok = await b('escrow', 'accept', '--max-price', '100000000', offerFile, '--require-attestation', '--expect-pcrs', golden);
+    // The seller's AK, pinned: someone (the buyer) vouches for it.
+    const ak = file('seller-ak.pem');
+    writeFileSync(ak, doc.attestation.akPublic);
+    const ok = await b('escrow', 'accept', '--max-price', '100000000', offerFile, '--require-attestation', '--expect-pcrs', golden, '--ak', ak);
     expect(ok.code).toBe(0);
-    expect(ok.json).toMatchObject({ attested: true, pcrs: doc.attestation.pcrs.values });
+    expect(ok.json).toMatchObject({ attested: true, pcrs: doc.attestation.pcrs.values, akName: doc.attestation.akName, akPinned: true, akVouched: true, vouchedBy: null });
+    expect(ok.stderr).not.toMatch(/nobody vouches/);
+  });
+
+  test("the buyer's trust store: an AK nobody vouches for is refused under --require-attestation (nothing paid) and warned about otherwise; once the buyer enrolls the seller's TPM, its offers pass --enrolled", async () => {
+    const first = await offer('cal.bin', '--attest', '--pcrs', '0,7');
+    const attestation = JSON.parse(readFileSync(first.offerFile, 'utf8')).attestation;
+    const akName = attestation.akName as string;
+    const golden = file('cal-golden.json');
+    writeFileSync(golden, JSON.stringify(attestation.pcrs.values));
+    const unchanged = snapshot(buyer);
+    const balance = await confirmed(b);
+    for (const [flags, why] of [[['--require-attestation'], 'which nobody vouches for'], [['--expect-pcrs', golden], 'which nobody vouches for'], [['--enrolled'], 'which is not enrolled']] as const) {
+      const r = await b('escrow', 'accept', '--max-price', '100000000', first.offerFile, ...flags);
+      refused(r, 2, 'ATTESTATION_INVALID');
+      expect(r.json.error.message).toContain(`the offer's attestation is by TPM key ${akName}, ${why}`);
+      expect(r.json.error.hint).toMatch(/`swarmpay tpm enroll --peer HOST:PORT --tpm-ca FILE`.*--ak.*nothing was paid/);
+    }
+    expect(snapshot(buyer)).toEqual(unchanged);
+    expect(await confirmed(b)).toBe(balance);
+
+    // Without --require-attestation: asked on a terminal, the summary says nobody vouches, and the warning is loud.
+    const asked = await onTerminal(['--datadir', buyer, '--tpm', 'none', 'escrow', 'accept', first.offerFile, '--passphrase-file', pass], 'n\r');
+    expect(asked.out).toContain(`attested: yes, TPM key ${akName} (nobody vouches for this key`);
+    expect(asked.out).toMatch(new RegExp(`warning: nobody vouches for the TPM key ${akName} that attested this offer: it is neither enrolled`));
+    expect(asked.out).toMatch(/cancelled; nothing was paid/);
+    expect(snapshot(buyer)).toEqual(unchanged);
+    // Without a terminal (--max-price): accepted, with the warning on stderr and akVouched false in the result.
+    const accepted = await b('escrow', 'accept', '--max-price', '100000000', first.offerFile);
+    expect(accepted.code).toBe(0);
+    expect(accepted.json).toMatchObject({ attested: true, akName, akPinned: false, akVouched: false, vouchedBy: null });
+    expect(accepted.stderr).toContain(`warning: nobody vouches for the TPM key ${akName} that attested this offer: it is neither enrolled (\`swarmpay tpm enroll\`) nor pinned with --ak`);
+    await mine(1);
+
+    // The buyer enrolls the seller's TPM: its EK certificate chains to the swtpm's local CA, and credential activation binds the AK to it.
+    const sellerTpm = await tpm.open();
+    let enrolled: EnrollResult;
+    try {
+      enrolled = await enrollTpm(sellerTpm, tpm.ekCa!, path.join(buyer, 'regtest'), 'seller device');
+    } finally {
+      await sellerTpm.close();
+    }
+    expect(enrolled.identity.akName).toBe(akName);
+    expect((await swarmpay(['--datadir', buyer, 'tpm', 'trust', 'list'])).json.identities).toMatchObject([{ akName, label: 'seller device' }]);
+
+    const second = await offer('cal2.bin', '--attest', '--pcrs', '0,7');
+    const ok = await b('escrow', 'accept', '--max-price', '100000000', second.offerFile, '--enrolled', '--expect-pcrs', golden);
+    expect(ok.code).toBe(0);
+    expect(ok.json).toMatchObject({
+      attested: true, akName, akPinned: true, akVouched: true,
+      vouchedBy: { akName, label: 'seller device', ek: { kind: 'rsa-2048', issuer: 'CN=swtpm-localca' }, ca: { subject: 'CN=swtpm-localca-rootca' } },
+    });
+    expect(ok.stderr).not.toMatch(/nobody vouches/);
+    await mine(1);
+    // Enrolled, it is vouched for without --enrolled too: the trust store is always consulted.
+    const third = await offer('cal3.bin', '--attest', '--pcrs', '0,7');
+    const plain = await b('escrow', 'accept', '--max-price', '100000000', third.offerFile, '--require-attestation');
+    expect(plain.json).toMatchObject({ akVouched: true, vouchedBy: { label: 'seller device' } });
+    expect(plain.stderr).not.toMatch(/nobody vouches/);
+    await mine(1);
   });
 
   test('bad input is refused with its exit code and changes nothing', async () => {

@@ -4,7 +4,7 @@
  * refused with its code before a coin moves or a record changes; the happy path, the
  * refund and the cheating seller are checked against what the node has.
  */
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createConnection, createServer, type AddressInfo } from 'node:net';
@@ -17,10 +17,13 @@ import { draftOffer, parseOffer, signOffer, type Offer } from '../src/escrow/off
 import { EscrowServer, fetchOffer, sendAcceptance } from '../src/escrow/online.js';
 import { claimEscrow, createOffer, openOffers, takeAcceptance, type OfferOptions } from '../src/escrow/seller.js';
 import { ciphertextPath, getEscrow, htlcTerms, listEscrows, nextEscrowKey, saveEscrow, writeEscrowFile, type Acceptance, type EscrowRecord } from '../src/escrow/store.js';
-import { peerStaticKey } from '../src/peer/keys.js';
+import { generateStaticKey, peerStaticKey } from '../src/peer/keys.js';
 import { handshake, type PeerLink } from '../src/peer/link.js';
 import { connectTcp, listenTcp } from '../src/peer/transports.js';
 import { attest } from '../src/tpm/attestation.js';
+import { parseCaBundle } from '../src/tpm/ek-certificate.js';
+import { answerEnrollment, enrollPeer, type EnrollResult } from '../src/tpm/enroll.js';
+import { listIdentities } from '../src/tpm/trust-store.js';
 import type { Tpm } from '../src/tpm/tpm.js';
 import { faucetPay } from '../src/wallet/faucet.js';
 import { ESCROW_CHAIN, contractKey } from '../src/wallet/hd.js';
@@ -40,6 +43,34 @@ const CLAIM = { feeRate: FEE_RATE, margin: MARGIN, force: false };
 const ACCEPT = { checks: {}, feeRate: FEE_RATE };
 const PCRS = [0, 1, 2, 3, 4, 5, 6, 7];
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+/**
+ * The buyer enrolls a seller's TPM over a real TCP link, as `tpm enroll` does against
+ * `escrow serve`: enrollPeer on the buyer's side (trusting the swtpm's local CA),
+ * answerEnrollment on the seller's. The AK lands in the trust store of `networkDir`.
+ */
+async function enrollTpm(tpm: Tpm, ekCa: string, networkDir: string, label: string): Promise<EnrollResult> {
+  const key = generateStaticKey();
+  const served: PeerLink[] = [];
+  const listener = await listenTcp('127.0.0.1', 0, key, (link) => {
+    served.push(link);
+    void (async () => {
+      try {
+        for await (const m of link.messages()) await answerEnrollment(tpm, link, m);
+      } catch {
+        /* the verifier went away */
+      }
+    })();
+  });
+  const link = await connectTcp('127.0.0.1', listener.port, generateStaticKey(), { peerKey: key.publicKey });
+  try {
+    return await enrollPeer(link, parseCaBundle(readFileSync(ekCa, 'utf8'), ekCa), { networkDir, label });
+  } finally {
+    await link.close();
+    for (const l of served) await l.close();
+    await listener.close();
+  }
+}
 
 describe('escrow between two wallets on a real btcd', () => {
   let node: TestNode;
@@ -166,10 +197,15 @@ describe('escrow between two wallets on a real btcd', () => {
       let t: TestTpm;
       let tpm: Tpm;
       let attested: Awaited<ReturnType<typeof createOffer>>;
+      let akName: string;
+      const attestedOffer = () => createOffer(sctx, offerOptions({ attest: (nonce) => attest(tpm, nonce, PCRS) }));
+      /** The buyer's trust store, as `escrow accept` always passes it. */
+      const trustStore = () => listIdentities(buyer.networkDir);
       beforeAll(async () => {
         t = await startTestTpm();
         tpm = await t.open();
-        attested = await createOffer(sctx, offerOptions({ attest: (nonce) => attest(tpm, nonce, PCRS) }));
+        attested = await attestedOffer();
+        akName = attested.offer.attestation!.akName;
       });
       afterAll(async () => {
         await tpm?.close();
@@ -183,22 +219,68 @@ describe('escrow between two wallets on a real btcd', () => {
         expect(e.message).toMatch(/another nonce/);
       });
 
-      test('PCRs the allow list does not allow: ATTESTATION_INVALID', async () => {
-        const e = await buyerRefuses(attested.offer, attested.ciphertext, { expectPcrs: { '7': 'ff'.repeat(32) } }, 'ATTESTATION_INVALID');
+      test('PCRs the allow list does not allow: ATTESTATION_INVALID (said before whether anyone vouches for the AK)', async () => {
+        const e = await buyerRefuses(attested.offer, attested.ciphertext, { expectPcrs: { '7': 'ff'.repeat(32) }, enrolled: trustStore() }, 'ATTESTATION_INVALID');
         expect(e.message).toBe(`PCR 7 is ${attested.offer.attestation!.pcrs.values['7']}, which the allow list does not allow`);
         const missing = await buyerRefuses(attested.offer, attested.ciphertext, { requireAttestation: true, expectPcrs: { '16': '00'.repeat(32) } }, 'ATTESTATION_INVALID');
         expect(missing.message).toMatch(/PCR 16 is required/);
       });
 
-      test('a valid attested offer passes, with the verified PCRs returned', async () => {
+      test('an AK nobody vouches for (not enrolled, not pinned), with requireAttestation or expectPcrs: ATTESTATION_INVALID naming `tpm enroll` and --ak; nothing paid', async () => {
+        expect(trustStore()).toEqual([]);
+        const quoted = attested.offer.attestation!.pcrs.values;
+        for (const checks of [{ requireAttestation: true, enrolled: trustStore() }, { expectPcrs: { '7': quoted['7']! }, enrolled: trustStore() }, { requireAttestation: true }]) {
+          const e = await buyerRefuses(attested.offer, attested.ciphertext, checks, 'ATTESTATION_INVALID');
+          expect(e.message).toBe(`the offer's attestation is by TPM key ${akName}, which nobody vouches for (neither enrolled nor pinned with --ak): nothing ties it to a TPM you trust`);
+          expect(e.hint).toMatch(/`swarmpay tpm enroll --peer HOST:PORT --tpm-ca FILE`.*--ak.*nothing was paid/);
+        }
+        // requireEnrolled (`--enrolled`): pinning the AK is not enough.
+        const pinnedOnly = await buyerRefuses(attested.offer, attested.ciphertext, { requireEnrolled: true, ak: attested.offer.attestation!.akPublic, enrolled: trustStore() }, 'ATTESTATION_INVALID');
+        expect(pinnedOnly.message).toMatch(/which you pinned but did not enroll, and --enrolled asks for an enrolled one/);
+      });
+
+      test('an AK nobody vouches for, without requireAttestation: accepted, and the result says so (akVouched false, vouchedBy null)', async () => {
+        const o = await attestedOffer();
+        const r = await acceptOffer(bctx, o.offer, o.ciphertext, { checks: { enrolled: trustStore() }, feeRate: FEE_RATE });
+        expect(r.attestation).toMatchObject({ akName, akPinned: false, akVouched: false, vouchedBy: null });
+        expect(r.rec.status).toBe('funded');
+        await node.chain.mine(1);
+      });
+
+      test('an AK pinned with `ak`: vouched for by the pin, not enrolled; another pinned key is refused', async () => {
+        const o = await attestedOffer();
+        const stranger = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+        const e = await buyerRefuses(o.offer, o.ciphertext, { requireAttestation: true, ak: stranger, enrolled: trustStore() }, 'ATTESTATION_INVALID');
+        expect(e.message).toMatch(/not the pinned one/);
+        const r = await acceptOffer(bctx, o.offer, o.ciphertext, { checks: { requireAttestation: true, ak: o.offer.attestation!.akPublic, enrolled: trustStore() }, feeRate: FEE_RATE });
+        expect(r.attestation).toMatchObject({ akName, akPinned: true, akVouched: true, vouchedBy: null });
+        await node.chain.mine(1);
+      });
+
+      test("the buyer enrolls the seller's TPM (EK certificate, credential activation): a valid attested offer by the enrolled AK passes, vouched for by that identity, with the verified PCRs", async () => {
+        const enrolled = await enrollTpm(tpm, t.ekCa!, buyer.networkDir, 'seller device');
+        expect(enrolled.identity.akName).toBe(akName);
+        expect(trustStore()).toEqual([enrolled.identity]);
         const quoted = attested.offer.attestation!.pcrs.values;
         expect(Object.keys(quoted).sort()).toEqual(PCRS.map(String).sort());
-        const r = await acceptOffer(bctx, attested.offer, attested.ciphertext, { checks: { requireAttestation: true, expectPcrs: { '0': quoted['0']!, '7': [quoted['7']!, '11'.repeat(32)] } }, feeRate: FEE_RATE });
+        // An enrolled AK with a pin of another key: both must hold.
+        const stranger = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+        await buyerRefuses(attested.offer, attested.ciphertext, { ak: stranger, enrolled: trustStore() }, 'ATTESTATION_INVALID');
+        const checks = { requireAttestation: true, requireEnrolled: true, enrolled: trustStore(), expectPcrs: { '0': quoted['0']!, '7': [quoted['7']!, '11'.repeat(32)] } };
+        const r = await acceptOffer(bctx, attested.offer, attested.ciphertext, { checks, feeRate: FEE_RATE });
         expect(r.attestation).not.toBeNull();
         expect(r.attestation!.pcrs).toEqual(quoted);
-        expect(r.attestation!.akPinned).toBe(false);
+        expect(r.attestation).toMatchObject({
+          akName, akPinned: true, akVouched: true,
+          vouchedBy: { akName, label: 'seller device', enrolledAt: enrolled.identity.enrolledAt, ek: { issuer: 'CN=swtpm-localca' }, ca: { subject: 'CN=swtpm-localca-rootca' } },
+        });
         expect(r.rec.status).toBe('funded');
         expect(await node.chain.getTransaction(r.acceptance.funding.txid)).not.toBeNull();
+        await node.chain.mine(1);
+        // Enrolled, the AK is vouched for without requireAttestation too.
+        const o = await attestedOffer();
+        const plain = await acceptOffer(bctx, o.offer, o.ciphertext, { checks: { enrolled: trustStore() }, feeRate: FEE_RATE });
+        expect(plain.attestation).toMatchObject({ akVouched: true, vouchedBy: { label: 'seller device' } });
         await node.chain.mine(1);
       });
     });

@@ -9,13 +9,13 @@ import { attest, parsePcrAllowList } from '../tpm/attestation.js';
 import { listIdentities } from '../tpm/trust-store.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { DEFAULT_ACCEPT_TIMEOUT, acceptOffer, recoverItem, refundEscrow, type AcceptOptions, type AcceptSummary } from '../escrow/buyer.js';
-import { EscrowServer, fetchOffer, sendAcceptance } from '../escrow/online.js';
-import { MAX_ITEM_BYTES, parseOffer, type Offer } from '../escrow/offer.js';
+import { DEFAULT_BUMP_AFTER, EscrowServer, fetchOffer, sendAcceptance } from '../escrow/online.js';
+import { MAX_ITEM_BYTES, parseOffer, type Offer, type OfferAttestation } from '../escrow/offer.js';
 import { DEFAULT_CLAIM_MARGIN, claimEscrow, createOffer, parseAcceptance, takeAcceptance } from '../escrow/seller.js';
 import { getEscrow, listEscrows, writeEscrowFile, type EscrowRecord } from '../escrow/store.js';
 import { withContext } from './command.js';
 import type { Context } from './context.js';
-import { feeRateFor, parseCount, parsePcrs } from './args.js';
+import { feeRateFor, parseCount, parseFeeRate, parsePcrs } from './args.js';
 import { readTextFile } from './input-file.js';
 import { peerOf, runServer, serverLimits, serverLog, unlockedContext, withServerLimits, type LimitFlags } from './peer.js';
 import { connectPeer } from '../peer/connect.js';
@@ -71,16 +71,28 @@ function acceptSummaryLines(s: AcceptSummary, learnedKey: string | null): string
     `fee:      ${s.fee} sats (${s.feeRate} sat/vB)`,
     `timeout:  ${s.timeoutBlocks} blocks, height ${s.timeoutHeight} (about ${hours < 48 ? `${Math.round(hours)} hours` : `${Math.round(hours / 24)} days`}): if the seller never claims, the coins come back after that`,
     `seller:   ${s.seller}${learnedKey !== null ? ` (its link key ${learnedKey.slice(0, 16)}… learned on first use)` : ''}`,
-    `attested: ${a ? `yes, TPM key ${a.akName}${a.akPinned ? ' (pinned)' : ' (nobody vouches for this key)'}` : 'no'}`,
+    `attested: ${a ? `yes, TPM key ${a.akName}${vouchNote(a)}` : 'no'}`,
   ];
+}
+
+/** Who vouches for an offer's AK, as a note after its name. */
+function vouchNote(a: OfferAttestation): string {
+  if (a.vouchedBy !== null) return ` (enrolled${a.vouchedBy.label ? `: ${a.vouchedBy.label}` : ''}, EK certified by "${a.vouchedBy.ek.issuer}")`;
+  return a.akPinned ? ' (pinned with --ak)' : ' (nobody vouches for this key: not enrolled, not pinned)';
+}
+
+/** Said loudly whenever an offer is accepted on a quote by an AK nobody vouches for. */
+function unvouchedWarning(a: OfferAttestation): string {
+  return `nobody vouches for the TPM key ${a.akName} that attested this offer: it is neither enrolled (\`swarmpay tpm enroll\`) nor pinned with --ak, so the quote does not show which device made the offer; --require-attestation refuses such an offer`;
 }
 
 /** The buyer's checks as the flags give them. */
 function acceptChecks(opts: { maxPrice?: string; requireAttestation?: boolean; expectPcrs?: string; ak?: string; enrolled?: boolean; timeout?: string; feeRate?: string }, ctx: Context): AcceptOptions {
   if (opts.enrolled && opts.ak !== undefined) throw new SwarmpayError('USAGE', 'give --ak or --enrolled, not both', { hint: '--enrolled trusts every AK `tpm trust list` shows; --ak one key' });
   // Expecting PCR values or an AK of a quote is asking for one: an offer without it is refused.
-  const checks: AcceptOptions['checks'] = { requireAttestation: !!opts.requireAttestation || opts.expectPcrs !== undefined || opts.ak !== undefined || !!opts.enrolled };
-  if (opts.enrolled) checks.enrolled = listIdentities(ctx.networkDir);
+  // The trust store is always consulted: an enrolled AK is vouched for. --enrolled accepts only such a one.
+  const checks: AcceptOptions['checks'] = { requireAttestation: !!opts.requireAttestation || opts.expectPcrs !== undefined || opts.ak !== undefined || !!opts.enrolled, enrolled: listIdentities(ctx.networkDir) };
+  if (opts.enrolled) checks.requireEnrolled = true;
   if (opts.maxPrice !== undefined) checks.maxPrice = parseSats(opts.maxPrice, '--max-price');
   if (opts.expectPcrs !== undefined) checks.expectPcrs = parsePcrAllowList(readTextFile(opts.expectPcrs, 'PCR allow list'));
   if (opts.ak !== undefined) checks.ak = readTextFile(opts.ak, 'AK public key');
@@ -145,7 +157,7 @@ export function registerEscrow(program: Command): void {
     .option('--peer-key <hex>', 'the seller\'s static key (as `escrow serve` prints it): refuse any other')
     .option('--max-price <sats>', 'refuse an offer that asks more')
     .option('--timeout <blocks>', `blocks until the refund is possible (default ${DEFAULT_ACCEPT_TIMEOUT}, within what the offer accepts; an offer that wants more needs it named)`)
-    .option('--require-attestation', 'refuse an offer without a valid TPM attestation')
+    .option('--require-attestation', 'refuse an offer without a valid TPM attestation by an AK you enrolled (`tpm enroll`) or pinned (--ak)')
     .option('--expect-pcrs <file>', 'JSON allow list of the seller\'s PCR values: {"7": "<hex>"} or {"7": ["<hex>", ...]} (implies --require-attestation)')
     .option('--ak <pem-file>', 'the seller TPM\'s AK public key (PEM) you trust (implies --require-attestation)')
     .option('--enrolled', 'require the attestation to be by a TPM enrolled with `tpm enroll` (implies --require-attestation)')
@@ -176,13 +188,21 @@ export function registerEscrow(program: Command): void {
           if (link) ({ offer, ciphertext, it } = await fetchOffer(link, args[0] ?? null));
           const learned = link !== null && opts.peerKey === undefined ? link.remoteKey.toString('hex') : null;
           if (learned !== null) ctx.out.warn(`the seller's link key ${learned} was learned on first use: nothing proves this is the seller you meant; pass --peer-key to pin it`);
-          if (ctx.prompt.interactive) {
-            ao.confirm = async (sm) => {
-              ctx.out.info(acceptSummaryLines(sm, learned).join('\n'));
-              return ctx.prompt.confirm(`Pay ${sm.price} sats (and ${sm.fee} sats fee) into escrow ${sm.id}?`);
-            };
-          }
+          let warned = false;
+          const warnUnvouched = (a: OfferAttestation | null) => {
+            if (a === null || a.akVouched || warned) return;
+            warned = true;
+            ctx.out.warn(unvouchedWarning(a));
+          };
+          // Before anything is paid: the warning, then (on a terminal) the summary and the question.
+          ao.confirm = async (sm) => {
+            warnUnvouched(sm.attestation);
+            if (!ctx.prompt.interactive) return true;
+            ctx.out.info(acceptSummaryLines(sm, learned).join('\n'));
+            return ctx.prompt.confirm(`Pay ${sm.price} sats (and ${sm.fee} sats fee) into escrow ${sm.id}?`);
+          };
           const r = await acceptOffer(wc, offer!, ciphertext!, ao);
+          warnUnvouched(r.attestation); // accepted before: no question was asked
           const acceptanceText = JSON.stringify(r.acceptance, null, 2) + '\n';
           const acceptanceFile = writeEscrowFile(ctx.networkDir, `${r.rec.id}.acceptance.json`, acceptanceText);
           if (opts.out !== undefined) writeFileAtomic(opts.out, acceptanceText, 0o644);
@@ -200,10 +220,10 @@ export function registerEscrow(program: Command): void {
           }
           const a = r.attestation;
           ctx.out.result(
-            { id: r.rec.id, fundingTxid: r.acceptance.funding.txid, fee: r.fee, price: BigInt(r.rec.offer.price), timeout: r.acceptance.timeout, acceptance: opts.out ?? acceptanceFile, attested: a !== null, akName: a?.akName ?? null, pcrs: a?.pcrs ?? null, sellerTook: link !== null, sellerKeyLearned: learned !== null },
+            { id: r.rec.id, fundingTxid: r.acceptance.funding.txid, fee: r.fee, price: BigInt(r.rec.offer.price), timeout: r.acceptance.timeout, acceptance: opts.out ?? acceptanceFile, attested: a !== null, akName: a?.akName ?? null, akPinned: a?.akPinned ?? null, akVouched: a?.akVouched ?? null, vouchedBy: a?.vouchedBy ?? null, pcrs: a?.pcrs ?? null, sellerTook: link !== null, sellerKeyLearned: learned !== null },
             [
               `escrow ${r.rec.id}: funded ${r.rec.offer.price} sats in ${r.acceptance.funding.txid}${r.fee === null ? ' (accepted before)' : ` (fee ${r.fee} sats)`}`,
-              a ? `offer attested by TPM key ${a.akName}${a.akPinned ? ' (pinned)' : ''}` : 'offer not attested',
+              a ? `offer attested by TPM key ${a.akName}${vouchNote(a)}` : 'offer not attested',
               link ? 'the seller took the acceptance and claims once the funding confirms' : `give the seller ${opts.out ?? acceptanceFile}`,
               `then: swarmpay escrow claim ${r.rec.id} --out FILE (the item), or after height ${r.acceptance.timeout}: swarmpay escrow refund ${r.rec.id}`,
             ],
@@ -223,7 +243,7 @@ export function registerEscrow(program: Command): void {
     .option('--wait', 'seller: wait for the funding\'s confirmations; buyer: wait for the seller\'s claim')
     .option('--force', 'seller: claim even within the safety margin of the timeout (races the buyer\'s refund)')
     .option('--margin <blocks>', 'seller: blocks before the timeout from which claiming is refused', String(DEFAULT_CLAIM_MARGIN))
-    .option('--fee-rate <sat/vB>', 'seller: fee rate of the claim (default 2 on regtest)')
+    .option('--fee-rate <sat/vB>', 'seller: fee rate of the claim (default: the node\'s estimate, at least 2)')
     .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
     .action(
       withContext<{ acceptance?: string; out?: string; wait?: boolean; force?: boolean; margin: string; feeRate?: string; passphraseFile?: string }>(async (ctx, args, opts) => {
@@ -242,9 +262,10 @@ export function registerEscrow(program: Command): void {
           if (acceptance.offer !== rec.id) throw new SwarmpayError('INVALID_FILE', `the acceptance is for offer ${acceptance.offer}, not ${rec.id}`, { hint: 'nothing was changed' });
           await takeAcceptance(wc, acceptance, margin);
         }
-        const feeRate = feeRateFor(ctx.network, opts.feeRate);
+        // Without --fee-rate, the node's estimate when the claim is made (after any --wait).
+        const feeRate = opts.feeRate === undefined ? null : parseFeeRate(opts.feeRate);
         const r = await claimEscrow(wc, rec.id, { feeRate, margin, force: !!opts.force, ...(opts.wait ? { wait: { pollMs, onProgress: (c, w) => ctx.out.progress(`funding: ${c}/${w} confirmations`) } } : {}) });
-        ctx.out.result({ id: rec.id, role: 'seller', claimTxid: r.txid, fee: r.fee, price: BigInt(rec.offer.price) }, `escrow ${rec.id}: claimed ${rec.offer.price} sats in ${r.txid}${r.fee === null ? ' (claimed before)' : ` (fee ${r.fee} sats)`}`);
+        ctx.out.result({ id: rec.id, role: 'seller', claimTxid: r.txid, fee: r.fee, feeRate: r.feeRate, price: BigInt(rec.offer.price) }, `escrow ${rec.id}: claimed ${rec.offer.price} sats in ${r.txid}${r.fee === null ? ' (claimed before)' : ` (fee ${r.fee} sats, ${r.feeRate} sat/vB)`}`);
       }),
     );
 
@@ -268,19 +289,21 @@ export function registerEscrow(program: Command): void {
     .description('the seller: serve open offers over the peer link, take acceptances, claim once funded, answer TPM enrollment (`tpm enroll`), until SIGINT/SIGTERM')
     .option('--listen <host:port>', 'listen for buyers on TCP', '127.0.0.1:9736')
     .option('--stdio', 'serve one buyer on stdin/stdout (for --peer-cmd, e.g. over ssh)')
-    .option('--poll <seconds>', 'how often to look for funded escrows to claim', '5')
+    .option('--poll <seconds>', 'how often to look at the escrows: fundings confirmed (claim) or gone (offer again), claims to send again or bump', '5')
     .option('--margin <blocks>', 'refuse acceptances and claims this near the timeout', String(DEFAULT_CLAIM_MARGIN))
-    .option('--fee-rate <sat/vB>', 'fee rate of the claims (default 2 on regtest)')
+    .option('--fee-rate <sat/vB>', 'fee rate of the claims (default: the node\'s estimate at each claim, at least 2)')
+    .option('--bump-after <blocks>', 'bump a claim by CPFP once it has waited this many blocks unconfirmed (every block within --margin of the timeout)', String(DEFAULT_BUMP_AFTER))
     .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
     .action(
-      withContext<LimitFlags & { listen: string; stdio?: boolean; poll: string; margin: string; feeRate?: string; passphraseFile?: string }>(async (ctx, _args, opts) => {
+      withContext<LimitFlags & { listen: string; stdio?: boolean; poll: string; margin: string; feeRate?: string; bumpAfter: string; passphraseFile?: string }>(async (ctx, _args, opts) => {
         const pollMs = parseCount(opts.poll, '--poll', 1, 86_400) * 1000;
         const limits = serverLimits(opts);
         const margin = parseCount(opts.margin, '--margin', 1, 10_000);
-        const feeRate = feeRateFor(ctx.network, opts.feeRate);
+        const feeRate = opts.feeRate === undefined ? null : parseFeeRate(opts.feeRate);
+        const bumpAfter = parseCount(opts.bumpAfter, '--bump-after', 1, 1000);
         const wc = await unlockedContext(ctx, opts.passphraseFile);
         // The TPM is reached only when a buyer enrolls it; a seller without one refuses enrollment (TPM_UNAVAILABLE).
-        const server = new EscrowServer(wc, { feeRate, margin, log: serverLog, tpm: async () => (ctx.tpmSpec.kind === 'none' ? null : ctx.tpm()) });
+        const server = new EscrowServer(wc, { feeRate, margin, bumpAfter, log: serverLog, tpm: async () => (ctx.tpmSpec.kind === 'none' ? null : ctx.tpm()) });
         await runServer(ctx, { listen: opts.listen, stdio: !!opts.stdio, key: peerStaticKey(wc.seed), limits, pollMs, log: serverLog, what: 'buyer', serve: (link) => server.serve(link), tick: () => server.claimReady() });
         await server.claimReady();
         serverLog('stopped');

@@ -1,14 +1,16 @@
 /**
  * The demo's story on embedded defaults: a fresh regtest btcd and a software TPM in a
  * temporary folder; a seller and a buyer wallet. The seller seals its keystore to the TPM
- * and makes an attested offer of a file; the buyer verifies the attestation against the
- * seller's PCR values, funds the escrow, the seller claims, the buyer recovers the item
- * and checks it. Then the buyer opens a channel to the seller over TCP, pays it 1,000
+ * and makes an attested offer of a file. The buyer first enrolls the seller's TPM over a
+ * peer link (its EK certificate checked against the demo swtpm's local CA, the AK bound to
+ * that EK by credential activation, the AK recorded in the buyer's trust store), then
+ * verifies the offer's quote by that enrolled AK against the seller's PCR values, funds
+ * the escrow, the seller claims, the buyer recovers the item and checks it. Then the buyer opens a channel to the seller over TCP, pays it 1,000
  * micropayments, and the seller closes. Every step is the real code on the real node and
  * TPM; each reports through `onStep`, nothing here prints.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { embeddedRpc, startNode, stopNode, nodeDir } from '../chain/embedded-node.js';
@@ -18,6 +20,10 @@ import { keystorePath, passphraseUnlocker, provisionTpm, type Unlocker } from '.
 import { Tpm } from '../tpm/tpm.js';
 import { startSwtpm, stopSwtpm, swtpmDir } from '../tpm/swtpm-process.js';
 import { attest } from '../tpm/attestation.js';
+import { parseCaBundle } from '../tpm/ek-certificate.js';
+import { answerEnrollment, enrollPeer } from '../tpm/enroll.js';
+import { listIdentities } from '../tpm/trust-store.js';
+import { SwarmpayError } from '../errors.js';
 import { FAUCET_ADDRESS, faucetPay } from '../wallet/faucet.js';
 import { newMnemonic } from '../wallet/mnemonic.js';
 import { createWallet, receiveAddress, unlockWallet, walletBalance, type WalletContext } from '../wallet/wallet.js';
@@ -25,7 +31,7 @@ import { createOffer, claimEscrow, takeAcceptance, DEFAULT_CLAIM_MARGIN } from '
 import { acceptOffer, recoverItem } from '../escrow/buyer.js';
 import { Payee, DEFAULT_POLICY } from '../channel/payee.js';
 import { PayerSession, openChannel } from '../channel/payer.js';
-import { peerStaticKey } from '../peer/keys.js';
+import { generateStaticKey, peerStaticKey } from '../peer/keys.js';
 import { connectTcp, listenTcp } from '../peer/transports.js';
 
 export interface DemoResult {
@@ -33,7 +39,7 @@ export interface DemoResult {
   workDir: string | null;
   node: { impl: 'btcd'; height: number };
   funding: { txid: string; sats: bigint };
-  escrow: { offer_id: string; price_sats: bigint; funding_txid: string; funding_fee: bigint; claim_txid: string; claim_fee: bigint; attested: boolean; ak_name: string; item_matches: boolean };
+  escrow: { offer_id: string; price_sats: bigint; funding_txid: string; funding_fee: bigint; claim_txid: string; claim_fee: bigint; attested: boolean; ak_name: string; ak_enrolled: boolean; ek_issuer: string; tpm_ca: string; item_matches: boolean };
   channel: { channel_id: string; funding_txid: string; funding_fee: bigint; payments: number; paid_sats: bigint; close_txid: string; close_fee: bigint; payments_per_sec: number };
   balances: { buyer_sats: bigint; seller_sats: bigint };
   seconds: number;
@@ -68,6 +74,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     rpc = embeddedRpc(node).client;
     const chain = new BtcdChain('regtest', rpc);
     opts.onStep(`node up at height ${height} (segwit active); swtpm on 127.0.0.1:${tpmState.port}`);
+    if (tpmState.ekCa === null) throw new SwarmpayError('TPM_UNAVAILABLE', 'the demo\'s software TPM was made without an EK certificate, so the buyer cannot enroll it', { hint: 'swtpm_setup and swtpm_localca (package swtpm-tools) make one; see `swarmpay node start`' });
+    const ekCa = tpmState.ekCa;
 
     // Demo wallets live for one run; their passphrases are random and never leave memory.
     const pass = { buyer: randomBytes(16).toString('hex'), seller: randomBytes(16).toString('hex') };
@@ -92,6 +100,35 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     await chain.mine(1);
     opts.onStep(`faucet paid the buyer ${DEMO_FUNDING} sats: ${funding.txid}`);
 
+    // --- the seller's TPM identity, enrolled by the buyer ---
+    // The seller answers enrollment on a link of its own (as `escrow serve` does); the buyer
+    // trusts the demo swtpm's local CA, as it would a TPM manufacturer's.
+    const enrolment = await listenTcp('127.0.0.1', 0, peerStaticKey(seller.seed), (l) => {
+      closers.push(() => l.close());
+      void (async () => {
+        try {
+          for await (const m of l.messages()) await answerEnrollment(sellerTpm, l, m);
+        } catch {
+          /* the buyer went away */
+        }
+      })();
+    });
+    closers.push(() => enrolment.close());
+    const cas = parseCaBundle(readFileSync(ekCa, 'utf8'), ekCa);
+    const enrolLink = await connectTcp('127.0.0.1', enrolment.port, generateStaticKey(), { peerKey: peerStaticKey(seller.seed).publicKey });
+    let enrolled;
+    try {
+      enrolled = await enrollPeer(enrolLink, cas, { networkDir: dirs.buyer, label: 'demo seller' });
+    } finally {
+      await enrolLink.close();
+      await enrolment.close();
+    }
+    const idn = enrolled.identity;
+    opts.onStep(`seller's TPM showed its EK certificate (${idn.ek.kind}, by "${idn.ek.issuer}") and its AK ${idn.akName.slice(0, 16)}…`);
+    opts.onStep(`buyer checked the EK certificate chains to the demo swtpm's local CA "${idn.ca.subject}" (${ekCa}), the CA it trusts`);
+    opts.onStep("credential activation: the buyer sealed a secret to that EK and the AK's name; the seller's TPM recovered it, so the AK lives in the certified TPM");
+    opts.onStep(`buyer recorded AK ${idn.akName.slice(0, 16)}… ("${idn.label}") in its trust store`);
+
     // --- fair exchange ---
     const item = Buffer.from(`swarmpay demo item: sensor calibration table ${randomBytes(8).toString('hex')}\n`.repeat(64));
     const offered = await createOffer(seller, {
@@ -103,8 +140,15 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
 
     // The buyer's golden values: what the seller's device is expected to have booted into.
     const golden = Object.fromEntries([...(await sellerTpm.pcrRead(QUOTE_PCRS))].map(([p, v]) => [String(p), v.toString('hex')]));
-    const accepted = await acceptOffer(buyer, offered.offer, offered.ciphertext, { checks: { requireAttestation: true, expectPcrs: golden, maxPrice: DEMO_PRICE }, feeRate: FEE_RATE });
-    opts.onStep(`buyer verified the attestation (AK ${accepted.attestation!.akName.slice(0, 16)}…, PCRs 0-7 as expected) and funded the escrow: ${accepted.acceptance.funding.txid}`);
+    // The enrolled AK is required (`escrow accept --enrolled --expect-pcrs`): a quote by any other key is refused.
+    const accepted = await acceptOffer(buyer, offered.offer, offered.ciphertext, {
+      checks: { requireAttestation: true, requireEnrolled: true, enrolled: listIdentities(dirs.buyer), expectPcrs: golden, maxPrice: DEMO_PRICE },
+      feeRate: FEE_RATE,
+    });
+    const att = accepted.attestation!;
+    if (att.vouchedBy === null) throw new SwarmpayError('INTERNAL', 'the demo accepted an attestation by an AK that is not enrolled');
+    opts.onStep(`buyer verified the offer's quote: signed by the enrolled AK ${att.akName.slice(0, 16)}… ("${att.vouchedBy.label}"), nonce the offer's digest, PCRs 0-7 as expected`);
+    opts.onStep(`buyer funded the escrow: ${accepted.acceptance.funding.txid}`);
     await takeAcceptance(seller, accepted.acceptance);
     await chain.mine(1);
     const claimed = await claimEscrow(seller, id, { feeRate: FEE_RATE, margin: DEFAULT_CLAIM_MARGIN, force: false });
@@ -146,7 +190,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       workDir: opts.keep ? work : null,
       node: { impl: 'btcd', height: await chain.tipHeight() },
       funding: { txid: funding.txid, sats: DEMO_FUNDING },
-      escrow: { offer_id: id, price_sats: DEMO_PRICE, funding_txid: accepted.acceptance.funding.txid, funding_fee: accepted.fee!, claim_txid: claimed.txid, claim_fee: claimed.fee!, attested: true, ak_name: accepted.attestation!.akName, item_matches: itemMatches },
+      escrow: { offer_id: id, price_sats: DEMO_PRICE, funding_txid: accepted.acceptance.funding.txid, funding_fee: accepted.fee!, claim_txid: claimed.txid, claim_fee: claimed.fee!, attested: true, ak_name: att.akName, ak_enrolled: true, ek_issuer: att.vouchedBy.ek.issuer, tpm_ca: att.vouchedBy.ca.subject, item_matches: itemMatches },
       channel: { channel_id: opened.rec.id, funding_txid: opened.fundingTxid, funding_fee: opened.fee, payments: paid.ackedCount, paid_sats: paid.acked.cumulative, close_txid: closeTxid, close_fee: BigInt(opened.rec.terms.closeFee), payments_per_sec: perSec },
       balances: { buyer_sats: b.confirmed, seller_sats: s.confirmed },
       seconds: (Date.now() - started) / 1000,

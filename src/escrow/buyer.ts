@@ -7,13 +7,12 @@ import { SwarmpayError, isSwarmpayError } from '../errors.js';
 import { addressToScript } from '../bitcoin/address.js';
 import { PREIMAGE_BYTES, checkHtlcFunding, htlcOutput, htlcRefundTx, sha256, type HtlcTerms } from '../bitcoin/htlc.js';
 import { broadcastOnce } from '../chain/broadcast.js';
-import type { VerifiedAttestation } from '../tpm/attestation.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { planSend, signSend } from '../wallet/send.js';
 import { ESCROW_CHAIN, contractKey } from '../wallet/hd.js';
 import { receiveAddressOf, sessionAccount, type WalletContext } from '../wallet/wallet.js';
 import { htlcOf, htlcSpend, type HtlcSpend } from './contract.js';
-import { checkOffer, decryptItem, type Offer, type OfferChecks } from './offer.js';
+import { checkOffer, decryptItem, type Offer, type OfferAttestation, type OfferChecks } from './offer.js';
 import { findEscrow, getEscrow, nextEscrowKey, readCiphertext, removeEscrow, saveEscrow, writeEscrowFile, type Acceptance, type EscrowRecord } from './store.js';
 
 /**
@@ -34,7 +33,7 @@ export interface AcceptSummary {
   timeoutBlocks: number;
   timeoutHeight: number;
   seller: string;
-  attestation: VerifiedAttestation | null;
+  attestation: OfferAttestation | null;
 }
 
 export interface AcceptOptions {
@@ -60,7 +59,7 @@ export interface AcceptResult {
   rec: EscrowRecord;
   acceptance: Acceptance;
   fee: bigint | null;
-  attestation: VerifiedAttestation | null;
+  attestation: OfferAttestation | null;
 }
 
 /**

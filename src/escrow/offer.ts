@@ -13,7 +13,7 @@ import { sha256 } from '../bitcoin/htlc.js';
 import { parseNetworkName, type NetworkName } from '../bitcoin/network.js';
 import { canonicalJson, type Json } from '../util/canonical-json.js';
 import { ShapeError, asObj, hex, int, obj, str } from '../util/shape.js';
-import { verifyAttestation, verifyEnrolledAttestation, type AttestationDoc, type PcrAllowList, type VerifiedAttestation } from '../tpm/attestation.js';
+import { verifyAttestation, verifyEnrolledAttestation, type AttestationDoc, type EnrolledAttestation, type PcrAllowList, type VerifiedAttestation } from '../tpm/attestation.js';
 import type { TrustedIdentity } from '../tpm/trust-store.js';
 
 export const OFFER_FORMAT = 'swarmpay-offer';
@@ -125,20 +125,44 @@ export interface OfferChecks {
   now: Date;
   maxPrice?: bigint;
   ciphertext?: Uint8Array;
+  /** Refuse an offer without an attestation, or whose AK nobody vouches for (neither `ak` nor `enrolled`). */
   requireAttestation?: boolean;
+  /** PCR values the buyer accepts; implies `requireAttestation`. */
   expectPcrs?: PcrAllowList;
-  /** The seller TPM's AK (PEM) the buyer trusts. */
+  /** The seller TPM's AK (PEM) the buyer pinned: the attestation must be by this key, and it vouches for it. */
   ak?: string;
-  /** The identities the buyer enrolled (`tpm enroll`): the attestation's AK must be one of them. */
+  /**
+   * The buyer's trust store (`listIdentities`): an attestation by one of these AKs is vouched
+   * for by the identity that enrolled it. Consulted whenever given; the CLI always gives it.
+   */
   enrolled?: readonly TrustedIdentity[];
+  /** Only an enrolled AK will do (`--enrolled`): pinning it with `ak` is not enough. Implies `requireAttestation`. */
+  requireEnrolled?: boolean;
+}
+
+/** An offer's attestation as the buyer verified it, and who vouches for its AK. */
+export interface OfferAttestation extends VerifiedAttestation {
+  /** Someone vouches for the AK: the buyer pinned it (`ak`) or enrolled it (`vouchedBy`). Otherwise the quote proves only that some TPM key, of any device, signed it. */
+  akVouched: boolean;
+  /** The enrolled identity of the AK (its EK certificate and CA), or null if it is not enrolled. */
+  vouchedBy: EnrolledAttestation['vouchedBy'] | null;
+}
+
+/** The refusal of a valid attestation whose AK the buyer does not trust. */
+function unvouched(akName: string, why: string): SwarmpayError {
+  return new SwarmpayError('ATTESTATION_INVALID', `the offer's attestation is by TPM key ${akName}, ${why}: nothing ties it to a TPM you trust`, {
+    hint: "enroll the seller's TPM first (`swarmpay tpm enroll --peer HOST:PORT --tpm-ca FILE`), or pin its AK with --ak; nothing was paid",
+  });
 }
 
 /**
  * The buyer's checks before any coin moves: the seller's signature, the network, the
- * expiry, the price cap, the ciphertext against its hash, and the attestation (verified
- * whenever present; required with `requireAttestation`).
+ * expiry, the price cap, the ciphertext against its hash, and the attestation: verified
+ * whenever present, its AK looked up among the pinned one and the enrolled ones. Required
+ * (`requireAttestation`, `expectPcrs`, `requireEnrolled`), it must be there and be by an AK
+ * someone vouches for; otherwise an unvouched one passes, and `akVouched: false` says so.
  */
-export function checkOffer(offer: Offer, c: OfferChecks): { attestation: VerifiedAttestation | null } {
+export function checkOffer(offer: Offer, c: OfferChecks): { attestation: OfferAttestation | null } {
   const digest = offerDigest(offer);
   const pub = Buffer.from(offer.seller, 'hex');
   const sig = Buffer.from(offer.signature, 'hex');
@@ -154,15 +178,30 @@ export function checkOffer(offer: Offer, c: OfferChecks): { attestation: Verifie
     throw new SwarmpayError('PRICE_ABOVE_LIMIT', `the offer asks ${offer.price} sats, above --max-price ${c.maxPrice}`, { hint: 'raise --max-price if you agree to the price; nothing was paid' });
   }
   if (c.ciphertext !== undefined) checkCiphertext(offer, c.ciphertext);
+  const required = !!c.requireAttestation || c.expectPcrs !== undefined || !!c.requireEnrolled;
   if (offer.attestation === undefined) {
-    if (c.requireAttestation) throw new SwarmpayError('ATTESTATION_INVALID', 'the offer carries no attestation, and --require-attestation asks for one', { hint: 'ask the seller for an offer made with --attest; nothing was paid' });
+    if (required) throw new SwarmpayError('ATTESTATION_INVALID', 'the offer carries no attestation, and --require-attestation asks for one', { hint: 'ask the seller for an offer made with --attest; nothing was paid' });
     return { attestation: null };
   }
   const opts: Parameters<typeof verifyAttestation>[1] = { nonce: digest };
   if (c.expectPcrs !== undefined) opts.expectPcrs = c.expectPcrs;
-  if (c.enrolled !== undefined) return { attestation: verifyEnrolledAttestation(offer.attestation, { ...opts, enrolled: c.enrolled }) };
-  if (c.ak !== undefined) opts.ak = c.ak;
-  return { attestation: verifyAttestation(offer.attestation, opts) };
+  const claimed = typeof offer.attestation.akName === 'string' ? offer.attestation.akName : null;
+  const identity = claimed === null ? undefined : c.enrolled?.find((i) => i.akName === claimed);
+  let v: VerifiedAttestation;
+  let vouchedBy: OfferAttestation['vouchedBy'] = null;
+  if (identity !== undefined) {
+    // Verified with the enrolled key pinned (and the buyer's own pin, if any, checked too).
+    const e = verifyEnrolledAttestation(offer.attestation, { ...opts, enrolled: [identity] });
+    if (c.ak !== undefined) verifyAttestation(offer.attestation, { ...opts, ak: c.ak });
+    v = e;
+    vouchedBy = e.vouchedBy;
+  } else {
+    // Whatever else is wrong with the document is said before that nobody vouches for it.
+    v = verifyAttestation(offer.attestation, c.ak === undefined ? opts : { ...opts, ak: c.ak });
+    if (c.requireEnrolled) throw unvouched(v.akName, c.ak === undefined ? 'which is not enrolled' : 'which you pinned but did not enroll, and --enrolled asks for an enrolled one');
+    if (!v.akPinned && required) throw unvouched(v.akName, 'which nobody vouches for (neither enrolled nor pinned with --ak)');
+  }
+  return { attestation: { ...v, akVouched: v.akPinned || vouchedBy !== null, vouchedBy } };
 }
 
 export function checkCiphertext(offer: OfferBody, ciphertext: Uint8Array): void {

@@ -2,10 +2,14 @@
  * The online flow over the peer link. The seller (`escrow serve`) sends an offer and its
  * ciphertext to a buyer who asks, holds the offer for that buyer while the link is open
  * (so a second buyer cannot fund it meanwhile), takes the buyer's acceptance, and claims
- * every funded escrow by itself once its funding has the confirmations. The buyer side
- * fetches and hands over the acceptance; funding is the same `acceptOffer` as from files.
+ * every funded escrow by itself once its funding has the confirmations. An accepted offer
+ * is sold only once its funding confirms: one whose funding is replaced or double-spent
+ * before that is served again. A claim is seen through to its confirmation: broadcast again
+ * if it leaves the mempool, bumped by CPFP if it waits. The buyer side fetches and hands
+ * over the acceptance; funding is the same `acceptOffer` as from files.
  */
 import { SwarmpayError } from '../errors.js';
+import { nextBumpRate } from '../channel/fees.js';
 import type { PeerLink } from '../peer/link.js';
 import { nextFrame } from '../peer/json-messages.js';
 import type { WalletContext } from '../wallet/wallet.js';
@@ -14,16 +18,20 @@ import { isEnrollmentMessage } from '../tpm/enroll-messages.js';
 import type { Tpm } from '../tpm/tpm.js';
 import { encodeEscrowMessage, expectEscrow, parseEscrowMessage, CHUNK_BYTES, type EscrowMessage } from './messages.js';
 import { parseOffer, type Offer } from './offer.js';
-import { claimConfirmations, claimEscrow, openOffers, parseAcceptance, takeAcceptance } from './seller.js';
-import { eachCiphertextChunk, listEscrows, type Acceptance } from './store.js';
+import { htlcOf, htlcSpend } from './contract.js';
+import { bumpClaim, claimConfirmations, claimEscrow, lookAtFunding, openOffers, parseAcceptance, pendingClaim, takeAcceptance } from './seller.js';
+import { eachCiphertextChunk, listEscrows, type Acceptance, type EscrowRecord } from './store.js';
 
 async function next(it: AsyncIterator<Buffer>): Promise<EscrowMessage> {
   return parseEscrowMessage(await nextFrame(it, 'see the other side\'s log'));
 }
 
 export interface ServeOptions {
-  feeRate: bigint;
+  /** The claims' fee rate; null for the node's estimate at each claim. */
+  feeRate: bigint | null;
   margin: number;
+  /** Bump a claim once it has waited this many blocks unconfirmed since it went out or was last bumped; DEFAULT_BUMP_AFTER unless set. */
+  bumpAfter?: number;
   log: (msg: string) => void;
   /**
    * The seller's TPM, for a buyer who enrolls it (`tpm enroll`, answered between escrow
@@ -32,10 +40,27 @@ export interface ServeOptions {
   tpm?: () => Promise<Tpm | null>;
 }
 
+/**
+ * Blocks a claim may wait unconfirmed before it is bumped, as a channel's close: with the
+ * claim at least the margin before the timeout and each bump a quarter above the last, a
+ * claim outbids what it sits behind long before the refund becomes valid. Within the
+ * margin it is bumped every block.
+ */
+export const DEFAULT_BUMP_AFTER = 2;
+/** A claim this deep is not looked at again. */
+export const CLAIM_SETTLED_DEPTH = 6;
+
 export class EscrowServer {
   /** Offer id → the link it is held for while that buyer funds it. */
   private readonly held = new Map<string, PeerLink>();
   private claiming: Promise<void> | null = null;
+  /**
+   * Escrow id → the height from which its claim has waited: when this server first saw it
+   * out, or last bumped it. In memory: after a restart a claim waits from then.
+   */
+  private readonly waiting = new Map<string, number>();
+  /** Escrows whose claim is buried CLAIM_SETTLED_DEPTH deep. */
+  private readonly settled = new Set<string>();
 
   constructor(private readonly ctx: WalletContext, private readonly o: ServeOptions) {}
 
@@ -110,23 +135,68 @@ export class EscrowServer {
     );
   }
 
-  /** Claims each funded escrow whose funding has its confirmations; one pass at a time. */
+  /**
+   * One look at every escrow this seller sells, one pass at a time: claims each funded one
+   * whose funding has its confirmations, offers again each whose funding is gone before it
+   * confirmed, and sees each claim through to its confirmation. One escrow's failure is
+   * logged and does not stop the others.
+   */
   claimReady(): Promise<void> {
     this.claiming ??= this.claimPass().finally(() => (this.claiming = null));
     return this.claiming;
   }
 
   private async claimPass(): Promise<void> {
-    for (const rec of listEscrows(this.ctx.session).filter((r) => r.role === 'seller' && r.status === 'funded')) {
-      const tx = await this.ctx.chain.getTransaction(rec.acceptance!.funding.txid);
-      if (tx === null || tx.confirmations < claimConfirmations(rec)) continue;
+    const tip = await this.ctx.chain.tipHeight();
+    for (const rec of listEscrows(this.ctx.session)) {
+      if (rec.role !== 'seller' || this.settled.has(rec.id)) continue;
       try {
-        const r = await claimEscrow(this.ctx, rec.id, { feeRate: this.o.feeRate, margin: this.o.margin, force: false });
-        this.o.log(`escrow ${rec.id}: claimed ${rec.offer.price} sats in ${r.txid}`);
+        if (rec.status === 'funded') await this.claimFunded(rec, tip);
+        else if (rec.status === 'claimed') await this.seeClaimThrough(rec, tip);
       } catch (e) {
-        this.o.log(`escrow ${rec.id}: not claimed: ${e instanceof SwarmpayError ? `${e.code}: ` : ''}${(e as Error).message}`);
+        this.o.log(`escrow ${rec.id}: ${rec.status === 'funded' ? 'not claimed' : `claim ${rec.claimTxid}`}: ${e instanceof SwarmpayError ? `${e.code}: ` : ''}${(e as Error).message}`);
       }
     }
+  }
+
+  private async claimFunded(rec: EscrowRecord, tip: number): Promise<void> {
+    const view = await lookAtFunding(this.ctx, rec);
+    if (view.kind === 'gone') {
+      const open = view.rec.status === 'offered' && Date.parse(view.rec.offer.expires) > Date.now();
+      this.o.log(`escrow ${rec.id}: the funding ${rec.acceptance!.funding.txid} is gone before it confirmed (the node refuses it: ${view.reason}): not sold; ${open ? 'offered again' : 'the offer has expired'}`);
+      return;
+    }
+    if (view.tx.confirmations < claimConfirmations(rec)) return;
+    const r = await claimEscrow(this.ctx, rec.id, { feeRate: this.o.feeRate, margin: this.o.margin, force: false });
+    this.waiting.set(rec.id, tip);
+    this.o.log(`escrow ${rec.id}: claimed ${rec.offer.price} sats in ${r.txid}`);
+  }
+
+  /** A claim not in the mempool is made again; one that waited `bumpAfter` blocks (each block within the margin) is bumped. */
+  private async seeClaimThrough(rec: EscrowRecord, tip: number): Promise<void> {
+    const h = htlcOf(rec, this.ctx.network);
+    const spend = await htlcSpend(this.ctx.chain, h);
+    if (spend === null || spend.kind === 'refund' || spend.txid !== rec.claimTxid) {
+      // claimEscrow reads the chain again: it records another claim found there, or the
+      // buyer's refund (and says so), or makes the claim again: K is out, whatever the margin.
+      const r = await claimEscrow(this.ctx, rec.id, { feeRate: this.o.feeRate, margin: this.o.margin, force: true });
+      if (!this.waiting.has(rec.id)) this.waiting.set(rec.id, tip);
+      if (r.fee !== null) this.o.log(`escrow ${rec.id}: the claim ${rec.claimTxid} had left the mempool; broadcast again${r.txid === rec.claimTxid ? '' : ` as ${r.txid}`}`);
+      return;
+    }
+    if (spend.confirmations > 0) {
+      this.waiting.delete(rec.id);
+      if (spend.confirmations >= CLAIM_SETTLED_DEPTH) this.settled.add(rec.id);
+      return;
+    }
+    const since = this.waiting.get(rec.id) ?? tip;
+    this.waiting.set(rec.id, since);
+    const every = h.terms.timeout - tip <= this.o.margin ? 1 : (this.o.bumpAfter ?? DEFAULT_BUMP_AFTER);
+    if (tip - since < every) return;
+    const pending = await pendingClaim(this.ctx, rec, spend.txid);
+    const bump = await bumpClaim(this.ctx, pending, await nextBumpRate(this.ctx.chain, pending.feeRate));
+    this.waiting.set(rec.id, tip);
+    this.o.log(`escrow ${rec.id}: the claim ${spend.txid} waited ${tip - since} blocks; bumped to ${bump.feeRate} sat/vB by ${bump.txid}${bump.replaced === null ? '' : ` (replacing ${bump.replaced})`}`);
   }
 }
 

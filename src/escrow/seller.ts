@@ -2,18 +2,25 @@
  * The seller: makes a signed (optionally attested) offer and keeps K sealed; takes a
  * buyer's acceptance after checking its funding output against the offer; claims the
  * coins by revealing K once the funding has its confirmations, and never so near the
- * timeout that the claim would race the buyer's refund.
+ * timeout that the claim would race the buyer's refund. Sold means confirmed: an escrow
+ * whose funding is replaced or double-spent before it confirms is offered again. The claim
+ * pays the node's fee estimate unless told otherwise, and a claim that waits is bumped by
+ * CPFP from its own output (`escrow serve` does both).
  */
 import { randomBytes } from 'node:crypto';
 import { Transaction } from 'bitcoinjs-lib';
 import * as ecc from 'tiny-secp256k1';
 import { SwarmpayError } from '../errors.js';
-import { addressToScript } from '../bitcoin/address.js';
+import { addressToScript, scriptToAddress } from '../bitcoin/address.js';
 import { checkHtlcFunding, claimTx } from '../bitcoin/htlc.js';
+import type { NetworkName } from '../bitcoin/network.js';
+import { checkFeeRate } from '../bitcoin/policy.js';
 import { broadcastOnce } from '../chain/broadcast.js';
-import type { WaitOptions } from '../chain/backend.js';
+import type { ChainBackend, TxInfo, WaitOptions } from '../chain/backend.js';
+import { CLOSE_TARGET_BLOCKS, MIN_CLOSE_FEE_RATE } from '../channel/fees.js';
 import type { AttestationDoc } from '../tpm/attestation.js';
 import { ShapeError, asObj, hex, int, obj } from '../util/shape.js';
+import { planCpfp, signCpfp } from '../wallet/cpfp.js';
 import { ESCROW_CHAIN, contractKey } from '../wallet/hd.js';
 import { receiveAddressOf, sessionAccount, type WalletContext } from '../wallet/wallet.js';
 import { htlcOf, htlcSpend } from './contract.js';
@@ -135,16 +142,104 @@ export function claimConfirmations(rec: EscrowRecord): number {
   return Math.max(MIN_CONFIRMATIONS, rec.offer.confirmations);
 }
 
+/** A claim is made to confirm within about an hour, as a channel's close is: `escrow serve` bumps one that waits longer. */
+export const CLAIM_TARGET_BLOCKS = CLOSE_TARGET_BLOCKS;
+/** The least claim fee rate (sat/vB), whatever the node estimates: a close's floor, twice the relay minimum. */
+export const MIN_CLAIM_FEE_RATE = MIN_CLOSE_FEE_RATE;
+
+/**
+ * The claim's fee rate when none is given: the node's estimate for CLAIM_TARGET_BLOCKS,
+ * never below MIN_CLAIM_FEE_RATE. A node without an estimate yet gives the floor on regtest;
+ * elsewhere the fee is not guessed, as a claim that does not confirm before the timeout
+ * gives K away for nothing.
+ */
+export async function claimFeeRate(chain: ChainBackend, network: NetworkName): Promise<bigint> {
+  const estimate = await chain.estimateFeeRate(CLAIM_TARGET_BLOCKS);
+  if (estimate === null && network !== 'regtest') {
+    throw new SwarmpayError('FEE_RATE_REQUIRED', `the node has no fee estimate yet, and on ${network} the claim's fee is not guessed`, { hint: 'pass --fee-rate <sat/vB>; nothing was revealed' });
+  }
+  return checkFeeRate(estimate !== null && estimate > MIN_CLAIM_FEE_RATE ? estimate : MIN_CLAIM_FEE_RATE);
+}
+
+/**
+ * The funding of an accepted escrow as the node has it; or, when the node no longer knows
+ * it and refuses it broadcast again (the buyer replaced or double-spent it before it
+ * confirmed), gone. Sold means confirmed: an escrow whose funding is gone was never sold,
+ * so its record goes back to `offered`, without the acceptance, and the offer can be sold
+ * again. K was not revealed: a claim waits for the funding's confirmations.
+ */
+export type FundingView = { kind: 'standing'; tx: TxInfo } | { kind: 'gone'; reason: string; rec: EscrowRecord };
+
+export async function lookAtFunding(ctx: WalletContext, rec: EscrowRecord): Promise<FundingView> {
+  const a = rec.acceptance;
+  if (a === null) throw new SwarmpayError('ESCROW_STATE', `escrow ${rec.id} has no acceptance`);
+  const known = await ctx.chain.getTransaction(a.funding.txid);
+  if (known !== null) return { kind: 'standing', tx: known };
+  // Not known: a node that lost it (a restart empties btcd's mempool) takes it again.
+  try {
+    await broadcastOnce(ctx.chain, a.tx, a.funding.txid);
+  } catch (e) {
+    if (!(e instanceof SwarmpayError) || e.code !== 'TX_REJECTED') throw e;
+    const reason = typeof e.details?.reason === 'string' ? e.details.reason : e.message;
+    return { kind: 'gone', reason, rec: rec.status === 'funded' ? await releaseOffer(ctx, rec) : rec };
+  }
+  const again = await ctx.chain.getTransaction(a.funding.txid);
+  if (again === null) throw new SwarmpayError('ESCROW_STATE', `the node does not know the funding ${a.funding.txid}`, { hint: 'the buyer must broadcast it; nothing was claimed' });
+  return { kind: 'standing', tx: again };
+}
+
+/** The acceptance whose funding is gone is dropped; a record that moved on meanwhile is left as it is. */
+async function releaseOffer(ctx: WalletContext, rec: EscrowRecord): Promise<EscrowRecord> {
+  const cur = getEscrow(ctx.session, rec.id);
+  if (cur.status !== 'funded' || cur.acceptance?.funding.txid !== rec.acceptance?.funding.txid) return cur;
+  // The HTLC's template is fixed by an acceptance: the next one fixes it again.
+  const { htlc: _fixedByAcceptance, ...offered } = cur;
+  const back: EscrowRecord = { ...offered, acceptance: null, status: 'offered' };
+  await saveEscrow(ctx.session, back);
+  return back;
+}
+
+function fundingGone(rec: EscrowRecord, view: Extract<FundingView, { kind: 'gone' }>): SwarmpayError {
+  const txid = rec.acceptance!.funding.txid;
+  if (rec.status !== 'funded') {
+    return new SwarmpayError('ESCROW_STATE', `the funding ${txid} of escrow ${rec.id} is gone from the chain after the claim: the node refuses it (${view.reason})`, { details: { fundingTxid: txid, reason: view.reason } });
+  }
+  const open = view.rec.status === 'offered' && Date.parse(view.rec.offer.expires) > Date.now();
+  return new SwarmpayError('ESCROW_STATE', `the funding ${txid} of escrow ${rec.id} is gone before it confirmed (replaced or double-spent; the node refuses it: ${view.reason}): the offer was not sold`, {
+    hint: `the key was never revealed; ${open ? 'the offer is open again: `escrow serve` serves it, or take another buyer\'s acceptance' : 'the offer has expired, so nobody can accept it again'}`,
+    details: { fundingTxid: txid, reason: view.reason, released: view.rec.status === 'offered' },
+  });
+}
+
+/** Waits for the funding's confirmations; a funding that leaves the mempool meanwhile is broadcast again, or found gone. */
+async function waitForFunding(ctx: WalletContext, rec: EscrowRecord, wanted: number, wait: WaitOptions): Promise<void> {
+  for (;;) {
+    try {
+      await ctx.chain.waitForConfirmations(rec.acceptance!.funding.txid, wanted, wait);
+      return;
+    } catch (e) {
+      if (!(e instanceof SwarmpayError) || e.code !== 'TX_NOT_FOUND') throw e;
+      const view = await lookAtFunding(ctx, rec);
+      if (view.kind === 'gone') throw fundingGone(rec, view);
+    }
+  }
+}
+
 export interface ClaimOptions {
-  feeRate: bigint;
+  /** The claim's fee rate; null for the node's estimate (claimFeeRate). */
+  feeRate: bigint | null;
   margin: number;
   force: boolean;
   /** Wait for the funding's confirmations instead of refusing. */
   wait?: WaitOptions;
 }
 
-/** The seller's claim: idempotent, as the chain (mempool included) is checked for an earlier one first. */
-export async function claimEscrow(ctx: WalletContext, id: string, o: ClaimOptions): Promise<{ txid: string; fee: bigint | null; rec: EscrowRecord }> {
+/**
+ * The seller's claim: idempotent, as the chain (mempool included) is checked for an earlier
+ * one first. An escrow whose funding is gone before it confirmed is offered again (and
+ * ESCROW_STATE says so).
+ */
+export async function claimEscrow(ctx: WalletContext, id: string, o: ClaimOptions): Promise<{ txid: string; fee: bigint | null; feeRate: bigint | null; rec: EscrowRecord }> {
   const rec = sellerRecord(ctx, id);
   if (rec.status === 'offered') throw new SwarmpayError('ESCROW_STATE', `no buyer has accepted escrow ${id} yet`, { hint: 'pass the buyer\'s acceptance with --acceptance FILE, or let `escrow serve` take it' });
   if (rec.status !== 'funded' && rec.status !== 'claimed') throw new SwarmpayError('ESCROW_STATE', `escrow ${id} is ${rec.status}`);
@@ -156,34 +251,91 @@ export async function claimEscrow(ctx: WalletContext, id: string, o: ClaimOption
   if (done?.kind === 'claim') {
     const claimed = { ...rec, status: 'claimed' as const, claimTxid: done.txid };
     if (rec.status !== 'claimed' || rec.claimTxid !== done.txid) await saveEscrow(ctx.session, claimed);
-    return { txid: done.txid, fee: null, rec: claimed };
+    return { txid: done.txid, fee: null, feeRate: null, rec: claimed };
   }
   if (done?.kind === 'refund') {
     await saveEscrow(ctx.session, { ...rec, status: 'refunded', refundTxid: done.txid });
-    throw new SwarmpayError('ESCROW_STATE', `the buyer refunded escrow ${id} in ${done.txid}`, { hint: 'the key was never revealed: the item stays yours' });
+    throw new SwarmpayError('ESCROW_STATE', `the buyer refunded escrow ${id} in ${done.txid}`, {
+      hint: rec.status === 'claimed' ? `the claim ${rec.claimTxid} did not confirm before the refund: the key is out, and the coins went back to the buyer` : 'the key was never revealed: the item stays yours',
+    });
   }
-  const funding = await ctx.chain.getTransaction(h.funding.txid);
-  if (funding === null) throw new SwarmpayError('ESCROW_STATE', `the node does not know the funding ${h.funding.txid}`, { hint: 'the buyer must broadcast it; nothing was claimed' });
+  const view = await lookAtFunding(ctx, rec);
+  if (view.kind === 'gone') throw fundingGone(rec, view);
   const wanted = claimConfirmations(rec);
-  if (funding.confirmations < wanted) {
+  if (view.tx.confirmations < wanted) {
     if (o.wait === undefined) {
-      throw new SwarmpayError('ESCROW_STATE', `the funding has ${funding.confirmations} of ${wanted} confirmations`, { hint: 'run again once it confirms, or add --wait' });
+      throw new SwarmpayError('ESCROW_STATE', `the funding has ${view.tx.confirmations} of ${wanted} confirmations`, { hint: 'run again once it confirms, or add --wait' });
     }
-    await ctx.chain.waitForConfirmations(h.funding.txid, wanted, o.wait);
+    await waitForFunding(ctx, rec, wanted, o.wait);
   }
   const tip = await ctx.chain.tipHeight();
-  if (tip + o.margin >= h.terms.timeout && !o.force) {
+  // A claim made before revealed K already: making it again is never held back, as that
+  // would only leave the coins to the buyer's refund.
+  if (rec.status === 'funded' && tip + o.margin >= h.terms.timeout && !o.force) {
     throw new SwarmpayError('ESCROW_TOO_LATE', `the tip (${tip}) is within ${o.margin} blocks of the timeout (${h.terms.timeout}): a claim now races the buyer's refund, and a claim that loses it gives the key away for nothing`, {
       hint: 'add --force to claim anyway; nothing was revealed',
       details: { tip, timeout: h.terms.timeout },
     });
   }
+  const feeRate = o.feeRate ?? (await claimFeeRate(ctx.chain, ctx.network));
   const to = addressToScript((await receiveAddressOf(ctx.chain, sessionAccount(ctx.session, ctx.network), ctx.network)).address, ctx.network);
-  const tx = claimTx(h.terms, h.funding, Buffer.from(rec.key!, 'hex'), to, o.feeRate, contractKey(ctx.seed, ctx.network, ESCROW_CHAIN, rec.keyIndex).priv);
+  const tx = claimTx(h.terms, h.funding, Buffer.from(rec.key!, 'hex'), to, feeRate, contractKey(ctx.seed, ctx.network, ESCROW_CHAIN, rec.keyIndex).priv);
   await broadcastOnce(ctx.chain, tx.hex, tx.txid);
   const claimed = { ...rec, status: 'claimed' as const, claimTxid: tx.txid };
   await saveEscrow(ctx.session, claimed);
-  return { txid: tx.txid, fee: tx.fee, rec: claimed };
+  return { txid: tx.txid, fee: tx.fee, feeRate, rec: claimed };
+}
+
+/** A claim out but not confirmed, with the wallet's child that bumps it if one is in the mempool. */
+export interface PendingClaim {
+  claim: TxInfo;
+  /** What the claim pays itself: the price less its one output. */
+  fee: bigint;
+  child: TxInfo | null;
+  /** What the claim and its child pay together per vbyte, rounded down. */
+  feeRate: bigint;
+}
+
+/** The unconfirmed claim `txid` of a claimed escrow, as the node has it. */
+export async function pendingClaim(ctx: WalletContext, rec: EscrowRecord, txid: string): Promise<PendingClaim> {
+  const claim = await ctx.chain.getTransaction(txid);
+  if (claim === null) throw new SwarmpayError('ESCROW_STATE', `the claim ${txid} of escrow ${rec.id} is not in the node's mempool`, { hint: 'claim again (`escrow claim` or `escrow serve` makes it again); then bump' });
+  if (claim.confirmations > 0) throw new SwarmpayError('ESCROW_STATE', `the claim ${txid} of escrow ${rec.id} is already confirmed`, { hint: 'nothing to bump' });
+  const vsize = (t: TxInfo) => BigInt(Transaction.fromHex(t.hex).virtualSize());
+  const fee = BigInt(rec.offer.price) - sumOutputs(claim);
+  // The claim pays the wallet all it takes: only a wallet's child (a bump) spends that unconfirmed.
+  const out = claim.outputs[0]!;
+  const spend = await ctx.chain.findSpend({ txid, vout: 0 }, scriptToAddress(out.script, ctx.network));
+  const child = spend === null || spend.confirmations > 0 ? null : await ctx.chain.getTransaction(spend.txid);
+  if (child === null) return { claim, fee, child: null, feeRate: fee / vsize(claim) };
+  let inputs = 0n;
+  for (const i of child.inputs) {
+    const prev = i.txid === claim.txid ? claim : await ctx.chain.getTransaction(i.txid);
+    const o = prev?.outputs[i.vout];
+    if (o === undefined) throw new SwarmpayError('INTERNAL', `the bump ${child.txid} spends ${i.txid}:${i.vout}, which the node does not know`);
+    inputs += o.value;
+  }
+  const childFee = inputs - sumOutputs(child);
+  return { claim, fee, child, feeRate: (fee + childFee) / (vsize(claim) + vsize(child)) };
+}
+
+/**
+ * Bumps a pending claim by CPFP: a child spends the claim's output (and nothing else of the
+ * wallet: a rescue never costs more than the claim brings) back to the wallet, so the two
+ * pay `feeRate` together; it replaces an earlier child still in the mempool.
+ */
+export async function bumpClaim(ctx: WalletContext, p: PendingClaim, feeRate: bigint): Promise<{ txid: string; fee: bigint; feeRate: bigint; replaced: string | null }> {
+  const plan = await planCpfp(ctx.chain, sessionAccount(ctx.session, ctx.network), ctx.network, { txid: p.claim.txid, hex: p.claim.hex, fee: p.fee }, feeRate, {
+    replacing: p.child === null ? undefined : { hex: p.child.hex },
+    parentOnly: true,
+  });
+  const child = signCpfp(plan, ctx.seed, ctx.network);
+  await broadcastOnce(ctx.chain, child.hex, child.txid);
+  return { txid: child.txid, fee: child.fee, feeRate, replaced: plan.replaces?.txid ?? null };
+}
+
+function sumOutputs(tx: TxInfo): bigint {
+  return tx.outputs.reduce((a, o) => a + o.value, 0n);
 }
 
 /** The offers this seller still sells: not accepted and not expired. */
