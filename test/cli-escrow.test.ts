@@ -19,43 +19,12 @@ import { ESCROW_CHAIN, contractKey } from '../src/wallet/hd.js';
 import { draftOffer, signOffer } from '../src/escrow/offer.js';
 import { sha256 } from '../src/bitcoin/htlc.js';
 import { nextEscrowKey, saveEscrow, writeEscrowFile } from '../src/escrow/store.js';
-import { generateStaticKey } from '../src/peer/keys.js';
-import type { PeerLink } from '../src/peer/link.js';
-import { connectTcp, listenTcp } from '../src/peer/transports.js';
-import { parseCaBundle } from '../src/tpm/ek-certificate.js';
-import { answerEnrollment, enrollPeer, type EnrollResult } from '../src/tpm/enroll.js';
-import type { Tpm } from '../src/tpm/tpm.js';
+import { enrollTpm } from './helpers/enroll.js';
+import type { EnrollResult } from '../src/tpm/enroll.js';
 
 const BIN = path.join(ROOT, 'bin', 'swarmpay');
 const PASSPHRASE = 'a good long passphrase';
 
-/**
- * The buyer enrolls the seller's TPM in-process over a real TCP link (what `tpm enroll`
- * does against `escrow serve`): enrollPeer trusting the swtpm's local CA on one side,
- * answerEnrollment on the other. The AK lands in the trust store of `networkDir`.
- */
-async function enrollTpm(tpm: Tpm, ekCa: string, networkDir: string, label: string): Promise<EnrollResult> {
-  const key = generateStaticKey();
-  const served: PeerLink[] = [];
-  const listener = await listenTcp('127.0.0.1', 0, key, (link) => {
-    served.push(link);
-    void (async () => {
-      try {
-        for await (const m of link.messages()) await answerEnrollment(tpm, link, m);
-      } catch {
-        /* the verifier went away */
-      }
-    })();
-  });
-  const link = await connectTcp('127.0.0.1', listener.port, generateStaticKey(), { peerKey: key.publicKey });
-  try {
-    return await enrollPeer(link, parseCaBundle(readFileSync(ekCa, 'utf8'), ekCa), { networkDir, label });
-  } finally {
-    await link.close();
-    for (const l of served) await l.close();
-    await listener.close();
-  }
-}
 
 describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () => {
   let tmp: ReturnType<typeof tempDir>;

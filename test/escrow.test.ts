@@ -17,12 +17,10 @@ import { draftOffer, parseOffer, signOffer, type Offer } from '../src/escrow/off
 import { EscrowServer, fetchOffer, sendAcceptance } from '../src/escrow/online.js';
 import { claimEscrow, createOffer, openOffers, takeAcceptance, type OfferOptions } from '../src/escrow/seller.js';
 import { ciphertextPath, getEscrow, htlcTerms, listEscrows, nextEscrowKey, saveEscrow, writeEscrowFile, type Acceptance, type EscrowRecord } from '../src/escrow/store.js';
-import { generateStaticKey, peerStaticKey } from '../src/peer/keys.js';
+import { peerStaticKey } from '../src/peer/keys.js';
 import { handshake, type PeerLink } from '../src/peer/link.js';
 import { connectTcp, listenTcp } from '../src/peer/transports.js';
 import { attest } from '../src/tpm/attestation.js';
-import { parseCaBundle } from '../src/tpm/ek-certificate.js';
-import { answerEnrollment, enrollPeer, type EnrollResult } from '../src/tpm/enroll.js';
 import { listIdentities } from '../src/tpm/trust-store.js';
 import type { Tpm } from '../src/tpm/tpm.js';
 import { faucetPay } from '../src/wallet/faucet.js';
@@ -35,6 +33,7 @@ import { startTestNode, type TestNode } from './helpers/node.js';
 import { startTestTpm, type TestTpm } from './helpers/swtpm.js';
 import { tempDir } from './helpers/tmp.js';
 import { testWallet, type TestWallet } from './helpers/wallets.js';
+import { enrollTpm } from './helpers/enroll.js';
 
 const PRICE = 50_000n;
 const FEE_RATE = 2n;
@@ -44,33 +43,6 @@ const ACCEPT = { checks: {}, feeRate: FEE_RATE };
 const PCRS = [0, 1, 2, 3, 4, 5, 6, 7];
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
-/**
- * The buyer enrolls a seller's TPM over a real TCP link, as `tpm enroll` does against
- * `escrow serve`: enrollPeer on the buyer's side (trusting the swtpm's local CA),
- * answerEnrollment on the seller's. The AK lands in the trust store of `networkDir`.
- */
-async function enrollTpm(tpm: Tpm, ekCa: string, networkDir: string, label: string): Promise<EnrollResult> {
-  const key = generateStaticKey();
-  const served: PeerLink[] = [];
-  const listener = await listenTcp('127.0.0.1', 0, key, (link) => {
-    served.push(link);
-    void (async () => {
-      try {
-        for await (const m of link.messages()) await answerEnrollment(tpm, link, m);
-      } catch {
-        /* the verifier went away */
-      }
-    })();
-  });
-  const link = await connectTcp('127.0.0.1', listener.port, generateStaticKey(), { peerKey: key.publicKey });
-  try {
-    return await enrollPeer(link, parseCaBundle(readFileSync(ekCa, 'utf8'), ekCa), { networkDir, label });
-  } finally {
-    await link.close();
-    for (const l of served) await l.close();
-    await listener.close();
-  }
-}
 
 describe('escrow between two wallets on a real btcd', () => {
   let node: TestNode;
