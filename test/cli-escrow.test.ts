@@ -438,4 +438,17 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
     expect(yes.code).toBe(0);
     await mine(1);
   });
+
+  test('escrow serve serves an offer made after it started (by another process)', async () => {
+    const server = await startServer(['--datadir', seller, '--tpm', 'none', ...chainArgs, 'escrow', 'serve', '--listen', '127.0.0.1:0', '--poll', '1', '--passphrase-file', pass]);
+    try {
+      const { id } = await offer('later.bin');
+      const accepted = await b('escrow', 'accept', id, '--max-price', '50000', '--peer', `127.0.0.1:${server.port}`, '--peer-key', server.key);
+      expect(accepted.code).toBe(0);
+      expect(accepted.json).toMatchObject({ id, sellerTook: true });
+      await mine(1);
+    } finally {
+      await stopChild(server.child);
+    }
+  });
 });

@@ -116,6 +116,8 @@ export class EscrowServer {
    * link holds a few hundred KiB.
    */
   private async sendOffer(link: PeerLink, id: string | null): Promise<void> {
+    // Offers made since this server started (`escrow offer` is another process) are served too.
+    await this.ctx.session.refresh();
     const open = openOffers(this.ctx).filter((r) => id === null || r.id === id);
     if (open.length === 0) throw new SwarmpayError('ESCROW_NOT_FOUND', id === null ? 'this seller has no open offer' : `no open offer ${id} here`);
     if (open.length > 1) throw new SwarmpayError('USAGE', `this seller has ${open.length} open offers: ${open.map((r) => r.id).join(', ')}`, { hint: 'name one: `swarmpay escrow accept OFFER-ID --peer …`' });

@@ -261,20 +261,44 @@ export class KeystoreSession {
     if (refused !== undefined) throw refused;
   }
 
+  /**
+   * Takes what another process wrote to the file since this session read or wrote it (the
+   * caller holds the lock): authenticated with the data key and, on a TPM, checked against
+   * the counter. The file as this session last wrote it (same inode, size and time: every
+   * write is a rename of a new file) is not read, parsed and hashed again.
+   */
+  private async adoptNewer(): Promise<void> {
+    const doc = sameFile(this.file, this.wrote) ? null : readKeystore(this.file, this.network);
+    if (doc === null || doc.checksum === this.checksum) return;
+    const p = doc.header.protector;
+    if (p.type !== this.header.protector.type) throw new SwarmpayError('KEYSTORE_BUSY', `the keystore ${this.file} was re-provisioned by another process`, { hint: 'run the command again; nothing was written' });
+    const secret = decryptPayload(this.file, doc, this.dataKey);
+    if (p.type === 'tpm' && this.tpm) await checkRollback(this.file, p, BigInt(doc.header.counter), this.tpm, this.dataKey);
+    this.secret = secret;
+    this.header = doc.header;
+    this.checksum = doc.checksum;
+    this.wrote = fileId(this.file);
+  }
+
+  /**
+   * Reads again what another process wrote to the keystore since (an `escrow offer` beside a
+   * running `escrow serve`), after the updates this session has queued.
+   */
+  async refresh(): Promise<void> {
+    await (updates.get(this.file) ?? Promise.resolve());
+    const lock = acquireLock(`${this.file}.lock`, 'the keystore');
+    try {
+      await this.adoptNewer();
+    } finally {
+      lock.release();
+    }
+  }
+
   /** Applies a batch of changes in order and writes the result once; returns, per change, what it threw (undefined if it applied). */
   private async write(batch: Batch): Promise<unknown[]> {
     const lock = acquireLock(`${this.file}.lock`, 'the keystore');
     try {
-      // The file as this session last wrote it (same inode, size and time: every write is a
-      // rename of a new file) need not be read, parsed and hashed again.
-      const doc = sameFile(this.file, this.wrote) ? null : readKeystore(this.file, this.network);
-      if (doc !== null && doc.checksum !== this.checksum) {
-        const p = doc.header.protector;
-        if (p.type !== this.header.protector.type) throw new SwarmpayError('KEYSTORE_BUSY', `the keystore ${this.file} was re-provisioned by another process`, { hint: 'run the command again; nothing was written' });
-        this.secret = decryptPayload(this.file, doc, this.dataKey);
-        if (p.type === 'tpm' && this.tpm) await checkRollback(this.file, p, BigInt(doc.header.counter), this.tpm, this.dataKey);
-        this.header = doc.header;
-      }
+      await this.adoptNewer();
       // Copy-on-write: the secret's parts are frozen, so a change replaces what it changes (a
       // new table of channels, say) and cannot edit what this session still holds.
       const secret = { ...this.secret };
