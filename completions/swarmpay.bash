@@ -57,7 +57,7 @@ _swarmpay_options() {
         "escrow accept") echo "--ciphertext --peer --peer-cmd --peer-key --max-price --timeout --require-attestation --expect-pcrs --ak --enrolled --fee-rate --out --passphrase-file" ;;
         "escrow claim")  echo "--acceptance --out --wait --force --margin --fee-rate --passphrase-file" ;;
         "escrow refund") echo "--fee-rate --passphrase-file" ;;
-        "escrow serve")  echo "--listen --stdio --poll --margin --fee-rate --max-connections --max-handshakes --handshake-timeout --idle-timeout --link-buffer --send-queue --passphrase-file" ;;
+        "escrow serve")  echo "--listen --stdio --poll --margin --fee-rate --bump-after --max-connections --max-handshakes --handshake-timeout --idle-timeout --link-buffer --send-queue --passphrase-file" ;;
         "escrow list")   echo "--passphrase-file" ;;
         "escrow show")   echo "--passphrase-file" ;;
         demo)            echo "--keep" ;;
@@ -167,6 +167,7 @@ _swarmpay_optarg() {
         "escrow serve --poll")            echo "text" ;;
         "escrow serve --margin")          echo "text" ;;
         "escrow serve --fee-rate")        echo "text" ;;
+        "escrow serve --bump-after")      echo "text" ;;
         "escrow serve --max-connections") echo "text" ;;
         "escrow serve --max-handshakes")  echo "text" ;;
         "escrow serve --handshake-timeout") echo "text" ;;

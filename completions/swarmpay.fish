@@ -268,8 +268,8 @@ __swarmpay_opt 'escrow accept' --peer text "the seller's HOST:PORT (escrow serve
 __swarmpay_opt 'escrow accept' --peer-cmd text 'run COMMAND and speak to the seller over its stdin/stdout'
 __swarmpay_opt 'escrow accept' --peer-key text "the seller's static key (hex): refuse any other"
 __swarmpay_opt 'escrow accept' --max-price text 'refuse an offer that asks more (sats)'
-__swarmpay_opt 'escrow accept' --timeout text "blocks until the refund is possible (default: the offer's least)"
-__swarmpay_opt 'escrow accept' --require-attestation '' 'refuse an offer without a valid TPM attestation'
+__swarmpay_opt 'escrow accept' --timeout text "blocks until the refund is possible (default 144, or the offer's most if less)"
+__swarmpay_opt 'escrow accept' --require-attestation '' 'refuse an offer without a valid TPM attestation by an AK you enrolled (tpm enroll) or pinned (--ak)'
 __swarmpay_opt 'escrow accept' --expect-pcrs file "JSON allow list of the seller's PCR values"
 __swarmpay_opt 'escrow accept' --ak file "the seller TPM's AK public key (PEM) you trust"
 __swarmpay_opt 'escrow accept' --enrolled '' 'require the attestation to be by a TPM enrolled with tpm enroll'
@@ -282,15 +282,16 @@ __swarmpay_opt 'escrow claim' --out file 'buyer: write the item to FILE'
 __swarmpay_opt 'escrow claim' --wait '' "wait for the funding's confirmations (seller) or the claim (buyer)"
 __swarmpay_opt 'escrow claim' --force '' 'seller: claim even within the safety margin of the timeout'
 __swarmpay_opt 'escrow claim' --margin text 'seller: blocks before the timeout from which claiming is refused (default 6)'
-__swarmpay_opt 'escrow claim' --fee-rate text 'seller: fee rate of the claim (default 2 on regtest)'
+__swarmpay_opt 'escrow claim' --fee-rate text "seller: fee rate of the claim (default: the node's estimate, at least 2)"
 __swarmpay_opt 'escrow claim' --passphrase-file file 'read the keystore passphrase from FILE'
 __swarmpay_opt 'escrow refund' --fee-rate text 'fee rate of the refund (default 2 on regtest)'
 __swarmpay_opt 'escrow refund' --passphrase-file file 'read the keystore passphrase from FILE'
 __swarmpay_opt 'escrow serve' --listen text 'listen for buyers on TCP HOST:PORT (default 127.0.0.1:9736)'
 __swarmpay_opt 'escrow serve' --stdio '' 'serve one buyer on stdin/stdout (for --peer-cmd)'
-__swarmpay_opt 'escrow serve' --poll text 'seconds between looks for funded escrows to claim (default 5)'
+__swarmpay_opt 'escrow serve' --poll text 'seconds between looks at the escrows: fundings confirmed or gone, claims to send again or bump (default 5)'
 __swarmpay_opt 'escrow serve' --margin text 'refuse acceptances and claims this near the timeout (default 6)'
-__swarmpay_opt 'escrow serve' --fee-rate text 'fee rate of the claims (default 2 on regtest)'
+__swarmpay_opt 'escrow serve' --fee-rate text "fee rate of the claims (default: the node's estimate at each claim, at least 2)"
+__swarmpay_opt 'escrow serve' --bump-after text 'bump a claim by CPFP once it has waited this many blocks unconfirmed (default 2)'
 __swarmpay_opt 'escrow serve' --max-connections text 'peers connected at once, handshakes included; more are closed at once (default 4096)'
 __swarmpay_opt 'escrow serve' --max-handshakes text 'handshakes run at once; later connections wait their turn (default 64)'
 __swarmpay_opt 'escrow serve' --handshake-timeout text 'a connection must finish its handshake within this, seconds (default 10)'
