@@ -263,7 +263,7 @@ __swarmpay_opt 'escrow offer' --attest '' "add a TPM quote whose nonce is the of
 __swarmpay_opt 'escrow offer' --pcrs text 'PCRs the quote covers (default 0,1,2,3,4,5,6,7)'
 __swarmpay_opt 'escrow offer' --out file 'write the offer to FILE and its ciphertext to FILE.enc'
 __swarmpay_opt 'escrow offer' --passphrase-file file 'read the keystore passphrase from FILE'
-__swarmpay_opt 'escrow accept' --ciphertext file 'the ciphertext that came with the offer (default: OFFER.enc)'
+__swarmpay_opt 'escrow accept' --ciphertext file 'the ciphertext that came with the offer (default: OFFER.enc, else ID.enc beside the offer)'
 __swarmpay_opt 'escrow accept' --peer text "the seller's HOST:PORT (escrow serve --listen)"
 __swarmpay_opt 'escrow accept' --peer-cmd text 'run COMMAND and speak to the seller over its stdin/stdout'
 __swarmpay_opt 'escrow accept' --peer-key text "the seller's static key (hex): refuse any other"

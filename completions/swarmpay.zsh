@@ -261,7 +261,7 @@ typeset -ga _swarmpay_args_escrow_offer=(
   '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
 )
 typeset -ga _swarmpay_args_escrow_accept=(
-  '--ciphertext=[the ciphertext that came with the offer (default: OFFER.enc)]:ciphertext file:_files'
+  '--ciphertext=[the ciphertext that came with the offer (default: OFFER.enc, else ID.enc beside the offer)]:ciphertext file:_files'
   '(--peer-cmd)--peer=[fetch the offer from the seller'\''s escrow serve --listen]:HOST\:PORT: '
   '(--peer)--peer-cmd=[run COMMAND and speak to the seller over its stdin/stdout]:command:_cmdstring'
   '--peer-key=[the seller'\''s static key (as escrow serve prints it): refuse any other]:key (hex): '

@@ -451,4 +451,14 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
       await stopChild(server.child);
     }
   });
+
+  test('the files `escrow offer` names without --out work as printed with `escrow accept`', async () => {
+    const made = await s('escrow', 'offer', '--item', item('printed.bin'), '--price', '50000');
+    expect(made.code).toBe(0);
+    expect(made.json.ciphertext).toBe(path.join(path.dirname(made.json.offer), `${made.json.id}.enc`));
+    const accepted = await b('escrow', 'accept', made.json.offer, '--max-price', '50000');
+    expect(accepted.code).toBe(0);
+    expect(accepted.json.id).toBe(made.json.id);
+    await mine(1);
+  });
 });

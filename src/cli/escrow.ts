@@ -1,5 +1,5 @@
 /** `swarmpay escrow offer|accept|claim|refund|serve|list|show`. */
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { SwarmpayError } from '../errors.js';
@@ -151,7 +151,7 @@ export function registerEscrow(program: Command): void {
     .command('accept')
     .description('the buyer: check an offer and its ciphertext, then fund the hash-locked contract')
     .argument('[offer]', 'the offer file; with --peer or --peer-cmd, the offer id (default: the seller\'s only offer)')
-    .option('--ciphertext <file>', 'the ciphertext that came with the offer (default: OFFER.enc)')
+    .option('--ciphertext <file>', 'the ciphertext that came with the offer (default: OFFER.enc, else ID.enc beside the offer)')
     .option('--peer <host:port>', 'fetch the offer from the seller\'s `escrow serve --listen` and hand it the acceptance')
     .option('--peer-cmd <command>', 'run COMMAND and speak to the seller over its stdin/stdout')
     .option('--peer-key <hex>', 'the seller\'s static key (as `escrow serve` prints it): refuse any other')
@@ -178,7 +178,9 @@ export function registerEscrow(program: Command): void {
         if (!online) {
           if (args[0] === undefined) throw new SwarmpayError('USAGE', 'give the offer file, or --peer / --peer-cmd to fetch it from the seller');
           offer = parseOffer(readJson(args[0], 'offer'));
-          ciphertext = readBytes(opts.ciphertext ?? `${args[0]}.enc`, 'ciphertext', MAX_ITEM_BYTES + 64);
+          // OFFER.enc (as `escrow offer --out` writes), else ID.enc beside it (as `escrow offer` names them without --out).
+          const beside = [`${args[0]}.enc`, path.join(path.dirname(args[0]), `${offer.id}.enc`)];
+          ciphertext = readBytes(opts.ciphertext ?? beside.find((f) => existsSync(f)) ?? beside[0]!, 'ciphertext', MAX_ITEM_BYTES + 64);
         }
         const peer = online ? peerOf(opts) : null;
         const wc = await unlockedContext(ctx, opts.passphraseFile);
