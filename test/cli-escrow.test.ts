@@ -152,6 +152,8 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
     const cmd = [process.execPath, BIN, '--datadir', seller, '--tpm', 'none', ...chainArgs, 'escrow', 'serve', '--stdio', '--passphrase-file', pass].map((a) => `'${a}'`).join(' ');
     const accepted = await b('escrow', 'accept', '--max-price', '100000000', id, '--peer-cmd', cmd);
     expect([accepted.code, accepted.json.sellerTook]).toEqual([0, true]);
+    // The seller's server ended with the link: the buyer is told exactly what the seller must run.
+    expect(accepted.json.sellerMustRun).toBe(`swarmpay escrow claim ${id}`);
     await mine(1);
     const claimed = await s('escrow', 'claim', id);
     expect(claimed.code).toBe(0);

@@ -11,7 +11,7 @@ import { writeFileAtomic } from '../util/atomic-file.js';
 import { DEFAULT_ACCEPT_TIMEOUT, acceptOffer, recoverItem, refundEscrow, type AcceptOptions, type AcceptSummary } from '../escrow/buyer.js';
 import { DEFAULT_BUMP_AFTER, EscrowServer, fetchOffer, sendAcceptance } from '../escrow/online.js';
 import { MAX_ITEM_BYTES, parseOffer, type Offer, type OfferAttestation } from '../escrow/offer.js';
-import { DEFAULT_CLAIM_MARGIN, claimEscrow, createOffer, parseAcceptance, takeAcceptance } from '../escrow/seller.js';
+import { DEFAULT_CLAIM_MARGIN, claimConfirmations, claimEscrow, createOffer, parseAcceptance, takeAcceptance } from '../escrow/seller.js';
 import { getEscrow, listEscrows, writeEscrowFile, type EscrowRecord } from '../escrow/store.js';
 import { withContext } from './command.js';
 import type { Context } from './context.js';
@@ -221,12 +221,14 @@ export function registerEscrow(program: Command): void {
             }
           }
           const a = r.attestation;
+          // Over --peer-cmd the seller's `escrow serve --stdio` ends with this link, before the funding confirms: it claims only if told to.
+          const sellerMustRun = link !== null && opts.peerCmd !== undefined ? `swarmpay escrow claim ${r.rec.id}` : null;
           ctx.out.result(
-            { id: r.rec.id, fundingTxid: r.acceptance.funding.txid, fee: r.fee, price: BigInt(r.rec.offer.price), timeout: r.acceptance.timeout, acceptance: opts.out ?? acceptanceFile, attested: a !== null, akName: a?.akName ?? null, akPinned: a?.akPinned ?? null, akVouched: a?.akVouched ?? null, vouchedBy: a?.vouchedBy ?? null, pcrs: a?.pcrs ?? null, sellerTook: link !== null, sellerKeyLearned: learned !== null },
+            { id: r.rec.id, fundingTxid: r.acceptance.funding.txid, fee: r.fee, price: BigInt(r.rec.offer.price), timeout: r.acceptance.timeout, acceptance: opts.out ?? acceptanceFile, attested: a !== null, akName: a?.akName ?? null, akPinned: a?.akPinned ?? null, akVouched: a?.akVouched ?? null, vouchedBy: a?.vouchedBy ?? null, pcrs: a?.pcrs ?? null, sellerTook: link !== null, sellerKeyLearned: learned !== null, sellerMustRun },
             [
               `escrow ${r.rec.id}: funded ${r.rec.offer.price} sats in ${r.acceptance.funding.txid}${r.fee === null ? ' (accepted before)' : ` (fee ${r.fee} sats)`}`,
               a ? `offer attested by TPM key ${a.akName}${vouchNote(a)}` : 'offer not attested',
-              link ? 'the seller took the acceptance and claims once the funding confirms' : `give the seller ${opts.out ?? acceptanceFile}`,
+              !link ? `give the seller ${opts.out ?? acceptanceFile}` : sellerMustRun === null ? 'the seller took the acceptance and claims once the funding confirms' : `the seller took the acceptance, but its server ends with this link: the seller must run \`${sellerMustRun}\` once the funding has ${claimConfirmations(r.rec)} confirmation(s), before height ${r.acceptance.timeout} (or keep \`escrow serve\` running)`,
               `then: swarmpay escrow claim ${r.rec.id} --out FILE (the item), or after height ${r.acceptance.timeout}: swarmpay escrow refund ${r.rec.id}`,
             ],
           );
