@@ -88,11 +88,11 @@ function choosePayments(session: KeystoreSession, found: Salvaged[], states: Rec
   }
   const records: Json[] = [];
   for (const [id, cands] of byChannel) {
-    const proved = cands.filter((k) => signedByPayer(session, id, k.state));
-    const best = proved.sort((a, b) => (a.state.cumulative === b.state.cumulative ? Number(b.authentic) - Number(a.authentic) : a.state.cumulative > b.state.cumulative ? -1 : 1))[0];
+    // Highest amount first (authentic first at one amount); signatures checked only until one holds.
+    const best = cands.sort((a, b) => (a.state.cumulative === b.state.cumulative ? Number(b.authentic) - Number(a.authentic) : a.state.cumulative > b.state.cumulative ? -1 : 1)).find((k) => signedByPayer(session, id, k.state));
     if (best === undefined) continue;
-    const authentic = proved.filter((k) => k.authentic);
-    const seq = best.authentic ? best.state.seq : Math.max(0, ...authentic.map((k) => k.state.seq)) + 1;
+    const authentic = cands.filter((k) => k.authentic);
+    const seq = best.authentic ? best.state.seq : authentic.reduce((m, k) => Math.max(m, k.state.seq), 0) + 1;
     const state = { ...best.state, seq };
     const ids = new Set(authentic.filter((k) => k.state.cumulative <= state.cumulative).flatMap((k) => k.ids));
     records.push(...stateRecords(id, state, ids));
