@@ -253,8 +253,10 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
     writeFileSync(ak, doc.attestation.akPublic);
     const ok = await b('escrow', 'accept', '--max-price', '100000000', offerFile, '--require-attestation', '--expect-pcrs', golden, '--ak', ak);
     expect(ok.code).toBe(0);
-    expect(ok.json).toMatchObject({ attested: true, pcrs: doc.attestation.pcrs.values, akName: doc.attestation.akName, akPinned: true, akVouched: true, vouchedBy: null });
+    expect(ok.json).toMatchObject({ attested: true, pcrs: doc.attestation.pcrs.values, akName: doc.attestation.akName, akPinned: true, akVouched: true, vouchedBy: null, quoteFresh: false });
     expect(ok.stderr).not.toMatch(/nobody vouches/);
+    // From a file, the quote is the offer's own (nonce = the offer digest): said plainly that it can be replayed.
+    expect(ok.stderr).toContain('warning: the TPM quote of offer files is the one made with the offer (its nonce is the offer digest): anyone holding the offer can replay it');
   });
 
   test("the buyer's trust store: an AK nobody vouches for is refused under --require-attestation (nothing paid) and warned about otherwise; once the buyer enrolls the seller's TPM, its offers pass --enrolled", async () => {
@@ -276,7 +278,8 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
 
     // Without --require-attestation: asked on a terminal, the summary says nobody vouches, and the warning is loud.
     const asked = await onTerminal(['--datadir', buyer, '--tpm', 'none', 'escrow', 'accept', first.offerFile, '--passphrase-file', pass], 'n\r');
-    expect(asked.out).toContain(`attested: yes, TPM key ${akName} (nobody vouches for this key`);
+    expect(asked.out).toContain(`attested: yes, TPM key ${akName} (nobody vouches for this key: not enrolled, not pinned); the offer's own quote (its nonce is the offer digest): it can be replayed`);
+    expect(asked.out).toMatch(/warning: the TPM quote of offer files is the one made with the offer/);
     expect(asked.out).toMatch(new RegExp(`warning: nobody vouches for the TPM key ${akName} that attested this offer: it is neither enrolled`));
     expect(asked.out).toMatch(/cancelled; nothing was paid/);
     expect(snapshot(buyer)).toEqual(unchanged);
@@ -362,6 +365,23 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
   });
 
   const serve = (...extra: string[]) => startServer(['--datadir', seller, '--tpm', 'none', ...chainArgs, 'escrow', 'serve', '--listen', '127.0.0.1:0', '--poll', '1', '--passphrase-file', pass, ...extra]);
+
+  test("online, an attested offer: `escrow serve` quotes its TPM afresh for the buyer's nonce, and the buyer verifies that quote; no replay warning", async () => {
+    const { id, offerFile } = await offer('live.bin', '--attest', '--pcrs', '0,7');
+    const ak = file('live-ak.pem');
+    writeFileSync(ak, JSON.parse(readFileSync(offerFile, 'utf8')).attestation.akPublic);
+    const server = await startServer(['--datadir', seller, '--tpm', tpm.arg, ...chainArgs, 'escrow', 'serve', '--listen', '127.0.0.1:0', '--poll', '1', '--passphrase-file', pass]);
+    let r: CliResult;
+    try {
+      r = await b('escrow', 'accept', '--max-price', '100000000', id, '--peer', `127.0.0.1:${server.port}`, '--peer-key', server.key, '--require-attestation', '--ak', ak);
+    } finally {
+      await stopChild(server.child);
+    }
+    expect(r.code).toBe(0);
+    expect(r.json).toMatchObject({ id, attested: true, akPinned: true, quoteFresh: true, sellerTook: true });
+    expect(r.stderr).not.toMatch(/can replay it/);
+    await mine(1);
+  });
 
   test('online: a seller that refuses the acceptance leaves the buyer funded and told how to go on; accepting again hands it over and does not pay twice', async () => {
     const { id } = await offer('retry.bin');

@@ -13,7 +13,7 @@ import { claimTx, htlcOutput, readSpend, sha256, type HtlcTerms } from '../src/b
 import { DEFAULT_ACCEPT_TIMEOUT, acceptOffer, recoverItem, refundEscrow } from '../src/escrow/buyer.js';
 import { htlcOf } from '../src/escrow/contract.js';
 import { CHUNK_BYTES, encodeEscrowMessage, parseEscrowMessage, type EscrowMessage } from '../src/escrow/messages.js';
-import { draftOffer, parseOffer, signOffer, type Offer } from '../src/escrow/offer.js';
+import { draftOffer, freshNonce, offerDigest, parseOffer, signOffer, type Offer } from '../src/escrow/offer.js';
 import { EscrowServer, fetchOffer, sendAcceptance } from '../src/escrow/online.js';
 import { claimEscrow, createOffer, openOffers, takeAcceptance, type OfferOptions } from '../src/escrow/seller.js';
 import { ciphertextPath, getEscrow, htlcTerms, listEscrows, nextEscrowKey, saveEscrow, writeEscrowFile, type Acceptance, type EscrowRecord } from '../src/escrow/store.js';
@@ -602,17 +602,30 @@ describe('escrow between two wallets on a real btcd', () => {
     test('garbage or malformed escrow messages: PEER_PROTOCOL, the link closed, nothing changed', async () => {
       const { offer } = await createOffer(sctx, offerOptions());
       const before = await state(seller);
+      const N = hex(randomBytes(32));
       const bad = [
         'garbage',
         '[]',
+        // Version 1 (no buyer's nonce) and versions to come.
+        `{"v":1,"t":"get","id":null}`,
+        `{"v":3,"t":"get","id":null,"nonce":"${N}"}`,
+        `{"v":2,"t":"get","id":"zz","nonce":"${N}"}`,
+        '{"v":2,"t":"get","nonce":"' + N + '"}',
+        // The buyer's nonce: missing, null, short, long, not hex.
         '{"v":2,"t":"get","id":null}',
-        '{"v":1,"t":"get","id":"zz"}',
-        '{"v":1,"t":"get"}',
-        '{"v":1,"t":"launch"}',
-        `{"v":1,"t":"chunk","i":0,"data":"!!"}`,
+        '{"v":2,"t":"get","id":null,"nonce":null}',
+        `{"v":2,"t":"get","id":null,"nonce":"${N.slice(2)}"}`,
+        `{"v":2,"t":"get","id":null,"nonce":"${N}00"}`,
+        `{"v":2,"t":"get","id":null,"nonce":"${'zz'.repeat(32)}"}`,
+        '{"v":2,"t":"launch"}',
+        `{"v":2,"t":"chunk","i":0,"data":"!!"}`,
+        // An offer's quote must be null or an object.
+        JSON.stringify({ v: 2, t: 'offer', offer: {}, chunks: 1 }),
+        JSON.stringify({ v: 2, t: 'offer', offer: {}, chunks: 1, quote: 'x' }),
+        JSON.stringify({ v: 2, t: 'offer', offer: {}, chunks: 1, quote: [] }),
         // Well-formed, but not what a buyer sends.
-        JSON.stringify({ v: 1, t: 'offer', offer: {}, chunks: 1 }),
-        JSON.stringify({ v: 1, t: 'taken', id: offer.id }),
+        JSON.stringify({ v: 2, t: 'offer', offer: {}, chunks: 1, quote: null }),
+        JSON.stringify({ v: 2, t: 'taken', id: offer.id }),
       ];
       for (const text of bad) {
         const link = await connect();
@@ -633,7 +646,7 @@ describe('escrow between two wallets on a real btcd', () => {
       const link = await connect();
       const it = link.messages()[Symbol.asyncIterator]();
       const base = process.memoryUsage().arrayBuffers;
-      for (let i = 0; i < 50; i++) link.send(encodeEscrowMessage({ t: 'get', id: offer.id }));
+      for (let i = 0; i < 50; i++) link.send(encodeEscrowMessage({ t: 'get', id: offer.id, nonce: randomBytes(32) }));
       await new Promise((r) => setTimeout(r, 1500)); // the seller sends what it may; nobody reads
       const grew = (process.memoryUsage().arrayBuffers - base) / 2 ** 20;
       expect(grew).toBeLessThan(16); // both ends of the link in this process; was 50 x 4 MiB read and queued
@@ -653,7 +666,7 @@ describe('escrow between two wallets on a real btcd', () => {
       const before = await state(seller);
       const second = await connect(peerStaticKey(randomBytes(64)));
       const it = second.messages()[Symbol.asyncIterator]();
-      second.send(encodeEscrowMessage({ t: 'get', id: offer.id }));
+      second.send(encodeEscrowMessage({ t: 'get', id: offer.id, nonce: randomBytes(32) }));
       const refused = await nextMessage(it);
       expect(refused).toMatchObject({ t: 'error', code: 'ESCROW_STATE' });
       expect((refused as { message: string }).message).toMatch(/being accepted by another buyer/);
@@ -707,6 +720,102 @@ describe('escrow between two wallets on a real btcd', () => {
       const l = await connect();
       expect((await fetchOffer(l, offer.id)).offer).toEqual(offer);
       await l.close();
+    });
+
+    describe("attested offers online: a fresh quote over the buyer's nonce (swtpm)", () => {
+      let t: TestTpm;
+      let tpm: Tpm;
+      let tpmListener: { port: number; close(): Promise<void> };
+      const fakes: { close(): Promise<void> }[] = [];
+      const attestedOffer = () => createOffer(sctx, offerOptions({ attest: (nonce) => attest(tpm, nonce, PCRS) }));
+      const connectTo = async (port: number) => {
+        const l = await connectTcp('127.0.0.1', port, peerStaticKey(buyer.seed), { peerKey: peerStaticKey(seller.seed).publicKey });
+        links.push(l);
+        return l;
+      };
+      beforeAll(async () => {
+        t = await startTestTpm();
+        tpm = await t.open();
+        const withTpm = new EscrowServer(sctx, { feeRate: FEE_RATE, margin: MARGIN, log: (m) => logs.push(m), tpm: async () => tpm });
+        tpmListener = await listenTcp('127.0.0.1', 0, peerStaticKey(seller.seed), (l) => void withTpm.serve(l));
+      });
+      afterAll(async () => {
+        await Promise.all(fakes.map((f) => f.close()));
+        await tpmListener?.close();
+        await tpm?.close();
+        await t?.stop();
+      });
+      /** A seller that answers `get` with the offer, its ciphertext and a quote of its choosing (one chunk: small items only). */
+      const fakeSeller = async (offer: Offer, ciphertext: Buffer, quoteFor: (nonce: Buffer) => unknown) => {
+        const l = await listenTcp('127.0.0.1', 0, peerStaticKey(seller.seed), (link) => void (async () => {
+          const it = link.messages()[Symbol.asyncIterator]();
+          const m = await nextMessage(it);
+          if (m?.t !== 'get') return;
+          link.send(encodeEscrowMessage({ t: 'offer', offer, chunks: 1, quote: quoteFor(m.nonce) }));
+          link.send(encodeEscrowMessage({ t: 'chunk', i: 0, data: ciphertext }));
+        })());
+        fakes.push(l);
+        return l.port;
+      };
+
+      test("accepted on a quote made now for the buyer's nonce: its nonce is H(offer digest || nonce), over the offer's PCRs", async () => {
+        const { offer } = await attestedOffer();
+        const link = await connectTo(tpmListener.port);
+        const f = await fetchOffer(link, offer.id);
+        expect(f.offer).toEqual(offer);
+        expect(f.nonce).toHaveLength(32);
+        const quote = f.quote as { nonce: string; pcrs: { values: Record<string, string> }; akName: string };
+        expect(quote.nonce).toBe(hex(sha256(Buffer.concat([offerDigest(offer), f.nonce]))));
+        expect(quote.nonce).toBe(hex(freshNonce(offerDigest(offer), f.nonce)));
+        expect(quote.nonce).not.toBe(offer.attestation!.nonce);
+        expect(Object.keys(quote.pcrs.values)).toEqual(Object.keys(offer.attestation!.pcrs.values));
+        expect(quote.akName).toBe(offer.attestation!.akName);
+        const r = await acceptOffer(bctx, f.offer, f.ciphertext, { checks: { requireAttestation: true, ak: offer.attestation!.akPublic, fresh: { nonce: f.nonce, quote: f.quote } }, feeRate: FEE_RATE });
+        expect(r.attestation).toMatchObject({ akName: offer.attestation!.akName, akPinned: true, akVouched: true, fresh: true, pcrs: quote.pcrs.values });
+        await sendAcceptance(link, f.it, r.acceptance);
+        await link.close();
+        expect(getEscrow(seller.session, offer.id).status).toBe('funded');
+        await node.chain.mine(1);
+      });
+
+      test('a replayed quote (the offer\'s own, or one made for another nonce) is refused: ATTESTATION_INVALID, nothing paid', async () => {
+        const { offer, ciphertext } = await attestedOffer();
+        const forAnother = await attest(tpm, freshNonce(offerDigest(offer), randomBytes(32)), PCRS);
+        const cases: [string, (nonce: Buffer) => unknown, RegExp][] = [
+          ["the offer's stored quote", () => offer.attestation, /the quote's nonce is not this buyer's/],
+          ['a quote for another buyer\'s nonce', () => forAnother, /the quote's nonce is not this buyer's/],
+          // The document's nonce field set to this buyer's: the quote the TPM signed still says otherwise.
+          ['an old quote with its nonce field rewritten', (nonce) => ({ ...forAnother, nonce: hex(freshNonce(offerDigest(offer), nonce)) }), /another nonce/],
+        ];
+        for (const [what, quoteFor, why] of cases) {
+          const link = await connectTo(await fakeSeller(offer, ciphertext, quoteFor));
+          const f = await fetchOffer(link, offer.id);
+          for (const checks of [{}, { requireAttestation: true, ak: offer.attestation!.akPublic }]) {
+            const before = await state(buyer);
+            const e = await expectCode(acceptOffer(bctx, f.offer, f.ciphertext, { checks: { ...checks, fresh: { nonce: f.nonce, quote: f.quote } }, feeRate: FEE_RATE }), 'ATTESTATION_INVALID');
+            expect([what, e.message]).toEqual([what, expect.stringMatching(why)]);
+            expect(await state(buyer)).toEqual(before);
+            expect(existsSync(ciphertextPath(buyer.networkDir, offer.id))).toBe(false);
+          }
+          await link.close();
+        }
+      });
+
+      test('a seller serving without a TPM sends no fresh quote: a buyer who requires attestation refuses, clearly; one who does not, accepts it as not attested', async () => {
+        const { offer } = await attestedOffer();
+        const link = await connect(); // the server without a TPM
+        const f = await fetchOffer(link, offer.id);
+        expect(f.quote).toBeNull();
+        const before = await state(buyer);
+        const e = await expectCode(acceptOffer(bctx, f.offer, f.ciphertext, { checks: { requireAttestation: true, fresh: { nonce: f.nonce, quote: null } }, feeRate: FEE_RATE }), 'ATTESTATION_INVALID');
+        expect(e.message).toMatch(/the seller made no fresh quote for your nonce/);
+        expect(await state(buyer)).toEqual(before);
+        expect(logs).toContain(`offer ${offer.id}: attested, but no TPM to quote for this buyer's nonce: sent without a fresh quote`);
+        const r = await acceptOffer(bctx, f.offer, f.ciphertext, { checks: { fresh: { nonce: f.nonce, quote: null } }, feeRate: FEE_RATE });
+        expect(r.attestation).toBeNull();
+        await link.close();
+        await node.chain.mine(1);
+      });
     });
   });
 });

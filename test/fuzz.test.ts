@@ -206,7 +206,7 @@ describe('fuzz: protocol messages and offers', () => {
   });
 
   test('escrow messages: a mutation of a valid message is read or refused as PEER_PROTOCOL', () => {
-    const valid = [encodeEscrowMessage({ t: 'get', id: null }), encodeEscrowMessage({ t: 'chunk', i: 0, data: randomBytes(40) }), encodeEscrowMessage({ t: 'taken', id: '0123456789abcdef' })];
+    const valid = [encodeEscrowMessage({ t: 'get', id: null, nonce: randomBytes(32) }), encodeEscrowMessage({ t: 'chunk', i: 0, data: randomBytes(40) }), encodeEscrowMessage({ t: 'taken', id: '0123456789abcdef' })];
     fc.assert(
       fc.property(fc.constantFrom(...valid), fc.gen(), (m, gen) => {
         try {

@@ -413,7 +413,7 @@ describe('enrollment over the peer link', () => {
 
   test('the messages: enrollment frames are told from escrow frames; malformed or other versions are PEER_PROTOCOL', () => {
     expect(isEnrollmentMessage(encodeEnrollMessage({ t: 'enroll?' }))).toBe(true);
-    expect(isEnrollmentMessage(encodeEscrowMessage({ t: 'get', id: null }))).toBe(false);
+    expect(isEnrollmentMessage(encodeEscrowMessage({ t: 'get', id: null, nonce: randomBytes(32) }))).toBe(false);
     expect(isEnrollmentMessage(Buffer.from('not json'))).toBe(false);
     const m: EnrollMessage = { t: 'enroll-challenge', ekKind: 'ecc-p256', credentialBlob: randomBytes(50), encryptedSecret: randomBytes(68) };
     expect(parseEnrollMessage(encodeEnrollMessage(m))).toEqual(m);

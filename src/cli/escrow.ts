@@ -71,8 +71,18 @@ function acceptSummaryLines(s: AcceptSummary, learnedKey: string | null): string
     `fee:      ${s.fee} sats (${s.feeRate} sat/vB)`,
     `timeout:  ${s.timeoutBlocks} blocks, height ${s.timeoutHeight} (about ${hours < 48 ? `${Math.round(hours)} hours` : `${Math.round(hours / 24)} days`}): if the seller never claims, the coins come back after that`,
     `seller:   ${s.seller}${learnedKey !== null ? ` (its link key ${learnedKey.slice(0, 16)}… learned on first use)` : ''}`,
-    `attested: ${a ? `yes, TPM key ${a.akName}${vouchNote(a)}` : 'no'}`,
+    `attested: ${a ? `yes, TPM key ${a.akName}${vouchNote(a)}; ${freshNote(a)}` : 'no'}`,
   ];
+}
+
+/** Whether the quote was made for this buyer, as the consent summary says it. */
+function freshNote(a: OfferAttestation): string {
+  return a.fresh ? 'quoted now for your nonce' : "the offer's own quote (its nonce is the offer digest): it can be replayed, it does not show the device's state now";
+}
+
+/** Said whenever an attested offer is accepted from a file: its quote proves less than a fresh one. */
+function replayableWarning(): string {
+  return `the TPM quote of offer files is the one made with the offer (its nonce is the offer digest): anyone holding the offer can replay it, so it shows the device's state when the offer was made, not now; accept online (--peer/--peer-cmd) for a quote made for your nonce`;
 }
 
 /** Who vouches for an offer's AK, as a note after its name. */
@@ -114,7 +124,7 @@ export function registerEscrow(program: Command): void {
     .option('--max-timeout <blocks>', 'the most blocks from acceptance to the timeout that the seller accepts', String(DEFAULT_MAX_TIMEOUT))
     .option('--confirmations <n>', 'confirmations of the funding before the seller claims', '1')
     .option('--expires <hours>', 'hours until the offer expires', '24')
-    .option('--attest', 'add a TPM quote whose nonce is the offer\'s digest')
+    .option('--attest', 'add a TPM quote whose nonce is the offer\'s digest (online, `escrow serve` quotes afresh for each buyer\'s nonce)')
     .option('--pcrs <list>', 'PCRs the quote covers (SHA-256 bank)', DEFAULT_QUOTE_PCRS)
     .option('--out <file>', 'write the offer to FILE and its ciphertext to FILE.enc')
     .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
@@ -187,14 +197,24 @@ export function registerEscrow(program: Command): void {
         const link = peer ? await connectPeer(peer, wc.seed, opts.peerKey) : null;
         try {
           let it: AsyncIterator<Buffer> | undefined;
-          if (link) ({ offer, ciphertext, it } = await fetchOffer(link, args[0] ?? null));
+          if (link) {
+            let quote: unknown;
+            let nonce: Buffer;
+            ({ offer, ciphertext, it, quote, nonce } = await fetchOffer(link, args[0] ?? null));
+            ao.checks.fresh = { nonce, quote };
+            // A buyer who requires attestation is refused by checkOffer; any other is told.
+            if (offer.attestation !== undefined && quote === null && !ao.checks.requireAttestation) {
+              ctx.out.warn(`offer ${offer.id} is attested, but the seller sent no fresh quote for your nonce (its \`escrow serve\` has no TPM at hand): it is accepted as not attested`);
+            }
+          }
           const learned = link !== null && opts.peerKey === undefined ? link.remoteKey.toString('hex') : null;
           if (learned !== null) ctx.out.warn(`the seller's link key ${learned} was learned on first use: nothing proves this is the seller you meant; pass --peer-key to pin it`);
           let warned = false;
           const warnUnvouched = (a: OfferAttestation | null) => {
-            if (a === null || a.akVouched || warned) return;
+            if (a === null || warned) return;
             warned = true;
-            ctx.out.warn(unvouchedWarning(a));
+            if (!a.fresh) ctx.out.warn(replayableWarning());
+            if (!a.akVouched) ctx.out.warn(unvouchedWarning(a));
           };
           // Before anything is paid: the warning, then (on a terminal) the summary and the question.
           ao.confirm = async (sm) => {
@@ -224,10 +244,10 @@ export function registerEscrow(program: Command): void {
           // Over --peer-cmd the seller's `escrow serve --stdio` ends with this link, before the funding confirms: it claims only if told to.
           const sellerMustRun = link !== null && opts.peerCmd !== undefined ? `swarmpay escrow claim ${r.rec.id}` : null;
           ctx.out.result(
-            { id: r.rec.id, fundingTxid: r.acceptance.funding.txid, fee: r.fee, price: BigInt(r.rec.offer.price), timeout: r.acceptance.timeout, acceptance: opts.out ?? acceptanceFile, attested: a !== null, akName: a?.akName ?? null, akPinned: a?.akPinned ?? null, akVouched: a?.akVouched ?? null, vouchedBy: a?.vouchedBy ?? null, pcrs: a?.pcrs ?? null, sellerTook: link !== null, sellerKeyLearned: learned !== null, sellerMustRun },
+            { id: r.rec.id, fundingTxid: r.acceptance.funding.txid, fee: r.fee, price: BigInt(r.rec.offer.price), timeout: r.acceptance.timeout, acceptance: opts.out ?? acceptanceFile, attested: a !== null, akName: a?.akName ?? null, akPinned: a?.akPinned ?? null, akVouched: a?.akVouched ?? null, vouchedBy: a?.vouchedBy ?? null, quoteFresh: a?.fresh ?? null, pcrs: a?.pcrs ?? null, sellerTook: link !== null, sellerKeyLearned: learned !== null, sellerMustRun },
             [
               `escrow ${r.rec.id}: funded ${r.rec.offer.price} sats in ${r.acceptance.funding.txid}${r.fee === null ? ' (accepted before)' : ` (fee ${r.fee} sats)`}`,
-              a ? `offer attested by TPM key ${a.akName}${vouchNote(a)}` : 'offer not attested',
+              a ? `offer attested by TPM key ${a.akName}${vouchNote(a)}; ${freshNote(a)}` : 'offer not attested',
               !link ? `give the seller ${opts.out ?? acceptanceFile}` : sellerMustRun === null ? 'the seller took the acceptance and claims once the funding confirms' : `the seller took the acceptance, but its server ends with this link: the seller must run \`${sellerMustRun}\` once the funding has ${claimConfirmations(r.rec)} confirmation(s), before height ${r.acceptance.timeout} (or keep \`escrow serve\` running)`,
               `then: swarmpay escrow claim ${r.rec.id} --out FILE (the item), or after height ${r.acceptance.timeout}: swarmpay escrow refund ${r.rec.id}`,
             ],
@@ -306,7 +326,8 @@ export function registerEscrow(program: Command): void {
         const feeRate = opts.feeRate === undefined ? null : parseFeeRate(opts.feeRate);
         const bumpAfter = parseCount(opts.bumpAfter, '--bump-after', 1, 1000);
         const wc = await unlockedContext(ctx, opts.passphraseFile);
-        // The TPM is reached only when a buyer enrolls it; a seller without one refuses enrollment (TPM_UNAVAILABLE).
+        // The TPM is reached only when a buyer enrolls it or asks for an attested offer (a fresh quote over its nonce);
+        // a seller without one refuses enrollment (TPM_UNAVAILABLE) and sends attested offers without a fresh quote.
         const server = new EscrowServer(wc, { feeRate, margin, bumpAfter, log: serverLog, tpm: async () => (ctx.tpmSpec.kind === 'none' ? null : ctx.tpm()) });
         await runServer(ctx, { listen: opts.listen, stdio: !!opts.stdio, key: peerStaticKey(wc.seed), limits, pollMs, log: serverLog, what: 'buyer', serve: (link) => server.serve(link), tick: () => server.claimReady() });
         await server.claimReady();

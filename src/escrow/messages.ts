@@ -1,23 +1,28 @@
 /**
- * The escrow protocol's messages (version 1), JSON over the peer link: the buyer asks
- * for an offer, the seller sends it and its ciphertext in chunks that fit a frame, the
- * buyer sends its acceptance, the seller takes it or refuses. Parsed field by field
- * before anything acts on them; the offer and acceptance inside are checked by their own
- * parsers.
+ * The escrow protocol's messages (version 2), JSON over the peer link: the buyer asks
+ * for an offer with a fresh random nonce, the seller sends it (for an attested offer with
+ * a fresh TPM quote over H(offer digest || that nonce), or null if it has no TPM at hand)
+ * and its ciphertext in chunks that fit a frame, the buyer sends its acceptance, the
+ * seller takes it or refuses. Parsed field by field before anything acts on them; the
+ * offer, quote and acceptance inside are checked by their own parsers.
  */
 import { SwarmpayError } from '../errors.js';
 import { ShapeError, asObj, hex, int, str, type Obj } from '../util/shape.js';
 import { encodeVersioned, parseVersioned } from '../peer/json-messages.js';
 import { MAX_ITEM_BYTES } from './offer.js';
 
-export const ESCROW_PROTOCOL_VERSION = 1;
+/** 2: `get` carries the buyer's nonce, `offer` a fresh quote over it. */
+export const ESCROW_PROTOCOL_VERSION = 2;
+/** The buyer's nonce in `get`: fresh random bytes, so that no quote made before can answer it. */
+export const BUYER_NONCE_BYTES = 32;
 /** Raw bytes per chunk: base64 and JSON around it stay well inside the link's 64 KiB frames. */
 export const CHUNK_BYTES = 32 * 1024;
 const MAX_CHUNKS = Math.ceil((MAX_ITEM_BYTES + 64) / CHUNK_BYTES);
 
 export type EscrowMessage =
-  | { t: 'get'; id: string | null }
-  | { t: 'offer'; offer: unknown; chunks: number }
+  | { t: 'get'; id: string | null; nonce: Buffer }
+  /** `quote`: an attestation document (shape-checked as an object here, verified by the buyer), or null. */
+  | { t: 'offer'; offer: unknown; chunks: number; quote: unknown }
   | { t: 'chunk'; i: number; data: Buffer }
   | { t: 'accepted'; acceptance: unknown }
   | { t: 'taken'; id: string }
@@ -28,9 +33,9 @@ function parseBody(o: Obj): EscrowMessage {
   const w = `message ${t}`;
   switch (t) {
     case 'get':
-      return { t, id: o.id === null ? null : hex(o, 'id', w, 8) };
+      return { t, id: o.id === null ? null : hex(o, 'id', w, 8), nonce: Buffer.from(hex(o, 'nonce', w, BUYER_NONCE_BYTES), 'hex') };
     case 'offer':
-      return { t, offer: asObj(o.offer, `${w}.offer`), chunks: int(o, 'chunks', w, 1, MAX_CHUNKS) };
+      return { t, offer: asObj(o.offer, `${w}.offer`), chunks: int(o, 'chunks', w, 1, MAX_CHUNKS), quote: o.quote === null ? null : asObj(o.quote, `${w}.quote`) };
     case 'chunk': {
       const data = str(o, 'data', w);
       if (!/^[A-Za-z0-9+/]*={0,2}$/.test(data) || data.length > Math.ceil(CHUNK_BYTES / 3) * 4) throw new ShapeError(`${w}.data must be base64 of at most ${CHUNK_BYTES} bytes`);
@@ -52,7 +57,9 @@ export function parseEscrowMessage(bytes: Uint8Array): EscrowMessage {
 }
 
 export function encodeEscrowMessage(m: EscrowMessage): Buffer {
-  return encodeVersioned(ESCROW_PROTOCOL_VERSION, m.t === 'chunk' ? { ...m, data: m.data.toString('base64') } : m);
+  if (m.t === 'chunk') return encodeVersioned(ESCROW_PROTOCOL_VERSION, { ...m, data: m.data.toString('base64') });
+  if (m.t === 'get') return encodeVersioned(ESCROW_PROTOCOL_VERSION, { ...m, nonce: m.nonce.toString('hex') });
+  return encodeVersioned(ESCROW_PROTOCOL_VERSION, m);
 }
 
 /** One message of an expected type; an error from the peer becomes ours. */

@@ -138,6 +138,18 @@ export interface OfferChecks {
   enrolled?: readonly TrustedIdentity[];
   /** Only an enrolled AK will do (`--enrolled`): pinning it with `ak` is not enough. Implies `requireAttestation`. */
   requireEnrolled?: boolean;
+  /**
+   * The online flow: the nonce the buyer sent with its `get` and the quote the seller made
+   * for it (null: the seller had none to make). An attested offer is then verified by this
+   * quote, whose nonce must be freshNonce(offer digest, nonce), not by the offer's own quote,
+   * which anyone holding the offer can replay. Absent (the file flow): the offer's own quote.
+   */
+  fresh?: { nonce: Uint8Array; quote: unknown };
+}
+
+/** The nonce of the seller's fresh quote for a buyer: SHA-256(offer digest || the buyer's nonce). */
+export function freshNonce(digest: Uint8Array, buyerNonce: Uint8Array): Buffer {
+  return sha256(Buffer.concat([digest, buyerNonce]));
 }
 
 /** An offer's attestation as the buyer verified it, and who vouches for its AK. */
@@ -146,6 +158,11 @@ export interface OfferAttestation extends VerifiedAttestation {
   akVouched: boolean;
   /** The enrolled identity of the AK (its EK certificate and CA), or null if it is not enrolled. */
   vouchedBy: EnrolledAttestation['vouchedBy'] | null;
+  /**
+   * The quote was made for this buyer's nonce (online); false: it is the offer's own quote
+   * (nonce = the offer digest, the file flow), which may be a replay of one made long ago.
+   */
+  fresh: boolean;
 }
 
 /** The refusal of a valid attestation whose AK the buyer does not trust. */
@@ -183,25 +200,50 @@ export function checkOffer(offer: Offer, c: OfferChecks): { attestation: OfferAt
     if (required) throw new SwarmpayError('ATTESTATION_INVALID', 'the offer carries no attestation, and --require-attestation asks for one', { hint: 'ask the seller for an offer made with --attest; nothing was paid' });
     return { attestation: null };
   }
-  const opts: Parameters<typeof verifyAttestation>[1] = { nonce: digest };
+  // Online, the quote the seller made for this buyer's nonce stands in for the offer's own.
+  let doc: unknown = offer.attestation;
+  let nonce: Buffer = digest;
+  if (c.fresh !== undefined) {
+    if (c.fresh.quote === null) {
+      if (required) {
+        throw new SwarmpayError('ATTESTATION_INVALID', 'the offer is attested, but the seller made no fresh quote for your nonce (its `escrow serve` has no TPM at hand): the offer\'s own quote could be a replay', {
+          hint: 'ask the seller to serve with its TPM (--tpm); nothing was paid',
+        });
+      }
+      return { attestation: null };
+    }
+    doc = c.fresh.quote;
+    nonce = freshNonce(digest, c.fresh.nonce);
+    const said = typeof (doc as { nonce?: unknown }).nonce === 'string' ? (doc as { nonce: string }).nonce : null;
+    if (said !== nonce.toString('hex')) {
+      throw new SwarmpayError('ATTESTATION_INVALID', `the seller's quote was made for nonce ${said === null ? '(none)' : said.slice(0, 64)}, not H(offer digest || your nonce) ${nonce.toString('hex')}: the quote's nonce is not this buyer's, it is stale or replayed`, {
+        hint: 'the seller did not quote its TPM for you now; nothing was paid',
+      });
+    }
+  }
+  const opts: Parameters<typeof verifyAttestation>[1] = { nonce };
   if (c.expectPcrs !== undefined) opts.expectPcrs = c.expectPcrs;
-  const claimed = typeof offer.attestation.akName === 'string' ? offer.attestation.akName : null;
+  const akOf = (d: unknown) => (typeof d === 'object' && d !== null && typeof (d as { akName?: unknown }).akName === 'string' ? (d as { akName: string }).akName : null);
+  const claimed = akOf(doc);
   const identity = claimed === null ? undefined : c.enrolled?.find((i) => i.akName === claimed);
   let v: VerifiedAttestation;
   let vouchedBy: OfferAttestation['vouchedBy'] = null;
   if (identity !== undefined) {
     // Verified with the enrolled key pinned (and the buyer's own pin, if any, checked too).
-    const e = verifyEnrolledAttestation(offer.attestation, { ...opts, enrolled: [identity] });
-    if (c.ak !== undefined) verifyAttestation(offer.attestation, { ...opts, ak: c.ak });
+    const e = verifyEnrolledAttestation(doc, { ...opts, enrolled: [identity] });
+    if (c.ak !== undefined) verifyAttestation(doc, { ...opts, ak: c.ak });
     v = e;
     vouchedBy = e.vouchedBy;
   } else {
     // Whatever else is wrong with the document is said before that nobody vouches for it.
-    v = verifyAttestation(offer.attestation, c.ak === undefined ? opts : { ...opts, ak: c.ak });
+    v = verifyAttestation(doc, c.ak === undefined ? opts : { ...opts, ak: c.ak });
     if (c.requireEnrolled) throw unvouched(v.akName, c.ak === undefined ? 'which is not enrolled' : 'which you pinned but did not enroll, and --enrolled asks for an enrolled one');
     if (!v.akPinned && required) throw unvouched(v.akName, 'which nobody vouches for (neither enrolled nor pinned with --ak)');
   }
-  return { attestation: { ...v, akVouched: v.akPinned || vouchedBy !== null, vouchedBy } };
+  if (c.fresh !== undefined && v.akName !== akOf(offer.attestation)) {
+    throw new SwarmpayError('ATTESTATION_INVALID', `the seller's fresh quote is by TPM key ${v.akName}, not by ${String(akOf(offer.attestation))} that attested the offer`, { hint: 'the offer was attested on another device than the one serving it; nothing was paid' });
+  }
+  return { attestation: { ...v, akVouched: v.akPinned || vouchedBy !== null, vouchedBy, fresh: c.fresh !== undefined } };
 }
 
 export function checkCiphertext(offer: OfferBody, ciphertext: Uint8Array): void {

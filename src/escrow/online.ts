@@ -8,16 +8,18 @@
  * if it leaves the mempool, bumped by CPFP if it waits. The buyer side fetches and hands
  * over the acceptance; funding is the same `acceptOffer` as from files.
  */
+import { randomBytes } from 'node:crypto';
 import { SwarmpayError } from '../errors.js';
 import { nextBumpRate } from '../channel/fees.js';
 import type { PeerLink } from '../peer/link.js';
 import { nextFrame } from '../peer/json-messages.js';
 import type { WalletContext } from '../wallet/wallet.js';
+import { attest, type AttestationDoc } from '../tpm/attestation.js';
 import { answerEnrollment } from '../tpm/enroll.js';
 import { isEnrollmentMessage } from '../tpm/enroll-messages.js';
 import type { Tpm } from '../tpm/tpm.js';
-import { encodeEscrowMessage, expectEscrow, parseEscrowMessage, CHUNK_BYTES, type EscrowMessage } from './messages.js';
-import { parseOffer, type Offer } from './offer.js';
+import { encodeEscrowMessage, expectEscrow, parseEscrowMessage, BUYER_NONCE_BYTES, CHUNK_BYTES, type EscrowMessage } from './messages.js';
+import { freshNonce, offerDigest, parseOffer, type Offer } from './offer.js';
 import { htlcOf, htlcSpend } from './contract.js';
 import { bumpClaim, claimConfirmations, claimEscrow, lookAtFunding, openOffers, parseAcceptance, pendingClaim, takeAcceptance } from './seller.js';
 import { eachCiphertextChunk, listEscrows, type Acceptance, type EscrowRecord } from './store.js';
@@ -34,8 +36,10 @@ export interface ServeOptions {
   bumpAfter?: number;
   log: (msg: string) => void;
   /**
-   * The seller's TPM, for a buyer who enrolls it (`tpm enroll`, answered between escrow
-   * messages); absent, or resolving to null: enrollment is refused as TPM_UNAVAILABLE.
+   * The seller's TPM: it quotes an attested offer afresh for each buyer's nonce, and answers
+   * a buyer who enrolls it (`tpm enroll`, between escrow messages). Absent, or resolving to
+   * null: an attested offer goes out with no fresh quote (a buyer who requires attestation
+   * refuses it), and enrollment is refused as TPM_UNAVAILABLE.
    */
   tpm?: () => Promise<Tpm | null>;
 }
@@ -80,7 +84,7 @@ export class EscrowServer {
         }
         const m = parseEscrowMessage(r.value);
         try {
-          if (m.t === 'get') await this.sendOffer(link, m.id);
+          if (m.t === 'get') await this.sendOffer(link, m.id, m.nonce);
           else if (m.t === 'accepted') {
             const a = parseAcceptance(m.acceptance);
             if (this.held.get(a.offer) !== link) throw new SwarmpayError('ESCROW_STATE', `offer ${a.offer} is not held for this buyer`, { hint: 'ask for the offer first' });
@@ -115,7 +119,7 @@ export class EscrowServer {
    * of what came before: however large the item, and however many gets a buyer sends, a
    * link holds a few hundred KiB.
    */
-  private async sendOffer(link: PeerLink, id: string | null): Promise<void> {
+  private async sendOffer(link: PeerLink, id: string | null, nonce: Buffer): Promise<void> {
     // Offers made since this server started (`escrow offer` is another process) are served too.
     await this.ctx.session.refresh();
     const open = openOffers(this.ctx).filter((r) => id === null || r.id === id);
@@ -125,16 +129,32 @@ export class EscrowServer {
     const holder = this.held.get(rec.id);
     if (holder !== undefined && holder !== link) throw new SwarmpayError('ESCROW_STATE', `offer ${rec.id} is being accepted by another buyer`, { hint: 'try again later' });
     this.held.set(rec.id, link);
+    const quote = await this.freshQuote(rec.offer, nonce);
     await eachCiphertextChunk(
       this.ctx.networkDir,
       rec.id,
       CHUNK_BYTES,
-      (chunks) => link.send(encodeEscrowMessage({ t: 'offer', offer: rec.offer, chunks })),
+      (chunks) => link.send(encodeEscrowMessage({ t: 'offer', offer: rec.offer, chunks, quote })),
       async (i, data) => {
         link.send(encodeEscrowMessage({ t: 'chunk', i, data }));
         await link.drained();
       },
     );
+  }
+
+  /**
+   * For an attested offer, a quote made now over the same PCRs as the offer's, with nonce
+   * H(offer digest || the buyer's nonce): a quote the buyer knows was not made before it
+   * asked. Null for an offer without attestation, or when this seller has no TPM at hand.
+   */
+  private async freshQuote(offer: Offer, nonce: Buffer): Promise<AttestationDoc | null> {
+    if (offer.attestation === undefined) return null;
+    const tpm = this.o.tpm ? await this.o.tpm().catch(() => null) : null;
+    if (tpm === null) {
+      this.o.log(`offer ${offer.id}: attested, but no TPM to quote for this buyer's nonce: sent without a fresh quote`);
+      return null;
+    }
+    return attest(tpm, freshNonce(offerDigest(offer), nonce), Object.keys(offer.attestation.pcrs.values).map(Number));
   }
 
   /**
@@ -202,20 +222,26 @@ export class EscrowServer {
   }
 }
 
-/** The buyer asks for an offer (by id, or the seller's only one) and receives it with its ciphertext. */
-export async function fetchOffer(link: PeerLink, id: string | null): Promise<{ offer: Offer; ciphertext: Buffer; it: AsyncIterator<Buffer> }> {
+/**
+ * The buyer asks for an offer (by id, or the seller's only one) with a fresh random nonce,
+ * and receives it with its ciphertext and the seller's quote for that nonce (null if none
+ * came). `checkOffer` with `fresh: { nonce, quote }` verifies that quote.
+ */
+export async function fetchOffer(link: PeerLink, id: string | null): Promise<{ offer: Offer; ciphertext: Buffer; it: AsyncIterator<Buffer>; nonce: Buffer; quote: unknown }> {
   const it = link.messages()[Symbol.asyncIterator]();
-  link.send(encodeEscrowMessage({ t: 'get', id }));
+  const nonce = randomBytes(BUYER_NONCE_BYTES);
+  link.send(encodeEscrowMessage({ t: 'get', id, nonce }));
   const head = expectEscrow(await next(it), 'offer');
   const offer = parseOffer(head.offer);
   if (id !== null && offer.id !== id) throw new SwarmpayError('PEER_PROTOCOL', `asked for offer ${id}, the seller sent ${offer.id}`);
+  if (head.quote !== null && offer.attestation === undefined) throw new SwarmpayError('PEER_PROTOCOL', `the seller sent a quote with offer ${offer.id}, which is not attested`);
   const parts: Buffer[] = [];
   for (let i = 0; i < head.chunks; i++) {
     const c = expectEscrow(await next(it), 'chunk');
     if (c.i !== i) throw new SwarmpayError('PEER_PROTOCOL', `chunk ${c.i} arrived where ${i} was expected`);
     parts.push(c.data);
   }
-  return { offer, ciphertext: Buffer.concat(parts), it };
+  return { offer, ciphertext: Buffer.concat(parts), it, nonce, quote: head.quote };
 }
 
 /** Hands the acceptance to the seller and waits for it to be taken. */

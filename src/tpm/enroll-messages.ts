@@ -68,7 +68,22 @@ function parseBody(o: Obj): EnrollMessage {
 }
 
 export function parseEnrollMessage(bytes: Uint8Array): EnrollMessage {
+  // An error is read whatever the version it came in: a server of another protocol (an
+  // escrow server that does not serve enrollment) says so in its own protocol's version.
+  const error = errorOfAnyVersion(bytes);
+  if (error !== null) return error;
   return parseVersioned(bytes, 'TPM enrollment', ENROLL_PROTOCOL_VERSION, parseBody);
+}
+
+function errorOfAnyVersion(bytes: Uint8Array): Extract<EnrollMessage, { t: 'error' }> | null {
+  let o: Obj;
+  try {
+    o = asObj(JSON.parse(Buffer.from(bytes).toString('utf8')), 'message');
+  } catch {
+    return null;
+  }
+  if (o.t !== 'error' || typeof o.code !== 'string' || typeof o.message !== 'string') return null;
+  return { t: 'error', code: o.code.slice(0, 64), message: o.message.slice(0, 500) };
 }
 
 export function encodeEnrollMessage(m: EnrollMessage): Buffer {
@@ -102,8 +117,9 @@ export function isEnrollmentMessage(bytes: Uint8Array): boolean {
 export function expectEnroll<T extends EnrollMessage['t']>(m: EnrollMessage, t: T): Extract<EnrollMessage, { t: T }> {
   if (m.t === t) return m as Extract<EnrollMessage, { t: T }>;
   if (m.t === 'error') {
-    // A peer whose swarmpay does not know enrollment answers with its own protocol's error for an unknown message.
-    if (m.code === 'PEER_PROTOCOL' && /unknown message type "enroll/.test(m.message)) {
+    // A peer whose server does not know enrollment answers with its own protocol's error (an
+    // unknown message type, or another version): our requests are well formed, so that is all it can mean.
+    if (m.code === 'PEER_PROTOCOL') {
       throw new SwarmpayError('PEER_PROTOCOL', `the peer does not answer TPM enrollment: ${m.message}`, {
         hint: 'the peer\'s swarmpay is older, or its server does not serve enrollment (a seller answers it in `escrow serve`, with its TPM reachable); nothing was recorded',
         details: { peerCode: m.code },
