@@ -38,7 +38,7 @@ test("the story says each step of the attested offer's enrollment in a line, in 
     /^credential activation: the buyer sealed a secret to that EK and the AK's name; the seller's TPM recovered it, so the AK lives in the certified TPM$/,
     new RegExp(`^buyer recorded AK ${ak}… \\("demo seller"\\) in its trust store$`),
     /^seller offered calibration\.txt .*quoted by its TPM$/,
-    new RegExp(`^buyer verified the offer's quote: signed by the enrolled AK ${ak}… \\("demo seller"\\), nonce the offer's digest, PCRs 0-7 as expected$`),
+    new RegExp(`^buyer verified the seller's quote: signed by the enrolled AK ${ak}… \\("demo seller"\\), over the buyer's own nonce \\(H\\(offer digest \\|\\| nonce\\)\\), PCRs 0-7 as expected$`),
     /^buyer funded the escrow: [0-9a-f]{64}$/,
   ];
   const at = story.map((re) => steps.findIndex((s) => re.test(s)));

@@ -29,6 +29,7 @@ import { newMnemonic } from '../wallet/mnemonic.js';
 import { createWallet, receiveAddress, unlockWallet, walletBalance, type WalletContext } from '../wallet/wallet.js';
 import { createOffer, claimEscrow, takeAcceptance, DEFAULT_CLAIM_MARGIN } from '../escrow/seller.js';
 import { acceptOffer, recoverItem } from '../escrow/buyer.js';
+import { freshNonce, offerDigest } from '../escrow/offer.js';
 import { Payee, DEFAULT_POLICY } from '../channel/payee.js';
 import { PayerSession, openChannel } from '../channel/payer.js';
 import { generateStaticKey, peerStaticKey } from '../peer/keys.js';
@@ -140,14 +141,18 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
 
     // The buyer's golden values: what the seller's device is expected to have booted into.
     const golden = Object.fromEntries([...(await sellerTpm.pcrRead(QUOTE_PCRS))].map(([p, v]) => [String(p), v.toString('hex')]));
+    // As online (`escrow accept --peer`): the buyer's fresh nonce, and the seller's TPM quotes the offer's PCRs
+    // again over H(offer digest || that nonce), so the quote the buyer checks was made for it, not replayed.
+    const buyerNonce = randomBytes(32);
+    const quote = await attest(sellerTpm, freshNonce(offerDigest(offered.offer), buyerNonce), QUOTE_PCRS);
     // The enrolled AK is required (`escrow accept --enrolled --expect-pcrs`): a quote by any other key is refused.
     const accepted = await acceptOffer(buyer, offered.offer, offered.ciphertext, {
-      checks: { requireAttestation: true, requireEnrolled: true, enrolled: listIdentities(dirs.buyer), expectPcrs: golden, maxPrice: DEMO_PRICE },
+      checks: { requireAttestation: true, requireEnrolled: true, enrolled: listIdentities(dirs.buyer), expectPcrs: golden, maxPrice: DEMO_PRICE, fresh: { nonce: buyerNonce, quote } },
       feeRate: FEE_RATE,
     });
     const att = accepted.attestation!;
     if (att.vouchedBy === null) throw new SwarmpayError('INTERNAL', 'the demo accepted an attestation by an AK that is not enrolled');
-    opts.onStep(`buyer verified the offer's quote: signed by the enrolled AK ${att.akName.slice(0, 16)}… ("${att.vouchedBy.label}"), nonce the offer's digest, PCRs 0-7 as expected`);
+    opts.onStep(`buyer verified the seller's quote: signed by the enrolled AK ${att.akName.slice(0, 16)}… ("${att.vouchedBy.label}"), over the buyer's own nonce (H(offer digest || nonce)), PCRs 0-7 as expected`);
     opts.onStep(`buyer funded the escrow: ${accepted.acceptance.funding.txid}`);
     await takeAcceptance(seller, accepted.acceptance);
     await chain.mine(1);
