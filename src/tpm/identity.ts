@@ -7,12 +7,12 @@
  */
 import { X509Certificate, createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { SwarmpayError } from '../errors.js';
-import { ActivateCredential, CreatePrimary, FlushContext, GetCapability, NV_Read, NV_ReadPublic, PolicySecret } from './commands.js';
+import { ActivateCredential, GetCapability, NV_Read, NV_ReadPublic, PolicySecret } from './commands.js';
 import { TPM_ALG, TPM_CAP, TPM_PT, TPM_RH, TPM_SE } from './constants.js';
 import { passwordSession } from './execute.js';
 import { hashName, marshalPublic, type Public } from './marshal.js';
 import { RC, TpmError } from './rc.js';
-import { flushSession, hmacSession, startSession } from './sessions.js';
+import { hmacSession } from './sessions.js';
 import { AK_TEMPLATE, EK_ECC_TEMPLATE, EK_RSA_TEMPLATE } from './templates.js';
 import type { Tpm } from './tpm.js';
 
@@ -126,18 +126,6 @@ export interface TpmIdentity {
   akName: Buffer;
 }
 
-/** Runs `f` with a primary key of the endorsement hierarchy (the EK, the AK) loaded, and flushes it after. */
-async function withPrimary<R>(tpm: Tpm, template: Public, f: (k: { handle: number; outPublic: Public; name: Buffer }) => Promise<R>): Promise<R> {
-  return tpm.use(async () => {
-    const k = await tpm.run(CreatePrimary(TPM_RH.ENDORSEMENT, passwordSession(), template));
-    try {
-      return await f(k);
-    } finally {
-      await tpm.run(FlushContext(k.handle));
-    }
-  });
-}
-
 /**
  * The EK certificate, the EK recreated from its template, and the AK; the certificate must
  * certify that EK, or it is another TPM's (or this TPM's endorsement seed changed since).
@@ -145,7 +133,7 @@ async function withPrimary<R>(tpm: Tpm, template: Public, f: (k: { handle: numbe
 export async function tpmIdentity(tpm: Tpm): Promise<TpmIdentity> {
   return tpm.use(async () => {
     const cert = await readEkCertificate(tpm);
-    const ekPublic = await withPrimary(tpm, ekTemplate(cert.kind), async (ek) => ek.outPublic);
+    const ekPublic = await tpm.withEndorsementKey(ekTemplate(cert.kind), async (ek) => ek.outPublic);
     let certKey: KeyObject;
     try {
       certKey = new X509Certificate(cert.der).publicKey;
@@ -157,7 +145,7 @@ export async function tpmIdentity(tpm: Tpm): Promise<TpmIdentity> {
         hint: 'the certificate is not this TPM\'s (or its endorsement hierarchy was cleared since): it cannot be enrolled',
       });
     }
-    return withPrimary(tpm, AK_TEMPLATE, async (ak) => {
+    return tpm.withEndorsementKey(AK_TEMPLATE, async (ak) => {
       const akPublic = marshalPublic(ak.outPublic);
       // Re-marshalled from our parse: if that lost a byte the TPM would name the key otherwise.
       if (!nameOfBytes(ak.outPublic.nameAlg, akPublic).equals(ak.name)) throw new SwarmpayError('TPM_PROTOCOL', "the TPM's AK name is not the name of its public area");
@@ -175,16 +163,13 @@ export async function tpmIdentity(tpm: Tpm): Promise<TpmIdentity> {
 export async function activateCredential(tpm: Tpm, ekKind: EkKind, credentialBlob: Uint8Array, encryptedSecret: Uint8Array): Promise<Buffer> {
   const run = tpm.run.bind(tpm);
   try {
-    return await withPrimary(tpm, AK_TEMPLATE, (ak) =>
-      withPrimary(tpm, ekTemplate(ekKind), async (ek) => {
-        const s = await startSession(run, TPM_SE.POLICY, { symmetric: null });
-        try {
+    return await tpm.withEndorsementKey(AK_TEMPLATE, (ak) =>
+      tpm.withEndorsementKey(ekTemplate(ekKind), (ek) =>
+        tpm.withSession(TPM_SE.POLICY, null, async (s) => {
           await run(PolicySecret(TPM_RH.ENDORSEMENT, passwordSession(), s.handle));
-          return await run(ActivateCredential(ak, passwordSession(), ek, hmacSession(s), credentialBlob, encryptedSecret));
-        } finally {
-          await flushSession(run, s).catch(() => undefined);
-        }
-      }),
+          return run(ActivateCredential(ak, passwordSession(), ek, hmacSession(s), credentialBlob, encryptedSecret));
+        }),
+      ),
     );
   } catch (e) {
     if (!(e instanceof TpmError)) throw e;

@@ -242,8 +242,8 @@ export class Tpm {
     }
   }
 
-  /** A session (salted by `salt` when given), flushed after `f`. */
-  private withSession<R>(type: number, salt: SaltKey | null, f: (s: AuthSession) => Promise<R>): Promise<R> {
+  /** A session (salted by `salt` when given), flushed after `f`, on the connection `f` runs on. */
+  withSession<R>(type: number, salt: SaltKey | null, f: (s: AuthSession) => Promise<R>): Promise<R> {
     const run = this.run.bind(this);
     return this.use(async () => {
       const s = salt ? await startSaltedSession(run, salt, type) : await startSession(run, type, { symmetric: null });
@@ -405,16 +405,24 @@ export class Tpm {
     }
   }
 
-  /** The attestation key, recreated from its template in the endorsement hierarchy. */
-  private withAk<R>(f: (ak: { handle: number; outPublic: Public; name: Buffer }) => Promise<R>): Promise<R> {
+  /**
+   * Runs `f` with a primary key of the endorsement hierarchy (the AK, the EK) recreated from
+   * its template on the connection `f` runs on, and flushed after.
+   */
+  withEndorsementKey<R>(template: Public, f: (k: { handle: number; outPublic: Public; name: Buffer }) => Promise<R>): Promise<R> {
     return this.use(async () => {
-      const ak = await this.run(CreatePrimary(TPM_RH.ENDORSEMENT, passwordSession(), AK_TEMPLATE));
+      const k = await this.run(CreatePrimary(TPM_RH.ENDORSEMENT, passwordSession(), template));
       try {
-        return await f(ak);
+        return await f(k);
       } finally {
-        await this.run(FlushContext(ak.handle));
+        await this.run(FlushContext(k.handle));
       }
     });
+  }
+
+  /** The attestation key, recreated from its template. */
+  private withAk<R>(f: (ak: { handle: number; outPublic: Public; name: Buffer }) => Promise<R>): Promise<R> {
+    return this.withEndorsementKey(AK_TEMPLATE, f);
   }
 
   async akPublic(): Promise<{ outPublic: Public; name: Buffer }> {
