@@ -197,6 +197,14 @@ const BURST_FACTOR = 10;
 const BURST_MIN_MS = 5;
 const BURST_MAX_MS = 200;
 
+/** Records journals' heads in the secret (copy-on-write: the table is replaced, not edited). */
+function recordHeads(secret: { [k: string]: Json }, heads: [string, JournalHead][]): void {
+  // Written only here, as plain objects of a JournalHead's fields; read back by journalHead().
+  const table: { [name: string]: Json } = { ...(secret.journals as { [name: string]: Json } | undefined) };
+  for (const [name, h] of heads) table[name] = { ...h };
+  secret.journals = table;
+}
+
 /** Per keystore file, the end of this process's queue of updates to it. */
 const updates = new Map<string, Promise<unknown>>();
 
@@ -313,11 +321,7 @@ export class KeystoreSession {
       });
       if (refused.every((e) => e !== undefined)) return refused;
       // What every open journal holds now is durable: recorded here, an older journal is refused from now on.
-      if (this.journals.size > 0) {
-        const heads: { [name: string]: Json } = { ...(secret.journals as { [name: string]: Json } | undefined) };
-        for (const [name, j] of this.journals) heads[name] = { ...j.head };
-        secret.journals = heads;
-      }
+      if (this.journals.size > 0) recordHeads(secret, [...this.journals].map(([name, j]) => [name, j.head]));
       const t0 = performance.now();
       const written = await write(this.file, this.header, this.dataKey, secret, this.tpm, batch.checkpoint);
       this.header = written.header;
@@ -390,7 +394,7 @@ export class KeystoreSession {
   async recoverJournal(file: string, name: string, keyName: string, choose: (found: Salvaged[]) => Json[], keepAs: string): Promise<Salvaged[]> {
     const { found, head } = Journal.recover(file, name, this.subkey(keyName), this.journalHead(name)?.gen ?? 0, choose, keepAs);
     await this.update((s) => {
-      s.journals = { ...(s.journals as { [name: string]: Json } | undefined), [name]: { ...head } };
+      recordHeads(s, [[name, head]]);
     }, { checkpoint: true });
     return found;
   }
