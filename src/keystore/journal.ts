@@ -90,8 +90,7 @@ function parseHeader(buf: Buffer, off: number, key: Uint8Array, name: string): F
   if (buf.length < off + HEADER || !buf.subarray(off, off + 4).equals(MAGIC)) return null;
   const header = buf.subarray(off, off + HEADER);
   if (!timingSafeEqual(headerMac(key, name, header.subarray(0, 8 + SALT)), header.subarray(8 + SALT))) return null;
-  const salt = Buffer.from(header.subarray(8, 8 + SALT));
-  return { gen: header.readUInt32BE(4), salt, key: recordKey(key, name, salt), header: Buffer.from(header) };
+  return rawHeader(buf, off, key, name);
 }
 
 /** The header at `off` taken as it is, its HMAC unchecked: salvage tries its salt, and the records' tags tell whether it is right. */
