@@ -15,8 +15,8 @@ import {
   StateHasher,
   verifyState,
   type ChannelTerms,
-  type Outpoint,
 } from '../src/bitcoin/channel.js';
+import type { Outpoint } from '../src/bitcoin/outpoint.js';
 import { addressToScript } from '../src/bitcoin/address.js';
 import { dustThreshold, MAX_PAYOUT_SCRIPT_BYTES, payoutType, type PayoutType } from '../src/bitcoin/policy.js';
 import { faucetPay } from '../src/wallet/faucet.js';

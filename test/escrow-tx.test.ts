@@ -22,7 +22,7 @@ import {
   type HtlcTemplate,
   type HtlcTerms,
 } from '../src/bitcoin/htlc.js';
-import type { Outpoint } from '../src/chain/backend.js';
+import type { Outpoint } from '../src/bitcoin/outpoint.js';
 import { faucetPay } from '../src/wallet/faucet.js';
 import { expectCode, thrown } from './helpers/expect.js';
 import { startTestNode, type TestNode } from './helpers/node.js';

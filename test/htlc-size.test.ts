@@ -14,7 +14,7 @@ import path from 'node:path';
 import { payments, script as bscript, Transaction } from 'bitcoinjs-lib';
 import * as ecc from 'tiny-secp256k1';
 import { claimTx, htlcOutput, htlcScript, parseHtlcScript, readSpend, sha256, type HtlcScriptTerms, type HtlcTemplate, type HtlcTerms } from '../src/bitcoin/htlc.js';
-import type { Outpoint } from '../src/chain/backend.js';
+import type { Outpoint } from '../src/bitcoin/outpoint.js';
 import { recoverItem, refundEscrow } from '../src/escrow/buyer.js';
 import { htlcOf, htlcSpend } from '../src/escrow/contract.js';
 import { draftOffer, signOffer } from '../src/escrow/offer.js';

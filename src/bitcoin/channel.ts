@@ -7,13 +7,12 @@
 import { hash } from 'node:crypto';
 import { opcodes, script as bscript, Transaction } from 'bitcoinjs-lib';
 import * as ecc from 'tiny-secp256k1';
-import type { Outpoint } from '../chain/backend.js';
+import type { Outpoint } from './outpoint.js';
 import { MAX_MONEY } from './amount.js';
 import type { NetworkName } from './network.js';
 import { dustThreshold, outputVbytes } from './policy.js';
 import { LOCKTIME_SEQUENCE, MAX_SIG_BYTES, TX_VERSION, checkFundingOutput, checkPayoutScript, isHeight, outpointBytes, p2wshOutput, refuse, scriptInt, singleSpend, spendVbytes, sweep, witnessSig } from './p2wsh-spend.js';
 
-export type { Outpoint };
 
 export interface ChannelTerms {
   /** 33-byte compressed public keys. */

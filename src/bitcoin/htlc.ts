@@ -8,7 +8,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { opcodes, script as bscript } from 'bitcoinjs-lib';
 import * as ecc from 'tiny-secp256k1';
-import type { Outpoint } from '../chain/backend.js';
+import type { Outpoint } from './outpoint.js';
 import { MAX_MONEY } from './amount.js';
 import type { NetworkName } from './network.js';
 import { LOCKTIME_SEQUENCE, checkFundingOutput, isHeight, p2wshOutput, refuse, scriptInt, sweep } from './p2wsh-spend.js';

@@ -7,7 +7,7 @@
 import { opcodes, payments, script as bscript, Transaction } from 'bitcoinjs-lib';
 import * as ecc from 'tiny-secp256k1';
 import { SwarmpayError } from '../errors.js';
-import type { Outpoint } from '../chain/backend.js';
+import type { Outpoint } from './outpoint.js';
 import { bitcoinjsNetwork, type NetworkName } from './network.js';
 import { checkAbsoluteFee, checkFeeRate, dustThreshold, outputVbytes, payoutType } from './policy.js';
 

@@ -3,11 +3,7 @@
  * nothing behind it decides on its own that a transaction is valid.
  */
 import type { NetworkName } from '../bitcoin/network.js';
-
-export interface Outpoint {
-  txid: string;
-  vout: number;
-}
+import type { Outpoint } from '../bitcoin/outpoint.js';
 
 export interface Utxo extends Outpoint {
   value: bigint;

@@ -8,7 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SwarmpayError } from '../errors.js';
 import { addressToScript } from '../bitcoin/address.js';
 import type { NetworkName } from '../bitcoin/network.js';
-import type { ChainBackend, Outpoint, Spend, TxInfo, Utxo, WaitOptions } from './backend.js';
+import type { Outpoint } from '../bitcoin/outpoint.js';
+import type { ChainBackend, Spend, TxInfo, Utxo, WaitOptions } from './backend.js';
 import { RpcClient, RpcError } from './rpc-client.js';
 
 export type Dialect = 'btcd' | 'core';

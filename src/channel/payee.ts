@@ -9,7 +9,8 @@
  */
 import { SwarmpayError } from '../errors.js';
 import { dustThreshold, payoutType } from '../bitcoin/policy.js';
-import { StateHasher, channelOutput, checkFunding, closablePayment, closeTx, closeVbytes, signState, verifyState, type ChannelTerms, type Outpoint } from '../bitcoin/channel.js';
+import { StateHasher, channelOutput, checkFunding, closablePayment, closeTx, closeVbytes, signState, verifyState, type ChannelTerms } from '../bitcoin/channel.js';
+import type { Outpoint } from '../bitcoin/outpoint.js';
 import { broadcastOnce } from '../chain/broadcast.js';
 import type { Journal } from '../keystore/journal.js';
 import type { PeerLink } from '../peer/link.js';

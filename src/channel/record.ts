@@ -11,7 +11,8 @@
  * Only the payer has `opening`: the payee stores a channel once it is funded
  * (src/channel/ticket.ts), so an open nobody funds costs it nothing.
  */
-import type { ChannelTerms, Outpoint } from '../bitcoin/channel.js';
+import type { ChannelTerms } from '../bitcoin/channel.js';
+import type { Outpoint } from '../bitcoin/outpoint.js';
 import type { PeerAddress } from '../peer/connect.js';
 
 export type { PeerAddress };

@@ -2,7 +2,8 @@
 import { SwarmpayError } from '../errors.js';
 import type { NetworkName } from '../bitcoin/network.js';
 import { htlcOutput, readSpend, type HtlcTerms } from '../bitcoin/htlc.js';
-import type { ChainBackend, Outpoint } from '../chain/backend.js';
+import type { ChainBackend } from '../chain/backend.js';
+import type { Outpoint } from '../bitcoin/outpoint.js';
 import { htlcTerms, type EscrowRecord } from './store.js';
 
 export interface Htlc {

@@ -11,7 +11,7 @@ import type { Json } from '../util/canonical-json.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import type { KeystoreSession } from '../keystore/keystore.js';
 import type { HtlcTemplate, HtlcTerms } from '../bitcoin/htlc.js';
-import type { Outpoint } from '../chain/backend.js';
+import type { Outpoint } from '../bitcoin/outpoint.js';
 import type { Offer } from './offer.js';
 
 export type EscrowRole = 'seller' | 'buyer';
