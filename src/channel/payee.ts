@@ -22,7 +22,7 @@ import { faultPointAfterWrites } from '../util/fault.js';
 import { MAX_UNCOVERED, encodeMessage, parseMessage, type Message } from './messages.js';
 import { isPaymentsFrame, readPayments, type PaymentsSink } from './payments-codec.js';
 import { ShapeError } from '../util/shape.js';
-import { MAX_CLOSE_FEE_FACTOR, closeFeeRate, nextBumpRate } from './fees.js';
+import { settleFeeRate, nextBumpRate } from '../chain/fees.js';
 import { advance, blocksLeft, lookAtChain, notOpen, refusal, type FundingView } from './lifecycle.js';
 import { openTicket, sealTicket } from './ticket.js';
 import { bumpSpend } from './bump.js';
@@ -64,6 +64,13 @@ const PAYOUT_ADDRESS_MS = 10_000;
  * rewritten as each channel's newest state and its batch ids (a few hundred bytes a
  * channel): at full speed it would otherwise grow by about half a gigabyte an hour.
  */
+/**
+ * The most a payee takes as a close fee, as a multiple of what its node asks: the two
+ * sides' nodes estimate apart, but a close fee comes out of the payee's share, so a payer
+ * must not be able to make the payee's first payments go to miners.
+ */
+const MAX_CLOSE_FEE_FACTOR = 3n;
+
 export const JOURNAL_COMPACT_BYTES = 64 * 1024 * 1024;
 
 /**
@@ -270,7 +277,7 @@ export class Payee {
     const vbytes = closeVbytes({ payeeScript, payerScript });
     // The close fee comes out of the payee's share: at least what its node asks, and not
     // so much more that the payer could make the payee's first payments all fee.
-    const rate = await closeFeeRate(this.ctx.chain, p.minCloseFeeRate);
+    const rate = await settleFeeRate(this.ctx.chain, p.minCloseFeeRate);
     const most = rate * MAX_CLOSE_FEE_FACTOR;
     if (m.closeFee < vbytes * rate || m.closeFee > vbytes * most) {
       throw refuse(`close fee ${m.closeFee} sats is outside ${vbytes * rate}-${vbytes * most} for a ${vbytes} vB close (this payee's node asks ${rate} sat/vB, and takes up to ${MAX_CLOSE_FEE_FACTOR} times that)`, 'the payer\'s node estimates fees far from this payee\'s: check both nodes');

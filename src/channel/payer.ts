@@ -19,7 +19,7 @@ import { receiveAddressOf, sessionAccount, type WalletContext } from '../wallet/
 import { CHANNEL_CHAIN, contractKey } from '../wallet/hd.js';
 import { MAX_UNCOVERED, encodeMessage, expectType, parseMessage, type Message } from './messages.js';
 import { PaymentsWriter } from './payments-codec.js';
-import { MIN_CLOSE_FEE_RATE, closeFeeRate } from './fees.js';
+import { MIN_SETTLE_FEE_RATE, settleFeeRate } from '../chain/fees.js';
 import { advance, lookAtChain, notOpen, refusal } from './lifecycle.js';
 import { PayerJournal, type PayerLedger } from './payer-ledger.js';
 import { getChannel, newChannelId, nextKeyIndex, outpointOf, saveChannels, spendOf, stateless, termsOf, updateChannel, type ChannelRecord, type Opening, type PayerRecord, type PaymentState } from './store.js';
@@ -72,7 +72,7 @@ export async function openChannels(ctx: WalletContext, specs: OpenSpec[], feeRat
   const tip = await ctx.chain.tipHeight();
   // The close is agreed at the node's estimate (never below the floor), for the payee's
   // P2WPKH; the payee re-checks it against its own node.
-  const closeFee = (await closeFeeRate(ctx.chain, MIN_CLOSE_FEE_RATE)) * closeVbytes({ payeeScript: payerScript, payerScript });
+  const closeFee = (await settleFeeRate(ctx.chain, MIN_SETTLE_FEE_RATE)) * closeVbytes({ payeeScript: payerScript, payerScript });
   const first = nextKeyIndex(ctx.session);
   const agreed = await Promise.all(specs.map((spec, i) => agree(ctx, spec, first + i, payerScript, tip + spec.expiryBlocks, closeFee)));
 

@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { SwarmpayError } from '../errors.js';
-import { nextBumpRate } from '../channel/fees.js';
+import { nextBumpRate } from '../chain/fees.js';
 import type { PeerLink } from '../peer/link.js';
 import { nextFrame } from '../peer/json-messages.js';
 import type { WalletContext } from '../wallet/wallet.js';

@@ -17,7 +17,7 @@ import type { NetworkName } from '../bitcoin/network.js';
 import { checkFeeRate } from '../bitcoin/policy.js';
 import { broadcastOnce } from '../chain/broadcast.js';
 import type { ChainBackend, TxInfo, WaitOptions } from '../chain/backend.js';
-import { CLOSE_TARGET_BLOCKS, MIN_CLOSE_FEE_RATE } from '../channel/fees.js';
+import { SETTLE_TARGET_BLOCKS, MIN_SETTLE_FEE_RATE } from '../chain/fees.js';
 import type { AttestationDoc } from '../tpm/attestation.js';
 import { ShapeError, asObj, hex, int, obj } from '../util/shape.js';
 import { planCpfp, signCpfp } from '../wallet/cpfp.js';
@@ -143,9 +143,9 @@ export function claimConfirmations(rec: EscrowRecord): number {
 }
 
 /** A claim is made to confirm within about an hour, as a channel's close is: `escrow serve` bumps one that waits longer. */
-export const CLAIM_TARGET_BLOCKS = CLOSE_TARGET_BLOCKS;
+export const CLAIM_TARGET_BLOCKS = SETTLE_TARGET_BLOCKS;
 /** The least claim fee rate (sat/vB), whatever the node estimates: a close's floor, twice the relay minimum. */
-export const MIN_CLAIM_FEE_RATE = MIN_CLOSE_FEE_RATE;
+export const MIN_CLAIM_FEE_RATE = MIN_SETTLE_FEE_RATE;
 
 /**
  * The claim's fee rate when none is given: the node's estimate for CLAIM_TARGET_BLOCKS,
