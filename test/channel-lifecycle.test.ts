@@ -30,7 +30,7 @@ import { connectTcp, listenTcp } from '../src/peer/transports.js';
 import type { PeerLink } from '../src/peer/link.js';
 import type { Connector } from '../src/peer/connect.js';
 import type { ChainBackend } from '../src/chain/backend.js';
-import type { WalletContext } from '../src/wallet/wallet.js';
+import { contractContext, type ContractContext } from '../src/wallet/contract-wallet.js';
 import { SwarmpayError } from '../src/errors.js';
 import net from 'node:net';
 import { handshake } from '../src/peer/link.js';
@@ -40,7 +40,7 @@ describe('the channel lifecycle on a real btcd', () => {
   let tmp: ReturnType<typeof tempDir>;
   let payer: TestWallet;
   let payeeWallet: TestWallet;
-  let pc: WalletContext;
+  let pc: ContractContext;
   let payee: Payee;
   let server: { port: number; close(): Promise<void> };
   const logs: string[] = [];
@@ -59,7 +59,7 @@ describe('the channel lifecycle on a real btcd', () => {
     }
   };
   const session = (id: string) => sessions.start(id);
-  const payeeCtx = (policy: PayeePolicy = DEFAULT_POLICY, chain: ChainBackend = node.chain) => ({ session: payeeWallet.session, seed: payeeWallet.seed, network: 'regtest' as const, networkDir: payeeWallet.networkDir, chain, policy, log: (m: string) => logs.push(m) });
+  const payeeCtx = (policy: PayeePolicy = DEFAULT_POLICY, chain: ChainBackend = node.chain) => ({ ...contractContext(payeeWallet.session, payeeWallet.seed, chain, payeeWallet.networkDir), policy, log: (m: string) => logs.push(m) });
   /** Mines until the tip is `h`. */
   const mineTo = async (h: number) => {
     const tip = await node.chain.tipHeight();
@@ -93,7 +93,7 @@ describe('the channel lifecycle on a real btcd', () => {
     payeeWallet = await testWallet(path.join(tmp.dir, 'payee'));
     await fund(node.chain, payer, 50_000_000n);
     await fund(node.chain, payeeWallet, 1_000_000n);
-    pc = { session: payer.session, seed: payer.seed, network: 'regtest', networkDir: payer.networkDir, chain: node.chain };
+    pc = contractContext(payer.session, payer.seed, node.chain, payer.networkDir);
     sessions = new Sessions(pc, () => link());
     payee = new Payee(payeeCtx());
     server = await listenTcp('127.0.0.1', 0, payeeKey(), (l) => void payee.serve(l));
@@ -257,7 +257,7 @@ describe('the channel lifecycle on a real btcd', () => {
      */
     const lossyPayee = async (name: string) => {
       const w = await testWallet(path.join(tmp.dir, name));
-      const ctx = (chain: ChainBackend) => ({ session: w.session, seed: w.seed, network: 'regtest' as const, networkDir: w.networkDir, chain, policy: DEFAULT_POLICY, log: (m: string) => logs.push(m) });
+      const ctx = (chain: ChainBackend) => ({ ...contractContext(w.session, w.seed, chain, w.networkDir), policy: DEFAULT_POLICY, log: (m: string) => logs.push(m) });
       const lost: string[] = [];
       const lossy: ChainBackend = Object.assign(Object.create(node.chain) as ChainBackend, {
         broadcast: async (hex: string) => (lost.push(hex), Transaction.fromHex(hex).getId()),
@@ -290,7 +290,7 @@ describe('the channel lifecycle on a real btcd', () => {
       await (await session(rec.id)).pay([{ sats: 50_000n, pid: null }]);
       expect(BigInt(rec.terms.closeFee)).toBe(2n * closeVbytes(termsOf(rec))); // the floor: btcd on regtest has no estimate
       const closeTxid = await payee.closeChannel(rec.id);
-      const wallet = { session: payeeWallet.session, seed: payeeWallet.seed, network: 'regtest' as const, networkDir: payeeWallet.networkDir, chain: node.chain };
+      const wallet = contractContext(payeeWallet.session, payeeWallet.seed, node.chain, payeeWallet.networkDir);
       const bump = await bumpChannel(wallet, rec.id, 20n);
       const [close, child] = await Promise.all([node.chain.getTransaction(closeTxid), node.chain.getTransaction(bump.txid)]);
       expect(close!.confirmations).toBe(0);
@@ -464,7 +464,7 @@ describe('the channel lifecycle on a real btcd', () => {
       const counting: ChainBackend = Object.assign(Object.create(node.chain) as ChainBackend, {
         used: (addresses: string[]) => (lookups++, node.chain.used(addresses)),
       });
-      const p = new Payee({ session: w.session, seed: w.seed, network: 'regtest' as const, networkDir: w.networkDir, chain: counting, policy: DEFAULT_POLICY, log: (m: string) => logs.push(m) });
+      const p = new Payee({ ...contractContext(w.session, w.seed, counting, w.networkDir), policy: DEFAULT_POLICY, log: (m: string) => logs.push(m) });
       const srv = await listenTcp('127.0.0.1', 0, peerStaticKey(w.seed), (l) => void p.serve(l));
       try {
         const expiry = (await node.chain.tipHeight()) + 200;

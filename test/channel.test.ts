@@ -13,7 +13,7 @@ import { testWallet, fund, type TestWallet } from './helpers/wallets.js';
 import { failure } from './helpers/expect.js';
 import { Payee, DEFAULT_POLICY, type PayeeContext } from '../src/channel/payee.js';
 import { openChannel, refundChannel } from '../src/channel/payer.js';
-import type { WalletContext } from '../src/wallet/wallet.js';
+import { contractContext, type ContractContext } from '../src/wallet/contract-wallet.js';
 import { peerStaticKey } from '../src/peer/keys.js';
 import { MAX_UNCOVERED, encodeMessage, parseMessage, type Message } from '../src/channel/messages.js';
 import { isPaymentsFrame } from '../src/channel/payments-codec.js';
@@ -36,7 +36,7 @@ describe('payment channels on a real btcd', () => {
   let payee: TestWallet;
   let server: { port: number; close(): Promise<void> };
   let service: Payee;
-  let pc: WalletContext;
+  let pc: ContractContext;
   const logs: string[] = [];
 
   const link = () => connectTcp('127.0.0.1', server.port, peerStaticKey(payer.seed), { peerKey: peerStaticKey(payee.seed).publicKey });
@@ -54,7 +54,7 @@ describe('payment channels on a real btcd', () => {
   const ownPayee = async (name: string, prepare: (w: TestWallet) => void, extra: Partial<PayeeContext> = {}) => {
     const w = await testWallet(path.join(tmp.dir, name));
     prepare(w);
-    const p = new Payee({ session: w.session, seed: w.seed, network: 'regtest', networkDir: w.networkDir, chain: node.chain, policy: DEFAULT_POLICY, log: (m) => logs.push(m), ...extra });
+    const p = new Payee({ ...contractContext(w.session, w.seed, node.chain, w.networkDir), policy: DEFAULT_POLICY, log: (m) => logs.push(m), ...extra });
     const srv = await listenTcp('127.0.0.1', 0, peerStaticKey(w.seed), (l) => void p.serve(l));
     const connect = () => connectTcp('127.0.0.1', srv.port, peerStaticKey(payer.seed), { peerKey: peerStaticKey(w.seed).publicKey });
     const pays = async () => {
@@ -79,9 +79,9 @@ describe('payment channels on a real btcd', () => {
     payer = await testWallet(path.join(tmp.dir, 'payer'));
     payee = await testWallet(path.join(tmp.dir, 'payee'));
     await fund(node.chain, payer, 50_000_000n);
-    service = new Payee({ session: payee.session, seed: payee.seed, network: 'regtest', networkDir: payee.networkDir, chain: node.chain, policy: DEFAULT_POLICY, log: (m) => logs.push(m) });
+    service = new Payee({ ...contractContext(payee.session, payee.seed, node.chain, payee.networkDir), policy: DEFAULT_POLICY, log: (m) => logs.push(m) });
     server = await listenTcp('127.0.0.1', 0, peerStaticKey(payee.seed), (l) => void service.serve(l));
-    pc = { session: payer.session, seed: payer.seed, network: 'regtest', networkDir: payer.networkDir, chain: node.chain };
+    pc = contractContext(payer.session, payer.seed, node.chain, payer.networkDir);
     sessions = new Sessions(pc, () => link());
   });
   afterAll(async () => {
@@ -361,7 +361,7 @@ describe('payment channels on a real btcd', () => {
   test('a damaged payment journal: the payee refuses to start, recover keeps the newest state a signature proves, and the close pays it; an older copy of the journal is refused', async () => {
     const own = await ownPayee('damaged', () => undefined);
     const journal = path.join(own.wallet.networkDir, 'channels', 'channel-payments.journal');
-    const restart = () => new Payee({ session: own.wallet.session, seed: own.wallet.seed, network: 'regtest', networkDir: own.wallet.networkDir, chain: node.chain, policy: DEFAULT_POLICY, log: (m) => logs.push(m) });
+    const restart = () => new Payee({ ...contractContext(own.wallet.session, own.wallet.seed, node.chain, own.wallet.networkDir), policy: DEFAULT_POLICY, log: (m) => logs.push(m) });
     try {
       const s = await own.pays();
       await s.pay([{ sats: 500n, pid: 'first' }]);

@@ -34,7 +34,8 @@ import { estimateVbytes } from '../src/wallet/coin-select.js';
 import { faucetPay } from '../src/wallet/faucet.js';
 import { ESCROW_CHAIN, contractKey } from '../src/wallet/hd.js';
 import { ownedUtxos, planSend, signSend } from '../src/wallet/send.js';
-import { receiveAddress, walletAccount, walletBalance, type WalletContext } from '../src/wallet/wallet.js';
+import { receiveAddress, walletAccount, walletBalance } from '../src/wallet/wallet.js';
+import { contractContext, type ContractContext } from '../src/wallet/contract-wallet.js';
 import { swarmpay } from './helpers/cli.js';
 import { expectCode, failure } from './helpers/expect.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
@@ -57,13 +58,13 @@ describe('sold means confirmed; claims that confirm (real btcd)', () => {
   let sellerW: TestWallet;
   let buyer: TestWallet;
   let buyer2: TestWallet;
-  let sctx: WalletContext;
-  let bctx: WalletContext;
-  let b2ctx: WalletContext;
+  let sctx: ContractContext;
+  let bctx: ContractContext;
+  let b2ctx: ContractContext;
   const logs: string[] = [];
   const log = (m: string) => logs.push(m);
 
-  const ctxOf = (w: TestWallet, chain: ChainBackend = node.chain): WalletContext => ({ session: w.session, seed: w.seed, network: 'regtest', networkDir: w.networkDir, chain });
+  const ctxOf = (w: TestWallet, chain: ChainBackend = node.chain): ContractContext => (contractContext(w.session, w.seed, chain, w.networkDir));
   const item = (label: string, size = 3000) => Buffer.concat([Buffer.from(`${label}\n`), randomBytes(size)]);
   const offerOptions = (o: Partial<OfferOptions> = {}): OfferOptions => ({
     name: 'photo.raw', item: item('photo'), price: PRICE, timeout: { min: 20, max: 100 }, confirmations: 1, expiresIn: 3600, ...o,

@@ -26,7 +26,8 @@ import type { Tpm } from '../src/tpm/tpm.js';
 import { faucetPay } from '../src/wallet/faucet.js';
 import { ESCROW_CHAIN, contractKey } from '../src/wallet/hd.js';
 import { planSend, signSend } from '../src/wallet/send.js';
-import { receiveAddress, walletAccount, walletBalance, type WalletContext } from '../src/wallet/wallet.js';
+import { receiveAddress, walletAccount, walletBalance } from '../src/wallet/wallet.js';
+import { contractContext, type ContractContext } from '../src/wallet/contract-wallet.js';
 import { snapshot } from './helpers/cli.js';
 import { expectCode, failure } from './helpers/expect.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
@@ -49,8 +50,8 @@ describe('escrow between two wallets on a real btcd', () => {
   let tmp: ReturnType<typeof tempDir>;
   let seller: TestWallet;
   let buyer: TestWallet;
-  let sctx: WalletContext;
-  let bctx: WalletContext;
+  let sctx: ContractContext;
+  let bctx: ContractContext;
 
   beforeAll(async () => {
     node = await startTestNode();
@@ -60,8 +61,8 @@ describe('escrow between two wallets on a real btcd', () => {
     // Several coins, so that the buyer can fund an escrow while the change of the last one is unconfirmed.
     for (let i = 0; i < 8; i++) await faucetPay(node.chain, (await receiveAddress(node.chain, buyer.networkDir, 'regtest')).address, 20_000_000n);
     await node.chain.mine(1);
-    sctx = { session: seller.session, seed: seller.seed, network: 'regtest', networkDir: seller.networkDir, chain: node.chain };
-    bctx = { session: buyer.session, seed: buyer.seed, network: 'regtest', networkDir: buyer.networkDir, chain: node.chain };
+    sctx = contractContext(seller.session, seller.seed, node.chain, seller.networkDir);
+    bctx = contractContext(buyer.session, buyer.seed, node.chain, buyer.networkDir);
   });
   afterAll(async () => {
     await node?.stop();

@@ -22,7 +22,7 @@ import { claimEscrow } from '../src/escrow/seller.js';
 import { getEscrow, htlcTerms, nextEscrowKey, saveEscrow, writeEscrowFile, type Acceptance, type EscrowRecord } from '../src/escrow/store.js';
 import { faucetPay } from '../src/wallet/faucet.js';
 import { ESCROW_CHAIN, contractKey } from '../src/wallet/hd.js';
-import type { WalletContext } from '../src/wallet/wallet.js';
+import { contractContext, type ContractContext } from '../src/wallet/contract-wallet.js';
 import { expectCode, thrown } from './helpers/expect.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
 import { tempDir } from './helpers/tmp.js';
@@ -247,8 +247,8 @@ describe('escrow records of both templates on a real btcd', () => {
   let tmp: ReturnType<typeof tempDir>;
   let seller: TestWallet;
   let buyer: TestWallet;
-  let sctx: WalletContext;
-  let bctx: WalletContext;
+  let sctx: ContractContext;
+  let bctx: ContractContext;
   const CLAIM = { feeRate: FEE_RATE, margin: 6, force: false };
 
   beforeAll(async () => {
@@ -256,8 +256,8 @@ describe('escrow records of both templates on a real btcd', () => {
     tmp = tempDir('swarmpay-htlc-size-');
     seller = await testWallet(path.join(tmp.dir, 'seller'));
     buyer = await testWallet(path.join(tmp.dir, 'buyer'));
-    sctx = { session: seller.session, seed: seller.seed, network: 'regtest', networkDir: seller.networkDir, chain: node.chain };
-    bctx = { session: buyer.session, seed: buyer.seed, network: 'regtest', networkDir: buyer.networkDir, chain: node.chain };
+    sctx = contractContext(seller.session, seller.seed, node.chain, seller.networkDir);
+    bctx = contractContext(buyer.session, buyer.seed, node.chain, buyer.networkDir);
   });
   afterAll(async () => {
     await node?.stop();

@@ -33,6 +33,7 @@ import { MAX_UNCOVERED, encodeMessage, parseMessage, type Message } from '../src
 import { getChannel, outpointOf, readPaymentState, termsOf } from '../src/channel/store.js';
 import { dustThreshold } from '../src/bitcoin/policy.js';
 import { CHANNEL_CHAIN, contractKey } from '../src/wallet/hd.js';
+import { contractContext } from '../src/wallet/contract-wallet.js';
 
 const RUNS = Number(process.env.SWARMPAY_FUZZ_RUNS ?? 25);
 const SEED = Number(process.env.SWARMPAY_FUZZ_SEED ?? 20260214);
@@ -454,7 +455,7 @@ describe('the payee under a stateful fuzz, every acknowledgement checked indepen
     // A small journal limit, so that the fuzz goes through rewrites of the journal too; a
     // long wait for signed states, so that a slow run is never cut short by the timer.
     payee = new Payee({
-      session: payeeW.session, seed: payeeW.seed, network: 'regtest', networkDir: payeeW.networkDir, chain: node.chain, policy: DEFAULT_POLICY,
+      ...contractContext(payeeW.session, payeeW.seed, node.chain, payeeW.networkDir), policy: DEFAULT_POLICY,
       log: (m) => logs.push(m), compactJournalAt: 16 * 1024, unsignedTimeoutMs: 120_000,
     });
     server = await listenTcp('127.0.0.1', 0, peerStaticKey(payeeW.seed), (l) => void payee.serve(l));
@@ -463,7 +464,7 @@ describe('the payee under a stateful fuzz, every acknowledgement checked indepen
 
   /** Opens `n` channels to the payee in one funding, confirmed; checks the funding output against the close hashed here. */
   async function openChans(n: number): Promise<Chan[]> {
-    const pc = { session: payerW.session, seed: payerW.seed, network: 'regtest' as const, networkDir: payerW.networkDir, chain: node.chain };
+    const pc = contractContext(payerW.session, payerW.seed, node.chain, payerW.networkDir);
     const links = await Promise.all(Array.from({ length: n }, () => connectRaw()));
     const peer = { kind: 'tcp' as const, host: '127.0.0.1', port: server.port };
     const opened = await openChannels(pc, links.map((link) => ({ link, peer, capacity: BigInt(CAPACITY), expiryBlocks: 1000 })), 2n).finally(() => Promise.all(links.map((l) => l.close())));

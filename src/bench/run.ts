@@ -27,7 +27,8 @@ import { connectTcp } from '../peer/transports.js';
 import type { PeerLink } from '../peer/link.js';
 import { FAUCET_ADDRESS, faucetPay } from '../wallet/faucet.js';
 import { newMnemonic } from '../wallet/mnemonic.js';
-import { createWallet, receiveAddress, unlockWallet, type WalletContext } from '../wallet/wallet.js';
+import { createWallet, receiveAddress } from '../wallet/wallet.js';
+import { openContracts } from '../wallet/contract-wallet.js';
 
 const BIN = fileURLToPath(new URL('../../bin/swarmpay', import.meta.url));
 const SINK = fileURLToPath(new URL('./link-sink.js', import.meta.url));
@@ -142,8 +143,7 @@ async function main(): Promise<void> {
     for (const d of Object.values(dirs)) createWallet(path.join(d, 'regtest'), 'regtest', PASS, newMnemonic(), { N: SCRYPT_N_MIN, r: 8, p: 1 });
     const passFile = path.join(work, 'pass');
     writeFileSync(passFile, PASS);
-    const payer = await unlockWallet(path.join(dirs.payer, 'regtest'), 'regtest', passphraseUnlocker(PASS), { checkpoint: false });
-    const pc: WalletContext = { session: payer.session, seed: payer.seed, network: 'regtest', networkDir: path.join(dirs.payer, 'regtest'), chain };
+    const pc = await openContracts(path.join(dirs.payer, 'regtest'), 'regtest', passphraseUnlocker(PASS), chain);
     // A coin per batch of opens: each open spends confirmed coins only.
     for (let i = 0; i < 10; i++) await faucetPay(chain, (await receiveAddress(chain, pc.networkDir, 'regtest')).address, 40_000_000n + BigInt(i));
     await chain.mine(1);
@@ -153,7 +153,7 @@ async function main(): Promise<void> {
     children.push(payee.child);
     const port = Number(payee.ready.listening.split(':').pop());
     const peer = { kind: 'tcp' as const, host: '127.0.0.1', port };
-    const connect = () => connectTcp('127.0.0.1', port, peerStaticKey(payer.seed), { peerKey: parsePeerKey(payee.ready.peerKey) });
+    const connect = () => connectTcp('127.0.0.1', port, pc.wallet.peerKey, { peerKey: parsePeerKey(payee.ready.peerKey) });
     /** Opens `n` channels of `capacity`, OPEN_BATCH to a funding transaction, and confirms them. */
     const openMany = async (n: number, capacity: bigint): Promise<OpenResult[]> => {
       const out: OpenResult[] = [];

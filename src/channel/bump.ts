@@ -8,11 +8,10 @@
 import { SwarmpayError } from '../errors.js';
 import { spendFee } from '../bitcoin/channel.js';
 import { broadcastOnce } from '../chain/broadcast.js';
-import { planCpfp, signCpfp } from '../wallet/cpfp.js';
-import { sessionAccount, type WalletContext } from '../wallet/wallet.js';
+import type { ContractContext } from '../wallet/contract-wallet.js';
 import { spendOf, termsOf, updateChannel, type Bump, type ChannelRecord } from './store.js';
 
-export async function bumpSpend(ctx: WalletContext, rec: ChannelRecord, feeRate: bigint, opts: { parentOnly?: boolean } = {}): Promise<Bump> {
+export async function bumpSpend(ctx: ContractContext, rec: ChannelRecord, feeRate: bigint, opts: { parentOnly?: boolean } = {}): Promise<Bump> {
   const pending = spendOf(rec);
   if (pending === null || rec.status === 'closed' || rec.status === 'refunded') {
     throw new SwarmpayError('CHANNEL_STATE', `channel ${rec.id} is ${rec.status}: it has no close or refund waiting to confirm`, { hint: 'a bump raises the fee of a close or refund that is out but not yet confirmed' });
@@ -28,8 +27,7 @@ export async function bumpSpend(ctx: WalletContext, rec: ChannelRecord, feeRate:
   // An earlier bump still in the mempool is replaced (and so must be outbid); one that left it is not.
   const earlier = last === undefined ? null : await ctx.chain.getTransaction(last.txid);
   const replacing = earlier === null ? undefined : { hex: earlier.hex };
-  const plan = await planCpfp(ctx.chain, sessionAccount(ctx.session, ctx.network), ctx.network, { txid: parent.txid, hex: parent.hex, fee: spendFee(termsOf(rec), parent.outputs) }, feeRate, { replacing, ...opts });
-  const child = signCpfp(plan, ctx.seed, ctx.network);
+  const child = await ctx.wallet.bump({ txid: parent.txid, hex: parent.hex, fee: spendFee(termsOf(rec), parent.outputs) }, feeRate, { replacing, ...opts });
   await broadcastOnce(ctx.chain, child.hex, child.txid);
   const bump: Bump = { txid: child.txid, feeRate: feeRate.toString(), fee: child.fee.toString(), vsize: child.vsize, height: await ctx.chain.tipHeight() };
   await updateChannel(ctx.session, rec.id, (r) => {

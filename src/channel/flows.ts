@@ -6,7 +6,7 @@
 import { SwarmpayError } from '../errors.js';
 import { closablePayment } from '../bitcoin/channel.js';
 import type { Connector } from '../peer/connect.js';
-import type { WalletContext } from '../wallet/wallet.js';
+import type { ContractContext } from '../wallet/contract-wallet.js';
 import { Payee, DEFAULT_POLICY } from './payee.js';
 import { PayerSession, finishOpen, payerChannel } from './payer.js';
 import { readPayerLedger } from './payer-ledger.js';
@@ -68,7 +68,7 @@ export interface PaySummary {
  * mid-run has reported all the payee acknowledged), those sent and never acknowledged
  * once the run on their channel ends. Stops at the first channel that fails.
  */
-export async function payGroups(ctx: WalletContext, connect: Connector, groups: PayGroup[], events: PayEvents = {}): Promise<PaySummary> {
+export async function payGroups(ctx: ContractContext, connect: Connector, groups: PayGroup[], events: PayEvents = {}): Promise<PaySummary> {
   const total: PaySummary = { payments: groups.reduce((n, g) => n + g.items.length, 0), sent: 0, acked: 0, skipped: 0, sats: 0n, seconds: 0 };
   for (const group of groups) {
     try {
@@ -86,7 +86,7 @@ export async function payGroups(ctx: WalletContext, connect: Connector, groups: 
 }
 
 /** Pays one group; returns why its run stopped short, if it did. */
-async function payGroup(ctx: WalletContext, connect: Connector, group: PayGroup, events: PayEvents, total: PaySummary): Promise<unknown> {
+async function payGroup(ctx: ContractContext, connect: Connector, group: PayGroup, events: PayEvents, total: PaySummary): Promise<unknown> {
   const rec = payerChannel(ctx, group.channel);
   const link = await connect(rec.peer, rec.peerKey);
   let session: PayerSession | null = null;
@@ -128,7 +128,7 @@ async function payGroup(ctx: WalletContext, connect: Connector, group: PayGroup,
 }
 
 /** Finishes an open cut short after the funding was signed: re-broadcasts it and hands the payee its ticket. */
-export async function resumeOpen(ctx: WalletContext, connect: Connector, id: string): Promise<PayerRecord> {
+export async function resumeOpen(ctx: ContractContext, connect: Connector, id: string): Promise<PayerRecord> {
   const rec = payerChannel(ctx, id);
   if (rec.status !== 'opening') {
     if (rec.status === 'failed') throw new SwarmpayError('CHANNEL_STATE', `channel ${id} failed to open: ${rec.reason}`, { hint: `its funding, if it reached the chain, comes back with \`swarmpay channel refund ${id}\` from height ${rec.terms.expiry}` });
@@ -143,7 +143,7 @@ export async function resumeOpen(ctx: WalletContext, connect: Connector, id: str
 }
 
 /** Closes a channel: the payee broadcasts its newest state; the payer asks the payee to. */
-export async function closeChannel(ctx: WalletContext, connect: Connector, id: string, log: (msg: string) => void): Promise<string> {
+export async function closeChannel(ctx: ContractContext, connect: Connector, id: string, log: (msg: string) => void): Promise<string> {
   const rec = getChannel(ctx.session, id);
   if (rec.role === 'payee') {
     const payee = new Payee({ ...ctx, policy: DEFAULT_POLICY, log });
@@ -166,12 +166,12 @@ export async function closeChannel(ctx: WalletContext, connect: Connector, id: s
 }
 
 /** Bumps a channel's pending close or refund to `feeRate` (sat/vB, with its child) by CPFP from this wallet's outputs in it. */
-export async function bumpChannel(ctx: WalletContext, id: string, feeRate: bigint): Promise<Bump> {
+export async function bumpChannel(ctx: ContractContext, id: string, feeRate: bigint): Promise<Bump> {
   return bumpSpend(ctx, await refreshChannel(ctx, getChannel(ctx.session, id), await ctx.chain.tipHeight()), feeRate);
 }
 
 /** Moves a channel to the status the chain shows (storing it if it moved); returns the record as it now stands. */
-export async function refreshChannel(ctx: WalletContext, rec: ChannelRecord, tip: number, seen?: FundingView): Promise<ChannelRecord> {
+export async function refreshChannel(ctx: ContractContext, rec: ChannelRecord, tip: number, seen?: FundingView): Promise<ChannelRecord> {
   if (SETTLED.has(rec.status)) return rec;
   const view = seen ?? (await lookAtChain(ctx.chain, ctx.network, rec));
   const closable = rec.role === 'payee' && readPaymentState(ctx.session, ctx.networkDir, rec.id).cumulative >= closablePayment(termsOf(rec));
@@ -209,7 +209,7 @@ export interface ChannelReport {
 }
 
 /** Every channel of this datadir, each moved to what the chain shows first. */
-export async function channelReports(ctx: WalletContext, ids?: string[]): Promise<ChannelReport[]> {
+export async function channelReports(ctx: ContractContext, ids?: string[]): Promise<ChannelReport[]> {
   const tip = await ctx.chain.tipHeight();
   const recs = ids === undefined ? listChannels(ctx.session) : ids.map((id) => getChannel(ctx.session, id));
   const out: ChannelReport[] = [];
@@ -220,7 +220,7 @@ export async function channelReports(ctx: WalletContext, ids?: string[]): Promis
   return out;
 }
 
-function report(ctx: WalletContext, rec: ChannelRecord, tip: number, seen: FundingView | null): ChannelReport {
+function report(ctx: ContractContext, rec: ChannelRecord, tip: number, seen: FundingView | null): ChannelReport {
   const capacity = BigInt(rec.terms.capacity);
   let paid: bigint;
   let signed: bigint | undefined;

@@ -14,9 +14,7 @@ import type { Outpoint } from '../bitcoin/outpoint.js';
 import { broadcastOnce } from '../chain/broadcast.js';
 import type { Journal } from '../keystore/journal.js';
 import type { PeerLink } from '../peer/link.js';
-import { receiveAddressOf, sessionAccount, type WalletContext } from '../wallet/wallet.js';
-import { addressToScript } from '../bitcoin/address.js';
-import { CHANNEL_CHAIN, contractKey } from '../wallet/hd.js';
+import type { ContractContext } from '../wallet/contract-wallet.js';
 import type { Json } from '../util/canonical-json.js';
 import { faultPointAfterWrites } from '../util/fault.js';
 import { MAX_UNCOVERED, encodeMessage, parseMessage, type Message } from './messages.js';
@@ -92,7 +90,7 @@ export const DEFAULT_POLICY: PayeePolicy = {
   bumpAfter: 2,
 };
 
-export interface PayeeContext extends WalletContext {
+export interface PayeeContext extends ContractContext {
   policy: PayeePolicy;
   log: (msg: string) => void;
   /** Journal size that triggers a rewrite; JOURNAL_COMPACT_BYTES unless set. */
@@ -284,7 +282,7 @@ export class Payee {
     }
     if (m.capacity < m.closeFee + dustThreshold(payeeScript)) throw refuse(`capacity ${m.capacity} sats cannot pay even the close fee and a non-dust output`);
     const keyIndex = await this.keys.take();
-    const key = contractKey(this.ctx.seed, this.ctx.network, CHANNEL_CHAIN, keyIndex);
+    const key = this.ctx.wallet.key('channel', keyIndex);
     const terms = { payerPubkey: m.payerPubkey, payeePubkey: key.pub.toString('hex'), expiry: m.expiry, capacity: m.capacity.toString(), closeFee: m.closeFee.toString(), payeeScript: payeeScript.toString('hex'), payerScript: m.payerScript };
     try {
       channelOutput(termsOf({ terms }), this.ctx.network); // every term the output is built from must hold
@@ -305,7 +303,7 @@ export class Payee {
   private payoutScript(): Promise<Buffer> {
     const now = performance.now();
     if (this.payout === null || now - this.payout.at > PAYOUT_ADDRESS_MS) {
-      const script = receiveAddressOf(this.ctx.chain, sessionAccount(this.ctx.session, this.ctx.network), this.ctx.network).then(({ address }) => Buffer.from(addressToScript(address, this.ctx.network)));
+      const script = this.ctx.wallet.payoutScript();
       // A failed lookup is not kept: the next open asks again.
       script.catch(() => {
         if (this.payout?.script === script) this.payout = null;
@@ -579,7 +577,7 @@ export class Payee {
       throw new SwarmpayError('CHANNEL_STATE', `channel ${rec.id} has ${s.cumulative} sats paid, less than the ${closablePayment(t)} a close needs to pay anything`, { hint: 'take more payments first; otherwise the payer refunds it after the expiry' });
     }
     const hasher = this.live.get(rec.id)?.hasher ?? new StateHasher(t, outpointOf(rec));
-    const mine = signState(hasher.sighash(s.cumulative), contractKey(this.ctx.seed, this.ctx.network, CHANNEL_CHAIN, rec.keyIndex).priv);
+    const mine = signState(hasher.sighash(s.cumulative), this.ctx.wallet.key('channel', rec.keyIndex).priv);
     return { ...closeTx(t, outpointOf(rec), s.cumulative, Buffer.from(s.sig, 'hex'), mine), state: s };
   }
 

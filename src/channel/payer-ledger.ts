@@ -17,7 +17,7 @@
  * locked while a payer session holds it), rewritten small when it grows.
  */
 import path from 'node:path';
-import type { KeystoreSession } from '../keystore/keystore.js';
+import type { ContractStore } from '../keystore/keystore.js';
 import type { Journal } from '../keystore/journal.js';
 import type { Json } from '../util/canonical-json.js';
 
@@ -92,21 +92,21 @@ function replay(records: Json[]): PayerLedger {
 }
 
 /** The ledger as it stands, read without locking (for `channel show`). */
-export function readPayerLedger(session: KeystoreSession, networkDir: string, id: string): PayerLedger {
+export function readPayerLedger(session: ContractStore, networkDir: string, id: string): PayerLedger {
   return replay(session.readJournal(payerJournalFile(networkDir, id), payerJournalName(id), PAYER_JOURNAL_KEY));
 }
 
 /** The ledger of one channel, open for a payer session to write to (one at a time: the file is locked). */
 export class PayerJournal {
   private constructor(
-    private readonly session: KeystoreSession,
+    private readonly session: ContractStore,
     private readonly journal: Journal,
     private readonly name: string,
     readonly ledger: PayerLedger,
   ) {}
 
   /** `compactAt`: the size past which it is rewritten on open (COMPACT_BYTES unless set). */
-  static open(session: KeystoreSession, networkDir: string, id: string, compactAt = COMPACT_BYTES): PayerJournal {
+  static open(session: ContractStore, networkDir: string, id: string, compactAt = COMPACT_BYTES): PayerJournal {
     const { journal, records } = session.openJournal(payerJournalFile(networkDir, id), payerJournalName(id), PAYER_JOURNAL_KEY);
     const j = new PayerJournal(session, journal, payerJournalName(id), replay(records));
     if (journal.bytes > compactAt) j.compact();

@@ -7,16 +7,13 @@
  * channel against the chain itself.
  */
 import { SwarmpayError } from '../errors.js';
-import { addressToScript } from '../bitcoin/address.js';
 import { checkFeeRate, payoutType } from '../bitcoin/policy.js';
 import { StateHasher, channelOutput, closeVbytes, refundTx, signState, verifyState, type ChannelTerms } from '../bitcoin/channel.js';
 import { broadcastOnce } from '../chain/broadcast.js';
 import type { PeerLink } from '../peer/link.js';
 import type { PeerAddress } from '../peer/connect.js';
 import { nextFrame } from '../peer/json-messages.js';
-import { planPayments, signSend } from '../wallet/send.js';
-import { receiveAddressOf, sessionAccount, type WalletContext } from '../wallet/wallet.js';
-import { CHANNEL_CHAIN, contractKey } from '../wallet/hd.js';
+import type { ContractContext } from '../wallet/contract-wallet.js';
 import { MAX_UNCOVERED, encodeMessage, expectType, parseMessage, type Message } from './messages.js';
 import { PaymentsWriter } from './payments-codec.js';
 import { MIN_SETTLE_FEE_RATE, settleFeeRate } from '../chain/fees.js';
@@ -35,7 +32,7 @@ async function next(it: AsyncIterator<Buffer>): Promise<Message> {
 }
 
 /** A channel this wallet pays. */
-export function payerChannel(ctx: WalletContext, id: string): PayerRecord {
+export function payerChannel(ctx: ContractContext, id: string): PayerRecord {
   const rec = getChannel(ctx.session, id);
   if (rec.role !== 'payer') throw new SwarmpayError('CHANNEL_STATE', `channel ${id} pays this wallet; only its payer pays, refunds or resumes it`, { hint: 'as the payee, `swarmpay channel close` closes it' });
   return rec;
@@ -47,7 +44,7 @@ export interface OpenResult {
   fee: bigint;
 }
 
-export async function openChannel(ctx: WalletContext, link: PeerLink, peer: PeerAddress, opts: { capacity: bigint; expiryBlocks: number; feeRate: bigint }): Promise<OpenResult> {
+export async function openChannel(ctx: ContractContext, link: PeerLink, peer: PeerAddress, opts: { capacity: bigint; expiryBlocks: number; feeRate: bigint }): Promise<OpenResult> {
   return (await openChannels(ctx, [{ link, peer, capacity: opts.capacity, expiryBlocks: opts.expiryBlocks }], opts.feeRate))[0]!;
 }
 
@@ -65,10 +62,10 @@ export interface OpenSpec {
  * before the funding is broadcast. Resolves once every open is finished; if any is not,
  * throws the first failure (each channel's status says where it stands).
  */
-export async function openChannels(ctx: WalletContext, specs: OpenSpec[], feeRate: bigint): Promise<OpenResult[]> {
+export async function openChannels(ctx: ContractContext, specs: OpenSpec[], feeRate: bigint): Promise<OpenResult[]> {
   checkFeeRate(feeRate);
   if (specs.length === 0) return [];
-  const payerScript = addressToScript((await receiveAddressOf(ctx.chain, sessionAccount(ctx.session, ctx.network), ctx.network)).address, ctx.network);
+  const payerScript = await ctx.wallet.payoutScript();
   const tip = await ctx.chain.tipHeight();
   // The close is agreed at the node's estimate (never below the floor), for the payee's
   // P2WPKH; the payee re-checks it against its own node.
@@ -76,9 +73,8 @@ export async function openChannels(ctx: WalletContext, specs: OpenSpec[], feeRat
   const first = nextKeyIndex(ctx.session);
   const agreed = await Promise.all(specs.map((spec, i) => agree(ctx, spec, first + i, payerScript, tip + spec.expiryBlocks, closeFee)));
 
-  const plan = await planPayments(ctx.chain, sessionAccount(ctx.session, ctx.network), ctx.network, agreed.map((a, i) => ({ address: a.address, amount: specs[i]!.capacity })), feeRate);
-  const signed = signSend(plan, ctx.seed, ctx.network);
-  // planPayments puts the payments first, in order: output i funds channel i.
+  // The payments come first, in order: output i funds channel i.
+  const signed = await ctx.wallet.fund(agreed.map((a, i) => ({ address: a.address, amount: specs[i]!.capacity })), feeRate);
   const recs = agreed.map((a, vout): PayerRecord & Opening => ({ ...a.rec, status: 'opening', funding: { txid: signed.txid, vout }, fundingTx: signed.hex, ticket: a.ticket }));
   // Stored (a checkpoint) before the coins move: whatever happens next, the refund path is known.
   await saveChannels(ctx.session, recs, true);
@@ -89,11 +85,11 @@ export async function openChannels(ctx: WalletContext, specs: OpenSpec[], feeRat
 }
 
 /** Agrees one channel's terms with its payee: the record (all but its funding), the channel's address, and the payee's ticket. */
-async function agree(ctx: WalletContext, spec: OpenSpec, keyIndex: number, payerScript: Uint8Array, expiry: number, closeFee: bigint) {
+async function agree(ctx: ContractContext, spec: OpenSpec, keyIndex: number, payerScript: Uint8Array, expiry: number, closeFee: bigint) {
   const { link, capacity, expiryBlocks } = spec;
   const it = link.messages()[Symbol.asyncIterator]();
   const id = newChannelId();
-  const key = contractKey(ctx.seed, ctx.network, CHANNEL_CHAIN, keyIndex);
+  const key = ctx.wallet.key('channel', keyIndex);
   link.send(encodeMessage({ t: 'open', id, network: ctx.network, capacity, expiry, closeFee, payerPubkey: key.pub.toString('hex'), payerScript: Buffer.from(payerScript).toString('hex') }));
   const accept = expectType(await next(it), 'accept');
   if (accept.id !== id) throw new SwarmpayError('PEER_PROTOCOL', 'the payee accepted another channel');
@@ -131,7 +127,7 @@ async function agree(ctx: WalletContext, spec: OpenSpec, keyIndex: number, payer
  * hands the payee its ticket with the funding, and marks the channel open once the payee
  * has it. Whatever fails here leaves the channel `opening` and says how to go on.
  */
-export async function finishOpen(ctx: WalletContext, link: PeerLink, it: AsyncIterator<Buffer>, rec: PayerRecord & Opening): Promise<PayerRecord> {
+export async function finishOpen(ctx: ContractContext, link: PeerLink, it: AsyncIterator<Buffer>, rec: PayerRecord & Opening): Promise<PayerRecord> {
   try {
     await broadcastOnce(ctx.chain, rec.fundingTx, rec.funding.txid);
   } catch (e) {
@@ -174,7 +170,7 @@ function openOf(r: PayerRecord & Opening): PayerRecord {
   return { ...stateless(r), status: 'open' } as PayerRecord;
 }
 
-async function fail(ctx: WalletContext, rec: PayerRecord & Opening, reason: string): Promise<void> {
+async function fail(ctx: ContractContext, rec: PayerRecord & Opening, reason: string): Promise<void> {
   await updateChannel(ctx.session, rec.id, (r) => (r.status === 'opening' && r.role === 'payer' ? ({ ...stateless(r), status: 'failed', reason } as PayerRecord) : null), true);
 }
 
@@ -235,7 +231,7 @@ export class PayerSession {
   private readonly priv: Buffer;
 
   private constructor(
-    private readonly ctx: WalletContext,
+    private readonly ctx: ContractContext,
     private readonly link: PeerLink,
     readonly rec: PayerRecord,
     private readonly journal: PayerJournal,
@@ -243,10 +239,10 @@ export class PayerSession {
     this.it = link.messages()[Symbol.asyncIterator]();
     this.terms = termsOf(rec);
     this.hasher = new StateHasher(this.terms, outpointOf(rec));
-    this.priv = contractKey(ctx.seed, ctx.network, CHANNEL_CHAIN, rec.keyIndex).priv;
+    this.priv = ctx.wallet.key('channel', rec.keyIndex).priv;
   }
 
-  static async start(ctx: WalletContext, link: PeerLink, id: string): Promise<PayerSession> {
+  static async start(ctx: ContractContext, link: PeerLink, id: string): Promise<PayerSession> {
     const rec = payerChannel(ctx, id);
     if (rec.status === 'opening' || rec.status === 'failed') throw notOpen(rec);
     if (link.remoteKey.toString('hex') !== rec.peerKey) throw new SwarmpayError('PEER_PROTOCOL', 'the peer is not the payee of this channel (another static key)');
@@ -491,7 +487,7 @@ export class PayerSession {
 }
 
 /** Spends the whole channel output back to the wallet once the expiry height is reached. */
-export async function refundChannel(ctx: WalletContext, id: string, feeRate: bigint): Promise<{ txid: string; fee: bigint }> {
+export async function refundChannel(ctx: ContractContext, id: string, feeRate: bigint): Promise<{ txid: string; fee: bigint }> {
   const rec = payerChannel(ctx, id);
   if (rec.status === 'refunding' || rec.status === 'refunded') return { txid: rec.refund.txid, fee: 0n };
   if (rec.status === 'closing' || rec.status === 'closed') {
@@ -509,8 +505,8 @@ export async function refundChannel(ctx: WalletContext, id: string, feeRate: big
     if (spend?.kind === 'refund') return { txid: spend.tx.txid, fee: 0n };
     throw new SwarmpayError('CHANNEL_STATE', `channel ${id} was closed by the payee (${seen.spend.txid}): the close paid this wallet its remainder`, { hint: 'nothing is left to refund' });
   }
-  const to = addressToScript((await receiveAddressOf(ctx.chain, sessionAccount(ctx.session, ctx.network), ctx.network)).address, ctx.network);
-  const tx = refundTx(termsOf(rec), outpointOf(rec), to, feeRate, contractKey(ctx.seed, ctx.network, CHANNEL_CHAIN, rec.keyIndex).priv);
+  const to = await ctx.wallet.payoutScript();
+  const tx = refundTx(termsOf(rec), outpointOf(rec), to, feeRate, ctx.wallet.key('channel', rec.keyIndex).priv);
   await broadcastOnce(ctx.chain, tx.hex, tx.txid);
   await updateChannel(ctx.session, id, (r) => (r.status === 'refunding' || r.status === 'refunded' || r.status === 'closing' || r.status === 'closed' ? null : ({ ...stateless(r), status: 'refunding', refund: { txid: tx.txid, height: tip, bumps: [] } } as ChannelRecord)), true);
   return { txid: tx.txid, fee: tx.fee };

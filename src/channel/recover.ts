@@ -15,7 +15,7 @@
 import { existsSync } from 'node:fs';
 import { SwarmpayError } from '../errors.js';
 import type { Salvaged } from '../keystore/journal.js';
-import type { KeystoreSession } from '../keystore/keystore.js';
+import type { ContractStore } from '../keystore/keystore.js';
 import { StateHasher, verifyState } from '../bitcoin/channel.js';
 import type { Json } from '../util/canonical-json.js';
 import { asObj, hex, int, str } from '../util/shape.js';
@@ -62,7 +62,7 @@ function paymentRecord(v: Json): JournalRecord | null {
 }
 
 /** Whether the payer signed this state of this channel: a state this wallet cannot check (no such channel) is not kept. */
-function signedByPayer(session: KeystoreSession, id: string, s: PaymentState): boolean {
+function signedByPayer(session: ContractStore, id: string, s: PaymentState): boolean {
   const rec = findChannel(session, id);
   if (rec === null || rec.role !== 'payee' || s.sig === null) return false;
   const t = termsOf(rec);
@@ -76,7 +76,7 @@ function signedByPayer(session: KeystoreSession, id: string, s: PaymentState): b
  * (its signature proves it) but not its sequence number, which it gets as one past the
  * highest authentic one: a damaged sequence number must not pass for a newer state.
  */
-function choosePayments(session: KeystoreSession, found: Salvaged[], states: RecoveredState[]): Json[] {
+function choosePayments(session: ContractStore, found: Salvaged[], states: RecoveredState[]): Json[] {
   const byChannel = new Map<string, { state: PaymentState; ids: string[]; authentic: boolean }[]>();
   for (const f of found) {
     if (f.kind !== 'record') continue;
@@ -101,7 +101,7 @@ function choosePayments(session: KeystoreSession, found: Salvaged[], states: Rec
   return records;
 }
 
-async function recoverOne(session: KeystoreSession, file: string, name: string, keyName: string, choose: (found: Salvaged[]) => Json[]): Promise<JournalRecovery> {
+async function recoverOne(session: ContractStore, file: string, name: string, keyName: string, choose: (found: Salvaged[]) => Json[]): Promise<JournalRecovery> {
   let problem: SwarmpayError;
   try {
     session.readJournal(file, name, keyName);
@@ -127,7 +127,7 @@ async function recoverOne(session: KeystoreSession, file: string, name: string, 
  * Checks every channel journal of this datadir and recovers those that do not open. Refused
  * (the journal is locked) while `channel serve` or a payer session holds one.
  */
-export async function recoverJournals(session: KeystoreSession, networkDir: string): Promise<Recovery> {
+export async function recoverJournals(session: ContractStore, networkDir: string): Promise<Recovery> {
   const states: RecoveredState[] = [];
   const journals: JournalRecovery[] = [];
   const payments = paymentJournalFile(networkDir);

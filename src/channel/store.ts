@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { SwarmpayError } from '../errors.js';
 import type { Json } from '../util/canonical-json.js';
-import type { KeystoreSession } from '../keystore/keystore.js';
+import type { ContractStore } from '../keystore/keystore.js';
 import type { Journal } from '../keystore/journal.js';
 import { fromStored, type ChannelRecord } from './record.js';
 
@@ -29,23 +29,23 @@ export function newChannelId(): string {
   return randomBytes(8).toString('hex');
 }
 
-export function listChannels(session: KeystoreSession): ChannelRecord[] {
+export function listChannels(session: ContractStore): ChannelRecord[] {
   return Object.values(table(session.secret).channels ?? {}).flatMap((v) => fromStored(v) ?? []);
 }
 
-export function findChannel(session: KeystoreSession, id: string): ChannelRecord | null {
+export function findChannel(session: ContractStore, id: string): ChannelRecord | null {
   const v = table(session.secret).channels?.[id];
   return v === undefined ? null : fromStored(v);
 }
 
-export function getChannel(session: KeystoreSession, id: string): ChannelRecord {
+export function getChannel(session: ContractStore, id: string): ChannelRecord {
   const rec = findChannel(session, id);
   if (!rec) throw new SwarmpayError('CHANNEL_NOT_FOUND', `no channel ${id} in this datadir`, { hint: 'see `swarmpay channel list`' });
   return rec;
 }
 
 /** Reserves the next channel key index (kept with the record written in the same update). */
-export function nextKeyIndex(session: KeystoreSession): number {
+export function nextKeyIndex(session: ContractStore): number {
   return table(session.secret).nextChannelKey ?? 0;
 }
 
@@ -59,7 +59,7 @@ export class KeyIndexes {
   private next = 0;
   private end = 0;
 
-  constructor(private readonly session: KeystoreSession) {}
+  constructor(private readonly session: ContractStore) {}
 
   async take(): Promise<number> {
     if (this.next >= this.end) {
@@ -79,7 +79,7 @@ export class KeyIndexes {
 const KEY_BLOCK = 1000;
 
 /** Writes channel records, in one keystore update; `checkpoint` advances the TPM counter (open and close). */
-export async function saveChannels(session: KeystoreSession, recs: ChannelRecord[], checkpoint: boolean): Promise<void> {
+export async function saveChannels(session: ContractStore, recs: ChannelRecord[], checkpoint: boolean): Promise<void> {
   await changeChannels(session, (t) => recs.forEach((rec) => put(t, rec)), checkpoint);
 }
 
@@ -91,7 +91,7 @@ const UNCHANGED = Symbol('unchanged');
  * racing to store one id cannot both win); returns whether it was stored. The session then
  * holds the keystore as it is, either way.
  */
-export async function insertChannel(session: KeystoreSession, rec: ChannelRecord, checkpoint: boolean): Promise<boolean> {
+export async function insertChannel(session: ContractStore, rec: ChannelRecord, checkpoint: boolean): Promise<boolean> {
   let stored = false;
   await changeChannels(session, (t) => {
     if (t.channels?.[rec.id] !== undefined) throw UNCHANGED;
@@ -106,7 +106,7 @@ export async function insertChannel(session: KeystoreSession, rec: ChannelRecord
  * moved it meanwhile); returns what is stored. A transition that no longer applies (the
  * record moved elsewhere first) returns null, and nothing is written.
  */
-export async function updateChannel(session: KeystoreSession, id: string, next: (rec: ChannelRecord) => ChannelRecord | null, checkpoint: boolean): Promise<ChannelRecord> {
+export async function updateChannel(session: ContractStore, id: string, next: (rec: ChannelRecord) => ChannelRecord | null, checkpoint: boolean): Promise<ChannelRecord> {
   await changeChannels(session, (t) => {
     const v = t.channels?.[id];
     const rec = v === undefined ? null : fromStored(v);
@@ -126,7 +126,7 @@ function put(t: ChannelsSecret, rec: ChannelRecord): void {
 }
 
 /** One keystore update of the channel table; `mutate` throws UNCHANGED to write nothing. */
-async function changeChannels(session: KeystoreSession, mutate: (t: ChannelsSecret) => void, checkpoint: boolean): Promise<void> {
+async function changeChannels(session: ContractStore, mutate: (t: ChannelsSecret) => void, checkpoint: boolean): Promise<void> {
   try {
     await session.update((secret) => mutate(table(secret)), { checkpoint });
   } catch (e) {
@@ -188,17 +188,17 @@ export function stateRecords(ch: string, state: PaymentState, ids: Iterable<stri
 }
 
 /** Opens the payee's payment journal to append to, and replays it: per channel, the newest state and every batch id paid. */
-export function openPaymentJournal(session: KeystoreSession, networkDir: string): { journal: Journal; channels: Map<string, ChannelPayments> } {
+export function openPaymentJournal(session: ContractStore, networkDir: string): { journal: Journal; channels: Map<string, ChannelPayments> } {
   const { journal, records } = session.openJournal(paymentJournalFile(networkDir), PAYMENT_JOURNAL);
   return { journal, channels: replay(records) };
 }
 
 /** Records where the payment journal stands in the keystore, and closes it. */
-export async function closePaymentJournal(session: KeystoreSession): Promise<void> {
+export async function closePaymentJournal(session: ContractStore): Promise<void> {
   await session.closeJournal(PAYMENT_JOURNAL);
 }
 
 /** The newest state of one channel, read without touching the file (a server may be appending). */
-export function readPaymentState(session: KeystoreSession, networkDir: string, id: string): PaymentState {
+export function readPaymentState(session: ContractStore, networkDir: string, id: string): PaymentState {
   return replay(session.readJournal(paymentJournalFile(networkDir), PAYMENT_JOURNAL)).get(id)?.state ?? { seq: 0, cumulative: 0n, sig: null };
 }

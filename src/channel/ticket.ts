@@ -10,7 +10,7 @@
  * carry a payment (the tip within the close margin of the expiry).
  */
 import { SwarmpayError } from '../errors.js';
-import type { KeystoreSession } from '../keystore/keystore.js';
+import type { ContractStore } from '../keystore/keystore.js';
 import { open, seal } from '../keystore/crypto.js';
 import { canonicalJson } from '../util/canonical-json.js';
 import type { StoredTerms } from './record.js';
@@ -32,14 +32,14 @@ function aad(payerKey: Buffer): string {
 }
 
 /** The ticket for `payerKey` (the peer's static key), hex. */
-export function sealTicket(session: KeystoreSession, payerKey: Buffer, t: Ticket): string {
+export function sealTicket(session: ContractStore, payerKey: Buffer, t: Ticket): string {
   const body = { id: t.id, terms: { ...t.terms }, keyIndex: t.keyIndex, confirmations: t.confirmations, closeMargin: t.closeMargin };
   const s = seal(session.subkey(NAME), Buffer.from(canonicalJson(body), 'utf8'), aad(payerKey));
   return Buffer.concat([Buffer.from(s.iv, 'hex'), Buffer.from(s.ct, 'base64'), Buffer.from(s.tag, 'hex')]).toString('hex');
 }
 
 /** What a ticket holds, if this payee sealed it for this peer; otherwise CHANNEL_REFUSED. */
-export function openTicket(session: KeystoreSession, payerKey: Buffer, ticketHex: string): Ticket {
+export function openTicket(session: ContractStore, payerKey: Buffer, ticketHex: string): Ticket {
   const b = Buffer.from(ticketHex, 'hex');
   const plain = b.length <= IV + TAG ? null : open(session.subkey(NAME), { iv: b.subarray(0, IV).toString('hex'), ct: b.subarray(IV, b.length - TAG).toString('base64'), tag: b.subarray(b.length - TAG).toString('hex') }, aad(payerKey));
   if (plain === null) {

@@ -11,7 +11,6 @@ import { bumpChannel, channelReports, closeChannel, payGroups, planBatch, resume
 import { MAX_CONFIRMATIONS, MIN_CONFIRMATIONS } from '../channel/messages.js';
 import { recoverJournals, type Recovery } from '../channel/recover.js';
 import { unlockWallet } from '../wallet/wallet.js';
-import { peerStaticKey } from '../peer/keys.js';
 import { connectPeer, connectorFor } from '../peer/connect.js';
 import { withContext } from './command.js';
 import { peerOf, runServer, serverLimits, serverLog, unlockedContext, withServerLimits, type LimitFlags } from './peer.js';
@@ -107,7 +106,7 @@ export function registerChannel(program: Command): void {
         const payee = new Payee({ ...pc, policy, log: serverLog });
         try {
           await runServer(ctx, {
-            listen: opts.listen, stdio: !!opts.stdio, key: peerStaticKey(pc.seed), limits, pollMs, log: serverLog, what: 'payer',
+            listen: opts.listen, stdio: !!opts.stdio, key: pc.wallet.peerKey, limits, pollMs, log: serverLog, what: 'payer',
             serve: (link) => payee.serve(link),
             tick: () => payee.tick(),
           });
@@ -137,14 +136,14 @@ export function registerChannel(program: Command): void {
         let fundingFee: bigint | null = null;
         if (opts.resume !== undefined) {
           if (opts.capacity !== undefined || opts.peer !== undefined || opts.peerCmd !== undefined) throw new SwarmpayError('USAGE', '--resume takes the channel\'s own terms and payee: give no --capacity, --peer or --peer-cmd');
-          rec = await resumeOpen(pc, connectorFor(pc.seed), opts.resume);
+          rec = await resumeOpen(pc, connectorFor(pc.wallet.peerKey), opts.resume);
         } else {
           const peer = peerOf(opts);
           if (opts.capacity === undefined) throw new SwarmpayError('USAGE', 'give --capacity <sats> (or --resume <channel-id>)');
           const capacity = parseSats(opts.capacity, '--capacity');
           const expiryBlocks = parseCount(opts.expiry, '--expiry', 2, 52_560);
           const feeRate = feeRateFor(ctx.network, opts.feeRate);
-          const link = await connectPeer(peer, pc.seed, opts.peerKey);
+          const link = await connectPeer(peer, pc.wallet.peerKey, opts.peerKey);
           try {
             const r = await openChannel(pc, link, peer, { capacity, expiryBlocks, feeRate });
             rec = r.rec;
@@ -186,7 +185,7 @@ export function registerChannel(program: Command): void {
           groups = [{ channel: args[0]!, items: new Array<PayItem>(count).fill({ sats, pid: null }) }];
         }
         const pc = await unlockedContext(ctx, opts.passphraseFile);
-        const t = await payGroups(pc, connectorFor(pc.seed), groups, {
+        const t = await payGroups(pc, connectorFor(pc.wallet.peerKey), groups, {
           skipped: (e) => ctx.out.json && ctx.out.jsonLine({ id: e.pid, channel: e.channel, sats: e.sats, skipped: e.why }),
           payment: (p) => ctx.out.json && ctx.out.jsonLine({ ...(p.pid === null ? {} : { id: p.pid }), channel: p.channel, seq: p.seq, sats: p.sats, acked: p.acked }),
           acknowledged: (ch, done, of) => done % 500 === 0 && ctx.out.progress(`${ch}: ${done}/${of} payments acknowledged`),
@@ -208,7 +207,7 @@ export function registerChannel(program: Command): void {
     .action(
       withContext<{ passphraseFile?: string }>(async (ctx, args, opts) => {
         const pc = await unlockedContext(ctx, opts.passphraseFile);
-        const txid = await closeChannel(pc, connectorFor(pc.seed), args[0]!, (m) => ctx.out.info(m));
+        const txid = await closeChannel(pc, connectorFor(pc.wallet.peerKey), args[0]!, (m) => ctx.out.info(m));
         ctx.out.result({ id: args[0], closeTxid: txid }, `closing ${args[0]}: ${txid}`);
       }),
     );

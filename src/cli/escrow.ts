@@ -4,7 +4,6 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { SwarmpayError } from '../errors.js';
 import { parseSats } from '../bitcoin/amount.js';
-import { peerStaticKey } from '../peer/keys.js';
 import { attest, parsePcrAllowList } from '../tpm/attestation.js';
 import { listIdentities } from '../tpm/trust-store.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
@@ -194,7 +193,7 @@ export function registerEscrow(program: Command): void {
         }
         const peer = online ? peerOf(opts) : null;
         const wc = await unlockedContext(ctx, opts.passphraseFile);
-        const link = peer ? await connectPeer(peer, wc.seed, opts.peerKey) : null;
+        const link = peer ? await connectPeer(peer, wc.wallet.peerKey, opts.peerKey) : null;
         try {
           let it: AsyncIterator<Buffer> | undefined;
           if (link) {
@@ -329,7 +328,7 @@ export function registerEscrow(program: Command): void {
         // The TPM is reached only when a buyer enrolls it or asks for an attested offer (a fresh quote over its nonce);
         // a seller without one refuses enrollment (TPM_UNAVAILABLE) and sends attested offers without a fresh quote.
         const server = new EscrowServer(wc, { feeRate, margin, bumpAfter, log: serverLog, tpm: async () => (ctx.tpmSpec.kind === 'none' ? null : ctx.tpm()) });
-        await runServer(ctx, { listen: opts.listen, stdio: !!opts.stdio, key: peerStaticKey(wc.seed), limits, pollMs, log: serverLog, what: 'buyer', serve: (link) => server.serve(link), tick: () => server.claimReady() });
+        await runServer(ctx, { listen: opts.listen, stdio: !!opts.stdio, key: wc.wallet.peerKey, limits, pollMs, log: serverLog, what: 'buyer', serve: (link) => server.serve(link), tick: () => server.claimReady() });
         await server.claimReady();
         serverLog('stopped');
       }),

@@ -11,7 +11,7 @@ import { SEND_QUEUE_BYTES, type LinkOptions, type PeerLink } from '../peer/link.
 import { INBOX_BYTES } from '../peer/inbox.js';
 import type { StaticKey } from '../peer/keys.js';
 import type { PeerAddress } from '../peer/connect.js';
-import { unlockWallet, type WalletContext } from '../wallet/wallet.js';
+import { openContracts, type ContractContext } from '../wallet/contract-wallet.js';
 import type { Context } from './context.js';
 import { parseCount } from './args.js';
 
@@ -23,9 +23,8 @@ export function parseHostPort(text: string, what: string, listen = false): { hos
 }
 
 /** The unlocked wallet and the chain. */
-export async function unlockedContext(ctx: Context, passphraseFile: string | undefined): Promise<WalletContext> {
-  const { session, seed } = await unlockWallet(ctx.networkDir, ctx.network, ctx.unlocker(passphraseFile), { checkpoint: false });
-  return { session, seed, network: ctx.network, networkDir: ctx.networkDir, chain: ctx.chain() };
+export async function unlockedContext(ctx: Context, passphraseFile: string | undefined): Promise<ContractContext> {
+  return openContracts(ctx.networkDir, ctx.network, ctx.unlocker(passphraseFile), ctx.chain());
 }
 
 export function peerOf(opts: { peer?: string; peerCmd?: string }): PeerAddress {

@@ -1,5 +1,5 @@
 /** `swarmpay tpm provision|status|attest|verify|enroll|trust list|trust remove`. */
-import { randomBytes } from 'node:crypto';
+import { generateStaticKey } from '../peer/keys.js';
 import type { Command } from 'commander';
 import { SwarmpayError } from '../errors.js';
 import { counterStanding, keystorePath, provisionTpm, readKeystore, rollbackError } from '../keystore/keystore.js';
@@ -170,7 +170,7 @@ export function registerTpm(program: Command): void {
         const label = opts.label === undefined ? null : parseLabel(opts.label);
         const cas = parseCaBundle(readTextFile(opts.tpmCa, 'TPM CA'), opts.tpmCa);
         // The link needs no wallet: the verifier's key is a one-time one, since what is proven is the peer's TPM, not who we are.
-        const link = await connectPeer(peer, randomBytes(32), opts.peerKey);
+        const link = await connectPeer(peer, generateStaticKey(), opts.peerKey);
         let r;
         try {
           r = await enrollPeer(link, cas, { networkDir: ctx.networkDir, label });

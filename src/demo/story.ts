@@ -26,13 +26,14 @@ import { listIdentities } from '../tpm/trust-store.js';
 import { SwarmpayError } from '../errors.js';
 import { FAUCET_ADDRESS, faucetPay } from '../wallet/faucet.js';
 import { newMnemonic } from '../wallet/mnemonic.js';
-import { createWallet, receiveAddress, unlockWallet, walletBalance, type WalletContext } from '../wallet/wallet.js';
+import { createWallet, receiveAddress, walletBalance } from '../wallet/wallet.js';
+import { openContracts, type ContractContext } from '../wallet/contract-wallet.js';
 import { createOffer, claimEscrow, takeAcceptance, DEFAULT_CLAIM_MARGIN } from '../escrow/seller.js';
 import { acceptOffer, recoverItem } from '../escrow/buyer.js';
 import { freshNonce, offerDigest } from '../escrow/offer.js';
 import { Payee, DEFAULT_POLICY } from '../channel/payee.js';
 import { PayerSession, openChannel } from '../channel/payer.js';
-import { generateStaticKey, peerStaticKey } from '../peer/keys.js';
+import { generateStaticKey } from '../peer/keys.js';
 import { connectTcp, listenTcp } from '../peer/transports.js';
 
 export interface DemoResult {
@@ -91,10 +92,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     const protector = provisioned.header.protector;
     opts.onStep(`seller keystore sealed by the TPM; anti-rollback counter ${protector.type === 'tpm' ? `0x${protector.counterIndex.toString(16)}` : '?'}`);
 
-    const unlock = async (who: 'buyer' | 'seller'): Promise<WalletContext> => {
-      const { session, seed } = await unlockWallet(dirs[who], 'regtest', who === 'seller' ? sellerUnlocker : passphraseUnlocker(pass.buyer), { checkpoint: false });
-      return { session, seed, network: 'regtest', networkDir: dirs[who], chain };
-    };
+    const unlock = (who: 'buyer' | 'seller'): Promise<ContractContext> => openContracts(dirs[who], 'regtest', who === 'seller' ? sellerUnlocker : passphraseUnlocker(pass.buyer), chain);
     const [buyer, seller] = [await unlock('buyer'), await unlock('seller')];
 
     const funding = await faucetPay(chain, (await receiveAddress(chain, dirs.buyer, 'regtest')).address, DEMO_FUNDING);
@@ -104,7 +102,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     // --- the seller's TPM identity, enrolled by the buyer ---
     // The seller answers enrollment on a link of its own (as `escrow serve` does); the buyer
     // trusts the demo swtpm's local CA, as it would a TPM manufacturer's.
-    const enrolment = await listenTcp('127.0.0.1', 0, peerStaticKey(seller.seed), (l) => {
+    const enrolment = await listenTcp('127.0.0.1', 0, seller.wallet.peerKey, (l) => {
       closers.push(() => l.close());
       void (async () => {
         try {
@@ -116,7 +114,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     });
     closers.push(() => enrolment.close());
     const cas = parseCaBundle(readFileSync(ekCa, 'utf8'), ekCa);
-    const enrolLink = await connectTcp('127.0.0.1', enrolment.port, generateStaticKey(), { peerKey: peerStaticKey(seller.seed).publicKey });
+    const enrolLink = await connectTcp('127.0.0.1', enrolment.port, generateStaticKey(), { peerKey: seller.wallet.peerKey.publicKey });
     let enrolled;
     try {
       enrolled = await enrollPeer(enrolLink, cas, { networkDir: dirs.buyer, label: 'demo seller' });
@@ -165,13 +163,13 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
 
     // --- micropayments ---
     const payee = new Payee({ ...seller, policy: DEFAULT_POLICY, log: () => {} });
-    const server = await listenTcp('127.0.0.1', 0, peerStaticKey(seller.seed), (link) => void payee.serve(link));
+    const server = await listenTcp('127.0.0.1', 0, seller.wallet.peerKey, (link) => void payee.serve(link));
     closers.push(async () => {
       await server.close();
       await payee.shutdown();
     });
     const peer = { kind: 'tcp' as const, host: '127.0.0.1', port: server.port };
-    const connect = () => connectTcp('127.0.0.1', server.port, peerStaticKey(buyer.seed), { peerKey: peerStaticKey(seller.seed).publicKey });
+    const connect = () => connectTcp('127.0.0.1', server.port, buyer.wallet.peerKey, { peerKey: seller.wallet.peerKey.publicKey });
     let link = await connect();
     const opened = await openChannel(buyer, link, peer, { capacity: DEMO_CAPACITY, expiryBlocks: 144, feeRate: FEE_RATE });
     await link.close();

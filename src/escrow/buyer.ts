@@ -4,13 +4,10 @@
  * the item (keeping the evidence if the seller cheated); or refunds after the timeout.
  */
 import { SwarmpayError, isSwarmpayError } from '../errors.js';
-import { addressToScript } from '../bitcoin/address.js';
 import { PREIMAGE_BYTES, checkHtlcFunding, htlcOutput, htlcRefundTx, sha256, type HtlcTerms } from '../bitcoin/htlc.js';
 import { broadcastOnce } from '../chain/broadcast.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
-import { planSend, signSend } from '../wallet/send.js';
-import { ESCROW_CHAIN, contractKey } from '../wallet/hd.js';
-import { receiveAddressOf, sessionAccount, type WalletContext } from '../wallet/wallet.js';
+import type { ContractContext } from '../wallet/contract-wallet.js';
 import { htlcOf, htlcSpend, type HtlcSpend } from './contract.js';
 import { checkOffer, decryptItem, type Offer, type OfferAttestation, type OfferChecks } from './offer.js';
 import { findEscrow, getEscrow, nextEscrowKey, readCiphertext, removeEscrow, saveEscrow, writeEscrowFile, type Acceptance, type EscrowRecord } from './store.js';
@@ -66,7 +63,7 @@ export interface AcceptResult {
  * Checks the offer, funds its HTLC and returns the acceptance for the seller. Accepting
  * the same offer again does not pay twice: it broadcasts the stored funding again.
  */
-export async function acceptOffer(ctx: WalletContext, offer: Offer, ciphertext: Uint8Array, o: AcceptOptions): Promise<AcceptResult> {
+export async function acceptOffer(ctx: ContractContext, offer: Offer, ciphertext: Uint8Array, o: AcceptOptions): Promise<AcceptResult> {
   const { attestation } = checkOffer(offer, { ...o.checks, network: ctx.network, ciphertext, now: new Date() });
   const existing = findEscrow(ctx.session, offer.id);
   if (existing !== undefined) {
@@ -80,12 +77,11 @@ export async function acceptOffer(ctx: WalletContext, offer: Offer, ciphertext: 
   }
   const timeout = (await ctx.chain.tipHeight()) + blocks;
   const keyIndex = nextEscrowKey(ctx.session);
-  const key = contractKey(ctx.seed, ctx.network, ESCROW_CHAIN, keyIndex);
+  const key = ctx.wallet.key('escrow', keyIndex);
   // Every new escrow is size-checked: its claim can reveal nothing but a 32-byte K.
   const terms: HtlcTerms = { template: 'size-checked', hash: Buffer.from(offer.hash, 'hex'), sellerPubkey: Buffer.from(offer.seller, 'hex'), buyerPubkey: key.pub, timeout, value: BigInt(offer.price) };
-  const plan = await planSend(ctx.chain, sessionAccount(ctx.session, ctx.network), ctx.network, htlcOutput(terms, ctx.network).address, terms.value, o.feeRate);
-  const signed = signSend(plan, ctx.seed, ctx.network);
-  const vout = 0; // planSend puts the payment first
+  const signed = await ctx.wallet.fund([{ address: htlcOutput(terms, ctx.network).address, amount: terms.value }], o.feeRate);
+  const vout = 0; // the payment comes first
   checkHtlcFunding(terms, ctx.network, signed.hex, vout);
   const summary: AcceptSummary = { id: offer.id, item: { name: offer.item.name, size: offer.item.size }, price: terms.value, fee: signed.fee, feeRate: o.feeRate, timeoutBlocks: blocks, timeoutHeight: timeout, seller: offer.seller, attestation };
   if (o.confirm && !(await o.confirm(summary))) throw new SwarmpayError('USAGE', 'cancelled; nothing was paid');
@@ -104,7 +100,7 @@ export async function acceptOffer(ctx: WalletContext, offer: Offer, ciphertext: 
   return { rec, acceptance, fee: signed.fee, attestation };
 }
 
-function buyerRecord(ctx: WalletContext, id: string): EscrowRecord {
+function buyerRecord(ctx: ContractContext, id: string): EscrowRecord {
   const rec = getEscrow(ctx.session, id);
   if (rec.role !== 'buyer') throw new SwarmpayError('ESCROW_STATE', `escrow ${id} is one this wallet sells in`, { hint: 'as the seller, `escrow claim` takes the coins' });
   return rec;
@@ -123,7 +119,7 @@ export interface Recovered {
 }
 
 /** Polls the chain for the HTLC's spend; with `wait`, until there is one or the buyer may refund. */
-async function awaitSpend(ctx: WalletContext, rec: EscrowRecord, wait: RecoverOptions['wait']): Promise<HtlcSpend | null> {
+async function awaitSpend(ctx: ContractContext, rec: EscrowRecord, wait: RecoverOptions['wait']): Promise<HtlcSpend | null> {
   const h = htlcOf(rec, ctx.network);
   for (;;) {
     const spend = await htlcSpend(ctx.chain, h);
@@ -140,7 +136,7 @@ async function awaitSpend(ctx: WalletContext, rec: EscrowRecord, wait: RecoverOp
  * against the offer, written to `out`. If it does not match, the seller cheated: the
  * evidence (offer, acceptance, claim, K, what K decrypts to) is kept and SELLER_CHEATED thrown.
  */
-export async function recoverItem(ctx: WalletContext, id: string, out: string, o: RecoverOptions = {}): Promise<Recovered> {
+export async function recoverItem(ctx: ContractContext, id: string, out: string, o: RecoverOptions = {}): Promise<Recovered> {
   const rec = buyerRecord(ctx, id);
   if (rec.status === 'refunded') throw new SwarmpayError('ESCROW_STATE', `escrow ${id} was refunded (${rec.refundTxid}): the seller never revealed the key`);
   let claimTxid = rec.claimTxid;
@@ -186,7 +182,7 @@ export async function recoverItem(ctx: WalletContext, id: string, out: string, o
  * The buyer's refund after the timeout. The node is the referee: before the timeout it
  * refuses the transaction, and the error says from which height it will take it.
  */
-export async function refundEscrow(ctx: WalletContext, id: string, feeRate: bigint): Promise<{ txid: string; fee: bigint | null }> {
+export async function refundEscrow(ctx: ContractContext, id: string, feeRate: bigint): Promise<{ txid: string; fee: bigint | null }> {
   const rec = buyerRecord(ctx, id);
   if (rec.status === 'refunded') return { txid: rec.refundTxid!, fee: null };
   if (rec.status !== 'funded') throw new SwarmpayError('ESCROW_STATE', `escrow ${id} is ${rec.status}: the seller claimed it`, { hint: `\`swarmpay escrow claim ${id} --out FILE\` gets the item` });
@@ -199,8 +195,8 @@ export async function refundEscrow(ctx: WalletContext, id: string, feeRate: bigi
     await saveEscrow(ctx.session, { ...rec, status: 'refunded', refundTxid: spend.txid });
     return { txid: spend.txid, fee: null };
   }
-  const to = addressToScript((await receiveAddressOf(ctx.chain, sessionAccount(ctx.session, ctx.network), ctx.network)).address, ctx.network);
-  const tx = htlcRefundTx(h.terms, h.funding, to, feeRate, contractKey(ctx.seed, ctx.network, ESCROW_CHAIN, rec.keyIndex).priv);
+  const to = await ctx.wallet.payoutScript();
+  const tx = htlcRefundTx(h.terms, h.funding, to, feeRate, ctx.wallet.key('escrow', rec.keyIndex).priv);
   try {
     await broadcastOnce(ctx.chain, tx.hex, tx.txid);
   } catch (e) {

@@ -13,7 +13,7 @@ import { SwarmpayError } from '../errors.js';
 import { nextBumpRate } from '../chain/fees.js';
 import type { PeerLink } from '../peer/link.js';
 import { nextFrame } from '../peer/json-messages.js';
-import type { WalletContext } from '../wallet/wallet.js';
+import type { ContractContext } from '../wallet/contract-wallet.js';
 import { attest, type AttestationDoc } from '../tpm/attestation.js';
 import { answerEnrollment } from '../tpm/enroll.js';
 import { isEnrollmentMessage } from '../tpm/enroll-messages.js';
@@ -66,7 +66,7 @@ export class EscrowServer {
   /** Escrows whose claim is buried CLAIM_SETTLED_DEPTH deep. */
   private readonly settled = new Set<string>();
 
-  constructor(private readonly ctx: WalletContext, private readonly o: ServeOptions) {}
+  constructor(private readonly ctx: ContractContext, private readonly o: ServeOptions) {}
 
   /** Serves one buyer until it hangs up; a refusal is sent to it as an error message. */
   async serve(link: PeerLink): Promise<void> {

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { Transaction } from 'bitcoinjs-lib';
 import * as ecc from 'tiny-secp256k1';
 import { SwarmpayError } from '../errors.js';
-import { addressToScript, scriptToAddress } from '../bitcoin/address.js';
+import { scriptToAddress } from '../bitcoin/address.js';
 import { checkHtlcFunding, claimTx } from '../bitcoin/htlc.js';
 import type { NetworkName } from '../bitcoin/network.js';
 import { checkFeeRate } from '../bitcoin/policy.js';
@@ -20,9 +20,7 @@ import type { ChainBackend, TxInfo, WaitOptions } from '../chain/backend.js';
 import { SETTLE_TARGET_BLOCKS, MIN_SETTLE_FEE_RATE } from '../chain/fees.js';
 import type { AttestationDoc } from '../tpm/attestation.js';
 import { ShapeError, asObj, hex, int, obj } from '../util/shape.js';
-import { planCpfp, signCpfp } from '../wallet/cpfp.js';
-import { ESCROW_CHAIN, contractKey } from '../wallet/hd.js';
-import { receiveAddressOf, sessionAccount, type WalletContext } from '../wallet/wallet.js';
+import type { ContractContext } from '../wallet/contract-wallet.js';
 import { htlcOf, htlcSpend } from './contract.js';
 import { draftOffer, offerDigest, signOffer, type Offer } from './offer.js';
 import { getEscrow, htlcTerms, listEscrows, nextEscrowKey, saveEscrow, writeEscrowFile, type Acceptance, type EscrowRecord } from './store.js';
@@ -49,7 +47,7 @@ export interface OfferOptions {
   attest?: (nonce: Buffer) => Promise<AttestationDoc>;
 }
 
-export async function createOffer(ctx: WalletContext, o: OfferOptions): Promise<{ offer: Offer; ciphertext: Buffer; ciphertextFile: string }> {
+export async function createOffer(ctx: ContractContext, o: OfferOptions): Promise<{ offer: Offer; ciphertext: Buffer; ciphertextFile: string }> {
   if (o.price < MIN_PRICE) throw new SwarmpayError('DUST_OUTPUT', `a price of ${o.price} sats could not pay the claim's fee`, { hint: `ask at least ${MIN_PRICE} sats` });
   if (o.confirmations < MIN_CONFIRMATIONS) {
     throw new SwarmpayError('USAGE', `an offer needs at least ${MIN_CONFIRMATIONS} confirmation of the funding before the claim`, { hint: 'a claim on an unconfirmed funding reveals K while the buyer can still replace the funding' });
@@ -59,7 +57,7 @@ export async function createOffer(ctx: WalletContext, o: OfferOptions): Promise<
     throw new SwarmpayError('USAGE', `a timeout of ${o.timeout.min} blocks leaves no time to wait for ${o.confirmations} confirmations and claim ${DEFAULT_CLAIM_MARGIN} blocks before it`, { hint: `offer at least ${DEFAULT_CLAIM_MARGIN + o.confirmations + 1} blocks` });
   }
   const keyIndex = nextEscrowKey(ctx.session);
-  const key = contractKey(ctx.seed, ctx.network, ESCROW_CHAIN, keyIndex);
+  const key = ctx.wallet.key('escrow', keyIndex);
   const id = randomBytes(8).toString('hex');
   const draft = draftOffer({ id, network: ctx.network, name: o.name, item: o.item, price: o.price, timeout: o.timeout, confirmations: o.confirmations, seller: key.pub, expires: new Date(Date.now() + o.expiresIn * 1000) });
   const offer = signOffer(draft.body, key.priv);
@@ -91,7 +89,7 @@ export function parseAcceptance(v: unknown): Acceptance {
   }
 }
 
-function sellerRecord(ctx: WalletContext, id: string): EscrowRecord {
+function sellerRecord(ctx: ContractContext, id: string): EscrowRecord {
   const rec = getEscrow(ctx.session, id);
   if (rec.role !== 'seller') throw new SwarmpayError('ESCROW_STATE', `escrow ${id} is one this wallet buys in, not one it sells in`, { hint: 'as the buyer, `escrow claim --out FILE` gets the item' });
   return rec;
@@ -102,7 +100,7 @@ function sellerRecord(ctx: WalletContext, id: string): EscrowRecord {
  * from the offer and the buyer's key and timeout, never taken from the buyer's bytes) and
  * leave time to claim. The node gets the funding transaction too, in case it has not seen it.
  */
-export async function takeAcceptance(ctx: WalletContext, a: Acceptance, margin = DEFAULT_CLAIM_MARGIN): Promise<EscrowRecord> {
+export async function takeAcceptance(ctx: ContractContext, a: Acceptance, margin = DEFAULT_CLAIM_MARGIN): Promise<EscrowRecord> {
   const rec = sellerRecord(ctx, a.offer);
   if (rec.acceptance !== null) {
     const same = rec.acceptance.funding.txid === a.funding.txid && rec.acceptance.funding.vout === a.funding.vout && rec.acceptance.buyer === a.buyer && rec.acceptance.timeout === a.timeout;
@@ -170,7 +168,7 @@ export async function claimFeeRate(chain: ChainBackend, network: NetworkName): P
  */
 export type FundingView = { kind: 'standing'; tx: TxInfo } | { kind: 'gone'; reason: string; rec: EscrowRecord };
 
-export async function lookAtFunding(ctx: WalletContext, rec: EscrowRecord): Promise<FundingView> {
+export async function lookAtFunding(ctx: ContractContext, rec: EscrowRecord): Promise<FundingView> {
   const a = rec.acceptance;
   if (a === null) throw new SwarmpayError('ESCROW_STATE', `escrow ${rec.id} has no acceptance`);
   const known = await ctx.chain.getTransaction(a.funding.txid);
@@ -189,7 +187,7 @@ export async function lookAtFunding(ctx: WalletContext, rec: EscrowRecord): Prom
 }
 
 /** The acceptance whose funding is gone is dropped; a record that moved on meanwhile is left as it is. */
-async function releaseOffer(ctx: WalletContext, rec: EscrowRecord): Promise<EscrowRecord> {
+async function releaseOffer(ctx: ContractContext, rec: EscrowRecord): Promise<EscrowRecord> {
   const cur = getEscrow(ctx.session, rec.id);
   if (cur.status !== 'funded' || cur.acceptance?.funding.txid !== rec.acceptance?.funding.txid) return cur;
   // The HTLC's template is fixed by an acceptance: the next one fixes it again.
@@ -212,7 +210,7 @@ function fundingGone(rec: EscrowRecord, view: Extract<FundingView, { kind: 'gone
 }
 
 /** Waits for the funding's confirmations; a funding that leaves the mempool meanwhile is broadcast again, or found gone. */
-async function waitForFunding(ctx: WalletContext, rec: EscrowRecord, wanted: number, wait: WaitOptions): Promise<void> {
+async function waitForFunding(ctx: ContractContext, rec: EscrowRecord, wanted: number, wait: WaitOptions): Promise<void> {
   for (;;) {
     try {
       await ctx.chain.waitForConfirmations(rec.acceptance!.funding.txid, wanted, wait);
@@ -239,7 +237,7 @@ export interface ClaimOptions {
  * one first. An escrow whose funding is gone before it confirmed is offered again (and
  * ESCROW_STATE says so).
  */
-export async function claimEscrow(ctx: WalletContext, id: string, o: ClaimOptions): Promise<{ txid: string; fee: bigint | null; feeRate: bigint | null; rec: EscrowRecord }> {
+export async function claimEscrow(ctx: ContractContext, id: string, o: ClaimOptions): Promise<{ txid: string; fee: bigint | null; feeRate: bigint | null; rec: EscrowRecord }> {
   const rec = sellerRecord(ctx, id);
   if (rec.status === 'offered') throw new SwarmpayError('ESCROW_STATE', `no buyer has accepted escrow ${id} yet`, { hint: 'pass the buyer\'s acceptance with --acceptance FILE, or let `escrow serve` take it' });
   if (rec.status !== 'funded' && rec.status !== 'claimed') throw new SwarmpayError('ESCROW_STATE', `escrow ${id} is ${rec.status}`);
@@ -278,8 +276,8 @@ export async function claimEscrow(ctx: WalletContext, id: string, o: ClaimOption
     });
   }
   const feeRate = o.feeRate ?? (await claimFeeRate(ctx.chain, ctx.network));
-  const to = addressToScript((await receiveAddressOf(ctx.chain, sessionAccount(ctx.session, ctx.network), ctx.network)).address, ctx.network);
-  const tx = claimTx(h.terms, h.funding, Buffer.from(rec.key!, 'hex'), to, feeRate, contractKey(ctx.seed, ctx.network, ESCROW_CHAIN, rec.keyIndex).priv);
+  const to = await ctx.wallet.payoutScript();
+  const tx = claimTx(h.terms, h.funding, Buffer.from(rec.key!, 'hex'), to, feeRate, ctx.wallet.key('escrow', rec.keyIndex).priv);
   await broadcastOnce(ctx.chain, tx.hex, tx.txid);
   const claimed = { ...rec, status: 'claimed' as const, claimTxid: tx.txid };
   await saveEscrow(ctx.session, claimed);
@@ -297,7 +295,7 @@ export interface PendingClaim {
 }
 
 /** The unconfirmed claim `txid` of a claimed escrow, as the node has it. */
-export async function pendingClaim(ctx: WalletContext, rec: EscrowRecord, txid: string): Promise<PendingClaim> {
+export async function pendingClaim(ctx: ContractContext, rec: EscrowRecord, txid: string): Promise<PendingClaim> {
   const claim = await ctx.chain.getTransaction(txid);
   if (claim === null) throw new SwarmpayError('ESCROW_STATE', `the claim ${txid} of escrow ${rec.id} is not in the node's mempool`, { hint: 'claim again (`escrow claim` or `escrow serve` makes it again); then bump' });
   if (claim.confirmations > 0) throw new SwarmpayError('ESCROW_STATE', `the claim ${txid} of escrow ${rec.id} is already confirmed`, { hint: 'nothing to bump' });
@@ -324,14 +322,13 @@ export async function pendingClaim(ctx: WalletContext, rec: EscrowRecord, txid: 
  * wallet: a rescue never costs more than the claim brings) back to the wallet, so the two
  * pay `feeRate` together; it replaces an earlier child still in the mempool.
  */
-export async function bumpClaim(ctx: WalletContext, p: PendingClaim, feeRate: bigint): Promise<{ txid: string; fee: bigint; feeRate: bigint; replaced: string | null }> {
-  const plan = await planCpfp(ctx.chain, sessionAccount(ctx.session, ctx.network), ctx.network, { txid: p.claim.txid, hex: p.claim.hex, fee: p.fee }, feeRate, {
+export async function bumpClaim(ctx: ContractContext, p: PendingClaim, feeRate: bigint): Promise<{ txid: string; fee: bigint; feeRate: bigint; replaced: string | null }> {
+  const child = await ctx.wallet.bump({ txid: p.claim.txid, hex: p.claim.hex, fee: p.fee }, feeRate, {
     replacing: p.child === null ? undefined : { hex: p.child.hex },
     parentOnly: true,
   });
-  const child = signCpfp(plan, ctx.seed, ctx.network);
   await broadcastOnce(ctx.chain, child.hex, child.txid);
-  return { txid: child.txid, fee: child.fee, feeRate, replaced: plan.replaces?.txid ?? null };
+  return { txid: child.txid, fee: child.fee, feeRate, replaced: child.replaces };
 }
 
 function sumOutputs(tx: TxInfo): bigint {
@@ -339,6 +336,6 @@ function sumOutputs(tx: TxInfo): bigint {
 }
 
 /** The offers this seller still sells: not accepted and not expired. */
-export function openOffers(ctx: WalletContext, now = new Date()): EscrowRecord[] {
+export function openOffers(ctx: ContractContext, now = new Date()): EscrowRecord[] {
   return listEscrows(ctx.session).filter((r) => r.role === 'seller' && r.status === 'offered' && Date.parse(r.offer.expires) > now.getTime());
 }

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { SwarmpayError, ioError } from '../errors.js';
 import type { Json } from '../util/canonical-json.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
-import type { KeystoreSession } from '../keystore/keystore.js';
+import type { ContractStore } from '../keystore/keystore.js';
 import type { HtlcTemplate, HtlcTerms } from '../bitcoin/htlc.js';
 import type { Outpoint } from '../bitcoin/outpoint.js';
 import type { Offer } from './offer.js';
@@ -65,26 +65,26 @@ function table(secret: { [k: string]: Json }): EscrowsSecret {
   return secret as unknown as EscrowsSecret;
 }
 
-export function listEscrows(session: KeystoreSession): EscrowRecord[] {
+export function listEscrows(session: ContractStore): EscrowRecord[] {
   return Object.values(table(session.secret).escrows ?? {});
 }
 
-export function findEscrow(session: KeystoreSession, id: string): EscrowRecord | undefined {
+export function findEscrow(session: ContractStore, id: string): EscrowRecord | undefined {
   return table(session.secret).escrows?.[id];
 }
 
-export function getEscrow(session: KeystoreSession, id: string): EscrowRecord {
+export function getEscrow(session: ContractStore, id: string): EscrowRecord {
   const rec = findEscrow(session, id);
   if (!rec) throw new SwarmpayError('ESCROW_NOT_FOUND', `no escrow ${id} in this datadir`, { hint: 'see `swarmpay escrow list`' });
   return rec;
 }
 
-export function nextEscrowKey(session: KeystoreSession): number {
+export function nextEscrowKey(session: ContractStore): number {
   return table(session.secret).nextEscrowKey ?? 0;
 }
 
 /** Writes an escrow record; every escrow step is a checkpoint (the TPM counter advances). */
-export async function saveEscrow(session: KeystoreSession, rec: EscrowRecord): Promise<void> {
+export async function saveEscrow(session: ContractStore, rec: EscrowRecord): Promise<void> {
   await session.update((secret) => {
     const t = table(secret);
     t.escrows = { ...(t.escrows ?? {}), [rec.id]: rec };
@@ -173,7 +173,7 @@ function existingCiphertext(networkDir: string, id: string): string {
 }
 
 /** Forgets an escrow whose first step the node refused: nothing of it exists on chain. */
-export async function removeEscrow(session: KeystoreSession, id: string): Promise<void> {
+export async function removeEscrow(session: ContractStore, id: string): Promise<void> {
   await session.update((secret) => {
     const t = table(secret);
     // The table is frozen (the keystore's parts are copy-on-write): a new one without it.

@@ -402,6 +402,53 @@ export class KeystoreSession {
 }
 
 /**
+ * The keystore as a contract protocol (channel, escrow) sees it: its own tables and
+ * journals, never the wallet's seed. `hidden` keys of the secret are left out of what it
+ * reads and kept as they are by what it writes.
+ */
+export interface ContractStore {
+  /** The secret less the hidden keys, as last read or written (its parts are frozen: replace, don't edit). */
+  readonly secret: { readonly [k: string]: Json };
+  update(mutate: (secret: { [k: string]: Json }) => void, opts?: { checkpoint?: boolean }): Promise<void>;
+  refresh(): Promise<void>;
+  subkey(name: string): Buffer;
+  journalHead(name: string): JournalHead | null;
+  openJournal(file: string, name: string, keyName?: string): { journal: Journal; records: Json[] };
+  readJournal(file: string, name: string, keyName?: string): Json[];
+  closeJournal(name: string): Promise<void>;
+  recoverJournal(file: string, name: string, keyName: string, choose: (found: Salvaged[]) => Json[], keepAs: string): Promise<Salvaged[]>;
+}
+
+/** A session seen without some keys of its secret (src/wallet keeps the seed from the protocols so). */
+export function storeWithout(session: KeystoreSession, hidden: readonly string[]): ContractStore {
+  const without = (secret: { readonly [k: string]: Json }) => {
+    const view = { ...secret };
+    for (const k of hidden) delete view[k];
+    return view;
+  };
+  return {
+    get secret() {
+      return without(session.secret);
+    },
+    update: (mutate, opts) =>
+      session.update((secret) => {
+        const view = without(secret);
+        mutate(view);
+        for (const k of hidden) if (k in view) throw new SwarmpayError('INTERNAL', `a contract protocol wrote the keystore's "${k}"`);
+        for (const k of Object.keys(secret)) if (!hidden.includes(k) && !(k in view)) delete secret[k];
+        Object.assign(secret, view);
+      }, opts),
+    refresh: () => session.refresh(),
+    subkey: (name) => session.subkey(name),
+    journalHead: (name) => session.journalHead(name),
+    openJournal: (file, name, keyName) => session.openJournal(file, name, keyName),
+    readJournal: (file, name, keyName) => session.readJournal(file, name, keyName),
+    closeJournal: (name) => session.closeJournal(name),
+    recoverJournal: (file, name, keyName, choose, keepAs) => session.recoverJournal(file, name, keyName, choose, keepAs),
+  };
+}
+
+/**
  * Unlocks the keystore. With a TPM protector the file's counter is checked first, and with
  * `checkpoint` the counter then advances (a wallet open), so that any copy of the file
  * taken before this moment is refused from now on.

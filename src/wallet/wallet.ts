@@ -21,14 +21,6 @@ export interface WalletPublic {
   created: string;
 }
 
-/** An unlocked wallet and its chain: what the contract protocols (channel, escrow) work with. */
-export interface WalletContext {
-  session: KeystoreSession;
-  seed: Uint8Array;
-  network: NetworkName;
-  networkDir: string;
-  chain: ChainBackend;
-}
 
 export interface Balance {
   confirmed: bigint;

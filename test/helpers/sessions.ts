@@ -1,13 +1,13 @@
 /** Payer sessions a test keeps open: one at a time per channel, as the payer's ledger is. */
 import { PayerSession } from '../../src/channel/payer.js';
 import type { PeerLink } from '../../src/peer/link.js';
-import type { WalletContext } from '../../src/wallet/wallet.js';
+import type { ContractContext } from '../../src/wallet/contract-wallet.js';
 
 export class Sessions {
   private readonly open: PayerSession[] = [];
 
   constructor(
-    private readonly pc: WalletContext,
+    private readonly pc: ContractContext,
     private readonly link: () => Promise<PeerLink>,
   ) {}
 

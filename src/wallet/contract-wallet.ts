@@ -1,0 +1,107 @@
+/**
+ * What a contract protocol (channel, escrow) may ask of the wallet, and no more: the key of
+ * one contract, a script to be paid to, a funding, a CPFP child. The seed stays in here,
+ * so a long-running payee or seller, and any bug in one, holds keys for its own contracts
+ * and nothing that spends the wallet's coins another way.
+ */
+import type { BIP32Interface } from 'bip32';
+import type { ChainBackend } from '../chain/backend.js';
+import type { NetworkName } from '../bitcoin/network.js';
+import { addressToScript } from '../bitcoin/address.js';
+import type { SignedTx } from '../bitcoin/spend.js';
+import { storeWithout, type ContractStore, type KeystoreSession, type Unlocker } from '../keystore/keystore.js';
+import { peerStaticKey, type StaticKey } from '../peer/keys.js';
+import { CHANNEL_CHAIN, ESCROW_CHAIN, accountNode } from './hd.js';
+import { planCpfp, signCpfp, type CpfpOptions, type CpfpParent } from './cpfp.js';
+import { planPayments, signSend } from './send.js';
+import { receiveAddressOf, sessionAccount, unlockWallet } from './wallet.js';
+
+/** The chains of contract keys: one per protocol, so their keys never collide. */
+export type ContractKind = 'channel' | 'escrow';
+
+/** The key of one contract: its private key signs that contract's transactions only. */
+export interface ContractKey {
+  pub: Buffer;
+  priv: Buffer;
+}
+
+export interface ContractWallet {
+  readonly network: NetworkName;
+  /** This wallet's identity on the peer link (derived from the seed, so the mnemonic restores it). */
+  readonly peerKey: StaticKey;
+  /** Key `index` of the contract chain of `kind`. */
+  key(kind: ContractKind, index: number): ContractKey;
+  /** A script of this wallet to be paid to: its first receive address nothing has paid yet. */
+  payoutScript(): Promise<Buffer>;
+  /** Signs (does not broadcast) a payment to `to` from the wallet's coins: output i pays to[i], change after them. */
+  fund(to: { address: string; amount: bigint }[], feeRate: bigint): Promise<SignedTx>;
+  /** Signs (does not broadcast) a CPFP child of `parent` from the wallet's outputs in it (and coins, unless parentOnly). */
+  bump(parent: CpfpParent, feeRate: bigint, opts?: CpfpOptions): Promise<SignedTx & { replaces: string | null }>;
+}
+
+/** What a contract protocol works with: the narrow wallet, its part of the keystore, the chain. */
+export interface ContractContext {
+  wallet: ContractWallet;
+  /** The keystore without the wallet's seed. */
+  session: ContractStore;
+  network: NetworkName;
+  networkDir: string;
+  chain: ChainBackend;
+}
+
+const CHAINS: Record<ContractKind, number> = { channel: CHANNEL_CHAIN, escrow: ESCROW_CHAIN };
+
+/** The keystore keys a contract protocol never sees: the wallet's mnemonic. */
+const WALLET_SECRET = ['wallet'] as const;
+
+class SeedWallet implements ContractWallet {
+  readonly peerKey: StaticKey;
+  /** The account's private node: derived once (a BIP32 path from the seed costs several EC multiplications). */
+  readonly #node: BIP32Interface;
+  readonly #seed: Uint8Array;
+  readonly #account: BIP32Interface;
+
+  constructor(
+    seed: Uint8Array,
+    readonly network: NetworkName,
+    private readonly chain: ChainBackend,
+    account: BIP32Interface,
+  ) {
+    this.#seed = seed;
+    this.#node = accountNode(seed, network);
+    this.#account = account;
+    this.peerKey = peerStaticKey(seed);
+  }
+
+  key(kind: ContractKind, index: number): ContractKey {
+    const node = this.#node.derive(CHAINS[kind]).derive(index);
+    // A node derived from a private node has its private key.
+    return { priv: Buffer.from(node.privateKey!), pub: Buffer.from(node.publicKey) };
+  }
+
+  async payoutScript(): Promise<Buffer> {
+    return Buffer.from(addressToScript((await receiveAddressOf(this.chain, this.#account, this.network)).address, this.network));
+  }
+
+  async fund(to: { address: string; amount: bigint }[], feeRate: bigint): Promise<SignedTx> {
+    const plan = await planPayments(this.chain, this.#account, this.network, to, feeRate);
+    return signSend(plan, this.#seed, this.network);
+  }
+
+  async bump(parent: CpfpParent, feeRate: bigint, opts: CpfpOptions = {}): Promise<SignedTx & { replaces: string | null }> {
+    const plan = await planCpfp(this.chain, this.#account, this.network, parent, feeRate, opts);
+    return { ...signCpfp(plan, this.#seed, this.network), replaces: plan.replaces?.txid ?? null };
+  }
+}
+
+/** The contract face of an unlocked wallet. */
+export function contractContext(session: KeystoreSession, seed: Uint8Array, chain: ChainBackend, networkDir: string): ContractContext {
+  const network = session.network;
+  return { wallet: new SeedWallet(seed, network, chain, sessionAccount(session, network)), session: storeWithout(session, WALLET_SECRET), network, networkDir, chain };
+}
+
+/** Unlocks the wallet for the contract protocols (no checkpoint: their steps checkpoint as they move coins). */
+export async function openContracts(networkDir: string, network: NetworkName, unlocker: Unlocker, chain: ChainBackend): Promise<ContractContext> {
+  const { session, seed } = await unlockWallet(networkDir, network, unlocker, { checkpoint: false });
+  return contractContext(session, seed, chain, networkDir);
+}
