@@ -1,168 +1,55 @@
 /**
- * Resolves the global options (flags, then <datadir>/<network>/config.json, then
- * defaults) into what a command needs: network, folders, the chain backend, output and
- * prompts.
+ * One command's run: the library's Environment (network, folders, chain, TPM) from the
+ * global options, and the terminal's output and prompts.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import path from 'node:path';
-import { SwarmpayError } from '../errors.js';
-import { parseNetworkName, type NetworkName } from '../bitcoin/network.js';
-import type { ChainBackend } from '../chain/backend.js';
-import { RpcClient, readCookie } from '../chain/rpc-client.js';
-import { makeRpcChain } from '../chain/rpc-chain.js';
-import { embeddedRpc, nodeDir } from '../chain/embedded-node.js';
-import { FAUCET_ADDRESS } from '../wallet/faucet.js';
+import { Environment, type SwarmpayOptions } from '../api/environment.js';
+import type { Unlocker } from '../keystore/keystore.js';
 import { Output } from './output.js';
 import { Prompter } from './prompt.js';
-import { Tpm, resolveTpmSpec, type TpmSpec } from '../tpm/tpm.js';
-import { swtpmDir } from '../tpm/swtpm-process.js';
-import type { Unlocker } from '../keystore/keystore.js';
 
-export const CHAIN_KINDS = ['embedded', 'btcd', 'bitcoind'] as const;
-export type ChainKind = (typeof CHAIN_KINDS)[number];
-
-export interface GlobalOptions {
-  network?: string;
-  datadir?: string;
-  chain?: string;
-  rpcUrl?: string;
-  rpcCookie?: string;
-  tpm?: string;
+export interface GlobalOptions extends SwarmpayOptions {
   json?: boolean;
   yes?: boolean;
 }
 
-interface FileConfig {
-  chain?: string;
-  rpcUrl?: string;
-  rpcCookie?: string;
-}
-
-/** Bitcoin Core's default RPC ports and cookie folders, for --chain bitcoind without --rpc-url. */
-const CORE_DEFAULTS: Record<NetworkName, { port: number; sub: string }> = {
-  mainnet: { port: 8332, sub: '' },
-  testnet: { port: 18332, sub: 'testnet3' },
-  signet: { port: 38332, sub: 'signet' },
-  regtest: { port: 18443, sub: 'regtest' },
-};
-
 export class Context {
-  readonly network: NetworkName;
-  readonly datadir: string;
-  /** <datadir>/<network>: keystore, node and state of this network. */
-  readonly networkDir: string;
+  readonly env: Environment;
   readonly out: Output;
   readonly prompt: Prompter;
-  private readonly config: FileConfig;
-  private chainBackend: ChainBackend | undefined;
-  private rpc: RpcClient | undefined;
-  private tpmClient: Promise<Tpm> | undefined;
 
   constructor(readonly opts: GlobalOptions) {
-    this.network = parseNetworkName(opts.network ?? 'regtest');
-    this.datadir = path.resolve(opts.datadir ?? process.env.SWARMPAY_DATADIR ?? path.join(homedir(), '.swarmpay'));
-    this.networkDir = path.join(this.datadir, this.network);
+    this.env = new Environment(opts);
     this.out = new Output(!!opts.json);
     this.prompt = new Prompter(!!process.stdin.isTTY && !opts.yes);
-    this.config = readConfig(path.join(this.networkDir, 'config.json'));
+  }
+
+  get network() {
+    return this.env.network;
+  }
+
+  get networkDir(): string {
+    return this.env.networkDir;
   }
 
   get nodeDir(): string {
-    return nodeDir(this.networkDir);
+    return this.env.nodeDir;
   }
 
-  get chainKind(): ChainKind {
-    const kind = this.opts.chain ?? this.config.chain ?? (this.rpcUrl === undefined && this.network === 'regtest' ? 'embedded' : this.network === 'regtest' ? 'btcd' : 'bitcoind');
-    if (!(CHAIN_KINDS as readonly string[]).includes(kind)) {
-      throw new SwarmpayError('USAGE', `unknown chain backend "${kind}"`, { hint: `use one of: ${CHAIN_KINDS.join(', ')}` });
-    }
-    if (kind === 'embedded' && this.network !== 'regtest') {
-      throw new SwarmpayError('USAGE', `the embedded node runs regtest only, not ${this.network}`, { hint: 'use --chain bitcoind with --rpc-url' });
-    }
-    return kind as ChainKind;
-  }
-
-  private get rpcUrl(): string | undefined {
-    return this.opts.rpcUrl ?? this.config.rpcUrl;
-  }
-
-  /** The chain backend, connected on first use. */
-  chain(): ChainBackend {
-    if (this.chainBackend) return this.chainBackend;
-    const kind = this.chainKind;
-    if (kind === 'embedded') {
-      const { client, state } = embeddedRpc(this.nodeDir);
-      this.rpc = client;
-      this.chainBackend = makeRpcChain(state.impl === 'btcd' ? 'btcd' : 'core', this.network, client, state.miningAddress);
-      return this.chainBackend;
-    }
-    const url = this.rpcUrl ?? (kind === 'bitcoind' ? `http://127.0.0.1:${CORE_DEFAULTS[this.network].port}/` : undefined);
-    if (url === undefined) throw new SwarmpayError('USAGE', `--chain ${kind} needs --rpc-url`, { hint: 'give the node\'s URL, e.g. --rpc-url http://127.0.0.1:18334' });
-    this.rpc = new RpcClient({ url: stripCredentials(url), ...this.credentials(url, kind) });
-    this.chainBackend = makeRpcChain(kind === 'btcd' ? 'btcd' : 'core', this.network, this.rpc, FAUCET_ADDRESS);
-    return this.chainBackend;
-  }
-
-  private credentials(url: string, kind: ChainKind): { user: string; password: string } {
-    const u = new URL(url);
-    if (u.username) return { user: decodeURIComponent(u.username), password: decodeURIComponent(u.password) };
-    const cookie = this.opts.rpcCookie ?? this.config.rpcCookie;
-    if (cookie) return readCookie(cookie);
-    if (kind === 'bitcoind') return readCookie(path.join(homedir(), '.bitcoin', CORE_DEFAULTS[this.network].sub, '.cookie'));
-    throw new SwarmpayError('USAGE', `no RPC credentials for ${url}`, { hint: 'pass --rpc-cookie FILE (a node started by `swarmpay node start` writes <datadir>/regtest/node/.cookie)' });
-  }
-
-  /** The --tpm spec; `auto` looks for /dev/tpmrm0, then the software TPM `node start` runs for this datadir. */
-  get tpmSpec(): TpmSpec {
-    return resolveTpmSpec(this.opts.tpm ?? 'auto', swtpmDir(path.join(this.datadir, 'regtest')));
-  }
-
-  /** The TPM, connected on first use. */
-  tpm(): Promise<Tpm> {
-    this.tpmClient ??= Tpm.open(this.tpmSpec);
-    return this.tpmClient;
-  }
-
-  /** What the keystore may ask for: the passphrase (file or prompt, with a loud warning) or the TPM. */
-  unlocker(passphraseFile: string | undefined): Unlocker {
-    return {
-      passphrase: async () => {
-        this.out.warn('this keystore is protected by a passphrase only: no TPM seals its key and nothing refuses a rolled-back copy; run `swarmpay tpm provision` on a device with a TPM');
-        return this.prompt.passphrase(passphraseFile);
-      },
-      tpm: () => this.tpm(),
+  /** The passphrase, from its file or a prompt, after the loud warning that only a passphrase guards this keystore. */
+  passphrase(passphraseFile: string | undefined): () => Promise<string> {
+    return async () => {
+      this.out.warn('this keystore is protected by a passphrase only: no TPM seals its key and nothing refuses a rolled-back copy; run `swarmpay tpm provision` on a device with a TPM');
+      return this.prompt.passphrase(passphraseFile);
     };
+  }
+
+  /** What the keystore may ask for: the passphrase or the TPM. */
+  unlocker(passphraseFile: string | undefined): Unlocker {
+    return { passphrase: this.passphrase(passphraseFile), tpm: () => this.env.tpm() };
   }
 
   async close(): Promise<void> {
     this.out.flush();
-    this.rpc?.close();
-    const tpm = this.tpmClient;
-    this.tpmClient = undefined;
-    if (tpm) await (await tpm.catch(() => null))?.close();
-  }
-}
-
-function stripCredentials(url: string): string {
-  const u = new URL(url);
-  u.username = '';
-  u.password = '';
-  return u.toString();
-}
-
-function readConfig(file: string): FileConfig {
-  if (!existsSync(file)) return {};
-  try {
-    const doc = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-    const pick = (k: string) => (typeof doc[k] === 'string' ? (doc[k] as string) : undefined);
-    const cfg: FileConfig = {};
-    for (const k of ['chain', 'rpcUrl', 'rpcCookie'] as const) {
-      const v = pick(k);
-      if (v !== undefined) cfg[k] = v;
-    }
-    return cfg;
-  } catch (e) {
-    throw new SwarmpayError('INVALID_FILE', `the config file ${file} is not valid JSON: ${(e as Error).message}`, { hint: 'fix or remove it' });
+    await this.env.close();
   }
 }

@@ -137,7 +137,7 @@ export function registerEscrow(program: Command): void {
         const pcrs = parsePcrs(opts.pcrs);
         const item = readBytes(opts.item, 'item', MAX_ITEM_BYTES);
         const wc = await unlockedContext(ctx, opts.passphraseFile);
-        const tpm = opts.attest ? await ctx.tpm() : null;
+        const tpm = opts.attest ? await ctx.env.tpm() : null;
         const r = await createOffer(wc, {
           name: opts.name ?? path.basename(opts.item), item, price, timeout, confirmations, expiresIn,
           ...(tpm ? { attest: (nonce: Buffer) => attest(tpm, nonce, pcrs) } : {}),
@@ -327,7 +327,7 @@ export function registerEscrow(program: Command): void {
         const wc = await unlockedContext(ctx, opts.passphraseFile);
         // The TPM is reached only when a buyer enrolls it or asks for an attested offer (a fresh quote over its nonce);
         // a seller without one refuses enrollment (TPM_UNAVAILABLE) and sends attested offers without a fresh quote.
-        const server = new EscrowServer(wc, { feeRate, margin, bumpAfter, log: serverLog, tpm: async () => (ctx.tpmSpec.kind === 'none' ? null : ctx.tpm()) });
+        const server = new EscrowServer(wc, { feeRate, margin, bumpAfter, log: serverLog, tpm: async () => (ctx.env.tpmSpec.kind === 'none' ? null : ctx.env.tpm()) });
         await runServer(ctx, { listen: opts.listen, stdio: !!opts.stdio, key: wc.wallet.peerKey, limits, pollMs, log: serverLog, what: 'buyer', serve: (link) => server.serve(link), tick: () => server.claimReady() });
         await server.claimReady();
         serverLog('stopped');

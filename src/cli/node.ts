@@ -102,7 +102,7 @@ export function registerNode(program: Command): void {
       withContext<{ to?: string }>(async (ctx, args, opts) => {
         requireRegtest(ctx);
         const blocks = parseCount(args[0]!, 'blocks', 1, 1000);
-        const chain = ctx.chain();
+        const chain = ctx.env.chain();
         let paid: { address: string; sats: bigint; txid: string } | null = null;
         if (opts.to !== undefined) {
           const tip = await chain.tipHeight();

@@ -12,6 +12,7 @@ import { INBOX_BYTES } from '../peer/inbox.js';
 import type { StaticKey } from '../peer/keys.js';
 import type { PeerAddress } from '../peer/connect.js';
 import { openContracts, type ContractContext } from '../wallet/contract-wallet.js';
+import type { Server } from '../api/server.js';
 import type { Context } from './context.js';
 import { parseCount } from './args.js';
 
@@ -24,7 +25,7 @@ export function parseHostPort(text: string, what: string, listen = false): { hos
 
 /** The unlocked wallet and the chain. */
 export async function unlockedContext(ctx: Context, passphraseFile: string | undefined): Promise<ContractContext> {
-  return openContracts(ctx.networkDir, ctx.network, ctx.unlocker(passphraseFile), ctx.chain());
+  return openContracts(ctx.networkDir, ctx.network, ctx.unlocker(passphraseFile), ctx.env.chain());
 }
 
 export function peerOf(opts: { peer?: string; peerCmd?: string }): PeerAddress {
@@ -141,6 +142,24 @@ export async function runServer(ctx: Context, o: ServerOptions): Promise<void> {
     process.removeListener('SIGINT', stop);
     process.removeListener('SIGTERM', stop);
     await Promise.all(serving);
+  }
+}
+
+/** Prints where a server listens, then runs it until SIGINT/SIGTERM (or, over stdio, until its one peer is done). */
+export async function runUntilSignal(ctx: Context, server: Server): Promise<void> {
+  if (server.listening !== null) {
+    const where = { listening: server.listening, peerKey: server.peerKey };
+    if (ctx.out.json) ctx.out.jsonLine(where);
+    else ctx.out.result(where, `listening on ${where.listening}; key ${where.peerKey}`);
+  }
+  const stop = () => void server.stop();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    await server.done;
+  } finally {
+    process.removeListener('SIGINT', stop);
+    process.removeListener('SIGTERM', stop);
   }
 }
 

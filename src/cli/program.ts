@@ -1,7 +1,7 @@
 /** The commander program: global options of CLI.md and one registration per command group. */
 import { Command, Option } from 'commander';
 import { NETWORK_NAMES } from '../bitcoin/network.js';
-import { CHAIN_KINDS } from './context.js';
+import { CHAIN_KINDS } from '../api/environment.js';
 import { registerNode } from './node.js';
 import { registerWallet } from './wallet.js';
 import { registerDemo } from './demo.js';

@@ -61,7 +61,7 @@ export function registerTpm(program: Command): void {
     .description('the TPM found, its lockout state, the attestation key, and how the keystore is sealed')
     .action(
       withContext(async (ctx) => {
-        const spec = ctx.tpmSpec;
+        const spec = ctx.env.tpmSpec;
         const keystore = await keystoreStatus(ctx);
         if (spec.kind === 'none') {
           ctx.out.warn(
@@ -72,7 +72,7 @@ export function registerTpm(program: Command): void {
           ctx.out.result({ tpm: null, attestation: 'unavailable', keystore }, ['TPM: none (attestation unavailable)', `keystore: ${keystore.exists ? keystore.protector : 'none'}`]);
           return;
         }
-        const t = await ctx.tpm();
+        const t = await ctx.env.tpm();
         const [info, lockout, ak] = [await t.info(), await t.lockout(), await t.akPublic()];
         let refused: { file: string; written: bigint; now: bigint } | null = null;
         if (keystore.protector === 'tpm') {
@@ -110,7 +110,7 @@ export function registerTpm(program: Command): void {
         const nonce = parseNonce(opts.nonce);
         const pcrs = parsePcrs(opts.pcrs);
         if (pcrs.length === 0) throw new SwarmpayError('USAGE', 'a quote needs at least one PCR', { hint: `e.g. --pcrs ${DEFAULT_QUOTE_PCRS}` });
-        const doc = await attest(await ctx.tpm(), nonce, pcrs);
+        const doc = await attest(await ctx.env.tpm(), nonce, pcrs);
         if (opts.out === undefined) {
           ctx.out.result(doc, JSON.stringify(doc, null, 2));
           return;

@@ -57,7 +57,7 @@ export function registerWallet(program: Command): void {
     .description('the first receive address not yet paid')
     .action(
       withContext(async (ctx) => {
-        const a = await receiveAddress(ctx.chain(), ctx.networkDir, ctx.network);
+        const a = await receiveAddress(ctx.env.chain(), ctx.networkDir, ctx.network);
         ctx.out.result({ address: a.address, path: a.path }, a.address);
       }),
     );
@@ -67,7 +67,7 @@ export function registerWallet(program: Command): void {
     .description('confirmed and unconfirmed balance, in sats')
     .action(
       withContext(async (ctx) => {
-        const b = await walletBalance(ctx.chain(), ctx.networkDir, ctx.network);
+        const b = await walletBalance(ctx.env.chain(), ctx.networkDir, ctx.network);
         ctx.out.result(b, [
           `confirmed:   ${b.confirmed} sats (${formatBtc(b.confirmed)} BTC)`,
           `unconfirmed: ${b.unconfirmed} sats`,
@@ -103,7 +103,7 @@ export function registerWallet(program: Command): void {
         const feeRate = feeRateFor(ctx.network, opts.feeRate);
         const wait = opts.wait === undefined ? 0 : parseCount(opts.wait, '--wait', 1, 1000);
         addressToScript(to, ctx.network); // a bad address fails before the node is asked anything
-        const chain = ctx.chain();
+        const chain = ctx.env.chain();
         const plan = await planSend(chain, walletAccount(ctx.networkDir, ctx.network), ctx.network, to, amount, feeRate);
         const summary = `send ${amount} sats to ${to}, fee ${plan.spend.fee} sats (${feeRate} sat/vB)`;
         if (!(await ctx.prompt.confirm(`${summary}?`))) throw new SwarmpayError('USAGE', 'cancelled; nothing was sent');
