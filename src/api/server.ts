@@ -8,6 +8,7 @@ import { SwarmpayError } from '../errors.js';
 import { DEFAULT_MAX_CONNECTIONS, listenTcp, stdioPeer, type ServerLimits } from '../peer/transports.js';
 import type { LinkOptions, PeerLink } from '../peer/link.js';
 import type { StaticKey } from '../peer/keys.js';
+import type { PeerAddress } from '../peer/connect.js';
 
 /** Where a server listens: TCP (port 0 for any free one), or one peer on this process's stdin/stdout (for --peer-cmd). */
 export type Listen = { tcp: string } | { stdio: true };
@@ -49,6 +50,14 @@ export function parseHostPort(text: string, what: string, listen = false): { hos
   const m = /^(.+):(\d{1,5})$/.exec(text);
   if (!m || Number(m[2]) < (listen ? 0 : 1) || Number(m[2]) > 65535) throw new SwarmpayError('USAGE', `${what} "${text}" is not HOST:PORT`, { hint: 'for example 127.0.0.1:9735' });
   return { host: m[1] ?? '', port: Number(m[2]) };
+}
+
+/** Where a peer is, as a caller names it: HOST:PORT, or a command speaking on its stdin/stdout (as --peer-cmd). One helper for every protocol. */
+export type PeerLocation = string | { command: string };
+
+export function peerAddress(peer: PeerLocation): PeerAddress {
+  if (typeof peer !== 'string') return { kind: 'cmd', command: peer.command };
+  return { kind: 'tcp', ...parseHostPort(peer, '--peer') };
 }
 
 /** Descriptors kept for the server's own work (keystore, journal, node, TPM, log) whatever the peers do. */

@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { SwarmpayError } from '../errors.js';
 import { addressToScript } from '../bitcoin/address.js';
-import { keystorePath, readKeystore, type Unlocker } from '../keystore/keystore.js';
+import { keystorePath, readKeystore } from '../keystore/keystore.js';
 import type { ScryptParams } from '../keystore/crypto.js';
 import { newMnemonic } from '../wallet/mnemonic.js';
 import { createWallet, receiveAddress, unlockSeed, walletAccount, walletBalance, walletPublic, type Balance } from '../wallet/wallet.js';
@@ -17,16 +17,13 @@ import { Environment, type SwarmpayOptions } from './environment.js';
 import { Channels } from './channels.js';
 import { Escrows } from './escrow.js';
 import { TpmApi } from './tpm.js';
+import { unlockerFor, type Credentials } from './credentials.js';
 
-export type { Balance, SwarmpayOptions };
+export type { Balance, Credentials, SwarmpayOptions };
 
 /** The shortest keystore passphrase accepted. */
 export const MIN_PASSPHRASE_LENGTH = 8;
 
-/** How a keystore is opened: its passphrase (or a function that asks for it, called only if needed); a TPM-sealed one needs none. */
-export interface Credentials {
-  passphrase?: string | (() => Promise<string>);
-}
 
 export interface WalletCreated {
   network: string;
@@ -93,13 +90,18 @@ export class Swarmpay {
     return keystorePath(this.env.networkDir);
   }
 
-  /** Creates the wallet (a new 24-word mnemonic, or `mnemonic` to restore one); never overwrites a keystore. */
-  createWallet(o: { passphrase: string; mnemonic?: string; scrypt?: Omit<ScryptParams, 'salt'> }): WalletCreated {
+  /**
+   * Creates the wallet (a new 24-word mnemonic, or `mnemonic` to restore one); never
+   * overwrites a keystore. `backup` receives a new mnemonic before the keystore is written,
+   * so that no wallet exists whose only copy of the seed is the keystore.
+   */
+  createWallet(o: { passphrase: string; mnemonic?: string; backup?: (mnemonic: string) => void; scrypt?: Omit<ScryptParams, 'salt'> }): WalletCreated {
     this.checkNoWallet();
     if (o.passphrase.length < MIN_PASSPHRASE_LENGTH) {
       throw new SwarmpayError('WEAK_PASSPHRASE', `the passphrase has ${o.passphrase.length} characters; it needs at least ${MIN_PASSPHRASE_LENGTH}`, { hint: 'choose a longer passphrase' });
     }
     const mnemonic = o.mnemonic ?? newMnemonic();
+    if (o.mnemonic === undefined) o.backup?.(mnemonic);
     const pub = createWallet(this.env.networkDir, this.network, o.passphrase, mnemonic, o.scrypt);
     return { network: this.network, restored: o.mnemonic !== undefined, keystore: this.keystore, xpub: pub.xpub, fingerprint: pub.fingerprint, path: pub.path, mnemonic: o.mnemonic === undefined ? mnemonic : null };
   }
@@ -130,7 +132,7 @@ export class Swarmpay {
     const chain = this.env.chain();
     const plan = await planSend(chain, walletAccount(this.env.networkDir, this.network), this.network, to, amount, o.feeRate);
     if (o.confirm && !(await o.confirm({ to, amount, fee: plan.spend.fee, feeRate: o.feeRate }))) throw new SwarmpayError('USAGE', 'cancelled; nothing was sent');
-    const seed = await unlockSeed(this.env.networkDir, this.network, this.unlocker(o));
+    const seed = await unlockSeed(this.env.networkDir, this.network, unlockerFor(this.env, o));
     const signed = signSend(plan, seed, this.network);
     await chain.broadcast(signed.hex);
     let confirmations = 0;
@@ -143,19 +145,7 @@ export class Swarmpay {
 
   /** Unlocks the wallet for the contract protocols (channels, escrows). */
   async unlock(c: Credentials = {}): Promise<Wallet> {
-    return new Wallet(await openContracts(this.env.networkDir, this.network, this.unlocker(c), this.env.chain()), this.env);
-  }
-
-  /** How the keystore asks: the passphrase given (or asked for by its function), the TPM of this environment. */
-  unlocker(c: Credentials): Unlocker {
-    return {
-      passphrase: async () => {
-        if (typeof c.passphrase === 'function') return c.passphrase();
-        if (c.passphrase === undefined) throw new SwarmpayError('KEYSTORE_LOCKED', 'the keystore is protected by a passphrase and none was given', { hint: 'pass the passphrase (--passphrase-file FILE)' });
-        return c.passphrase;
-      },
-      tpm: () => this.env.tpm(),
-    };
+    return new Wallet(await openContracts(this.env.networkDir, this.network, unlockerFor(this.env, c), this.env.chain()), this.env);
   }
 
   /** How often waits look at the chain: regtest blocks come when mined, others every ten minutes. */

@@ -2,7 +2,8 @@
  * One command's run: the library's Environment (network, folders, chain, TPM) from the
  * global options, and the terminal's output and prompts.
  */
-import { Environment, type SwarmpayOptions } from '../api/environment.js';
+import type { Environment, SwarmpayOptions } from '../api/environment.js';
+import { Swarmpay, type Wallet } from '../api/swarmpay.js';
 import type { Unlocker } from '../keystore/keystore.js';
 import { Output } from './output.js';
 import { Prompter } from './prompt.js';
@@ -13,12 +14,15 @@ export interface GlobalOptions extends SwarmpayOptions {
 }
 
 export class Context {
+  /** The library on the datadir and network of the global options. */
+  readonly swarmpay: Swarmpay;
   readonly env: Environment;
   readonly out: Output;
   readonly prompt: Prompter;
 
   constructor(readonly opts: GlobalOptions) {
-    this.env = new Environment(opts);
+    this.swarmpay = new Swarmpay(opts);
+    this.env = this.swarmpay.env;
     this.out = new Output(!!opts.json);
     this.prompt = new Prompter(!!process.stdin.isTTY && !opts.yes);
   }
@@ -41,6 +45,11 @@ export class Context {
       this.out.warn('this keystore is protected by a passphrase only: no TPM seals its key and nothing refuses a rolled-back copy; run `swarmpay tpm provision` on a device with a TPM');
       return this.prompt.passphrase(passphraseFile);
     };
+  }
+
+  /** The wallet unlocked for channels and escrows: the passphrase from FILE or a prompt, or the TPM. */
+  unlockWallet(passphraseFile: string | undefined): Promise<Wallet> {
+    return this.swarmpay.unlock({ passphrase: this.passphrase(passphraseFile) });
   }
 
   /** What the keystore may ask for: the passphrase or the TPM. */

@@ -12,7 +12,7 @@ import { INBOX_BYTES } from '../peer/inbox.js';
 import type { StaticKey } from '../peer/keys.js';
 import type { PeerAddress } from '../peer/connect.js';
 import { openContracts, type ContractContext } from '../wallet/contract-wallet.js';
-import type { Server } from '../api/server.js';
+import type { PeerLocation, Server } from '../api/server.js';
 import type { Context } from './context.js';
 import { parseCount } from './args.js';
 
@@ -31,6 +31,13 @@ export async function unlockedContext(ctx: Context, passphraseFile: string | und
 export function peerOf(opts: { peer?: string; peerCmd?: string }): PeerAddress {
   if ((opts.peer === undefined) === (opts.peerCmd === undefined)) throw new SwarmpayError('USAGE', 'give exactly one of --peer HOST:PORT and --peer-cmd "CMD"');
   return opts.peer !== undefined ? { kind: 'tcp', ...parseHostPort(opts.peer, '--peer') } : { kind: 'cmd', command: opts.peerCmd! };
+}
+
+/** --peer HOST:PORT or --peer-cmd CMD, exactly one, as the library takes a peer. */
+export function peerLocation(opts: { peer?: string; peerCmd?: string }): PeerLocation {
+  if (opts.peer !== undefined && opts.peerCmd === undefined) return opts.peer;
+  if (opts.peerCmd !== undefined && opts.peer === undefined) return { command: opts.peerCmd };
+  throw new SwarmpayError('USAGE', 'give exactly one of --peer HOST:PORT and --peer-cmd "CMD"');
 }
 
 /** The limits every server takes as flags (`channel serve`, `escrow serve`). */

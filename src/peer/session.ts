@@ -6,7 +6,6 @@
 import { SwarmpayError } from '../errors.js';
 import { frameBuffer, HEADER_LEN } from './frames.js';
 import { Inbox } from './inbox.js';
-import type { PeerLink } from './link.js';
 import { TAG_LEN, type CipherState } from './noise.js';
 import { aboutPeer, type FrameSink, type FrameStream } from './wire.js';
 
@@ -16,7 +15,11 @@ const DRAINED_BYTES = 256 * 1024;
 /** Once our end is sent, how long the peer has to end its side before we cut the stream. */
 const CLOSE_GRACE_MS = 5_000;
 
-export class Session implements PeerLink, FrameSink {
+/**
+ * A PeerLink once the handshake is done (link.ts hands it out as one, which checks that it
+ * is one: naming the interface here would make link.ts and this file import each other).
+ */
+export class Session implements FrameSink {
   readonly closed: Promise<void>;
   private state: 'open' | 'closing' | 'done' = 'open';
   private closedBy: 'us' | 'peer' | null = null;
