@@ -12,7 +12,7 @@ import { tempDir } from './helpers/tmp.js';
 import { startTestTpm, type TestTpm } from './helpers/swtpm.js';
 import { Tpm } from '../src/tpm/tpm.js';
 import { PCR_Extend } from '../src/tpm/commands.js';
-import { passwordSession } from '../src/tpm/execute.js';
+import { authorize, passwordSession } from '../src/tpm/execute.js';
 import { TPM_ALG } from '../src/tpm/constants.js';
 
 describe('tpm CLI and the TPM-sealed keystore', () => {
@@ -185,7 +185,7 @@ describe('tpm CLI and the TPM-sealed keystore', () => {
     const [host, port] = tpmArg.split(':').slice(1);
     const tpm = await Tpm.open({ kind: 'swtpm', host: host!, port: Number(port) });
     try {
-      await tpm.run(PCR_Extend(16, passwordSession(), TPM_ALG.SHA256, Buffer.alloc(32, 0xab)));
+      await tpm.run(PCR_Extend(authorize(16, passwordSession()), TPM_ALG.SHA256, Buffer.alloc(32, 0xab)));
     } finally {
       await tpm.close();
     }

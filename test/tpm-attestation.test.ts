@@ -9,10 +9,10 @@ import path from 'node:path';
 import { akPem, attest, parsePcrAllowList, pemMatchesPublic, verifyAttestation, type AttestationDoc } from '../src/tpm/attestation.js';
 import { PCR_Extend } from '../src/tpm/commands.js';
 import { TPM_ALG, TPM_ECC_NIST_P256, TPM_GENERATED_VALUE, TPM_ST, TPMA_OBJECT } from '../src/tpm/constants.js';
-import { passwordSession } from '../src/tpm/execute.js';
-import { Reader, Writer, marshalPublic, readPublic, writePcrSelections, writeSignature, type Public } from '../src/tpm/marshal.js';
+import { authorize, passwordSession } from '../src/tpm/execute.js';
+import { Reader, Writer, marshalPublic, nameOf, readPublic, writePcrSelections, writeSignature, type Public } from '../src/tpm/marshal.js';
 import { AK_TEMPLATE } from '../src/tpm/templates.js';
-import { nameOf, type Tpm } from '../src/tpm/tpm.js';
+import type { Tpm } from '../src/tpm/tpm.js';
 import { startTestTpm, type TestTpm } from './helpers/swtpm.js';
 import { tempDir } from './helpers/tmp.js';
 import { requireTpm2Tools, tpm2 } from './helpers/tpm2-tools.js';
@@ -39,7 +39,7 @@ function flipByte(hex: string, i: number): string {
 }
 
 async function extendPcr(tpm: Tpm, pcr: number): Promise<void> {
-  await tpm.run(PCR_Extend(pcr, passwordSession(), TPM_ALG.SHA256, randomBytes(32)));
+  await tpm.run(PCR_Extend(authorize(pcr, passwordSession()), TPM_ALG.SHA256, randomBytes(32)));
 }
 
 async function withTpm<R>(t: TestTpm, f: (tpm: Tpm) => Promise<R>): Promise<R> {

@@ -11,11 +11,11 @@ import path from 'node:path';
 import { SwarmpayError } from '../src/errors.js';
 import { Certify, Create, CreatePrimary, FlushContext, GetCapability, GetRandom, Load, NV_Increment, PCR_Extend, PCR_Read, ReadPublic } from '../src/tpm/commands.js';
 import { TPMA_OBJECT, TPM_ALG, TPM_CAP, TPM_CC, TPM_GENERATED_VALUE, TPM_RH, TPM_ST } from '../src/tpm/constants.js';
-import { execute, passwordSession } from '../src/tpm/execute.js';
-import { Reader, Writer, readAttest, readPublic, writePcrSelections, type Public, type Signature } from '../src/tpm/marshal.js';
+import { authorize, execute, passwordSession } from '../src/tpm/execute.js';
+import { Reader, Writer, nameOf, readAttest, readPublic, writePcrSelections, type Public, type Signature } from '../src/tpm/marshal.js';
 import { AK_TEMPLATE, SRK_PERSISTENT_HANDLE, SRK_TEMPLATE, sealedTemplate } from '../src/tpm/templates.js';
 import { SwtpmTransport } from '../src/tpm/transport.js';
-import { Tpm, nameOf, type SealedBlob } from '../src/tpm/tpm.js';
+import { Tpm, type SealedBlob } from '../src/tpm/tpm.js';
 import { freePort } from '../src/util/daemon.js';
 import { tpm2 } from './helpers/tpm2-tools.js';
 import { expectCode, failure } from './helpers/expect.js';
@@ -145,7 +145,7 @@ describe('TPM client on swtpm', () => {
   test('after PCR_Extend of PCR 16 the bound blob is refused with TPM_POLICY_FAIL; the unbound one still unseals', async () => {
     const before = (await tpm.pcrRead([16])).get(16)!;
     const digest = randomBytes(32);
-    await tpm.run(PCR_Extend(16, passwordSession(), TPM_ALG.SHA256, digest));
+    await tpm.run(PCR_Extend(authorize(16, passwordSession()), TPM_ALG.SHA256, digest));
     const after = (await tpm.pcrRead([16])).get(16)!;
     expect(after.equals(sha256(before, digest))).toBe(true);
 
@@ -217,7 +217,7 @@ describe('TPM client on swtpm', () => {
     expect(await read(index)).toBe(v0 + 3n);
     // A stranger on the same TPM: another auth in an HMAC, or no password at all, is refused by the TPM.
     await expectCode(tpm.incrementCounter(index, randomBytes(32)), 'TPM_REFUSED');
-    await expect(tpm.run(NV_Increment(index, passwordSession(), index))).rejects.toMatchObject({ rcName: expect.stringMatching(/BAD_AUTH|AUTH_FAIL/) });
+    await expect(tpm.run(NV_Increment(authorize(index, passwordSession()), index))).rejects.toMatchObject({ rcName: expect.stringMatching(/BAD_AUTH|AUTH_FAIL/) });
     // A read with the wrong auth is refused too: the value we decide on comes only with the counter's auth.
     await expectCode(tpm.readCounter(index, randomBytes(32), undefined), 'TPM_REFUSED');
     expect(await read(index)).toBe(v0 + 3n);
@@ -352,11 +352,11 @@ describe('TPM client on swtpm', () => {
 
   test('Certify: the AK vouches for a loaded sealed object; the certified name is the object name', async () => {
     const srk = await tpm.srk();
-    const obj = await tpm.run(Load(srk.handle, passwordSession(), Buffer.from(unbound.private, 'hex'), Buffer.from(unbound.public, 'hex')));
-    const ak = await tpm.run(CreatePrimary(TPM_RH.ENDORSEMENT, passwordSession(), AK_TEMPLATE));
+    const obj = await tpm.run(Load(authorize(srk.handle, passwordSession()), Buffer.from(unbound.private, 'hex'), Buffer.from(unbound.public, 'hex')));
+    const ak = await tpm.run(CreatePrimary(authorize(TPM_RH.ENDORSEMENT, passwordSession()), AK_TEMPLATE));
     try {
       const nonce = randomBytes(20);
-      const c = await tpm.run(Certify(obj.handle, passwordSession(), ak.handle, passwordSession(), nonce));
+      const c = await tpm.run(Certify(authorize(obj.handle, passwordSession()), authorize(ak.handle, passwordSession()), nonce));
       const r = new Reader(c.attest);
       const a = readAttest(r);
       r.end();
@@ -402,7 +402,7 @@ describe('a TPM in dictionary-attack lockout', () => {
     pcrBound = await tpm.seal(secret, [16]);
     // A blob as swarmpay sealed them before they were noDA: DA-protected, unsealed with an empty password.
     const srk = await tpm.srk();
-    const old = await tpm.run(Create(srk.handle, passwordSession(), { ...sealedTemplate(null), attributes: TPMA_OBJECT.fixedTPM | TPMA_OBJECT.fixedParent | TPMA_OBJECT.userWithAuth }, secret));
+    const old = await tpm.run(Create(authorize(srk.handle, passwordSession()), { ...sealedTemplate(null), attributes: TPMA_OBJECT.fixedTPM | TPMA_OBJECT.fixedParent | TPMA_OBJECT.userWithAuth }, secret));
     if (srk.flush) await tpm.run(FlushContext(srk.handle));
     legacy = { public: old.outPublicBytes.toString('hex'), private: old.outPrivate.toString('hex'), pcrs: [] };
     expect(await tpm.lockout()).toMatchObject({ failedTries: 0 });
@@ -472,7 +472,7 @@ describe('a TPM whose object slots are full (another program leaked its objects)
     await sw?.stop();
   });
   const fill = async (n: number) => {
-    while (fillers.length < n) fillers.push((await tpm.run(CreatePrimary(TPM_RH.OWNER, passwordSession(), SRK_TEMPLATE))).handle);
+    while (fillers.length < n) fillers.push((await tpm.run(CreatePrimary(authorize(TPM_RH.OWNER, passwordSession()), SRK_TEMPLATE))).handle);
   };
   const free = async () => {
     for (const h of fillers.splice(0)) await tpm.run(FlushContext(h));

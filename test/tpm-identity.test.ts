@@ -22,9 +22,9 @@ import { makeCredential, parseTpm2ToolsCredentialFile, tpm2ToolsCredentialFile }
 import { certSummary, ekPublicFromCertificate, parseCaBundle, parseEkCertificate, tpmOfCertificate, verifyEkChain } from '../src/tpm/ek-certificate.js';
 import { answerEnrollment, checkAkPublic, enrollPeer } from '../src/tpm/enroll.js';
 import { encodeEnrollMessage, isEnrollmentMessage, parseEnrollMessage, type EnrollMessage } from '../src/tpm/enroll-messages.js';
-import { passwordSession } from '../src/tpm/execute.js';
-import { EK_CERT_INDEX, activateCredential, ekTemplate, keyOfPublic, nameOfBytes, readEkCertificate, readNv, sameSpki, tpmIdentity } from '../src/tpm/identity.js';
-import { Reader, Writer, marshalPublic, readPublic, type Public } from '../src/tpm/marshal.js';
+import { authorize, passwordSession } from '../src/tpm/execute.js';
+import { EK_CERT_INDEX, activateCredential, ekTemplate, keyOfPublic, readEkCertificate, readNv, sameSpki, tpmIdentity } from '../src/tpm/identity.js';
+import { Reader, Writer, marshalPublic, nameOfBytes, readPublic, type Public } from '../src/tpm/marshal.js';
 import { flushSession, hmacSession, startSession } from '../src/tpm/sessions.js';
 import { AK_TEMPLATE, EK_POLICY } from '../src/tpm/templates.js';
 import type { Tpm } from '../src/tpm/tpm.js';
@@ -202,7 +202,7 @@ describe('credential activation', () => {
   });
 
   test('with an ECC P-256 EK (template L-2): the seed by ECDH and KDFe', async () => {
-    const ek = await tpmA.run(CreatePrimary(TPM_RH.ENDORSEMENT, passwordSession(), ekTemplate('ecc-p256')));
+    const ek = await tpmA.run(CreatePrimary(authorize(TPM_RH.ENDORSEMENT, passwordSession()), ekTemplate('ecc-p256')));
     await tpmA.run(FlushContext(ek.handle));
     const ak = await tpmA.akPublic();
     const secret = randomBytes(32);
@@ -269,11 +269,11 @@ describe('credential activation', () => {
     await tpmA.use(async () => {
       const ext = await run(LoadExternal(forged.pub, TPM_RH.OWNER));
       expect(ext.name.equals(forged.name)).toBe(true);
-      const ek = await run(CreatePrimary(TPM_RH.ENDORSEMENT, passwordSession(), ekTemplate('rsa-2048')));
+      const ek = await run(CreatePrimary(authorize(TPM_RH.ENDORSEMENT, passwordSession()), ekTemplate('rsa-2048')));
       const s = await startSession(run, TPM_SE.POLICY, { symmetric: null });
       try {
-        await run(PolicySecret(TPM_RH.ENDORSEMENT, passwordSession(), s.handle));
-        const e = await expectCode(run(ActivateCredential(ext, passwordSession(), ek, hmacSession(s), cred.credentialBlob, cred.encryptedSecret)), 'TPM_REFUSED');
+        await run(PolicySecret(authorize(TPM_RH.ENDORSEMENT, passwordSession()), s.handle));
+        const e = await expectCode(run(ActivateCredential(authorize(ext, passwordSession()), authorize(ek, hmacSession(s)), cred.credentialBlob, cred.encryptedSecret)), 'TPM_REFUSED');
         expect(e.message).toMatch(/TPM_RC_AUTH_UNAVAILABLE/);
       } finally {
         await flushSession(run, s).catch(() => undefined);
@@ -459,7 +459,7 @@ describe('an ECC P-256 EK certificate (which swtpm 0.7 does not make): preferred
   test('certified by a CA of our own at NV 0x01c0000a, the EK is ECC and enrollment activates through ECDH', async () => {
     const dir = path.join(c.dir, 'ecc');
     mkdirSync(dir, { recursive: true });
-    const ek = await tpmC.run(CreatePrimary(TPM_RH.ENDORSEMENT, passwordSession(), ekTemplate('ecc-p256')));
+    const ek = await tpmC.run(CreatePrimary(authorize(TPM_RH.ENDORSEMENT, passwordSession()), ekTemplate('ecc-p256')));
     await tpmC.run(FlushContext(ek.handle));
     writeFileSync(path.join(dir, 'ek.pem'), keyOfPublic(ek.outPublic).export({ type: 'spki', format: 'pem' }));
     writeFileSync(path.join(dir, 'ext.cnf'), 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,keyAgreement\nextendedKeyUsage=2.23.133.8.1\n');

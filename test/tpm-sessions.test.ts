@@ -13,15 +13,13 @@ import {
   ReadPublic, Unseal, nvName, type NvPublic,
 } from '../src/tpm/commands.js';
 import { TPM_ALG, TPM_CAP, TPM_CC, TPM_RH, TPM_SE, TPMA_NV, TPMA_OBJECT } from '../src/tpm/constants.js';
-import { execute, passwordSession, policySession, withSessions, type Command, type NamedHandle } from '../src/tpm/execute.js';
-import { Writer, type Public } from '../src/tpm/marshal.js';
+import { authorize, execute, passwordSession, policySession, withSessions, type Command, type NamedHandle } from '../src/tpm/execute.js';
+import { Writer, nameOf, type Public } from '../src/tpm/marshal.js';
 import { RC, TpmError } from '../src/tpm/rc.js';
-import {
-  eccSalt, flushSession, hmacSession, kdfa, kdfe, nvIndex, policyAuthValue, startSaltedSession, startSession, type AuthSession, type Run, type SaltKey,
-} from '../src/tpm/sessions.js';
+import { encryptSession, flushSession, hmacSession, nvIndex, policyAuthValue, startSaltedSession, startSession, type Run, type SaltKey } from '../src/tpm/sessions.js';
+import { eccSalt, kdfa, kdfe, type AuthSession } from '../src/tpm/session-crypto.js';
 import { SRK_PERSISTENT_HANDLE, sealedTemplate } from '../src/tpm/templates.js';
 import { SwtpmTransport, type Transport } from '../src/tpm/transport.js';
-import { nameOf } from '../src/tpm/tpm.js';
 import { tpm2 } from './helpers/tpm2-tools.js';
 import { expectCode, failure } from './helpers/expect.js';
 import { startTestTpm, type TestTpm } from './helpers/swtpm.js';
@@ -246,10 +244,10 @@ describe('sessions on swtpm', () => {
 
     /** The counter, read with the index's authValue by an HMAC session and encrypted on the way by a salted one. */
     const readCounter = (c: Client, auth: AuthSession, enc: AuthSession, nv: NamedHandle) =>
-      c.run(withSessions(NV_Read(nv, hmacSession(auth, authValue), nv, 8), hmacSession(enc, EMPTY, { encrypt: true }))).then((b) => b.readBigUInt64BE());
+      c.run(withSessions(NV_Read(authorize(nv, hmacSession(auth, authValue)), nv, 8), encryptSession(enc, { encrypt: true }))).then((b) => b.readBigUInt64BE());
 
     afterAll(async () => {
-      await ours((c) => c.run(NV_UndefineSpace(TPM_RH.OWNER, passwordSession(), index))).catch(() => undefined);
+      await ours((c) => c.run(NV_UndefineSpace(authorize(TPM_RH.OWNER, passwordSession()), index))).catch(() => undefined);
     });
 
     test('defined through a salted session that decrypts: the authValue never crosses the bus in the clear', async () => {
@@ -257,7 +255,7 @@ describe('sessions on swtpm', () => {
         await withSession(c.run, startSaltedSession(c.run, srk), async (s) => {
           c.wire.length = 0;
           // The owner's authValue is empty, but the salt keys the HMAC and the cipher.
-          await c.run(NV_DefineSpace(TPM_RH.OWNER, hmacSession(s, EMPTY, { decrypt: true }), authValue, pub));
+          await c.run(NV_DefineSpace(authorize(TPM_RH.OWNER, hmacSession(s, EMPTY, { decrypt: true })), authValue, pub));
           expect(onWire(c.wire, authValue.subarray(0, 29))).toBe(false);
         });
         const nv = await nvIndex(c.run, index);
@@ -272,24 +270,24 @@ describe('sessions on swtpm', () => {
         await withSession(c.run, startSession(c.run, TPM_SE.HMAC, { symmetric: null }), async (u) => {
           const fresh = await nvIndex(c.run, index);
           c.wire.length = 0;
-          await c.run(NV_Increment(fresh, hmacSession(u, authValue), fresh));
+          await c.run(NV_Increment(authorize(fresh, hmacSession(u, authValue)), fresh));
           expect(onWire(c.wire, authValue.subarray(0, 29))).toBe(false);
           // The first write set TPMA_NV_WRITTEN, so the name changed: an HMAC over the old one is refused.
           const written = await nvIndex(c.run, index);
           expect(written.pub.attributes & TPMA_NV.WRITTEN).toBe(TPMA_NV.WRITTEN);
           expect(Buffer.from(written.name).equals(nvName({ ...pub, attributes: pub.attributes | TPMA_NV.WRITTEN }))).toBe(true);
-          const stale = (await failure(c.run(NV_Increment(fresh, hmacSession(u, authValue), fresh)))) as TpmError;
+          const stale = (await failure(c.run(NV_Increment(authorize(fresh, hmacSession(u, authValue)), fresh)))) as TpmError;
           expect(stale).toBeInstanceOf(TpmError);
           expect(stale.rcName).toBe('TPM_RC_BAD_AUTH');
 
           // A salted session authorizes it as well, and a salted session encrypts the read.
           await withSession(c.run, startSaltedSession(c.run, srk), async (s) => {
             const before = await readCounter(c, u, s, written);
-            await c.run(NV_Increment(written, hmacSession(s, authValue), written));
-            await c.run(NV_Increment(written, hmacSession(u, authValue), written));
+            await c.run(NV_Increment(authorize(written, hmacSession(s, authValue)), written));
+            await c.run(NV_Increment(authorize(written, hmacSession(u, authValue)), written));
             expect(await readCounter(c, u, s, written)).toBe(before + 2n);
             // The owner may read it too (OWNERREAD), through the salted session alone.
-            const byOwner = await c.run(NV_Read(TPM_RH.OWNER, hmacSession(s, EMPTY, { encrypt: true }), written, 8));
+            const byOwner = await c.run(NV_Read(authorize(TPM_RH.OWNER, hmacSession(s, EMPTY, { encrypt: true })), written, 8));
             expect(byOwner.readBigUInt64BE()).toBe(before + 2n);
           });
         });
@@ -301,9 +299,9 @@ describe('sessions on swtpm', () => {
         const nv = await nvIndex(c.run, index);
         await withSession(c.run, startSession(c.run, TPM_SE.HMAC, { symmetric: null }), async (u) => {
           const refusals = [
-            c.run(NV_Increment(index, passwordSession(), index)),
-            c.run(NV_Increment(index, passwordSession(randomBytes(32)), index)),
-            c.run(NV_Increment(nv, hmacSession(u, randomBytes(32)), nv)),
+            c.run(NV_Increment(authorize(index, passwordSession()), index)),
+            c.run(NV_Increment(authorize(index, passwordSession(randomBytes(32))), index)),
+            c.run(NV_Increment(authorize(nv, hmacSession(u, randomBytes(32))), nv)),
           ];
           for (const p of refusals) {
             const e = (await failure(p)) as TpmError;
@@ -312,11 +310,11 @@ describe('sessions on swtpm', () => {
           }
           // The refusals left the session usable: a refused command does not roll nonces. And
           // the authValue is the same without its trailing zeros, as the TPM keeps it.
-          await c.run(NV_Increment(nv, hmacSession(u, authValue.subarray(0, 30)), nv));
+          await c.run(NV_Increment(authorize(nv, hmacSession(u, authValue.subarray(0, 30))), nv));
         });
         // A password works too, but shows the authValue to anyone on the bus.
         c.wire.length = 0;
-        await c.run(NV_Increment(index, passwordSession(authValue), index));
+        await c.run(NV_Increment(authorize(index, passwordSession(authValue)), index));
         expect(onWire(c.wire, authValue.subarray(0, 29))).toBe(true);
       });
     });
@@ -357,7 +355,7 @@ describe('sessions on swtpm', () => {
     ])('a bit flipped in %s: refused as TPM_PROTOCOL, the session spoiled', async (_, at) => {
       await ours(async (c) => {
         await withSession(c.run, startSaltedSession(c.run, srk), async (s) => {
-          const random = () => c.run(withSessions(GetRandom(16), hmacSession(s, EMPTY, { encrypt: true })));
+          const random = () => c.run(withSessions(GetRandom(16), encryptSession(s, { encrypt: true })));
           expect((await random()).length).toBe(16);
           c.tamper = flipAt(at);
           const e = await expectCode(random(), 'TPM_PROTOCOL');
@@ -376,7 +374,7 @@ describe('sessions on swtpm', () => {
             const params = r.subarray(14, 14 + r.readUInt32BE(10));
             return new Writer().u16(0x8001).u32(10 + params.length).u32(0).bytes(params).done();
           };
-          const e = await expectCode(c.run(withSessions(GetRandom(16), hmacSession(s, EMPTY, { encrypt: true }))), 'TPM_PROTOCOL');
+          const e = await expectCode(c.run(withSessions(GetRandom(16), encryptSession(s, { encrypt: true }))), 'TPM_PROTOCOL');
           expect(e.message).toMatch(/malformed: a command with sessions was answered without/);
           expect(s.state).toBe('untrusted');
         });
@@ -390,7 +388,7 @@ describe('sessions on swtpm', () => {
     let ourBlob: { public: Buffer; private: Buffer };
 
     async function load(run: Run, blob: { public: Uint8Array; private: Uint8Array }): Promise<NamedHandle> {
-      const { handle, name } = await run(Load(srkH, passwordSession(), blob.private, blob.public));
+      const { handle, name } = await run(Load(authorize(srkH, passwordSession()), blob.private, blob.public));
       return { handle, name };
     }
 
@@ -399,12 +397,12 @@ describe('sessions on swtpm', () => {
         await withSession(c.run, startSaltedSession(c.run, srk), async (s) => {
           c.wire.length = 0;
           // Encrypt too: outPrivate comes back encrypted and is decrypted here.
-          const created = await c.run(Create(srkH, hmacSession(s, EMPTY, { decrypt: true, encrypt: true }), sealedTemplate(null), secret));
+          const created = await c.run(Create(authorize(srkH, hmacSession(s, EMPTY, { decrypt: true, encrypt: true })), sealedTemplate(null), secret));
           ourBlob = { public: created.outPublicBytes, private: created.outPrivate };
-          const obj = await c.run(Load(srkH, hmacSession(s, EMPTY), created.outPrivate, created.outPublicBytes));
+          const obj = await c.run(Load(authorize(srkH, hmacSession(s, EMPTY)), created.outPrivate, created.outPublicBytes));
           expect(obj.name.equals(nameOf(created.outPublic))).toBe(true);
           try {
-            const out = await c.run(Unseal(obj, hmacSession(s, EMPTY, { encrypt: true })));
+            const out = await c.run(Unseal(authorize(obj, hmacSession(s, EMPTY, { encrypt: true }))));
             expect(out.equals(secret)).toBe(true);
           } finally {
             await c.run(FlushContext(obj.handle));
@@ -414,11 +412,11 @@ describe('sessions on swtpm', () => {
 
         // The same with passwords: the secret is in the command, then in the answer.
         c.wire.length = 0;
-        const plain = await c.run(Create(SRK_PERSISTENT_HANDLE, passwordSession(), sealedTemplate(null), secret));
+        const plain = await c.run(Create(authorize(SRK_PERSISTENT_HANDLE, passwordSession()), sealedTemplate(null), secret));
         expect(onWire(c.wire, secret)).toBe(true);
         const obj = await load(c.run, { public: plain.outPublicBytes, private: plain.outPrivate });
         c.wire.length = 0;
-        expect((await c.run(Unseal(obj.handle, passwordSession()))).equals(secret)).toBe(true);
+        expect((await c.run(Unseal(authorize(obj.handle, passwordSession())))).equals(secret)).toBe(true);
         expect(onWire(c.wire, secret)).toBe(true);
         await c.run(FlushContext(obj.handle));
       });
@@ -429,24 +427,24 @@ describe('sessions on swtpm', () => {
         const policy = await pcrPolicy(c.run);
         c.wire.length = 0;
         const created = await withSession(c.run, startSaltedSession(c.run, srk), (s) =>
-          c.run(withSessions(Create(srkH, passwordSession(), sealedTemplate(policy), secret), hmacSession(s, EMPTY, { decrypt: true }))),
+          c.run(withSessions(Create(authorize(srkH, passwordSession()), sealedTemplate(policy), secret), encryptSession(s, { decrypt: true }))),
         );
         const obj = await load(c.run, { public: created.outPublicBytes, private: created.outPrivate });
         try {
           await withSession(c.run, startSaltedSession(c.run, srk, TPM_SE.POLICY), async (p) => {
             await c.run(PolicyPCR(p.handle, EMPTY, [{ hash: TPM_ALG.SHA256, pcrs: [16] }]));
             // No PolicyAuthValue: the HMAC is keyed by the session key alone.
-            expect((await c.run(Unseal(obj, hmacSession(p, EMPTY, { encrypt: true })))).equals(secret)).toBe(true);
+            expect((await c.run(Unseal(authorize(obj, hmacSession(p, EMPTY, { encrypt: true }))))).equals(secret)).toBe(true);
             // The use reset the policy: without PolicyPCR again the TPM refuses.
-            expect(((await failure(c.run(Unseal(obj, hmacSession(p, EMPTY, { encrypt: true }))))) as TpmError).rcName).toBe('TPM_RC_POLICY_FAIL');
+            expect(((await failure(c.run(Unseal(authorize(obj, hmacSession(p, EMPTY, { encrypt: true })))))) as TpmError).rcName).toBe('TPM_RC_POLICY_FAIL');
             await c.run(PolicyPCR(p.handle, EMPTY, [{ hash: TPM_ALG.SHA256, pcrs: [16] }]));
-            expect((await c.run(Unseal(obj, hmacSession(p, EMPTY, { encrypt: true })))).equals(secret)).toBe(true);
+            expect((await c.run(Unseal(authorize(obj, hmacSession(p, EMPTY, { encrypt: true }))))).equals(secret)).toBe(true);
           });
           // As tpm2-tss does it: the policy session as it is, a salted session after it that only encrypts.
           const plainPolicy = await startSession(c.run, TPM_SE.POLICY, { symmetric: null });
           await withSession(c.run, startSaltedSession(c.run, srk), async (enc) => {
             await c.run(PolicyPCR(plainPolicy.handle, EMPTY, [{ hash: TPM_ALG.SHA256, pcrs: [16] }]));
-            const out = await c.run(withSessions(Unseal(obj, policySession(plainPolicy.handle)), hmacSession(enc, EMPTY, { encrypt: true })));
+            const out = await c.run(withSessions(Unseal(authorize(obj, policySession(plainPolicy.handle))), encryptSession(enc, { encrypt: true })));
             expect(out.equals(secret)).toBe(true);
           });
           await flushSession(c.run, plainPolicy);
@@ -465,16 +463,16 @@ describe('sessions on swtpm', () => {
       const template = { ...sealedTemplate(policy), attributes: sealedTemplate(policy).attributes | TPMA_OBJECT.noDA };
       await ours(async (c) => {
         const created = await withSession(c.run, startSaltedSession(c.run, srk), (s) =>
-          c.run(Create(srkH, hmacSession(s, EMPTY, { decrypt: true }), template, secret, userAuth)),
+          c.run(Create(authorize(srkH, hmacSession(s, EMPTY, { decrypt: true })), template, secret, userAuth)),
         );
         const obj = await load(c.run, { public: created.outPublicBytes, private: created.outPrivate });
         try {
           await withSession(c.run, startSaltedSession(c.run, srk, TPM_SE.POLICY), async (p) => {
             await policyAuthValue(c.run, p);
-            expect((await c.run(Unseal(obj, hmacSession(p, userAuth, { encrypt: true })))).equals(secret)).toBe(true);
+            expect((await c.run(Unseal(authorize(obj, hmacSession(p, userAuth, { encrypt: true }))))).equals(secret)).toBe(true);
             expect(p.authValueNeeded).toBe(false);
             await policyAuthValue(c.run, p);
-            const e = (await failure(c.run(Unseal(obj, hmacSession(p, randomBytes(32), { encrypt: true }))))) as TpmError;
+            const e = (await failure(c.run(Unseal(authorize(obj, hmacSession(p, randomBytes(32), { encrypt: true })))))) as TpmError;
             expect(e.rcName).toBe('TPM_RC_BAD_AUTH');
           });
           expect(onWire(c.wire, secret) || onWire(c.wire, userAuth)).toBe(false);
@@ -489,12 +487,12 @@ describe('sessions on swtpm', () => {
       await ours(async (c) => {
         const policy = await pcrPolicy(c.run);
         const template = { ...sealedTemplate(policy), attributes: sealedTemplate(policy).attributes | TPMA_OBJECT.noDA };
-        const created = await c.run(Create(SRK_PERSISTENT_HANDLE, passwordSession(), template, secret, userAuth));
+        const created = await c.run(Create(authorize(SRK_PERSISTENT_HANDLE, passwordSession()), template, secret, userAuth));
         const obj = await load(c.run, { public: created.outPublicBytes, private: created.outPrivate });
         try {
           await withSession(c.run, startSaltedSession(c.run, srk, TPM_SE.POLICY), async (p) => {
             await c.run(PolicyPCR(p.handle, EMPTY, [{ hash: TPM_ALG.SHA256, pcrs: [16] }]));
-            expect((await c.run(Unseal(obj, hmacSession(p, userAuth, { encrypt: true })))).equals(secret)).toBe(true);
+            expect((await c.run(Unseal(authorize(obj, hmacSession(p, userAuth, { encrypt: true }))))).equals(secret)).toBe(true);
           });
         } finally {
           await c.run(FlushContext(obj.handle));
@@ -518,7 +516,7 @@ describe('sessions on swtpm', () => {
         const obj = await load(c.run, { public: unTpm2b(readFileSync(file('theirs.pub'))), private: unTpm2b(readFileSync(file('theirs.priv'))) });
         try {
           c.wire.length = 0;
-          const out = await withSession(c.run, startSaltedSession(c.run, srk), (s) => c.run(Unseal(obj, hmacSession(s, EMPTY, { encrypt: true }))));
+          const out = await withSession(c.run, startSaltedSession(c.run, srk), (s) => c.run(Unseal(authorize(obj, hmacSession(s, EMPTY, { encrypt: true })))));
           expect(out.equals(theirs)).toBe(true);
           expect(onWire(c.wire, theirs)).toBe(false);
         } finally {
@@ -533,13 +531,13 @@ describe('sessions on swtpm', () => {
       await ours(async (c) => {
         await withSession(c.run, startSaltedSession(c.run, srk), async (s) => {
           c.wire.length = 0;
-          const noTpm2b = await expectCode(c.run(NV_Increment(TPM_RH.OWNER, hmacSession(s, EMPTY, { decrypt: true }), 0x01535fe1)), 'USAGE');
+          const noTpm2b = await expectCode(c.run(NV_Increment(authorize(TPM_RH.OWNER, hmacSession(s, EMPTY, { decrypt: true })), 0x01535fe1)), 'USAGE');
           expect(noTpm2b.message).toMatch(/not a TPM2B/);
-          const noName = await expectCode(c.run(Unseal(0x80000001, hmacSession(s))), 'USAGE');
+          const noName = await expectCode(c.run(Unseal(authorize(0x80000001, hmacSession(s)))), 'USAGE');
           expect(noName.message).toMatch(/needs the name of handle 0x80000001/);
           await withSession(c.run, startSaltedSession(c.run, srk), async (s2) => {
             c.wire.length = 0;
-            const two = withSessions(Create(srkH, hmacSession(s, EMPTY, { decrypt: true }), sealedTemplate(null), randomBytes(8)), hmacSession(s2, EMPTY, { decrypt: true }));
+            const two = withSessions(Create(authorize(srkH, hmacSession(s, EMPTY, { decrypt: true })), sealedTemplate(null), randomBytes(8)), encryptSession(s2, { decrypt: true }));
             expect((await expectCode(c.run(two), 'USAGE')).message).toMatch(/only one session/);
             expect(c.wire).toEqual([]);
           });

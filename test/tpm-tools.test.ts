@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { GetCapability, PCR_Extend } from '../src/tpm/commands.js';
 import { TPM_ALG, TPM_CAP, TPMA_OBJECT } from '../src/tpm/constants.js';
-import { passwordSession } from '../src/tpm/execute.js';
+import { authorize, passwordSession } from '../src/tpm/execute.js';
 import { Reader, readPublic } from '../src/tpm/marshal.js';
 import { SRK_PERSISTENT_HANDLE } from '../src/tpm/templates.js';
 import type { SealedBlob, Tpm } from '../src/tpm/tpm.js';
@@ -52,7 +52,7 @@ beforeAll(async () => {
   expect(sw.state.ctrlPort).toBe(sw.state.port + 1);
   // A known, non-zero PCR 16, and the SRK where tpm2-tools can name it.
   await ours(async (tpm) => {
-    await tpm.run(PCR_Extend(16, passwordSession(), TPM_ALG.SHA256, randomBytes(32)));
+    await tpm.run(PCR_Extend(authorize(16, passwordSession()), TPM_ALG.SHA256, randomBytes(32)));
     expect((await tpm.persistSrk()).persisted).toBe(true);
   });
 });

@@ -109,6 +109,12 @@ export class TpmApi {
     return attest(await this.env.tpm(), nonce, pcrs);
   }
 
+  /** This TPM's PCR values now (SHA-256 bank), as an allow list a verifier expects (`--expect-pcrs`). */
+  async pcrValues(pcrs: number[] = DEFAULT_QUOTE_PCRS): Promise<PcrAllowList> {
+    const values = await (await this.env.tpm()).pcrRead(pcrs);
+    return Object.fromEntries([...values].map(([p, v]) => [String(p), v.toString('hex')]));
+  }
+
   /** Verifies a peer's attestation document; with `enrolled`, its AK must be in the trust store. */
   verify(doc: unknown, o: VerifyOptions): VerifiedAttestation | EnrolledAttestation {
     if (o.enrolled && o.ak !== undefined) throw new SwarmpayError('USAGE', 'give --ak or --enrolled, not both', { hint: '--enrolled trusts every AK `tpm trust list` shows; --ak one key' });

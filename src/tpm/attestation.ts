@@ -10,12 +10,12 @@ import { constants, createHash, createPublicKey, timingSafeEqual, verify, type K
 import { SwarmpayError } from '../errors.js';
 import { ShapeError, asObj, hex, obj, str, type Obj } from '../util/shape.js';
 import { TPM_ALG, TPM_ECC_NIST_P256, TPM_GENERATED_VALUE, TPM_ST, TPMA_OBJECT } from './constants.js';
-import { MarshalError, Reader, Writer, hashName, marshalPublic, readAttest, readPublic, readSignature, writeSignature, type Attest, type Public, type Signature } from './marshal.js';
+import { MarshalError, Reader, Writer, marshalPublic, nameOfBytes, readAttest, readPublic, readSignature, writeSignature, type Attest, type Public, type Signature } from './marshal.js';
 import type { Tpm } from './tpm.js';
 import type { TrustedIdentity } from './trust-store.js';
 
-export const ATTESTATION_FORMAT = 'swarmpay-attestation';
-export const ATTESTATION_VERSION = 1;
+const ATTESTATION_FORMAT = 'swarmpay-attestation';
+const ATTESTATION_VERSION = 1;
 
 /** The document `swarmpay tpm attest` writes; every byte string is lowercase hex. */
 export interface AttestationDoc {
@@ -240,14 +240,14 @@ function checkAk(doc: ParsedDoc): { pub: Public; key: KeyObject } {
   // unrestricted key would sign any bytes, a forged TPMS_ATTEST among them.
   const missing = (['fixedTPM', 'restricted', 'sign'] as const).filter((a) => (pub.attributes & TPMA_OBJECT[a]) === 0);
   if (missing.length > 0) throw invalid(`the AK is not a restricted TPM signing key: its attributes lack ${missing.join(', ')}, so it could sign a forged quote`);
-  let alg: string;
+  let name: Buffer;
   try {
-    alg = hashName(pub.nameAlg);
-  } catch {
+    // Hashed as the document holds it, not re-marshalled: the name covers the exact bytes.
+    name = nameOfBytes(pub.nameAlg, doc.akPublicArea);
+  } catch (e) {
+    if (!(e instanceof MarshalError)) throw e;
     throw invalid(`the AK's name algorithm 0x${pub.nameAlg.toString(16)} is not supported`);
   }
-  // Hashed as the document holds it, not re-marshalled: the name covers the exact bytes.
-  const name = Buffer.concat([Buffer.from([pub.nameAlg >> 8, pub.nameAlg & 0xff]), createHash(alg).update(doc.akPublicArea).digest()]);
   if (!name.equals(doc.akName)) throw invalid(`akName ${doc.akName.toString('hex')} is not the name of akPublicArea (${name.toString('hex')})`);
   const key = publicKeyOf(pub);
   if (!pemMatchesPublic(doc.akPublic, pub)) throw invalid('akPublic is not the key of akPublicArea: the PEM was swapped, or is not a PEM public key');

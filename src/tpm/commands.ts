@@ -1,16 +1,16 @@
 /**
  * TPM 2.0 commands (TCG Part 3), one typed description each: name and code, handles in
- * wire order (with the sessions that authorize them), parameters, and the response's
- * shape. `execute` in execute.ts runs any of them. Handles of objects and NV indices may
- * come with their names, which HMAC sessions need (Part 1, 16).
+ * wire order, parameters, and the response's shape. `execute` in execute.ts runs any of
+ * them. A handle the spec has authorized (an "@" handle in Part 3) is taken as an
+ * AuthHandle, with its session; the others as plain Handles. Handles of objects and NV
+ * indices may come with their names, which HMAC sessions need (Part 1, 16).
  */
-import { createHash } from 'node:crypto';
 import { TPM_ALG, TPM_CC, TPM_RH } from './constants.js';
-import type { Command, Handle, Session } from './execute.js';
+import type { AuthHandle, Command, Handle } from './execute.js';
 import {
   Reader,
   Writer,
-  hashName,
+  nameOfBytes,
   readDigestList,
   readPcrSelections,
   readPublic,
@@ -25,11 +25,6 @@ import {
 } from './marshal.js';
 
 const NO_DATA = new Uint8Array(0);
-
-/** The handle area, and the names of those handles given with one. */
-function area(...hs: Handle[]): Pick<Command<unknown>, 'handles' | 'names'> {
-  return { handles: hs.map((h) => (typeof h === 'number' ? h : h.handle)), names: hs.map((h) => (typeof h === 'number' ? undefined : h.name)) };
-}
 
 /** Commands whose first parameter each way is a TPM2B, which a session may encrypt. */
 const BOTH = { command: true, response: true } as const;
@@ -105,12 +100,11 @@ export interface CreatedPrimary {
 }
 
 /** Part 3, 24.1 TPM2_CreatePrimary under a hierarchy (owner: storage keys; endorsement: the AK). */
-export function CreatePrimary(hierarchy: number, auth: Session, template: Public): Command<CreatedPrimary> {
+export function CreatePrimary(hierarchy: AuthHandle, template: Public): Command<CreatedPrimary> {
   return {
     name: 'TPM2_CreatePrimary',
     code: TPM_CC.CreatePrimary,
     handles: [hierarchy],
-    sessions: [auth],
     encryptable: BOTH,
     params: (w) => {
       sensitiveCreate(NO_DATA, NO_DATA)(w);
@@ -132,12 +126,11 @@ export function CreatePrimary(hierarchy: number, auth: Session, template: Public
  * secret and `userAuth` the object's authValue. Both sit in the first parameter, the one a
  * session that decrypts keeps off the bus.
  */
-export function Create(parent: Handle, auth: Session, template: Public, data: Uint8Array = NO_DATA, userAuth: Uint8Array = NO_DATA): Command<CreatedObject> {
+export function Create(parent: AuthHandle, template: Public, data: Uint8Array = NO_DATA, userAuth: Uint8Array = NO_DATA): Command<CreatedObject> {
   return {
     name: 'TPM2_Create',
     code: TPM_CC.Create,
-    ...area(parent),
-    sessions: [auth],
+    handles: [parent],
     encryptable: BOTH,
     params: (w) => {
       sensitiveCreate(userAuth, data)(w);
@@ -155,12 +148,11 @@ export function Create(parent: Handle, auth: Session, template: Public, data: Ui
 }
 
 /** Part 3, 12.2 TPM2_Load: loads a child's private and public parts under `parent`. */
-export function Load(parent: Handle, auth: Session, inPrivate: Uint8Array, inPublicBytes: Uint8Array): Command<{ handle: number; name: Buffer }> {
+export function Load(parent: AuthHandle, inPrivate: Uint8Array, inPublicBytes: Uint8Array): Command<{ handle: number; name: Buffer }> {
   return {
     name: 'TPM2_Load',
     code: TPM_CC.Load,
-    ...area(parent),
-    sessions: [auth],
+    handles: [parent],
     encryptable: BOTH,
     params: (w) => w.tpm2b(inPrivate).tpm2b(inPublicBytes),
     responseHandles: 1,
@@ -169,8 +161,8 @@ export function Load(parent: Handle, auth: Session, inPrivate: Uint8Array, inPub
 }
 
 /** Part 3, 12.7 TPM2_Unseal. */
-export function Unseal(item: Handle, auth: Session): Command<Buffer> {
-  return { name: 'TPM2_Unseal', code: TPM_CC.Unseal, ...area(item), sessions: [auth], encryptable: RESPONSE, parse: (r) => r.tpm2b() };
+export function Unseal(item: AuthHandle): Command<Buffer> {
+  return { name: 'TPM2_Unseal', code: TPM_CC.Unseal, handles: [item], encryptable: RESPONSE, parse: (r) => r.tpm2b() };
 }
 
 export interface StartAuthSessionOptions {
@@ -240,8 +232,8 @@ export function PCR_Read(selection: PcrSelection[]): Command<PcrReadResult> {
 }
 
 /** Part 3, 22.2 TPM2_PCR_Extend, one bank. */
-export function PCR_Extend(pcr: number, auth: Session, hashAlg: number, digest: Uint8Array): Command<void> {
-  return { name: 'TPM2_PCR_Extend', code: TPM_CC.PCR_Extend, handles: [pcr], sessions: [auth], params: (w) => w.u32(1).u16(hashAlg).bytes(digest) };
+export function PCR_Extend(pcr: AuthHandle, hashAlg: number, digest: Uint8Array): Command<void> {
+  return { name: 'TPM2_PCR_Extend', code: TPM_CC.PCR_Extend, handles: [pcr], params: (w) => w.u32(1).u16(hashAlg).bytes(digest) };
 }
 
 export interface NvPublic {
@@ -262,41 +254,39 @@ function marshalNvPublic(p: NvPublic): Buffer {
  * it changes when the index is first written (TPMA_NV_WRITTEN).
  */
 export function nvName(p: NvPublic): Buffer {
-  return Buffer.concat([new Writer().u16(p.nameAlg).done(), createHash(hashName(p.nameAlg)).update(marshalNvPublic(p)).digest()]);
+  return nameOfBytes(p.nameAlg, marshalNvPublic(p));
 }
 
 /**
  * Part 3, 31.3 TPM2_NV_DefineSpace. With a session that decrypts, the new index's authValue
  * (the first parameter) crosses the bus encrypted.
  */
-export function NV_DefineSpace(authHandle: number, auth: Session, nvAuth: Uint8Array, pub: NvPublic): Command<void> {
+export function NV_DefineSpace(authHandle: AuthHandle, nvAuth: Uint8Array, pub: NvPublic): Command<void> {
   return {
     name: 'TPM2_NV_DefineSpace',
     code: TPM_CC.NV_DefineSpace,
     handles: [authHandle],
-    sessions: [auth],
     encryptable: COMMAND,
     params: (w) => w.tpm2b(nvAuth).tpm2b(marshalNvPublic(pub)),
   };
 }
 
 /** Part 3, 31.4 TPM2_NV_UndefineSpace. */
-export function NV_UndefineSpace(authHandle: number, auth: Session, index: Handle): Command<void> {
-  return { name: 'TPM2_NV_UndefineSpace', code: TPM_CC.NV_UndefineSpace, ...area(authHandle, index), sessions: [auth] };
+export function NV_UndefineSpace(authHandle: AuthHandle, index: Handle): Command<void> {
+  return { name: 'TPM2_NV_UndefineSpace', code: TPM_CC.NV_UndefineSpace, handles: [authHandle, index] };
 }
 
 /** Part 3, 31.8 TPM2_NV_Increment; `authHandle` is the index itself (AUTHWRITE) or a hierarchy. */
-export function NV_Increment(authHandle: Handle, auth: Session, index: Handle): Command<void> {
-  return { name: 'TPM2_NV_Increment', code: TPM_CC.NV_Increment, ...area(authHandle, index), sessions: [auth] };
+export function NV_Increment(authHandle: AuthHandle, index: Handle): Command<void> {
+  return { name: 'TPM2_NV_Increment', code: TPM_CC.NV_Increment, handles: [authHandle, index] };
 }
 
 /** Part 3, 31.13 TPM2_NV_Read; `authHandle` is the index itself (AUTHREAD) or a hierarchy. */
-export function NV_Read(authHandle: Handle, auth: Session, index: Handle, size: number, offset = 0): Command<Buffer> {
+export function NV_Read(authHandle: AuthHandle, index: Handle, size: number, offset = 0): Command<Buffer> {
   return {
     name: 'TPM2_NV_Read',
     code: TPM_CC.NV_Read,
-    ...area(authHandle, index),
-    sessions: [auth],
+    handles: [authHandle, index],
     encryptable: RESPONSE,
     params: (w) => w.u16(size).u16(offset),
     parse: (r) => r.tpm2b(),
@@ -330,12 +320,11 @@ function writeScheme(w: Writer, scheme: { alg: number; hash: number } | null): v
 }
 
 /** Part 3, 18.4 TPM2_Quote: the AK signs the selected PCRs' digest and the caller's nonce. */
-export function Quote(signKey: Handle, auth: Session, qualifyingData: Uint8Array, pcrs: PcrSelection[], scheme: { alg: number; hash: number } | null = null): Command<SignedAttestation> {
+export function Quote(signKey: AuthHandle, qualifyingData: Uint8Array, pcrs: PcrSelection[], scheme: { alg: number; hash: number } | null = null): Command<SignedAttestation> {
   return {
     name: 'TPM2_Quote',
     code: TPM_CC.Quote,
-    ...area(signKey),
-    sessions: [auth],
+    handles: [signKey],
     encryptable: BOTH,
     params: (w) => {
       w.tpm2b(qualifyingData);
@@ -347,12 +336,11 @@ export function Quote(signKey: Handle, auth: Session, qualifyingData: Uint8Array
 }
 
 /** Part 3, 18.2 TPM2_Certify: the AK vouches that `object` is loaded in the same TPM. */
-export function Certify(object: Handle, objectAuth: Session, signKey: Handle, signAuth: Session, qualifyingData: Uint8Array): Command<SignedAttestation> {
+export function Certify(object: AuthHandle, signKey: AuthHandle, qualifyingData: Uint8Array): Command<SignedAttestation> {
   return {
     name: 'TPM2_Certify',
     code: TPM_CC.Certify,
-    ...area(object, signKey),
-    sessions: [objectAuth, signAuth],
+    handles: [object, signKey],
     encryptable: BOTH,
     params: (w) => {
       w.tpm2b(qualifyingData);
@@ -384,8 +372,8 @@ export function FlushContext(handle: number): Command<void> {
 }
 
 /** Part 3, 28.5 TPM2_EvictControl: makes a transient object persistent at `persistentHandle` (or evicts it). */
-export function EvictControl(authHandle: number, auth: Session, object: Handle, persistentHandle: number): Command<void> {
-  return { name: 'TPM2_EvictControl', code: TPM_CC.EvictControl, ...area(authHandle, object), sessions: [auth], params: (w) => w.u32(persistentHandle) };
+export function EvictControl(authHandle: AuthHandle, object: Handle, persistentHandle: number): Command<void> {
+  return { name: 'TPM2_EvictControl', code: TPM_CC.EvictControl, handles: [authHandle, object], params: (w) => w.u32(persistentHandle) };
 }
 
 /**
@@ -393,12 +381,11 @@ export function EvictControl(authHandle: number, auth: Session, object: Handle, 
  * hierarchy) was authorized in this command. No nonce, cpHash, reference or expiry: what
  * the EK's policy asks for is only that the endorsement authorization was given.
  */
-export function PolicySecret(authHandle: number, auth: Session, policySession: number): Command<void> {
+export function PolicySecret(authHandle: AuthHandle, policySession: number): Command<void> {
   return {
     name: 'TPM2_PolicySecret',
     code: TPM_CC.PolicySecret,
     handles: [authHandle, policySession],
-    sessions: [auth],
     encryptable: BOTH,
     params: (w) => w.tpm2b(NO_DATA).tpm2b(NO_DATA).tpm2b(NO_DATA).u32(0), // nonceTPM, cpHashA, policyRef, expiration
     parse: (r) => {
@@ -416,12 +403,11 @@ export function PolicySecret(authHandle: number, auth: Session, policySession: n
  * loaded in the same TPM), and returns the credential inside. `activate` needs its ADMIN
  * role, `key` its USER role (for an EK: a policy session that ran PolicySecret).
  */
-export function ActivateCredential(activate: Handle, activateAuth: Session, key: Handle, keyAuth: Session, credentialBlob: Uint8Array, secret: Uint8Array): Command<Buffer> {
+export function ActivateCredential(activate: AuthHandle, key: AuthHandle, credentialBlob: Uint8Array, secret: Uint8Array): Command<Buffer> {
   return {
     name: 'TPM2_ActivateCredential',
     code: TPM_CC.ActivateCredential,
-    ...area(activate, key),
-    sessions: [activateAuth, keyAuth],
+    handles: [activate, key],
     encryptable: BOTH,
     params: (w) => w.tpm2b(credentialBlob).tpm2b(secret),
     parse: (r) => r.tpm2b(),

@@ -21,7 +21,7 @@ import { SwarmpayError } from '../errors.js';
 import { TPM_ALG, TPM_ECC_NIST_P256 } from './constants.js';
 import { keyOfPublic } from './identity.js';
 import { Writer, digestSize, hashName, type Public } from './marshal.js';
-import { kdfa, kdfe } from './sessions.js';
+import { kdfa, kdfe } from './session-crypto.js';
 
 export interface Credential {
   /** TPM2B_ID_OBJECT's contents: TPM2B outerHMAC ‖ encIdentity. */
@@ -92,7 +92,7 @@ export function makeCredential(ek: Public, objectName: Uint8Array, credential: U
 }
 
 /** tpm2-tools' credential file (tpm2_makecredential -o, tpm2_activatecredential -i): magic, version, TPM2B_ID_OBJECT, TPM2B_ENCRYPTED_SECRET. */
-export const TPM2_TOOLS_CREDENTIAL_MAGIC = 0xbadcc0de;
+const TPM2_TOOLS_CREDENTIAL_MAGIC = 0xbadcc0de;
 
 export function tpm2ToolsCredentialFile(c: Credential): Buffer {
   return new Writer().u32(TPM2_TOOLS_CREDENTIAL_MAGIC).u32(1).tpm2b(c.credentialBlob).tpm2b(c.encryptedSecret).done();

@@ -14,7 +14,7 @@ import { ekTemplate, type EkKind } from './identity.js';
 import type { Public } from './marshal.js';
 
 /** tcg-kp-EKCertificate: the extended key usage that marks an EK certificate. */
-export const TCG_KP_EK_CERTIFICATE = '2.23.133.8.1';
+const TCG_KP_EK_CERTIFICATE = '2.23.133.8.1';
 /** Chains longer than this are not a TPM vendor's. */
 const MAX_CHAIN = 6;
 

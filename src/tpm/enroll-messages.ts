@@ -12,11 +12,13 @@
  * Parsed field by field, with sizes bounded, before anything acts on them.
  */
 import { SwarmpayError } from '../errors.js';
+import type { Protocol } from '../peer/conversation.js';
 import { encodeVersioned, parseVersioned } from '../peer/json-messages.js';
 import { ShapeError, asObj, hex, str, type Obj } from '../util/shape.js';
 import type { EkKind } from './identity.js';
 
-export const ENROLL_PROTOCOL_VERSION = 1;
+const ENROLL_PROTOCOL_VERSION = 1;
+const PROTOCOL_NAME = 'TPM enrollment';
 
 /** Bounds generous for any TPM vendor's EK certificate and RSA 4096 keys, small enough for one frame. */
 const MAX_EK_CERT = 8 * 1024;
@@ -72,7 +74,7 @@ export function parseEnrollMessage(bytes: Uint8Array): EnrollMessage {
   // escrow server that does not serve enrollment) says so in its own protocol's version.
   const error = errorOfAnyVersion(bytes);
   if (error !== null) return error;
-  return parseVersioned(bytes, 'TPM enrollment', ENROLL_PROTOCOL_VERSION, parseBody);
+  return parseVersioned(bytes, PROTOCOL_NAME, ENROLL_PROTOCOL_VERSION, parseBody);
 }
 
 function errorOfAnyVersion(bytes: Uint8Array): Extract<EnrollMessage, { t: 'error' }> | null {
@@ -113,22 +115,22 @@ export function isEnrollmentMessage(bytes: Uint8Array): boolean {
   }
 }
 
-/** One message of an expected type; a refusal from the attester becomes ours. */
-export function expectEnroll<T extends EnrollMessage['t']>(m: EnrollMessage, t: T): Extract<EnrollMessage, { t: T }> {
-  if (m.t === t) return m as Extract<EnrollMessage, { t: T }>;
-  if (m.t === 'error') {
-    // A peer whose server does not know enrollment answers with its own protocol's error (an
-    // unknown message type, or another version): our requests are well formed, so that is all it can mean.
-    if (m.code === 'PEER_PROTOCOL') {
-      throw new SwarmpayError('PEER_PROTOCOL', `the peer does not answer TPM enrollment: ${m.message}`, {
-        hint: 'the peer\'s swarmpay is older, or its server does not serve enrollment (a seller answers it in `escrow serve`, with its TPM reachable); nothing was recorded',
-        details: { peerCode: m.code },
-      });
-    }
-    throw new SwarmpayError('ATTESTATION_INVALID', `the peer refused enrollment: ${m.code}: ${m.message}`, {
-      hint: m.code === 'TPM_UNAVAILABLE' ? 'the peer has no TPM with an EK certificate to show; nothing was recorded' : 'nothing was recorded',
+/** The attester's refusal (an `error` message) as the verifier's error; null for any other message. */
+function refusal(m: EnrollMessage): SwarmpayError | null {
+  if (m.t !== 'error') return null;
+  // A peer whose server does not know enrollment answers with its own protocol's error (an
+  // unknown message type, or another version): our requests are well formed, so that is all it can mean.
+  if (m.code === 'PEER_PROTOCOL') {
+    return new SwarmpayError('PEER_PROTOCOL', `the peer does not answer TPM enrollment: ${m.message}`, {
+      hint: 'the peer\'s swarmpay is older, or its server does not serve enrollment (a seller answers it in `escrow serve`, with its TPM reachable); nothing was recorded',
       details: { peerCode: m.code },
     });
   }
-  throw new SwarmpayError('PEER_PROTOCOL', `the peer sent "${m.t}" where "${t}" was expected`, { hint: 'nothing was recorded' });
+  return new SwarmpayError('ATTESTATION_INVALID', `the peer refused enrollment: ${m.code}: ${m.message}`, {
+    hint: m.code === 'TPM_UNAVAILABLE' ? 'the peer has no TPM with an EK certificate to show; nothing was recorded' : 'nothing was recorded',
+    details: { peerCode: m.code },
+  });
 }
+
+/** Enrollment as a Conversation speaks it. */
+export const ENROLL_PROTOCOL: Protocol<EnrollMessage> = { name: PROTOCOL_NAME, parse: parseEnrollMessage, encode: encodeEnrollMessage, refusal };

@@ -13,20 +13,20 @@
  */
 import { randomBytes, timingSafeEqual, type X509Certificate } from 'node:crypto';
 import { SwarmpayError } from '../errors.js';
-import { nextFrame } from '../peer/json-messages.js';
+import { Conversation } from '../peer/conversation.js';
 import type { PeerLink } from '../peer/link.js';
 import { akPem } from './attestation.js';
 import { TPM_ALG, TPM_ECC_NIST_P256, TPMA_OBJECT } from './constants.js';
 import { makeCredential } from './credential.js';
 import { certSummary, ekPublicFromCertificate, parseEkCertificate, tpmOfCertificate, verifyEkChain } from './ek-certificate.js';
-import { encodeEnrollMessage, expectEnroll, parseEnrollMessage, type EnrollMessage } from './enroll-messages.js';
-import { activateCredential, nameOfBytes, tpmIdentity } from './identity.js';
-import { MarshalError, Reader, readPublic, type Public } from './marshal.js';
+import { ENROLL_PROTOCOL, encodeEnrollMessage, parseEnrollMessage, type EnrollMessage } from './enroll-messages.js';
+import { activateCredential, tpmIdentity } from './identity.js';
+import { MarshalError, Reader, nameOfBytes, readPublic, type Public } from './marshal.js';
 import type { Tpm } from './tpm.js';
 import { recordIdentity, type TrustedIdentity } from './trust-store.js';
 
 /** The secret a verifier puts in the credential: 32 bytes, a SHA-256 digest's size. */
-export const CREDENTIAL_BYTES = 32;
+const CREDENTIAL_BYTES = 32;
 
 function invalid(message: string): SwarmpayError {
   return new SwarmpayError('ATTESTATION_INVALID', message, { hint: 'the peer\'s AK cannot be trusted as a TPM key; nothing was recorded' });
@@ -84,16 +84,16 @@ export interface EnrollResult {
  * The verifier's side: asks the peer for its TPM identity, checks the EK certificate
  * against `caCerts` (the CAs the user trusts) and the AK's attributes, challenges the TPM
  * with a credential for that EK bound to that AK, and records the AK once the peer returns
- * the secret. Refusals are ATTESTATION_INVALID (the identity is not trusted), PEER_PROTOCOL
- * or the link's errors; nothing is recorded then.
+ * the secret. Refusals are ATTESTATION_INVALID (the identity is not trusted), PEER_PROTOCOL,
+ * PEER_TIMEOUT (the attester is silent for a step's time) or the link's errors; nothing is
+ * recorded then.
  */
 export async function enrollPeer(link: PeerLink, caCerts: readonly X509Certificate[], opts: EnrollOptions): Promise<EnrollResult> {
   const now = opts.now ?? new Date();
-  const it = link.messages()[Symbol.asyncIterator]();
-  const next = async () => parseEnrollMessage(await nextFrame(it, 'the attester closed the link; see its log'));
+  const peer = new Conversation(link, ENROLL_PROTOCOL, { hint: 'see the attester\'s log; nothing was recorded' });
 
-  link.send(encodeEnrollMessage({ t: 'enroll?' }));
-  const id = expectEnroll(await next(), 'enroll-identity');
+  peer.send({ t: 'enroll?' });
+  const id = await peer.expect('enroll-identity');
 
   const ekCert = parseEkCertificate(id.ekCert);
   const { anchor } = verifyEkChain(ekCert, caCerts, now);
@@ -103,8 +103,8 @@ export async function enrollPeer(link: PeerLink, caCerts: readonly X509Certifica
 
   const secret = randomBytes(CREDENTIAL_BYTES);
   const cred = makeCredential(ek.public, id.akName, secret);
-  link.send(encodeEnrollMessage({ t: 'enroll-challenge', ekKind: ek.kind, ...cred }));
-  const proof = expectEnroll(await next(), 'enroll-proof');
+  peer.send({ t: 'enroll-challenge', ekKind: ek.kind, ...cred });
+  const proof = await peer.expect('enroll-proof');
   if (proof.secret.length !== secret.length || !timingSafeEqual(proof.secret, secret)) {
     throw invalid('the peer did not recover the credential\'s secret: its AK and the certified EK are not in one TPM');
   }

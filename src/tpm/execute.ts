@@ -1,6 +1,7 @@
 /**
  * One generic marshal-send-unmarshal routine for every TPM command (Part 1, 18): the
- * command's handles, its authorization area built from sessions, its parameters; the
+ * command's handles, its authorization area built from the sessions of those it
+ * authorizes (and of any that only encrypt), its parameters; the
  * response's code, handles and parameters. Commands themselves are typed descriptions.
  * For HMAC sessions (sessions.ts) it also computes each command's HMACs, checks the
  * response's, rolls the nonces and encrypts the first parameter each way (Part 1, 19, 21).
@@ -9,7 +10,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { TPM_HT, TPM_RH, TPM_SE, TPM_ST, TPMA_SESSION } from './constants.js';
 import { MarshalError, Reader, Writer, digestSize, hashName } from './marshal.js';
 import { TpmError } from './rc.js';
-import { authKey, parameterCipher, sessionHmac, type AuthSession } from './sessions.js';
+import { authKey, parameterCipher, sessionHmac, type AuthSession } from './session-crypto.js';
 import type { Transport } from './transport.js';
 import { SwarmpayError } from '../errors.js';
 
@@ -32,7 +33,20 @@ export interface HmacSession {
   attributes: number;
 }
 
+/** What authorizes a handle. */
 export type Session = PlainSession | HmacSession;
+
+/**
+ * A started session sent after the authorizations (sessions.ts `encryptSession`): it
+ * authorizes nothing and is there only to encrypt a parameter (Part 1, 21), so it has no
+ * authValue, and a password, which cannot encrypt, cannot be one.
+ */
+export interface EncryptSession {
+  kind: 'encrypt';
+  session: AuthSession;
+  /** TPMA_SESSION: decrypt and/or encrypt, and continueSession. */
+  attributes: number;
+}
 
 export function passwordSession(password: Uint8Array = new Uint8Array(0)): Session {
   return { handle: TPM_RH.RS_PW, attributes: TPMA_SESSION.continueSession, hmac: password };
@@ -46,22 +60,42 @@ export function policySession(handle: number): Session {
 export interface NamedHandle {
   handle: number;
   name: Uint8Array;
+  /** Never: an AuthHandle given where a command takes no authorization would add a session. */
+  auth?: never;
 }
 
-/** PCRs, sessions and permanent handles are their own names; objects and NV indices need theirs given. */
+/**
+ * A handle a command uses without authorizing it. PCRs, sessions and permanent handles are
+ * their own names; objects and NV indices need theirs given for an HMAC session elsewhere in the command.
+ */
 export type Handle = number | NamedHandle;
+
+/**
+ * A handle with the session that authorizes it, as go-tpm's AuthHandle: the commands take
+ * one for each handle the spec marks for authorization (Part 3, "@" handles) and a Handle
+ * for the others, so a command's authorizations are its AuthHandles, in handle order, and
+ * one cannot be missing or left over.
+ */
+export interface AuthHandle {
+  handle: number;
+  /** Needed when `auth` is an HMAC session and the handle is an object's or an NV index's. */
+  name?: Uint8Array;
+  auth: Session;
+}
+
+/** `h` authorized by `auth`. */
+export function authorize(h: Handle, auth: Session): AuthHandle {
+  return typeof h === 'number' ? { handle: h, auth } : { handle: h.handle, name: h.name, auth };
+}
 
 export interface Command<R> {
   /** The spec's name, for messages. */
   name: string;
   code: number;
-  handles: number[];
-  /** The handles' names where known, in handle order; HMAC sessions need those of objects and NV indices. */
-  names?: (Uint8Array | undefined)[];
-  /** One session per handle that needs authorization, in handle order, then any that only encrypt. */
-  sessions?: Session[];
-  /** How many of `sessions` authorize handles; the rest authorize nothing. Default: all. */
-  authSessions?: number;
+  /** The handle area in wire order; the authorization area is the AuthHandles' sessions in the same order. */
+  handles: readonly (Handle | AuthHandle)[];
+  /** Sessions after the authorizations, which only encrypt (`withSessions`). */
+  encryptSessions?: readonly EncryptSession[];
   params?: (w: Writer) => void;
   /** Whether the first command / response parameter is a TPM2B, the one a session may encrypt (Part 1, 21.1). */
   encryptable?: { command?: boolean; response?: boolean };
@@ -70,11 +104,15 @@ export interface Command<R> {
   parse?: (r: Reader, handles: number[]) => R;
 }
 
-/** Appends sessions that authorize nothing, to encrypt a command authorized otherwise (a password, a policy). */
-export function withSessions<R>(cmd: Command<R>, ...extra: Session[]): Command<R> {
-  const sessions = cmd.sessions ?? [];
-  return { ...cmd, authSessions: cmd.authSessions ?? sessions.length, sessions: [...sessions, ...extra] };
+/** Adds sessions that only encrypt to a command authorized otherwise (a password, a policy, nothing), as go-tpm's Execute(t, sessions...). */
+export function withSessions<R>(cmd: Command<R>, ...extra: EncryptSession[]): Command<R> {
+  return { ...cmd, encryptSessions: [...(cmd.encryptSessions ?? []), ...extra] };
 }
+
+/** A TPM takes at most three sessions with a command (MAX_SESSION_NUMBER). */
+const MAX_SESSIONS = 3;
+
+const isAuth = (h: Handle | AuthHandle): h is AuthHandle => typeof h !== 'number' && h.auth !== undefined;
 
 /** What an HMAC session sent with a command, to check the response against. */
 interface SentHmac {
@@ -91,6 +129,8 @@ interface SentHmac {
 
 interface Marshalled {
   bytes: Buffer;
+  /** How many sessions the command carried: the response must acknowledge each. */
+  sessionCount: number;
   hmacs: SentHmac[];
   /** The session that has the TPM encrypt the response's first parameter, if any. */
   encrypt: SentHmac | null;
@@ -102,11 +142,12 @@ function usage(cmd: { name: string }, why: string): SwarmpayError {
   return new SwarmpayError('USAGE', `cannot send ${cmd.name}: ${why}`);
 }
 
-/** The name standing for handle i in the cpHash. */
-function handleName<R>(cmd: Command<R>, i: number): Uint8Array {
-  const given = cmd.names?.[i];
-  if (given) return given;
-  const h = cmd.handles[i]!;
+const handleOf = (h: Handle | AuthHandle) => (typeof h === 'number' ? h : h.handle);
+
+/** The name standing for a handle in the cpHash. */
+function handleName<R>(cmd: Command<R>, slot: Handle | AuthHandle): Uint8Array {
+  if (typeof slot !== 'number' && slot.name) return slot.name;
+  const h = handleOf(slot);
   const type = h >>> 24;
   if (type === TPM_HT.PCR || type === TPM_HT.HMAC_SESSION || type === TPM_HT.POLICY_SESSION || type === TPM_HT.PERMANENT) return u32(h);
   throw usage(cmd, `an HMAC session needs the name of handle 0x${h.toString(16)} (from Load, CreatePrimary, ReadPublic or NV_ReadPublic)`);
@@ -137,10 +178,21 @@ function cipherSession<R>(cmd: Command<R>, hmacs: SentHmac[], sessions: Session[
   return sent;
 }
 
+/**
+ * The authorization area's sessions: the AuthHandles', then those that only encrypt, as
+ * HMAC sessions with an empty authValue, since they authorize no entity that has one.
+ */
+function sessionsOf<R>(cmd: Command<R>): { sessions: Session[]; authCount: number } {
+  const auths = cmd.handles.filter(isAuth).map((h) => h.auth);
+  const extra = (cmd.encryptSessions ?? []).map((e): Session => ({ kind: 'hmac', session: e.session, authValue: Buffer.alloc(0), attributes: e.attributes }));
+  const sessions = [...auths, ...extra];
+  if (sessions.length > MAX_SESSIONS) throw usage(cmd, `${sessions.length} sessions, and a TPM takes at most ${MAX_SESSIONS}`);
+  return { sessions, authCount: auths.length };
+}
+
 /** Part 1, 18.2: tag, size, code, handles, authorization area, parameters. */
 function marshalCommand<R>(cmd: Command<R>): Marshalled {
-  const sessions = cmd.sessions ?? [];
-  const authCount = cmd.authSessions ?? sessions.length;
+  const { sessions, authCount } = sessionsOf(cmd);
   const hmacs: SentHmac[] = [];
   sessions.forEach((s, index) => {
     if (s.kind !== 'hmac') return;
@@ -181,7 +233,7 @@ function marshalCommand<R>(cmd: Command<R>): Marshalled {
     let h = cpHashes.get(alg);
     if (!h) {
       const c = createHash(hashName(alg)).update(u32(cmd.code));
-      cmd.handles.forEach((_, i) => c.update(handleName(cmd, i)));
+      for (const h of cmd.handles) c.update(handleName(cmd, h));
       h = c.update(params).digest();
       cpHashes.set(alg, h);
     }
@@ -207,10 +259,10 @@ function marshalCommand<R>(cmd: Command<R>): Marshalled {
   });
 
   const body = new Writer().u32(cmd.code);
-  for (const h of cmd.handles) body.u32(h);
+  for (const h of cmd.handles) body.u32(handleOf(h));
   if (sessions.length > 0) body.sized32((w) => w.bytes(authArea.done()));
   const bytes = body.bytes(params).done();
-  return { bytes: new Writer().u16(sessions.length > 0 ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS).u32(bytes.length + 6).bytes(bytes).done(), hmacs, encrypt };
+  return { bytes: new Writer().u16(sessions.length > 0 ? TPM_ST.SESSIONS : TPM_ST.NO_SESSIONS).u32(bytes.length + 6).bytes(bytes).done(), sessionCount: sessions.length, hmacs, encrypt };
 }
 
 interface Acknowledgment {
@@ -265,8 +317,7 @@ export async function execute<R = void>(t: Transport, cmd: Command<R>): Promise<
     if (rc !== 0) throw new TpmError(rc, cmd.name);
     executed = true;
     const handles = Array.from({ length: cmd.responseHandles ?? 0 }, () => r.u32());
-    const sessions = cmd.sessions ?? [];
-    if (sessions.length === 0) {
+    if (sent.sessionCount === 0) {
       const result = cmd.parse ? cmd.parse(r, handles) : (undefined as R);
       r.end();
       return result;
@@ -274,7 +325,7 @@ export async function execute<R = void>(t: Transport, cmd: Command<R>): Promise<
     // A command with sessions succeeds with them (Part 1, 18.3): an answer without could skip their HMACs.
     if (tag !== TPM_ST.SESSIONS) throw new MarshalError('a command with sessions was answered without');
     let params = r.bytes(r.u32());
-    const acks = sessions.map(() => ({ nonce: r.tpm2b(), attributes: r.u8(), hmac: r.tpm2b() }));
+    const acks = Array.from({ length: sent.sessionCount }, () => ({ nonce: r.tpm2b(), attributes: r.u8(), hmac: r.tpm2b() }));
     r.end();
     verifyResponse(cmd, sent.hmacs, params, acks);
     const e = sent.encrypt;

@@ -5,12 +5,12 @@
  * of credential activation: the TPM recovers a verifier's secret only when it holds both
  * the EK the secret was encrypted to and an object whose name the secret was bound to.
  */
-import { X509Certificate, createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { X509Certificate, createPublicKey, type KeyObject } from 'node:crypto';
 import { SwarmpayError } from '../errors.js';
 import { ActivateCredential, GetCapability, NV_Read, NV_ReadPublic, PolicySecret } from './commands.js';
 import { TPM_ALG, TPM_CAP, TPM_PT, TPM_RH, TPM_SE } from './constants.js';
-import { passwordSession } from './execute.js';
-import { hashName, marshalPublic, type Public } from './marshal.js';
+import { authorize, passwordSession } from './execute.js';
+import { marshalPublic, nameOfBytes, type Public } from './marshal.js';
 import { RC, TpmError } from './rc.js';
 import { hmacSession } from './sessions.js';
 import { AK_TEMPLATE, EK_ECC_TEMPLATE, EK_RSA_TEMPLATE } from './templates.js';
@@ -18,7 +18,7 @@ import type { Tpm } from './tpm.js';
 
 /** The EKs swarmpay knows: the TCG's two low-range templates. */
 export type EkKind = 'rsa-2048' | 'ecc-p256';
-export const EK_KINDS: readonly EkKind[] = ['ecc-p256', 'rsa-2048'];
+const EK_KINDS: readonly EkKind[] = ['ecc-p256', 'rsa-2048'];
 
 /** Where the EK Credential Profile puts each EK's certificate (2.2.1.4). */
 export const EK_CERT_INDEX: Record<EkKind, number> = { 'rsa-2048': 0x01c00002, 'ecc-p256': 0x01c0000a };
@@ -41,7 +41,7 @@ export async function readNv(tpm: Tpm, index: number, chunk = Infinity): Promise
     const max = Math.max(1, Math.min(chunk, caps.properties?.get(TPM_PT.NV_BUFFER_MAX) || NV_BUFFER_DEFAULT));
     const parts: Buffer[] = [];
     for (let off = 0; off < pub.dataSize; ) {
-      const got = await tpm.run(NV_Read(index, passwordSession(), index, Math.min(max, pub.dataSize - off), off));
+      const got = await tpm.run(NV_Read(authorize(index, passwordSession()), index, Math.min(max, pub.dataSize - off), off));
       if (got.length === 0) throw new SwarmpayError('TPM_PROTOCOL', `the TPM returned no data reading NV index 0x${index.toString(16)} at ${off}`);
       parts.push(got);
       off += got.length;
@@ -54,7 +54,7 @@ export async function readNv(tpm: Tpm, index: number, chunk = Infinity): Promise
  * A DER certificate without what follows it: some TPMs keep the certificate in an index
  * larger than it, padded. The outer SEQUENCE's length says where it ends.
  */
-export function trimDer(b: Buffer): Buffer {
+function trimDer(b: Buffer): Buffer {
   if (b.length < 2 || b[0] !== 0x30) return b;
   const first = b[1]!;
   if (first < 0x80) return b.subarray(0, Math.min(b.length, 2 + first));
@@ -111,11 +111,6 @@ export function sameSpki(a: KeyObject, b: KeyObject): boolean {
   return a.export({ type: 'spki', format: 'der' }).equals(b.export({ type: 'spki', format: 'der' }));
 }
 
-/** nameAlg ‖ H(bytes): the name of a marshalled TPMT_PUBLIC, hashed as given. */
-export function nameOfBytes(nameAlg: number, publicArea: Uint8Array): Buffer {
-  return Buffer.concat([Buffer.from([nameAlg >> 8, nameAlg & 0xff]), createHash(hashName(nameAlg)).update(publicArea).digest()]);
-}
-
 export interface TpmIdentity {
   ekKind: EkKind;
   /** The EK certificate, DER, as read from NV. */
@@ -166,8 +161,8 @@ export async function activateCredential(tpm: Tpm, ekKind: EkKind, credentialBlo
     return await tpm.withEndorsementKey(AK_TEMPLATE, (ak) =>
       tpm.withEndorsementKey(ekTemplate(ekKind), (ek) =>
         tpm.withSession(TPM_SE.POLICY, null, async (s) => {
-          await run(PolicySecret(TPM_RH.ENDORSEMENT, passwordSession(), s.handle));
-          return run(ActivateCredential(ak, passwordSession(), ek, hmacSession(s), credentialBlob, encryptedSecret));
+          await run(PolicySecret(authorize(TPM_RH.ENDORSEMENT, passwordSession()), s.handle));
+          return run(ActivateCredential(authorize(ak, passwordSession()), authorize(ek, hmacSession(s)), credentialBlob, encryptedSecret));
         }),
       ),
     );

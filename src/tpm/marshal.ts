@@ -3,6 +3,7 @@
  * TPM2B sized buffers, TPML lists. Writer and Reader are the only code that touches
  * bytes; every structure below is one write function and one read function beside it.
  */
+import { createHash } from 'node:crypto';
 import { TPM_ALG, TPM_ST } from './constants.js';
 
 export class MarshalError extends Error {}
@@ -104,9 +105,6 @@ export class Reader {
   rest(): Buffer {
     return this.take(this.buf.length - this.off);
   }
-  remaining(): number {
-    return this.buf.length - this.off;
-  }
   /** Asserts the buffer was consumed exactly: trailing bytes mean a parse went wrong. */
   end(): void {
     if (this.off !== this.buf.length) throw new MarshalError(`${this.buf.length - this.off} unexpected trailing bytes`);
@@ -129,12 +127,6 @@ export function hashName(alg: number): string {
   const n = DIGEST_NAMES[alg];
   if (n === undefined) throw new MarshalError(`unsupported hash algorithm 0x${alg.toString(16)}`);
   return n;
-}
-
-export function hashAlgByName(name: string): number {
-  const e = Object.entries(DIGEST_NAMES).find(([, v]) => v === name);
-  if (!e) throw new MarshalError(`unsupported hash algorithm "${name}"`);
-  return Number(e[0]);
 }
 
 // --- PCR selections (Part 2, 10.6.2 TPMS_PCR_SELECTION; 10.9.7 TPML_PCR_SELECTION) -----
@@ -313,6 +305,16 @@ export function marshalPublic(p: Public): Buffer {
   const w = new Writer();
   writePublic(w, p);
   return w.done();
+}
+
+/** A name (Part 1, 16): nameAlg ‖ H(the marshalled public area), over the bytes as given. */
+export function nameOfBytes(nameAlg: number, publicArea: Uint8Array): Buffer {
+  return Buffer.concat([new Writer().u16(nameAlg).done(), createHash(hashName(nameAlg)).update(publicArea).digest()]);
+}
+
+/** An object's name, from its public area. */
+export function nameOf(pub: Public): Buffer {
+  return nameOfBytes(pub.nameAlg, marshalPublic(pub));
 }
 
 // --- attestation (Part 2, 10.12.8 TPMS_ATTEST; 11.3.4 TPMT_SIGNATURE) -----------------

@@ -18,7 +18,7 @@ import { writeFileAtomic } from '../util/atomic-file.js';
 import { freePort, isOurProcess, logTail, portFree, readState, spawnDaemon, stopProcess } from '../util/daemon.js';
 import { EvictControl, GetCapability } from './commands.js';
 import { TPM_CAP, TPM_RH } from './constants.js';
-import { execute, passwordSession } from './execute.js';
+import { authorize, execute, passwordSession } from './execute.js';
 import { TpmError } from './rc.js';
 import { SwtpmTransport } from './transport.js';
 
@@ -37,7 +37,7 @@ export interface SwtpmState {
 
 const STATE_FILE = 'tpm.json';
 /** The local CA's certificates, issuing CA first, then its root. */
-export const EK_CA_FILE = 'ek-ca.pem';
+const EK_CA_FILE = 'ek-ca.pem';
 /** What libtpms keeps its permanent state in: there, the TPM exists already. */
 const PERMANENT_STATE = 'tpm2-00.permall';
 /** Where swtpm_setup leaves the EKs it creates (TCG's handles for them); swarmpay recreates EKs from their templates instead. */
@@ -65,7 +65,7 @@ function findTool(name: string): string | null {
   return null;
 }
 
-export function findSwtpm(): string {
+function findSwtpm(): string {
   const p = findTool('swtpm');
   if (p !== null) return p;
   throw new SwarmpayError('TPM_UNAVAILABLE', 'swtpm (the software TPM) is not installed', { hint: 'run `npm run setup`, or `apt-get install swtpm swtpm-tools`' });
@@ -78,7 +78,7 @@ export function runningSwtpm(dir: string): SwtpmState | null {
 }
 
 /** The local CA's PEM file if this TPM was manufactured with an EK certificate, else null. */
-export function ekCaFile(dir: string): string | null {
+function ekCaFile(dir: string): string | null {
   const f = path.join(dir, EK_CA_FILE);
   return existsSync(f) ? f : null;
 }
@@ -149,7 +149,7 @@ async function evictSetupEks(host: string, port: number): Promise<void> {
     const held = (await execute(t, GetCapability(TPM_CAP.HANDLES, 0x81010000, 16))).handles ?? [];
     for (const h of SETUP_PERSISTENT_EKS.filter((x) => held.includes(x))) {
       try {
-        await execute(t, EvictControl(TPM_RH.OWNER, passwordSession(), h, h));
+        await execute(t, EvictControl(authorize(TPM_RH.OWNER, passwordSession()), h, h));
       } catch (e) {
         if (!(e instanceof TpmError)) throw e;
       }

@@ -3,7 +3,7 @@
  * keystore and attestation need, each a short sequence of the typed commands. TPM
  * response codes become SwarmpayErrors here, with what to do about them.
  */
-import { createHash, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SwarmpayError } from '../errors.js';
@@ -13,9 +13,10 @@ import {
   NV_ReadPublic, NV_UndefineSpace, PCR_Read, PolicyGetDigest, PolicyPCR, Quote, ReadPublic, Startup, Unseal,
   type SignedAttestation,
 } from './commands.js';
-import { execute, passwordSession, type Command, type NamedHandle } from './execute.js';
-import { flushSession, hmacSession, nvIndex, startSaltedSession, startSession, type AuthSession, type SaltKey } from './sessions.js';
-import { hashName, marshalPublic, type PcrSelection, type Public } from './marshal.js';
+import { authorize, execute, passwordSession, type Command, type NamedHandle } from './execute.js';
+import { flushSession, hmacSession, nvIndex, startSaltedSession, startSession, type SaltKey } from './sessions.js';
+import type { AuthSession } from './session-crypto.js';
+import { marshalPublic, type PcrSelection, type Public } from './marshal.js';
 import { RC, TpmError } from './rc.js';
 import { AK_TEMPLATE, SRK_PERSISTENT_HANDLE, SRK_TEMPLATE, sealedTemplate } from './templates.js';
 import { DeviceTransport, SwtpmTransport, type Transport } from './transport.js';
@@ -23,7 +24,7 @@ import { runningSwtpm } from './swtpm-process.js';
 
 export type TpmSpec = { kind: 'swtpm'; host: string; port: number } | { kind: 'device'; path: string } | { kind: 'none' };
 
-export const TPM_DEVICE = '/dev/tpmrm0';
+const TPM_DEVICE = '/dev/tpmrm0';
 
 /** Parses --tpm: auto, swtpm:HOST:PORT, device:PATH or none. `auto` resolves with `swtpmDir`. */
 export function resolveTpmSpec(text: string, swtpmDir: string | null): TpmSpec {
@@ -198,7 +199,7 @@ export class Tpm {
       // Nothing at the handle, or a key of a kind we cannot parse: either way not ours.
       if (!(e instanceof TpmError || (e instanceof SwarmpayError && e.code === 'TPM_PROTOCOL'))) throw e;
     }
-    const p = await this.run(CreatePrimary(TPM_RH.OWNER, passwordSession(), SRK_TEMPLATE));
+    const p = await this.run(CreatePrimary(authorize(TPM_RH.OWNER, passwordSession()), SRK_TEMPLATE));
     return { handle: p.handle, name: p.name, public: p.outPublic, flush: true };
   }
 
@@ -211,7 +212,7 @@ export class Tpm {
     const srk = await this.srk();
     if (!srk.flush) return { name: srk.name, persisted: true };
     try {
-      await this.run(EvictControl(TPM_RH.OWNER, passwordSession(), srk.handle, SRK_PERSISTENT_HANDLE));
+      await this.run(EvictControl(authorize(TPM_RH.OWNER, passwordSession()), srk.handle, SRK_PERSISTENT_HANDLE));
       return { name: srk.name, persisted: true };
     } catch (e) {
       // Another key already holds the handle (or the owner forbids it): a transient SRK serves as well.
@@ -234,7 +235,7 @@ export class Tpm {
   }
 
   private async withObject<R>(parent: number, blob: SealedBlob, f: (obj: NamedHandle) => Promise<R>): Promise<R> {
-    const obj = await this.run(Load(parent, passwordSession(), Buffer.from(blob.private, 'hex'), Buffer.from(blob.public, 'hex')));
+    const obj = await this.run(Load(authorize(parent, passwordSession()), Buffer.from(blob.private, 'hex'), Buffer.from(blob.public, 'hex')));
     try {
       return await f(obj);
     } finally {
@@ -273,7 +274,7 @@ export class Tpm {
     const policy = pcrs.length > 0 ? await this.pcrPolicyDigest(pcrs) : null;
     return this.withSrk((srk) =>
       this.withSession(TPM_SE.HMAC, pinned(srk, srkName), async (s) => {
-        const c = await this.run(Create({ handle: srk.handle, name: srk.name }, hmacSession(s, new Uint8Array(0), { decrypt: true }), sealedTemplate(policy), secret));
+        const c = await this.run(Create(authorize(srk, hmacSession(s, new Uint8Array(0), { decrypt: true })), sealedTemplate(policy), secret));
         return { public: c.outPublicBytes.toString('hex'), private: c.outPrivate.toString('hex'), pcrs, srkName: srk.name.toString('hex') };
       }),
     );
@@ -291,7 +292,7 @@ export class Tpm {
         return this.withObject(srk.handle, blob, (obj) =>
           this.withSession(blob.pcrs.length > 0 ? TPM_SE.POLICY : TPM_SE.HMAC, salt, async (s) => {
             if (blob.pcrs.length > 0) await this.run(PolicyPCR(s.handle, new Uint8Array(0), [{ hash: TPM_ALG.SHA256, pcrs: blob.pcrs }]));
-            return this.run(Unseal(obj, hmacSession(s, new Uint8Array(0), { encrypt: true })));
+            return this.run(Unseal(authorize(obj, hmacSession(s, new Uint8Array(0), { encrypt: true }))));
           }),
         );
       });
@@ -327,7 +328,7 @@ export class Tpm {
           const index = COUNTER_BASE + randomInt(0x1000);
           try {
             await this.run(
-              NV_DefineSpace(TPM_RH.OWNER, hmacSession(s, new Uint8Array(0), { decrypt: true }), auth, {
+              NV_DefineSpace(authorize(TPM_RH.OWNER, hmacSession(s, new Uint8Array(0), { decrypt: true })), auth, {
                 index,
                 nameAlg: TPM_ALG.SHA256,
                 attributes: TPMA_NV.NT_COUNTER | TPMA_NV.AUTHWRITE | TPMA_NV.AUTHREAD | TPMA_NV.OWNERREAD | TPMA_NV.NO_DA,
@@ -359,7 +360,7 @@ export class Tpm {
       return await this.withSrk((srk) =>
         this.withSession(TPM_SE.HMAC, pinned(srk, srkName), async (s) => {
           const nv = await nvIndex(this.run.bind(this), index);
-          return (await this.run(NV_Read(nv, hmacSession(s, auth), nv, 8))).readBigUInt64BE();
+          return (await this.run(NV_Read(authorize(nv, hmacSession(s, auth)), nv, 8))).readBigUInt64BE();
         }),
       );
     } catch (e) {
@@ -370,7 +371,7 @@ export class Tpm {
   /** The counter's value with the owner's (empty) authorization, unauthenticated: for `tpm status` to show, never to decide on. */
   async peekCounter(index: number): Promise<bigint> {
     try {
-      return (await this.run(NV_Read(TPM_RH.OWNER, passwordSession(), index, 8))).readBigUInt64BE();
+      return (await this.run(NV_Read(authorize(TPM_RH.OWNER, passwordSession()), index, 8))).readBigUInt64BE();
     } catch (e) {
       throw counterError(e, index, 'read the anti-rollback counter');
     }
@@ -384,7 +385,7 @@ export class Tpm {
     try {
       await this.withSession(TPM_SE.HMAC, null, async (s) => {
         const nv = await nvIndex(this.run.bind(this), index);
-        await this.run(NV_Increment(nv, hmacSession(s, auth), nv));
+        await this.run(NV_Increment(authorize(nv, hmacSession(s, auth)), nv));
       });
     } catch (e) {
       throw tpmRefused(e, 'advance the anti-rollback counter');
@@ -392,7 +393,7 @@ export class Tpm {
   }
 
   async undefineCounter(index: number): Promise<void> {
-    await this.run(NV_UndefineSpace(TPM_RH.OWNER, passwordSession(), index));
+    await this.run(NV_UndefineSpace(authorize(TPM_RH.OWNER, passwordSession()), index));
   }
 
   async counterExists(index: number): Promise<boolean> {
@@ -411,7 +412,7 @@ export class Tpm {
    */
   withEndorsementKey<R>(template: Public, f: (k: { handle: number; outPublic: Public; name: Buffer }) => Promise<R>): Promise<R> {
     return this.use(async () => {
-      const k = await this.run(CreatePrimary(TPM_RH.ENDORSEMENT, passwordSession(), template));
+      const k = await this.run(CreatePrimary(authorize(TPM_RH.ENDORSEMENT, passwordSession()), template));
       try {
         return await f(k);
       } finally {
@@ -434,7 +435,7 @@ export class Tpm {
     const sel: PcrSelection[] = [{ hash: TPM_ALG.SHA256, pcrs: [...new Set(pcrs)].sort((a, b) => a - b) }];
     try {
       return await this.withAk(async (ak) => {
-        const q = await this.run(Quote(ak.handle, passwordSession(), nonce, sel));
+        const q = await this.run(Quote(authorize(ak.handle, passwordSession()), nonce, sel));
         return { ...q, akPublic: ak.outPublic, akName: ak.name, pcrValues: await this.pcrRead(sel[0]!.pcrs) };
       });
     } catch (e) {
@@ -467,13 +468,6 @@ function sameKey(pub: Public, template: Public): boolean {
     return marshalPublic(c).toString('hex');
   };
   return strip(pub) === strip(template);
-}
-
-/** The name of a public area: nameAlg || H(TPMT_PUBLIC) (Part 1, 16). */
-export function nameOf(pub: Public): Buffer {
-  const alg = Buffer.alloc(2);
-  alg.writeUInt16BE(pub.nameAlg);
-  return Buffer.concat([alg, createHash(hashName(pub.nameAlg)).update(marshalPublic(pub)).digest()]);
 }
 
 function counterError(e: unknown, index: number, what: string): unknown {

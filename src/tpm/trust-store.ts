@@ -13,9 +13,9 @@ import { acquireLock } from '../util/file-lock.js';
 import { ShapeError, asObj, hex, int, obj, str, type Obj } from '../util/shape.js';
 import type { EkKind } from './identity.js';
 
-export const TRUST_STORE_FILE = 'tpm-trust.json';
-export const TRUST_STORE_FORMAT = 'swarmpay-tpm-trust';
-export const TRUST_STORE_VERSION = 1;
+const TRUST_STORE_FILE = 'tpm-trust.json';
+const TRUST_STORE_FORMAT = 'swarmpay-tpm-trust';
+const TRUST_STORE_VERSION = 1;
 
 export interface TrustedIdentity {
   /** The AK's name (nameAlg ‖ H(TPMT_PUBLIC)), lowercase hex: the key of the store. */
@@ -56,7 +56,7 @@ export function trustStorePath(networkDir: string): string {
 }
 
 /** An AK name as the user may type it: lowercase hex, an optional 0x. */
-export function normalizeAkName(text: string): string {
+function normalizeAkName(text: string): string {
   const h = text.trim().replace(/^0x/i, '').toLowerCase();
   if (!/^([0-9a-f]{2}){3,66}$/.test(h)) throw new SwarmpayError('USAGE', `"${text}" is not an AK name (hex, e.g. 000b… as \`swarmpay tpm trust list\` shows it)`);
   return h;
