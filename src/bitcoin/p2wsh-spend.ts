@@ -12,7 +12,7 @@ import { bitcoinjsNetwork, type NetworkName } from './network.js';
 import { checkAbsoluteFee, checkFeeRate, dustThreshold, outputVbytes, payoutType } from './policy.js';
 
 /** From this value on, a locktime is a Unix time rather than a block height. */
-export const LOCKTIME_THRESHOLD = 500_000_000;
+const LOCKTIME_THRESHOLD = 500_000_000;
 export const TX_VERSION = 2;
 /** Not final, so nLockTime (and with it CLTV) is enforced; not replaceable. */
 export const LOCKTIME_SEQUENCE = 0xfffffffe;

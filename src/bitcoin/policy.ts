@@ -11,8 +11,8 @@ export const MAX_FEE_RATE = 1000n;
 /** Below this, nodes with default policy do not relay (sat/vB). */
 export const MIN_RELAY_FEE_RATE = 1n;
 /** A fee above this share of what is sent (and above MAX_FEE_ABS_FLOOR) is refused as absurd. */
-export const MAX_FEE_SHARE_PERCENT = 50n;
-export const MAX_FEE_ABS_FLOOR = 100_000n;
+const MAX_FEE_SHARE_PERCENT = 50n;
+const MAX_FEE_ABS_FLOOR = 100_000n;
 
 /** Virtual bytes of a P2WPKH input with its witness (signature at its longest, 72 bytes). */
 export const P2WPKH_INPUT_VBYTES = 68n;

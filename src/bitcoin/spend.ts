@@ -10,14 +10,14 @@ import { bitcoinjsNetwork, type NetworkName } from './network.js';
 import { checkAbsoluteFee, checkFeeRate, dustThreshold, MIN_RELAY_FEE_RATE } from './policy.js';
 
 /** BIP125: every input signals replaceability, so a stuck payment can be fee-bumped. */
-export const RBF_SEQUENCE = 0xfffffffd;
+const RBF_SEQUENCE = 0xfffffffd;
 
 export interface SpendSigner {
   publicKey: Uint8Array;
   sign(hash: Uint8Array, lowR?: boolean): Uint8Array;
 }
 
-export interface PlannedInput {
+interface PlannedInput {
   txid: string;
   vout: number;
   value: bigint;
@@ -25,7 +25,7 @@ export interface PlannedInput {
   script: Uint8Array;
 }
 
-export interface PlannedOutput {
+interface PlannedOutput {
   script: Uint8Array;
   value: bigint;
 }

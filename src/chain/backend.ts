@@ -14,13 +14,13 @@ export interface Utxo extends Outpoint {
   coinbase: boolean;
 }
 
-export interface TxInput extends Outpoint {
+interface TxInput extends Outpoint {
   /** The witness stack, empty for a legacy input; escrow reads revealed preimages here. */
   witness: Uint8Array[];
   sequence: number;
 }
 
-export interface TxOutput {
+interface TxOutput {
   value: bigint;
   script: Uint8Array;
 }

@@ -28,7 +28,7 @@ export interface NodeState {
 /** btcd's regtest activates segwit (and CSV) by BIP9 signalling at this height. */
 export const SEGWIT_ACTIVE_HEIGHT = 432;
 /** The btcd release swarmpay pins; scripts/setup.sh installs the same one. */
-export const BTCD_MODULE = 'github.com/btcsuite/btcd@v0.24.2';
+const BTCD_MODULE = 'github.com/btcsuite/btcd@v0.24.2';
 
 const STATE_FILE = 'node.json';
 

@@ -12,7 +12,7 @@ import type { ChainBackend } from './backend.js';
 /** A settling spend aims at confirming within about an hour: bumps cover the urgent case. */
 export const SETTLE_TARGET_BLOCKS = 6;
 /** A bump aims at the next two blocks: by then the close has already waited. */
-export const BUMP_TARGET_BLOCKS = 2;
+const BUMP_TARGET_BLOCKS = 2;
 /**
  * The least settling fee rate (sat/vB): twice the relay minimum, so that a close or claim
  * still enters mempools whose minimum has risen a little, where CPFP can then reach it.

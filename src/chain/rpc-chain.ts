@@ -24,7 +24,7 @@ interface VerboseTx {
 /** bitcoind's and btcd's "no such transaction / no information" code. */
 const RPC_NO_INFO = -5;
 
-export function decodeTx(v: VerboseTx): TxInfo {
+function decodeTx(v: VerboseTx): TxInfo {
   const tx = Transaction.fromHex(v.hex);
   return {
     txid: tx.getId(),
@@ -239,7 +239,7 @@ interface ScanResult {
  * `used` cannot see an address whose coins were all spent, and mempool coins are not
  * listed. Spends are found in the mempool (gettxspendingprevout) or by scanning blocks.
  */
-export class CoreChain extends RpcChain {
+class CoreChain extends RpcChain {
   /** Core's longest confirmation target (a week of blocks); it refuses larger ones. */
   private static readonly MAX_FEE_TARGET = 1008;
 

@@ -6,7 +6,7 @@ import { SwarmpayError } from '../errors.js';
 
 export const SHELLS = ['bash', 'zsh', 'fish'] as const;
 
-export function completionFile(shell: string): string {
+function completionFile(shell: string): string {
   return fileURLToPath(new URL(`../../completions/swarmpay.${shell}`, import.meta.url));
 }
 

@@ -17,7 +17,7 @@ export interface Streams {
  * Compact JSON, one line (so streams of results stay one document a line), with bigints
  * as numbers while exact (every satoshi amount is), else strings of digits.
  */
-export function toJson(doc: unknown): string {
+function toJson(doc: unknown): string {
   return JSON.stringify(doc, (_k, v: unknown) => (typeof v === 'bigint' ? (v <= MAX_MONEY && v >= -MAX_MONEY ? Number(v) : v.toString()) : v));
 }
 

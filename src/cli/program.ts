@@ -10,7 +10,7 @@ import { registerChannel } from './channel.js';
 import { registerEscrow } from './escrow.js';
 import { registerCompletion } from './completion.js';
 
-export const VERSION = '0.1.0';
+const VERSION = '0.1.0';
 
 export function buildProgram(): Command {
   const program = new Command('swarmpay')

@@ -19,9 +19,9 @@ import { SCRYPT_N_MAX, SCRYPT_N_MIN, type ScryptParams, type Sealed } from './cr
 
 export const KEYSTORE_FORMAT = 'swarmpay-keystore';
 export const KEYSTORE_VERSION = 1;
-export const KEYSTORE_FILE = 'keystore.json';
+const KEYSTORE_FILE = 'keystore.json';
 
-export interface PassphraseProtector {
+interface PassphraseProtector {
   type: 'passphrase';
   kdf: { name: 'scrypt' } & ScryptParams;
   wrappedKey: Sealed;
@@ -43,7 +43,7 @@ export interface TpmProtector {
   provisionedOn: string;
 }
 
-export type Protector = PassphraseProtector | TpmProtector;
+type Protector = PassphraseProtector | TpmProtector;
 
 export interface KeystoreHeader {
   network: NetworkName;

@@ -27,7 +27,7 @@ export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 
   }
 }
 
-export function syncDir(dir: string): void {
+function syncDir(dir: string): void {
   const fd = openSync(dir, 'r');
   try {
     fsyncSync(fd);

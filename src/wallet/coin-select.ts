@@ -9,7 +9,7 @@ import type { SpendPlan } from '../bitcoin/spend.js';
 import { P2WPKH_INPUT_VBYTES, TX_OVERHEAD_VBYTES, dustThreshold, outputVbytes } from '../bitcoin/policy.js';
 
 /** Bitcoin's coinbase maturity: a block reward is spendable after 100 confirmations. */
-export const COINBASE_MATURITY = 100;
+const COINBASE_MATURITY = 100;
 
 export interface Selection<C> {
   inputs: C[];
