@@ -208,7 +208,7 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
     draft.body.item = { name: 'a.bin', size: honest.length, sha256: sha256(honest).toString('hex') };
     const cheat = signOffer(draft.body, key.priv);
     writeEscrowFile(sellerNet, `${id}.enc`, draft.ciphertext);
-    await saveEscrow(session, { id, role: 'seller', offer: cheat, keyIndex, key: draft.key.toString('hex'), acceptance: null, status: 'offered', claimTxid: null, refundTxid: null, created: new Date().toISOString() });
+    await saveEscrow(session, { id, role: 'seller', offer: cheat, keyIndex, key: draft.key.toString('hex'), status: 'offered', created: new Date().toISOString() });
     writeFileSync(file('cheat.json'), JSON.stringify(cheat));
     writeFileSync(file('cheat.json.enc'), draft.ciphertext);
 

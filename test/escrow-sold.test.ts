@@ -26,7 +26,10 @@ import { EscrowServer, fetchOffer, sendAcceptance } from '../src/escrow/online.j
 // loads, and each test fails on what it checks.
 import * as seller from '../src/escrow/seller.js';
 import { claimEscrow, createOffer, openOffers, takeAcceptance, type OfferOptions } from '../src/escrow/seller.js';
-import { getEscrow, type Acceptance, type EscrowRecord } from '../src/escrow/store.js';
+import { getEscrow } from '../src/escrow/store.js';
+import type { Acceptance, SellerClaimed } from '../src/escrow/record.js';
+import { escrowConversation } from '../src/escrow/messages.js';
+import { recordIn } from './helpers/escrow-record.js';
 import { peerStaticKey } from '../src/peer/keys.js';
 import type { PeerLink } from '../src/peer/link.js';
 import { connectTcp, listenTcp } from '../src/peer/transports.js';
@@ -78,10 +81,10 @@ describe('sold means confirmed; claims that confirm (real btcd)', () => {
     return c;
   };
   /** The claim this escrow's record names, rebuilt at `feeRate` to the output the chain shows it paying. */
-  const claimAt = async (rec: EscrowRecord, w: TestWallet, feeRate: bigint) => {
-    const info = (await node.chain.getTransaction(rec.claimTxid!))!;
+  const claimAt = async (rec: SellerClaimed, w: TestWallet, feeRate: bigint) => {
+    const info = (await node.chain.getTransaction(rec.claimTxid))!;
     const h = htlcOf(rec, 'regtest');
-    return claimTx(h.terms, h.funding, Buffer.from(rec.key!, 'hex'), info.outputs[0]!.script, feeRate, contractKey(w.seed, 'regtest', ESCROW_CHAIN, rec.keyIndex).priv);
+    return claimTx(h.terms, h.funding, Buffer.from(rec.key, 'hex'), info.outputs[0]!.script, feeRate, contractKey(w.seed, 'regtest', ESCROW_CHAIN, rec.keyIndex).priv);
   };
 
   /**
@@ -146,16 +149,15 @@ describe('sold means confirmed; claims that confirm (real btcd)', () => {
 
       const server = new EscrowServer(sctx, { feeRate: null, margin: MARGIN, log });
       await server.claimReady();
-      const rec = getEscrow(sellerW.session, offer.id);
-      expect(rec.status).toBe('claimed');
+      const rec = recordIn(getEscrow(sellerW.session, offer.id), 'seller', 'claimed');
       // The claim on chain is, byte for byte, the one made at the estimate.
       const expected = await claimAt(rec, sellerW, estimate);
       expect(expected.txid).toBe(rec.claimTxid);
-      const info = (await node.chain.getTransaction(rec.claimTxid!))!;
+      const info = (await node.chain.getTransaction(rec.claimTxid))!;
       expect(PRICE - info.outputs[0]!.value).toBe(expected.fee);
       expect(expected.fee / vsize(info.hex)).toBeGreaterThanOrEqual(estimate);
       await node.chain.mine(1);
-      expect((await node.chain.getTransaction(rec.claimTxid!))!.confirmations).toBe(1);
+      expect((await node.chain.getTransaction(rec.claimTxid))!.confirmations).toBe(1);
     });
 
     test('`escrow claim` (the CLI) without --fee-rate claims at the node\'s estimate and says so', async () => {
@@ -175,7 +177,7 @@ describe('sold means confirmed; claims that confirm (real btcd)', () => {
       const claimed = await swarmpay(['--datadir', s3.datadir, '--tpm', 'none', '--rpc-url', node.state.rpcUrl, '--rpc-cookie', node.state.cookieFile, 'escrow', 'claim', offer.id, '--acceptance', acceptanceFile, '--passphrase-file', pass]);
       expect([claimed.code, claimed.json?.error]).toEqual([0, undefined]);
       expect(claimed.json).toMatchObject({ id: offer.id, role: 'seller', feeRate: Number(estimate) });
-      const rec = { ...getEscrow(s3.session, offer.id), acceptance: r.acceptance, htlc: 'size-checked' as const, claimTxid: claimed.json.claimTxid as string };
+      const rec: SellerClaimed = { ...recordIn(getEscrow(s3.session, offer.id), 'seller', 'offered'), acceptance: r.acceptance, htlc: 'size-checked', status: 'claimed', claimTxid: claimed.json.claimTxid as string };
       const expected = await claimAt(rec, s3, estimate);
       expect([claimed.json.claimTxid, BigInt(claimed.json.fee)]).toEqual([expected.txid, expected.fee]);
       await node.chain.mine(1);
@@ -206,9 +208,10 @@ describe('sold means confirmed; claims that confirm (real btcd)', () => {
 
       // The first buyer funds over the link, and the seller takes it: off the market.
       const l1 = await connect(buyer);
-      const f1 = await fetchOffer(l1, offer.id);
+      const c1 = escrowConversation(l1);
+      const f1 = await fetchOffer(c1, offer.id);
       const r1 = await acceptOffer(bctx, f1.offer, f1.ciphertext, ACCEPT);
-      await sendAcceptance(l1, f1.it, r1.acceptance);
+      await sendAcceptance(c1, r1.acceptance);
       await l1.close();
       expect(getEscrow(sellerW.session, offer.id)).toMatchObject({ status: 'funded', acceptance: r1.acceptance });
       const funding = r1.acceptance.funding.txid;
@@ -221,13 +224,14 @@ describe('sold means confirmed; claims that confirm (real btcd)', () => {
       expect((await node.chain.getTransaction(conflict.txid))!.confirmations).toBe(0);
       // Until the server looks, the offer is off the market.
       const meanwhile = await connect(buyer2);
-      expect(await failure(fetchOffer(meanwhile, offer.id))).toMatchObject({ details: { peerCode: 'ESCROW_NOT_FOUND' } });
+      expect(await failure(fetchOffer(escrowConversation(meanwhile), offer.id))).toMatchObject({ details: { peerCode: 'ESCROW_NOT_FOUND' } });
       await meanwhile.close();
 
       await server.claimReady();
       const back = getEscrow(sellerW.session, offer.id);
-      expect(back).toMatchObject({ status: 'offered', acceptance: null, claimTxid: null });
-      expect(back.htlc).toBeUndefined();
+      expect(back).toMatchObject({ status: 'offered' });
+      expect(back).not.toHaveProperty('htlc');
+      expect(back).not.toHaveProperty('acceptance');
       expect(openOffers(sctx).map((r) => r.id)).toContain(offer.id);
       expect(logs).toContainEqual(expect.stringMatching(new RegExp(`^escrow ${offer.id}: the funding ${funding} is gone before it confirmed \\(the node refuses it: .+\\): not sold; offered again$`)));
       // The same acceptance again: the node refuses its funding, and nothing changes.
@@ -236,16 +240,16 @@ describe('sold means confirmed; claims that confirm (real btcd)', () => {
 
       // Another buyer buys it, the server claims once that funding confirms, and the buyer gets the item.
       const l2 = await connect(buyer2);
-      const f2 = await fetchOffer(l2, offer.id);
+      const c2 = escrowConversation(l2);
+      const f2 = await fetchOffer(c2, offer.id);
       const r2 = await acceptOffer(b2ctx, f2.offer, f2.ciphertext, ACCEPT);
-      await sendAcceptance(l2, f2.it, r2.acceptance);
+      await sendAcceptance(c2, r2.acceptance);
       await l2.close();
       expect(getEscrow(sellerW.session, offer.id)).toMatchObject({ status: 'funded', acceptance: r2.acceptance, htlc: 'size-checked' });
       await node.chain.mine(1);
       expect((await node.chain.getTransaction(conflict.txid))!.confirmations).toBe(1);
       await server.claimReady();
-      const sold = getEscrow(sellerW.session, offer.id);
-      expect(sold.status).toBe('claimed');
+      const sold = recordIn(getEscrow(sellerW.session, offer.id), 'seller', 'claimed');
       await node.chain.mine(1);
       const out = path.join(tmp.dir, 'sold.raw');
       expect((await recoverItem(b2ctx, offer.id, out)).claimTxid).toBe(sold.claimTxid);
@@ -265,7 +269,7 @@ describe('sold means confirmed; claims that confirm (real btcd)', () => {
       expect(e.message).toMatch(new RegExp(`the funding ${r.acceptance.funding.txid} of escrow ${offer.id} is gone before it confirmed .*: the offer was not sold`));
       expect(e.hint).toMatch(/never revealed; the offer is open again/);
       expect(e.details).toMatchObject({ fundingTxid: r.acceptance.funding.txid, released: true });
-      expect(getEscrow(sellerW.session, offer.id)).toMatchObject({ status: 'offered', acceptance: null, claimTxid: null });
+      expect(getEscrow(sellerW.session, offer.id)).toMatchObject({ status: 'offered' });
       expect(openOffers(sctx).map((x) => x.id)).toContain(offer.id);
       // Nothing spends the escrow address: K is still a secret.
       const h = htlcOutput({ template: 'size-checked', hash: Buffer.from(offer.hash, 'hex'), sellerPubkey: Buffer.from(offer.seller, 'hex'), buyerPubkey: Buffer.from(r.acceptance.buyer, 'hex'), timeout: r.acceptance.timeout, value: PRICE }, 'regtest');
@@ -315,9 +319,7 @@ describe('sold means confirmed; claims that confirm (real btcd)', () => {
       const server = new EscrowServer(ctxOf(sb, chain.chain), { feeRate: 1n, margin: MARGIN, bumpAfter: 2, log: (m) => own.push(m) });
       chain.drop = true;
       await server.claimReady();
-      const claimed = getEscrow(sb.session, offer.id);
-      expect(claimed.status).toBe('claimed');
-      const claimTxid = claimed.claimTxid!;
+      const claimTxid = recordIn(getEscrow(sb.session, offer.id), 'seller', 'claimed').claimTxid;
       expect(own).toEqual([`escrow ${offer.id}: claimed ${PRICE} sats in ${claimTxid}`]);
       expect(await node.chain.getTransaction(claimTxid)).toBeNull();
       await node.chain.mine(2); // blocks the claim missed
@@ -378,7 +380,7 @@ describe('sold means confirmed; claims that confirm (real btcd)', () => {
       const server = new EscrowServer(ctxOf(sc, chain.chain), { feeRate: 2n, margin: MARGIN, bumpAfter: 100, log: (m) => own.push(m) });
       chain.drop = true;
       await server.claimReady();
-      const claimTxid = getEscrow(sc.session, offer.id).claimTxid!;
+      const claimTxid = recordIn(getEscrow(sc.session, offer.id), 'seller', 'claimed').claimTxid;
       expect(own).toEqual([`escrow ${offer.id}: claimed ${PRICE} sats in ${claimTxid}`]);
       // The node lost the claim, and the tip is now within the margin of the timeout.
       const timeout = r.acceptance.timeout;

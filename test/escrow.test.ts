@@ -16,7 +16,10 @@ import { CHUNK_BYTES, encodeEscrowMessage, parseEscrowMessage, type EscrowMessag
 import { draftOffer, freshNonce, offerDigest, parseOffer, signOffer, type Offer } from '../src/escrow/offer.js';
 import { EscrowServer, fetchOffer, sendAcceptance } from '../src/escrow/online.js';
 import { claimEscrow, createOffer, openOffers, takeAcceptance, type OfferOptions } from '../src/escrow/seller.js';
-import { ciphertextPath, getEscrow, htlcTerms, listEscrows, nextEscrowKey, saveEscrow, writeEscrowFile, type Acceptance, type EscrowRecord } from '../src/escrow/store.js';
+import { ciphertextPath, getEscrow, htlcTerms, listEscrows, nextEscrowKey, saveEscrow, writeEscrowFile } from '../src/escrow/store.js';
+import type { Acceptance, AcceptedRecord } from '../src/escrow/record.js';
+import { escrowConversation } from '../src/escrow/messages.js';
+import { recordIn } from './helpers/escrow-record.js';
 import { peerStaticKey } from '../src/peer/keys.js';
 import { handshake, type PeerLink } from '../src/peer/link.js';
 import { connectTcp, listenTcp } from '../src/peer/transports.js';
@@ -90,7 +93,7 @@ describe('escrow between two wallets on a real btcd', () => {
     if (height > tip) await node.chain.mine(height - tip);
     expect(await node.chain.tipHeight()).toBe(height);
   };
-  const spendOf = (rec: EscrowRecord) => {
+  const spendOf = (rec: AcceptedRecord) => {
     const h = htlcOf(rec, 'regtest');
     return node.chain.findSpend(h.funding, h.address);
   };
@@ -285,7 +288,8 @@ describe('escrow between two wallets on a real btcd', () => {
       expect(e.message).toMatch(message);
       expect(await state(seller)).toEqual(before);
       expect(getEscrow(seller.session, offer.id)).toEqual(rec);
-      expect(rec).toMatchObject({ status: 'offered', acceptance: null });
+      expect(rec).toMatchObject({ status: 'offered' });
+      expect(rec).not.toHaveProperty('acceptance');
       // The seller did not broadcast the funding it was handed.
       expect(await node.chain.getTransaction(a.funding.txid)).toBeNull();
     }
@@ -340,13 +344,14 @@ describe('escrow between two wallets on a real btcd', () => {
 
     const { offer, ciphertext, ciphertextFile } = await createOffer(sctx, offerOptions({ item: theItem }));
     expect(readFileSync(ciphertextFile)).toEqual(ciphertext);
-    const srec = getEscrow(seller.session, offer.id);
-    expect(srec).toMatchObject({ role: 'seller', status: 'offered', acceptance: null });
-    expect(hex(sha256(Buffer.from(srec.key!, 'hex')))).toBe(offer.hash);
+    const srec = recordIn(getEscrow(seller.session, offer.id), 'seller', 'offered');
+    expect(srec).not.toHaveProperty('acceptance');
+    expect(hex(sha256(Buffer.from(srec.key, 'hex')))).toBe(offer.hash);
     expect(offer.item).toEqual({ name: 'photo.raw', size: theItem.length, sha256: hex(sha256(theItem)) });
 
     const r = await acceptOffer(bctx, offer, ciphertext, { checks: { maxPrice: PRICE }, feeRate: FEE_RATE });
-    expect(r.rec).toMatchObject({ role: 'buyer', status: 'funded', key: null, htlc: 'size-checked' });
+    expect(r.rec).toMatchObject({ role: 'buyer', status: 'funded', htlc: 'size-checked' });
+    expect(r.rec).not.toHaveProperty('key');
     // The default timeout: a day, or the offer's most if that is less (100 here).
     expect(r.acceptance.timeout).toBe((await node.chain.tipHeight()) + Math.min(DEFAULT_ACCEPT_TIMEOUT, offer.timeout.max));
     expect(buyerBefore - (await total(buyer))).toBe(PRICE + r.fee!);
@@ -434,7 +439,7 @@ describe('escrow between two wallets on a real btcd', () => {
     const forced = await claimEscrow(sctx, offer.id, { ...CLAIM, force: true });
     const spend = (await spendOf(rec))!;
     expect(spend.txid).toBe(forced.txid);
-    expect(readSpend(htlcTerms(rec), spend.witness)).toEqual({ kind: 'claim', key: Buffer.from(rec.key!, 'hex') });
+    expect(readSpend(htlcTerms(rec), spend.witness)).toEqual({ kind: 'claim', key: Buffer.from(rec.key, 'hex') });
     await node.chain.mine(1);
     expect((await recoverItem(bctx, offer.id, path.join(tmp.dir, 'late.raw'))).claimTxid).toBe(forced.txid);
   });
@@ -445,7 +450,7 @@ describe('escrow between two wallets on a real btcd', () => {
     const srec = await takeAcceptance(sctx, r.acceptance);
     await node.chain.mine(1);
     const timeout = r.acceptance.timeout;
-    const brec = getEscrow(buyer.session, offer.id);
+    const brec = recordIn(getEscrow(buyer.session, offer.id), 'buyer', 'funded');
 
     for (const height of [await node.chain.tipHeight(), timeout - 1]) {
       await mineTo(height);
@@ -494,7 +499,7 @@ describe('escrow between two wallets on a real btcd', () => {
     d.body.item.size = itemA.length;
     const offer = signOffer(d.body, key.priv);
     writeEscrowFile(seller.networkDir, `${id}.enc`, d.ciphertext);
-    await saveEscrow(seller.session, { id, role: 'seller', offer, keyIndex, key: hex(d.key), acceptance: null, status: 'offered', claimTxid: null, refundTxid: null, created: new Date().toISOString() });
+    await saveEscrow(seller.session, { id, role: 'seller', offer, keyIndex, key: hex(d.key), status: 'offered', created: new Date().toISOString() });
 
     const r = await acceptOffer(bctx, offer, d.ciphertext, ACCEPT);
     await takeAcceptance(sctx, r.acceptance);
@@ -513,8 +518,9 @@ describe('escrow between two wallets on a real btcd', () => {
     expect(existsSync(out)).toBe(false);
     expect(getEscrow(buyer.session, id)).toMatchObject({ status: 'cheated', key: hex(d.key), claimTxid: claim.txid });
     // The key in the evidence is the one on chain.
-    const spend = (await spendOf(getEscrow(buyer.session, id)))!;
-    expect(readSpend(htlcTerms(getEscrow(buyer.session, id)), spend.witness)).toEqual({ kind: 'claim', key: d.key });
+    const cheated = recordIn(getEscrow(buyer.session, id), 'buyer', 'cheated');
+    const spend = (await spendOf(cheated))!;
+    expect(readSpend(htlcTerms(cheated), spend.witness)).toEqual({ kind: 'claim', key: d.key });
   });
 
   // The funding signals RBF: a claim on it before it confirms would reveal K while the buyer
@@ -564,13 +570,14 @@ describe('escrow between two wallets on a real btcd', () => {
       const buyerBefore = await total(buyer);
 
       const link = await connect();
-      const fetched = await fetchOffer(link, offer.id);
+      const conv = escrowConversation(link);
+      const fetched = await fetchOffer(conv, offer.id);
       expect(fetched.offer).toEqual(offer);
       expect(fetched.ciphertext).toEqual(readFileSync(ciphertextPath(seller.networkDir, offer.id)));
       const r = await acceptOffer(bctx, fetched.offer, fetched.ciphertext, ACCEPT);
-      await sendAcceptance(link, fetched.it, r.acceptance);
+      await sendAcceptance(conv, r.acceptance);
       await link.close();
-      const srec = getEscrow(seller.session, offer.id);
+      const srec = recordIn(getEscrow(seller.session, offer.id), 'seller', 'funded');
       expect(srec).toMatchObject({ status: 'funded', acceptance: r.acceptance });
 
       // Not before its confirmation.
@@ -580,16 +587,15 @@ describe('escrow between two wallets on a real btcd', () => {
 
       await node.chain.mine(1);
       await server.claimReady();
-      const claimed = getEscrow(seller.session, offer.id);
-      expect(claimed.status).toBe('claimed');
+      const claimed = recordIn(getEscrow(seller.session, offer.id), 'seller', 'claimed');
       expect(logs).toContain(`escrow ${offer.id}: claimed ${PRICE} sats in ${claimed.claimTxid}`);
       await node.chain.mine(1);
 
       // The claim is byte for byte the one the file flow's claimTx makes for this escrow.
-      const info = (await node.chain.getTransaction(claimed.claimTxid!))!;
+      const info = (await node.chain.getTransaction(claimed.claimTxid))!;
       expect(info.confirmations).toBe(1);
       const h = htlcOf(claimed, 'regtest');
-      const expected = claimTx(h.terms, h.funding, Buffer.from(claimed.key!, 'hex'), info.outputs[0]!.script, FEE_RATE, contractKey(seller.seed, 'regtest', ESCROW_CHAIN, claimed.keyIndex).priv);
+      const expected = claimTx(h.terms, h.funding, Buffer.from(claimed.key, 'hex'), info.outputs[0]!.script, FEE_RATE, contractKey(seller.seed, 'regtest', ESCROW_CHAIN, claimed.keyIndex).priv);
       expect(expected.txid).toBe(claimed.claimTxid);
       expect(info.outputs.map((o) => o.value)).toEqual([PRICE - expected.fee]);
       expect(await total(seller) - sellerBefore).toBe(PRICE - expected.fee);
@@ -638,7 +644,7 @@ describe('escrow between two wallets on a real btcd', () => {
         expect(await nextMessage(it).catch(() => null)).toBeNull();
       }
       expect(await state(seller)).toEqual(before);
-      expect(getEscrow(seller.session, offer.id)).toMatchObject({ status: 'offered', acceptance: null });
+      expect(getEscrow(seller.session, offer.id)).toMatchObject({ status: 'offered' });
     });
 
     test('fifty gets at once from a buyer that does not read: the seller holds a few MiB, not fifty copies of the item; read at last, the offer arrives whole', async () => {
@@ -662,7 +668,7 @@ describe('escrow between two wallets on a real btcd', () => {
     test('an offer held by one buyer is refused to a second, until the first hangs up', async () => {
       const { offer } = await createOffer(sctx, offerOptions());
       const first = await connect();
-      await fetchOffer(first, offer.id);
+      await fetchOffer(escrowConversation(first), offer.id);
 
       const before = await state(seller);
       const second = await connect(peerStaticKey(randomBytes(64)));
@@ -680,7 +686,7 @@ describe('escrow between two wallets on a real btcd', () => {
 
       // Through fetchOffer the refusal is an error of ours that names the seller's code.
       const third = await connect(peerStaticKey(randomBytes(64)));
-      const e = await failure(fetchOffer(third, offer.id));
+      const e = await failure(fetchOffer(escrowConversation(third), offer.id));
       expect(e).toMatchObject({ code: 'ESCROW_STATE', details: { peerCode: 'ESCROW_STATE' } });
       await third.close();
 
@@ -690,7 +696,7 @@ describe('escrow between two wallets on a real btcd', () => {
       for (let i = 0; i < 50 && got === null; i++) {
         const l = await connect(peerStaticKey(randomBytes(64)));
         try {
-          got = (await fetchOffer(l, offer.id)).offer;
+          got = (await fetchOffer(escrowConversation(l), offer.id)).offer;
         } catch (err) {
           expect(err).toMatchObject({ details: { peerCode: 'ESCROW_STATE' } });
           await new Promise((res) => setTimeout(res, 50));
@@ -699,7 +705,7 @@ describe('escrow between two wallets on a real btcd', () => {
         }
       }
       expect(got).toEqual(offer);
-      expect(getEscrow(seller.session, offer.id)).toMatchObject({ status: 'offered', acceptance: null });
+      expect(getEscrow(seller.session, offer.id)).toMatchObject({ status: 'offered' });
     });
 
     test('a buyer that vanishes mid-frame ends only its own service: the server logs it and serves on', async () => {
@@ -719,7 +725,7 @@ describe('escrow between two wallets on a real btcd', () => {
       expect(logs.some((m) => m.includes('PEER_PROTOCOL') && m.includes('truncated frame'))).toBe(true);
       const { offer } = await createOffer(sctx, offerOptions());
       const l = await connect();
-      expect((await fetchOffer(l, offer.id)).offer).toEqual(offer);
+      expect((await fetchOffer(escrowConversation(l), offer.id)).offer).toEqual(offer);
       await l.close();
     });
 
@@ -762,7 +768,8 @@ describe('escrow between two wallets on a real btcd', () => {
       test("accepted on a quote made now for the buyer's nonce: its nonce is H(offer digest || nonce), over the offer's PCRs", async () => {
         const { offer } = await attestedOffer();
         const link = await connectTo(tpmListener.port);
-        const f = await fetchOffer(link, offer.id);
+        const conv = escrowConversation(link);
+        const f = await fetchOffer(conv, offer.id);
         expect(f.offer).toEqual(offer);
         expect(f.nonce).toHaveLength(32);
         const quote = f.quote as { nonce: string; pcrs: { values: Record<string, string> }; akName: string };
@@ -773,7 +780,7 @@ describe('escrow between two wallets on a real btcd', () => {
         expect(quote.akName).toBe(offer.attestation!.akName);
         const r = await acceptOffer(bctx, f.offer, f.ciphertext, { checks: { requireAttestation: true, ak: offer.attestation!.akPublic, fresh: { nonce: f.nonce, quote: f.quote } }, feeRate: FEE_RATE });
         expect(r.attestation).toMatchObject({ akName: offer.attestation!.akName, akPinned: true, akVouched: true, fresh: true, pcrs: quote.pcrs.values });
-        await sendAcceptance(link, f.it, r.acceptance);
+        await sendAcceptance(conv, r.acceptance);
         await link.close();
         expect(getEscrow(seller.session, offer.id).status).toBe('funded');
         await node.chain.mine(1);
@@ -790,7 +797,7 @@ describe('escrow between two wallets on a real btcd', () => {
         ];
         for (const [what, quoteFor, why] of cases) {
           const link = await connectTo(await fakeSeller(offer, ciphertext, quoteFor));
-          const f = await fetchOffer(link, offer.id);
+          const f = await fetchOffer(escrowConversation(link), offer.id);
           for (const checks of [{}, { requireAttestation: true, ak: offer.attestation!.akPublic }]) {
             const before = await state(buyer);
             const e = await expectCode(acceptOffer(bctx, f.offer, f.ciphertext, { checks: { ...checks, fresh: { nonce: f.nonce, quote: f.quote } }, feeRate: FEE_RATE }), 'ATTESTATION_INVALID');
@@ -805,7 +812,7 @@ describe('escrow between two wallets on a real btcd', () => {
       test('a seller serving without a TPM sends no fresh quote: a buyer who requires attestation refuses, clearly; one who does not, accepts it as not attested', async () => {
         const { offer } = await attestedOffer();
         const link = await connect(); // the server without a TPM
-        const f = await fetchOffer(link, offer.id);
+        const f = await fetchOffer(escrowConversation(link), offer.id);
         expect(f.quote).toBeNull();
         const before = await state(buyer);
         const e = await expectCode(acceptOffer(bctx, f.offer, f.ciphertext, { checks: { requireAttestation: true, fresh: { nonce: f.nonce, quote: null } }, feeRate: FEE_RATE }), 'ATTESTATION_INVALID');

@@ -1,67 +1,27 @@
-/** `swarmpay escrow offer|accept|claim|refund|serve|list|show`. */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+/** `swarmpay escrow offer|accept|claim|refund|serve|list|show`: flags in, one library call, the result out. */
 import path from 'node:path';
 import type { Command } from 'commander';
 import { SwarmpayError } from '../errors.js';
 import { parseSats } from '../bitcoin/amount.js';
-import { attest, parsePcrAllowList } from '../tpm/attestation.js';
-import { listIdentities } from '../tpm/trust-store.js';
-import { writeFileAtomic } from '../util/atomic-file.js';
-import { DEFAULT_ACCEPT_TIMEOUT, acceptOffer, recoverItem, refundEscrow, type AcceptOptions, type AcceptSummary } from '../escrow/buyer.js';
-import { DEFAULT_BUMP_AFTER, EscrowServer, fetchOffer, sendAcceptance } from '../escrow/online.js';
-import { MAX_ITEM_BYTES, parseOffer, type Offer, type OfferAttestation } from '../escrow/offer.js';
-import { DEFAULT_CLAIM_MARGIN, claimConfirmations, claimEscrow, createOffer, parseAcceptance, takeAcceptance } from '../escrow/seller.js';
-import { getEscrow, listEscrows, writeEscrowFile, type EscrowRecord } from '../escrow/store.js';
+import { parsePcrAllowList } from '../tpm/attestation.js';
+import { Escrows, type AcceptConsent, type AcceptedEscrow, type AcceptFrom, type AcceptInput, type ClaimProgress } from '../api/escrow.js';
+import { DEFAULT_ACCEPT_TIMEOUT } from '../escrow/buyer.js';
+import { readBoundedFile } from '../escrow/files.js';
+import { DEFAULT_BUMP_AFTER } from '../escrow/online.js';
+import { MAX_ITEM_BYTES } from '../escrow/offer.js';
+import { DEFAULT_CLAIM_MARGIN } from '../escrow/seller.js';
 import { withContext } from './command.js';
-import type { Context } from './context.js';
 import { feeRateFor, parseCount, parseFeeRate, parsePcrs } from './args.js';
 import { readTextFile } from './input-file.js';
-import { peerOf, runServer, serverLimits, serverLog, unlockedContext, withServerLimits, type LimitFlags } from './peer.js';
-import { connectPeer } from '../peer/connect.js';
+import { runUntilSignal, serverLimits, serverLog, withServerLimits, type LimitFlags } from './peer.js';
 import { fieldLines } from './output.js';
 import { DEFAULT_QUOTE_PCRS } from './tpm.js';
 
 const DEFAULT_TIMEOUT = 144;
 const DEFAULT_MAX_TIMEOUT = 4032;
 
-function readBytes(file: string, what: string, max: number): Buffer {
-  try {
-    const size = statSync(file).size;
-    if (size > max) throw new SwarmpayError('INVALID_FILE', `the ${what} ${file} is ${size} bytes; at most ${max} are accepted`);
-    return readFileSync(file);
-  } catch (e) {
-    if (e instanceof SwarmpayError) throw e;
-    throw new SwarmpayError('INVALID_FILE', `cannot read the ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { hint: 'check the path' });
-  }
-}
-
-function readJson(file: string, what: string): unknown {
-  const text = readTextFile(file, what);
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new SwarmpayError('INVALID_FILE', `the ${what} ${file} is not JSON: ${(e as Error).message}`, { hint: 'nothing was changed' });
-  }
-}
-
-function summary(rec: EscrowRecord): Record<string, unknown> {
-  return {
-    id: rec.id,
-    role: rec.role,
-    status: rec.status,
-    item: rec.offer.item,
-    price: BigInt(rec.offer.price),
-    attested: rec.offer.attestation !== undefined,
-    expires: rec.offer.expires,
-    timeout: rec.acceptance?.timeout ?? null,
-    fundingTxid: rec.acceptance?.funding.txid ?? null,
-    claimTxid: rec.claimTxid,
-    refundTxid: rec.refundTxid,
-  };
-}
-
 /** What the buyer is asked to agree to, one fact a line. */
-function acceptSummaryLines(s: AcceptSummary, learnedKey: string | null): string[] {
+function acceptSummaryLines(s: AcceptConsent): string[] {
   const hours = (s.timeoutBlocks * 10) / 60;
   const a = s.attestation;
   return [
@@ -69,45 +29,50 @@ function acceptSummaryLines(s: AcceptSummary, learnedKey: string | null): string
     `price:    ${s.price} sats`,
     `fee:      ${s.fee} sats (${s.feeRate} sat/vB)`,
     `timeout:  ${s.timeoutBlocks} blocks, height ${s.timeoutHeight} (about ${hours < 48 ? `${Math.round(hours)} hours` : `${Math.round(hours / 24)} days`}): if the seller never claims, the coins come back after that`,
-    `seller:   ${s.seller}${learnedKey !== null ? ` (its link key ${learnedKey.slice(0, 16)}… learned on first use)` : ''}`,
-    `attested: ${a ? `yes, TPM key ${a.akName}${vouchNote(a)}; ${freshNote(a)}` : 'no'}`,
+    `seller:   ${s.seller}${s.learnedKey !== null ? ` (its link key ${s.learnedKey.slice(0, 16)}… learned on first use)` : ''}`,
+    `attested: ${a ? `yes, TPM key ${a.akName}${vouchNote(a)}; ${freshNote(a.fresh)}` : 'no'}`,
   ];
 }
 
 /** Whether the quote was made for this buyer, as the consent summary says it. */
-function freshNote(a: OfferAttestation): string {
-  return a.fresh ? 'quoted now for your nonce' : "the offer's own quote (its nonce is the offer digest): it can be replayed, it does not show the device's state now";
-}
-
-/** Said whenever an attested offer is accepted from a file: its quote proves less than a fresh one. */
-function replayableWarning(): string {
-  return `the TPM quote of offer files is the one made with the offer (its nonce is the offer digest): anyone holding the offer can replay it, so it shows the device's state when the offer was made, not now; accept online (--peer/--peer-cmd) for a quote made for your nonce`;
+function freshNote(fresh: boolean): string {
+  return fresh ? 'quoted now for your nonce' : "the offer's own quote (its nonce is the offer digest): it can be replayed, it does not show the device's state now";
 }
 
 /** Who vouches for an offer's AK, as a note after its name. */
-function vouchNote(a: OfferAttestation): string {
+function vouchNote(a: Pick<AcceptedEscrow, 'vouchedBy' | 'akPinned'>): string {
   if (a.vouchedBy !== null) return ` (enrolled${a.vouchedBy.label ? `: ${a.vouchedBy.label}` : ''}, EK certified by "${a.vouchedBy.ek.issuer}")`;
   return a.akPinned ? ' (pinned with --ak)' : ' (nobody vouches for this key: not enrolled, not pinned)';
 }
 
-/** Said loudly whenever an offer is accepted on a quote by an AK nobody vouches for. */
-function unvouchedWarning(a: OfferAttestation): string {
-  return `nobody vouches for the TPM key ${a.akName} that attested this offer: it is neither enrolled (\`swarmpay tpm enroll\`) nor pinned with --ak, so the quote does not show which device made the offer; --require-attestation refuses such an offer`;
+/** What an accepted escrow says, one fact a line. */
+function acceptedLines(r: AcceptedEscrow): string[] {
+  const seller = !r.sellerTook
+    ? `give the seller ${r.acceptance}`
+    : r.sellerMustRun === null
+      ? 'the seller took the acceptance and claims once the funding confirms'
+      : `the seller took the acceptance, but its server ends with this link: the seller must run \`${r.sellerMustRun}\` once the funding has the confirmations its offer asks, before height ${r.timeout} (or keep \`escrow serve\` running)`;
+  return [
+    `escrow ${r.id}: funded ${r.price} sats in ${r.fundingTxid}${r.fee === null ? ' (accepted before)' : ` (fee ${r.fee} sats)`}`,
+    r.attested && r.quoteFresh !== null ? `offer attested by TPM key ${r.akName}${vouchNote(r)}; ${freshNote(r.quoteFresh)}` : 'offer not attested',
+    seller,
+    `then: swarmpay escrow claim ${r.id} --out FILE (the item), or after height ${r.timeout}: swarmpay escrow refund ${r.id}`,
+  ];
 }
 
-/** The buyer's checks as the flags give them. */
-function acceptChecks(opts: { maxPrice?: string; requireAttestation?: boolean; expectPcrs?: string; ak?: string; enrolled?: boolean; timeout?: string; feeRate?: string }, ctx: Context): AcceptOptions {
-  if (opts.enrolled && opts.ak !== undefined) throw new SwarmpayError('USAGE', 'give --ak or --enrolled, not both', { hint: '--enrolled trusts every AK `tpm trust list` shows; --ak one key' });
-  // Expecting PCR values or an AK of a quote is asking for one: an offer without it is refused.
-  // The trust store is always consulted: an enrolled AK is vouched for. --enrolled accepts only such a one.
-  const checks: AcceptOptions['checks'] = { requireAttestation: !!opts.requireAttestation || opts.expectPcrs !== undefined || opts.ak !== undefined || !!opts.enrolled, enrolled: listIdentities(ctx.networkDir) };
-  if (opts.enrolled) checks.requireEnrolled = true;
-  if (opts.maxPrice !== undefined) checks.maxPrice = parseSats(opts.maxPrice, '--max-price');
-  if (opts.expectPcrs !== undefined) checks.expectPcrs = parsePcrAllowList(readTextFile(opts.expectPcrs, 'PCR allow list'));
-  if (opts.ak !== undefined) checks.ak = readTextFile(opts.ak, 'AK public key');
-  const o: AcceptOptions = { checks, feeRate: feeRateFor(ctx.network, opts.feeRate) };
-  if (opts.timeout !== undefined) o.timeoutBlocks = parseCount(opts.timeout, '--timeout', 1, 52_560);
-  return o;
+function claimProgress(p: ClaimProgress): string {
+  return p.waitingFor === 'claim' ? `waiting for the seller's claim (tip ${p.tip}, refund possible at ${p.timeout})` : `funding: ${p.confirmations}/${p.wanted} confirmations`;
+}
+
+/** The offer's source as the arguments name it: a file, or a seller with --peer or --peer-cmd. */
+function acceptFrom(arg: string | undefined, o: { ciphertext?: string; peer?: string; peerCmd?: string; peerKey?: string }): AcceptFrom {
+  if (o.peer !== undefined && o.peerCmd !== undefined) throw new SwarmpayError('USAGE', 'give exactly one of --peer HOST:PORT and --peer-cmd "CMD"');
+  const peer = o.peer ?? (o.peerCmd === undefined ? undefined : { command: o.peerCmd });
+  if (peer === undefined) {
+    if (arg === undefined) throw new SwarmpayError('USAGE', 'give the offer file, or --peer / --peer-cmd to fetch it from the seller');
+    return { offer: arg, ...(o.ciphertext === undefined ? {} : { ciphertext: o.ciphertext }) };
+  }
+  return { peer, ...(o.peerKey === undefined ? {} : { peerKey: o.peerKey }), ...(arg === undefined ? {} : { id: arg }) };
 }
 
 export function registerEscrow(program: Command): void {
@@ -131,28 +96,14 @@ export function registerEscrow(program: Command): void {
       withContext<{ item: string; price: string; name?: string; timeout: string; maxTimeout: string; confirmations: string; expires: string; attest?: boolean; pcrs: string; out?: string; passphraseFile?: string }>(async (ctx, _args, opts) => {
         const price = parseSats(opts.price, '--price');
         const timeout = { min: parseCount(opts.timeout, '--timeout', 1, 52_560), max: parseCount(opts.maxTimeout, '--max-timeout', 1, 52_560) };
-        if (timeout.min > timeout.max) throw new SwarmpayError('USAGE', `--timeout ${timeout.min} is above --max-timeout ${timeout.max}`);
         const confirmations = parseCount(opts.confirmations, '--confirmations', 1, 100);
         const expiresIn = parseCount(opts.expires, '--expires', 1, 24 * 365) * 3600;
         const pcrs = parsePcrs(opts.pcrs);
-        const item = readBytes(opts.item, 'item', MAX_ITEM_BYTES);
-        const wc = await unlockedContext(ctx, opts.passphraseFile);
-        const tpm = opts.attest ? await ctx.env.tpm() : null;
-        const r = await createOffer(wc, {
-          name: opts.name ?? path.basename(opts.item), item, price, timeout, confirmations, expiresIn,
-          ...(tpm ? { attest: (nonce: Buffer) => attest(tpm, nonce, pcrs) } : {}),
-        });
-        const offerText = JSON.stringify(r.offer, null, 2) + '\n';
-        const offerFile = opts.out ?? writeEscrowFile(ctx.networkDir, `${r.offer.id}.offer.json`, offerText);
-        if (opts.out !== undefined) {
-          writeFileAtomic(opts.out, offerText, 0o644);
-          writeFileAtomic(`${opts.out}.enc`, r.ciphertext, 0o644);
-        }
-        const ciphertextFile = opts.out !== undefined ? `${opts.out}.enc` : r.ciphertextFile;
-        ctx.out.result({ id: r.offer.id, offer: offerFile, ciphertext: ciphertextFile, price, hash: r.offer.hash, attested: r.offer.attestation !== undefined, expires: r.offer.expires }, [
-          `offer ${r.offer.id}: ${r.offer.item.name} (${r.offer.item.size} bytes) for ${price} sats${r.offer.attestation ? ', attested by the TPM' : ''}`,
-          `give the buyer ${offerFile} and ${ciphertextFile}`,
-        ]);
+        const item = readBoundedFile(opts.item, 'item', MAX_ITEM_BYTES);
+        const name = opts.name ?? path.basename(opts.item);
+        const wallet = await ctx.unlockWallet(opts.passphraseFile);
+        const r = await wallet.escrow.offer({ item, name, price, timeout, confirmations, expiresIn, ...(opts.attest ? { attest: { pcrs } } : {}), ...(opts.out === undefined ? {} : { out: opts.out }) });
+        ctx.out.result(r, [`offer ${r.id}: ${name} (${item.length} bytes) for ${price} sats${r.attested ? ', attested by the TPM' : ''}`, `give the buyer ${r.offer} and ${r.ciphertext}`]);
       }),
     );
 
@@ -175,85 +126,29 @@ export function registerEscrow(program: Command): void {
     .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
     .action(
       withContext<{ ciphertext?: string; peer?: string; peerCmd?: string; peerKey?: string; maxPrice?: string; timeout?: string; requireAttestation?: boolean; expectPcrs?: string; ak?: string; enrolled?: boolean; feeRate?: string; out?: string; passphraseFile?: string }>(async (ctx, args, opts) => {
-        const online = opts.peer !== undefined || opts.peerCmd !== undefined;
-        // Consent: asked on a terminal; without one (or with --yes) the price must be capped beforehand.
-        if (!ctx.prompt.interactive && opts.maxPrice === undefined) {
-          throw new SwarmpayError('USAGE', 'escrow accept needs --max-price when it cannot ask (no terminal, or --yes): it would pay whatever the offer names', { hint: 'pass --max-price SATS; nothing was paid' });
-        }
-        const ao = acceptChecks(opts, ctx);
-        let offer: Offer;
-        let ciphertext: Buffer;
-        if (online && args[0] !== undefined && !/^[0-9a-f]{16}$/.test(args[0])) throw new SwarmpayError('USAGE', `with --peer or --peer-cmd, "${args[0]}" must be an offer id (16 hex digits)`);
-        if (!online) {
-          if (args[0] === undefined) throw new SwarmpayError('USAGE', 'give the offer file, or --peer / --peer-cmd to fetch it from the seller');
-          offer = parseOffer(readJson(args[0], 'offer'));
-          // OFFER.enc (as `escrow offer --out` writes), else ID.enc beside it (as `escrow offer` names them without --out).
-          const beside = [`${args[0]}.enc`, path.join(path.dirname(args[0]), `${offer.id}.enc`)];
-          ciphertext = readBytes(opts.ciphertext ?? beside.find((f) => existsSync(f)) ?? beside[0]!, 'ciphertext', MAX_ITEM_BYTES + 64);
-        }
-        const peer = online ? peerOf(opts) : null;
-        const wc = await unlockedContext(ctx, opts.passphraseFile);
-        const link = peer ? await connectPeer(peer, wc.wallet.peerKey, opts.peerKey) : null;
-        try {
-          let it: AsyncIterator<Buffer> | undefined;
-          if (link) {
-            let quote: unknown;
-            let nonce: Buffer;
-            ({ offer, ciphertext, it, quote, nonce } = await fetchOffer(link, args[0] ?? null));
-            ao.checks.fresh = { nonce, quote };
-            // A buyer who requires attestation is refused by checkOffer; any other is told.
-            if (offer.attestation !== undefined && quote === null && !ao.checks.requireAttestation) {
-              ctx.out.warn(`offer ${offer.id} is attested, but the seller sent no fresh quote for your nonce (its \`escrow serve\` has no TPM at hand): it is accepted as not attested`);
-            }
-          }
-          const learned = link !== null && opts.peerKey === undefined ? link.remoteKey.toString('hex') : null;
-          if (learned !== null) ctx.out.warn(`the seller's link key ${learned} was learned on first use: nothing proves this is the seller you meant; pass --peer-key to pin it`);
-          let warned = false;
-          const warnUnvouched = (a: OfferAttestation | null) => {
-            if (a === null || warned) return;
-            warned = true;
-            if (!a.fresh) ctx.out.warn(replayableWarning());
-            if (!a.akVouched) ctx.out.warn(unvouchedWarning(a));
-          };
-          // Before anything is paid: the warning, then (on a terminal) the summary and the question.
-          ao.confirm = async (sm) => {
-            warnUnvouched(sm.attestation);
-            if (!ctx.prompt.interactive) return true;
-            ctx.out.info(acceptSummaryLines(sm, learned).join('\n'));
-            return ctx.prompt.confirm(`Pay ${sm.price} sats (and ${sm.fee} sats fee) into escrow ${sm.id}?`);
-          };
-          const r = await acceptOffer(wc, offer!, ciphertext!, ao);
-          warnUnvouched(r.attestation); // accepted before: no question was asked
-          const acceptanceText = JSON.stringify(r.acceptance, null, 2) + '\n';
-          const acceptanceFile = writeEscrowFile(ctx.networkDir, `${r.rec.id}.acceptance.json`, acceptanceText);
-          if (opts.out !== undefined) writeFileAtomic(opts.out, acceptanceText, 0o644);
-          if (link && it) {
-            try {
-              await sendAcceptance(link, it, r.acceptance);
-            } catch (e) {
-              // The coins are in the contract already: say how the seller can still learn of it.
-              if (!(e instanceof SwarmpayError)) throw e;
-              throw new SwarmpayError(e.code, `escrow ${r.rec.id} is funded (${r.acceptance.funding.txid}), but the seller did not take the acceptance: ${e.message}`, {
-                hint: `run the same command again (it does not pay twice), or give the seller ${opts.out ?? acceptanceFile}; from height ${r.acceptance.timeout} on, \`escrow refund\` takes the coins back`,
-                cause: e,
-              });
-            }
-          }
-          const a = r.attestation;
-          // Over --peer-cmd the seller's `escrow serve --stdio` ends with this link, before the funding confirms: it claims only if told to.
-          const sellerMustRun = link !== null && opts.peerCmd !== undefined ? `swarmpay escrow claim ${r.rec.id}` : null;
-          ctx.out.result(
-            { id: r.rec.id, fundingTxid: r.acceptance.funding.txid, fee: r.fee, price: BigInt(r.rec.offer.price), timeout: r.acceptance.timeout, acceptance: opts.out ?? acceptanceFile, attested: a !== null, akName: a?.akName ?? null, akPinned: a?.akPinned ?? null, akVouched: a?.akVouched ?? null, vouchedBy: a?.vouchedBy ?? null, quoteFresh: a?.fresh ?? null, pcrs: a?.pcrs ?? null, sellerTook: link !== null, sellerKeyLearned: learned !== null, sellerMustRun },
-            [
-              `escrow ${r.rec.id}: funded ${r.rec.offer.price} sats in ${r.acceptance.funding.txid}${r.fee === null ? ' (accepted before)' : ` (fee ${r.fee} sats)`}`,
-              a ? `offer attested by TPM key ${a.akName}${vouchNote(a)}; ${freshNote(a)}` : 'offer not attested',
-              !link ? `give the seller ${opts.out ?? acceptanceFile}` : sellerMustRun === null ? 'the seller took the acceptance and claims once the funding confirms' : `the seller took the acceptance, but its server ends with this link: the seller must run \`${sellerMustRun}\` once the funding has ${claimConfirmations(r.rec)} confirmation(s), before height ${r.acceptance.timeout} (or keep \`escrow serve\` running)`,
-              `then: swarmpay escrow claim ${r.rec.id} --out FILE (the item), or after height ${r.acceptance.timeout}: swarmpay escrow refund ${r.rec.id}`,
-            ],
-          );
-        } finally {
-          await link?.close();
-        }
+        const from = acceptFrom(args[0], opts);
+        const feeRate = feeRateFor(ctx.network, opts.feeRate);
+        const maxPrice = opts.maxPrice === undefined ? undefined : parseSats(opts.maxPrice, '--max-price');
+        const timeoutBlocks = opts.timeout === undefined ? undefined : parseCount(opts.timeout, '--timeout', 1, 52_560);
+        const expectPcrs = opts.expectPcrs === undefined ? undefined : parsePcrAllowList(readTextFile(opts.expectPcrs, 'PCR allow list'));
+        const ak = opts.ak === undefined ? undefined : readTextFile(opts.ak, 'AK public key');
+        const input: AcceptInput = {
+          feeRate, maxPrice, timeoutBlocks, expectPcrs, ak, requireAttestation: !!opts.requireAttestation, enrolled: !!opts.enrolled, out: opts.out,
+          warn: (message) => ctx.out.warn(message),
+          // Consent is asked on a terminal; without one (or with --yes) the price must be capped beforehand.
+          ...(ctx.prompt.interactive
+            ? {
+                confirm: (s: AcceptConsent) => {
+                  ctx.out.info(acceptSummaryLines(s).join('\n'));
+                  return ctx.prompt.confirm(`Pay ${s.price} sats (and ${s.fee} sats fee) into escrow ${s.id}?`);
+                },
+              }
+            : {}),
+        };
+        Escrows.checkAccept(from, input); // before the passphrase is asked for
+        const wallet = await ctx.unlockWallet(opts.passphraseFile);
+        const r = await wallet.escrow.accept(from, input);
+        ctx.out.result(r, acceptedLines(r));
       }),
     );
 
@@ -271,24 +166,15 @@ export function registerEscrow(program: Command): void {
     .action(
       withContext<{ acceptance?: string; out?: string; wait?: boolean; force?: boolean; margin: string; feeRate?: string; passphraseFile?: string }>(async (ctx, args, opts) => {
         const margin = parseCount(opts.margin, '--margin', 1, 10_000);
-        const acceptance = opts.acceptance === undefined ? null : parseAcceptance(readJson(opts.acceptance, 'acceptance'));
-        const wc = await unlockedContext(ctx, opts.passphraseFile);
-        const rec = getEscrow(wc.session, args[0]!);
-        const pollMs = ctx.network === 'regtest' ? 200 : 10_000;
-        if (rec.role === 'buyer') {
-          if (opts.out === undefined) throw new SwarmpayError('USAGE', 'as the buyer, give --out FILE for the item');
-          const r = await recoverItem(wc, rec.id, opts.out, opts.wait ? { wait: { pollMs, onWait: (tip, t) => ctx.out.progress(`waiting for the seller's claim (tip ${tip}, refund possible at ${t})`) } } : {});
-          ctx.out.result({ id: rec.id, role: 'buyer', claimTxid: r.claimTxid, item: r.file, size: r.size, sha256: r.sha256, itemMatches: true }, [`escrow ${rec.id}: the seller claimed in ${r.claimTxid}`, `item written to ${r.file} (${r.size} bytes, SHA-256 matches the offer)`]);
-          return;
-        }
-        if (acceptance !== null) {
-          if (acceptance.offer !== rec.id) throw new SwarmpayError('INVALID_FILE', `the acceptance is for offer ${acceptance.offer}, not ${rec.id}`, { hint: 'nothing was changed' });
-          await takeAcceptance(wc, acceptance, margin);
-        }
-        // Without --fee-rate, the node's estimate when the claim is made (after any --wait).
-        const feeRate = opts.feeRate === undefined ? null : parseFeeRate(opts.feeRate);
-        const r = await claimEscrow(wc, rec.id, { feeRate, margin, force: !!opts.force, ...(opts.wait ? { wait: { pollMs, onProgress: (c, w) => ctx.out.progress(`funding: ${c}/${w} confirmations`) } } : {}) });
-        ctx.out.result({ id: rec.id, role: 'seller', claimTxid: r.txid, fee: r.fee, feeRate: r.feeRate, price: BigInt(rec.offer.price) }, `escrow ${rec.id}: claimed ${rec.offer.price} sats in ${r.txid}${r.fee === null ? ' (claimed before)' : ` (fee ${r.fee} sats, ${r.feeRate} sat/vB)`}`);
+        const feeRate = opts.feeRate === undefined ? undefined : parseFeeRate(opts.feeRate);
+        const wallet = await ctx.unlockWallet(opts.passphraseFile);
+        const r = await wallet.escrow.claim(args[0]!, { margin, feeRate, acceptance: opts.acceptance, out: opts.out, wait: !!opts.wait, force: !!opts.force, onProgress: (p) => ctx.out.progress(claimProgress(p)) });
+        ctx.out.result(
+          r,
+          r.role === 'buyer'
+            ? [`escrow ${r.id}: the seller claimed in ${r.claimTxid}`, `item written to ${r.item} (${r.size} bytes, SHA-256 matches the offer)`]
+            : `escrow ${r.id}: claimed ${r.price} sats in ${r.claimTxid}${r.fee === null ? ' (claimed before)' : ` (fee ${r.fee} sats, ${r.feeRate} sat/vB)`}`,
+        );
       }),
     );
 
@@ -301,9 +187,9 @@ export function registerEscrow(program: Command): void {
     .action(
       withContext<{ feeRate?: string; passphraseFile?: string }>(async (ctx, args, opts) => {
         const feeRate = feeRateFor(ctx.network, opts.feeRate);
-        const wc = await unlockedContext(ctx, opts.passphraseFile);
-        const r = await refundEscrow(wc, args[0]!, feeRate);
-        ctx.out.result({ id: args[0], refundTxid: r.txid, fee: r.fee }, `escrow ${args[0]}: refunded in ${r.txid}${r.fee === null ? ' (refunded before)' : ` (fee ${r.fee} sats)`}`);
+        const wallet = await ctx.unlockWallet(opts.passphraseFile);
+        const r = await wallet.escrow.refund(args[0]!, feeRate);
+        ctx.out.result(r, `escrow ${r.id}: refunded in ${r.refundTxid}${r.fee === null ? ' (refunded before)' : ` (fee ${r.fee} sats)`}`);
       }),
     );
 
@@ -322,14 +208,11 @@ export function registerEscrow(program: Command): void {
         const pollMs = parseCount(opts.poll, '--poll', 1, 86_400) * 1000;
         const limits = serverLimits(opts);
         const margin = parseCount(opts.margin, '--margin', 1, 10_000);
-        const feeRate = opts.feeRate === undefined ? null : parseFeeRate(opts.feeRate);
+        const feeRate = opts.feeRate === undefined ? undefined : parseFeeRate(opts.feeRate);
         const bumpAfter = parseCount(opts.bumpAfter, '--bump-after', 1, 1000);
-        const wc = await unlockedContext(ctx, opts.passphraseFile);
-        // The TPM is reached only when a buyer enrolls it or asks for an attested offer (a fresh quote over its nonce);
-        // a seller without one refuses enrollment (TPM_UNAVAILABLE) and sends attested offers without a fresh quote.
-        const server = new EscrowServer(wc, { feeRate, margin, bumpAfter, log: serverLog, tpm: async () => (ctx.env.tpmSpec.kind === 'none' ? null : ctx.env.tpm()) });
-        await runServer(ctx, { listen: opts.listen, stdio: !!opts.stdio, key: wc.wallet.peerKey, limits, pollMs, log: serverLog, what: 'buyer', serve: (link) => server.serve(link), tick: () => server.claimReady() });
-        await server.claimReady();
+        const wallet = await ctx.unlockWallet(opts.passphraseFile);
+        const listen = opts.stdio ? { stdio: true as const } : { tcp: opts.listen };
+        await runUntilSignal(ctx, await wallet.escrow.serve({ listen, margin, feeRate, bumpAfter, limits, pollMs, log: serverLog }));
         serverLog('stopped');
       }),
     );
@@ -340,9 +223,9 @@ export function registerEscrow(program: Command): void {
     .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
     .action(
       withContext<{ passphraseFile?: string }>(async (ctx, _args, opts) => {
-        const wc = await unlockedContext(ctx, opts.passphraseFile);
-        const rows = listEscrows(wc.session).map(summary);
-        ctx.out.result({ escrows: rows }, rows.length === 0 ? 'no escrows' : rows.map((r) => `${r.id}  ${r.role}  ${r.status}  ${r.price} sats  ${(r.item as { name: string }).name}`));
+        const wallet = await ctx.unlockWallet(opts.passphraseFile);
+        const r = wallet.escrow.list();
+        ctx.out.result(r, r.escrows.length === 0 ? 'no escrows' : r.escrows.map((e) => `${e.id}  ${e.role}  ${e.status}  ${e.price} sats  ${e.item.name}`));
       }),
     );
 
@@ -353,9 +236,9 @@ export function registerEscrow(program: Command): void {
     .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
     .action(
       withContext<{ passphraseFile?: string }>(async (ctx, args, opts) => {
-        const wc = await unlockedContext(ctx, opts.passphraseFile);
-        const doc = summary(getEscrow(wc.session, args[0]!));
-        ctx.out.result(doc, fieldLines(doc));
+        const wallet = await ctx.unlockWallet(opts.passphraseFile);
+        const doc = wallet.escrow.show(args[0]!);
+        ctx.out.result(doc, fieldLines({ ...doc }));
       }),
     );
 }

@@ -10,7 +10,8 @@ import { writeFileAtomic } from '../util/atomic-file.js';
 import type { ContractContext } from '../wallet/contract-wallet.js';
 import { htlcOf, htlcSpend, type HtlcSpend } from './contract.js';
 import { checkOffer, decryptItem, type Offer, type OfferAttestation, type OfferChecks } from './offer.js';
-import { findEscrow, getEscrow, nextEscrowKey, readCiphertext, removeEscrow, saveEscrow, writeEscrowFile, type Acceptance, type EscrowRecord } from './store.js';
+import { findEscrow, getEscrow, nextEscrowKey, readCiphertext, removeEscrow, saveEscrow, writeEscrowFile } from './store.js';
+import type { Acceptance, BuyerCheated, BuyerCompleted, BuyerFunded, BuyerRecord, BuyerRefunded } from './record.js';
 
 /**
  * Blocks from acceptance to the buyer's refund when the buyer names none: a day. Long
@@ -53,7 +54,7 @@ function defaultTimeout(offer: Offer): number {
 }
 
 export interface AcceptResult {
-  rec: EscrowRecord;
+  rec: BuyerRecord;
   acceptance: Acceptance;
   fee: bigint | null;
   attestation: OfferAttestation | null;
@@ -67,7 +68,7 @@ export async function acceptOffer(ctx: ContractContext, offer: Offer, ciphertext
   const { attestation } = checkOffer(offer, { ...o.checks, network: ctx.network, ciphertext, now: new Date() });
   const existing = findEscrow(ctx.session, offer.id);
   if (existing !== undefined) {
-    if (existing.role !== 'buyer' || existing.acceptance === null) throw new SwarmpayError('ESCROW_STATE', `escrow ${offer.id} is this wallet's own offer`, { hint: 'a buyer accepts it from another wallet' });
+    if (existing.role !== 'buyer') throw new SwarmpayError('ESCROW_STATE', `escrow ${offer.id} is this wallet's own offer`, { hint: 'a buyer accepts it from another wallet' });
     await broadcastOnce(ctx.chain, existing.acceptance.tx, existing.acceptance.funding.txid);
     return { rec: existing, acceptance: existing.acceptance, fee: null, attestation };
   }
@@ -86,7 +87,7 @@ export async function acceptOffer(ctx: ContractContext, offer: Offer, ciphertext
   const summary: AcceptSummary = { id: offer.id, item: { name: offer.item.name, size: offer.item.size }, price: terms.value, fee: signed.fee, feeRate: o.feeRate, timeoutBlocks: blocks, timeoutHeight: timeout, seller: offer.seller, attestation };
   if (o.confirm && !(await o.confirm(summary))) throw new SwarmpayError('USAGE', 'cancelled; nothing was paid');
   const acceptance: Acceptance = { format: 'swarmpay-acceptance', version: 1, offer: offer.id, buyer: key.pub.toString('hex'), timeout, funding: { txid: signed.txid, vout }, tx: signed.hex };
-  const rec: EscrowRecord = { id: offer.id, role: 'buyer', offer, keyIndex, key: null, acceptance, status: 'funded', claimTxid: null, refundTxid: null, created: new Date().toISOString(), htlc: terms.template };
+  const rec: BuyerFunded = { id: offer.id, role: 'buyer', offer, keyIndex, acceptance, status: 'funded', created: new Date().toISOString(), htlc: terms.template };
   writeEscrowFile(ctx.networkDir, `${offer.id}.enc`, ciphertext);
   // Stored (a checkpoint) before the coins move: whatever happens next, the refund path is known.
   await saveEscrow(ctx.session, rec);
@@ -100,7 +101,7 @@ export async function acceptOffer(ctx: ContractContext, offer: Offer, ciphertext
   return { rec, acceptance, fee: signed.fee, attestation };
 }
 
-function buyerRecord(ctx: ContractContext, id: string): EscrowRecord {
+function buyerRecord(ctx: ContractContext, id: string): BuyerRecord {
   const rec = getEscrow(ctx.session, id);
   if (rec.role !== 'buyer') throw new SwarmpayError('ESCROW_STATE', `escrow ${id} is one this wallet sells in`, { hint: 'as the seller, `escrow claim` takes the coins' });
   return rec;
@@ -119,7 +120,7 @@ export interface Recovered {
 }
 
 /** Polls the chain for the HTLC's spend; with `wait`, until there is one or the buyer may refund. */
-async function awaitSpend(ctx: ContractContext, rec: EscrowRecord, wait: RecoverOptions['wait']): Promise<HtlcSpend | null> {
+async function awaitSpend(ctx: ContractContext, rec: BuyerFunded, wait: RecoverOptions['wait']): Promise<HtlcSpend | null> {
   const h = htlcOf(rec, ctx.network);
   for (;;) {
     const spend = await htlcSpend(ctx.chain, h);
@@ -139,20 +140,24 @@ async function awaitSpend(ctx: ContractContext, rec: EscrowRecord, wait: Recover
 export async function recoverItem(ctx: ContractContext, id: string, out: string, o: RecoverOptions = {}): Promise<Recovered> {
   const rec = buyerRecord(ctx, id);
   if (rec.status === 'refunded') throw new SwarmpayError('ESCROW_STATE', `escrow ${id} was refunded (${rec.refundTxid}): the seller never revealed the key`);
-  let claimTxid = rec.claimTxid;
-  let key: Buffer | null = rec.key === null ? null : Buffer.from(rec.key, 'hex');
-  if (key === null) {
+  let claimTxid: string;
+  let key: Buffer;
+  if (rec.status === 'funded') {
     const spend = await awaitSpend(ctx, rec, o.wait);
-    const timeout = rec.acceptance!.timeout;
+    const timeout = rec.acceptance.timeout;
     if (spend === null) {
       throw new SwarmpayError('ESCROW_STATE', `the seller has not claimed escrow ${id}`, { hint: `run again later (or with --wait); from height ${timeout} on, \`swarmpay escrow refund ${id}\` takes the coins back` });
     }
     if (spend.kind === 'refund') {
-      await saveEscrow(ctx.session, { ...rec, status: 'refunded', refundTxid: spend.txid });
+      const refunded: BuyerRefunded = { ...rec, status: 'refunded', refundTxid: spend.txid };
+      await saveEscrow(ctx.session, refunded);
       throw new SwarmpayError('ESCROW_STATE', `escrow ${id} was refunded (${spend.txid}): the seller never revealed the key`);
     }
     key = spend.key;
     claimTxid = spend.txid;
+  } else {
+    key = Buffer.from(rec.key, 'hex');
+    claimTxid = rec.claimTxid;
   }
   // A legacy HTLC (funded before the script checked the preimage's size) can be claimed with
   // a preimage of H of another length: no AES-256 key, so no item; the seller cheated.
@@ -167,15 +172,19 @@ export async function recoverItem(ctx: ContractContext, id: string, out: string,
       offer: rec.offer, acceptance: rec.acceptance, claimTxid, key: key.toString('hex'), decryptedSha256: digest, ciphertext: `${id}.enc`,
     }, null, 2) + '\n');
     if (item !== null) writeEscrowFile(ctx.networkDir, `${id}.evidence.bin`, item);
-    await saveEscrow(ctx.session, { ...rec, status: 'cheated', key: key.toString('hex'), claimTxid });
+    const cheated: BuyerCheated = { ...rec, status: 'cheated', key: key.toString('hex'), claimTxid };
+    await saveEscrow(ctx.session, cheated);
     throw new SwarmpayError('SELLER_CHEATED', `the seller took the coins (${claimTxid}) but ${notAKey ? `revealed a ${key.length}-byte preimage, not a 32-byte key` : item === null ? 'its key does not decrypt the ciphertext' : `the item it revealed has SHA-256 ${digest}, not the offer's ${rec.offer.item.sha256}`}`, {
       hint: `the evidence is kept in ${evidence}: the signed offer, the claim and the key prove it`,
       details: { evidence, claimTxid },
     });
   }
   writeFileAtomic(out, item, 0o644);
-  if (rec.status !== 'completed') await saveEscrow(ctx.session, { ...rec, status: 'completed', key: key.toString('hex'), claimTxid });
-  return { file: out, claimTxid: claimTxid!, sha256: digest, size: item.length };
+  if (rec.status !== 'completed') {
+    const completed: BuyerCompleted = { ...rec, status: 'completed', key: key.toString('hex'), claimTxid };
+    await saveEscrow(ctx.session, completed);
+  }
+  return { file: out, claimTxid, sha256: digest, size: item.length };
 }
 
 /**
@@ -184,7 +193,7 @@ export async function recoverItem(ctx: ContractContext, id: string, out: string,
  */
 export async function refundEscrow(ctx: ContractContext, id: string, feeRate: bigint): Promise<{ txid: string; fee: bigint | null }> {
   const rec = buyerRecord(ctx, id);
-  if (rec.status === 'refunded') return { txid: rec.refundTxid!, fee: null };
+  if (rec.status === 'refunded') return { txid: rec.refundTxid, fee: null };
   if (rec.status !== 'funded') throw new SwarmpayError('ESCROW_STATE', `escrow ${id} is ${rec.status}: the seller claimed it`, { hint: `\`swarmpay escrow claim ${id} --out FILE\` gets the item` });
   const h = htlcOf(rec, ctx.network);
   const spend = await htlcSpend(ctx.chain, h);
@@ -192,7 +201,8 @@ export async function refundEscrow(ctx: ContractContext, id: string, feeRate: bi
     throw new SwarmpayError('ESCROW_STATE', `the seller claimed escrow ${id} in ${spend.txid}`, { hint: `\`swarmpay escrow claim ${id} --out FILE\` gets the item` });
   }
   if (spend?.kind === 'refund') {
-    await saveEscrow(ctx.session, { ...rec, status: 'refunded', refundTxid: spend.txid });
+    const refunded: BuyerRefunded = { ...rec, status: 'refunded', refundTxid: spend.txid };
+    await saveEscrow(ctx.session, refunded);
     return { txid: spend.txid, fee: null };
   }
   const to = await ctx.wallet.payoutScript();
@@ -209,6 +219,7 @@ export async function refundEscrow(ctx: ContractContext, id: string, feeRate: bi
     }
     throw e;
   }
-  await saveEscrow(ctx.session, { ...rec, status: 'refunded', refundTxid: tx.txid });
+  const refunded: BuyerRefunded = { ...rec, status: 'refunded', refundTxid: tx.txid };
+  await saveEscrow(ctx.session, refunded);
   return { txid: tx.txid, fee: tx.fee };
 }

@@ -4,7 +4,8 @@ import type { NetworkName } from '../bitcoin/network.js';
 import { htlcOutput, readSpend, type HtlcTerms } from '../bitcoin/htlc.js';
 import type { ChainBackend } from '../chain/backend.js';
 import type { Outpoint } from '../bitcoin/outpoint.js';
-import { htlcTerms, type EscrowRecord } from './store.js';
+import { htlcTerms } from './store.js';
+import type { AcceptedRecord } from './record.js';
 
 export interface Htlc {
   terms: HtlcTerms;
@@ -12,9 +13,9 @@ export interface Htlc {
   address: string;
 }
 
-export function htlcOf(rec: EscrowRecord, network: NetworkName): Htlc {
+export function htlcOf(rec: AcceptedRecord, network: NetworkName): Htlc {
   const terms = htlcTerms(rec);
-  return { terms, funding: rec.acceptance!.funding, address: htlcOutput(terms, network).address };
+  return { terms, funding: rec.acceptance.funding, address: htlcOutput(terms, network).address };
 }
 
 /** A claim's key is the preimage it revealed: K, unless the seller of a legacy escrow cheated with a preimage of H of another length. */

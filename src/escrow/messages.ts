@@ -9,6 +9,8 @@
 import { SwarmpayError } from '../errors.js';
 import { ShapeError, asObj, hex, int, str, type Obj } from '../util/shape.js';
 import { encodeVersioned, parseVersioned } from '../peer/json-messages.js';
+import { Conversation, type Protocol } from '../peer/conversation.js';
+import type { PeerLink } from '../peer/link.js';
 import { MAX_ITEM_BYTES } from './offer.js';
 
 /** 2: `get` carries the buyer's nonce, `offer` a fresh quote over it. */
@@ -62,9 +64,18 @@ export function encodeEscrowMessage(m: EscrowMessage): Buffer {
   return encodeVersioned(ESCROW_PROTOCOL_VERSION, m);
 }
 
-/** One message of an expected type; an error from the peer becomes ours. */
-export function expectEscrow<T extends EscrowMessage['t']>(m: EscrowMessage, t: T): Extract<EscrowMessage, { t: T }> {
-  if (m.t === t) return m as Extract<EscrowMessage, { t: T }>;
-  if (m.t === 'error') throw new SwarmpayError('ESCROW_STATE', `the seller refused: ${m.code}: ${m.message}`, { details: { peerCode: m.code } });
-  throw new SwarmpayError('PEER_PROTOCOL', `the peer sent "${m.t}" where "${t}" was expected`, { hint: 'nothing was changed' });
+/** Only the seller refuses (the buyer just hangs up): its `error` is ours, naming its code. */
+export const escrowProtocol: Protocol<EscrowMessage> = {
+  name: 'escrow',
+  parse: parseEscrowMessage,
+  encode: encodeEscrowMessage,
+  refusal: (m) => (m.t === 'error' ? new SwarmpayError('ESCROW_STATE', `the seller refused: ${m.code}: ${m.message}`, { details: { peerCode: m.code } }) : null),
+};
+
+/**
+ * The escrow side of a link. The seller waits for a buyer's next step as long as the link
+ * lets it (timeoutMs 0): a buyer asks its user before it funds, which may take a while.
+ */
+export function escrowConversation(link: PeerLink, timeoutMs?: number): Conversation<EscrowMessage> {
+  return new Conversation(link, escrowProtocol, { hint: "see the other side's log", ...(timeoutMs === undefined ? {} : { timeoutMs }) });
 }

@@ -64,6 +64,7 @@ function bodyOf(o: OfferBody): OfferBody {
 
 /** What the seller signs and the TPM quotes: SHA-256 of the tagged canonical body. */
 export function offerDigest(o: OfferBody): Buffer {
+  // The body is JSON through and through (strings, integers, objects of them), which TypeScript cannot see of an interface.
   return sha256(Buffer.from(OFFER_TAG + canonicalJson(bodyOf(o) as unknown as Json)));
 }
 
@@ -78,46 +79,52 @@ const DECIMAL_SATS = /^(0|[1-9][0-9]{0,15})$/;
 /** Reads an offer field by field; anything out of shape is OFFER_INVALID. */
 export function parseOffer(v: unknown): Offer {
   try {
-    const o = asObj(v, 'offer');
-    if (o.format !== OFFER_FORMAT) throw new ShapeError(`offer.format is not "${OFFER_FORMAT}"`);
-    if (o.version !== OFFER_VERSION) throw new ShapeError(`offer.version ${String(o.version)} is not ${OFFER_VERSION}`);
-    const item = obj(o, 'item', 'offer');
-    const ct = obj(o, 'ciphertext', 'offer');
-    const timeout = obj(o, 'timeout', 'offer');
-    const name = str(item, 'name', 'offer.item');
-    if (!ITEM_NAME.test(name)) throw new ShapeError('offer.item.name must be a file name (1-255 characters, no slashes)');
-    const price = str(o, 'price', 'offer');
-    if (!DECIMAL_SATS.test(price) || BigInt(price) <= 0n || BigInt(price) > MAX_MONEY) throw new ShapeError('offer.price must be an amount in sats');
-    const expires = str(o, 'expires', 'offer');
-    if (Number.isNaN(Date.parse(expires))) throw new ShapeError('offer.expires must be an ISO 8601 time');
-    let network: NetworkName;
-    try {
-      network = parseNetworkName(str(o, 'network', 'offer'));
-    } catch {
-      throw new ShapeError('offer.network is not a Bitcoin network');
-    }
-    const offer: Offer = {
-      format: OFFER_FORMAT,
-      version: OFFER_VERSION,
-      id: hex(o, 'id', 'offer', 8),
-      network,
-      item: { name, size: int(item, 'size', 'offer.item', 0, MAX_ITEM_BYTES), sha256: hex(item, 'sha256', 'offer.item', 32) },
-      ciphertext: { size: int(ct, 'size', 'offer.ciphertext', IV_BYTES + TAG_BYTES, MAX_ITEM_BYTES + IV_BYTES + TAG_BYTES), sha256: hex(ct, 'sha256', 'offer.ciphertext', 32) },
-      hash: hex(o, 'hash', 'offer', 32),
-      price,
-      timeout: { min: int(timeout, 'min', 'offer.timeout', 1, 52_560), max: int(timeout, 'max', 'offer.timeout', 1, 52_560) },
-      confirmations: int(o, 'confirmations', 'offer', 1, 100),
-      seller: hex(o, 'seller', 'offer', 33),
-      expires,
-      signature: hex(o, 'signature', 'offer', 64),
-    };
-    if (offer.timeout.min > offer.timeout.max) throw new ShapeError('offer.timeout.min is above offer.timeout.max');
-    if (o.attestation !== undefined) offer.attestation = asObj(o.attestation, 'offer.attestation') as unknown as AttestationDoc;
-    return offer;
+    return readOffer(v, 'offer');
   } catch (e) {
     if (e instanceof ShapeError) throw offerInvalid(`not a valid offer: ${e.message}`);
     throw e;
   }
+}
+
+/** Reads an offer field by field (its signature and attestation are checkOffer's); ShapeError names the bad field under `w`. */
+export function readOffer(v: unknown, w: string): Offer {
+  const o = asObj(v, w);
+  if (o.format !== OFFER_FORMAT) throw new ShapeError(`${w}.format is not "${OFFER_FORMAT}"`);
+  if (o.version !== OFFER_VERSION) throw new ShapeError(`${w}.version ${String(o.version)} is not ${OFFER_VERSION}`);
+  const item = obj(o, 'item', w);
+  const ct = obj(o, 'ciphertext', w);
+  const timeout = obj(o, 'timeout', w);
+  const name = str(item, 'name', `${w}.item`);
+  if (!ITEM_NAME.test(name)) throw new ShapeError(`${w}.item.name must be a file name (1-255 characters, no slashes)`);
+  const price = str(o, 'price', w);
+  if (!DECIMAL_SATS.test(price) || BigInt(price) <= 0n || BigInt(price) > MAX_MONEY) throw new ShapeError(`${w}.price must be an amount in sats`);
+  const expires = str(o, 'expires', w);
+  if (Number.isNaN(Date.parse(expires))) throw new ShapeError(`${w}.expires must be an ISO 8601 time`);
+  let network: NetworkName;
+  try {
+    network = parseNetworkName(str(o, 'network', w));
+  } catch {
+    throw new ShapeError(`${w}.network is not a Bitcoin network`);
+  }
+  const offer: Offer = {
+    format: OFFER_FORMAT,
+    version: OFFER_VERSION,
+    id: hex(o, 'id', w, 8),
+    network,
+    item: { name, size: int(item, 'size', `${w}.item`, 0, MAX_ITEM_BYTES), sha256: hex(item, 'sha256', `${w}.item`, 32) },
+    ciphertext: { size: int(ct, 'size', `${w}.ciphertext`, IV_BYTES + TAG_BYTES, MAX_ITEM_BYTES + IV_BYTES + TAG_BYTES), sha256: hex(ct, 'sha256', `${w}.ciphertext`, 32) },
+    hash: hex(o, 'hash', w, 32),
+    price,
+    timeout: { min: int(timeout, 'min', `${w}.timeout`, 1, 52_560), max: int(timeout, 'max', `${w}.timeout`, 1, 52_560) },
+    confirmations: int(o, 'confirmations', w, 1, 100),
+    seller: hex(o, 'seller', w, 33),
+    expires,
+    signature: hex(o, 'signature', w, 64),
+  };
+  if (offer.timeout.min > offer.timeout.max) throw new ShapeError(`${w}.timeout.min is above ${w}.timeout.max`);
+  // Only its being an object is checked here: checkOffer verifies the document before anything relies on it.
+  if (o.attestation !== undefined) offer.attestation = asObj(o.attestation, `${w}.attestation`) as unknown as AttestationDoc;
+  return offer;
 }
 
 export interface OfferChecks {

@@ -12,21 +12,20 @@ import { randomBytes } from 'node:crypto';
 import { SwarmpayError } from '../errors.js';
 import { nextBumpRate } from '../chain/fees.js';
 import type { PeerLink } from '../peer/link.js';
-import { nextFrame } from '../peer/json-messages.js';
+import type { Conversation } from '../peer/conversation.js';
 import type { ContractContext } from '../wallet/contract-wallet.js';
 import { attest, type AttestationDoc } from '../tpm/attestation.js';
 import { answerEnrollment } from '../tpm/enroll.js';
 import { isEnrollmentMessage } from '../tpm/enroll-messages.js';
 import type { Tpm } from '../tpm/tpm.js';
-import { encodeEscrowMessage, expectEscrow, parseEscrowMessage, BUYER_NONCE_BYTES, CHUNK_BYTES, type EscrowMessage } from './messages.js';
+import { escrowConversation, escrowProtocol, BUYER_NONCE_BYTES, CHUNK_BYTES, type EscrowMessage } from './messages.js';
 import { freshNonce, offerDigest, parseOffer, type Offer } from './offer.js';
 import { htlcOf, htlcSpend } from './contract.js';
 import { bumpClaim, claimConfirmations, claimEscrow, lookAtFunding, openOffers, parseAcceptance, pendingClaim, takeAcceptance } from './seller.js';
-import { eachCiphertextChunk, listEscrows, type Acceptance, type EscrowRecord } from './store.js';
+import { eachCiphertextChunk, listEscrows } from './store.js';
+import type { Acceptance, SellerClaimed, SellerFunded } from './record.js';
 
-async function next(it: AsyncIterator<Buffer>): Promise<EscrowMessage> {
-  return parseEscrowMessage(await nextFrame(it, 'see the other side\'s log'));
-}
+type EscrowConversation = Conversation<EscrowMessage>;
 
 export interface ServeOptions {
   /** The claims' fee rate; null for the node's estimate at each claim. */
@@ -55,8 +54,8 @@ export const DEFAULT_BUMP_AFTER = 2;
 export const CLAIM_SETTLED_DEPTH = 6;
 
 export class EscrowServer {
-  /** Offer id → the link it is held for while that buyer funds it. */
-  private readonly held = new Map<string, PeerLink>();
+  /** Offer id → the buyer it is held for while that buyer funds it. */
+  private readonly held = new Map<string, EscrowConversation>();
   private claiming: Promise<void> | null = null;
   /**
    * Escrow id → the height from which its claim has waited: when this server first saw it
@@ -68,49 +67,52 @@ export class EscrowServer {
 
   constructor(private readonly ctx: ContractContext, private readonly o: ServeOptions) {}
 
-  /** Serves one buyer until it hangs up; a refusal is sent to it as an error message. */
+  /**
+   * Serves one buyer until it hangs up; a refusal is sent to it as an error message. TPM
+   * enrollment shares the link: each frame is told apart before either protocol reads it.
+   */
   async serve(link: PeerLink): Promise<void> {
-    const it = link.messages()[Symbol.asyncIterator]();
+    const conv = escrowConversation(link, 0);
     const peer = link.remoteKey.toString('hex').slice(0, 16);
     try {
       for (;;) {
-        const r = await it.next();
-        if (r.done) return;
-        if (isEnrollmentMessage(r.value)) {
+        const frame = await conv.nextFrame();
+        if (frame === null) return;
+        if (isEnrollmentMessage(frame)) {
           const tpm = this.o.tpm ? await this.o.tpm().catch(() => null) : null;
-          const a = await answerEnrollment(tpm, link, r.value);
+          const a = await answerEnrollment(tpm, link, frame);
           this.o.log(`${peer}: TPM enrollment ${a.request} ${a.refused ? `refused: ${a.refused.code}: ${a.refused.message}` : 'answered'}`);
           continue;
         }
-        const m = parseEscrowMessage(r.value);
+        const m = escrowProtocol.parse(frame);
         try {
-          if (m.t === 'get') await this.sendOffer(link, m.id, m.nonce);
+          if (m.t === 'get') await this.sendOffer(conv, m.id, m.nonce);
           else if (m.t === 'accepted') {
             const a = parseAcceptance(m.acceptance);
-            if (this.held.get(a.offer) !== link) throw new SwarmpayError('ESCROW_STATE', `offer ${a.offer} is not held for this buyer`, { hint: 'ask for the offer first' });
+            if (this.held.get(a.offer) !== conv) throw new SwarmpayError('ESCROW_STATE', `offer ${a.offer} is not held for this buyer`, { hint: 'ask for the offer first' });
             await takeAcceptance(this.ctx, a, this.o.margin);
             this.held.delete(a.offer);
             this.o.log(`escrow ${a.offer}: accepted by ${peer}, funding ${a.funding.txid}`);
-            link.send(encodeEscrowMessage({ t: 'taken', id: a.offer }));
+            conv.send({ t: 'taken', id: a.offer });
           } else throw new SwarmpayError('PEER_PROTOCOL', `a buyer does not send "${m.t}"`);
         } catch (e) {
           if (!(e instanceof SwarmpayError) || e.code === 'PEER_PROTOCOL') throw e;
           this.o.log(`${peer}: refused: ${e.code}: ${e.message}`);
-          link.send(encodeEscrowMessage({ t: 'error', code: e.code, message: e.message }));
+          conv.send({ t: 'error', code: e.code, message: e.message });
         }
       }
     } catch (e) {
       this.o.log(`${peer}: ${e instanceof SwarmpayError ? `${e.code}: ` : ''}${(e as Error).message}`);
       if (e instanceof SwarmpayError) {
         try {
-          link.send(encodeEscrowMessage({ t: 'error', code: e.code, message: e.message }));
+          conv.send({ t: 'error', code: e.code, message: e.message });
         } catch {
           /* the link is already gone */
         }
       }
     } finally {
-      for (const [id, l] of this.held) if (l === link) this.held.delete(id);
-      await link.close();
+      for (const [id, c] of this.held) if (c === conv) this.held.delete(id);
+      await conv.close();
     }
   }
 
@@ -119,25 +121,25 @@ export class EscrowServer {
    * of what came before: however large the item, and however many gets a buyer sends, a
    * link holds a few hundred KiB.
    */
-  private async sendOffer(link: PeerLink, id: string | null, nonce: Buffer): Promise<void> {
+  private async sendOffer(conv: EscrowConversation, id: string | null, nonce: Buffer): Promise<void> {
     // Offers made since this server started (`escrow offer` is another process) are served too.
     await this.ctx.session.refresh();
     const open = openOffers(this.ctx).filter((r) => id === null || r.id === id);
-    if (open.length === 0) throw new SwarmpayError('ESCROW_NOT_FOUND', id === null ? 'this seller has no open offer' : `no open offer ${id} here`);
+    const rec = open[0];
+    if (rec === undefined) throw new SwarmpayError('ESCROW_NOT_FOUND', id === null ? 'this seller has no open offer' : `no open offer ${id} here`);
     if (open.length > 1) throw new SwarmpayError('USAGE', `this seller has ${open.length} open offers: ${open.map((r) => r.id).join(', ')}`, { hint: 'name one: `swarmpay escrow accept OFFER-ID --peer …`' });
-    const rec = open[0]!;
     const holder = this.held.get(rec.id);
-    if (holder !== undefined && holder !== link) throw new SwarmpayError('ESCROW_STATE', `offer ${rec.id} is being accepted by another buyer`, { hint: 'try again later' });
-    this.held.set(rec.id, link);
+    if (holder !== undefined && holder !== conv) throw new SwarmpayError('ESCROW_STATE', `offer ${rec.id} is being accepted by another buyer`, { hint: 'try again later' });
+    this.held.set(rec.id, conv);
     const quote = await this.freshQuote(rec.offer, nonce);
     await eachCiphertextChunk(
       this.ctx.networkDir,
       rec.id,
       CHUNK_BYTES,
-      (chunks) => link.send(encodeEscrowMessage({ t: 'offer', offer: rec.offer, chunks, quote })),
+      (chunks) => conv.send({ t: 'offer', offer: rec.offer, chunks, quote }),
       async (i, data) => {
-        link.send(encodeEscrowMessage({ t: 'chunk', i, data }));
-        await link.drained();
+        conv.send({ t: 'chunk', i, data });
+        await conv.link.drained();
       },
     );
   }
@@ -171,7 +173,7 @@ export class EscrowServer {
   private async claimPass(): Promise<void> {
     const tip = await this.ctx.chain.tipHeight();
     for (const rec of listEscrows(this.ctx.session)) {
-      if (rec.role !== 'seller' || this.settled.has(rec.id)) continue;
+      if (rec.role !== 'seller' || (rec.status !== 'funded' && rec.status !== 'claimed') || this.settled.has(rec.id)) continue;
       try {
         if (rec.status === 'funded') await this.claimFunded(rec, tip);
         else if (rec.status === 'claimed') await this.seeClaimThrough(rec, tip);
@@ -181,11 +183,11 @@ export class EscrowServer {
     }
   }
 
-  private async claimFunded(rec: EscrowRecord, tip: number): Promise<void> {
+  private async claimFunded(rec: SellerFunded, tip: number): Promise<void> {
     const view = await lookAtFunding(this.ctx, rec);
     if (view.kind === 'gone') {
       const open = view.rec.status === 'offered' && Date.parse(view.rec.offer.expires) > Date.now();
-      this.o.log(`escrow ${rec.id}: the funding ${rec.acceptance!.funding.txid} is gone before it confirmed (the node refuses it: ${view.reason}): not sold; ${open ? 'offered again' : 'the offer has expired'}`);
+      this.o.log(`escrow ${rec.id}: the funding ${rec.acceptance.funding.txid} is gone before it confirmed (the node refuses it: ${view.reason}): not sold; ${open ? 'offered again' : 'the offer has expired'}`);
       return;
     }
     if (view.tx.confirmations < claimConfirmations(rec)) return;
@@ -195,7 +197,7 @@ export class EscrowServer {
   }
 
   /** A claim not in the mempool is made again; one that waited `bumpAfter` blocks (each block within the margin) is bumped. */
-  private async seeClaimThrough(rec: EscrowRecord, tip: number): Promise<void> {
+  private async seeClaimThrough(rec: SellerClaimed, tip: number): Promise<void> {
     const h = htlcOf(rec, this.ctx.network);
     const spend = await htlcSpend(this.ctx.chain, h);
     if (spend === null || spend.kind === 'refund' || spend.txid !== rec.claimTxid) {
@@ -227,26 +229,25 @@ export class EscrowServer {
  * and receives it with its ciphertext and the seller's quote for that nonce (null if none
  * came). `checkOffer` with `fresh: { nonce, quote }` verifies that quote.
  */
-export async function fetchOffer(link: PeerLink, id: string | null): Promise<{ offer: Offer; ciphertext: Buffer; it: AsyncIterator<Buffer>; nonce: Buffer; quote: unknown }> {
-  const it = link.messages()[Symbol.asyncIterator]();
+export async function fetchOffer(conv: EscrowConversation, id: string | null): Promise<{ offer: Offer; ciphertext: Buffer; nonce: Buffer; quote: unknown }> {
   const nonce = randomBytes(BUYER_NONCE_BYTES);
-  link.send(encodeEscrowMessage({ t: 'get', id, nonce }));
-  const head = expectEscrow(await next(it), 'offer');
+  conv.send({ t: 'get', id, nonce });
+  const head = await conv.expect('offer');
   const offer = parseOffer(head.offer);
   if (id !== null && offer.id !== id) throw new SwarmpayError('PEER_PROTOCOL', `asked for offer ${id}, the seller sent ${offer.id}`);
   if (head.quote !== null && offer.attestation === undefined) throw new SwarmpayError('PEER_PROTOCOL', `the seller sent a quote with offer ${offer.id}, which is not attested`);
   const parts: Buffer[] = [];
   for (let i = 0; i < head.chunks; i++) {
-    const c = expectEscrow(await next(it), 'chunk');
+    const c = await conv.expect('chunk');
     if (c.i !== i) throw new SwarmpayError('PEER_PROTOCOL', `chunk ${c.i} arrived where ${i} was expected`);
     parts.push(c.data);
   }
-  return { offer, ciphertext: Buffer.concat(parts), it, nonce, quote: head.quote };
+  return { offer, ciphertext: Buffer.concat(parts), nonce, quote: head.quote };
 }
 
 /** Hands the acceptance to the seller and waits for it to be taken. */
-export async function sendAcceptance(link: PeerLink, it: AsyncIterator<Buffer>, a: Acceptance): Promise<void> {
-  link.send(encodeEscrowMessage({ t: 'accepted', acceptance: a }));
-  const m = expectEscrow(await next(it), 'taken');
+export async function sendAcceptance(conv: EscrowConversation, a: Acceptance): Promise<void> {
+  conv.send({ t: 'accepted', acceptance: a });
+  const m = await conv.expect('taken');
   if (m.id !== a.offer) throw new SwarmpayError('PEER_PROTOCOL', `the seller took ${m.id}, not ${a.offer}`);
 }

@@ -19,11 +19,12 @@ import { broadcastOnce } from '../chain/broadcast.js';
 import type { ChainBackend, TxInfo, WaitOptions } from '../chain/backend.js';
 import { SETTLE_TARGET_BLOCKS, MIN_SETTLE_FEE_RATE } from '../chain/fees.js';
 import type { AttestationDoc } from '../tpm/attestation.js';
-import { ShapeError, asObj, hex, int, obj } from '../util/shape.js';
+import { ShapeError } from '../util/shape.js';
 import type { ContractContext } from '../wallet/contract-wallet.js';
 import { htlcOf, htlcSpend } from './contract.js';
 import { draftOffer, offerDigest, signOffer, type Offer } from './offer.js';
-import { getEscrow, htlcTerms, listEscrows, nextEscrowKey, saveEscrow, writeEscrowFile, type Acceptance, type EscrowRecord } from './store.js';
+import { getEscrow, htlcTerms, listEscrows, nextEscrowKey, saveEscrow, writeEscrowFile } from './store.js';
+import { readAcceptance, type Acceptance, type EscrowRecord, type SellerClaimed, type SellerFunded, type SellerOffered, type SellerRecord, type SellerRefunded } from './record.js';
 
 /** Below this a claim could hardly pay its own fee. */
 export const MIN_PRICE = 1000n;
@@ -64,32 +65,21 @@ export async function createOffer(ctx: ContractContext, o: OfferOptions): Promis
   if (o.attest) offer.attestation = await o.attest(offerDigest(offer));
   // The ciphertext first: a record without its ciphertext could not be served.
   const ciphertextFile = writeEscrowFile(ctx.networkDir, `${id}.enc`, draft.ciphertext);
-  await saveEscrow(ctx.session, { id, role: 'seller', offer, keyIndex, key: draft.key.toString('hex'), acceptance: null, status: 'offered', claimTxid: null, refundTxid: null, created: new Date().toISOString() });
+  await saveEscrow(ctx.session, { id, role: 'seller', offer, keyIndex, key: draft.key.toString('hex'), status: 'offered', created: new Date().toISOString() });
   return { offer, ciphertext: draft.ciphertext, ciphertextFile };
 }
 
 /** Reads an acceptance field by field; anything out of shape is INVALID_FILE. */
 export function parseAcceptance(v: unknown): Acceptance {
   try {
-    const o = asObj(v, 'acceptance');
-    if (o.format !== 'swarmpay-acceptance' || o.version !== 1) throw new ShapeError('it is not a version 1 swarmpay-acceptance');
-    const funding = obj(o, 'funding', 'acceptance');
-    return {
-      format: 'swarmpay-acceptance',
-      version: 1,
-      offer: hex(o, 'offer', 'acceptance', 8),
-      buyer: hex(o, 'buyer', 'acceptance', 33),
-      timeout: int(o, 'timeout', 'acceptance', 1, 499_999_999),
-      funding: { txid: hex(funding, 'txid', 'acceptance.funding', 32), vout: int(funding, 'vout', 'acceptance.funding', 0, 10_000) },
-      tx: hex(o, 'tx', 'acceptance'),
-    };
+    return readAcceptance(v, 'acceptance');
   } catch (e) {
     if (e instanceof ShapeError) throw new SwarmpayError('INVALID_FILE', `not a valid acceptance: ${e.message}`, { hint: 'use the file `escrow accept` wrote; nothing was changed' });
     throw e;
   }
 }
 
-function sellerRecord(ctx: ContractContext, id: string): EscrowRecord {
+function sellerRecord(ctx: ContractContext, id: string): SellerRecord {
   const rec = getEscrow(ctx.session, id);
   if (rec.role !== 'seller') throw new SwarmpayError('ESCROW_STATE', `escrow ${id} is one this wallet buys in, not one it sells in`, { hint: 'as the buyer, `escrow claim --out FILE` gets the item' });
   return rec;
@@ -100,14 +90,13 @@ function sellerRecord(ctx: ContractContext, id: string): EscrowRecord {
  * from the offer and the buyer's key and timeout, never taken from the buyer's bytes) and
  * leave time to claim. The node gets the funding transaction too, in case it has not seen it.
  */
-export async function takeAcceptance(ctx: ContractContext, a: Acceptance, margin = DEFAULT_CLAIM_MARGIN): Promise<EscrowRecord> {
+export async function takeAcceptance(ctx: ContractContext, a: Acceptance, margin = DEFAULT_CLAIM_MARGIN): Promise<Exclude<SellerRecord, SellerOffered>> {
   const rec = sellerRecord(ctx, a.offer);
-  if (rec.acceptance !== null) {
+  if (rec.status !== 'offered') {
     const same = rec.acceptance.funding.txid === a.funding.txid && rec.acceptance.funding.vout === a.funding.vout && rec.acceptance.buyer === a.buyer && rec.acceptance.timeout === a.timeout;
     if (same) return rec;
     throw new SwarmpayError('ESCROW_STATE', `escrow ${rec.id} was already accepted (funding ${rec.acceptance.funding.txid})`, { hint: 'an offer sells once; the buyer can refund after its timeout' });
   }
-  if (rec.status !== 'offered') throw new SwarmpayError('ESCROW_STATE', `escrow ${rec.id} is ${rec.status}`);
   if (!ecc.isPointCompressed(Buffer.from(a.buyer, 'hex'))) throw new SwarmpayError('INVALID_FILE', 'the acceptance names a buyer key that is not a compressed public key', { hint: 'nothing was changed' });
   let txid: string;
   try {
@@ -118,7 +107,7 @@ export async function takeAcceptance(ctx: ContractContext, a: Acceptance, margin
   if (txid !== a.funding.txid) throw new SwarmpayError('FUNDING_MISMATCH', `the acceptance names funding ${a.funding.txid} but carries transaction ${txid}`, { hint: 'nothing was changed' });
   // The HTLC is fixed from here on, and every escrow accepted now is size-checked (a record
   // with an acceptance and no `htlc` was written before the check: legacy).
-  const candidate: EscrowRecord = { ...rec, acceptance: a, status: 'funded', htlc: 'size-checked' };
+  const candidate: SellerFunded = { ...rec, acceptance: a, status: 'funded', htlc: 'size-checked' };
   checkHtlcFunding(htlcTerms(candidate), ctx.network, a.tx, a.funding.vout);
   const tip = await ctx.chain.tipHeight();
   const left = a.timeout - tip;
@@ -136,7 +125,7 @@ export async function takeAcceptance(ctx: ContractContext, a: Acceptance, margin
 }
 
 /** Confirmations the funding needs before the seller claims; never fewer than MIN_CONFIRMATIONS. */
-export function claimConfirmations(rec: EscrowRecord): number {
+export function claimConfirmations(rec: Pick<EscrowRecord, 'offer'>): number {
   return Math.max(MIN_CONFIRMATIONS, rec.offer.confirmations);
 }
 
@@ -166,11 +155,13 @@ export async function claimFeeRate(chain: ChainBackend, network: NetworkName): P
  * so its record goes back to `offered`, without the acceptance, and the offer can be sold
  * again. K was not revealed: a claim waits for the funding's confirmations.
  */
-export type FundingView = { kind: 'standing'; tx: TxInfo } | { kind: 'gone'; reason: string; rec: EscrowRecord };
+export type FundingView = { kind: 'standing'; tx: TxInfo } | { kind: 'gone'; reason: string; rec: SellerRecord };
 
-export async function lookAtFunding(ctx: ContractContext, rec: EscrowRecord): Promise<FundingView> {
+/** A sold escrow: funded, or claimed (whose claim needs the funding to stand). */
+type Sold = SellerFunded | SellerClaimed;
+
+export async function lookAtFunding(ctx: ContractContext, rec: Sold): Promise<FundingView> {
   const a = rec.acceptance;
-  if (a === null) throw new SwarmpayError('ESCROW_STATE', `escrow ${rec.id} has no acceptance`);
   const known = await ctx.chain.getTransaction(a.funding.txid);
   if (known !== null) return { kind: 'standing', tx: known };
   // Not known: a node that lost it (a restart empties btcd's mempool) takes it again.
@@ -187,18 +178,17 @@ export async function lookAtFunding(ctx: ContractContext, rec: EscrowRecord): Pr
 }
 
 /** The acceptance whose funding is gone is dropped; a record that moved on meanwhile is left as it is. */
-async function releaseOffer(ctx: ContractContext, rec: EscrowRecord): Promise<EscrowRecord> {
-  const cur = getEscrow(ctx.session, rec.id);
-  if (cur.status !== 'funded' || cur.acceptance?.funding.txid !== rec.acceptance?.funding.txid) return cur;
-  // The HTLC's template is fixed by an acceptance: the next one fixes it again.
-  const { htlc: _fixedByAcceptance, ...offered } = cur;
-  const back: EscrowRecord = { ...offered, acceptance: null, status: 'offered' };
+async function releaseOffer(ctx: ContractContext, rec: SellerFunded): Promise<SellerRecord> {
+  const cur = sellerRecord(ctx, rec.id);
+  if (cur.status !== 'funded' || cur.acceptance.funding.txid !== rec.acceptance.funding.txid) return cur;
+  // The acceptance goes, and the HTLC's template it fixed: the next acceptance fixes it again.
+  const back: SellerOffered = { id: cur.id, role: 'seller', offer: cur.offer, keyIndex: cur.keyIndex, key: cur.key, created: cur.created, status: 'offered' };
   await saveEscrow(ctx.session, back);
   return back;
 }
 
-function fundingGone(rec: EscrowRecord, view: Extract<FundingView, { kind: 'gone' }>): SwarmpayError {
-  const txid = rec.acceptance!.funding.txid;
+function fundingGone(rec: Sold, view: Extract<FundingView, { kind: 'gone' }>): SwarmpayError {
+  const txid = rec.acceptance.funding.txid;
   if (rec.status !== 'funded') {
     return new SwarmpayError('ESCROW_STATE', `the funding ${txid} of escrow ${rec.id} is gone from the chain after the claim: the node refuses it (${view.reason})`, { details: { fundingTxid: txid, reason: view.reason } });
   }
@@ -210,10 +200,10 @@ function fundingGone(rec: EscrowRecord, view: Extract<FundingView, { kind: 'gone
 }
 
 /** Waits for the funding's confirmations; a funding that leaves the mempool meanwhile is broadcast again, or found gone. */
-async function waitForFunding(ctx: ContractContext, rec: EscrowRecord, wanted: number, wait: WaitOptions): Promise<void> {
+async function waitForFunding(ctx: ContractContext, rec: Sold, wanted: number, wait: WaitOptions): Promise<void> {
   for (;;) {
     try {
-      await ctx.chain.waitForConfirmations(rec.acceptance!.funding.txid, wanted, wait);
+      await ctx.chain.waitForConfirmations(rec.acceptance.funding.txid, wanted, wait);
       return;
     } catch (e) {
       if (!(e instanceof SwarmpayError) || e.code !== 'TX_NOT_FOUND') throw e;
@@ -237,22 +227,23 @@ export interface ClaimOptions {
  * one first. An escrow whose funding is gone before it confirmed is offered again (and
  * ESCROW_STATE says so).
  */
-export async function claimEscrow(ctx: ContractContext, id: string, o: ClaimOptions): Promise<{ txid: string; fee: bigint | null; feeRate: bigint | null; rec: EscrowRecord }> {
+export async function claimEscrow(ctx: ContractContext, id: string, o: ClaimOptions): Promise<{ txid: string; fee: bigint | null; feeRate: bigint | null; rec: SellerClaimed }> {
   const rec = sellerRecord(ctx, id);
   if (rec.status === 'offered') throw new SwarmpayError('ESCROW_STATE', `no buyer has accepted escrow ${id} yet`, { hint: 'pass the buyer\'s acceptance with --acceptance FILE, or let `escrow serve` take it' });
-  if (rec.status !== 'funded' && rec.status !== 'claimed') throw new SwarmpayError('ESCROW_STATE', `escrow ${id} is ${rec.status}`);
+  if (rec.status === 'refunded') throw new SwarmpayError('ESCROW_STATE', `escrow ${id} is ${rec.status}`);
   // The chain, not the record, says whether a claim stands: a claim made before (and
   // perhaps not recorded, after a crash) is taken as it is; one that left the mempool
   // is made again.
   const h = htlcOf(rec, ctx.network);
   const done = await htlcSpend(ctx.chain, h);
   if (done?.kind === 'claim') {
-    const claimed = { ...rec, status: 'claimed' as const, claimTxid: done.txid };
+    const claimed: SellerClaimed = { ...rec, status: 'claimed', claimTxid: done.txid };
     if (rec.status !== 'claimed' || rec.claimTxid !== done.txid) await saveEscrow(ctx.session, claimed);
     return { txid: done.txid, fee: null, feeRate: null, rec: claimed };
   }
   if (done?.kind === 'refund') {
-    await saveEscrow(ctx.session, { ...rec, status: 'refunded', refundTxid: done.txid });
+    const refunded: SellerRefunded = { ...rec, status: 'refunded', claimTxid: rec.status === 'claimed' ? rec.claimTxid : null, refundTxid: done.txid };
+    await saveEscrow(ctx.session, refunded);
     throw new SwarmpayError('ESCROW_STATE', `the buyer refunded escrow ${id} in ${done.txid}`, {
       hint: rec.status === 'claimed' ? `the claim ${rec.claimTxid} did not confirm before the refund: the key is out, and the coins went back to the buyer` : 'the key was never revealed: the item stays yours',
     });
@@ -277,9 +268,9 @@ export async function claimEscrow(ctx: ContractContext, id: string, o: ClaimOpti
   }
   const feeRate = o.feeRate ?? (await claimFeeRate(ctx.chain, ctx.network));
   const to = await ctx.wallet.payoutScript();
-  const tx = claimTx(h.terms, h.funding, Buffer.from(rec.key!, 'hex'), to, feeRate, ctx.wallet.key('escrow', rec.keyIndex).priv);
+  const tx = claimTx(h.terms, h.funding, Buffer.from(rec.key, 'hex'), to, feeRate, ctx.wallet.key('escrow', rec.keyIndex).priv);
   await broadcastOnce(ctx.chain, tx.hex, tx.txid);
-  const claimed = { ...rec, status: 'claimed' as const, claimTxid: tx.txid };
+  const claimed: SellerClaimed = { ...rec, status: 'claimed', claimTxid: tx.txid };
   await saveEscrow(ctx.session, claimed);
   return { txid: tx.txid, fee: tx.fee, feeRate, rec: claimed };
 }
@@ -295,7 +286,7 @@ export interface PendingClaim {
 }
 
 /** The unconfirmed claim `txid` of a claimed escrow, as the node has it. */
-export async function pendingClaim(ctx: ContractContext, rec: EscrowRecord, txid: string): Promise<PendingClaim> {
+export async function pendingClaim(ctx: ContractContext, rec: Pick<EscrowRecord, 'id' | 'offer'>, txid: string): Promise<PendingClaim> {
   const claim = await ctx.chain.getTransaction(txid);
   if (claim === null) throw new SwarmpayError('ESCROW_STATE', `the claim ${txid} of escrow ${rec.id} is not in the node's mempool`, { hint: 'claim again (`escrow claim` or `escrow serve` makes it again); then bump' });
   if (claim.confirmations > 0) throw new SwarmpayError('ESCROW_STATE', `the claim ${txid} of escrow ${rec.id} is already confirmed`, { hint: 'nothing to bump' });
@@ -336,6 +327,6 @@ function sumOutputs(tx: TxInfo): bigint {
 }
 
 /** The offers this seller still sells: not accepted and not expired. */
-export function openOffers(ctx: ContractContext, now = new Date()): EscrowRecord[] {
-  return listEscrows(ctx.session).filter((r) => r.role === 'seller' && r.status === 'offered' && Date.parse(r.offer.expires) > now.getTime());
+export function openOffers(ctx: ContractContext, now = new Date()): SellerOffered[] {
+  return listEscrows(ctx.session).filter((r): r is SellerOffered => r.role === 'seller' && r.status === 'offered' && Date.parse(r.offer.expires) > now.getTime());
 }

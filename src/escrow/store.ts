@@ -10,67 +10,41 @@ import { SwarmpayError, ioError } from '../errors.js';
 import type { Json } from '../util/canonical-json.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import type { ContractStore } from '../keystore/keystore.js';
-import type { HtlcTemplate, HtlcTerms } from '../bitcoin/htlc.js';
-import type { Outpoint } from '../bitcoin/outpoint.js';
-import type { Offer } from './offer.js';
+import type { HtlcTerms } from '../bitcoin/htlc.js';
+import { ShapeError, int } from '../util/shape.js';
+import { decodeEscrowRecord, type AcceptedRecord, type EscrowRecord } from './record.js';
 
-export type EscrowRole = 'seller' | 'buyer';
-/**
- * offered: the seller waits for a buyer; funded: the HTLC is funded (the seller knows the
- * acceptance); claimed: the seller took the coins; completed: the buyer has the item;
- * refunded: the buyer took the coins back; cheated: the revealed key did not give the item.
- */
-export type EscrowStatus = 'offered' | 'funded' | 'claimed' | 'completed' | 'refunded' | 'cheated';
+type Secret = { [k: string]: Json };
 
-/** What the buyer sends the seller (a file, or over the peer link) once the HTLC is funded. */
-export interface Acceptance {
-  format: 'swarmpay-acceptance';
-  version: 1;
-  offer: string;
-  /** The buyer's escrow public key, hex. */
-  buyer: string;
-  /** The absolute timeout height of the HTLC. */
-  timeout: number;
-  funding: Outpoint;
-  /** The signed funding transaction, so a seller whose node has not seen it can broadcast it. */
-  tx: string;
+/** The keystore's escrow table, as stored: records by id. */
+function stored(secret: Secret): { [id: string]: Json } {
+  const t = secret.escrows;
+  if (t === undefined) return {};
+  if (typeof t === 'object' && t !== null && !Array.isArray(t)) return t;
+  throw corrupt('escrows must be an object');
 }
 
-export interface EscrowRecord {
-  id: string;
-  role: EscrowRole;
-  offer: Offer;
-  /** Our key's index on the escrow key chain. */
-  keyIndex: number;
-  /** The seller's K, hex: a secret until the claim reveals it. The buyer's once learned. */
-  key: string | null;
-  acceptance: Acceptance | null;
-  status: EscrowStatus;
-  claimTxid: string | null;
-  refundTxid: string | null;
-  created: string;
-  /**
-   * The HTLC's script: 'size-checked' in every record made since the script checks the
-   * preimage's size; absent in records written before, whose escrows are 'legacy'.
-   */
-  htlc?: HtlcTemplate;
+function corrupt(why: string): SwarmpayError {
+  return new SwarmpayError('KEYSTORE_CORRUPT', `the keystore's escrow records are damaged: ${why}`, { hint: 'restore the keystore from a backup; the escrows\' coins are on chain, their keys derive from the mnemonic' });
 }
 
-interface EscrowsSecret {
-  escrows?: Record<string, EscrowRecord>;
-  nextEscrowKey?: number;
-}
-
-function table(secret: { [k: string]: Json }): EscrowsSecret {
-  return secret as unknown as EscrowsSecret;
+/** A keystore part read through its decoder: a shape error is KEYSTORE_CORRUPT naming the field. */
+function decoded<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (e) {
+    if (e instanceof ShapeError) throw corrupt(e.message);
+    throw e;
+  }
 }
 
 export function listEscrows(session: ContractStore): EscrowRecord[] {
-  return Object.values(table(session.secret).escrows ?? {});
+  return Object.entries(stored(session.secret)).map(([id, v]) => decoded(() => decodeEscrowRecord(v, `escrows.${id}`)));
 }
 
 export function findEscrow(session: ContractStore, id: string): EscrowRecord | undefined {
-  return table(session.secret).escrows?.[id];
+  const v = stored(session.secret)[id];
+  return v === undefined ? undefined : decoded(() => decodeEscrowRecord(v, `escrows.${id}`));
 }
 
 export function getEscrow(session: ContractStore, id: string): EscrowRecord {
@@ -80,28 +54,31 @@ export function getEscrow(session: ContractStore, id: string): EscrowRecord {
 }
 
 export function nextEscrowKey(session: ContractStore): number {
-  return table(session.secret).nextEscrowKey ?? 0;
+  return keyCounter(session.secret);
+}
+
+function keyCounter(secret: Secret): number {
+  return secret.nextEscrowKey === undefined ? 0 : decoded(() => int(secret, 'nextEscrowKey', 'secret'));
 }
 
 /** Writes an escrow record; every escrow step is a checkpoint (the TPM counter advances). */
 export async function saveEscrow(session: ContractStore, rec: EscrowRecord): Promise<void> {
+  // A record is JSON through and through (strings, integers, objects of them), which TypeScript cannot see of an interface.
+  const json = rec as unknown as Json;
   await session.update((secret) => {
-    const t = table(secret);
-    t.escrows = { ...(t.escrows ?? {}), [rec.id]: rec };
-    t.nextEscrowKey = Math.max(t.nextEscrowKey ?? 0, rec.keyIndex + 1);
+    secret.escrows = { ...stored(secret), [rec.id]: json };
+    secret.nextEscrowKey = Math.max(keyCounter(secret), rec.keyIndex + 1);
   }, { checkpoint: true });
 }
 
-/** The HTLC of an escrow whose acceptance is known. */
-export function htlcTerms(rec: EscrowRecord): HtlcTerms {
-  const a = rec.acceptance;
-  if (a === null) throw new SwarmpayError('ESCROW_STATE', `escrow ${rec.id} has no acceptance yet`, { hint: 'the seller learns it from `escrow claim --acceptance FILE` or `escrow serve`' });
+/** The HTLC of an accepted escrow. */
+export function htlcTerms(rec: AcceptedRecord): HtlcTerms {
   return {
-    template: rec.htlc ?? 'legacy',
+    template: rec.htlc,
     hash: Buffer.from(rec.offer.hash, 'hex'),
     sellerPubkey: Buffer.from(rec.offer.seller, 'hex'),
-    buyerPubkey: Buffer.from(a.buyer, 'hex'),
-    timeout: a.timeout,
+    buyerPubkey: Buffer.from(rec.acceptance.buyer, 'hex'),
+    timeout: rec.acceptance.timeout,
     value: BigInt(rec.offer.price),
   };
 }
@@ -175,9 +152,8 @@ function existingCiphertext(networkDir: string, id: string): string {
 /** Forgets an escrow whose first step the node refused: nothing of it exists on chain. */
 export async function removeEscrow(session: ContractStore, id: string): Promise<void> {
   await session.update((secret) => {
-    const t = table(secret);
     // The table is frozen (the keystore's parts are copy-on-write): a new one without it.
-    const { [id]: _gone, ...rest } = t.escrows ?? {};
-    t.escrows = rest;
+    const { [id]: _gone, ...rest } = stored(secret);
+    secret.escrows = rest;
   }, { checkpoint: true });
 }
