@@ -438,7 +438,7 @@ describe('the channel lifecycle on a real btcd', () => {
       const rec = listChannels(payer.session).find((c) => c.status === 'opening')!;
       await node.chain.mine(1);
       const t = await payGroups(pc, connector, [{ channel: rec.id, items: [{ sats: 300n, pid: 'resumed-1' }] }]);
-      expect(t).toMatchObject({ acked: 1, sats: 300n });
+      expect(t.summary).toMatchObject({ acked: 1, sats: 300n });
       expect(getChannel(payer.session, rec.id).status).toBe('open');
     });
 
@@ -650,12 +650,12 @@ describe('the channel lifecycle on a real btcd', () => {
       const rec = await open(200_000n);
       await node.chain.mine(1);
       const batch = Array.from({ length: 30 }, (_, i) => ({ sats: 100n, pid: `order-${i}` }));
-      expect(await payGroups(pc, connector, [{ channel: rec.id, items: batch }])).toMatchObject({ acked: 30, sats: 3000n });
+      expect((await payGroups(pc, connector, [{ channel: rec.id, items: batch }])).summary).toMatchObject({ acked: 30, sats: 3000n });
       const { srv, via, sent } = await liar(readPaymentState(payeeWallet.session, payeeWallet.networkDir, rec.id));
       try {
         const skipped: string[] = [];
-        const t = await payGroups(pc, via, [{ channel: rec.id, items: batch }], { skipped: (e) => skipped.push(`${e.pid}:${e.why}`) });
-        expect(t).toMatchObject({ sent: 0, acked: 0, skipped: 30, sats: 0n });
+        const t = await payGroups(pc, via, [{ channel: rec.id, items: batch }], { skipped: (e) => skipped.push(`${e.id}:${e.skipped}`) });
+        expect(t.summary).toMatchObject({ sent: 0, acked: 0, skipped: 30, sats: 0n });
         expect(skipped.every((s) => s.endsWith(':already paid'))).toBe(true);
         expect(sent).toEqual([]);
       } finally {
@@ -693,7 +693,7 @@ describe('the channel lifecycle on a real btcd', () => {
       try {
         const t = await payGroups(pc, via, [{ channel: rec.id, items: [{ sats: 500n, pid: 'a' }, { sats: 400n, pid: 'c' }] }]);
         expect(t.error).toMatchObject({ code: 'PEER_PROTOCOL', message: expect.stringMatching(/shows 500 sats paid, less than the 1500 it acknowledged/) });
-        expect(t.sent).toBe(0);
+        expect(t.summary.sent).toBe(0);
         expect(sent).toEqual([]);
       } finally {
         await srv.close();

@@ -100,6 +100,32 @@ export class Environment {
     return this.chainBackend;
   }
 
+  /**
+   * The chain backend, connected when first asked something: a wallet unlocked only to mend
+   * its files (`channel recover`) needs no node.
+   */
+  chainOnDemand(): ChainBackend {
+    const chain = () => this.chain();
+    return {
+      network: this.network,
+      tipHeight: () => chain().tipHeight(),
+      utxos: (a) => chain().utxos(a),
+      used: (a) => chain().used(a),
+      broadcast: (hex) => chain().broadcast(hex),
+      getTransaction: (txid) => chain().getTransaction(txid),
+      findSpend: (o, a) => chain().findSpend(o, a),
+      txOut: (o) => chain().txOut(o),
+      waitForConfirmations: (txid, wanted, opts) => chain().waitForConfirmations(txid, wanted, opts),
+      estimateFeeRate: (target) => chain().estimateFeeRate(target),
+      mine: (blocks) => chain().mine(blocks),
+    };
+  }
+
+  /** How often waits look at the chain: regtest blocks come when mined, others every ten minutes. */
+  get pollMs(): number {
+    return this.network === 'regtest' ? 200 : 5000;
+  }
+
   private credentials(url: string, kind: ChainKind): { user: string; password: string } {
     const u = new URL(url);
     if (u.username) return { user: decodeURIComponent(u.username), password: decodeURIComponent(u.password) };

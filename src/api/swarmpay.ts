@@ -145,12 +145,12 @@ export class Swarmpay {
 
   /** Unlocks the wallet for the contract protocols (channels, escrows). */
   async unlock(c: Credentials = {}): Promise<Wallet> {
-    return new Wallet(await openContracts(this.env.networkDir, this.network, unlockerFor(this.env, c), this.env.chain()), this.env);
+    return new Wallet(await openContracts(this.env.networkDir, this.network, unlockerFor(this.env, c), this.env.chainOnDemand()), this.env);
   }
 
   /** How often waits look at the chain: regtest blocks come when mined, others every ten minutes. */
   get pollMs(): number {
-    return this.network === 'regtest' ? 200 : 5000;
+    return this.env.pollMs;
   }
 
   close(): Promise<void> {

@@ -8,45 +8,37 @@ import { closablePayment } from '../bitcoin/channel.js';
 import type { Connector } from '../peer/connect.js';
 import type { ContractContext } from '../wallet/contract-wallet.js';
 import { Payee, DEFAULT_POLICY } from './payee.js';
-import { PayerSession, finishOpen, payerChannel } from './payer.js';
+import { PayerSession, finishOpen, payerChannel, payerConversation } from './payer.js';
+import type { PayGroup, PayItem } from './batch.js';
 import { readPayerLedger } from './payer-ledger.js';
 import { advance, blocksLeft, lookAtChain, type FundingView } from './lifecycle.js';
 import { bumpSpend } from './bump.js';
 import { SETTLED, getChannel, listChannels, readPaymentState, spendOf, termsOf, updateChannel, type Bump, type ChannelRecord, type PayerRecord } from './store.js';
 
-export interface PayItem {
-  sats: bigint;
-  /** A batch id: paid at most once, however often the batch is run. */
-  pid: string | null;
-}
-
-/** The payments to one channel, in order. */
-export interface PayGroup {
-  channel: string;
-  items: PayItem[];
-}
-
-/** Batch lines grouped by channel (in the order channels first appear); ids must be unique. */
-export function planBatch(lines: { pid: string; channel: string; sats: bigint }[]): PayGroup[] {
-  const groups = new Map<string, PayGroup>();
-  const ids = new Set<string>();
-  for (const l of lines) {
-    if (ids.has(l.pid)) throw new SwarmpayError('INVALID_FILE', `batch id "${l.pid}" appears twice`, { hint: 'ids make a batch safe to run again: each must be unique; nothing was paid' });
-    ids.add(l.pid);
-    const g = groups.get(l.channel) ?? { channel: l.channel, items: [] };
-    g.items.push({ sats: l.sats, pid: l.pid });
-    groups.set(l.channel, g);
-  }
-  return [...groups.values()];
-}
-
 export type SkipReason = 'already paid' | 'the payee says paid';
 
+/** A batch id not paid this time: this payer's ledger has it paid, or only the payee says so (its word: never a reason to pay, nor to count it paid). */
+export interface SkippedPayment {
+  id: string;
+  channel: string;
+  sats: bigint;
+  skipped: SkipReason;
+}
+
+/** A payment sent, and whether the payee acknowledged it. */
+export interface SentPayment {
+  /** The batch id, for a payment that has one. */
+  id?: string;
+  channel: string;
+  seq: number;
+  sats: bigint;
+  acked: boolean;
+}
+
 export interface PayEvents {
-  /** A batch id not paid this time: this payer's ledger has it paid, or only the payee says so (its word: never a reason to pay, nor to count it paid). */
-  skipped?(e: { channel: string; pid: string; sats: bigint; why: SkipReason }): void;
-  /** Each payment sent, once the run on its channel is over. */
-  payment?(e: { channel: string; seq: number; sats: bigint; pid: string | null; acked: boolean }): void;
+  skipped?(e: SkippedPayment): void;
+  /** Each payment as its acknowledgement arrives; those never acknowledged once the run on their channel is over. */
+  payment?(e: SentPayment): void;
   acknowledged?(channel: string, done: number, of: number): void;
 }
 
@@ -57,9 +49,16 @@ export interface PaySummary {
   skipped: number;
   sats: bigint;
   seconds: number;
-  /** Why the run stopped early; the counts say how far it got. */
+  payments_per_sec: number;
+}
+
+/** A run of payments: how far it got, and why it stopped early if it did (the counts say how far). */
+export interface PayOutcome {
+  summary: PaySummary;
   error?: unknown;
 }
+
+type Totals = Omit<PaySummary, 'payments_per_sec'>;
 
 /**
  * Pays each group over its channel in turn: finishes the channel's open if it was cut
@@ -68,49 +67,50 @@ export interface PaySummary {
  * mid-run has reported all the payee acknowledged), those sent and never acknowledged
  * once the run on their channel ends. Stops at the first channel that fails.
  */
-export async function payGroups(ctx: ContractContext, connect: Connector, groups: PayGroup[], events: PayEvents = {}): Promise<PaySummary> {
-  const total: PaySummary = { payments: groups.reduce((n, g) => n + g.items.length, 0), sent: 0, acked: 0, skipped: 0, sats: 0n, seconds: 0 };
+export async function payGroups(ctx: ContractContext, connect: Connector, groups: PayGroup[], events: PayEvents = {}): Promise<PayOutcome> {
+  const total: Totals = { payments: groups.reduce((n, g) => n + g.items.length, 0), sent: 0, acked: 0, skipped: 0, sats: 0n, seconds: 0 };
+  let error: unknown;
   for (const group of groups) {
     try {
-      const error = await payGroup(ctx, connect, group, events, total);
-      if (error !== undefined) {
-        total.error = error;
-        break;
-      }
+      error = await payGroup(ctx, connect, group, events, total);
     } catch (e) {
-      total.error = e;
-      break;
+      error = e;
     }
+    if (error !== undefined) break;
   }
-  return total;
+  const summary: PaySummary = { ...total, payments_per_sec: total.seconds > 0 ? Math.round(total.acked / total.seconds) : 0 };
+  return error === undefined ? { summary } : { summary, error };
 }
 
 /** Pays one group; returns why its run stopped short, if it did. */
-async function payGroup(ctx: ContractContext, connect: Connector, group: PayGroup, events: PayEvents, total: PaySummary): Promise<unknown> {
+async function payGroup(ctx: ContractContext, connect: Connector, group: PayGroup, events: PayEvents, total: Totals): Promise<unknown> {
   const rec = payerChannel(ctx, group.channel);
   const link = await connect(rec.peer, rec.peerKey);
   let session: PayerSession | null = null;
   try {
-    if (rec.status === 'opening') await finishOpen(ctx, link, link.messages()[Symbol.asyncIterator](), rec);
+    if (rec.status === 'opening') await finishOpen(ctx, payerConversation(link), rec);
     session = await PayerSession.start(ctx, link, rec.id);
-    const s = session;
-    const withIds = group.items.flatMap((i) => (i.pid === null ? [] : [i.pid]));
-    const theySay = withIds.some((pid) => !s.ledger.paid.has(pid)) ? await s.known(withIds.filter((pid) => !s.ledger.paid.has(pid))) : new Set<string>();
+    const paid = session.ledger.paid;
+    const unpaid = group.items.flatMap((i) => (i.pid === null || paid.has(i.pid) ? [] : [i.pid]));
+    const theySay = unpaid.length > 0 ? await session.known(unpaid) : new Set<string>();
     const todo: PayItem[] = [];
     for (const i of group.items) {
-      const why: SkipReason | null = i.pid === null ? null : s.ledger.paid.has(i.pid) ? 'already paid' : theySay.has(i.pid) ? 'the payee says paid' : null;
-      if (why === null) todo.push(i);
+      const why: SkipReason | null = i.pid === null ? null : paid.has(i.pid) ? 'already paid' : theySay.has(i.pid) ? 'the payee says paid' : null;
+      if (i.pid === null || why === null) todo.push(i);
       else {
         total.skipped++;
-        events.skipped?.({ channel: rec.id, pid: i.pid!, sats: i.sats, why });
+        events.skipped?.({ id: i.pid, channel: rec.id, sats: i.sats, skipped: why });
       }
     }
-    const base = s.paid.seq;
-    const report = (k: number, acked: boolean) => events.payment?.({ channel: rec.id, seq: base + k + 1, sats: todo[k]!.sats, pid: todo[k]!.pid, acked });
-    const r = await s.pay(todo, {
+    const base = session.paid.seq;
+    const report = (k: number, acked: boolean) => {
+      const { sats, pid } = todo[k];
+      events.payment?.({ ...(pid === null ? {} : { id: pid }), channel: rec.id, seq: base + k + 1, sats, acked });
+    };
+    const r = await session.pay(todo, {
       onAck: (from, to) => {
         for (let k = from; k < to; k++) {
-          total.sats += todo[k]!.sats;
+          total.sats += todo[k].sats;
           report(k, true);
         }
         total.acked += to - from;
@@ -136,7 +136,7 @@ export async function resumeOpen(ctx: ContractContext, connect: Connector, id: s
   }
   const link = await connect(rec.peer, rec.peerKey);
   try {
-    return await finishOpen(ctx, link, link.messages()[Symbol.asyncIterator](), rec);
+    return await finishOpen(ctx, payerConversation(link), rec);
   } finally {
     await link.close();
   }

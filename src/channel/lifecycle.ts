@@ -9,7 +9,7 @@ import { SwarmpayError } from '../errors.js';
 import { channelOutput, spendKind } from '../bitcoin/channel.js';
 import type { ChainBackend } from '../chain/backend.js';
 import type { NetworkName } from '../bitcoin/network.js';
-import { SETTLED, SETTLED_DEPTH, outpointOf, stateless, termsOf, type ChannelRecord, type Funding, type SpendTx, type StoredTerms } from './record.js';
+import { SETTLED, SETTLED_DEPTH, outpointOf, termsOf, withState, type ChannelRecord, type Funding, type SpendTx, type StoredTerms } from './record.js';
 
 /** What the node shows of a channel's funding output. */
 export interface FundingView {
@@ -64,16 +64,16 @@ export function advance(rec: ChannelRecord, tip: number, seen: FundingView, clos
     const tx: SpendTx = known !== null && known.txid === s.txid ? known : { txid: s.txid, height: tip, bumps: [] };
     const status = s.kind === 'close' ? (settled ? 'closed' : 'closing') : settled ? 'refunded' : 'refunding';
     if (status === rec.status && tx === known) return null;
-    const base = stateless(rec);
-    return (s.kind === 'close' ? { ...base, status, close: tx } : { ...base, status, refund: tx }) as ChannelRecord;
+    if (s.kind === 'close') return withState(rec, { status: settled ? 'closed' : 'closing', close: tx });
+    return withState(rec, { status: settled ? 'refunded' : 'refunding', refund: tx });
   }
   // A funding the node does not know by the expiry never will hold coins this channel can
   // pay out (the payer replaced or dropped it): settled, so nobody watches it any more.
   if (seen.confirmations === null && tip >= rec.terms.expiry) {
-    return { ...stateless(rec), status: 'failed', reason: `its funding ${rec.funding.txid} never confirmed, and the channel is past its expiry` } as ChannelRecord;
+    return withState(rec, { status: 'failed', reason: `its funding ${rec.funding.txid} never confirmed, and the channel is past its expiry` });
   }
   if (rec.status === 'open' && blocksLeft(rec, tip) <= rec.closeMargin && (rec.role === 'payer' || !closable)) {
-    return { ...stateless(rec), status: 'expired' } as ChannelRecord;
+    return withState(rec, { status: 'expired' });
   }
   return null;
 }

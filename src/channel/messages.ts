@@ -11,6 +11,8 @@ import { encodeVersioned, parseVersioned } from '../peer/json-messages.js';
 import { MAX_MONEY } from '../bitcoin/amount.js';
 import { MAX_PAYOUT_SCRIPT_BYTES } from '../bitcoin/policy.js';
 import type { ErrorCode } from '../errors.js';
+import { Conversation, type ConversationOptions, type Protocol } from '../peer/conversation.js';
+import type { PeerLink } from '../peer/link.js';
 
 export const PROTOCOL_VERSION = 2;
 
@@ -134,9 +136,17 @@ export function peerError(m: Extract<Message, { t: 'error' }>): SwarmpayError {
   return new SwarmpayError(code, `the peer refused: ${m.code}: ${m.message}`, { details: { peerCode: m.code } });
 }
 
-/** Expects a message of one type (in a request/response step); an error message from the peer becomes ours. */
-export function expectType<T extends MessageType>(m: Message, t: T): Extract<Message, { t: T }> {
-  if (m.t === t) return m as Extract<Message, { t: T }>;
-  if (m.t === 'error') throw peerError(m);
-  throw new SwarmpayError('PEER_PROTOCOL', `the peer sent "${m.t}" where "${t}" was expected`, { hint: 'nothing was changed' });
+/** The channel protocol on a peer link: its messages, and the peer's `error` as our error. */
+export const CHANNEL_PROTOCOL: Protocol<Message> = {
+  name: 'channel',
+  parse: parseMessage,
+  encode: encodeMessage,
+  refusal: (m) => (m.t === 'error' ? peerError(m) : null),
+};
+
+export type ChannelConversation = Conversation<Message>;
+
+/** A conversation in the channel protocol over `link`; `hint` is what the user may do if the peer goes. */
+export function channelConversation(link: PeerLink, o: ConversationOptions): ChannelConversation {
+  return new Conversation(link, CHANNEL_PROTOCOL, o);
 }

@@ -17,7 +17,7 @@ import type { PeerLink } from '../peer/link.js';
 import type { ContractContext } from '../wallet/contract-wallet.js';
 import type { Json } from '../util/canonical-json.js';
 import { faultPointAfterWrites } from '../util/fault.js';
-import { MAX_UNCOVERED, encodeMessage, parseMessage, type Message } from './messages.js';
+import { CHANNEL_PROTOCOL, MAX_CLOSE_MARGIN, MAX_CONFIRMATIONS, MAX_UNCOVERED, MIN_CONFIRMATIONS, channelConversation, encodeMessage, type Message } from './messages.js';
 import { isPaymentsFrame, readPayments, type PaymentsSink } from './payments-codec.js';
 import { ShapeError } from '../util/shape.js';
 import { settleFeeRate, nextBumpRate } from '../chain/fees.js';
@@ -25,7 +25,7 @@ import { advance, blocksLeft, lookAtChain, notOpen, refusal, type FundingView } 
 import { openTicket, sealTicket } from './ticket.js';
 import { bumpSpend } from './bump.js';
 import {
-  KeyIndexes, SETTLED, closePaymentJournal, findChannel, stateRecords, getChannel, insertChannel, journalRecord, listChannels, openPaymentJournal, outpointOf, stateless, termsOf, updateChannel,
+  KeyIndexes, SETTLED, closePaymentJournal, findChannel, stateRecords, getChannel, insertChannel, journalRecord, listChannels, openPaymentJournal, outpointOf, termsOf, updateChannel, withState,
   type ChannelPayments, type PayeeRecord, type PaymentState, type SpendTx,
 } from './store.js';
 
@@ -89,6 +89,23 @@ export const DEFAULT_POLICY: PayeePolicy = {
   minCloseFeeRate: 2n,
   bumpAfter: 2,
 };
+
+/**
+ * A payee's policy: the defaults where a field is not given, checked as a whole. A margin
+ * at or past the least expiry would take every channel's payments before its first; a range
+ * of capacities that is empty would refuse every open.
+ */
+export function payeePolicy(given: Partial<PayeePolicy> = {}): PayeePolicy {
+  const p: PayeePolicy = { ...DEFAULT_POLICY, ...given };
+  const bad = (message: string, hint: string) => new SwarmpayError('USAGE', message, { hint });
+  if (p.minCapacity > p.maxCapacity) throw bad(`the least capacity (${p.minCapacity} sats) is more than the largest (${p.maxCapacity})`, 'no channel could be opened; raise the largest or lower the least');
+  if (p.confirmations < MIN_CONFIRMATIONS || p.confirmations > MAX_CONFIRMATIONS) throw bad(`${p.confirmations} confirmations: a payee asks for ${MIN_CONFIRMATIONS} to ${MAX_CONFIRMATIONS}`, 'the funding signals RBF: payments count only once it is in a block');
+  if (p.closeMargin < 1 || p.closeMargin > MAX_CLOSE_MARGIN) throw bad(`a close margin of ${p.closeMargin} blocks: it must be 1 to ${MAX_CLOSE_MARGIN}`, 'the payee closes this many blocks before the expiry');
+  if (p.minExpiryBlocks <= p.closeMargin) throw bad(`the least expiry (${p.minExpiryBlocks} blocks) must be more than the close margin (${p.closeMargin})`, 'a channel must have blocks for payments before the margin stops them');
+  if (p.bumpAfter < 1) throw bad(`bump after ${p.bumpAfter} blocks: at least 1`, 'a close is bumped once it waited this many blocks');
+  if (p.minCloseFeeRate < 1n) throw bad(`a least close fee rate of ${p.minCloseFeeRate} sat/vB: at least 1`, 'a close below 1 sat/vB does not relay');
+  return p;
+}
 
 export interface PayeeContext extends ContractContext {
   policy: PayeePolicy;
@@ -192,9 +209,12 @@ export class Payee {
     this.startLooking();
     let phase: Phase = FRESH;
     let handled = 0;
+    // A payer may sit silent between payments for as long as the link's idle timeout lets
+    // it; payments left waiting for a signed state have their own limit (armUnsigned).
+    const conv = channelConversation(link, { hint: 'the payer went away', timeoutMs: 0 });
     try {
-      for await (const bytes of link.messages()) {
-        phase = isPaymentsFrame(bytes) ? this.payments(link, phase, bytes) : await this.step(link, phase, parseMessage(bytes));
+      for (let bytes = await conv.nextFrame(); bytes !== null; bytes = await conv.nextFrame()) {
+        phase = isPaymentsFrame(bytes) ? this.payments(link, phase, bytes) : await this.step(link, phase, CHANNEL_PROTOCOL.parse(bytes));
         // Messages already received are processed without returning to the event loop; a
         // turn every few lets journal writes complete and acknowledgements go out meanwhile.
         if (++handled % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
@@ -504,17 +524,16 @@ export class Payee {
   private commit(): { link: PeerLink; id: string; seq: number }[] {
     this.commitScheduled = false;
     if (this.dirty.size === 0) return [];
-    const batch = [...this.dirty].filter((l) => l.head.seq > l.committed.seq);
+    const batch = [...this.dirty].filter((l) => l.head.seq > l.committed.seq).map((l) => ({ l, ids: l.pendingIds.splice(0) }));
     this.dirty.clear();
-    const ids = batch.map((l) => l.pendingIds.splice(0));
     try {
-      this.store.journal.append(batch.map((l, i) => journalRecord(l.rec.id, l.head, ids[i]!)));
+      this.store.journal.append(batch.map(({ l, ids }) => journalRecord(l.rec.id, l.head, ids)));
     } catch (e) {
       // Nothing of this batch is durable, so nothing of it counts: back to what is.
       const err = e instanceof SwarmpayError ? e : new SwarmpayError('IO_ERROR', String(e));
-      for (const [i, l] of batch.entries()) {
+      for (const { l, ids } of batch) {
         l.head = l.committed;
-        for (const pid of ids[i]!) l.inflightIds.delete(pid);
+        for (const pid of ids) l.inflightIds.delete(pid);
         dropUncovered(l);
         this.ctx.log(`channel ${l.rec.id}: cannot persist payments: ${err.message}`);
         if (l.link) {
@@ -525,9 +544,9 @@ export class Payee {
       return [];
     }
     const acks: { link: PeerLink; id: string; seq: number }[] = [];
-    batch.forEach((l, i) => {
+    batch.forEach(({ l, ids }) => {
       l.committed = l.head;
-      for (const pid of ids[i]!) {
+      for (const pid of ids) {
         l.ids.add(pid);
         l.inflightIds.delete(pid);
       }
@@ -545,11 +564,9 @@ export class Payee {
   private compact(): void {
     const store = this.store;
     const records: Json[] = [];
-    for (const id of new Set([...store.channels.keys(), ...this.live.keys()])) {
-      const live = this.live.get(id);
-      const { state, ids } = live ? { state: live.committed, ids: live.ids } : store.channels.get(id)!;
-      if (state.sig !== null) records.push(...stateRecords(id, state, ids));
-    }
+    const durable = new Map<string, { state: PaymentState; ids: Set<string> }>(store.channels);
+    for (const [id, live] of this.live) durable.set(id, { state: live.committed, ids: live.ids });
+    for (const [id, { state, ids }] of durable) if (state.sig !== null) records.push(...stateRecords(id, state, ids));
     try {
       store.journal.rewrite(records);
     } catch (e) {
@@ -604,7 +621,7 @@ export class Payee {
       if (live) live.refusal = was;
       throw e;
     }
-    const stored = await updateChannel(this.ctx.session, id, (r) => (r.status === 'open' || r.status === 'expired' ? ({ ...stateless(r), status: 'closing', close: { txid: tx.txid, height: tip, bumps: [] } } as PayeeRecord) : null), true);
+    const stored = await updateChannel(this.ctx.session, id, (r) => (r.status === 'open' || r.status === 'expired' ? withState(r, { status: 'closing', close: { txid: tx.txid, height: tip, bumps: [] } }) : null), true);
     if (live && stored.role === 'payee') live.rec = stored;
     this.ctx.log(`channel ${id} closing: ${tx.state.cumulative} sats paid over ${tx.state.seq} payments, ${tx.txid}`);
     return tx.txid;
@@ -684,7 +701,7 @@ const MIN_RING = 64;
 /** A ring twice as long, holding the amounts of payments `from` + 1 to `to` at their new places. */
 function regrow(ring: Float64Array, from: number, to: number): Float64Array {
   const next = new Float64Array(Math.min(2 * ring.length, MAX_UNCOVERED + 1));
-  for (let s = from + 1; s <= to; s++) next[s % next.length] = ring[s % ring.length]!;
+  for (let s = from + 1; s <= to; s++) next[s % next.length] = ring[s % ring.length];
   return next;
 }
 
@@ -725,12 +742,12 @@ class PaymentsIntake implements PaymentsSink {
   state(seq: number, cumulative: number, sig: Buffer): void {
     const l = this.live;
     if (seq <= l.head.seq || seq > l.recvSeq) throw refuse(`a signed state for sequence ${seq}, where only payments ${l.head.seq + 1} to ${l.recvSeq} wait for one`);
-    const owed = l.cums[seq % l.cums.length]!;
+    const owed = l.cums[seq % l.cums.length];
     if (cumulative !== owed) throw refuse(`the signed state at sequence ${seq} is for ${cumulative} sats, but the payments up to it add up to ${owed}`);
     if (!verifyState(l.hasher.sighash(BigInt(cumulative)), l.terms.payerPubkey, sig)) throw refuse(`the signature of the state at sequence ${seq} does not verify for this channel and amount`);
     l.head = { seq, cumulative: BigInt(cumulative), sig: sig.toString('hex') };
     let n = 0;
-    while (n < l.uncoveredIds.length && l.uncoveredIds[n]!.seq <= seq) l.pendingIds.push(l.uncoveredIds[n++]!.pid);
+    while (n < l.uncoveredIds.length && l.uncoveredIds[n].seq <= seq) l.pendingIds.push(l.uncoveredIds[n++].pid);
     if (n > 0) l.uncoveredIds.splice(0, n);
     l.uncoveredSince = seq === l.recvSeq ? -1 : performance.now();
     this.onState(l);

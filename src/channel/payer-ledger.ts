@@ -20,6 +20,8 @@ import path from 'node:path';
 import type { ContractStore } from '../keystore/keystore.js';
 import type { Journal } from '../keystore/journal.js';
 import type { Json } from '../util/canonical-json.js';
+import { SwarmpayError } from '../errors.js';
+import { ShapeError, asObj, int, str, type Obj } from '../util/shape.js';
 
 export interface StatePoint {
   seq: number;
@@ -84,10 +86,57 @@ function apply(l: PayerLedger, e: Entry): void {
   }
 }
 
+const AMOUNT = /^(0|[1-9][0-9]{0,15})$/;
+
+function amount(o: Obj, k: string, w: string): string {
+  const v = str(o, k, w);
+  if (!AMOUNT.test(v)) throw new ShapeError(`${w}.${k} must be an amount in sats`);
+  return v;
+}
+
+function strings(o: Obj, k: string, w: string): string[] {
+  const v = o[k];
+  if (!Array.isArray(v) || !v.every((x): x is string => typeof x === 'string')) throw new ShapeError(`${w}.${k} must be a list of payment ids`);
+  return v;
+}
+
+function reserved(o: Obj, w: string): [string, string][] {
+  const v = o.pids;
+  if (!Array.isArray(v)) throw new ShapeError(`${w}.pids must be a list`);
+  return v.map((p: unknown, i): [string, string] => {
+    if (!Array.isArray(p) || p.length !== 2 || typeof p[0] !== 'string' || typeof p[1] !== 'string' || !AMOUNT.test(p[1])) throw new ShapeError(`${w}.pids[${i}] must be [payment id, amount]`);
+    return [p[0], p[1]];
+  });
+}
+
+/** One ledger entry, checked field by field: authentic, yet a bad shape is a bug or a foreign writer (KEYSTORE_CORRUPT). */
+function decodeEntry(v: Json): Entry {
+  const w = 'payer ledger entry';
+  try {
+    const o = asObj(v, w);
+    const t = str(o, 't', w);
+    switch (t) {
+      case 'reserve':
+        return { t, seq: int(o, 'seq', w), c: amount(o, 'c', w), pids: reserved(o, w) };
+      case 'settle': {
+        const rebase = o.rebase;
+        if (typeof rebase !== 'boolean') throw new ShapeError(`${w}.rebase must be true or false`);
+        return { t, seq: int(o, 'seq', w), c: amount(o, 'c', w), rebase };
+      }
+      case 'paid':
+        return { t, pids: strings(o, 'pids', w) };
+      default:
+        throw new ShapeError(`${w}.t "${t.slice(0, 16)}" is not reserve, settle or paid`);
+    }
+  } catch (e) {
+    if (!(e instanceof ShapeError)) throw e;
+    throw new SwarmpayError('KEYSTORE_CORRUPT', `a channel's payer ledger holds a bad record: ${e.message}`, { hint: '`swarmpay channel recover` rewrites it from what still verifies' });
+  }
+}
+
 function replay(records: Json[]): PayerLedger {
   const l = emptyLedger();
-  // Written by this module and authenticated by the journal: the shape is ours.
-  for (const r of records as unknown as Entry[]) apply(l, r);
+  for (const r of records) apply(l, decodeEntry(r));
   return l;
 }
 
@@ -138,7 +187,7 @@ export class PayerJournal {
   }
 
   private write(entries: Entry[]): void {
-    this.journal.append(entries as unknown as Json[]);
+    this.journal.append(entries);
     for (const e of entries) apply(this.ledger, e);
   }
 
@@ -152,7 +201,7 @@ export class PayerJournal {
     for (let i = 0; i < pending.length; i += IDS_PER_RECORD) entries.push({ t: 'reserve', seq: l.signed.seq, c: l.signed.cumulative.toString(), pids: pending.slice(i, i + IDS_PER_RECORD) });
     // A failed rewrite leaves the journal as it was: it only goes on being large.
     try {
-      this.journal.rewrite(entries as unknown as Json[]);
+      this.journal.rewrite(entries);
     } catch {
       /* the old journal still holds the same ledger */
     }

@@ -12,23 +12,38 @@ import { StateHasher, channelOutput, closeVbytes, refundTx, signState, verifySta
 import { broadcastOnce } from '../chain/broadcast.js';
 import type { PeerLink } from '../peer/link.js';
 import type { PeerAddress } from '../peer/connect.js';
-import { nextFrame } from '../peer/json-messages.js';
 import type { ContractContext } from '../wallet/contract-wallet.js';
-import { MAX_UNCOVERED, encodeMessage, expectType, parseMessage, type Message } from './messages.js';
+import { MAX_CLOSE_MARGIN, MAX_UNCOVERED, channelConversation, type ChannelConversation } from './messages.js';
 import { PaymentsWriter } from './payments-codec.js';
 import { MIN_SETTLE_FEE_RATE, settleFeeRate } from '../chain/fees.js';
 import { advance, lookAtChain, notOpen, refusal } from './lifecycle.js';
 import { PayerJournal, type PayerLedger } from './payer-ledger.js';
-import { getChannel, newChannelId, nextKeyIndex, outpointOf, saveChannels, spendOf, stateless, termsOf, updateChannel, type ChannelRecord, type Opening, type PayerRecord, type PaymentState } from './store.js';
+import { getChannel, newChannelId, nextKeyIndex, outpointOf, saveChannels, spendOf, termsOf, updateChannel, withState, type Opening, type PayerRecord, type PaymentState } from './store.js';
+
+/** Blocks from the open to the expiry: a day by default, at least two, at most a year. */
+export const DEFAULT_EXPIRY_BLOCKS = 144;
+export const MIN_EXPIRY_BLOCKS = 2;
+export const MAX_EXPIRY_BLOCKS = MAX_CLOSE_MARGIN;
+
+/**
+ * How long the payer waits for the next acknowledgement while payments are out. The payee
+ * acknowledges each signed state once it is durable (one fsync, within a turn of its event
+ * loop), so while acks keep coming a stream of any length goes on; a payee silent this long
+ * is gone or stuck.
+ */
+const ACK_TIMEOUT_MS = 60_000;
 
 /** Payments sent between two turns of the event loop, so acknowledgements get in. */
 export const SEND_YIELD_EVERY = 256;
 /** Payments reserved in the ledger with one fsync before any of them is signed: two windows. */
 const RESERVE_EVERY = 2 * MAX_UNCOVERED;
 
-/** Reads the next message from a link, or fails if the peer hung up. */
-async function next(it: AsyncIterator<Buffer>): Promise<Message> {
-  return parseMessage(await nextFrame(it, 'see the payee\'s log; nothing was paid that was not acknowledged'));
+/** Said when the payee hangs up or falls silent. */
+const PAYEE_GONE = 'see the payee\'s log; nothing was paid that was not acknowledged';
+
+/** The payer's side of the channel protocol over `link`: each step waits for its answer as long as DEFAULT_STEP_TIMEOUT_MS. */
+export function payerConversation(link: PeerLink): ChannelConversation {
+  return channelConversation(link, { hint: PAYEE_GONE });
 }
 
 /** A channel this wallet pays. */
@@ -45,7 +60,10 @@ export interface OpenResult {
 }
 
 export async function openChannel(ctx: ContractContext, link: PeerLink, peer: PeerAddress, opts: { capacity: bigint; expiryBlocks: number; feeRate: bigint }): Promise<OpenResult> {
-  return (await openChannels(ctx, [{ link, peer, capacity: opts.capacity, expiryBlocks: opts.expiryBlocks }], opts.feeRate))[0]!;
+  const [opened] = await openChannels(ctx, [{ link, peer, capacity: opts.capacity, expiryBlocks: opts.expiryBlocks }], opts.feeRate);
+  // One spec in, one result out: openChannels answers each spec or throws.
+  if (opened === undefined) throw new SwarmpayError('INTERNAL', 'an open of one channel opened none');
+  return opened;
 }
 
 /** One channel of a batch open: over its own link to its payee. */
@@ -64,6 +82,9 @@ export interface OpenSpec {
  */
 export async function openChannels(ctx: ContractContext, specs: OpenSpec[], feeRate: bigint): Promise<OpenResult[]> {
   checkFeeRate(feeRate);
+  for (const { expiryBlocks: e } of specs) {
+    if (!Number.isSafeInteger(e) || e < MIN_EXPIRY_BLOCKS || e > MAX_EXPIRY_BLOCKS) throw new SwarmpayError('USAGE', `an expiry ${e} blocks away: it must be ${MIN_EXPIRY_BLOCKS} to ${MAX_EXPIRY_BLOCKS} blocks`, { hint: 'nothing was funded' });
+  }
   if (specs.length === 0) return [];
   const payerScript = await ctx.wallet.payoutScript();
   const tip = await ctx.chain.tipHeight();
@@ -74,24 +95,27 @@ export async function openChannels(ctx: ContractContext, specs: OpenSpec[], feeR
   const agreed = await Promise.all(specs.map((spec, i) => agree(ctx, spec, first + i, payerScript, tip + spec.expiryBlocks, closeFee)));
 
   // The payments come first, in order: output i funds channel i.
-  const signed = await ctx.wallet.fund(agreed.map((a, i) => ({ address: a.address, amount: specs[i]!.capacity })), feeRate);
-  const recs = agreed.map((a, vout): PayerRecord & Opening => ({ ...a.rec, status: 'opening', funding: { txid: signed.txid, vout }, fundingTx: signed.hex, ticket: a.ticket }));
+  const signed = await ctx.wallet.fund(agreed.map((a) => ({ address: a.address, amount: a.capacity })), feeRate);
+  const opens = agreed.map((a, vout) => ({ conv: a.conv, rec: { ...a.rec, status: 'opening', funding: { txid: signed.txid, vout }, fundingTx: signed.hex, ticket: a.ticket } satisfies PayerRecord & Opening }));
   // Stored (a checkpoint) before the coins move: whatever happens next, the refund path is known.
-  await saveChannels(ctx.session, recs, true);
-  const done = await Promise.allSettled(recs.map((rec, i) => finishOpen(ctx, specs[i]!.link, agreed[i]!.it, rec)));
-  const failed = done.find((d) => d.status === 'rejected');
-  if (failed) throw failed.reason;
-  return done.map((d) => ({ rec: (d as PromiseFulfilledResult<PayerRecord>).value, fundingTxid: signed.txid, fee: signed.fee }));
+  await saveChannels(ctx.session, opens.map((o) => o.rec), true);
+  const done = await Promise.allSettled(opens.map((o) => finishOpen(ctx, o.conv, o.rec)));
+  const out: OpenResult[] = [];
+  for (const d of done) {
+    if (d.status === 'rejected') throw d.reason;
+    out.push({ rec: d.value, fundingTxid: signed.txid, fee: signed.fee });
+  }
+  return out;
 }
 
 /** Agrees one channel's terms with its payee: the record (all but its funding), the channel's address, and the payee's ticket. */
 async function agree(ctx: ContractContext, spec: OpenSpec, keyIndex: number, payerScript: Uint8Array, expiry: number, closeFee: bigint) {
   const { link, capacity, expiryBlocks } = spec;
-  const it = link.messages()[Symbol.asyncIterator]();
+  const conv = payerConversation(link);
   const id = newChannelId();
   const key = ctx.wallet.key('channel', keyIndex);
-  link.send(encodeMessage({ t: 'open', id, network: ctx.network, capacity, expiry, closeFee, payerPubkey: key.pub.toString('hex'), payerScript: Buffer.from(payerScript).toString('hex') }));
-  const accept = expectType(await next(it), 'accept');
+  conv.send({ t: 'open', id, network: ctx.network, capacity, expiry, closeFee, payerPubkey: key.pub.toString('hex'), payerScript: Buffer.from(payerScript).toString('hex') });
+  const accept = await conv.expect('accept');
   if (accept.id !== id) throw new SwarmpayError('PEER_PROTOCOL', 'the payee accepted another channel');
   const payeeScript = Buffer.from(accept.payeeScript, 'hex');
   if (payoutType(payeeScript) === null) throw new SwarmpayError('CHANNEL_REFUSED', 'the payee\'s payout script is not a standard one: a close paying it would not relay', { hint: 'nothing was funded' });
@@ -119,7 +143,7 @@ async function agree(ctx: ContractContext, spec: OpenSpec, keyIndex: number, pay
     peerKey: link.remoteKey.toString('hex'),
     created: new Date().toISOString(),
   };
-  return { rec, address, ticket: accept.ticket, it };
+  return { rec, address, capacity, ticket: accept.ticket, conv };
 }
 
 /**
@@ -127,7 +151,7 @@ async function agree(ctx: ContractContext, spec: OpenSpec, keyIndex: number, pay
  * hands the payee its ticket with the funding, and marks the channel open once the payee
  * has it. Whatever fails here leaves the channel `opening` and says how to go on.
  */
-export async function finishOpen(ctx: ContractContext, link: PeerLink, it: AsyncIterator<Buffer>, rec: PayerRecord & Opening): Promise<PayerRecord> {
+export async function finishOpen(ctx: ContractContext, conv: ChannelConversation, rec: PayerRecord & Opening): Promise<PayerRecord> {
   try {
     await broadcastOnce(ctx.chain, rec.fundingTx, rec.funding.txid);
   } catch (e) {
@@ -137,8 +161,8 @@ export async function finishOpen(ctx: ContractContext, link: PeerLink, it: Async
     throw new SwarmpayError('TX_REJECTED', `channel ${rec.id} did not open: ${e.message}`, { hint: 'nothing was locked: the funding never reached the chain', details: e.details });
   }
   try {
-    link.send(encodeMessage({ t: 'funded', id: rec.id, tx: rec.fundingTx, vout: rec.funding.vout, ticket: rec.ticket }));
-    const state = expectType(await next(it), 'state');
+    conv.send({ t: 'funded', id: rec.id, tx: rec.fundingTx, vout: rec.funding.vout, ticket: rec.ticket });
+    const state = await conv.expect('state');
     if (state.id !== rec.id || state.status !== 'open') throw new SwarmpayError('PEER_PROTOCOL', `the payee did not open channel ${rec.id} (it says ${state.status})`);
   } catch (e) {
     const err = e instanceof SwarmpayError ? e : new SwarmpayError('INTERNAL', String(e));
@@ -156,7 +180,8 @@ export async function finishOpen(ctx: ContractContext, link: PeerLink, it: Async
       cause: e,
     });
   }
-  return (await updateChannel(ctx.session, rec.id, (r) => (r.status === 'opening' && r.role === 'payer' ? openOf(r) : null), false)) as PayerRecord;
+  await updateChannel(ctx.session, rec.id, (r) => (r.status === 'opening' && r.role === 'payer' ? withState(r, { status: 'open' }) : null), false);
+  return payerChannel(ctx, rec.id);
 }
 
 /**
@@ -166,12 +191,8 @@ export async function finishOpen(ctx: ContractContext, link: PeerLink, it: Async
  */
 const REFUSALS: ReadonlySet<string> = new Set(['CHANNEL_REFUSED', 'CHANNEL_EXPIRING', 'FUNDING_MISMATCH']);
 
-function openOf(r: PayerRecord & Opening): PayerRecord {
-  return { ...stateless(r), status: 'open' } as PayerRecord;
-}
-
 async function fail(ctx: ContractContext, rec: PayerRecord & Opening, reason: string): Promise<void> {
-  await updateChannel(ctx.session, rec.id, (r) => (r.status === 'opening' && r.role === 'payer' ? ({ ...stateless(r), status: 'failed', reason } as PayerRecord) : null), true);
+  await updateChannel(ctx.session, rec.id, (r) => (r.status === 'opening' && r.role === 'payer' ? withState(r, { status: 'failed', reason }) : null), true);
 }
 
 export interface PayResult {
@@ -210,36 +231,61 @@ export const STATES_IN_FLIGHT = 2;
 export const FRAME_BYTES = 16 * 1024;
 
 /**
+ * Where a session starts: the payee's newest state, which must carry this payer's own
+ * signature and cover everything it acknowledged before; the ledger settles on it.
+ */
+async function reconcile(conv: ChannelConversation, id: string, journal: PayerJournal, terms: ChannelTerms, hasher: StateHasher): Promise<{ state: PaymentState; status: string }> {
+  conv.send({ t: 'hello', id });
+  const st = await conv.expect('state');
+  if (st.id !== id) throw new SwarmpayError('PEER_PROTOCOL', 'the payee answered for another channel');
+  // The payee's newest state must be one this payer signed: never take its word for an
+  // amount. Only the empty state (nothing paid) carries no signature.
+  const empty = st.seq === 0 && st.cumulative === 0n;
+  if (!empty && (st.sig === null || !verifyState(hasher.sighash(st.cumulative), terms.payerPubkey, Buffer.from(st.sig, 'hex')))) {
+    throw new SwarmpayError('PEER_PROTOCOL', `the payee claims a state (${st.cumulative} sats at sequence ${st.seq}) that this payer never signed`, { hint: 'nothing was paid; the payee is not well, or lies' });
+  }
+  const acked = journal.ledger.acked;
+  if (st.cumulative < acked.cumulative) {
+    throw new SwarmpayError('PEER_PROTOCOL', `the payee shows ${st.cumulative} sats paid, less than the ${acked.cumulative} it acknowledged: it lost acknowledged payments, or hides them`, {
+      hint: 'nothing was paid; the payee can still close on what it holds, and the rest comes back to you after the expiry; tell its operator',
+      details: { shown: st.cumulative.toString(), acknowledged: acked.cumulative.toString() },
+    });
+  }
+  // Ids in states the payee holds are paid; those above what it shows are not pending any more.
+  journal.settle({ seq: st.seq, cumulative: st.cumulative }, true);
+  return { state: { seq: st.seq, cumulative: st.cumulative, sig: st.sig }, status: st.status };
+}
+
+/**
  * A live payer session on one channel: reconciled with the payee's newest state (which
  * must carry this payer's own signature, and cover everything it acknowledged before),
  * then payments pipelined up to PAY_WINDOW. The session holds the channel's ledger (and
  * its lock) until it disconnects.
  */
 export class PayerSession {
-  private it: AsyncIterator<Buffer>;
-  private state!: PaymentState;
+  private state: PaymentState;
   /** What the payee said the channel is. */
-  private payeeStatus = '';
+  private payeeStatus: string;
   /**
    * Why a run on this session stopped short. Payments were sent that the payee may hold
    * unacknowledged: only a new session, which starts from the state the payee shows, may
    * pay on (the ledger resolves what was in flight against it).
    */
   private broken: unknown = null;
-  private readonly terms: ChannelTerms;
-  private readonly hasher: StateHasher;
   private readonly priv: Buffer;
 
   private constructor(
     private readonly ctx: ContractContext,
-    private readonly link: PeerLink,
+    private readonly conv: ChannelConversation,
     readonly rec: PayerRecord,
     private readonly journal: PayerJournal,
+    private readonly terms: ChannelTerms,
+    private readonly hasher: StateHasher,
+    shown: { state: PaymentState; status: string },
   ) {
-    this.it = link.messages()[Symbol.asyncIterator]();
-    this.terms = termsOf(rec);
-    this.hasher = new StateHasher(this.terms, outpointOf(rec));
     this.priv = ctx.wallet.key('channel', rec.keyIndex).priv;
+    this.state = shown.state;
+    this.payeeStatus = shown.status;
   }
 
   static async start(ctx: ContractContext, link: PeerLink, id: string): Promise<PayerSession> {
@@ -248,37 +294,14 @@ export class PayerSession {
     if (link.remoteKey.toString('hex') !== rec.peerKey) throw new SwarmpayError('PEER_PROTOCOL', 'the peer is not the payee of this channel (another static key)');
     const journal = PayerJournal.open(ctx.session, ctx.networkDir, id);
     try {
-      const s = new PayerSession(ctx, link, rec, journal);
-      await s.reconcile();
-      return s;
+      const conv = payerConversation(link);
+      const terms = termsOf(rec);
+      const hasher = new StateHasher(terms, outpointOf(rec));
+      return new PayerSession(ctx, conv, rec, journal, terms, hasher, await reconcile(conv, rec.id, journal, terms, hasher));
     } catch (e) {
       await journal.close().catch(() => undefined);
       throw e;
     }
-  }
-
-  private async reconcile(): Promise<void> {
-    const id = this.rec.id;
-    this.link.send(encodeMessage({ t: 'hello', id }));
-    const st = expectType(await next(this.it), 'state');
-    if (st.id !== id) throw new SwarmpayError('PEER_PROTOCOL', 'the payee answered for another channel');
-    // The payee's newest state must be one this payer signed: never take its word for an
-    // amount. Only the empty state (nothing paid) carries no signature.
-    const empty = st.seq === 0 && st.cumulative === 0n;
-    if (!empty && (st.sig === null || !verifyState(this.hasher.sighash(st.cumulative), this.terms.payerPubkey, Buffer.from(st.sig, 'hex')))) {
-      throw new SwarmpayError('PEER_PROTOCOL', `the payee claims a state (${st.cumulative} sats at sequence ${st.seq}) that this payer never signed`, { hint: 'nothing was paid; the payee is not well, or lies' });
-    }
-    const acked = this.journal.ledger.acked;
-    if (st.cumulative < acked.cumulative) {
-      throw new SwarmpayError('PEER_PROTOCOL', `the payee shows ${st.cumulative} sats paid, less than the ${acked.cumulative} it acknowledged: it lost acknowledged payments, or hides them`, {
-        hint: 'nothing was paid; the payee can still close on what it holds, and the rest comes back to you after the expiry; tell its operator',
-        details: { shown: st.cumulative.toString(), acknowledged: acked.cumulative.toString() },
-      });
-    }
-    // Ids in states the payee holds are paid; those above what it shows are not pending any more.
-    this.journal.settle({ seq: st.seq, cumulative: st.cumulative }, true);
-    this.state = { seq: st.seq, cumulative: st.cumulative, sig: st.sig };
-    this.payeeStatus = st.status;
   }
 
   get paid(): PaymentState {
@@ -294,8 +317,8 @@ export class PayerSession {
   async known(ids: string[]): Promise<Set<string>> {
     const known = new Set<string>();
     for (let i = 0; i < ids.length; i += 1000) {
-      this.link.send(encodeMessage({ t: 'known?', id: this.rec.id, ids: ids.slice(i, i + 1000) }));
-      for (const k of expectType(await next(this.it), 'known').ids) known.add(k);
+      this.conv.send({ t: 'known?', id: this.rec.id, ids: ids.slice(i, i + 1000) });
+      for (const k of (await this.conv.expect('known')).ids) known.add(k);
     }
     return known;
   }
@@ -325,6 +348,8 @@ export class PayerSession {
     await this.checkPayable();
     const start = process.hrtime.bigint();
     const { onAck, onLatency, pace } = opts;
+    // A paced run may sign nothing for a pace's interval: its acks may be that much further apart.
+    const ackTimeoutMs = ACK_TIMEOUT_MS + (pace === undefined ? 0 : Math.ceil(1000 / pace));
     const sentAt = onLatency ? new Float64Array(items.length) : null;
     const writer = new PaymentsWriter(FRAME_BYTES);
     // Amounts as numbers on the way out: every amount in sats is exact in a double.
@@ -346,8 +371,10 @@ export class PayerSession {
     const wait = () => new Promise<void>((r) => (waiter = r));
     /** Waiting for a pace: the sender is idle, so the reader may sign what is unsigned. */
     let pausing = false;
+    // Payments go out as binary frames beside the conversation's messages (payments-codec.ts).
+    const link = this.conv.link;
     const flush = () => {
-      if (!writer.empty) this.link.send(writer.take());
+      if (!writer.empty) link.send(writer.take());
     };
     const sign = () => {
       const sig = signState(this.hasher.sighash(BigInt(cumulative)), this.priv);
@@ -364,15 +391,15 @@ export class PayerSession {
     const reader = (async () => {
       try {
         while (acked < base.seq + items.length) {
-          const ack = expectType(await next(this.it), 'ack');
+          const ack = await this.conv.expect('ack', ackTimeoutMs);
           // Acks are cumulative, and only ever for a state this payer signed and sent.
           const i = inFlight.findIndex((st) => st.seq === ack.seq);
           if (i < 0) throw new SwarmpayError('PEER_PROTOCOL', `the payee acknowledged sequence ${ack.seq}, which no signed state in flight ends at (${acked} acknowledged, ${signedSeq} signed)`);
-          newest = inFlight[i]!;
+          newest = inFlight[i];
           inFlight.splice(0, i + 1);
           if (sentAt && onLatency) {
             const now = performance.now();
-            for (let s = acked + 1; s <= ack.seq; s++) onLatency(s - base.seq - 1, now - sentAt[s - base.seq - 1]!);
+            for (let s = acked + 1; s <= ack.seq; s++) onLatency(s - base.seq - 1, now - sentAt[s - base.seq - 1]);
           }
           onAck?.(acked - base.seq, ack.seq - base.seq);
           acked = ack.seq;
@@ -401,7 +428,7 @@ export class PayerSession {
             pausing = false;
           }
         }
-        const item = items[i]!;
+        const item = items[i];
         const sats = Number(item.sats);
         seq++;
         cumulative += sats;
@@ -451,8 +478,8 @@ export class PayerSession {
     const pids: [string, bigint][] = [];
     let c = cumulative;
     for (let i = from; i < end; i++) {
-      c += items[i]!.sats;
-      const pid = items[i]!.pid;
+      c += items[i].sats;
+      const pid = items[i].pid;
       if (pid !== null) pids.push([pid, c]);
     }
     this.journal.reserve({ seq: baseSeq + end, cumulative: c }, pids);
@@ -464,7 +491,7 @@ export class PayerSession {
     try {
       await this.journal.close();
     } finally {
-      await this.link.close();
+      await this.conv.close();
     }
   }
 
@@ -473,8 +500,8 @@ export class PayerSession {
    * transaction by that id spending this channel (the payee's word alone moves nothing).
    */
   async close(): Promise<string> {
-    this.link.send(encodeMessage({ t: 'close', id: this.rec.id }));
-    const m = expectType(await next(this.it), 'closed');
+    this.conv.send({ t: 'close', id: this.rec.id });
+    const m = await this.conv.expect('closed');
     const tx = await this.ctx.chain.getTransaction(m.txid);
     const funding = outpointOf(this.rec);
     if (tx === null || !tx.inputs.some((i) => i.txid === funding.txid && i.vout === funding.vout)) {
@@ -508,7 +535,7 @@ export async function refundChannel(ctx: ContractContext, id: string, feeRate: b
   const to = await ctx.wallet.payoutScript();
   const tx = refundTx(termsOf(rec), outpointOf(rec), to, feeRate, ctx.wallet.key('channel', rec.keyIndex).priv);
   await broadcastOnce(ctx.chain, tx.hex, tx.txid);
-  await updateChannel(ctx.session, id, (r) => (r.status === 'refunding' || r.status === 'refunded' || r.status === 'closing' || r.status === 'closed' ? null : ({ ...stateless(r), status: 'refunding', refund: { txid: tx.txid, height: tip, bumps: [] } } as ChannelRecord)), true);
+  await updateChannel(ctx.session, id, (r) => (r.status === 'refunding' || r.status === 'refunded' || r.status === 'closing' || r.status === 'closed' ? null : withState(r, { status: 'refunding', refund: { txid: tx.txid, height: tip, bumps: [] } })), true);
   return { txid: tx.txid, fee: tx.fee };
 }
 

@@ -133,7 +133,7 @@ export function readPayments(frame: Buffer, sink: PaymentsSink): void {
       if (tag === PAYMENT_WITH_ID) {
         const n = frame[at++];
         if (n === undefined || n === 0 || n > MAX_ID_BYTES || at + n > frame.length) throw new ShapeError(`the batch id of payment ${seq} is not 1 to ${MAX_ID_BYTES} bytes of the frame`);
-        for (let i = at; i < at + n; i++) if (frame[i]! < 0x21 || frame[i]! > 0x7e) throw new ShapeError(`the batch id of payment ${seq} is not printable`);
+        for (let i = at; i < at + n; i++) if (frame[i] < 0x21 || frame[i] > 0x7e) throw new ShapeError(`the batch id of payment ${seq} is not printable`);
         pid = frame.toString('latin1', at, at + n);
         at += n;
       }

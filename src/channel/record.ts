@@ -11,15 +11,17 @@
  * Only the payer has `opening`: the payee stores a channel once it is funded
  * (src/channel/ticket.ts), so an open nobody funds costs it nothing.
  */
+import { SwarmpayError } from '../errors.js';
 import type { ChannelTerms } from '../bitcoin/channel.js';
 import type { Outpoint } from '../bitcoin/outpoint.js';
 import type { PeerAddress } from '../peer/connect.js';
+import { ShapeError, asObj, hex, int, obj, str, type Obj } from '../util/shape.js';
 
 export type { PeerAddress };
 export type Role = 'payer' | 'payee';
 
 /** The terms as stored: amounts as decimal strings, keys and scripts as hex. */
-export interface StoredTerms {
+export type StoredTerms = {
   payerPubkey: string;
   payeePubkey: string;
   expiry: number;
@@ -27,13 +29,13 @@ export interface StoredTerms {
   closeFee: string;
   payeeScript: string;
   payerScript: string;
-}
+};
 
-/** The funding output. (Only an opening payer keeps the funding transaction itself, to broadcast it again.) */
-export type Funding = Outpoint;
+/** The funding output: an Outpoint, as a type a JSON record can hold. (Only an opening payer keeps the funding transaction itself, to broadcast it again.) */
+export type Funding = { txid: string; vout: number };
 
 /** A CPFP child that raised a pending close's (or refund's) fee. */
-export interface Bump {
+export type Bump = {
   txid: string;
   /** The package fee rate it was built for, sat/vB. */
   feeRate: string;
@@ -41,18 +43,18 @@ export interface Bump {
   vsize: number;
   /** The tip when it was broadcast. */
   height: number;
-}
+};
 
 /** A transaction spending the funding output: the close (both keys) or the payer's refund. */
-export interface SpendTx {
+export type SpendTx = {
   txid: string;
   /** The tip when this wallet broadcast it or first saw it. */
   height: number;
   /** Fee bumps, newest last; the newest is the one that counts. */
   bumps: Bump[];
-}
+};
 
-interface Common {
+type Common = {
   id: string;
   terms: StoredTerms;
   /** Our key's index on the channel key chain. */
@@ -64,7 +66,7 @@ interface Common {
   /** The other side's static peer key, hex. */
   peerKey: string;
   created: string;
-}
+};
 
 export type PayerFields = { role: 'payer'; peer: PeerAddress };
 export type PayeeFields = { role: 'payee' };
@@ -118,7 +120,7 @@ export function termsOf(rec: { terms: StoredTerms }): ChannelTerms {
 }
 
 export function outpointOf(rec: { funding: Funding }): Outpoint {
-  // Records written before a funding was an outpoint alone carry its hex beside it.
+  // The funding alone, whatever else an object of that shape carries beside it.
   return { txid: rec.funding.txid, vout: rec.funding.vout };
 }
 
@@ -129,46 +131,158 @@ export function spendOf(rec: ChannelRecord): { kind: 'close' | 'refund'; tx: Spe
   return null;
 }
 
-/** The fields every status shares: the record, less what its status adds, to build another status from. */
-export function stateless(rec: ChannelRecord): Omit<ChannelRecord, 'status'> {
-  const { status: _s, ...rest } = rec as ChannelRecord & { close?: unknown; refund?: unknown; fundingTx?: unknown; ticket?: unknown; reason?: unknown };
-  delete rest.close;
-  delete rest.refund;
-  delete rest.fundingTx;
-  delete rest.ticket;
-  delete rest.reason;
-  return rest;
+/** A state a channel moves to: every status but `opening` (nothing moves back to it), its funding kept. */
+export type NextState = WithoutFunding<PayeeState>;
+
+/** Omit distributed over a union, so each status keeps its own fields. */
+type WithoutFunding<S> = S extends unknown ? Omit<S, 'funding'> : never;
+
+/** The record in another status: its terms, keys and peer as they are, the fields of the old status gone. */
+export function withState(rec: PayerRecord, next: NextState): PayerRecord;
+export function withState(rec: ChannelRecord, next: NextState): ChannelRecord;
+export function withState(rec: ChannelRecord, next: NextState): ChannelRecord {
+  const common: Common = { id: rec.id, terms: rec.terms, keyIndex: rec.keyIndex, confirmations: rec.confirmations, closeMargin: rec.closeMargin, peerKey: rec.peerKey, created: rec.created };
+  const state = { ...next, funding: rec.funding };
+  return rec.role === 'payer' ? { ...common, role: 'payer', peer: rec.peer, ...state } : { ...common, role: 'payee', ...state };
 }
 
-type Legacy = Record<string, unknown>;
+/** A decimal amount in sats, as stored. */
+function sats(o: Obj, k: string, where: string): string {
+  const v = str(o, k, where);
+  if (!/^(0|[1-9][0-9]{0,15})$/.test(v)) throw new ShapeError(`${where}.${k} must be an amount in sats`);
+  return v;
+}
+
+function list<T>(o: Obj, k: string, where: string, item: (v: unknown, where: string) => T): T[] {
+  const v = o[k];
+  if (!Array.isArray(v)) throw new ShapeError(`${where}.${k} must be a list`);
+  return v.map((x: unknown, i) => item(x, `${where}.${k}[${i}]`));
+}
+
+function terms(o: Obj, w: string): StoredTerms {
+  return {
+    payerPubkey: hex(o, 'payerPubkey', w, 33),
+    payeePubkey: hex(o, 'payeePubkey', w, 33),
+    expiry: int(o, 'expiry', w),
+    capacity: sats(o, 'capacity', w),
+    closeFee: sats(o, 'closeFee', w),
+    payeeScript: hex(o, 'payeeScript', w),
+    payerScript: hex(o, 'payerScript', w),
+  };
+}
+
+/** Terms as stored (in a record, or in the payee's sealed ticket); a bad field throws ShapeError naming it. */
+export function decodeTerms(v: unknown, where: string): StoredTerms {
+  return terms(asObj(v, where), where);
+}
+
+function bump(v: unknown, w: string): Bump {
+  const o = asObj(v, w);
+  return { txid: hex(o, 'txid', w, 32), feeRate: sats(o, 'feeRate', w), fee: sats(o, 'fee', w), vsize: int(o, 'vsize', w), height: int(o, 'height', w) };
+}
+
+function spendTx(o: Obj, k: string, where: string): SpendTx {
+  const s = obj(o, k, where);
+  const w = `${where}.${k}`;
+  return { txid: hex(s, 'txid', w, 32), height: int(s, 'height', w), bumps: list(s, 'bumps', w, bump) };
+}
+
+function peer(o: Obj, where: string): PeerAddress {
+  const p = obj(o, 'peer', where);
+  const w = `${where}.peer`;
+  const kind = str(p, 'kind', w);
+  if (kind === 'tcp') return { kind, host: str(p, 'host', w), port: int(p, 'port', w, 1, 65_535) };
+  if (kind === 'cmd') return { kind, command: str(p, 'command', w) };
+  throw new ShapeError(`${w}.kind must be "tcp" or "cmd"`);
+}
+
+function state(o: Obj, w: string): PayerState {
+  const f = obj(o, 'funding', w);
+  const funding: Funding = { txid: hex(f, 'txid', `${w}.funding`, 32), vout: int(f, 'vout', `${w}.funding`) };
+  const status = str(o, 'status', w);
+  switch (status) {
+    case 'opening':
+      return { status, funding, fundingTx: hex(o, 'fundingTx', w), ticket: hex(o, 'ticket', w) };
+    case 'open':
+    case 'expired':
+      return { status, funding };
+    case 'closing':
+    case 'closed':
+      return { status, funding, close: spendTx(o, 'close', w) };
+    case 'refunding':
+    case 'refunded':
+      return { status, funding, refund: spendTx(o, 'refund', w) };
+    case 'failed':
+      return { status, funding, reason: str(o, 'reason', w) };
+    default:
+      throw new ShapeError(`${w}.status "${status.slice(0, 32)}" is not a channel status`);
+  }
+}
+
+function typed(o: Obj, w: string): ChannelRecord {
+  const common: Common = {
+    id: hex(o, 'id', w, 8),
+    terms: terms(obj(o, 'terms', w), `${w}.terms`),
+    keyIndex: int(o, 'keyIndex', w),
+    confirmations: int(o, 'confirmations', w),
+    closeMargin: int(o, 'closeMargin', w),
+    peerKey: hex(o, 'peerKey', w, 32),
+    created: str(o, 'created', w),
+  };
+  const role = str(o, 'role', w);
+  const s = state(o, w);
+  if (role === 'payer') return { ...common, role, peer: peer(o, w), ...s };
+  if (role !== 'payee') throw new ShapeError(`${w}.role must be "payer" or "payee"`);
+  if (s.status === 'opening') throw new ShapeError(`${w}.status: a payee stores no opening channel`);
+  return { ...common, role, ...s };
+}
 
 /**
- * A record as read from the keystore. The keystore is authenticated (AES-GCM under its data
- * key), so what it holds was written by swarmpay: only its shape may be an older one, and
- * the casts below say which shape it is rather than check it field by field. Keystores written before channels had typed states
- * kept `status` beside nullable `funding`, `closeTxid` and `refundTxid`: those are read into
- * the states above. A payee's unfunded opening from then is dropped (it never held coins);
- * a payer's is failed, its refund path intact.
+ * Keystores written before channels had typed states kept `status` beside nullable
+ * `funding`, `closeTxid` and `refundTxid`, and no close margin: the record in today's shape,
+ * or null for one that never held coins. A payee's unfunded opening is dropped; a payer's
+ * is failed, its refund path intact.
  */
-export function fromStored(v: Legacy): ChannelRecord | null {
-  if ('close' in v || 'refund' in v || 'ticket' in v || 'reason' in v || 'closeMargin' in v) return v as unknown as ChannelRecord; // already typed; written by this version
-  const { closeTxid, refundTxid, ...rest } = v as Legacy & { closeTxid?: string | null; refundTxid?: string | null };
-  const base = { ...rest, closeMargin: LEGACY_CLOSE_MARGIN } as Legacy;
-  const funding = v.funding as Funding | null;
-  if (funding === null) return null;
-  const spend = (txid: string): SpendTx => ({ txid, height: 0, bumps: [] });
-  switch (v.status) {
+function migrate(o: Obj, w: string): Obj | null {
+  // Typed states came a little before the agreed margin: those only lack the margin.
+  if ('close' in o || 'refund' in o || 'ticket' in o || 'reason' in o) return { ...o, closeMargin: LEGACY_CLOSE_MARGIN };
+  if (o.funding === null) return null;
+  const { closeTxid: _c, refundTxid: _r, ...rest } = o;
+  const base: Obj = { ...rest, closeMargin: LEGACY_CLOSE_MARGIN };
+  const spend = (k: string) => ({ txid: hex(o, k, w, 32), height: 0, bumps: [] });
+  switch (o.status) {
     case 'opening':
-      return v.role === 'payer' ? ({ ...base, status: 'failed', reason: 'left opening by an earlier swarmpay' } as unknown as ChannelRecord) : null;
+      return o.role === 'payer' ? { ...base, status: 'failed', reason: 'left opening by an earlier swarmpay' } : null;
     case 'closing':
-      return { ...base, close: spend(closeTxid!) } as unknown as ChannelRecord;
+    case 'closed':
+      return { ...base, close: spend('closeTxid') };
+    case 'refunding':
     case 'refunded':
       // The chain says whether it confirmed: refunding until the next look.
-      return { ...base, status: 'refunding', refund: spend(refundTxid!) } as unknown as ChannelRecord;
+      return { ...base, status: 'refunding', refund: spend('refundTxid') };
     default:
-      return base as unknown as ChannelRecord;
+      return base;
   }
 }
 
 /** The close margin channels were opened with before it was agreed at open. */
 const LEGACY_CLOSE_MARGIN = 6;
+
+/**
+ * A record as read from the keystore, checked field by field: the keystore is
+ * authenticated, so a bad shape means a bug or a foreign writer, and is refused
+ * (KEYSTORE_CORRUPT, naming the field) before anything acts on it. A record of an older
+ * shape is read as today's; null for one that never held coins.
+ */
+export function decodeRecord(v: unknown, key: string): ChannelRecord | null {
+  const w = `channel ${key.slice(0, 32)}`;
+  try {
+    const o = asObj(v, w);
+    // Only legacy records lack the close margin: every typed one is written with it.
+    const current = 'closeMargin' in o ? o : migrate(o, w);
+    return current === null ? null : typed(current, w);
+  } catch (e) {
+    if (!(e instanceof ShapeError)) throw e;
+    throw new SwarmpayError('KEYSTORE_CORRUPT', `the keystore's record of ${e.message}`, { hint: 'this swarmpay cannot read it; nothing was changed', details: { channel: key } });
+  }
+}

@@ -18,9 +18,8 @@ import type { Salvaged } from '../keystore/journal.js';
 import type { ContractStore } from '../keystore/keystore.js';
 import { StateHasher, verifyState } from '../bitcoin/channel.js';
 import type { Json } from '../util/canonical-json.js';
-import { asObj, hex, int, str } from '../util/shape.js';
 import { PAYER_JOURNAL_KEY, payerJournalFile, payerJournalName } from './payer-ledger.js';
-import { PAYMENT_JOURNAL, findChannel, listChannels, outpointOf, paymentJournalFile, stateRecords, termsOf, type JournalRecord, type PaymentState } from './store.js';
+import { PAYMENT_JOURNAL, decodeJournalRecord, findChannel, listChannels, outpointOf, paymentJournalFile, stateRecords, termsOf, type JournalRecord, type PaymentState } from './store.js';
 
 export interface JournalRecovery {
   file: string;
@@ -52,10 +51,7 @@ export interface Recovery {
 /** A payment record as it should be, or null (bytes decrypted without authentication may be anything). */
 function paymentRecord(v: Json): JournalRecord | null {
   try {
-    const o = asObj(v, 'record');
-    const cumulative = str(o, 'cumulative', 'record');
-    if (!/^(0|[1-9][0-9]{0,18})$/.test(cumulative) || !Array.isArray(o.ids) || !o.ids.every((x) => typeof x === 'string')) return null;
-    return { ch: str(o, 'ch', 'record'), seq: int(o, 'seq', 'record'), cumulative, sig: hex(o, 'sig', 'record', 64), ids: o.ids as string[] };
+    return decodeJournalRecord(v);
   } catch {
     return null;
   }

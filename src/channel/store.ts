@@ -10,18 +10,27 @@ import { SwarmpayError } from '../errors.js';
 import type { Json } from '../util/canonical-json.js';
 import type { ContractStore } from '../keystore/keystore.js';
 import type { Journal } from '../keystore/journal.js';
-import { fromStored, type ChannelRecord } from './record.js';
+import { decodeRecord, type ChannelRecord } from './record.js';
+import { ShapeError, asObj, hex, int, str } from '../util/shape.js';
 
 export * from './record.js';
 
-interface ChannelsSecret {
-  channels?: Record<string, Record<string, unknown>>;
-  nextChannelKey?: number;
+type Secret = { [k: string]: Json };
+type Rows = { [id: string]: Json };
+
+/** The keystore's part channels own: their records by id (each decoded when read), and the next key index. */
+function rows(secret: Secret): Rows {
+  const t = secret.channels;
+  if (t === undefined) return {};
+  if (typeof t !== 'object' || t === null || Array.isArray(t)) throw new SwarmpayError('KEYSTORE_CORRUPT', "the keystore's channel table is not an object", { hint: 'this swarmpay cannot read it; nothing was changed' });
+  return t;
 }
 
-function table(secret: { [k: string]: Json }): ChannelsSecret {
-  // The keystore's secret is untyped JSON; this is the part channels own.
-  return secret as unknown as ChannelsSecret;
+function nextKeyOf(secret: Secret): number {
+  const n = secret.nextChannelKey;
+  if (n === undefined) return 0;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new SwarmpayError('KEYSTORE_CORRUPT', "the keystore's next channel key index is not a count", { hint: 'this swarmpay cannot read it; nothing was changed' });
+  return n;
 }
 
 /** A fresh channel id: 8 random bytes, hex. */
@@ -30,12 +39,12 @@ export function newChannelId(): string {
 }
 
 export function listChannels(session: ContractStore): ChannelRecord[] {
-  return Object.values(table(session.secret).channels ?? {}).flatMap((v) => fromStored(v) ?? []);
+  return Object.entries(rows(session.secret)).flatMap(([id, v]) => decodeRecord(v, id) ?? []);
 }
 
 export function findChannel(session: ContractStore, id: string): ChannelRecord | null {
-  const v = table(session.secret).channels?.[id];
-  return v === undefined ? null : fromStored(v);
+  const v = rows(session.secret)[id];
+  return v === undefined ? null : decodeRecord(v, id);
 }
 
 export function getChannel(session: ContractStore, id: string): ChannelRecord {
@@ -46,7 +55,7 @@ export function getChannel(session: ContractStore, id: string): ChannelRecord {
 
 /** Reserves the next channel key index (kept with the record written in the same update). */
 export function nextKeyIndex(session: ContractStore): number {
-  return table(session.secret).nextChannelKey ?? 0;
+  return nextKeyOf(session.secret);
 }
 
 /**
@@ -65,9 +74,8 @@ export class KeyIndexes {
     if (this.next >= this.end) {
       let start = 0;
       await this.session.update((secret) => {
-        const t = table(secret);
-        start = t.nextChannelKey ?? 0;
-        t.nextChannelKey = start + KEY_BLOCK;
+        start = nextKeyOf(secret);
+        secret.nextChannelKey = start + KEY_BLOCK;
       });
       this.next = start;
       this.end = start + KEY_BLOCK;
@@ -80,7 +88,7 @@ const KEY_BLOCK = 1000;
 
 /** Writes channel records, in one keystore update; `checkpoint` advances the TPM counter (open and close). */
 export async function saveChannels(session: ContractStore, recs: ChannelRecord[], checkpoint: boolean): Promise<void> {
-  await changeChannels(session, (t) => recs.forEach((rec) => put(t, rec)), checkpoint);
+  await changeChannels(session, (t) => recs.forEach((rec) => t.put(rec)), checkpoint);
 }
 
 /** Thrown inside an update to leave the keystore as it is (nothing written, no checkpoint). */
@@ -94,8 +102,8 @@ const UNCHANGED = Symbol('unchanged');
 export async function insertChannel(session: ContractStore, rec: ChannelRecord, checkpoint: boolean): Promise<boolean> {
   let stored = false;
   await changeChannels(session, (t) => {
-    if (t.channels?.[rec.id] !== undefined) throw UNCHANGED;
-    put(t, rec);
+    if (t.get(rec.id) !== undefined) throw UNCHANGED;
+    t.put(rec);
     stored = true;
   }, checkpoint);
   return stored;
@@ -108,27 +116,39 @@ export async function insertChannel(session: ContractStore, rec: ChannelRecord, 
  */
 export async function updateChannel(session: ContractStore, id: string, next: (rec: ChannelRecord) => ChannelRecord | null, checkpoint: boolean): Promise<ChannelRecord> {
   await changeChannels(session, (t) => {
-    const v = t.channels?.[id];
-    const rec = v === undefined ? null : fromStored(v);
+    const v = t.get(id);
+    const rec = v === undefined ? null : decodeRecord(v, id);
     if (rec === null) throw new SwarmpayError('CHANNEL_NOT_FOUND', `no channel ${id} in this datadir`);
     const moved = next(rec);
     if (moved === null) throw UNCHANGED;
-    put(t, moved);
+    t.put(moved);
   }, checkpoint);
   return getChannel(session, id);
 }
 
-function put(t: ChannelsSecret, rec: ChannelRecord): void {
-  // The stored table is frozen (the keystore is copy-on-write): copied once per write, not once per channel.
-  if (t.channels === undefined || Object.isFrozen(t.channels)) t.channels = { ...(t.channels ?? {}) };
-  t.channels[rec.id] = rec as unknown as Record<string, unknown>;
-  t.nextChannelKey = Math.max(t.nextChannelKey ?? 0, rec.keyIndex + 1);
+/** The channel table inside one keystore update. */
+class Table {
+  /** The stored table is frozen (the keystore is copy-on-write): copied once per write, not once per channel. */
+  private copy: Rows | null = null;
+
+  constructor(private readonly secret: Secret) {}
+
+  get(id: string): Json | undefined {
+    return rows(this.secret)[id];
+  }
+
+  put(rec: ChannelRecord): void {
+    this.copy ??= { ...rows(this.secret) };
+    this.copy[rec.id] = rec;
+    this.secret.channels = this.copy;
+    this.secret.nextChannelKey = Math.max(nextKeyOf(this.secret), rec.keyIndex + 1);
+  }
 }
 
 /** One keystore update of the channel table; `mutate` throws UNCHANGED to write nothing. */
-async function changeChannels(session: ContractStore, mutate: (t: ChannelsSecret) => void, checkpoint: boolean): Promise<void> {
+async function changeChannels(session: ContractStore, mutate: (t: Table) => void, checkpoint: boolean): Promise<void> {
   try {
-    await session.update((secret) => mutate(table(secret)), { checkpoint });
+    await session.update((secret) => mutate(new Table(secret)), { checkpoint });
   } catch (e) {
     if (e !== UNCHANGED) throw e;
   }
@@ -142,13 +162,24 @@ export interface PaymentState {
   sig: string | null;
 }
 
-export interface JournalRecord {
+export type JournalRecord = {
   /** The channel: one journal holds the payments of all a payee's channels, so one fsync covers them all. */
   ch: string;
   seq: number;
   cumulative: string;
   sig: string;
   ids: string[];
+};
+
+/** One record of the payment journal, checked field by field; a bad one throws ShapeError naming the field. */
+export function decodeJournalRecord(v: unknown): JournalRecord {
+  const w = 'payment record';
+  const o = asObj(v, w);
+  const cumulative = str(o, 'cumulative', w);
+  if (!/^(0|[1-9][0-9]{0,15})$/.test(cumulative)) throw new ShapeError(`${w}.cumulative must be an amount in sats`);
+  const ids = o.ids;
+  if (!Array.isArray(ids) || !ids.every((x): x is string => typeof x === 'string')) throw new ShapeError(`${w}.ids must be a list of payment ids`);
+  return { ch: hex(o, 'ch', w, 8), seq: int(o, 'seq', w), cumulative, sig: hex(o, 'sig', w, 64), ids };
 }
 
 /** One journal record: a channel's state after a commit, and the batch ids that commit paid. */
@@ -161,9 +192,20 @@ export interface ChannelPayments {
   ids: Set<string>;
 }
 
+/** An authentic record of a bad shape is a bug or a foreign writer: refused before it counts. */
+function readRecord(v: Json): JournalRecord {
+  try {
+    return decodeJournalRecord(v);
+  } catch (e) {
+    if (!(e instanceof ShapeError)) throw e;
+    throw new SwarmpayError('KEYSTORE_CORRUPT', `the payment journal holds a bad record: ${e.message}`, { hint: '`swarmpay channel recover` rewrites it from what still verifies' });
+  }
+}
+
 function replay(records: Json[]): Map<string, ChannelPayments> {
   const out = new Map<string, ChannelPayments>();
-  for (const r of records as unknown as JournalRecord[]) {
+  for (const v of records) {
+    const r = readRecord(v);
     const c = out.get(r.ch) ?? { state: { seq: 0, cumulative: 0n, sig: null }, ids: new Set<string>() };
     c.state = { seq: r.seq, cumulative: BigInt(r.cumulative), sig: r.sig };
     for (const pid of r.ids) c.ids.add(pid);

@@ -13,7 +13,8 @@ import { SwarmpayError } from '../errors.js';
 import type { ContractStore } from '../keystore/keystore.js';
 import { open, seal } from '../keystore/crypto.js';
 import { canonicalJson } from '../util/canonical-json.js';
-import type { StoredTerms } from './record.js';
+import { decodeTerms, type StoredTerms } from './record.js';
+import { ShapeError, asObj, hex, int } from '../util/shape.js';
 
 export interface Ticket {
   id: string;
@@ -45,6 +46,13 @@ export function openTicket(session: ContractStore, payerKey: Buffer, ticketHex: 
   if (plain === null) {
     throw new SwarmpayError('CHANNEL_REFUSED', 'the open ticket is not one this payee gave this peer', { hint: 'open the channel again; nothing was stored' });
   }
-  // Sealed by us, so its shape is the one written above.
-  return JSON.parse(plain.toString('utf8')) as Ticket;
+  // Sealed by us: a bad shape is a bug, refused before anything is built on it.
+  const w = 'open ticket';
+  try {
+    const o = asObj(JSON.parse(plain.toString('utf8')), w);
+    return { id: hex(o, 'id', w, 8), terms: decodeTerms(o.terms, `${w}.terms`), keyIndex: int(o, 'keyIndex', w), confirmations: int(o, 'confirmations', w), closeMargin: int(o, 'closeMargin', w) };
+  } catch (e) {
+    if (!(e instanceof ShapeError || e instanceof SyntaxError)) throw e;
+    throw new SwarmpayError('INTERNAL', `this payee sealed an open ticket it cannot read: ${e.message}`);
+  }
 }
