@@ -9,7 +9,7 @@ import type { LinkOptions } from '../peer/link.js';
 import type { ServerLimits } from '../peer/transports.js';
 import type { ContractContext } from '../wallet/contract-wallet.js';
 import { planBatch, readBatch, repeatPayment, type BatchSource } from '../channel/batch.js';
-import { bumpChannel, channelReports, closeChannel, payGroups, resumeOpen, type ChannelReport, type PayEvents, type PayOutcome } from '../channel/flows.js';
+import { bumpChannel, channelReports, closeChannel, payGroups, resumeOpen, type ChannelReport, type PayEvents, type PayOutcome, type PaySummary } from '../channel/flows.js';
 import { DEFAULT_EXPIRY_BLOCKS, openChannel, refundChannel } from '../channel/payer.js';
 import { Payee, payeePolicy, type PayeePolicy } from '../channel/payee.js';
 import { recoverJournals, type Recovery } from '../channel/recover.js';
@@ -17,7 +17,7 @@ import type { PayerRecord } from '../channel/record.js';
 import type { Environment } from './environment.js';
 import { peerAddress, startServer, type Listen, type PeerLocation, type Server } from './server.js';
 
-export type { BatchSource, ChannelReport, PayEvents, PayOutcome, PayeePolicy, Recovery };
+export type { BatchSource, ChannelReport, PayEvents, PayeePolicy, Recovery };
 export { DEFAULT_POLICY } from '../channel/payee.js';
 export { DEFAULT_EXPIRY_BLOCKS, MAX_EXPIRY_BLOCKS, MIN_EXPIRY_BLOCKS } from '../channel/payer.js';
 export type { PaySummary, SentPayment, SkippedPayment, SkipReason } from '../channel/flows.js';
@@ -84,13 +84,14 @@ export class Channels {
   }
 
   /**
-   * Pays `sats` over channel `id`, `count` times (default once), pipelined. A run that stops
-   * early resolves with `error` set; the summary says how far it got.
+   * Pays `sats` over channel `id`, `count` times (default once), pipelined; resolves when
+   * every payment is acknowledged. A run that stops early throws its SwarmpayError with
+   * the summary of how far it got in `details.summary` (see {@link stoppedRun}).
    */
-  async pay(id: string, sats: bigint, o: { count?: number; events?: PayEvents } = {}): Promise<PayOutcome> {
+  async pay(id: string, sats: bigint, o: { count?: number; events?: PayEvents } = {}): Promise<PaySummary> {
     const count = o.count ?? 1;
     if (!Number.isSafeInteger(count) || count < 1) throw new SwarmpayError('USAGE', `a count of ${count} payments: at least 1`);
-    return payGroups(this.ctx, this.connect, repeatPayment(id, sats, count), o.events);
+    return settled(await payGroups(this.ctx, this.connect, repeatPayment(id, sats, count), o.events));
   }
 
   /**
@@ -98,8 +99,8 @@ export class Channels {
    * as a file or stdin), read whole and checked before anything is paid. Ids already paid
    * are skipped, so a batch may be run again.
    */
-  async payBatch(batch: BatchSource, events: PayEvents = {}): Promise<PayOutcome> {
-    return payGroups(this.ctx, this.connect, planBatch(await readBatch(batch)), events);
+  async payBatch(batch: BatchSource, events: PayEvents = {}): Promise<PaySummary> {
+    return settled(await payGroups(this.ctx, this.connect, planBatch(await readBatch(batch)), events));
   }
 
   /** Closes a channel: as its payee, broadcasts the newest state; as its payer, asks the payee to. */
@@ -159,4 +160,26 @@ export class Channels {
     const onProgress = wait === true ? undefined : wait.onProgress;
     await this.ctx.chain.waitForConfirmations(rec.funding.txid, rec.confirmations, { ...(onProgress ? { onProgress } : {}), pollMs: this.env.pollMs });
   }
+}
+
+/**
+ * A run's summary, or its failure as a SwarmpayError that carries the summary: a caller
+ * that only awaits can never take a run cut short for a whole one.
+ */
+function settled(r: PayOutcome): PaySummary {
+  if (r.error === undefined) return r.summary;
+  if (!(r.error instanceof SwarmpayError)) throw r.error;
+  const e = r.error;
+  throw new SwarmpayError(e.code, e.message, { ...(e.hint === undefined ? {} : { hint: e.hint }), details: { ...e.details, summary: r.summary }, cause: e });
+}
+
+/** How far a pay() or payBatch() that threw got: its summary, or null for any other error. */
+export function stoppedRun(e: unknown): PaySummary | null {
+  if (!(e instanceof SwarmpayError)) return null;
+  const s = e.details?.summary;
+  return isPaySummary(s) ? s : null;
+}
+
+function isPaySummary(v: unknown): v is PaySummary {
+  return typeof v === 'object' && v !== null && typeof (v as { acked?: unknown }).acked === 'number' && typeof (v as { sats?: unknown }).sats === 'bigint';
 }

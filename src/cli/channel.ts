@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import type { Command } from 'commander';
 import { SwarmpayError } from '../errors.js';
 import { parseSats } from '../bitcoin/amount.js';
-import { DEFAULT_EXPIRY_BLOCKS, DEFAULT_POLICY, MAX_EXPIRY_BLOCKS, MIN_EXPIRY_BLOCKS, type ChannelReport, type PayOutcome, type Recovery } from '../api/channels.js';
+import { DEFAULT_EXPIRY_BLOCKS, DEFAULT_POLICY, MAX_EXPIRY_BLOCKS, MIN_EXPIRY_BLOCKS, type ChannelReport, type PaySummary, type Recovery, stoppedRun } from '../api/channels.js';
 import { withContext } from './command.js';
 import type { Context } from './context.js';
 import { peerLocation, runUntilSignal, serverLimits, serverLog, withServerLimits, type LimitFlags } from './peer.js';
@@ -42,11 +42,21 @@ function openedLines(r: ChannelReport & { fundingFee?: bigint }): string[] {
 }
 
 /** A run of payments: the summary (a JSON line of its own), then its error if it stopped early. */
-function printPayOutcome(ctx: Context, r: PayOutcome): void {
-  const t = r.summary;
-  if (ctx.out.json) ctx.out.jsonLine({ summary: t });
-  else ctx.out.info(`${t.acked} of ${t.payments} payments acknowledged (${t.sats} sats)${t.skipped ? `, ${t.skipped} skipped as paid` : ''}, ${t.payments_per_sec}/s`);
-  if (r.error !== undefined) throw r.error;
+/** A run of payments: its summary, also when it stopped early (then its error follows). */
+async function printRun(ctx: Context, run: Promise<PaySummary>): Promise<void> {
+  const summary = (t: PaySummary) => {
+    if (ctx.out.json) ctx.out.jsonLine({ summary: t });
+    else ctx.out.info(`${t.acked} of ${t.payments} payments acknowledged (${t.sats} sats)${t.skipped ? `, ${t.skipped} skipped as paid` : ''}, ${t.payments_per_sec}/s`);
+  };
+  let t: PaySummary;
+  try {
+    t = await run;
+  } catch (e) {
+    const got = stoppedRun(e);
+    if (got !== null) summary(got);
+    throw e;
+  }
+  summary(t);
   if (!ctx.out.json) ctx.out.result({}, `paid ${t.sats} sats in ${t.acked} payments`);
 }
 
@@ -138,7 +148,7 @@ export function registerChannel(program: Command): void {
           if (args.length > 0) throw new SwarmpayError('USAGE', 'with --batch the channels and amounts come from the batch');
           const input = opts.batch === '-' ? process.stdin : createReadStream(opts.batch);
           const wallet = await ctx.unlockWallet(opts.passphraseFile);
-          printPayOutcome(ctx, await wallet.channels.payBatch(input, events));
+          await printRun(ctx, wallet.channels.payBatch(input, events));
           return;
         }
         const [id, amount] = args;
@@ -146,7 +156,7 @@ export function registerChannel(program: Command): void {
         const sats = parseSats(amount);
         const count = parseCount(opts.count, '--count', 1, 10_000_000);
         const wallet = await ctx.unlockWallet(opts.passphraseFile);
-        printPayOutcome(ctx, await wallet.channels.pay(id, sats, { count, events }));
+        await printRun(ctx, wallet.channels.pay(id, sats, { count, events }));
       }),
     );
 
