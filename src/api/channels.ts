@@ -55,6 +55,8 @@ export interface ChannelServeOptions {
 
 export class Channels {
   private readonly connect: Connector;
+  /** The payee this wallet serves as, while serve() runs: it holds the payments journal, so a close goes through it. */
+  private serving: Payee | null = null;
 
   constructor(
     readonly ctx: ContractContext,
@@ -105,7 +107,7 @@ export class Channels {
 
   /** Closes a channel: as its payee, broadcasts the newest state; as its payer, asks the payee to. */
   async close(id: string, o: { onLog?: (msg: string) => void } = {}): Promise<{ id: string; closeTxid: string }> {
-    return { id, closeTxid: await closeChannel(this.ctx, this.connect, id, o.onLog ?? (() => undefined)) };
+    return { id, closeTxid: await closeChannel(this.ctx, this.connect, id, o.onLog ?? (() => undefined), this.serving) };
   }
 
   /** Raises the fee of the channel's close (or refund) waiting to confirm to `feeRate` sat/vB, by a child from this wallet (CPFP). */
@@ -143,14 +145,16 @@ export class Channels {
     const policy = payeePolicy(o.policy);
     const log = o.log ?? (() => undefined);
     const payee = new Payee({ ...this.ctx, policy, log });
+    this.serving = payee;
     const shutdown = async () => {
+      this.serving = null;
       await payee.shutdown();
       log('stopped; every acknowledged payment is stored');
     };
     try {
       return await startServer({ key: this.ctx.wallet.peerKey, serve: (link) => payee.serve(link), tick: () => payee.tick(), shutdown }, o);
     } catch (e) {
-      await payee.shutdown();
+      await shutdown();
       throw e;
     }
   }

@@ -142,10 +142,14 @@ export async function resumeOpen(ctx: ContractContext, connect: Connector, id: s
   }
 }
 
-/** Closes a channel: the payee broadcasts its newest state; the payer asks the payee to. */
-export async function closeChannel(ctx: ContractContext, connect: Connector, id: string, log: (msg: string) => void): Promise<string> {
+/**
+ * Closes a channel: the payee broadcasts its newest state (through `serving`, the payee this
+ * process runs, if any: it holds the payments journal); the payer asks the payee to.
+ */
+export async function closeChannel(ctx: ContractContext, connect: Connector, id: string, log: (msg: string) => void, serving: Payee | null = null): Promise<string> {
   const rec = getChannel(ctx.session, id);
   if (rec.role === 'payee') {
+    if (serving !== null) return serving.closeChannel(id);
     const payee = new Payee({ ...ctx, policy: DEFAULT_POLICY, log });
     try {
       return await payee.closeChannel(id);

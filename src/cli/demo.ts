@@ -16,7 +16,7 @@ export function registerDemo(program: Command): void {
           `channel ${r.channel.channel_id}: ${r.channel.payments} payments, ${r.channel.paid_sats} sats, ${r.channel.payments_per_sec}/s, closed ${r.channel.close_txid}`,
           `buyer:  ${r.balances.buyer_sats} sats`,
           `seller: ${r.balances.seller_sats} sats`,
-          `done in ${r.seconds.toFixed(1)} s${r.workDir ? `; kept ${r.workDir} (stop its node and TPM with: swarmpay node stop --datadir ${r.workDir}/buyer; swarmpay node stop --datadir ${r.workDir}/seller)` : ''}`,
+          `done in ${r.seconds.toFixed(1)} s${r.workDir ? `; kept ${r.workDir} (stop its node and TPM with: swarmpay node stop --datadir ${r.workDir}/seller)` : ''}`,
         ]);
       }),
     );
