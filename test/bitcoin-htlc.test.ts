@@ -4,7 +4,7 @@
  * for byte, the funding check, the claim (refused before signing with a wrong key K,
  * refused by the node with a wrong preimage, accepted with the right one and K read back
  * from its witness), the refund (non-final until the timeout height), and the exact payout
- * of both. What the size check refuses is in htlc-size.test.ts.
+ * of both. What the size check refuses is in escrow-htlc-size.test.ts.
  */
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { opcodes, payments, script as bscript, Transaction } from 'bitcoinjs-lib';
@@ -192,7 +192,7 @@ describe.each(TEMPLATES)('reading a claim (%s)', (template) => {
   });
 
   // A preimage of H that is not 32 bytes: the size-checked script cannot be spent with it,
-  // the legacy one can (htlc-size.test.ts shows both on btcd). A valid legacy claim with one
+  // the legacy one can (escrow-htlc-size.test.ts shows both on btcd). A valid legacy claim with one
   // is read as what it is, a claim revealing that preimage, so the buyer can show the seller
   // cheated; for the size-checked script no such spend exists.
   test(template === 'legacy' ? 'readSpend reads a claim with a preimage of H of any length' : 'readSpend reads no claim with a preimage that is not 32 bytes', () => {
