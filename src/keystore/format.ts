@@ -67,6 +67,7 @@ export function keystorePath(networkDir: string): string {
   return path.join(networkDir, KEYSTORE_FILE);
 }
 
+// The header and file are JSON through and through (read by the shape checks below), which TypeScript cannot see of an interface.
 export const headerAad = (h: KeystoreHeader) => canonicalJson(h as unknown as Json);
 const checksumOf = (f: Omit<KeystoreFile, 'checksum'>) => createHash('sha256').update(canonicalJson(f as unknown as Json)).digest('hex');
 
