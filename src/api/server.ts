@@ -46,7 +46,7 @@ export interface ServeParts {
 }
 
 /** HOST:PORT; port 0 (any free port) only where we listen. */
-export function parseHostPort(text: string, what: string, listen = false): { host: string; port: number } {
+function parseHostPort(text: string, what: string, listen = false): { host: string; port: number } {
   const m = /^(.+):(\d{1,5})$/.exec(text);
   if (!m || Number(m[2]) < (listen ? 0 : 1) || Number(m[2]) > 65535) throw new SwarmpayError('USAGE', `${what} "${text}" is not HOST:PORT`, { hint: 'for example 127.0.0.1:9735' });
   return { host: m[1] ?? '', port: Number(m[2]) };

@@ -14,7 +14,7 @@ import type { ErrorCode } from '../errors.js';
 import { Conversation, type ConversationOptions, type Protocol } from '../peer/conversation.js';
 import type { PeerLink } from '../peer/link.js';
 
-export const PROTOCOL_VERSION = 2;
+const PROTOCOL_VERSION = 2;
 
 /**
  * Payments a payer may send ahead of their acknowledgement, and so at most what waits
@@ -34,8 +34,6 @@ export type Message =
   | { t: 'close'; id: string }
   | { t: 'closed'; id: string; txid: string }
   | { t: 'error'; code: string; message: string };
-
-export type MessageType = Message['t'];
 
 /** Batch payment ids: short printable strings, so a peer cannot make us store megabytes per id. */
 const PID = /^[\x21-\x7e]{1,64}$/;
@@ -131,7 +129,7 @@ export function encodeMessage(m: Message): Buffer {
 const PEER_CODES: ReadonlySet<string> = new Set<ErrorCode>(['CHANNEL_EXPIRING', 'CHANNEL_SPENT', 'CHANNEL_STATE', 'CHANNEL_NOT_FOUND', 'FUNDING_MISMATCH']);
 
 /** The error a peer's `error` message stands for, on our side. */
-export function peerError(m: Extract<Message, { t: 'error' }>): SwarmpayError {
+function peerError(m: Extract<Message, { t: 'error' }>): SwarmpayError {
   const code: ErrorCode = PEER_CODES.has(m.code) ? (m.code as ErrorCode) : 'CHANNEL_REFUSED';
   return new SwarmpayError(code, `the peer refused: ${m.code}: ${m.message}`, { details: { peerCode: m.code } });
 }

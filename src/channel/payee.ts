@@ -69,7 +69,7 @@ const PAYOUT_ADDRESS_MS = 10_000;
  */
 const MAX_CLOSE_FEE_FACTOR = 3n;
 
-export const JOURNAL_COMPACT_BYTES = 64 * 1024 * 1024;
+const JOURNAL_COMPACT_BYTES = 64 * 1024 * 1024;
 
 /**
  * The close margin: about four hours of blocks. The payee closes (and payments stop) this
@@ -78,7 +78,7 @@ export const JOURNAL_COMPACT_BYTES = 64 * 1024 * 1024;
  * (the last at ten times the first rate) and for an outage of the payee's server of a few
  * hours. README ("Closing") has the reasoning.
  */
-export const DEFAULT_CLOSE_MARGIN = 24;
+const DEFAULT_CLOSE_MARGIN = 24;
 
 export const DEFAULT_POLICY: PayeePolicy = {
   minCapacity: 10_000n,

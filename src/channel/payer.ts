@@ -225,8 +225,8 @@ export interface PayOptions {
  * payments and the payee verifies fewer signatures (high throughput), as a group commit
  * batches writes.
  */
-export const SIGN_EVERY_MS = 1;
-export const STATES_IN_FLIGHT = 2;
+const SIGN_EVERY_MS = 1;
+const STATES_IN_FLIGHT = 2;
 /** The largest payments frame: a few thousand payments without ids. */
 export const FRAME_BYTES = 16 * 1024;
 

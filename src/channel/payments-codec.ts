@@ -15,7 +15,7 @@
  */
 import { ShapeError } from '../util/shape.js';
 
-export const PAYMENTS_FRAME = 0x01;
+const PAYMENTS_FRAME = 0x01;
 const PAYMENT = 0x00;
 const PAYMENT_WITH_ID = 0x01;
 const STATE = 0x02;
@@ -25,9 +25,9 @@ export const MAX_ID_BYTES = 64;
 /** The largest varint: 2^53 - 1 takes 8 bytes. */
 const MAX_VARINT_BYTES = 8;
 /** What one payment can take in a frame, at most: tag, amount, id length and id. */
-export const MAX_PAYMENT_BYTES = 1 + MAX_VARINT_BYTES + 1 + MAX_ID_BYTES;
+const MAX_PAYMENT_BYTES = 1 + MAX_VARINT_BYTES + 1 + MAX_ID_BYTES;
 /** What one signed state takes, at most. */
-export const MAX_STATE_BYTES = 1 + 2 * MAX_VARINT_BYTES + SIG_BYTES;
+const MAX_STATE_BYTES = 1 + 2 * MAX_VARINT_BYTES + SIG_BYTES;
 
 export function isPaymentsFrame(frame: Uint8Array): boolean {
   return frame[0] === PAYMENTS_FRAME;

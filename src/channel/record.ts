@@ -17,8 +17,6 @@ import type { Outpoint } from '../bitcoin/outpoint.js';
 import type { PeerAddress } from '../peer/connect.js';
 import { ShapeError, asObj, hex, int, obj, str, type Obj } from '../util/shape.js';
 
-export type { PeerAddress };
-export type Role = 'payer' | 'payee';
 
 /** The terms as stored: amounts as decimal strings, keys and scripts as hex. */
 export type StoredTerms = {
@@ -68,8 +66,8 @@ type Common = {
   created: string;
 };
 
-export type PayerFields = { role: 'payer'; peer: PeerAddress };
-export type PayeeFields = { role: 'payee' };
+type PayerFields = { role: 'payer'; peer: PeerAddress };
+type PayeeFields = { role: 'payee' };
 
 export type Opening = {
   status: 'opening';

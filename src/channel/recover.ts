@@ -21,7 +21,7 @@ import type { Json } from '../util/canonical-json.js';
 import { PAYER_JOURNAL_KEY, payerJournalFile, payerJournalName } from './payer-ledger.js';
 import { PAYMENT_JOURNAL, decodeJournalRecord, findChannel, listChannels, outpointOf, paymentJournalFile, stateRecords, termsOf, type JournalRecord, type PaymentState } from './store.js';
 
-export interface JournalRecovery {
+interface JournalRecovery {
   file: string;
   /** `whole`: it opens as it is, nothing was changed. */
   status: 'whole' | 'recovered';
@@ -35,7 +35,7 @@ export interface JournalRecovery {
 }
 
 /** What a payee can close a channel on after a recovery. */
-export interface RecoveredState {
+interface RecoveredState {
   id: string;
   seq: number;
   cumulative: bigint;

@@ -38,7 +38,7 @@ export interface DemoOptions {
 
 export const DEMO_FUNDING = 100_000_000n;
 export const DEMO_PRICE = 250_000n;
-export const DEMO_CAPACITY = 2_000_000n;
+const DEMO_CAPACITY = 2_000_000n;
 export const DEMO_PAYMENTS = 100_000;
 export const DEMO_PAYMENT_SATS = 10n;
 const FEE_RATE = 2n;

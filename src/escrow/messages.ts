@@ -14,7 +14,7 @@ import type { PeerLink } from '../peer/link.js';
 import { MAX_ITEM_BYTES } from './offer.js';
 
 /** 2: `get` carries the buyer's nonce, `offer` a fresh quote over it. */
-export const ESCROW_PROTOCOL_VERSION = 2;
+const ESCROW_PROTOCOL_VERSION = 2;
 /** The buyer's nonce in `get`: fresh random bytes, so that no quote made before can answer it. */
 export const BUYER_NONCE_BYTES = 32;
 /** Raw bytes per chunk: base64 and JSON around it stay well inside the link's 64 KiB frames. */

@@ -16,8 +16,8 @@ import { ShapeError, asObj, hex, int, obj, str } from '../util/shape.js';
 import { verifyAttestation, verifyEnrolledAttestation, type AttestationDoc, type EnrolledAttestation, type PcrAllowList, type VerifiedAttestation } from '../tpm/attestation.js';
 import type { TrustedIdentity } from '../tpm/trust-store.js';
 
-export const OFFER_FORMAT = 'swarmpay-offer';
-export const OFFER_VERSION = 1;
+const OFFER_FORMAT = 'swarmpay-offer';
+const OFFER_VERSION = 1;
 /** Items are read, encrypted and sent whole; this keeps that within reason for a device. */
 export const MAX_ITEM_BYTES = 64 * 1024 * 1024;
 const IV_BYTES = 12;
@@ -53,7 +53,7 @@ export interface Offer extends OfferBody {
   attestation?: AttestationDoc;
 }
 
-export function offerInvalid(message: string, hint = 'the offer was altered or not made by swarmpay; nothing was paid'): SwarmpayError {
+function offerInvalid(message: string, hint = 'the offer was altered or not made by swarmpay; nothing was paid'): SwarmpayError {
   return new SwarmpayError('OFFER_INVALID', message, { hint });
 }
 
@@ -253,7 +253,7 @@ export function checkOffer(offer: Offer, c: OfferChecks): { attestation: OfferAt
   return { attestation: { ...v, akVouched: v.akPinned || vouchedBy !== null, vouchedBy, fresh: c.fresh !== undefined } };
 }
 
-export function checkCiphertext(offer: OfferBody, ciphertext: Uint8Array): void {
+function checkCiphertext(offer: OfferBody, ciphertext: Uint8Array): void {
   if (ciphertext.length !== offer.ciphertext.size || sha256(ciphertext).toString('hex') !== offer.ciphertext.sha256) {
     throw new SwarmpayError('CIPHERTEXT_MISMATCH', `the ciphertext (${ciphertext.length} bytes, SHA-256 ${sha256(ciphertext).toString('hex')}) is not the one the offer names`, {
       hint: 'get the ciphertext that came with this offer; nothing was paid',
@@ -262,7 +262,7 @@ export function checkCiphertext(offer: OfferBody, ciphertext: Uint8Array): void 
 }
 
 /** The item under K: IV || AES-256-GCM ciphertext || tag. */
-export function encryptItem(item: Uint8Array, k: Uint8Array): Buffer {
+function encryptItem(item: Uint8Array, k: Uint8Array): Buffer {
   const iv = randomBytes(IV_BYTES);
   const c = createCipheriv('aes-256-gcm', k, iv);
   c.setAAD(ITEM_AAD);

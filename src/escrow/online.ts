@@ -51,7 +51,7 @@ export interface ServeOptions {
  */
 export const DEFAULT_BUMP_AFTER = 2;
 /** A claim this deep is not looked at again. */
-export const CLAIM_SETTLED_DEPTH = 6;
+const CLAIM_SETTLED_DEPTH = 6;
 
 export class EscrowServer {
   /** Offer id → the buyer it is held for while that buyer funds it. */

@@ -83,7 +83,7 @@ export function htlcTerms(rec: AcceptedRecord): HtlcTerms {
   };
 }
 
-export function escrowDir(networkDir: string): string {
+function escrowDir(networkDir: string): string {
   return path.join(networkDir, 'escrow');
 }
 

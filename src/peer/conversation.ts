@@ -18,7 +18,7 @@ export interface Protocol<M extends { t: string }> {
 }
 
 /** How long a step waits for the peer's next message unless told otherwise. */
-export const DEFAULT_STEP_TIMEOUT_MS = 60_000;
+const DEFAULT_STEP_TIMEOUT_MS = 60_000;
 
 export interface ConversationOptions {
   /** Default for expect() and next(); 0 waits as long as the link's own idle timeout lets it. */

@@ -17,7 +17,7 @@ import { planPayments, signSend } from './send.js';
 import { receiveAddressOf, sessionAccount, unlockWallet } from './wallet.js';
 
 /** The chains of contract keys: one per protocol, so their keys never collide. */
-export type ContractKind = 'channel' | 'escrow';
+type ContractKind = 'channel' | 'escrow';
 
 /** The key of one contract: its private key signs that contract's transactions only. */
 export interface ContractKey {
