@@ -22,11 +22,9 @@ import { dustThreshold, MAX_PAYOUT_SCRIPT_BYTES, payoutType, type PayoutType } f
 import { faucetPay } from '../src/wallet/faucet.js';
 import { expectCode, thrown } from './helpers/expect.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
+import { hex, labelledKeys, p2wpkh, pub } from './helpers/keys.js';
 
-const priv = (label: string) => createHash('sha256').update(`channel-tx test ${label}`).digest();
-const pub = (k: Uint8Array) => Buffer.from(ecc.pointFromScalar(k, true)!);
-const p2wpkh = (k: Uint8Array) => payments.p2wpkh({ pubkey: pub(k) }).output!;
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+const priv = labelledKeys('channel-tx');
 
 const PAYER = priv('payer');
 const PAYEE = priv('payee');

@@ -6,7 +6,7 @@
  * from its witness), the refund (non-final until the timeout height), and the exact payout
  * of both. What the size check refuses is in escrow-htlc-size.test.ts.
  */
-import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { opcodes, payments, script as bscript, Transaction } from 'bitcoinjs-lib';
 import * as ecc from 'tiny-secp256k1';
 import {
@@ -26,11 +26,9 @@ import type { Outpoint } from '../src/bitcoin/outpoint.js';
 import { faucetPay } from '../src/wallet/faucet.js';
 import { expectCode, thrown } from './helpers/expect.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
+import { hex, labelledKeys, p2wpkh, pub } from './helpers/keys.js';
 
-const priv = (label: string) => createHash('sha256').update(`escrow-tx test ${label}`).digest();
-const pub = (k: Uint8Array) => Buffer.from(ecc.pointFromScalar(k, true)!);
-const p2wpkh = (k: Uint8Array) => Buffer.from(payments.p2wpkh({ pubkey: pub(k) }).output!);
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+const priv = labelledKeys('escrow-tx');
 
 const SELLER = priv('seller');
 const BUYER = priv('buyer');

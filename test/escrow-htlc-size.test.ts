@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { payments, script as bscript, Transaction } from 'bitcoinjs-lib';
+import { script as bscript, Transaction } from 'bitcoinjs-lib';
 import * as ecc from 'tiny-secp256k1';
 import { claimTx, htlcOutput, htlcScript, parseHtlcScript, readSpend, sha256, type HtlcScriptTerms, type HtlcTemplate, type HtlcTerms } from '../src/bitcoin/htlc.js';
 import type { Outpoint } from '../src/bitcoin/outpoint.js';
@@ -29,15 +29,13 @@ import { expectCode, thrown } from './helpers/expect.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
 import { tempDir } from './helpers/tmp.js';
 import { testWallet, type TestWallet } from './helpers/wallets.js';
+import { hex, labelledKeys, p2wpkh, pub } from './helpers/keys.js';
 
 const RUNS = Number(process.env.SWARMPAY_FUZZ_RUNS ?? 200);
 const SEED = Number(process.env.SWARMPAY_FUZZ_SEED ?? 20261130);
 const runs = (scale = 1) => ({ numRuns: Math.max(1, Math.round(RUNS * scale)), seed: SEED });
 
-const priv = (label: string) => createHash('sha256').update(`htlc-size test ${label}`).digest();
-const pub = (k: Uint8Array) => Buffer.from(ecc.pointFromScalar(k, true)!);
-const p2wpkh = (k: Uint8Array) => Buffer.from(payments.p2wpkh({ pubkey: pub(k) }).output!);
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+const priv = labelledKeys('htlc-size');
 
 const SELLER = priv('seller');
 const BUYER = priv('buyer');

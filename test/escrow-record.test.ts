@@ -14,8 +14,8 @@ import { expectCode, thrown } from './helpers/expect.js';
 import { storeRawEscrow } from './helpers/escrow-record.js';
 import { tempDir } from './helpers/tmp.js';
 import { testWallet, type TestWallet } from './helpers/wallets.js';
+import { hex } from './helpers/keys.js';
 
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const txid = () => hex(randomBytes(32));
 
 describe('escrow records', () => {

@@ -44,6 +44,7 @@ import { expectCode, failure } from './helpers/expect.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
 import { tempDir } from './helpers/tmp.js';
 import { TEST_PASSPHRASE, testWallet, type TestWallet } from './helpers/wallets.js';
+import { hex } from './helpers/keys.js';
 
 const PRICE = 50_000n;
 /** Every payment here before the claims pays this, so that the node's estimate is well above the floor of 2. */
@@ -52,7 +53,6 @@ const MARGIN = 6;
 const ACCEPT = { checks: {}, feeRate: FEE_RATE };
 /** A claim aims at confirming within 6 blocks (seller.CLAIM_TARGET_BLOCKS, as a channel's close). */
 const CLAIM_TARGET = 6;
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const vsize = (h: string) => BigInt(Transaction.fromHex(h).virtualSize());
 
 describe('sold means confirmed; claims that confirm (real btcd)', () => {

@@ -38,6 +38,7 @@ import { startTestTpm, type TestTpm } from './helpers/swtpm.js';
 import { tempDir } from './helpers/tmp.js';
 import { testWallet, type TestWallet } from './helpers/wallets.js';
 import { enrollTpm } from './helpers/enroll.js';
+import { hex } from './helpers/keys.js';
 
 const PRICE = 50_000n;
 const FEE_RATE = 2n;
@@ -45,7 +46,6 @@ const MARGIN = 6;
 const CLAIM = { feeRate: FEE_RATE, margin: MARGIN, force: false };
 const ACCEPT = { checks: {}, feeRate: FEE_RATE };
 const PCRS = [0, 1, 2, 3, 4, 5, 6, 7];
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 
 describe('escrow between two wallets on a real btcd', () => {

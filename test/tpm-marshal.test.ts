@@ -21,8 +21,8 @@ import {
 } from '../src/tpm/marshal.js';
 import { RC, TpmError, baseRc, decodeRc } from '../src/tpm/rc.js';
 import { AK_TEMPLATE, SRK_TEMPLATE, sealedTemplate } from '../src/tpm/templates.js';
+import { hex } from './helpers/keys.js';
 
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 describe('Writer and Reader', () => {
   test('integers are big-endian and round-trip at their limits', () => {
