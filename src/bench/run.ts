@@ -2,7 +2,10 @@
  * `npm run bench`: payment-channel throughput and latency on this machine, against limits
  * measured in the same run. The payee is a real `swarmpay channel serve` in its own process
  * (its own core), the payer is this process; both keep durable state; everything runs
- * against a fresh regtest btcd. Prints one JSON document and writes it to
+ * against a fresh regtest btcd. The payer, the node and the wallets are driven through the
+ * library API as a program would drive them; only the two limits (a signature's cost, the
+ * link's ceiling) are measured on the building blocks, since they are what the protocol is
+ * measured against, not a flow. Prints one JSON document and writes it to
  * bench-results/bench.json.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -12,23 +15,17 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { MAX_CHANNELS_PER_FUNDING, RegtestNode, Swarmpay } from '../index.js';
+import { SCRYPT_N_MIN } from '../keystore/crypto.js';
+// The building blocks the two limits are measured on.
 import { StateHasher, signState, verifyState } from '../bitcoin/channel.js';
-import { BtcdChain } from '../chain/rpc-chain.js';
-import { embeddedRpc, nodeDir, startNode, stopNode } from '../chain/embedded-node.js';
-import { FRAME_BYTES, SEND_YIELD_EVERY, PayerSession, openChannels, type OpenResult } from '../channel/payer.js';
+import { FRAME_BYTES, SEND_YIELD_EVERY } from '../channel/payer.js';
 import { MAX_UNCOVERED } from '../channel/messages.js';
 import { PaymentsWriter } from '../channel/payments-codec.js';
 import { nextFrame } from '../peer/json-messages.js';
 import { peerStaticKey, parsePeerKey } from '../peer/keys.js';
-import { CHANNEL_CHAIN, contractKey } from '../wallet/hd.js';
-import { passphraseUnlocker } from '../keystore/keystore.js';
-import { SCRYPT_N_MIN } from '../keystore/crypto.js';
 import { connectTcp } from '../peer/transports.js';
-import type { PeerLink } from '../peer/link.js';
-import { FAUCET_ADDRESS, faucetPay } from '../wallet/faucet.js';
-import { newMnemonic } from '../wallet/mnemonic.js';
-import { createWallet, receiveAddress } from '../wallet/wallet.js';
-import { openContracts } from '../wallet/contract-wallet.js';
+import { CHANNEL_CHAIN, contractKey } from '../wallet/hd.js';
 
 const BIN = fileURLToPath(new URL('../../bin/swarmpay', import.meta.url));
 const SINK = fileURLToPath(new URL('./link-sink.js', import.meta.url));
@@ -44,8 +41,6 @@ const MULTI_EACH = 2_000;
 const MANY = 1_000;
 const MANY_EACH = 100;
 const CLI_BATCH = 200_000;
-/** Channels opened by one funding transaction: its hex must fit one frame of the link. */
-const OPEN_BATCH = 200;
 
 function micros(n: number, f: () => void): number {
   for (let i = 0; i < Math.min(200, n); i++) f();
@@ -54,7 +49,10 @@ function micros(n: number, f: () => void): number {
   return Number(process.hrtime.bigint() - t0) / 1000 / n;
 }
 
-/** Sign, verify and sighash cost: what a signature per payment would allow. */
+/**
+ * Sign, verify and sighash cost: what a signature per payment would allow. On the
+ * primitives: the cost of one signature is the limit the protocol is measured against.
+ */
 function measureSignatures() {
   const signer = contractKey(randomBytes(64), 'regtest', CHANNEL_CHAIN, 0);
   const p2wpkh = (b: number) => Buffer.concat([Buffer.from([0, 20]), Buffer.alloc(20, b)]);
@@ -92,7 +90,8 @@ function peakRssMb(pid: number): number {
 /**
  * The link's ceiling: payments packed into frames exactly as a payer packs them, over the
  * same Noise link to a process that reads each and acknowledges each frame, within the
- * same window; nothing signed, verified or written.
+ * same window; nothing signed, verified or written. On the primitives, with link-sink.ts
+ * at the far end: the ceiling of the link itself, which no flow through the API reaches.
  */
 async function linkLimit(port: number, key: string, n: number): Promise<number> {
   const link = await connectTcp('127.0.0.1', port, peerStaticKey(randomBytes(64)), { peerKey: parsePeerKey(key) });
@@ -129,61 +128,58 @@ async function linkLimit(port: number, key: string, n: number): Promise<number> 
 async function main(): Promise<void> {
   const signatures = measureSignatures();
   const work = mkdtempSync(path.join(tmpdir(), 'swarmpay-bench-'));
-  const dirs = { payer: path.join(work, 'payer'), payee: path.join(work, 'payee') };
-  const nd = nodeDir(path.join(dirs.payer, 'regtest'));
+  const node = new RegtestNode({ datadir: path.join(work, 'node') });
   const children: ChildProcess[] = [];
+  const apis: Swarmpay[] = [];
   try {
     const sink = await startChild<{ port: number; key: string }>([SINK]);
     children.push(sink.child);
     const link_payments_per_sec = await linkLimit(sink.ready.port, sink.ready.key, SINGLE);
 
-    const { state } = await startNode(nd, 'btcd', FAUCET_ADDRESS);
-    const rpc = embeddedRpc(nd).client;
-    const chain = new BtcdChain('regtest', rpc);
-    for (const d of Object.values(dirs)) createWallet(path.join(d, 'regtest'), 'regtest', PASS, newMnemonic(), { N: SCRYPT_N_MIN, r: 8, p: 1 });
+    const started = await node.start();
+    const onNode = { ...node.options(), tpm: 'none' };
+    const [payerDir, payeeDir] = [path.join(work, 'payer'), path.join(work, 'payee')];
+    const payerApi = new Swarmpay({ datadir: payerDir, ...onNode });
+    apis.push(payerApi, new Swarmpay({ datadir: payeeDir, ...onNode }));
+    // The smallest cost a keystore accepts: the bench measures payments, not unlocking.
+    for (const api of apis) api.createWallet({ passphrase: PASS, scrypt: { N: SCRYPT_N_MIN, r: 8, p: 1 } });
     const passFile = path.join(work, 'pass');
     writeFileSync(passFile, PASS);
-    const pc = await openContracts(path.join(dirs.payer, 'regtest'), 'regtest', passphraseUnlocker(PASS), chain);
-    // A coin per batch of opens: each open spends confirmed coins only.
-    for (let i = 0; i < 10; i++) await faucetPay(chain, (await receiveAddress(chain, pc.networkDir, 'regtest')).address, 40_000_000n + BigInt(i));
-    await chain.mine(1);
+    const payer = await payerApi.unlock({ passphrase: PASS });
+    // A coin per funding: each open spends confirmed coins only.
+    for (let i = 0; i < 10; i++) await node.fund((await payerApi.address()).address, 40_000_000n + BigInt(i));
+    await node.mine(1);
 
-    const chainArgs = ['--rpc-url', state.rpcUrl, '--rpc-cookie', state.cookieFile, '--tpm', 'none'];
-    const payee = await startChild<{ listening: string; peerKey: string }>([BIN, '--datadir', dirs.payee, ...chainArgs, '--json', 'channel', 'serve', '--listen', '127.0.0.1:0', '--passphrase-file', passFile, '--max-capacity', '2100000000000000']);
+    const chainArgs = ['--rpc-url', started.rpcUrl, '--rpc-cookie', started.rpcCookie, '--tpm', 'none'];
+    const payee = await startChild<{ listening: string; peerKey: string }>([BIN, '--datadir', payeeDir, ...chainArgs, '--json', 'channel', 'serve', '--listen', '127.0.0.1:0', '--passphrase-file', passFile, '--max-capacity', '2100000000000000']);
     children.push(payee.child);
-    const port = Number(payee.ready.listening.split(':').pop());
-    const peer = { kind: 'tcp' as const, host: '127.0.0.1', port };
-    const connect = () => connectTcp('127.0.0.1', port, pc.wallet.peerKey, { peerKey: parsePeerKey(payee.ready.peerKey) });
-    /** Opens `n` channels of `capacity`, OPEN_BATCH to a funding transaction, and confirms them. */
-    const openMany = async (n: number, capacity: bigint): Promise<OpenResult[]> => {
-      const out: OpenResult[] = [];
-      for (let i = 0; i < n; i += OPEN_BATCH) {
-        const links = await Promise.all(Array.from({ length: Math.min(OPEN_BATCH, n - i) }, connect));
-        out.push(...(await openChannels(pc, links.map((link) => ({ link, peer, capacity, expiryBlocks: 144 })), 2n)));
-        await Promise.all(links.map((l) => l.close()));
-        await chain.mine(1);
+    /** Opens `n` channels of `capacity`, as many to a funding as one holds, and confirms them. */
+    const openChannels = async (n: number, capacity: bigint): Promise<string[]> => {
+      const ids: string[] = [];
+      for (let i = 0; i < n; i += MAX_CHANNELS_PER_FUNDING) {
+        const specs = Array.from({ length: Math.min(MAX_CHANNELS_PER_FUNDING, n - i) }, () => ({ peer: payee.ready.listening, peerKey: payee.ready.peerKey, capacity, expiryBlocks: 144 }));
+        ids.push(...(await payer.channels.openMany(specs, 2n)).channels.map((c) => c.id));
+        await node.mine(1);
       }
-      return out;
+      return ids;
     };
-    const start = async (id: string, link?: PeerLink) => PayerSession.start(pc, link ?? (await connect()), id);
-    const ones = (n: number) => new Array<{ sats: bigint; pid: null }>(n).fill({ sats: 1n, pid: null });
 
     // One channel, and the CPU time to open and close it.
     const cpu0 = process.cpuUsage();
-    const [single] = await openMany(1, 1_000_000n);
-    const s = await start(single!.rec.id);
+    const [single] = await openChannels(1, 1_000_000n);
+    const s = await payer.channels.connect(single!);
     const cpuOpen = process.cpuUsage(cpu0);
     /** Each payment's time from send to acknowledgement, paced at `rate` a second. */
     const latencies = async (n: number, rate: number) => {
       const ms: number[] = [];
-      await s.pay(ones(n), { pace: rate, onLatency: (_i, t) => ms.push(t) });
+      await s.pay(1n, { count: n, pace: rate, onLatency: (_i, t) => ms.push(t) });
       return ms.sort((a, b) => a - b);
     };
     // The light load first, as a device meets it: both processes warmed up, but not in the
     // wake of the runs at full speed (whose garbage and disk traffic take seconds to settle).
     await latencies(AT_1K_WARMUP, 1_000);
     const slow = await latencies(AT_1K, 1_000);
-    const r1 = await s.pay(ones(SINGLE));
+    const r1 = await s.pay(1n, { count: SINGLE });
     const singleRate = SINGLE / r1.seconds;
     const paced = await latencies(PACED, PACED_RATE);
     const half = await latencies(PACED, singleRate / 2);
@@ -195,13 +191,11 @@ async function main(): Promise<void> {
 
     // 100 channels over 100 connections at once, then 1,000.
     const concurrently = async (n: number, each: number) => {
-      const opened = await openMany(n, BigInt(each) + 50_000n);
-      const sessions = await Promise.all(opened.map((o) => start(o.rec.id)));
+      const ids = await openChannels(n, BigInt(each) + 50_000n);
+      const sessions = await Promise.all(ids.map((id) => payer.channels.connect(id)));
       const t0 = process.hrtime.bigint();
-      const runs = await Promise.all(sessions.map((x) => x.pay(ones(each))));
+      await Promise.all(sessions.map((x) => x.pay(1n, { count: each })));
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-      const failed = runs.find((r) => r.error !== undefined);
-      if (failed) throw failed.error;
       await Promise.all(sessions.map((x) => x.disconnect()));
       return (n * each) / seconds;
     };
@@ -209,11 +203,11 @@ async function main(): Promise<void> {
     const manyRate = await concurrently(MANY, MANY_EACH);
 
     // The CLI: a batch of JSON lines, from process start to exit, its JSON lines to /dev/null.
-    const [batchChannel] = await openMany(1, BigInt(CLI_BATCH) + 100_000n);
+    const [batchChannel] = await openChannels(1, BigInt(CLI_BATCH) + 100_000n);
     const batchFile = path.join(work, 'batch.jsonl');
-    writeFileSync(batchFile, Array.from({ length: CLI_BATCH }, (_, i) => `{"id":"order-${i}","channel":"${batchChannel!.rec.id}","sats":1}`).join('\n') + '\n');
+    writeFileSync(batchFile, Array.from({ length: CLI_BATCH }, (_, i) => `{"id":"order-${i}","channel":"${batchChannel!}","sats":1}`).join('\n') + '\n');
     const c0 = process.hrtime.bigint();
-    const cli = spawn(process.execPath, [BIN, '--datadir', dirs.payer, ...chainArgs, '--json', 'channel', 'pay', '--batch', batchFile, '--passphrase-file', passFile], { stdio: 'ignore' });
+    const cli = spawn(process.execPath, [BIN, '--datadir', payerDir, ...chainArgs, '--json', 'channel', 'pay', '--batch', batchFile, '--passphrase-file', passFile], { stdio: 'ignore' });
     const cliCode = await new Promise<number | null>((r) => cli.once('exit', r));
     const cliSeconds = Number(process.hrtime.bigint() - c0) / 1e9;
     if (cliCode !== 0) throw new Error(`channel pay --batch exited with ${cliCode}`);
@@ -240,10 +234,11 @@ async function main(): Promise<void> {
     mkdirSync('bench-results', { recursive: true });
     writeFileSync(path.join('bench-results', 'bench.json'), JSON.stringify(doc, null, 2) + '\n');
     process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
-    rpc.close();
   } finally {
     for (const c of children) c.kill('SIGTERM');
-    await stopNode(nd);
+    await Promise.all(apis.map((a) => a.close()));
+    await node.stop();
+    await node.close();
     rmSync(work, { recursive: true, force: true });
   }
 }

@@ -40,7 +40,7 @@ const PID = /^[\x21-\x7e]{1,64}$/;
 const CHANNEL_ID = 16;
 const MAX_IDS = 1000;
 /** A funding transaction: one wallet payment of a few dozen inputs at most. */
-const MAX_TX_BYTES = 16_000;
+export const MAX_TX_BYTES = 16_000;
 /** The payee's sealed open ticket (src/channel/ticket.ts): a few hundred bytes. */
 const MAX_TICKET_BYTES = 1024;
 /** Confirmations a payee may ask for: at least one, as the funding signals RBF. */

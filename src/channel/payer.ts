@@ -13,7 +13,7 @@ import { broadcastOnce } from '../chain/broadcast.js';
 import type { PeerLink } from '../peer/link.js';
 import type { PeerAddress } from '../peer/connect.js';
 import type { ContractContext } from '../wallet/contract-wallet.js';
-import { MAX_CLOSE_MARGIN, MAX_UNCOVERED, channelConversation, type ChannelConversation } from './messages.js';
+import { MAX_CLOSE_MARGIN, MAX_TX_BYTES, MAX_UNCOVERED, channelConversation, type ChannelConversation } from './messages.js';
 import { PaymentsWriter } from './payments-codec.js';
 import { MIN_SETTLE_FEE_RATE, settleFeeRate } from '../chain/fees.js';
 import { advance, lookAtChain, notOpen, refusal } from './lifecycle.js';
@@ -96,6 +96,12 @@ export async function openChannels(ctx: ContractContext, specs: OpenSpec[], feeR
 
   // The payments come first, in order: output i funds channel i.
   const signed = await ctx.wallet.fund(agreed.map((a) => ({ address: a.address, amount: a.capacity })), feeRate);
+  // Each payee must take the whole funding in its `funded` message: one it would refuse is never stored nor sent.
+  if (signed.hex.length / 2 > MAX_TX_BYTES) {
+    throw new SwarmpayError('TX_CHECK_FAILED', `the funding of ${agreed.length} channel(s) is ${signed.hex.length / 2} bytes; a payee takes at most ${MAX_TX_BYTES}`, {
+      hint: 'open fewer channels at once, or first consolidate the wallet\'s many small coins into one with `swarmpay wallet send` to itself; nothing was paid',
+    });
+  }
   const opens = agreed.map((a, vout) => ({ conv: a.conv, rec: { ...a.rec, status: 'opening', funding: { txid: signed.txid, vout }, fundingTx: signed.hex, ticket: a.ticket } satisfies PayerRecord & Opening }));
   // Stored (a checkpoint) before the coins move: whatever happens next, the refund path is known.
   await saveChannels(ctx.session, opens.map((o) => o.rec), true);
