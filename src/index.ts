@@ -14,7 +14,7 @@ export { Swarmpay, Wallet, MIN_PASSPHRASE_LENGTH } from './api/swarmpay.js';
 export type { Balance, Credentials, SendOptions, SendResult, SendSummary, WalletCreated, WalletInfo } from './api/swarmpay.js';
 export { Environment, CHAIN_KINDS } from './api/environment.js';
 export type { ChainKind, SwarmpayOptions } from './api/environment.js';
-export { Channels, DEFAULT_EXPIRY_BLOCKS, DEFAULT_POLICY, MAX_CHANNELS_PER_FUNDING, stoppedRun } from './api/channels.js';
+export { Batch, Channels, DEFAULT_EXPIRY_BLOCKS, DEFAULT_POLICY, MAX_CHANNELS_PER_FUNDING, stoppedRun } from './api/channels.js';
 export type { BatchSource, ChannelReport, ChannelSession, ChannelSpec, FundingWait, ChannelOpenOptions, ChannelServeOptions, OpenManyReport, OpenReport, PayEvents, PaySummary, PayeePolicy, Recovery, SentPayment, SessionPayOptions, SkippedPayment, SkipReason } from './api/channels.js';
 export { Escrows } from './api/escrow.js';
 export type { AcceptConsent, AcceptedEscrow, AcceptFrom, AcceptInput, AcceptWarning, Claimed, ClaimInput, ClaimProgress, EscrowServeOptions, EscrowSummary, OfferInput, OfferMade, Refunded } from './api/escrow.js';

@@ -88,6 +88,16 @@ describe('channels through the API: one funding for many, a session kept open', 
     expect(await api.balance()).toEqual(before);
   });
 
+  test('a program paying 0 or a negative amount is refused before anything is sent, as a user typing it is', async () => {
+    const { channels: [ch] } = await payer.channels.openMany([to(100_000n)], 2n);
+    await node.chain.mine(1);
+    for (const sats of [-5n, 0n]) await expectCode(payer.channels.pay(ch!.id, sats), 'INVALID_AMOUNT');
+    const session = await payer.channels.connect(ch!.id);
+    await expectCode(session.pay([10n, -10n, 10n]), 'INVALID_AMOUNT');
+    await session.disconnect();
+    expect((await payer.channels.show(ch!.id)).paid).toBe(0n);
+  });
+
   test('a session pays run after run over one connection, then closes the channel', async () => {
     const { channels: [ch] } = await payer.channels.openMany([to(1_000_000n)], 2n);
     await node.chain.mine(1);

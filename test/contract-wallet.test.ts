@@ -4,6 +4,7 @@
  * stored contracts were made with, and their keystore writes must keep the wallet intact.
  */
 import path from 'node:path';
+import { networks, payments } from 'bitcoinjs-lib';
 import { SwarmpayError } from '../src/errors.js';
 import { contractContext, type ContractContext } from '../src/wallet/contract-wallet.js';
 import { CHANNEL_CHAIN, ESCROW_CHAIN, contractKey } from '../src/wallet/hd.js';
@@ -94,9 +95,37 @@ describe('the contract wallet', () => {
     expect(JSON.stringify(w.session.secret)).toBe(before);
   });
 
-  test('fund signs a payment whose first outputs are the ones asked for, from the wallet, without broadcasting it', async () => {
+  test('updates that delete every key they see, run at once, one throwing, one hiding a wallet key: the seed survives', async () => {
+    await Promise.all([
+      ctx.session.update((s) => {
+        s.a = 1;
+      }),
+      ctx.session.update((s) => {
+        for (const k of Object.keys(s)) delete s[k];
+        s.b = 2;
+      }),
+      ctx.session.update((s) => {
+        s.c = 3;
+        throw new Error('refused');
+      }).catch(() => undefined),
+      ctx.session.update((s) => {
+        Object.defineProperty(s, 'wallet', { value: { mnemonic: 'x' }, enumerable: false });
+      }).catch((e: Error) => e),
+    ]);
+    const again = await unlockWallet(w.networkDir, 'regtest', passphraseUnlocker(TEST_PASSPHRASE), { checkpoint: false });
+    expect(Buffer.from(again.seed).equals(Buffer.from(w.seed))).toBe(true);
+    expect(again.session.secret.b).toBe(2);
+    expect(again.session.secret.c).toBeUndefined();
+  });
+
+  test('fund pays contracts only: an output that is not P2WSH (the wallet paying out elsewhere) is refused', async () => {
     await fund(node.chain, w, 1_000_000n);
-    const a = { address: 'bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080', amount: 20_000n };
+    const p2wpkhAddress = payments.p2wpkh({ hash: Buffer.alloc(20, 7), network: networks.regtest }).address ?? '';
+    await expect(ctx.wallet.fund([{ address: p2wpkhAddress, amount: 20_000n }], 2n)).rejects.toMatchObject({ code: 'INTERNAL' });
+  });
+
+  test('fund signs a payment whose first outputs are the ones asked for, from the wallet, without broadcasting it', async () => {
+    const a = { address: payments.p2wsh({ hash: Buffer.alloc(32, 9), network: networks.regtest }).address ?? '', amount: 20_000n };
     const tx = await ctx.wallet.fund([a, { ...a, amount: 30_000n }], 2n);
     expect(await node.chain.getTransaction(tx.txid)).toBeNull();
     await node.chain.broadcast(tx.hex);

@@ -8,7 +8,7 @@ import { connectPeer, connectorFor, type Connector } from '../peer/connect.js';
 import type { LinkOptions } from '../peer/link.js';
 import type { ServerLimits } from '../peer/transports.js';
 import type { ContractContext } from '../wallet/contract-wallet.js';
-import { planBatch, readBatch, repeatPayment, type BatchSource, type PayItem } from '../channel/batch.js';
+import { planBatch, readBatch, repeatPayment, type BatchSource, type PayGroup, type PayItem } from '../channel/batch.js';
 import { bumpChannel, channelReports, closeChannel, payGroups, resumeOpen, type ChannelReport, type PayEvents, type PayOutcome, type PaySummary } from '../channel/flows.js';
 import { DEFAULT_EXPIRY_BLOCKS, PayerSession, finishOpen, openChannels, payerChannel, payerConversation, refundChannel, type OpenResult, type PayResult } from '../channel/payer.js';
 import { Payee, payeePolicy, type PayeePolicy } from '../channel/payee.js';
@@ -78,6 +78,11 @@ export interface ChannelServeOptions {
   pollMs?: number;
   /** One line per event: a channel opened, a close made, a peer refused. */
   log?: (msg: string) => void;
+}
+
+/** A batch read and checked (Channels.readBatch): its payments grouped by channel, ids unique. */
+export class Batch {
+  constructor(readonly groups: readonly PayGroup[]) {}
 }
 
 export class Channels {
@@ -168,8 +173,17 @@ export class Channels {
    * as a file or stdin), read whole and checked before anything is paid. Ids already paid
    * are skipped, so a batch may be run again.
    */
-  async payBatch(batch: BatchSource, events: PayEvents = {}): Promise<PaySummary> {
-    return settled(await payGroups(this.ctx, this.connector, planBatch(await readBatch(batch)), events));
+  async payBatch(batch: BatchSource | Batch, events: PayEvents = {}): Promise<PaySummary> {
+    const planned = batch instanceof Batch ? batch : await Channels.readBatch(batch);
+    return settled(await payGroups(this.ctx, this.connector, planned.groups, events));
+  }
+
+  /**
+   * Reads and checks a batch without a wallet (`name`: the file, for errors), so that a bad
+   * batch is refused before anything is unlocked; payBatch takes what this returns.
+   */
+  static async readBatch(source: BatchSource, name?: string): Promise<Batch> {
+    return new Batch(planBatch(await readBatch(source, name)));
   }
 
   /** Closes a channel: as its payee, broadcasts the newest state; as its payer, asks the payee to. */
@@ -208,6 +222,11 @@ export class Channels {
   }
 
   /** Serves as the payee until stop(): takes channels and payments, closes before each expiry, sees closes confirm. */
+  /** The payee's policy: `given` over the defaults, refused (USAGE) if no channel could meet it; needs no wallet. */
+  static policy(given: Partial<PayeePolicy> = {}): PayeePolicy {
+    return payeePolicy(given);
+  }
+
   async serve(o: ChannelServeOptions): Promise<Server> {
     const policy = payeePolicy(o.policy);
     const log = o.log ?? (() => undefined);
@@ -294,16 +313,19 @@ export class ChannelSession {
   }
 
   private async run(items: PayItem[], o: SessionPayOptions): Promise<PaySummary> {
-    const before = this.session.paid.cumulative;
+    const before = this.session.paid;
     let r: PayResult;
     try {
       r = await this.session.pay(items, { pace: o.pace, onLatency: o.onLatency });
     } catch (e) {
-      // Refused before anything was sent: nothing of this run is paid.
-      return settled({ summary: runSummary(items.length, 0, 0, 0n, 0), error: e });
+      // Refused before anything was sent, or failed after: what the payee acknowledged is what
+      // the acknowledged state moved by, never taken as nothing (a caller might pay it again).
+      const now = this.session.paid;
+      const acked = now.seq - before.seq;
+      return settled({ summary: runSummary(items.length, acked, acked, now.cumulative - before.cumulative, 0), error: e });
     }
     // The acknowledged state covers the run's acknowledged payments: their sats without a sum over them.
-    const summary = runSummary(items.length, r.sent, r.ackedCount, r.acked.cumulative - before, r.seconds);
+    const summary = runSummary(items.length, r.sent, r.ackedCount, r.acked.cumulative - before.cumulative, r.seconds);
     return settled(r.error === undefined ? { summary } : { summary, error: r.error });
   }
 }

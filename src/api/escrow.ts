@@ -151,8 +151,13 @@ export class Escrows {
   ) {}
 
   /** The seller: encrypts the item under a fresh key K and signs an offer of it for H = SHA-256(K). */
-  async offer(o: OfferInput): Promise<OfferMade> {
+  /** Refuses terms no buyer could accept before anything is unlocked or asked; offer() checks them too. */
+  static checkOffer(o: Pick<OfferInput, 'timeout'>): void {
     if (o.timeout.min > o.timeout.max) throw new SwarmpayError('USAGE', `--timeout ${o.timeout.min} is above --max-timeout ${o.timeout.max}`);
+  }
+
+  async offer(o: OfferInput): Promise<OfferMade> {
+    Escrows.checkOffer(o);
     const pcrs = o.attest?.pcrs;
     const tpm = pcrs === undefined ? null : await this.env.tpm();
     const r = await createOffer(this.ctx, {

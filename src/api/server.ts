@@ -96,14 +96,20 @@ export async function startServer(parts: ServeParts, o: ServerOptions): Promise<
       .catch((e: unknown) => log(`${(e as Error).message}`))
       .finally(() => (ticking = null));
   }, o.pollMs ?? 10_000);
-  let stopRequested!: () => void;
-  const stopping = new Promise<void>((r) => (stopRequested = r));
+  let stopped = false;
+  let resolveStop!: () => void;
+  const stopping = new Promise<void>((r) => (resolveStop = r));
+  const stopRequested = () => {
+    stopped = true;
+    resolveStop();
+  };
   let port: number | null = null;
   let closeListener: () => Promise<void> = async () => undefined;
   try {
     if ('stdio' in o.listen) {
       log(`serving one peer on stdin/stdout; key ${parts.key.publicKey.toString('hex')}`);
-      const one = stdioPeer(parts.key, limits).then((link) => track(parts.serve(link)));
+      // A stop that comes during the handshake ends the link rather than serve it after the shutdown.
+      const one = stdioPeer(parts.key, limits).then((link) => (stopped ? link.close() : track(parts.serve(link))));
       void one.then(stopRequested, (e: unknown) => {
         log(`${(e as Error).message}`);
         stopRequested();

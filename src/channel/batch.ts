@@ -36,8 +36,8 @@ function lines(source: BatchSource): Iterable<string> | AsyncIterable<string> {
   return 'pipe' in source ? createInterface({ input: source, crlfDelay: Infinity }) : source;
 }
 
-/** Reads every line of a batch; the first bad one refuses it all (INVALID_FILE), so nothing is paid. */
-export async function readBatch(source: BatchSource): Promise<BatchLine[]> {
+/** Reads every line of a batch (`name`: the file, for errors); the first bad one refuses it all (INVALID_FILE), so nothing is paid. */
+export async function readBatch(source: BatchSource, name = 'the batch'): Promise<BatchLine[]> {
   const out: BatchLine[] = [];
   let n = 0;
   try {
@@ -58,7 +58,7 @@ export async function readBatch(source: BatchSource): Promise<BatchLine[]> {
     }
   } catch (e) {
     if (e instanceof SwarmpayError) throw e;
-    throw new SwarmpayError('INVALID_FILE', `cannot read the batch: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { hint: 'nothing was paid' });
+    throw new SwarmpayError('INVALID_FILE', `cannot read ${name}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { hint: 'check the path; nothing was paid' });
   }
   return out;
 }

@@ -67,7 +67,7 @@ type Totals = Omit<PaySummary, 'payments_per_sec'>;
  * mid-run has reported all the payee acknowledged), those sent and never acknowledged
  * once the run on their channel ends. Stops at the first channel that fails.
  */
-export async function payGroups(ctx: ContractContext, connect: Connector, groups: PayGroup[], events: PayEvents = {}): Promise<PayOutcome> {
+export async function payGroups(ctx: ContractContext, connect: Connector, groups: readonly PayGroup[], events: PayEvents = {}): Promise<PayOutcome> {
   const total: Totals = { payments: groups.reduce((n, g) => n + g.items.length, 0), sent: 0, acked: 0, skipped: 0, sats: 0n, seconds: 0 };
   let error: unknown;
   for (const group of groups) {

@@ -347,7 +347,12 @@ export class PayerSession {
     if (this.broken !== null) throw new SwarmpayError('CHANNEL_STATE', `an earlier run on this connection to channel ${this.rec.id} stopped short`, { hint: 'connect again: the payee shows what it holds, and paying goes on from there', cause: this.broken });
     const base = this.state;
     // Checked before anything is sent, so a run either sends all its payments or none.
-    const total = items.reduce((a, i) => a + i.sats, base.cumulative);
+    let total = base.cumulative;
+    for (const i of items) {
+      // A program's amount is checked as a user's is: a negative one would lower the total checked below.
+      if (i.sats <= 0n) throw new SwarmpayError('INVALID_AMOUNT', `a payment of ${i.sats} sats: each payment is more than 0`, { hint: 'nothing was paid' });
+      total += i.sats;
+    }
     if (total > this.terms.capacity) {
       throw new SwarmpayError('CHANNEL_REFUSED', `these payments would bring the channel to ${total} sats, more than its capacity of ${this.terms.capacity} (${this.terms.capacity - base.cumulative} left)`, { hint: 'pay less, or open another channel; nothing was paid' });
     }

@@ -200,7 +200,8 @@ function state(o: Obj, w: string): PayerState {
   const status = str(o, 'status', w);
   switch (status) {
     case 'opening':
-      return { status, funding, fundingTx: hex(o, 'fundingTx', w), ticket: hex(o, 'ticket', w) };
+      // Records of a few early versions kept the funding transaction inside `funding`, as `tx`.
+      return { status, funding, fundingTx: o.fundingTx === undefined && f.tx !== undefined ? hex(f, 'tx', `${w}.funding`) : hex(o, 'fundingTx', w), ticket: hex(o, 'ticket', w) };
     case 'open':
     case 'expired':
       return { status, funding };

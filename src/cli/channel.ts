@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import type { Command } from 'commander';
 import { SwarmpayError } from '../errors.js';
 import { parseSats } from '../bitcoin/amount.js';
-import { DEFAULT_EXPIRY_BLOCKS, DEFAULT_POLICY, MAX_EXPIRY_BLOCKS, MIN_EXPIRY_BLOCKS, type ChannelReport, type PaySummary, type Recovery, stoppedRun } from '../api/channels.js';
+import { Channels, DEFAULT_EXPIRY_BLOCKS, DEFAULT_POLICY, MAX_EXPIRY_BLOCKS, MIN_EXPIRY_BLOCKS, type ChannelReport, type PaySummary, type Recovery, stoppedRun } from '../api/channels.js';
 import { withContext } from './command.js';
 import type { Context } from './context.js';
 import { peerLocation, runUntilSignal, serverLimits, serverLog, withServerLimits, type LimitFlags } from './peer.js';
@@ -79,7 +79,8 @@ export function registerChannel(program: Command): void {
     .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
     .action(
       withContext<LimitFlags & { listen: string; stdio?: boolean; minCapacity: string; maxCapacity: string; minExpiry: string; confirmations: string; closeMargin: string; minCloseFeeRate: string; bumpAfter: string; poll: string; passphraseFile?: string }>(async (ctx, _args, opts) => {
-        const policy = {
+        // Checked before the wallet is unlocked: a policy no channel could meet asks for nothing.
+        const policy = Channels.policy({
           minCapacity: parseSats(opts.minCapacity, '--min-capacity'),
           maxCapacity: parseSats(opts.maxCapacity, '--max-capacity'),
           minExpiryBlocks: parseCount(opts.minExpiry, '--min-expiry', 1, 100_000),
@@ -87,7 +88,7 @@ export function registerChannel(program: Command): void {
           closeMargin: parseCount(opts.closeMargin, '--close-margin', 0, 100_000),
           minCloseFeeRate: parseFeeRate(opts.minCloseFeeRate),
           bumpAfter: parseCount(opts.bumpAfter, '--bump-after', 1, 1000),
-        };
+        });
         const pollMs = parseCount(opts.poll, '--poll', 1, 86_400) * 1000;
         const limits = serverLimits(opts);
         const wallet = await ctx.unlockWallet(opts.passphraseFile);
@@ -147,8 +148,10 @@ export function registerChannel(program: Command): void {
         if (opts.batch !== undefined) {
           if (args.length > 0) throw new SwarmpayError('USAGE', 'with --batch the channels and amounts come from the batch');
           const input = opts.batch === '-' ? process.stdin : createReadStream(opts.batch);
+          // Read and checked whole before the wallet is unlocked: a bad batch asks for nothing and pays nothing.
+          const batch = await Channels.readBatch(input, opts.batch === '-' ? 'the batch on stdin' : `the batch ${opts.batch}`);
           const wallet = await ctx.unlockWallet(opts.passphraseFile);
-          await printRun(ctx, wallet.channels.payBatch(input, events));
+          await printRun(ctx, wallet.channels.payBatch(batch, events));
           return;
         }
         const [id, amount] = args;

@@ -96,6 +96,7 @@ export function registerEscrow(program: Command): void {
       withContext<{ item: string; price: string; name?: string; timeout: string; maxTimeout: string; confirmations: string; expires: string; attest?: boolean; pcrs: string; out?: string; passphraseFile?: string }>(async (ctx, _args, opts) => {
         const price = parseSats(opts.price, '--price');
         const timeout = { min: parseCount(opts.timeout, '--timeout', 1, 52_560), max: parseCount(opts.maxTimeout, '--max-timeout', 1, 52_560) };
+        Escrows.checkOffer({ timeout }); // before the passphrase is asked for
         const confirmations = parseCount(opts.confirmations, '--confirmations', 1, 100);
         const expiresIn = parseCount(opts.expires, '--expires', 1, 24 * 365) * 3600;
         const pcrs = parsePcrs(opts.pcrs);

@@ -86,8 +86,13 @@ export function parseOffer(v: unknown): Offer {
   }
 }
 
-/** Reads an offer field by field (its signature and attestation are checkOffer's); ShapeError names the bad field under `w`. */
-export function readOffer(v: unknown, w: string): Offer {
+/**
+ * Reads an offer field by field (its signature and attestation are checkOffer's); ShapeError
+ * names the bad field under `w`. `stored`: an offer this wallet's keystore holds, read with
+ * the bounds it was made under (the first escrow version took --confirmations 0), so that
+ * no record a user has is refused.
+ */
+export function readOffer(v: unknown, w: string, stored = false): Offer {
   const o = asObj(v, w);
   if (o.format !== OFFER_FORMAT) throw new ShapeError(`${w}.format is not "${OFFER_FORMAT}"`);
   if (o.version !== OFFER_VERSION) throw new ShapeError(`${w}.version ${String(o.version)} is not ${OFFER_VERSION}`);
@@ -116,7 +121,7 @@ export function readOffer(v: unknown, w: string): Offer {
     hash: hex(o, 'hash', w, 32),
     price,
     timeout: { min: int(timeout, 'min', `${w}.timeout`, 1, 52_560), max: int(timeout, 'max', `${w}.timeout`, 1, 52_560) },
-    confirmations: int(o, 'confirmations', w, 1, 100),
+    confirmations: int(o, 'confirmations', w, stored ? 0 : 1, 100),
     seller: hex(o, 'seller', w, 33),
     expires,
     signature: hex(o, 'signature', w, 64),

@@ -92,7 +92,7 @@ export function readAcceptance(v: unknown, where: string): Acceptance {
  */
 export function decodeEscrowRecord(v: unknown, where: string): EscrowRecord {
   const o = asObj(v, where);
-  const common: Common = { id: hex(o, 'id', where, 8), offer: readOffer(o.offer, `${where}.offer`), keyIndex: int(o, 'keyIndex', where, 0, 2 ** 31 - 1), created: str(o, 'created', where) };
+  const common: Common = { id: hex(o, 'id', where, 8), offer: readOffer(o.offer, `${where}.offer`, true), keyIndex: int(o, 'keyIndex', where, 0, 2 ** 31 - 1), created: str(o, 'created', where) };
   if (common.offer.id !== common.id) throw new ShapeError(`${where}.offer.id is not ${where}.id`);
   const accepted = (): Accepted => ({ acceptance: readAcceptance(o.acceptance, `${where}.acceptance`), htlc: template(o, where) });
   const txid = (k: string) => hex(o, k, where, 32);

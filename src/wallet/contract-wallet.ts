@@ -5,6 +5,7 @@
  * and nothing that spends the wallet's coins another way.
  */
 import type { BIP32Interface } from 'bip32';
+import { SwarmpayError } from '../errors.js';
 import type { ChainBackend } from '../chain/backend.js';
 import type { NetworkName } from '../bitcoin/network.js';
 import { addressToScript } from '../bitcoin/address.js';
@@ -33,7 +34,11 @@ export interface ContractWallet {
   key(kind: ContractKind, index: number): ContractKey;
   /** A script of this wallet to be paid to: its first receive address nothing has paid yet. */
   payoutScript(): Promise<Buffer>;
-  /** Signs (does not broadcast) a payment to `to` from the wallet's coins: output i pays to[i], change after them. */
+  /**
+   * Signs (does not broadcast) a funding of contracts from the wallet's coins: output i pays
+   * to[i], change after them. Every output is a contract's (P2WSH): a protocol cannot pay
+   * the wallet's coins anywhere else.
+   */
   fund(to: { address: string; amount: bigint }[], feeRate: bigint): Promise<SignedTx>;
   /** Signs (does not broadcast) a CPFP child of `parent` from the wallet's outputs in it (and coins, unless parentOnly). */
   bump(parent: CpfpParent, feeRate: bigint, opts?: CpfpOptions): Promise<SignedTx & { replaces: string | null }>;
@@ -84,6 +89,10 @@ class SeedWallet implements ContractWallet {
   }
 
   async fund(to: { address: string; amount: bigint }[], feeRate: bigint): Promise<SignedTx> {
+    for (const t of to) {
+      const script = addressToScript(t.address, this.network);
+      if (!(script.length === 34 && script[0] === 0x00 && script[1] === 0x20)) throw new SwarmpayError('INTERNAL', `a contract funding may pay only P2WSH outputs, not ${t.address}`);
+    }
     const plan = await planPayments(this.chain, this.#account, this.network, to, feeRate);
     return signSend(plan, this.#seed, this.network);
   }
