@@ -13,7 +13,7 @@
 # ---------------------------------------------------------------------------
 
 # Command groups and top-level commands.
-_swarmpay_groups="node wallet tpm channel escrow demo completion help"
+_swarmpay_groups="info node wallet tpm channel escrow demo completion help"
 
 # Global options: valid before or after any command.
 _swarmpay_global_options="--network --datadir --chain --rpc-url --rpc-cookie --tpm --json -y --yes -h --help"
@@ -24,8 +24,8 @@ _swarmpay_top_options="-V --version"
 # Subcommands of each group ("" if the command has none).
 _swarmpay_subcommands() {
     case $1 in
-        node)   echo "start stop status mine help" ;;
-        wallet) echo "create address balance info send help" ;;
+        node)   echo "start stop status credentials mine help" ;;
+        wallet) echo "create address utxos balance info send bump help" ;;
         tpm)    echo "provision status attest verify enroll trust help" ;;
         channel) echo "serve open pay close bump refund list recover show help" ;;
         escrow) echo "offer accept claim refund serve list show help" ;;
@@ -36,16 +36,20 @@ _swarmpay_subcommands() {
 # Options of each command ("group subcommand", or the command alone).
 _swarmpay_options() {
     case $1 in
-        "node start")    echo "--impl" ;;
+        info)            echo "--passphrase-file" ;;
+        "node start")    echo "--impl --share-group" ;;
+        "node credentials") echo "--out --share-group" ;;
         "node mine")     echo "--to" ;;
         "wallet create") echo "--restore --mnemonic-file --passphrase-file" ;;
-        "wallet send")   echo "--fee-rate --passphrase-file --wait" ;;
+        "wallet address") echo "--new" ;;
+        "wallet bump")   echo "--fee-rate --passphrase-file" ;;
+        "wallet send")   echo "--max --subtract-fee --fee-rate --passphrase-file --wait --timeout" ;;
         "tpm provision") echo "--pcrs --force --passphrase-file" ;;
         "tpm attest")    echo "--nonce --pcrs --out" ;;
         "tpm verify")    echo "--nonce --expect-pcrs --ak --enrolled" ;;
         "tpm enroll")    echo "--peer --peer-cmd --peer-key --tpm-ca --label" ;;
         "channel serve") echo "--listen --stdio --min-capacity --max-capacity --min-expiry --confirmations --close-margin --min-close-fee-rate --bump-after --poll --max-connections --max-handshakes --handshake-timeout --idle-timeout --link-buffer --send-queue --passphrase-file" ;;
-        "channel open")  echo "--peer --peer-cmd --peer-key --capacity --expiry --fee-rate --resume --wait --passphrase-file" ;;
+        "channel open")  echo "--peer --peer-cmd --peer-key --capacity --expiry --fee-rate --resume --wait --timeout --passphrase-file" ;;
         "channel pay")   echo "--count --batch --passphrase-file" ;;
         "channel close") echo "--passphrase-file" ;;
         "channel bump")  echo "--fee-rate --passphrase-file" ;;
@@ -55,7 +59,7 @@ _swarmpay_options() {
         "channel show")  echo "--passphrase-file" ;;
         "escrow offer")  echo "--item --price --name --timeout --max-timeout --confirmations --expires --attest --pcrs --out --passphrase-file" ;;
         "escrow accept") echo "--ciphertext --peer --peer-cmd --peer-key --max-price --timeout --require-attestation --expect-pcrs --ak --enrolled --fee-rate --out --passphrase-file" ;;
-        "escrow claim")  echo "--acceptance --out --wait --force --margin --fee-rate --passphrase-file" ;;
+        "escrow claim")  echo "--acceptance --out --wait --timeout --force --margin --fee-rate --passphrase-file" ;;
         "escrow refund") echo "--fee-rate --passphrase-file" ;;
         "escrow serve")  echo "--listen --stdio --poll --margin --fee-rate --bump-after --max-connections --max-handshakes --handshake-timeout --idle-timeout --link-buffer --send-queue --passphrase-file" ;;
         "escrow list")   echo "--passphrase-file" ;;
@@ -80,15 +84,24 @@ _swarmpay_optarg() {
         --tpm)        echo "choice auto none swtpm: device:"; return ;;
     esac
     case "$1 $2" in
+        "info --passphrase-file")         echo "file -" ;;
         "node start --impl")              echo "choice btcd bitcoind" ;;
+        "node start --share-group")       echo "text" ;;
+        "node credentials --out")         echo "file" ;;
+        "node credentials --share-group") echo "text" ;;
         "node mine --to")                 echo "text" ;;
         "wallet create --mnemonic-file")  echo "file" ;;
-        "wallet create --passphrase-file") echo "file" ;;
+        "wallet create --passphrase-file") echo "file -" ;;
         "wallet send --fee-rate")         echo "text" ;;
-        "wallet send --passphrase-file")  echo "file" ;;
+        "wallet bump --fee-rate")         echo "text" ;;
+        "wallet bump --passphrase-file")  echo "file -" ;;
+        "wallet send --passphrase-file")  echo "file -" ;;
         "wallet send --wait")             echo "text" ;;
+        "wallet send --timeout")          echo "text" ;;
+        "channel open --timeout")         echo "text" ;;
+        "escrow claim --timeout")         echo "text" ;;
         "tpm provision --pcrs")           echo "text" ;;
-        "tpm provision --passphrase-file") echo "file" ;;
+        "tpm provision --passphrase-file") echo "file -" ;;
         "tpm attest --nonce")             echo "text" ;;
         "tpm attest --pcrs")              echo "text" ;;
         "tpm attest --out")               echo "file" ;;
@@ -115,7 +128,7 @@ _swarmpay_optarg() {
         "channel serve --idle-timeout")   echo "text" ;;
         "channel serve --link-buffer")    echo "text" ;;
         "channel serve --send-queue")     echo "text" ;;
-        "channel serve --passphrase-file") echo "file" ;;
+        "channel serve --passphrase-file") echo "file -" ;;
         "channel open --peer")            echo "text" ;;
         "channel open --peer-cmd")        echo "text" ;;
         "channel open --peer-key")        echo "text" ;;
@@ -123,18 +136,18 @@ _swarmpay_optarg() {
         "channel open --expiry")          echo "text" ;;
         "channel open --fee-rate")        echo "text" ;;
         "channel open --resume")          echo "text" ;;
-        "channel open --passphrase-file") echo "file" ;;
+        "channel open --passphrase-file") echo "file -" ;;
         "channel pay --count")            echo "text" ;;
         "channel pay --batch")            echo "file -" ;;
-        "channel pay --passphrase-file")  echo "file" ;;
-        "channel close --passphrase-file") echo "file" ;;
+        "channel pay --passphrase-file")  echo "file -" ;;
+        "channel close --passphrase-file") echo "file -" ;;
         "channel bump --fee-rate")        echo "text" ;;
-        "channel bump --passphrase-file") echo "file" ;;
+        "channel bump --passphrase-file") echo "file -" ;;
         "channel refund --fee-rate")      echo "text" ;;
-        "channel refund --passphrase-file") echo "file" ;;
-        "channel list --passphrase-file") echo "file" ;;
-        "channel recover --passphrase-file") echo "file" ;;
-        "channel show --passphrase-file") echo "file" ;;
+        "channel refund --passphrase-file") echo "file -" ;;
+        "channel list --passphrase-file") echo "file -" ;;
+        "channel recover --passphrase-file") echo "file -" ;;
+        "channel show --passphrase-file") echo "file -" ;;
         "escrow offer --item")            echo "file" ;;
         "escrow offer --price")           echo "text" ;;
         "escrow offer --name")            echo "text" ;;
@@ -144,7 +157,7 @@ _swarmpay_optarg() {
         "escrow offer --expires")         echo "text" ;;
         "escrow offer --pcrs")            echo "text" ;;
         "escrow offer --out")             echo "file" ;;
-        "escrow offer --passphrase-file") echo "file" ;;
+        "escrow offer --passphrase-file") echo "file -" ;;
         "escrow accept --ciphertext")     echo "file" ;;
         "escrow accept --peer")           echo "text" ;;
         "escrow accept --peer-cmd")       echo "text" ;;
@@ -155,14 +168,14 @@ _swarmpay_optarg() {
         "escrow accept --ak")             echo "file" ;;
         "escrow accept --fee-rate")       echo "text" ;;
         "escrow accept --out")            echo "file" ;;
-        "escrow accept --passphrase-file") echo "file" ;;
+        "escrow accept --passphrase-file") echo "file -" ;;
         "escrow claim --acceptance")      echo "file" ;;
         "escrow claim --out")             echo "file" ;;
         "escrow claim --margin")          echo "text" ;;
         "escrow claim --fee-rate")        echo "text" ;;
-        "escrow claim --passphrase-file") echo "file" ;;
+        "escrow claim --passphrase-file") echo "file -" ;;
         "escrow refund --fee-rate")       echo "text" ;;
-        "escrow refund --passphrase-file") echo "file" ;;
+        "escrow refund --passphrase-file") echo "file -" ;;
         "escrow serve --listen")          echo "text" ;;
         "escrow serve --poll")            echo "text" ;;
         "escrow serve --margin")          echo "text" ;;
@@ -174,9 +187,9 @@ _swarmpay_optarg() {
         "escrow serve --idle-timeout")    echo "text" ;;
         "escrow serve --link-buffer")     echo "text" ;;
         "escrow serve --send-queue")      echo "text" ;;
-        "escrow serve --passphrase-file") echo "file" ;;
-        "escrow list --passphrase-file")  echo "file" ;;
-        "escrow show --passphrase-file")  echo "file" ;;
+        "escrow serve --passphrase-file") echo "file -" ;;
+        "escrow list --passphrase-file")  echo "file -" ;;
+        "escrow show --passphrase-file")  echo "file -" ;;
         *) return 1 ;;
     esac
 }

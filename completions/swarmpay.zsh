@@ -39,6 +39,7 @@ typeset -ga _swarmpay_top_args=(
 
 # Top-level commands.
 typeset -ga _swarmpay_cmds=(
+  'info:network, node, wallet, TPM, channels and escrows at a glance'
   'node:the embedded regtest node'
   'wallet:the HD wallet (BIP39 seed, BIP84 native segwit account)'
   'tpm:the TPM 2.0: seal the keystore, anti-rollback counter, attestation'
@@ -47,6 +48,9 @@ typeset -ga _swarmpay_cmds=(
   'demo:run the whole story on a fresh regtest node in a temporary folder'
   'completion:print the shell completion script (bash, zsh or fish)'
   'help:display help for command'
+)
+typeset -ga _swarmpay_args_info=(
+  '--passphrase-file=[count the channels and escrows: the passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
 )
 typeset -ga _swarmpay_args_demo=(
   '--keep[keep the temporary folder and leave its node running]'
@@ -63,14 +67,20 @@ typeset -ga _swarmpay_cmds_node=(
   'start:start the regtest node'
   'stop:stop the regtest node'
   'status:whether the node runs, and its height'
+  'credentials:write the node'\''s RPC credentials to a file for another user'
   'mine:mine blocks on regtest'
   'help:display help for command'
 )
 typeset -ga _swarmpay_args_node_start=(
   '--impl=[node implementation]:implementation:(btcd bitcoind)'
+  '--share-group=[let this group read the RPC cookie]:group:_groups'
 )
 typeset -ga _swarmpay_args_node_stop=()
 typeset -ga _swarmpay_args_node_status=()
+typeset -ga _swarmpay_args_node_credentials=(
+  '--out=[where to write the credentials]:file:_files'
+  '--share-group=[let this group read the file]:group:_groups'
+)
 typeset -ga _swarmpay_args_node_mine=(
   '--to=[pay this address the block rewards]:address: '
   '1:blocks (1 to 1000): '
@@ -82,26 +92,39 @@ typeset -ga _swarmpay_args_node_help=(
 # wallet
 typeset -ga _swarmpay_cmds_wallet=(
   'create:create a wallet (24 words), or restore one with --restore'
-  'address:the first receive address not yet paid'
+  'address:the first receive address not yet paid; with --new, one never given out before'
+  'utxos:the wallet'\''s coins, and whether a payment may spend them'
   'balance:confirmed and unconfirmed balance, in sats'
-  'info:the wallet'\''s network, account path, xpub and keystore'
+  'info:the wallet'\''s network, account path, xpub (and zpub or vpub) and keystore'
   'send:pay an address'
+  'bump:replace an unconfirmed payment at a higher fee rate (RBF)'
   'help:display help for command'
 )
 typeset -ga _swarmpay_args_wallet_create=(
   '--restore[restore from an existing mnemonic]'
   '--mnemonic-file=[read (--restore) or write the mnemonic from/to FILE]:mnemonic file:_files'
-  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
 )
-typeset -ga _swarmpay_args_wallet_address=()
+typeset -ga _swarmpay_args_wallet_address=(
+  '--new[a fresh address each call, never one given out before]'
+)
+typeset -ga _swarmpay_args_wallet_utxos=()
 typeset -ga _swarmpay_args_wallet_balance=()
 typeset -ga _swarmpay_args_wallet_info=()
 typeset -ga _swarmpay_args_wallet_send=(
-  '--fee-rate=[fee rate in whole sat/vB]:sat/vB: '
-  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '(--subtract-fee 2)--max[send every spendable coin, less the fee]'
+  '(--max)--subtract-fee[the payee gets the amount less the fee]'
+  '--fee-rate=[fee rate in whole sat/vB, or auto for the node'\''s estimate]:sat/vB: '
+  '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
   '--wait=[wait until the payment has this many confirmations]:confirmations: '
+  '--timeout=[with --wait: give up after this many seconds (default 3600)]:seconds: '
   '1:address: '
-  '2:amount (sats): '
+  '(--max)2:amount (sats): '
+)
+typeset -ga _swarmpay_args_wallet_bump=(
+  '--fee-rate=[the new fee rate in whole sat/vB, or auto]:sat/vB: '
+  '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
+  '1:txid: '
 )
 typeset -ga _swarmpay_args_wallet_help=(
   '1::command:{_swarmpay_describe_cmds wallet}'
@@ -120,7 +143,7 @@ typeset -ga _swarmpay_cmds_tpm=(
 typeset -ga _swarmpay_args_tpm_provision=(
   '--pcrs=[bind the key to these PCRs'\'' current values (SHA-256 bank), e.g. 7,16]:PCR list: '
   '--force[seal again a keystore the TPM already seals (e.g. to other PCRs)]'
-  '--passphrase-file=[read the current keystore passphrase from FILE]:passphrase file:_files'
+  '--passphrase-file=[read the current keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
 )
 typeset -ga _swarmpay_args_tpm_status=()
 typeset -ga _swarmpay_args_tpm_attest=(
@@ -188,7 +211,7 @@ typeset -ga _swarmpay_args_channel_serve=(
   '--idle-timeout=[close a link that brings no whole frame for this long (default 120)]:seconds: '
   '--link-buffer=[bytes one link may hold unhandled before it is not read (default 1048576)]:bytes: '
   '--send-queue=[bytes that may wait for a peer that does not read; past it the peer is dropped (default 4194304)]:bytes: '
-  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
 )
 typeset -ga _swarmpay_args_channel_open=(
   '(--peer-cmd --resume)--peer=[the payee'\''s channel serve --listen address]:HOST\:PORT: '
@@ -199,37 +222,38 @@ typeset -ga _swarmpay_args_channel_open=(
   '--fee-rate=[fee rate of the funding (default 2 on regtest)]:sat/vB: '
   '(--peer --peer-cmd --capacity)--resume=[finish opening this channel: broadcast its funding again and hand the payee its ticket]:channel id: '
   '--wait[wait until the funding has the confirmations the payee asked for]'
-  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '--timeout=[with --wait: give up after this many seconds (default 3600)]:seconds: '
+  '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
 )
 typeset -ga _swarmpay_args_channel_pay=(
   '(--batch)--count=[make this many payments of SATS (default 1)]:count: '
-  '(1 2 --count)--batch=[JSON lines {"id", "channel", "sats"} from FILE or - (stdin); ids already paid are skipped]:batch file:_swarmpay_batch_file'
-  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '(1 2 --count)--batch=[JSON lines {"id", "channel", "sats"} from FILE or - (stdin); ids already paid are skipped]:batch file:_swarmpay_file_or_stdin batch'
+  '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
   '(--batch)1:channel id: '
   '(--batch)2:amount of each payment (sats): '
 )
 typeset -ga _swarmpay_args_channel_close=(
-  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
   '1:channel id: '
 )
 typeset -ga _swarmpay_args_channel_bump=(
   '--fee-rate=[the fee rate of the close and its child together (required)]:sat/vB: '
-  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
   '1:channel id: '
 )
 typeset -ga _swarmpay_args_channel_refund=(
   '--fee-rate=[fee rate of the refund (default 2 on regtest)]:sat/vB: '
-  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
   '1:channel id: '
 )
 typeset -ga _swarmpay_args_channel_list=(
-  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
 )
 typeset -ga _swarmpay_args_channel_recover=(
-  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
 )
 typeset -ga _swarmpay_args_channel_show=(
-  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
   '1:channel id: '
 )
 typeset -ga _swarmpay_args_channel_help=(
@@ -258,7 +282,7 @@ typeset -ga _swarmpay_args_escrow_offer=(
   '--attest[add a TPM quote whose nonce is the offer'\''s digest]'
   '--pcrs=[PCRs the quote covers (SHA-256 bank), default 0,1,2,3,4,5,6,7]:PCR list: '
   '--out=[write the offer to FILE and its ciphertext to FILE.enc]:offer file:_files'
-  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
 )
 typeset -ga _swarmpay_args_escrow_accept=(
   '--ciphertext=[the ciphertext that came with the offer (default: OFFER.enc, else ID.enc beside the offer)]:ciphertext file:_files'
@@ -273,22 +297,23 @@ typeset -ga _swarmpay_args_escrow_accept=(
   '(--ak)--enrolled[require the attestation to be by a TPM enrolled with tpm enroll]'
   '--fee-rate=[fee rate of the funding (default 2 on regtest)]:sat/vB: '
   '--out=[also write the acceptance for the seller to FILE]:acceptance file:_files'
-  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
   '1::offer file (with --peer or --peer-cmd, the offer id):_files'
 )
 typeset -ga _swarmpay_args_escrow_claim=(
   '--acceptance=[seller: the acceptance the buyer sent]:acceptance file:_files'
   '--out=[buyer: write the item to FILE]:item file:_files'
   '--wait[seller: wait for the funding'\''s confirmations; buyer: wait for the seller'\''s claim]'
+  '--timeout=[with --wait: give up after this many seconds (default 3600)]:seconds: '
   '--force[seller: claim even within the safety margin of the timeout]'
   '--margin=[seller: blocks before the timeout from which claiming is refused (default 6)]:blocks: '
   '--fee-rate=[seller: fee rate of the claim (default: the node'\''s estimate, at least 2)]:sat/vB: '
-  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
   '1:escrow id: '
 )
 typeset -ga _swarmpay_args_escrow_refund=(
   '--fee-rate=[fee rate of the refund (default 2 on regtest)]:sat/vB: '
-  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
   '1:escrow id: '
 )
 typeset -ga _swarmpay_args_escrow_serve=(
@@ -304,13 +329,13 @@ typeset -ga _swarmpay_args_escrow_serve=(
   '--idle-timeout=[close a link that brings no whole frame for this long (default 120)]:seconds: '
   '--link-buffer=[bytes one link may hold unhandled before it is not read (default 1048576)]:bytes: '
   '--send-queue=[bytes that may wait for a peer that does not read; past it the peer is dropped (default 4194304)]:bytes: '
-  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
 )
 typeset -ga _swarmpay_args_escrow_list=(
-  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
 )
 typeset -ga _swarmpay_args_escrow_show=(
-  '--passphrase-file=[read the keystore passphrase from FILE]:passphrase file:_files'
+  '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
   '1:escrow id: '
 )
 typeset -ga _swarmpay_args_escrow_help=(
@@ -342,11 +367,12 @@ _swarmpay_tpm_spec() {
   fi
 }
 
-# The value of --batch: a file, or - for standard input.
-_swarmpay_batch_file() {
+# The value of --batch or --passphrase-file: a file, or - for standard input;
+# $1 names what is read ("batch", "passphrase").
+_swarmpay_file_or_stdin() {
   _alternative \
-    'stdin:standard input:((-\:"read the batch from standard input"))' \
-    'files:batch file:_files'
+    "stdin:standard input:((-\\:\"read the $1 from standard input\"))" \
+    "files:$1 file:_files"
 }
 
 # Offers the subcommands of command $1 (the top-level commands without $1).

@@ -11,18 +11,21 @@
  * Every failure is a {@link SwarmpayError} whose `code` is stable (the README lists them).
  */
 export { Swarmpay, Wallet, MIN_PASSPHRASE_LENGTH } from './api/swarmpay.js';
-export type { Balance, Credentials, SendOptions, SendResult, SendSummary, WalletCreated, WalletInfo } from './api/swarmpay.js';
+export type { Balance, BumpOptions, BumpResult, Credentials, FreshAddress, SendAmount, SendOptions, SendResult, SendSummary, WalletCoin, WalletCreated, WalletInfo } from './api/swarmpay.js';
 export { Environment, CHAIN_KINDS } from './api/environment.js';
 export type { ChainKind, SwarmpayOptions } from './api/environment.js';
+export type { ContractsPart, NodePart, Overview, PartError, TpmPart, Unavailable, WalletPart } from './api/info.js';
 export { Batch, Channels, DEFAULT_EXPIRY_BLOCKS, DEFAULT_POLICY, MAX_CHANNELS_PER_FUNDING, stoppedRun } from './api/channels.js';
-export type { BatchSource, ChannelReport, ChannelSession, ChannelSpec, FundingWait, ChannelOpenOptions, ChannelServeOptions, OpenManyReport, OpenReport, PayEvents, PaySummary, PayeePolicy, Recovery, SentPayment, SessionPayOptions, SkippedPayment, SkipReason } from './api/channels.js';
+export type { BatchSource, ChannelReport, ChannelSession, ChannelSpec, FundingWait, ChannelOpenOptions, ChannelServeOptions, OpenConsent, OpenManyReport, OpenOptions, OpenReport, PayEvents, PaySummary, PayeePolicy, Recovery, SentPayment, SessionPayOptions, SkippedPayment, SkipReason } from './api/channels.js';
 export { Escrows } from './api/escrow.js';
 export type { AcceptConsent, AcceptedEscrow, AcceptFrom, AcceptInput, AcceptWarning, Claimed, ClaimInput, ClaimProgress, EscrowServeOptions, EscrowSummary, OfferInput, OfferMade, Refunded } from './api/escrow.js';
 export { TpmApi, DEFAULT_QUOTE_PCRS } from './api/tpm.js';
 export type { AttestationDoc, EnrolledAttestation, KeystoreStatus, PcrAllowList, Provisioned, TpmStatus, TrustedIdentity, VerifiedAttestation, VerifyOptions } from './api/tpm.js';
 export { RegtestNode } from './api/node.js';
-export type { Mined, NodeImpl, NodeStarted, NodeStatus } from './api/node.js';
+export type { Mined, NodeCredentials, NodeImpl, NodeStarted, NodeStatus, Shared } from './api/node.js';
 export type { Listen, PeerLocation, Server, ServerOptions } from './api/server.js';
+export { DEFAULT_WAIT_MS } from './api/wait.js';
+export type { WaitHooks } from './api/wait.js';
 export { SwarmpayError, isSwarmpayError } from './errors.js';
 export type { ErrorCode } from './errors.js';
 export { parseSats, formatBtc, MAX_MONEY } from './bitcoin/amount.js';

@@ -1,5 +1,5 @@
 import { payments, networks } from 'bitcoinjs-lib';
-import { selectCoins, estimateVbytes, paymentPlan } from '../src/wallet/coin-select.js';
+import { selectCoins, estimateVbytes, paymentPlan, selectAll, selectSubtractingFee } from '../src/wallet/coin-select.js';
 import { checkPlan } from '../src/bitcoin/spend.js';
 import { SwarmpayError } from '../src/errors.js';
 import type { Utxo } from '../src/chain/backend.js';
@@ -68,5 +68,25 @@ describe('coin selection', () => {
       expect.objectContaining({ code: 'FEE_TOO_HIGH' }),
     );
     expect(() => checkPlan({ ...plan, inputs: [plan.inputs[0]!, plan.inputs[0]!] })).toThrow(expect.objectContaining({ code: 'TX_CHECK_FAILED' }));
+  });
+
+  test('--max: every coin, one output, no change, the fee from what is paid', () => {
+    const coins = [coin(10_000n, 1), coin(50_000n, 2)];
+    const sel = selectAll(coins, pay, 3n);
+    expect(sel).toMatchObject({ change: 0n, fee: estimateVbytes(2, [pay]) * 3n });
+    expect(sel.amount + sel.fee).toBe(60_000n);
+    expect(() => checkPlan(paymentPlan(sel, [{ script: pay, value: sel.amount }], change, 3n))).not.toThrow();
+    expect(() => selectAll([], pay, 1n)).toThrow(expect.objectContaining({ code: 'INSUFFICIENT_FUNDS' }));
+    expect(() => selectAll([coin(400n)], pay, 1n)).toThrow(expect.objectContaining({ code: 'INSUFFICIENT_FUNDS' }));
+  });
+
+  test('--subtract-fee: the wallet spends exactly the amount, the payee gets it less the fee', () => {
+    const sel = selectSubtractingFee([coin(100_000n, 1)], { script: pay, value: 30_000n }, change, 2n);
+    expect(sel.fee).toBe(estimateVbytes(1, [pay, change]) * 2n);
+    expect([sel.amount, sel.change]).toEqual([30_000n - sel.fee, 70_000n]);
+    // Change below dust goes to the fee; the payee still gets the amount less the fee of a one-output transaction.
+    const exact = selectSubtractingFee([coin(30_100n, 1)], { script: pay, value: 30_000n }, change, 2n);
+    expect(exact).toMatchObject({ change: 0n, amount: 30_000n - estimateVbytes(1, [pay]) * 2n, fee: estimateVbytes(1, [pay]) * 2n + 100n });
+    expect(() => selectSubtractingFee([coin(10_000n)], { script: pay, value: 20_000n }, change, 1n)).toThrow(expect.objectContaining({ code: 'INSUFFICIENT_FUNDS' }));
   });
 });

@@ -10,20 +10,21 @@ import type { ServerLimits } from '../peer/transports.js';
 import type { ContractContext } from '../wallet/contract-wallet.js';
 import { planBatch, readBatch, repeatPayment, type BatchSource, type PayGroup, type PayItem } from '../channel/batch.js';
 import { bumpChannel, channelReports, closeChannel, payGroups, resumeOpen, type ChannelReport, type PayEvents, type PayOutcome, type PaySummary } from '../channel/flows.js';
-import { DEFAULT_EXPIRY_BLOCKS, PayerSession, finishOpen, openChannels, payerChannel, payerConversation, refundChannel, type OpenResult, type PayResult } from '../channel/payer.js';
+import { DEFAULT_EXPIRY_BLOCKS, PayerSession, finishOpen, openChannels, payerChannel, payerConversation, refundChannel, type OpenConsent, type OpenResult, type PayResult } from '../channel/payer.js';
 import { Payee, payeePolicy, type PayeePolicy } from '../channel/payee.js';
 import { recoverJournals, type Recovery } from '../channel/recover.js';
 import type { PayerRecord } from '../channel/record.js';
 import type { Environment } from './environment.js';
 import { peerAddress, startServer, type Listen, type PeerLocation, type Server } from './server.js';
+import { waitForTx, type WaitHooks } from './wait.js';
 
-export type { BatchSource, ChannelReport, PayEvents, PayeePolicy, Recovery };
+export type { BatchSource, ChannelReport, OpenConsent, PayEvents, PayeePolicy, Recovery };
 export { DEFAULT_POLICY } from '../channel/payee.js';
 export { DEFAULT_EXPIRY_BLOCKS, MAX_EXPIRY_BLOCKS, MIN_EXPIRY_BLOCKS } from '../channel/payer.js';
 export type { PaySummary, SentPayment, SkippedPayment, SkipReason } from '../channel/flows.js';
 
 /** Waiting for the funding's confirmations (as many as the payee asked for), and hearing each. */
-export type FundingWait = boolean | { onProgress: (confirmations: number, wanted: number) => void };
+export type FundingWait = boolean | (WaitHooks & { onProgress?: (confirmations: number, wanted: number) => void });
 
 /** A channel to open: to whom, and how much. */
 export interface ChannelSpec {
@@ -37,10 +38,16 @@ export interface ChannelSpec {
   expiryBlocks?: number;
 }
 
-export interface ChannelOpenOptions extends ChannelSpec {
+/** How channels are opened: asked first (`confirm`), and waited for (`wait`). */
+export interface OpenOptions {
+  /** Asked once the funding is built (its fee known), before anything is stored or broadcast; false cancels (USAGE, nothing paid). */
+  confirm?: (c: OpenConsent) => Promise<boolean>;
+  wait?: FundingWait;
+}
+
+export interface ChannelOpenOptions extends ChannelSpec, OpenOptions {
   /** The funding's fee rate, sat/vB (the close's is agreed from the node's estimate). */
   feeRate: bigint;
-  wait?: FundingWait;
 }
 
 /** A channel just opened: its report, and what the funding paid in fees. */
@@ -99,7 +106,7 @@ export class Channels {
 
   /** Opens a channel to a payee, funded from this wallet; with `wait`, returns once the funding has the confirmations the payee asked for. */
   async open(o: ChannelOpenOptions): Promise<OpenReport> {
-    const { channels, fundingFee } = await this.openMany([o], o.feeRate, { wait: o.wait });
+    const { channels, fundingFee } = await this.openMany([o], o.feeRate, o);
     // openMany answers each spec or throws.
     const [report] = channels;
     if (report === undefined) throw new SwarmpayError('INTERNAL', 'an open of one channel opened none');
@@ -110,11 +117,12 @@ export class Channels {
    * Opens several channels, funded by one transaction from this wallet (output i funds
    * channel i): one fee and one look at the wallet's coins for all of them. Each is agreed
    * with its payee over a link of its own, all at once, and stored before the funding is
-   * broadcast. If any open does not finish, throws the first failure; each channel's status
-   * then says where it stands (`resume` finishes an open cut short). With `wait`, returns
-   * once the funding has the most confirmations any of the payees asked for.
+   * broadcast; with `confirm`, only once it said yes to the channels and the funding's fee.
+   * If any open does not finish, throws the first failure; each channel's status then says
+   * where it stands (`resume` finishes an open cut short). With `wait`, returns once the
+   * funding has the most confirmations any of the payees asked for.
    */
-  async openMany(specs: readonly ChannelSpec[], feeRate: bigint, o: { wait?: FundingWait } = {}): Promise<OpenManyReport> {
+  async openMany(specs: readonly ChannelSpec[], feeRate: bigint, o: OpenOptions = {}): Promise<OpenManyReport> {
     if (specs.length < 1 || specs.length > MAX_CHANNELS_PER_FUNDING) {
       throw new SwarmpayError('USAGE', `${specs.length} channels in one funding: 1 to ${MAX_CHANNELS_PER_FUNDING}`, { hint: 'open more in several calls; nothing was funded' });
     }
@@ -124,7 +132,7 @@ export class Channels {
     let opened: OpenResult[];
     try {
       for (const c of connecting) if (c.status === 'rejected') throw c.reason;
-      opened = await openChannels(this.ctx, specs.map((s, i) => ({ link: links[i], peer: peers[i], capacity: s.capacity, expiryBlocks: s.expiryBlocks ?? DEFAULT_EXPIRY_BLOCKS })), feeRate);
+      opened = await openChannels(this.ctx, specs.map((s, i) => ({ link: links[i], peer: peers[i], capacity: s.capacity, expiryBlocks: s.expiryBlocks ?? DEFAULT_EXPIRY_BLOCKS })), feeRate, o.confirm);
     } finally {
       await Promise.all(links.map((l) => l.close()));
     }
@@ -247,8 +255,10 @@ export class Channels {
 
   private async waitForFunding(rec: PayerRecord, wait: FundingWait | undefined): Promise<void> {
     if (wait === undefined || wait === false) return;
-    const onProgress = wait === true ? undefined : wait.onProgress;
-    await this.ctx.chain.waitForConfirmations(rec.funding.txid, rec.confirmations, { ...(onProgress ? { onProgress } : {}), pollMs: this.env.pollMs });
+    const o = wait === true ? {} : wait;
+    const txid = rec.funding.txid;
+    const timedOut = { stands: `channel ${rec.id} is open and its funding may still confirm`, hint: `\`swarmpay channel open --resume ${rec.id} --wait\` waits again` };
+    await waitForTx(txid, o, timedOut, (timeoutMs) => this.ctx.chain.waitForConfirmations(txid, rec.confirmations, { ...(o.onProgress ? { onProgress: o.onProgress } : {}), pollMs: this.env.pollMs, timeoutMs }));
   }
 }
 

@@ -1,7 +1,8 @@
 /**
- * Where a swarmpay works: the network, the datadir and its folders, the chain backend and
- * the TPM, resolved from options, then <datadir>/<network>/config.json, then defaults.
- * Connections are made on first use and closed by close().
+ * Where a swarmpay works: the network, the datadir and its folders, the chain backend, the
+ * TPM and the default fee rate, resolved from options (the CLI's flags), then SWARMPAY_*
+ * environment variables, then <datadir>/swarmpay.conf, then <datadir>/<network>/config.json,
+ * then defaults. Connections are made on first use and closed by close().
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -15,15 +16,15 @@ import { embeddedRpc, nodeDir } from '../chain/embedded-node.js';
 import { FAUCET_ADDRESS } from '../wallet/faucet.js';
 import { Tpm, resolveTpmSpec, type TpmSpec } from '../tpm/tpm.js';
 import { swtpmDir } from '../tpm/swtpm-process.js';
+import { CHAIN_KINDS, CONF_FILE, parseChainKind, parseWholeFeeRate, readConf, type ChainKind, type ConfKey, type ConfValue } from './conf.js';
 
-export const CHAIN_KINDS = ['embedded', 'btcd', 'bitcoind'] as const;
-export type ChainKind = (typeof CHAIN_KINDS)[number];
+export { CHAIN_KINDS, type ChainKind, type ConfKey };
 
 /** Where and on what a swarmpay works; every field may be left out. */
 export interface SwarmpayOptions {
   /** mainnet, testnet, signet or regtest (the default). */
   network?: string;
-  /** The data folder: $SWARMPAY_DATADIR, else ~/.swarmpay. */
+  /** The data folder: $SWARMPAY_DATADIR, else ~/.swarmpay. It holds swarmpay.conf. */
   datadir?: string;
   /** The chain backend: embedded (regtest default), btcd or bitcoind. */
   chain?: string;
@@ -35,11 +36,36 @@ export interface SwarmpayOptions {
   tpm?: string;
 }
 
-interface FileConfig {
-  chain?: string;
-  rpcUrl?: string;
-  rpcCookie?: string;
+/** <datadir>/<network>/config.json, the older per-network file: chain, rpcUrl and rpcCookie. */
+type FileConfig = Partial<Record<'chain' | 'rpc-url' | 'rpc-cookie', string>>;
+
+/** A setting's value and where it came from, for errors that name it and for `swarmpay info`. */
+export interface Setting {
+  value: string;
+  source: 'option' | 'environment' | 'swarmpay.conf' | 'config.json';
+  /** The environment variable, swarmpay.conf's FILE:LINE, config.json's path; null for an option. */
+  where: string | null;
 }
+
+/** The environment variable for each setting swarmpay.conf may hold. */
+const ENV_VARS: Record<ConfKey, string> = {
+  network: 'SWARMPAY_NETWORK',
+  chain: 'SWARMPAY_CHAIN',
+  'rpc-url': 'SWARMPAY_RPC_URL',
+  'rpc-cookie': 'SWARMPAY_RPC_COOKIE',
+  tpm: 'SWARMPAY_TPM',
+  'fee-rate': 'SWARMPAY_FEE_RATE',
+};
+
+const OPTION_OF: Record<ConfKey, keyof SwarmpayOptions | null> = {
+  network: 'network',
+  chain: 'chain',
+  'rpc-url': 'rpcUrl',
+  'rpc-cookie': 'rpcCookie',
+  tpm: 'tpm',
+  // A fee rate is each command's own option (--fee-rate): the caller's, before defaultFeeRate().
+  'fee-rate': null,
+};
 
 /** Bitcoin Core's default RPC ports and cookie folders, for chain bitcoind without rpcUrl. */
 const CORE_DEFAULTS: Record<NetworkName, { port: number; sub: string }> = {
@@ -54,16 +80,62 @@ export class Environment {
   readonly datadir: string;
   /** <datadir>/<network>: keystore, node and state of this network. */
   readonly networkDir: string;
+  /** <datadir>/swarmpay.conf, read or not (it need not exist). */
+  readonly confFile: string;
+  private readonly conf: Map<ConfKey, ConfValue>;
   private readonly config: FileConfig;
+  private readonly configFile: string;
   private chainBackend: ChainBackend | undefined;
   private rpc: RpcClient | undefined;
+  private endpoint: string | undefined;
   private tpmClient: Promise<Tpm> | undefined;
 
   constructor(readonly opts: SwarmpayOptions = {}) {
-    this.network = parseNetworkName(opts.network ?? 'regtest');
-    this.datadir = path.resolve(opts.datadir ?? process.env.SWARMPAY_DATADIR ?? path.join(homedir(), '.swarmpay'));
+    this.datadir = path.resolve(opts.datadir || process.env.SWARMPAY_DATADIR || path.join(homedir(), '.swarmpay'));
+    this.confFile = path.join(this.datadir, CONF_FILE);
+    // The network picks the conf's [section], so it is looked up among the conf's top-level keys only.
+    const top = readConf(this.confFile, null).get('network');
+    const network = this.fromOptionOrEnv('network') ?? (top && this.confSetting(top));
+    this.network = network === undefined ? 'regtest' : parseSetting(network, parseNetworkName);
+    this.conf = readConf(this.confFile, this.network);
     this.networkDir = path.join(this.datadir, this.network);
-    this.config = readConfig(path.join(this.networkDir, 'config.json'));
+    this.configFile = path.join(this.networkDir, 'config.json');
+    this.config = readConfig(this.configFile);
+  }
+
+  private fromOptionOrEnv(key: ConfKey): Setting | undefined {
+    const option = OPTION_OF[key];
+    const given = option === null ? undefined : this.opts[option];
+    if (given !== undefined) return { value: given, source: 'option', where: null };
+    const env = process.env[ENV_VARS[key]];
+    // An empty variable counts as unset, as `SWARMPAY_X= cmd` means in a shell.
+    if (env !== undefined && env !== '') return { value: env, source: 'environment', where: ENV_VARS[key] };
+    return undefined;
+  }
+
+  /** A setting from the options, the environment, swarmpay.conf, then config.json; undefined when none gives it. */
+  setting(key: ConfKey): Setting | undefined {
+    const given = this.fromOptionOrEnv(key);
+    if (given) return given;
+    const line = this.conf.get(key);
+    if (line) return this.confSetting(line);
+    const legacy = key === 'chain' || key === 'rpc-url' || key === 'rpc-cookie' ? this.config[key] : undefined;
+    return legacy === undefined ? undefined : { value: legacy, source: 'config.json', where: this.configFile };
+  }
+
+  private confSetting(line: ConfValue): Setting {
+    return { value: line.value, source: 'swarmpay.conf', where: `${this.confFile}:${line.line}` };
+  }
+
+  /**
+   * The fee rate for a command given none: SWARMPAY_FEE_RATE, else swarmpay.conf's fee-rate,
+   * else 2 sat/vB on regtest, where fees are play money; elsewhere the fee is the user's to choose.
+   */
+  defaultFeeRate(): bigint {
+    const s = this.setting('fee-rate');
+    if (s !== undefined) return parseSetting(s, parseWholeFeeRate);
+    if (this.network === 'regtest') return REGTEST_FEE_RATE;
+    throw new SwarmpayError('FEE_RATE_REQUIRED', `on ${this.network} the fee is yours to choose`, { hint: `pass --fee-rate <sat/vB>, or set ${ENV_VARS['fee-rate']} or fee-rate= in ${this.confFile}` });
   }
 
   get nodeDir(): string {
@@ -71,16 +143,17 @@ export class Environment {
   }
 
   get chainKind(): ChainKind {
-    const kind = this.opts.chain ?? this.config.chain ?? (this.rpcUrl === undefined && this.network === 'regtest' ? 'embedded' : this.network === 'regtest' ? 'btcd' : 'bitcoind');
-    if (!isChainKind(kind)) throw new SwarmpayError('USAGE', `unknown chain backend "${kind}"`, { hint: `use one of: ${CHAIN_KINDS.join(', ')}` });
+    const given = this.setting('chain');
+    const kind = given !== undefined ? parseSetting(given, parseChainKind) : (this.rpcUrl === undefined && this.network === 'regtest' ? 'embedded' : this.network === 'regtest' ? 'btcd' : 'bitcoind');
     if (kind === 'embedded' && this.network !== 'regtest') {
       throw new SwarmpayError('USAGE', `the embedded node runs regtest only, not ${this.network}`, { hint: 'use --chain bitcoind with --rpc-url' });
     }
     return kind;
   }
 
-  private get rpcUrl(): string | undefined {
-    return this.opts.rpcUrl ?? this.config.rpcUrl;
+  /** The node's RPC URL as configured (credentials in it included), if any is. */
+  get rpcUrl(): string | undefined {
+    return this.setting('rpc-url')?.value;
   }
 
   /** The chain backend, connected on first use. */
@@ -90,12 +163,14 @@ export class Environment {
     if (kind === 'embedded') {
       const { client, state } = embeddedRpc(this.nodeDir);
       this.rpc = client;
+      this.endpoint = state.rpcUrl;
       this.chainBackend = makeRpcChain(state.impl === 'btcd' ? 'btcd' : 'core', this.network, client, state.miningAddress);
       return this.chainBackend;
     }
     const url = this.rpcUrl ?? (kind === 'bitcoind' ? `http://127.0.0.1:${CORE_DEFAULTS[this.network].port}/` : undefined);
     if (url === undefined) throw new SwarmpayError('USAGE', `--chain ${kind} needs --rpc-url`, { hint: 'give the node\'s URL, e.g. --rpc-url http://127.0.0.1:18334' });
-    this.rpc = new RpcClient({ url: stripCredentials(url), ...this.credentials(url, kind) });
+    this.endpoint = stripCredentials(url);
+    this.rpc = new RpcClient({ url: this.endpoint, ...this.credentials(url, kind) });
     this.chainBackend = makeRpcChain(kind === 'btcd' ? 'btcd' : 'core', this.network, this.rpc, FAUCET_ADDRESS);
     return this.chainBackend;
   }
@@ -121,6 +196,13 @@ export class Environment {
     };
   }
 
+  /** The node's RPC URL (no credentials) and how many peers it has, asked of the node. */
+  async nodePeers(): Promise<{ url: string; peers: number }> {
+    this.chain();
+    if (this.rpc === undefined || this.endpoint === undefined) throw new SwarmpayError('INTERNAL', 'the chain backend connected without an RPC client');
+    return { url: this.endpoint, peers: await this.rpc.call<number>('getconnectioncount') };
+  }
+
   /** How often waits look at the chain: regtest blocks come when mined, others every ten minutes. */
   get pollMs(): number {
     return this.network === 'regtest' ? 200 : 5000;
@@ -129,7 +211,7 @@ export class Environment {
   private credentials(url: string, kind: ChainKind): { user: string; password: string } {
     const u = new URL(url);
     if (u.username) return { user: decodeURIComponent(u.username), password: decodeURIComponent(u.password) };
-    const cookie = this.opts.rpcCookie ?? this.config.rpcCookie;
+    const cookie = this.setting('rpc-cookie')?.value;
     if (cookie) return readCookie(cookie);
     if (kind === 'bitcoind') return readCookie(path.join(homedir(), '.bitcoin', CORE_DEFAULTS[this.network].sub, '.cookie'));
     throw new SwarmpayError('USAGE', `no RPC credentials for ${url}`, { hint: 'pass --rpc-cookie FILE (a node started by `swarmpay node start` writes <datadir>/regtest/node/.cookie)' });
@@ -137,7 +219,9 @@ export class Environment {
 
   /** The TPM spec; `auto` looks for /dev/tpmrm0, then the software TPM `node start` runs for this datadir. */
   get tpmSpec(): TpmSpec {
-    return resolveTpmSpec(this.opts.tpm ?? 'auto', swtpmDir(path.join(this.datadir, 'regtest')));
+    const given = this.setting('tpm');
+    const spec = (text: string) => resolveTpmSpec(text, swtpmDir(path.join(this.datadir, 'regtest')));
+    return given === undefined ? spec('auto') : parseSetting(given, spec);
   }
 
   /** The TPM, connected on first use. */
@@ -159,8 +243,20 @@ export class Environment {
   }
 }
 
-function isChainKind(k: string): k is ChainKind {
-  return (CHAIN_KINDS as readonly string[]).includes(k);
+/** On regtest, where fees are play money, a default; every other network needs a fee rate given. */
+const REGTEST_FEE_RATE = 2n;
+
+/**
+ * A setting parsed; a bad environment variable is refused by name (swarmpay.conf's lines were
+ * checked when it was read, options and config.json speak for themselves).
+ */
+function parseSetting<T>(s: Setting, parse: (text: string) => T): T {
+  try {
+    return parse(s.value);
+  } catch (e) {
+    if (!(e instanceof SwarmpayError) || s.source !== 'environment') throw e;
+    throw new SwarmpayError(e.code, `${s.where}: ${e.message}`, { hint: `fix or unset ${s.where}` });
+  }
 }
 
 function stripCredentials(url: string): string {
@@ -180,9 +276,9 @@ function readConfig(file: string): FileConfig {
   }
   const cfg: FileConfig = {};
   if (typeof doc !== 'object' || doc === null) return cfg;
-  for (const k of ['chain', 'rpcUrl', 'rpcCookie'] as const) {
+  for (const [k, key] of [['chain', 'chain'], ['rpcUrl', 'rpc-url'], ['rpcCookie', 'rpc-cookie']] as const) {
     const v: unknown = (doc as Record<string, unknown>)[k];
-    if (typeof v === 'string') cfg[k] = v;
+    if (typeof v === 'string') cfg[key] = v;
   }
   return cfg;
 }

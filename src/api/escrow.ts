@@ -16,12 +16,13 @@ import { acceptEscrow, type AcceptConsent, type AcceptedEscrow, type AcceptWarni
 import { recoverItem, refundEscrow, type AcceptOptions } from '../escrow/buyer.js';
 import { readAcceptanceFile, readOfferFiles } from '../escrow/files.js';
 import { DEFAULT_BUMP_AFTER, EscrowServer } from '../escrow/online.js';
-import { DEFAULT_CLAIM_MARGIN, claimEscrow, createOffer, takeAcceptance } from '../escrow/seller.js';
+import { DEFAULT_CLAIM_MARGIN, claimEscrow, createOffer, takeAcceptance, type ClaimOptions } from '../escrow/seller.js';
 import { getEscrow, listEscrows, writeEscrowFile } from '../escrow/store.js';
 import type { EscrowRecord, EscrowRole, EscrowStatus } from '../escrow/record.js';
 import type { Offer } from '../escrow/offer.js';
 import type { Environment } from './environment.js';
 import { peerAddress, startServer, type Listen, type PeerLocation, type Server } from './server.js';
+import { waitForTx, type WaitHooks } from './wait.js';
 
 export type { AcceptConsent, AcceptedEscrow, AcceptWarning };
 
@@ -87,12 +88,12 @@ export interface AcceptInput {
 /** What a claim waits for, with `wait`. */
 export type ClaimProgress = { waitingFor: 'claim'; tip: number; timeout: number } | { waitingFor: 'funding'; confirmations: number; wanted: number };
 
-export interface ClaimInput {
+export interface ClaimInput extends WaitHooks {
   /** Seller: the acceptance file the buyer sent, taken before the claim. */
   acceptance?: string;
   /** Buyer: where the item is written (required). */
   out?: string;
-  /** Seller: wait for the funding's confirmations; buyer: wait for the seller's claim. */
+  /** Seller: wait for the funding's confirmations; buyer: wait for the seller's claim. Both are waits on the funding (its txid to onBroadcast). */
   wait?: boolean;
   /** Seller: claim even within `margin` blocks of the timeout (races the buyer's refund). */
   force?: boolean;
@@ -246,7 +247,16 @@ export class Escrows {
     const progress = o.onProgress ?? (() => undefined);
     if (rec.role === 'buyer') {
       if (o.out === undefined) throw new SwarmpayError('USAGE', 'as the buyer, give --out FILE for the item');
-      const r = await recoverItem(this.ctx, id, o.out, o.wait ? { wait: { pollMs, onWait: (tip, timeout) => progress({ waitingFor: 'claim', tip, timeout }) } } : {});
+      const out = o.out;
+      const r =
+        o.wait && rec.status === 'funded'
+          ? await waitForTx(
+              rec.acceptance.funding.txid,
+              o,
+              { stands: 'the seller may still claim', hint: `\`swarmpay escrow claim ${id} --out FILE --wait\` waits again; from height ${rec.acceptance.timeout} on, \`swarmpay escrow refund ${id}\` takes the coins back` },
+              (timeoutMs) => recoverItem(this.ctx, id, out, { wait: { pollMs, timeoutMs, onWait: (tip, timeout) => progress({ waitingFor: 'claim', tip, timeout }) } }),
+            )
+          : await recoverItem(this.ctx, id, out);
       return { id, role: 'buyer', claimTxid: r.claimTxid, item: r.file, size: r.size, sha256: r.sha256, itemMatches: true };
     }
     const margin = o.margin ?? DEFAULT_CLAIM_MARGIN;
@@ -254,13 +264,24 @@ export class Escrows {
       if (acceptance.offer !== id) throw new SwarmpayError('INVALID_FILE', `the acceptance is for offer ${acceptance.offer}, not ${id}`, { hint: 'nothing was changed' });
       await takeAcceptance(this.ctx, acceptance, margin);
     }
-    const r = await claimEscrow(this.ctx, id, {
-      // Without a fee rate, the node's estimate when the claim is made (after any wait).
-      feeRate: o.feeRate ?? null,
-      margin,
-      force: !!o.force,
-      ...(o.wait ? { wait: { pollMs, onProgress: (confirmations: number, wanted: number) => progress({ waitingFor: 'funding', confirmations, wanted }) } } : {}),
-    });
+    const claim = (wait?: ClaimOptions['wait']) =>
+      claimEscrow(this.ctx, id, {
+        // Without a fee rate, the node's estimate when the claim is made (after any wait).
+        feeRate: o.feeRate ?? null,
+        margin,
+        force: !!o.force,
+        ...(wait ? { wait } : {}),
+      });
+    const sold = acceptance === null ? rec : getEscrow(this.ctx.session, id);
+    const r =
+      o.wait && sold.status !== 'offered'
+        ? await waitForTx(
+            sold.acceptance.funding.txid,
+            o,
+            { stands: 'nothing was claimed, and the buyer\'s funding may still confirm', hint: `\`swarmpay escrow claim ${id} --wait\` waits again (claims are refused from height ${sold.acceptance.timeout - margin} on)` },
+            (timeoutMs) => claim({ pollMs, timeoutMs, onProgress: (confirmations, wanted) => progress({ waitingFor: 'funding', confirmations, wanted }) }),
+          )
+        : await claim();
     return { id, role: 'seller', claimTxid: r.txid, fee: r.fee, feeRate: r.feeRate, price: BigInt(rec.offer.price) };
   }
 

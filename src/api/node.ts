@@ -3,13 +3,22 @@
  * for a datadir, with the datadir's software TPM beside it, and mining with faucet payouts.
  * Other datadirs reach the node with `options` (rpcUrl and cookie), as they would any node.
  */
+import path from 'node:path';
 import { SwarmpayError } from '../errors.js';
 import { embeddedRpc, readNodeState, startNode, stopNode, type NodeImpl } from '../chain/embedded-node.js';
+import { readCookie } from '../chain/rpc-client.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
+import { firstClosedFolder, resolveGroup, shareFile, type ShareGroup } from '../util/share.js';
 import { FAUCET_ADDRESS, faucetPay, regtestSubsidy } from '../wallet/faucet.js';
 import { runningSwtpm, startSwtpm, stopSwtpm, swtpmDir, type SwtpmState } from '../tpm/swtpm-process.js';
 import { Environment, type SwarmpayOptions } from './environment.js';
 
 export type { NodeImpl };
+
+/** Who besides the owner may read a file: a group, and the first folder on the way its members may not enter (then they cannot yet). */
+export interface Shared extends ShareGroup {
+  closedFolder: string | null;
+}
 
 export interface NodeStarted {
   running: true;
@@ -19,6 +28,8 @@ export interface NodeStarted {
   height: number;
   rpcUrl: string;
   rpcCookie: string;
+  /** The group that may read the cookie (`shareGroup`); null: the owner only. */
+  share: Shared | null;
   miningAddress: string;
   /** The datadir's software TPM; null without swtpm (then `tpmUnavailable` says why). */
   tpm: SwtpmState | null;
@@ -33,6 +44,14 @@ export interface NodeStatus {
   rpcUrl: string | null;
   rpcCookie: string | null;
   tpm: { host: string; port: number; pid: number } | null;
+}
+
+/** A copy of the running node's credentials for another user: `--rpc-url rpcUrl --rpc-cookie file` (with `--chain chain`). */
+export interface NodeCredentials {
+  file: string;
+  rpcUrl: string;
+  chain: 'btcd' | 'bitcoind';
+  share: Shared | null;
 }
 
 export interface Mined {
@@ -56,11 +75,17 @@ export class RegtestNode {
     }
   }
 
-  /** Starts the node (or finds it running) and the datadir's software TPM; a fresh btcd chain is mined to segwit activation. */
-  async start(impl: NodeImpl = 'btcd'): Promise<NodeStarted> {
+  /**
+   * Starts the node (or finds it running) and the datadir's software TPM; a fresh btcd chain is
+   * mined to segwit activation. The cookie is the owner's alone unless `shareGroup` (a group name
+   * or gid) names the group that may read it; a running node gets that sharing added.
+   */
+  async start(impl: NodeImpl = 'btcd', { shareGroup }: { shareGroup?: string } = {}): Promise<NodeStarted> {
     this.requireRegtest();
-    const r = await startNode(this.env.nodeDir, impl, FAUCET_ADDRESS);
-    const doc: NodeStarted = { running: true, alreadyRunning: r.alreadyRunning, impl: r.state.impl, pid: r.state.pid, height: r.height, rpcUrl: r.state.rpcUrl, rpcCookie: r.state.cookieFile, miningAddress: r.state.miningAddress, tpm: null };
+    const group = shareGroup === undefined ? undefined : resolveGroup(shareGroup);
+    const r = await startNode(this.env.nodeDir, impl, FAUCET_ADDRESS, group ? { share: group } : {});
+    const share = r.state.share ? shared(r.state.share, r.state.cookieFile) : null;
+    const doc: NodeStarted = { running: true, alreadyRunning: r.alreadyRunning, impl: r.state.impl, pid: r.state.pid, height: r.height, rpcUrl: r.state.rpcUrl, rpcCookie: r.state.cookieFile, share, miningAddress: r.state.miningAddress, tpm: null };
     try {
       doc.tpm = (await startSwtpm(swtpmDir(this.env.networkDir))).state;
     } catch (e) {
@@ -102,6 +127,22 @@ export class RegtestNode {
     return { chain: state.impl === 'btcd' ? 'btcd' : 'bitcoind', rpcUrl: state.rpcUrl, rpcCookie: state.cookieFile };
   }
 
+  /**
+   * Writes the running node's RPC credentials to `out` (a cookie file, 0600; 0640 in `shareGroup`
+   * with it) for another user's `--rpc-cookie`. They stay valid until the node stops.
+   */
+  credentials(out: string, { shareGroup }: { shareGroup?: string } = {}): NodeCredentials {
+    this.requireRegtest();
+    const group = shareGroup === undefined ? undefined : resolveGroup(shareGroup);
+    const { client, state } = embeddedRpc(this.env.nodeDir);
+    client.close();
+    const { user, password } = readCookie(state.cookieFile);
+    const file = path.resolve(out);
+    writeFileAtomic(file, `${user}:${password}\n`, 0o600);
+    if (group) shareFile(file, [], group);
+    return { file, rpcUrl: state.rpcUrl, chain: state.impl === 'btcd' ? 'btcd' : 'bitcoind', share: group ? shared(group, file) : null };
+  }
+
   /** Mines `blocks`; with `to`, the faucet first pays that address those blocks' rewards, confirmed by them. */
   async mine(blocks: number, to?: string): Promise<Mined> {
     this.requireRegtest();
@@ -127,4 +168,8 @@ export class RegtestNode {
   close(): Promise<void> {
     return this.env.close();
   }
+}
+
+function shared(group: ShareGroup, file: string): Shared {
+  return { group: group.group, gid: group.gid, closedFolder: firstClosedFolder(path.dirname(file), group.gid) };
 }

@@ -11,15 +11,23 @@ import { keystorePath, readKeystore } from '../keystore/keystore.js';
 import type { ScryptParams } from '../keystore/crypto.js';
 import { newMnemonic } from '../wallet/mnemonic.js';
 import { createWallet, receiveAddress, unlockSeed, walletAccount, walletBalance, walletPublic, type Balance } from '../wallet/wallet.js';
-import { planSend, signSend } from '../wallet/send.js';
+import { resolveFeeRate, signSend, type SendAmount } from '../wallet/send.js';
+import { planLockedSend } from '../wallet/coin-locks.js';
+import { planBump } from '../wallet/rbf.js';
+import type { SignedTx } from '../bitcoin/spend.js';
+import { walletCoins, type WalletCoin } from '../wallet/coins.js';
+import { freshReceiveAddress, type FreshAddress } from '../wallet/fresh-address.js';
+import { accountZpub } from '../wallet/hd.js';
 import { openContracts, type ContractContext } from '../wallet/contract-wallet.js';
 import { Environment, type SwarmpayOptions } from './environment.js';
 import { Channels } from './channels.js';
 import { Escrows } from './escrow.js';
 import { TpmApi } from './tpm.js';
 import { unlockerFor, type Credentials } from './credentials.js';
+import { readOverview, type Overview } from './info.js';
+import { waitForTx, type WaitHooks } from './wait.js';
 
-export type { Balance, Credentials, SwarmpayOptions };
+export type { Balance, Credentials, FreshAddress, SendAmount, SwarmpayOptions, WalletCoin };
 
 /** The shortest keystore passphrase accepted. */
 export const MIN_PASSPHRASE_LENGTH = 8;
@@ -41,6 +49,8 @@ export interface WalletInfo {
   keystore: string;
   protector: 'passphrase' | 'tpm';
   xpub: string;
+  /** The same key as a zpub (mainnet) or vpub: what wallets that tell segwit accounts by prefix import. */
+  zpub: string;
   fingerprint: string;
   path: string;
   created: string;
@@ -48,13 +58,17 @@ export interface WalletInfo {
 
 export interface SendSummary {
   to: string;
+  /** What `to` gets. */
   amount: bigint;
   fee: bigint;
   feeRate: bigint;
+  /** Back to this wallet; null when there is no change output. */
+  change: { address: string; value: bigint } | null;
 }
 
-export interface SendOptions extends Credentials {
-  feeRate: bigint;
+export interface SendOptions extends Credentials, WaitHooks {
+  /** sat/vB, or 'auto': the node's estimate for confirming within about an hour. */
+  feeRate: bigint | 'auto';
   /** Asked with the fee known, before anything is signed; false cancels (USAGE, nothing sent). */
   confirm?: (s: SendSummary) => Promise<boolean>;
   /** Wait for this many confirmations. */
@@ -71,6 +85,25 @@ export interface SendResult {
   vsize: number;
   change: { address: string; value: bigint } | null;
   confirmations: number;
+}
+
+export interface BumpOptions extends Credentials {
+  /** sat/vB, or 'auto': the node's estimate; either way above the payment's own rate. */
+  feeRate: bigint | 'auto';
+  /** Asked with the new fee known, before anything is signed; false cancels (USAGE, nothing sent). */
+  confirm?: (s: { replaces: string; oldFee: bigint; fee: bigint; feeRate: bigint }) => Promise<boolean>;
+}
+
+export interface BumpResult {
+  txid: string;
+  /** The payment replaced: once the replacement is in the mempool, it never confirms. */
+  replaces: string;
+  oldFee: bigint;
+  fee: bigint;
+  feeRate: bigint;
+  vsize: number;
+  /** What is left of the change; null when it fell below the dust limit and went to the fee. */
+  change: { address: string; value: bigint } | null;
 }
 
 export class Swarmpay {
@@ -114,7 +147,12 @@ export class Swarmpay {
   info(): WalletInfo {
     const p = walletPublic(this.env.networkDir, this.network);
     const protector = readKeystore(this.keystore, this.network).header.protector.type;
-    return { network: this.network, keystore: this.keystore, protector, ...p };
+    return { network: this.network, keystore: this.keystore, protector, ...p, zpub: accountZpub(p.xpub, this.network) };
+  }
+
+  /** The datadir at a glance (`swarmpay info`): each part, or why it cannot be read; channels and escrows need the passphrase of a passphrase keystore. */
+  overview(c: Credentials = {}): Promise<Overview> {
+    return readOverview(this.env, this.tpm, c);
   }
 
   /** The first receive address nothing has paid yet (no unlock: the account's public key does). */
@@ -122,25 +160,67 @@ export class Swarmpay {
     return receiveAddress(this.env.chain(), this.env.networkDir, this.network);
   }
 
+  /**
+   * A receive address never returned by this call before, paid or not (its index is kept
+   * in the datadir); refused when the last 20 given out are all unpaid, as a restored
+   * wallet would not look past them.
+   */
+  newAddress(): Promise<FreshAddress> {
+    return freshReceiveAddress(this.env.chain(), walletAccount(this.env.networkDir, this.network), this.network, this.env.networkDir);
+  }
+
+  /** The wallet's coins, largest first, each with whether a payment may spend it now. */
+  utxos(): Promise<WalletCoin[]> {
+    return walletCoins(this.env.chain(), walletAccount(this.env.networkDir, this.network), this.network, this.env.networkDir);
+  }
+
   balance(): Promise<Balance> {
     return walletBalance(this.env.chain(), this.env.networkDir, this.network);
   }
 
-  /** Pays `amount` sats to `to`: planned and shown (confirm) before the keystore is unlocked to sign. */
-  async send(to: string, amount: bigint, o: SendOptions): Promise<SendResult> {
+  /**
+   * Pays `amount` sats to `to` (or that less the fee with subtractFee, or 'max': every
+   * spendable coin less the fee): planned and shown (confirm) before the keystore is
+   * unlocked to sign. The result's amount is what `to` gets.
+   */
+  async send(to: string, amount: bigint | SendAmount, o: SendOptions): Promise<SendResult> {
     addressToScript(to, this.network); // a bad address fails before the node is asked anything
     const chain = this.env.chain();
-    const plan = await planSend(chain, walletAccount(this.env.networkDir, this.network), this.network, to, amount, o.feeRate);
-    if (o.confirm && !(await o.confirm({ to, amount, fee: plan.spend.fee, feeRate: o.feeRate }))) throw new SwarmpayError('USAGE', 'cancelled; nothing was sent');
+    const feeRate = await resolveFeeRate(chain, o.feeRate);
+    // Its coins stay locked until the payment is broadcast: another send at once picks others.
+    const { plan, release } = await planLockedSend(chain, walletAccount(this.env.networkDir, this.network), this.network, this.env.networkDir, to, amount, feeRate);
+    let signed: SignedTx;
+    try {
+      if (o.confirm && !(await o.confirm({ to, amount: plan.amount, fee: plan.spend.fee, feeRate, change: plan.change }))) throw new SwarmpayError('USAGE', 'cancelled; nothing was sent');
+      const seed = await unlockSeed(this.env.networkDir, this.network, unlockerFor(this.env, o));
+      signed = signSend(plan, seed, this.network);
+      await chain.broadcast(signed.hex);
+    } finally {
+      release();
+    }
+    let confirmations = 0;
+    if (o.confirmations !== undefined && o.confirmations > 0) {
+      const wanted = o.confirmations;
+      const timedOut = { stands: 'the payment is broadcast and may still confirm, so sending it again would pay twice', hint: '`swarmpay wallet balance` counts it as unconfirmed until it confirms' };
+      const tx = await waitForTx(signed.txid, o, timedOut, (timeoutMs) => chain.waitForConfirmations(signed.txid, wanted, { ...(o.onProgress ? { onProgress: o.onProgress } : {}), pollMs: this.pollMs, timeoutMs }));
+      confirmations = tx.confirmations;
+    }
+    return { txid: signed.txid, to, amount: plan.amount, fee: signed.fee, feeRate, vsize: signed.vsize, change: plan.change, confirmations };
+  }
+
+  /**
+   * Replaces the wallet's own unconfirmed payment `txid` by the same payment at a higher
+   * fee rate (RBF): same inputs and outputs, the extra fee from its change.
+   */
+  async bump(txid: string, o: BumpOptions): Promise<BumpResult> {
+    const chain = this.env.chain();
+    const feeRate = await resolveFeeRate(chain, o.feeRate);
+    const plan = await planBump(chain, walletAccount(this.env.networkDir, this.network), this.network, txid.trim().toLowerCase(), feeRate);
+    if (o.confirm && !(await o.confirm({ replaces: plan.replaces.txid, oldFee: plan.replaces.fee, fee: plan.spend.fee, feeRate }))) throw new SwarmpayError('USAGE', 'cancelled; nothing was sent');
     const seed = await unlockSeed(this.env.networkDir, this.network, unlockerFor(this.env, o));
     const signed = signSend(plan, seed, this.network);
     await chain.broadcast(signed.hex);
-    let confirmations = 0;
-    if (o.confirmations !== undefined && o.confirmations > 0) {
-      const tx = await chain.waitForConfirmations(signed.txid, o.confirmations, { ...(o.onProgress ? { onProgress: o.onProgress } : {}), pollMs: this.pollMs });
-      confirmations = tx.confirmations;
-    }
-    return { txid: signed.txid, to, amount, fee: signed.fee, feeRate: o.feeRate, vsize: signed.vsize, change: plan.change, confirmations };
+    return { txid: signed.txid, replaces: plan.replaces.txid, oldFee: plan.replaces.fee, fee: signed.fee, feeRate, vsize: signed.vsize, change: plan.change };
   }
 
   /** Unlocks the wallet for the contract protocols (channels, escrows). */

@@ -1,16 +1,19 @@
 /**
  * The embedded regtest node: a real btcd (or bitcoind) run as a daemon on loopback,
  * its chain, log, cookie and state file under <datadir>/regtest/node. Other datadirs
- * reach it with --rpc-url and --rpc-cookie, as they would any node.
+ * reach it with --rpc-url and --rpc-cookie, as they would any node. The RPC password is
+ * never on the node's command line (`ps` shows it to every user): btcd reads it from its
+ * config file (0600), bitcoind gets only its salted hash (-rpcauth).
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createHmac, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { SwarmpayError, ioError } from '../errors.js';
 import { RpcClient, readCookie } from './rpc-client.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { isOurProcess, logTail, readState, spawnDaemon, stablePort, stopProcess } from '../util/daemon.js';
+import { shareFile, unshareFolders, type ShareGroup } from '../util/share.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export type NodeImpl = 'btcd' | 'bitcoind';
@@ -23,6 +26,8 @@ export interface NodeState {
   p2pPort: number;
   cookieFile: string;
   miningAddress: string;
+  /** The group the cookie is shared with (`node start --share-group`); absent in node.json of older versions. */
+  share?: ShareGroup | null;
 }
 
 /** btcd's regtest activates segwit (and CSV) by BIP9 signalling at this height. */
@@ -72,20 +77,44 @@ export function embeddedRpc(dir: string): { client: RpcClient; state: NodeState 
   return { client: new RpcClient({ url: state.rpcUrl, ...readCookie(state.cookieFile) }), state };
 }
 
+/** The folders from the datadir down to the node's: those a shared cookie's readers must enter. */
+function foldersToNode(dir: string): string[] {
+  return [path.dirname(path.dirname(dir)), path.dirname(dir), dir];
+}
+
+/** Bitcoin Core's -rpcauth value (share/rpcauth/rpcauth.py): the user, a salt, and HMAC-SHA256(salt, password). */
+function rpcAuth(user: string, pass: string): string {
+  const salt = randomBytes(16).toString('hex');
+  return `${user}:${salt}$${createHmac('sha256', salt).update(pass).digest('hex')}`;
+}
+
 function nodeArgs(impl: NodeImpl, dir: string, rpcPort: number, p2pPort: number, user: string, pass: string, miningAddress: string): string[] {
   if (impl === 'btcd') {
     return [
       '--regtest', '--txindex', '--addrindex', '--notls', '--rejectnonstd',
       `--configfile=${path.join(dir, 'btcd.conf')}`,
       `--datadir=${path.join(dir, 'data')}`, `--logdir=${path.join(dir, 'logs')}`,
-      `--rpclisten=127.0.0.1:${rpcPort}`, `--listen=127.0.0.1:${p2pPort}`,
-      `--rpcuser=${user}`, `--rpcpass=${pass}`, `--miningaddr=${miningAddress}`,
+      `--rpclisten=127.0.0.1:${rpcPort}`, `--listen=127.0.0.1:${p2pPort}`, `--miningaddr=${miningAddress}`,
     ];
   }
   return [
     '-regtest', '-server', '-txindex', '-listen=1', '-bind=127.0.0.1', '-rpcbind=127.0.0.1', '-rpcallowip=127.0.0.1',
-    `-datadir=${path.join(dir, 'data')}`, `-rpcport=${rpcPort}`, `-port=${p2pPort}`, `-rpcuser=${user}`, `-rpcpassword=${pass}`,
+    `-datadir=${path.join(dir, 'data')}`, `-rpcport=${rpcPort}`, `-port=${p2pPort}`, `-rpcauth=${rpcAuth(user, pass)}`,
   ];
+}
+
+export interface StartOptions {
+  /** Make the cookie readable by this group (0640) and the folders to it enterable (0710); by default nothing is shared. */
+  share?: ShareGroup;
+  timeoutMs?: number;
+}
+
+/** Shares a running node's cookie with a group, and records it in node.json. */
+function shareCookie(dir: string, state: NodeState, share: ShareGroup): NodeState {
+  shareFile(state.cookieFile, foldersToNode(dir), share);
+  const shared = { ...state, share };
+  writeFileAtomic(path.join(dir, STATE_FILE), JSON.stringify(shared, null, 2) + '\n', 0o600);
+  return shared;
 }
 
 export interface StartResult {
@@ -98,34 +127,46 @@ export interface StartResult {
  * Starts the node as a daemon (or finds it running), waits for its RPC, and on a fresh
  * btcd chain mines to segwit activation so that users never meet pre-segwit rules.
  */
-export async function startNode(dir: string, impl: NodeImpl, miningAddress: string, timeoutMs = 60_000): Promise<StartResult> {
+export async function startNode(dir: string, impl: NodeImpl, miningAddress: string, { share, timeoutMs = 60_000 }: StartOptions = {}): Promise<StartResult> {
   const existing = readNodeState(dir);
   if (existing && isOurNode(existing, dir)) {
     const { client } = embeddedRpc(dir);
     try {
-      return { state: existing, alreadyRunning: true, height: await client.call<number>('getblockcount') };
+      const height = await client.call<number>('getblockcount');
+      // Sharing is added to a running node when asked; a plain `start` of a running node changes nothing.
+      return { state: share ? shareCookie(dir, existing, share) : existing, alreadyRunning: true, height };
     } finally {
       client.close();
     }
   }
   const binary = findNodeBinary(impl);
+  const user = `swarmpay-${randomBytes(4).toString('hex')}`;
+  const pass = randomBytes(24).toString('hex');
   try {
     mkdirSync(path.join(dir, 'data'), { recursive: true, mode: 0o700 });
-    // btcd reads a config file from its home by default; an empty one of ours keeps the run hermetic.
-    writeFileSync(path.join(dir, 'btcd.conf'), '', { mode: 0o600 });
   } catch (e) {
     throw ioError('create', dir, e);
   }
-  const rpcPort = await stablePort(existing?.rpcPort);
-  const p2pPort = await stablePort(existing?.p2pPort);
-  const user = `swarmpay-${randomBytes(4).toString('hex')}`;
-  const pass = randomBytes(24).toString('hex');
+  // A fresh start shares only what it is asked to: folders a previous start opened are closed again.
+  if (existing?.share) unshareFolders(foldersToNode(dir));
   const cookieFile = path.join(dir, '.cookie');
   writeFileAtomic(cookieFile, `${user}:${pass}`, 0o600);
+  if (share) {
+    try {
+      shareFile(cookieFile, foldersToNode(dir), share);
+    } catch (e) {
+      rmSync(cookieFile, { force: true });
+      throw e;
+    }
+  }
+  // Also keeps btcd from reading a config file in its home: the run stays hermetic.
+  writeFileAtomic(path.join(dir, 'btcd.conf'), impl === 'btcd' ? `[Application Options]\nrpcuser=${user}\nrpcpass=${pass}\n` : '', 0o600);
+  const rpcPort = await stablePort(existing?.rpcPort);
+  const p2pPort = await stablePort(existing?.p2pPort);
 
   const logFile = path.join(dir, `${impl}.out`);
   const { pid, exited } = spawnDaemon(binary, nodeArgs(impl, dir, rpcPort, p2pPort, user, pass, miningAddress), logFile);
-  const state: NodeState = { impl, pid, rpcUrl: `http://127.0.0.1:${rpcPort}/`, rpcPort, p2pPort, cookieFile, miningAddress };
+  const state: NodeState = { impl, pid, rpcUrl: `http://127.0.0.1:${rpcPort}/`, rpcPort, p2pPort, cookieFile, miningAddress, share: share ?? null };
   writeFileAtomic(path.join(dir, STATE_FILE), JSON.stringify(state, null, 2) + '\n', 0o600);
 
   const client = new RpcClient({ url: state.rpcUrl, user, password: pass }, 5_000);

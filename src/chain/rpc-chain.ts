@@ -93,7 +93,8 @@ abstract class RpcChain implements ChainBackend {
   }
 
   async waitForConfirmations(txid: string, wanted: number, opts: WaitOptions = {}): Promise<TxInfo> {
-    const deadline = Date.now() + (opts.timeoutMs ?? 3_600_000);
+    const timeoutMs = opts.timeoutMs ?? 3_600_000;
+    const deadline = Date.now() + timeoutMs;
     let last = -1;
     for (;;) {
       const tx = await this.getTransaction(txid);
@@ -103,12 +104,15 @@ abstract class RpcChain implements ChainBackend {
         opts.onProgress?.(Math.min(last, wanted), wanted);
       }
       if (tx.confirmations >= wanted) return tx;
-      if (Date.now() > deadline) {
-        throw new SwarmpayError('TIMEOUT', `transaction ${txid} has ${tx.confirmations} of ${wanted} confirmations and the wait timed out`, {
+      if (Date.now() >= deadline) {
+        throw new SwarmpayError('TIMEOUT', `transaction ${txid} has ${tx.confirmations} of ${wanted} confirmations after a wait of ${timeoutMs / 1000} s`, {
           hint: 'run the command again later; nothing is lost',
+          // The txid tells this wait's end from a node that stopped answering (TIMEOUT too).
+          details: { txid, confirmations: tx.confirmations, wanted },
         });
       }
-      await sleep(opts.pollMs ?? 1000);
+      // A timeout shorter than the poll ends on time, not a poll later.
+      await sleep(Math.min(opts.pollMs ?? 1000, deadline - Date.now()));
     }
   }
 

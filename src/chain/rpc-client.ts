@@ -28,6 +28,12 @@ export function readCookie(path: string): { user: string; password: string } {
   try {
     text = readFileSync(path, 'utf8').trim();
   } catch (e) {
+    // Not ours to read: another user's node, whose owner decides whether to share it.
+    if ((e as NodeJS.ErrnoException).code === 'EACCES') {
+      throw new SwarmpayError('RPC_AUTH', `cannot read the RPC cookie file ${path}: permission denied`, {
+        hint: "the node belongs to another user: ask its owner to run `swarmpay node start --share-group GROUP` with a group you are in (`id -Gn`), or to give you a file from `swarmpay node credentials --out FILE` for --rpc-cookie",
+      });
+    }
     throw new SwarmpayError('NODE_UNREACHABLE', `cannot read the RPC cookie file ${path}: ${(e as Error).message}`, {
       hint: 'is the node running? `swarmpay node start` writes the cookie; or pass --rpc-cookie',
     });

@@ -74,13 +74,23 @@ export interface OpenSpec {
   expiryBlocks: number;
 }
 
+/** What opening channels commits the wallet to: asked once the funding is built, before anything is stored or broadcast. */
+export interface OpenConsent {
+  /** Each channel, in the order asked for: its capacity locked until `expiry` (a height, `expiryBlocks` from now) or paid to the payee of that key. */
+  channels: { capacity: bigint; payeeKey: string; expiry: number; expiryBlocks: number }[];
+  /** The funding's fee, paid once for all of them, and its rate in sat/vB. */
+  fee: bigint;
+  feeRate: bigint;
+}
+
 /**
  * Opens channels, each agreed over its own link, all funded by one transaction (output i
  * funds channel i): many channels for one fee and one wallet scan. Every channel is stored
- * before the funding is broadcast. Resolves once every open is finished; if any is not,
- * throws the first failure (each channel's status says where it stands).
+ * before the funding is broadcast. With `confirm`, asks it first (false: USAGE, nothing
+ * stored nor paid). Resolves once every open is finished; if any is not, throws the first
+ * failure (each channel's status says where it stands).
  */
-export async function openChannels(ctx: ContractContext, specs: OpenSpec[], feeRate: bigint): Promise<OpenResult[]> {
+export async function openChannels(ctx: ContractContext, specs: OpenSpec[], feeRate: bigint, confirm?: (c: OpenConsent) => Promise<boolean>): Promise<OpenResult[]> {
   checkFeeRate(feeRate);
   for (const { expiryBlocks: e } of specs) {
     if (!Number.isSafeInteger(e) || e < MIN_EXPIRY_BLOCKS || e > MAX_EXPIRY_BLOCKS) throw new SwarmpayError('USAGE', `an expiry ${e} blocks away: it must be ${MIN_EXPIRY_BLOCKS} to ${MAX_EXPIRY_BLOCKS} blocks`, { hint: 'nothing was funded' });
@@ -101,6 +111,10 @@ export async function openChannels(ctx: ContractContext, specs: OpenSpec[], feeR
     throw new SwarmpayError('TX_CHECK_FAILED', `the funding of ${agreed.length} channel(s) is ${signed.hex.length / 2} bytes; a payee takes at most ${MAX_TX_BYTES}`, {
       hint: 'open fewer channels at once, or first consolidate the wallet\'s many small coins into one with `swarmpay wallet send` to itself; nothing was paid',
     });
+  }
+  if (confirm) {
+    const channels = agreed.map((a) => ({ capacity: a.capacity, payeeKey: a.rec.peerKey, expiry: a.rec.terms.expiry, expiryBlocks: a.rec.terms.expiry - tip }));
+    if (!(await confirm({ channels, fee: signed.fee, feeRate }))) throw new SwarmpayError('USAGE', 'cancelled; nothing was paid', { hint: 'no channel was stored and the funding was never broadcast' });
   }
   const opens = agreed.map((a, vout) => ({ conv: a.conv, rec: { ...a.rec, status: 'opening', funding: { txid: signed.txid, vout }, fundingTx: signed.hex, ticket: a.ticket } satisfies PayerRecord & Opening }));
   // Stored (a checkpoint) before the coins move: whatever happens next, the refund path is known.

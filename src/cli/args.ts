@@ -1,7 +1,7 @@
 /** Parsers for command-line arguments; each failure is a usage error that names the argument. */
 import { SwarmpayError } from '../errors.js';
 import { checkFeeRate } from '../bitcoin/policy.js';
-import type { NetworkName } from '../bitcoin/network.js';
+import type { Environment } from '../api/environment.js';
 
 export function parseCount(text: string, what: string, min: number, max: number): number {
   if (!/^[0-9]+$/.test(text.trim())) throw new SwarmpayError('USAGE', `${what} "${text}" is not a whole number`, { hint: `give a number from ${min} to ${max}` });
@@ -33,11 +33,7 @@ export function parseNonce(text: string): Buffer {
   return Buffer.from(t, 'hex');
 }
 
-/** On regtest, where fees are play money, a default; every other network needs --fee-rate. */
-const REGTEST_FEE_RATE = 2n;
-
-export function feeRateFor(network: NetworkName, given: string | undefined): bigint {
-  if (given !== undefined) return parseFeeRate(given);
-  if (network === 'regtest') return REGTEST_FEE_RATE;
-  throw new SwarmpayError('FEE_RATE_REQUIRED', `on ${network} the fee is yours to choose`, { hint: 'pass --fee-rate <sat/vB>' });
+/** --fee-rate if given, else the environment's default (SWARMPAY_FEE_RATE, swarmpay.conf, 2 on regtest), else FEE_RATE_REQUIRED. */
+export function feeRateFor(env: Environment, given: string | undefined): bigint {
+  return given !== undefined ? parseFeeRate(given) : env.defaultFeeRate();
 }

@@ -3,12 +3,14 @@ import { createReadStream } from 'node:fs';
 import type { Command } from 'commander';
 import { SwarmpayError } from '../errors.js';
 import { parseSats } from '../bitcoin/amount.js';
-import { Channels, DEFAULT_EXPIRY_BLOCKS, DEFAULT_POLICY, MAX_EXPIRY_BLOCKS, MIN_EXPIRY_BLOCKS, type ChannelReport, type PaySummary, type Recovery, stoppedRun } from '../api/channels.js';
+import { Channels, DEFAULT_EXPIRY_BLOCKS, DEFAULT_POLICY, MAX_EXPIRY_BLOCKS, MIN_EXPIRY_BLOCKS, type ChannelReport, type OpenConsent, type PaySummary, type Recovery, stoppedRun } from '../api/channels.js';
 import { withContext } from './command.js';
 import type { Context } from './context.js';
 import { peerLocation, runUntilSignal, serverLimits, serverLog, withServerLimits, type LimitFlags } from './peer.js';
+import type { PeerLocation } from '../api/server.js';
 import { fieldLines } from './output.js';
 import { feeRateFor, parseCount, parseFeeRate } from './args.js';
+import { timeoutOption, waitHooks } from './wait.js';
 
 /** One line of `channel list`. */
 function listLine(r: ChannelReport): string {
@@ -39,6 +41,20 @@ function openedLines(r: ChannelReport & { fundingFee?: bigint }): string[] {
     `channel ${r.id} ${r.status}: ${r.capacity} sats to ${r.peerKey.slice(0, 16)}…`,
     `funding ${r.fundingTxid}${r.fundingFee === undefined ? '' : ` (fee ${r.fundingFee} sats)`}, expiry at height ${r.expiry}; payments stop ${r.closeMargin} blocks before it`,
   ];
+}
+
+/** What `channel open` asks before it locks the capacity: the payee, the amounts and the fee. */
+function openConsent(c: OpenConsent, peer: PeerLocation): { facts: string[]; question: string } {
+  const [ch] = c.channels; // `channel open` opens one
+  if (ch === undefined) throw new SwarmpayError('INTERNAL', 'a consent to open no channel');
+  return {
+    facts: [
+      `payee:    ${typeof peer === 'string' ? peer : `command ${peer.command}`}, key ${ch.payeeKey}`,
+      `capacity: ${ch.capacity} sats, locked until height ${ch.expiry} (${ch.expiryBlocks} blocks): what is not paid comes back by \`channel refund\` after that`,
+      `fee:      ${c.fee} sats for the funding (${c.feeRate} sat/vB)`,
+    ],
+    question: `Lock ${ch.capacity} sats in a channel to ${ch.payeeKey.slice(0, 16)}… and pay ${c.fee} sats fee?`,
+  };
 }
 
 /** A run of payments: the summary (a JSON line of its own), then its error if it stopped early. */
@@ -76,7 +92,7 @@ export function registerChannel(program: Command): void {
     .option('--min-close-fee-rate <sat/vB>', 'the least close fee rate agreed at open, whatever the node estimates', String(DEFAULT_POLICY.minCloseFeeRate))
     .option('--bump-after <blocks>', 'bump a close by CPFP once it has waited this many blocks unconfirmed', String(DEFAULT_POLICY.bumpAfter))
     .option('--poll <seconds>', 'how often to look at every channel (closes to make, confirm or bump)', '10')
-    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE, or - for stdin')
     .action(
       withContext<LimitFlags & { listen: string; stdio?: boolean; minCapacity: string; maxCapacity: string; minExpiry: string; confirmations: string; closeMargin: string; minCloseFeeRate: string; bumpAfter: string; poll: string; passphraseFile?: string }>(async (ctx, _args, opts) => {
         // Checked before the wallet is unlocked: a policy no channel could meet asks for nothing.
@@ -105,13 +121,15 @@ export function registerChannel(program: Command): void {
     .option('--peer-key <hex>', 'the payee\'s static key (as `channel serve` prints it): refuse any other')
     .option('--capacity <sats>', 'sats to lock in the channel (required unless --resume)')
     .option('--expiry <blocks>', 'blocks until the payer may take back what was not paid', String(DEFAULT_EXPIRY_BLOCKS))
-    .option('--fee-rate <sat/vB>', 'fee rate of the funding (default 2 on regtest); the close\'s is agreed from the node\'s estimate')
+    .option('--fee-rate <sat/vB>', 'fee rate of the funding (default: $SWARMPAY_FEE_RATE, fee-rate= in swarmpay.conf, else 2 on regtest; required elsewhere); the close\'s is agreed from the node\'s estimate')
     .option('--resume <channel-id>', 'finish opening this channel: broadcast its funding again and hand the payee its ticket')
-    .option('--wait', 'wait until the funding has the confirmations the payee asked for')
-    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .option('--wait', 'wait until the funding has the confirmations the payee asked for (its txid is printed first)')
+    .addOption(timeoutOption())
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE, or - for stdin')
     .action(
-      withContext<{ peer?: string; peerCmd?: string; peerKey?: string; capacity?: string; expiry: string; feeRate?: string; resume?: string; wait?: boolean; passphraseFile?: string }>(async (ctx, _args, opts) => {
-        const wait = opts.wait ? { onProgress: (c: number, w: number) => ctx.out.progress(`funding: ${c}/${w} confirmations`) } : false;
+      withContext<{ peer?: string; peerCmd?: string; peerKey?: string; capacity?: string; expiry: string; feeRate?: string; resume?: string; wait?: boolean; timeout?: string; passphraseFile?: string }>(async (ctx, _args, opts) => {
+        const hooks = waitHooks(ctx, opts, (txid) => `funding ${txid} is broadcast; waiting for its confirmations`);
+        const wait = opts.wait ? { ...hooks, onProgress: (c: number, w: number) => ctx.out.progress(`funding: ${c}/${w} confirmations`) } : false;
         if (opts.resume !== undefined) {
           if (opts.capacity !== undefined || opts.peer !== undefined || opts.peerCmd !== undefined) throw new SwarmpayError('USAGE', '--resume takes the channel\'s own terms and payee: give no --capacity, --peer or --peer-cmd');
           const wallet = await ctx.unlockWallet(opts.passphraseFile);
@@ -123,9 +141,11 @@ export function registerChannel(program: Command): void {
         if (opts.capacity === undefined) throw new SwarmpayError('USAGE', 'give --capacity <sats> (or --resume <channel-id>)');
         const capacity = parseSats(opts.capacity, '--capacity');
         const expiryBlocks = parseCount(opts.expiry, '--expiry', MIN_EXPIRY_BLOCKS, MAX_EXPIRY_BLOCKS);
-        const feeRate = feeRateFor(ctx.network, opts.feeRate);
+        const feeRate = feeRateFor(ctx.env, opts.feeRate);
+        // Refused here without a terminal or --yes: before the passphrase, nothing asked in vain.
+        const confirm = ctx.prompt.consent(ctx.opts.yes, 'locking coins in a channel', (c: OpenConsent) => openConsent(c, peer));
         const wallet = await ctx.unlockWallet(opts.passphraseFile);
-        const r = await wallet.channels.open({ peer, ...(opts.peerKey === undefined ? {} : { peerKey: opts.peerKey }), capacity, expiryBlocks, feeRate, wait });
+        const r = await wallet.channels.open({ peer, ...(opts.peerKey === undefined ? {} : { peerKey: opts.peerKey }), capacity, expiryBlocks, feeRate, wait, confirm });
         ctx.out.result(r, openedLines(r));
       }),
     );
@@ -137,7 +157,7 @@ export function registerChannel(program: Command): void {
     .argument('[sats]', 'the amount of each payment')
     .option('--count <n>', 'make this many payments of SATS', '1')
     .option('--batch <file>', 'JSON lines {"id", "channel", "sats"} from FILE or - (stdin); ids already paid are skipped')
-    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE, or - for stdin')
     .action(
       withContext<{ count: string; batch?: string; passphraseFile?: string }>(async (ctx, args, opts) => {
         const events = {
@@ -167,7 +187,7 @@ export function registerChannel(program: Command): void {
     .command('close')
     .description('close a channel: the payee broadcasts the newest state; a payer asks the payee to')
     .argument('<channel-id>', 'the channel')
-    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE, or - for stdin')
     .action(
       withContext<{ passphraseFile?: string }>(async (ctx, [id = ''], opts) => {
         const wallet = await ctx.unlockWallet(opts.passphraseFile);
@@ -181,7 +201,7 @@ export function registerChannel(program: Command): void {
     .description('raise the fee of a channel\'s close (or refund) waiting to confirm, by a child (CPFP) from this wallet')
     .argument('<channel-id>', 'the channel')
     .requiredOption('--fee-rate <sat/vB>', 'the fee rate of the close and its child together')
-    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE, or - for stdin')
     .action(
       withContext<{ feeRate: string; passphraseFile?: string }>(async (ctx, [id = ''], opts) => {
         const feeRate = parseFeeRate(opts.feeRate);
@@ -195,11 +215,11 @@ export function registerChannel(program: Command): void {
     .command('refund')
     .description('the payer: take back the whole channel output after the expiry')
     .argument('<channel-id>', 'the channel')
-    .option('--fee-rate <sat/vB>', 'fee rate of the refund (default 2 on regtest)')
-    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .option('--fee-rate <sat/vB>', 'fee rate of the refund (default: $SWARMPAY_FEE_RATE, fee-rate= in swarmpay.conf, else 2 on regtest; required elsewhere)')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE, or - for stdin')
     .action(
       withContext<{ feeRate?: string; passphraseFile?: string }>(async (ctx, [id = ''], opts) => {
-        const feeRate = feeRateFor(ctx.network, opts.feeRate);
+        const feeRate = feeRateFor(ctx.env, opts.feeRate);
         const wallet = await ctx.unlockWallet(opts.passphraseFile);
         const r = await wallet.channels.refund(id, feeRate);
         ctx.out.result(r, `refunded ${r.id}: ${r.refundTxid}`);
@@ -209,7 +229,7 @@ export function registerChannel(program: Command): void {
   channel
     .command('list')
     .description('the channels of this datadir, each as the chain shows it now')
-    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE, or - for stdin')
     .action(
       withContext<{ passphraseFile?: string }>(async (ctx, _args, opts) => {
         const wallet = await ctx.unlockWallet(opts.passphraseFile);
@@ -221,7 +241,7 @@ export function registerChannel(program: Command): void {
   channel
     .command('recover')
     .description('check every channel journal; one that is damaged or older than the keystore recorded is rewritten from what can still be verified, the file kept beside it')
-    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE, or - for stdin')
     .action(
       withContext<{ passphraseFile?: string }>(async (ctx, _args, opts) => {
         const wallet = await ctx.unlockWallet(opts.passphraseFile);
@@ -234,7 +254,7 @@ export function registerChannel(program: Command): void {
     .command('show')
     .description('one channel: status, paid, remaining, expiry in blocks, confirmations, txids')
     .argument('<channel-id>', 'the channel')
-    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE, or - for stdin')
     .action(
       withContext<{ passphraseFile?: string }>(async (ctx, [id = ''], opts) => {
         const wallet = await ctx.unlockWallet(opts.passphraseFile);

@@ -11,6 +11,7 @@ import { DEFAULT_BUMP_AFTER } from '../escrow/online.js';
 import { MAX_ITEM_BYTES } from '../escrow/offer.js';
 import { DEFAULT_CLAIM_MARGIN } from '../escrow/seller.js';
 import { withContext } from './command.js';
+import { timeoutOption, waitHooks } from './wait.js';
 import { feeRateFor, parseCount, parseFeeRate, parsePcrs } from './args.js';
 import { readTextFile } from './input-file.js';
 import { runUntilSignal, serverLimits, serverLog, withServerLimits, type LimitFlags } from './peer.js';
@@ -91,7 +92,7 @@ export function registerEscrow(program: Command): void {
     .option('--attest', 'add a TPM quote whose nonce is the offer\'s digest (online, `escrow serve` quotes afresh for each buyer\'s nonce)')
     .option('--pcrs <list>', 'PCRs the quote covers (SHA-256 bank)', DEFAULT_QUOTE_PCRS)
     .option('--out <file>', 'write the offer to FILE and its ciphertext to FILE.enc')
-    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE, or - for stdin')
     .action(
       withContext<{ item: string; price: string; name?: string; timeout: string; maxTimeout: string; confirmations: string; expires: string; attest?: boolean; pcrs: string; out?: string; passphraseFile?: string }>(async (ctx, _args, opts) => {
         const price = parseSats(opts.price, '--price');
@@ -122,13 +123,13 @@ export function registerEscrow(program: Command): void {
     .option('--expect-pcrs <file>', 'JSON allow list of the seller\'s PCR values: {"7": "<hex>"} or {"7": ["<hex>", ...]} (implies --require-attestation)')
     .option('--ak <pem-file>', 'the seller TPM\'s AK public key (PEM) you trust (implies --require-attestation)')
     .option('--enrolled', 'require the attestation to be by a TPM enrolled with `tpm enroll` (implies --require-attestation)')
-    .option('--fee-rate <sat/vB>', 'fee rate of the funding (default 2 on regtest)')
+    .option('--fee-rate <sat/vB>', 'fee rate of the funding (default: $SWARMPAY_FEE_RATE, fee-rate= in swarmpay.conf, else 2 on regtest; required elsewhere)')
     .option('--out <file>', 'also write the acceptance for the seller to FILE')
-    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE, or - for stdin')
     .action(
       withContext<{ ciphertext?: string; peer?: string; peerCmd?: string; peerKey?: string; maxPrice?: string; timeout?: string; requireAttestation?: boolean; expectPcrs?: string; ak?: string; enrolled?: boolean; feeRate?: string; out?: string; passphraseFile?: string }>(async (ctx, args, opts) => {
         const from = acceptFrom(args[0], opts);
-        const feeRate = feeRateFor(ctx.network, opts.feeRate);
+        const feeRate = feeRateFor(ctx.env, opts.feeRate);
         const maxPrice = opts.maxPrice === undefined ? undefined : parseSats(opts.maxPrice, '--max-price');
         const timeoutBlocks = opts.timeout === undefined ? undefined : parseCount(opts.timeout, '--timeout', 1, 52_560);
         const expectPcrs = opts.expectPcrs === undefined ? undefined : parsePcrAllowList(readTextFile(opts.expectPcrs, 'PCR allow list'));
@@ -139,10 +140,7 @@ export function registerEscrow(program: Command): void {
           // Consent is asked on a terminal; without one (or with --yes) the price must be capped beforehand.
           ...(ctx.prompt.interactive
             ? {
-                confirm: (s: AcceptConsent) => {
-                  ctx.out.info(acceptSummaryLines(s).join('\n'));
-                  return ctx.prompt.confirm(`Pay ${s.price} sats (and ${s.fee} sats fee) into escrow ${s.id}?`);
-                },
+                confirm: (s: AcceptConsent) => ctx.prompt.confirmFacts(acceptSummaryLines(s), `Pay ${s.price} sats (and ${s.fee} sats fee) into escrow ${s.id}?`),
               }
             : {}),
         };
@@ -159,17 +157,19 @@ export function registerEscrow(program: Command): void {
     .argument('<escrow-id>', 'the escrow (the offer id)')
     .option('--acceptance <file>', 'seller: the acceptance the buyer sent')
     .option('--out <file>', 'buyer: write the item to FILE')
-    .option('--wait', 'seller: wait for the funding\'s confirmations; buyer: wait for the seller\'s claim')
+    .option('--wait', 'seller: wait for the funding\'s confirmations; buyer: wait for the seller\'s claim (the funding\'s txid is printed first)')
+    .addOption(timeoutOption())
     .option('--force', 'seller: claim even within the safety margin of the timeout (races the buyer\'s refund)')
     .option('--margin <blocks>', 'seller: blocks before the timeout from which claiming is refused', String(DEFAULT_CLAIM_MARGIN))
     .option('--fee-rate <sat/vB>', 'seller: fee rate of the claim (default: the node\'s estimate, at least 2)')
-    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE, or - for stdin')
     .action(
-      withContext<{ acceptance?: string; out?: string; wait?: boolean; force?: boolean; margin: string; feeRate?: string; passphraseFile?: string }>(async (ctx, args, opts) => {
+      withContext<{ acceptance?: string; out?: string; wait?: boolean; timeout?: string; force?: boolean; margin: string; feeRate?: string; passphraseFile?: string }>(async (ctx, args, opts) => {
         const margin = parseCount(opts.margin, '--margin', 1, 10_000);
         const feeRate = opts.feeRate === undefined ? undefined : parseFeeRate(opts.feeRate);
+        const hooks = waitHooks(ctx, opts, (txid) => `escrow funding ${txid}; waiting`);
         const wallet = await ctx.unlockWallet(opts.passphraseFile);
-        const r = await wallet.escrow.claim(args[0]!, { margin, feeRate, acceptance: opts.acceptance, out: opts.out, wait: !!opts.wait, force: !!opts.force, onProgress: (p) => ctx.out.progress(claimProgress(p)) });
+        const r = await wallet.escrow.claim(args[0]!, { margin, feeRate, acceptance: opts.acceptance, out: opts.out, wait: !!opts.wait, force: !!opts.force, onProgress: (p) => ctx.out.progress(claimProgress(p)), ...hooks });
         ctx.out.result(
           r,
           r.role === 'buyer'
@@ -183,11 +183,11 @@ export function registerEscrow(program: Command): void {
     .command('refund')
     .description('the buyer: take the coins back after the timeout if the seller never claimed')
     .argument('<escrow-id>', 'the escrow (the offer id)')
-    .option('--fee-rate <sat/vB>', 'fee rate of the refund (default 2 on regtest)')
-    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .option('--fee-rate <sat/vB>', 'fee rate of the refund (default: $SWARMPAY_FEE_RATE, fee-rate= in swarmpay.conf, else 2 on regtest; required elsewhere)')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE, or - for stdin')
     .action(
       withContext<{ feeRate?: string; passphraseFile?: string }>(async (ctx, args, opts) => {
-        const feeRate = feeRateFor(ctx.network, opts.feeRate);
+        const feeRate = feeRateFor(ctx.env, opts.feeRate);
         const wallet = await ctx.unlockWallet(opts.passphraseFile);
         const r = await wallet.escrow.refund(args[0]!, feeRate);
         ctx.out.result(r, `escrow ${r.id}: refunded in ${r.refundTxid}${r.fee === null ? ' (refunded before)' : ` (fee ${r.fee} sats)`}`);
@@ -203,7 +203,7 @@ export function registerEscrow(program: Command): void {
     .option('--margin <blocks>', 'refuse acceptances and claims this near the timeout', String(DEFAULT_CLAIM_MARGIN))
     .option('--fee-rate <sat/vB>', 'fee rate of the claims (default: the node\'s estimate at each claim, at least 2)')
     .option('--bump-after <blocks>', 'bump a claim by CPFP once it has waited this many blocks unconfirmed (every block within --margin of the timeout)', String(DEFAULT_BUMP_AFTER))
-    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE, or - for stdin')
     .action(
       withContext<LimitFlags & { listen: string; stdio?: boolean; poll: string; margin: string; feeRate?: string; bumpAfter: string; passphraseFile?: string }>(async (ctx, _args, opts) => {
         const pollMs = parseCount(opts.poll, '--poll', 1, 86_400) * 1000;
@@ -221,7 +221,7 @@ export function registerEscrow(program: Command): void {
   escrow
     .command('list')
     .description('the escrows of this datadir')
-    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE, or - for stdin')
     .action(
       withContext<{ passphraseFile?: string }>(async (ctx, _args, opts) => {
         const wallet = await ctx.unlockWallet(opts.passphraseFile);
@@ -234,7 +234,7 @@ export function registerEscrow(program: Command): void {
     .command('show')
     .description('one escrow: offer, state and each step\'s txid')
     .argument('<escrow-id>', 'the escrow (the offer id)')
-    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE, or - for stdin')
     .action(
       withContext<{ passphraseFile?: string }>(async (ctx, args, opts) => {
         const wallet = await ctx.unlockWallet(opts.passphraseFile);

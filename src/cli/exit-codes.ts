@@ -1,7 +1,10 @@
-/** The exit status of each error code: the one table behind CLI.md's exit codes. */
+/** The exit status of each error code: the one table behind the exit codes README.md ("Output and exit codes") and the man page (EXIT STATUS) document. */
 import type { ErrorCode } from '../errors.js';
 
 export const EXIT_OK = 0;
+
+/** Ctrl-C at a prompt: what a shell reports for a command stopped by SIGINT (128 + 2). */
+export const EXIT_CANCELLED = 130;
 
 export const EXIT_CODES: Record<ErrorCode, number> = {
   USAGE: 1,

@@ -1,7 +1,7 @@
-/** `swarmpay node start|stop|status|mine`: the embedded regtest node. */
+/** `swarmpay node start|stop|status|credentials|mine`: the embedded regtest node. */
 import type { Command } from 'commander';
 import { SwarmpayError } from '../errors.js';
-import { RegtestNode, type NodeImpl } from '../api/node.js';
+import { RegtestNode, type NodeImpl, type Shared } from '../api/node.js';
 import { swtpmDir } from '../tpm/swtpm-process.js';
 import { withContext } from './command.js';
 import type { Context } from './context.js';
@@ -11,6 +11,13 @@ function regtestNode(ctx: Context): RegtestNode {
   return new RegtestNode(ctx.opts);
 }
 
+/** Who may read `file` besides its owner, and a warning when the group cannot reach it yet. */
+function shareLine(ctx: Context, share: Shared | null, file: string): string {
+  if (share === null) return 'shared: no (owner only; --share-group GROUP shares it)';
+  if (share.closedFolder !== null) ctx.out.warn(`members of ${share.group} cannot enter ${share.closedFolder}, so cannot reach ${file}: \`chmod o+x ${share.closedFolder}\` (or give it to the group with g+x), or use a datadir outside it`);
+  return `shared: readable by group ${share.group} (gid ${share.gid})`;
+}
+
 export function registerNode(program: Command): void {
   const node = program.command('node').description('the embedded regtest node: a real btcd run as a daemon on loopback');
 
@@ -18,18 +25,20 @@ export function registerNode(program: Command): void {
     .command('start')
     .description('start the regtest node (mines to segwit activation on a fresh chain)')
     .option('--impl <impl>', 'node implementation: btcd or bitcoind', 'btcd')
+    .option('--share-group <group>', 'let this group read the RPC cookie (0640) and enter the folders to it (0710); default: owner only')
     .action(
-      withContext<{ impl: string }>(async (ctx, _args, opts) => {
+      withContext<{ impl: string; shareGroup?: string }>(async (ctx, _args, opts) => {
         if (opts.impl !== 'btcd' && opts.impl !== 'bitcoind') throw new SwarmpayError('USAGE', `unknown --impl "${opts.impl}"`, { hint: 'use btcd or bitcoind' });
         const impl: NodeImpl = opts.impl;
         ctx.out.progress(`starting ${impl}…`);
-        const { tpmUnavailable, ...r } = await regtestNode(ctx).start(impl);
+        const { tpmUnavailable, ...r } = await regtestNode(ctx).start(impl, opts.shareGroup === undefined ? {} : { shareGroup: opts.shareGroup });
         if (tpmUnavailable) ctx.out.warn(`no software TPM: ${tpmUnavailable.message}; ${tpmUnavailable.hint ?? ''}`);
         const tpm = r.tpm;
         ctx.out.result(r, [
           `${r.alreadyRunning ? 'already running' : 'started'}: ${r.impl} pid ${r.pid}, height ${r.height}`,
           `rpc:    ${r.rpcUrl}`,
           `cookie: ${r.rpcCookie}`,
+          shareLine(ctx, r.share, r.rpcCookie),
           `tpm:    ${tpm ? `swtpm:${tpm.host}:${tpm.port} (state in ${swtpmDir(ctx.networkDir)})` : 'none'}`,
           ...(tpm?.ekCa ? [`EK CA:  ${tpm.ekCa} (for a verifier's \`tpm enroll --tpm-ca\`)`] : []),
           `other datadirs reach it with: --rpc-url ${r.rpcUrl} --rpc-cookie ${r.rpcCookie}`,
@@ -54,6 +63,22 @@ export function registerNode(program: Command): void {
       withContext(async (ctx) => {
         const s = await regtestNode(ctx).status();
         ctx.out.result(s, s.running ? [`running: ${s.impl} pid ${s.pid}, height ${s.height}`, `rpc: ${s.rpcUrl}`, `tpm: ${s.tpm ? `swtpm:${s.tpm.host}:${s.tpm.port}` : 'none'}`] : 'not running (start it with `swarmpay node start`)');
+      }),
+    );
+
+  node
+    .command('credentials')
+    .description("write the running node's RPC credentials to a file, for another user's --rpc-cookie")
+    .requiredOption('--out <file>', 'where to write them (mode 0600; valid until the node stops)')
+    .option('--share-group <group>', 'let this group read the file (0640)')
+    .action(
+      withContext<{ out: string; shareGroup?: string }>(async (ctx, _args, opts) => {
+        const r = regtestNode(ctx).credentials(opts.out, opts.shareGroup === undefined ? {} : { shareGroup: opts.shareGroup });
+        ctx.out.result(r, [
+          `wrote ${r.file}: the node's RPC credentials, valid until it stops`,
+          shareLine(ctx, r.share, r.file),
+          `another user reaches the node with: ${r.chain === 'btcd' ? '' : '--chain bitcoind '}--rpc-url ${r.rpcUrl} --rpc-cookie FILE (their copy of it)`,
+        ]);
       }),
     );
 

@@ -29,9 +29,16 @@ export function fieldLines(doc: Record<string, unknown>): string[] {
 /** JSON lines held before a write. */
 const LINES_BYTES = 64 * 1024;
 
+/** Progress on a terminal is redrawn this often, for its running time. */
+const PROGRESS_REDRAW_MS = 1000;
+/** Progress anywhere else (a log, a pipe) is a line this often, the first at once: a wait shows it is alive without filling the log. */
+const PROGRESS_LINE_MS = 10_000;
+
 export class Output {
   readonly color: InstanceType<typeof Chalk>;
   private progressShown = false;
+  /** The progress under way: its latest message, since when, and the timer that shows it. */
+  private progressRun: { msg: string; since: number; timer: NodeJS.Timeout } | null = null;
   private lines = '';
   private flushing = false;
 
@@ -76,20 +83,48 @@ export class Output {
 
   info(msg: string): void {
     if (this.json) return;
-    this.endProgress();
+    this.note(msg);
+  }
+
+  /** A line on stderr that --json prints too: what a user must see even of a scripted run (the txid a wait is on). */
+  note(msg: string): void {
+    this.beforeLine();
     this.io.stderr.write(msg + '\n');
   }
 
   warn(msg: string): void {
-    this.endProgress();
+    this.beforeLine();
     this.io.stderr.write(this.color.yellow(`warning: ${msg}`) + '\n');
   }
 
-  /** A one-line progress display, redrawn in place; shown on a TTY only. */
+  /**
+   * Progress on stderr (with --json too: stdout keeps its one document), with its running
+   * time: on a terminal one line redrawn in place, every second and at each new message;
+   * elsewhere the latest message as a line of its own, the first at once and then one
+   * every 10 s, so that a log shows a wait that has nothing new to say is still alive. It
+   * lasts until the result or error.
+   */
   progress(msg: string): void {
-    if (!this.io.stderr.isTTY) return;
-    this.io.stderr.write(`\r\x1b[2K${this.color.dim(msg)}`);
-    this.progressShown = true;
+    if (this.progressRun !== null) {
+      this.progressRun.msg = msg;
+      if (this.io.stderr.isTTY) this.drawProgress();
+      return;
+    }
+    // Unref'd: a progress display never keeps the process alive.
+    const timer = setInterval(() => this.drawProgress(), this.io.stderr.isTTY ? PROGRESS_REDRAW_MS : PROGRESS_LINE_MS).unref();
+    this.progressRun = { msg, since: Date.now(), timer };
+    this.drawProgress();
+  }
+
+  private drawProgress(): void {
+    if (this.progressRun === null) return;
+    const line = `${this.progressRun.msg} (${Math.round((Date.now() - this.progressRun.since) / 1000)} s)`;
+    if (this.io.stderr.isTTY) {
+      this.io.stderr.write(`\r\x1b[2K${this.color.dim(line)}`);
+      this.progressShown = true;
+    } else {
+      this.io.stderr.write(line + '\n');
+    }
   }
 
   private clearProgress(): void {
@@ -97,13 +132,20 @@ export class Output {
     this.progressShown = false;
   }
 
-  /** Before anything else is printed: the progress line goes, and the JSON lines given so far come first. */
-  private endProgress(): void {
+  /** Before a line on stderr: the progress line makes way (redrawn below it), and the JSON lines given so far come first. */
+  private beforeLine(): void {
     this.clearProgress();
     if (this.lines !== '') this.flush();
   }
 
-  /** Prints an error as CLI.md says and returns its exit code. */
+  /** Before the result or error: the progress is over. */
+  private endProgress(): void {
+    if (this.progressRun !== null) clearInterval(this.progressRun.timer);
+    this.progressRun = null;
+    this.beforeLine();
+  }
+
+  /** Prints an error in the documented shape (README "Output and exit codes") and returns its exit code. */
   error(e: unknown): number {
     this.endProgress();
     const err =

@@ -1,21 +1,55 @@
-/** Prompts, only on a TTY and never with --yes; scripts get files or flags instead. */
-import { confirm, input, password } from '@inquirer/prompts';
+/**
+ * Prompts, only on a terminal and never with --yes; scripts get files or flags instead.
+ * They read stdin and draw on stderr: stdout carries the command's result alone, so
+ * `… --json | jq` and `… --json > out.json` work at a terminal too.
+ */
 import { SwarmpayError } from '../errors.js';
 import { readSecretFile } from './input-file.js';
 
+/** Ctrl-C at a prompt: the user stopped the command, which is no error of it; main() ends quietly with EXIT_CANCELLED. */
+export class Cancelled extends Error {
+  override readonly name = 'Cancelled';
+}
+
+/** The prompts' library, loaded on the first question: most runs ask none, and it is a tenth of a second to load. */
+const inquirer = () => import('@inquirer/prompts');
+
+/** The terminal: keys from stdin, the prompt drawn on stderr. */
+const TERMINAL = { input: process.stdin, output: process.stderr };
+
 export class Prompter {
-  constructor(readonly interactive: boolean) {}
+  /** Whether a question can be asked: not with --yes, and only with stdin and stderr both on a terminal. */
+  readonly interactive: boolean;
+
+  /** `wanted`: false with --yes (or when the caller knows there is no one to ask). */
+  constructor(wanted: boolean) {
+    this.interactive = wanted && !!TERMINAL.input.isTTY && !!TERMINAL.output.isTTY;
+  }
 
   private require(what: string, flag: string, code: 'KEYSTORE_LOCKED' | 'USAGE' = 'USAGE'): void {
     if (!this.interactive) throw new SwarmpayError(code, `${what} is needed and there is no terminal to ask on`, { hint: `pass ${flag}` });
   }
 
+  /**
+   * One question; Ctrl-C there is Cancelled, saying `cancelled` (what was done before the
+   * question stands, what would have come after it was not done).
+   */
+  private async ask<T>(question: (context: typeof TERMINAL) => Promise<T>, cancelled = 'cancelled; nothing was done'): Promise<T> {
+    try {
+      return await question(TERMINAL);
+    } catch (e) {
+      if (e instanceof Error && e.name === 'ExitPromptError') throw new Cancelled(cancelled);
+      throw e;
+    }
+  }
+
   async passphrase(file: string | undefined, opts: { confirm?: boolean } = {}): Promise<string> {
     if (file !== undefined) return readSecretFile(file, 'passphrase');
     this.require('the keystore passphrase', '--passphrase-file FILE', 'KEYSTORE_LOCKED');
-    const first = await password({ message: 'Keystore passphrase:', mask: true });
+    const { password } = await inquirer();
+    const first = await this.ask((t) => password({ message: 'Keystore passphrase:', mask: true }, t));
     if (opts.confirm) {
-      const again = await password({ message: 'Repeat the passphrase:', mask: true });
+      const again = await this.ask((t) => password({ message: 'Repeat the passphrase:', mask: true }, t));
       if (again !== first) throw new SwarmpayError('USAGE', 'the two passphrases differ', { hint: 'run the command again' });
     }
     return first;
@@ -24,16 +58,43 @@ export class Prompter {
   async mnemonic(file: string | undefined): Promise<string> {
     if (file !== undefined) return readSecretFile(file, 'mnemonic');
     this.require('the mnemonic to restore', '--mnemonic-file FILE');
-    return password({ message: 'Mnemonic (words separated by spaces):', mask: true });
+    const { password } = await inquirer();
+    return this.ask((t) => password({ message: 'Mnemonic (words separated by spaces):', mask: true }, t));
   }
 
   /** Asks to go ahead; without a terminal (or with --yes) the answer is yes. */
   async confirm(message: string): Promise<boolean> {
     if (!this.interactive) return true;
-    return confirm({ message, default: false });
+    const { confirm } = await inquirer();
+    return this.ask((t) => confirm({ message, default: false }, t));
+  }
+
+  /**
+   * The consent a command that locks or spends coins needs, as the library's `confirm`:
+   * on a terminal the facts are shown and the question asked; --yes gave it beforehand
+   * (no question: undefined); with neither, the command is refused before it asks for
+   * anything else.
+   */
+  consent<S>(yes: boolean | undefined, what: string, show: (s: S) => { facts: string[]; question: string }): ((s: S) => Promise<boolean>) | undefined {
+    if (this.interactive) {
+      return (s) => {
+        const { facts, question } = show(s);
+        return this.confirmFacts(facts, question);
+      };
+    }
+    if (yes) return undefined;
+    throw new SwarmpayError('USAGE', `${what} needs a yes, and there is no terminal to ask on`, { hint: 'pass -y (--yes) to go ahead without asking; nothing was done' });
+  }
+
+  /** Shows the facts a question is about, then asks it; the facts go to the terminal whatever --json says: they belong to the question. */
+  confirmFacts(facts: string[], question: string): Promise<boolean> {
+    TERMINAL.output.write(facts.join('\n') + '\n');
+    return this.confirm(question);
   }
 
   async pause(message: string): Promise<void> {
-    if (this.interactive) await input({ message });
+    if (!this.interactive) return;
+    const { input } = await inquirer();
+    await this.ask((t) => input({ message }, t), 'interrupted; what was done before the prompt stands');
   }
 }

@@ -21,7 +21,7 @@ export function registerTpm(program: Command): void {
     .description('seal the keystore\'s key to the TPM, define its anti-rollback counter (moves a passphrase wallet under the TPM)')
     .option('--pcrs <list>', 'bind the key to these PCRs\' current values (SHA-256 bank), e.g. 7,16', '')
     .option('--force', 'seal again a keystore the TPM already seals (e.g. to other PCRs)')
-    .option('--passphrase-file <file>', 'read the current keystore passphrase from FILE')
+    .option('--passphrase-file <file>', 'read the current keystore passphrase from FILE, or - for stdin')
     .action(
       withContext<{ pcrs: string; force?: boolean; passphraseFile?: string }>(async (ctx, _args, opts) => {
         const pcrs = parsePcrs(opts.pcrs);

@@ -1,21 +1,36 @@
-/** `swarmpay wallet create|address|balance|info|send`. */
+/** `swarmpay wallet create|address|utxos|balance|info|send|bump`. */
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { SwarmpayError } from '../errors.js';
 import { parseSats, formatBtc } from '../bitcoin/amount.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { withContext } from './command.js';
-import { feeRateFor, parseCount } from './args.js';
+import { feeRateFor, parseCount, parseFeeRate } from './args.js';
+import { timeoutOption, waitHooks } from './wait.js';
+import type { SendAmount, SendSummary, WalletCoin } from '../api/swarmpay.js';
+
+/** SATS, SATS less the fee (--subtract-fee), or everything (--max): exactly one of them. */
+function sendAmount(sats: string | undefined, o: { max?: boolean; subtractFee?: boolean }): SendAmount {
+  if (o.max) {
+    if (sats !== undefined || o.subtractFee) throw new SwarmpayError('USAGE', '--max sends everything: give no amount and no --subtract-fee', { hint: 'swarmpay wallet send ADDRESS --max' });
+    return 'max';
+  }
+  if (sats === undefined) throw new SwarmpayError('USAGE', 'no amount given: give SATS, or --max for everything', { hint: 'see `swarmpay wallet send --help`' });
+  return { sats: parseSats(sats), subtractFee: o.subtractFee === true };
+}
+
+/** `--fee-rate auto`: the node's estimate, looked up by the library. */
+const isAuto = (feeRate: string | undefined) => feeRate?.trim().toLowerCase() === 'auto';
 
 export function registerWallet(program: Command): void {
   const wallet = program.command('wallet').description('the HD wallet (BIP39 seed, BIP84 native segwit account)');
 
   wallet
     .command('create')
-    .description('create a wallet (24 words), or restore one with --restore')
-    .option('--restore', 'restore from an existing mnemonic (from --mnemonic-file or a prompt)')
+    .description('create a wallet (24 words), or restore one with --restore (a mnemonic of 12, 15, 18, 21 or 24 words)')
+    .option('--restore', 'restore from an existing BIP39 mnemonic of 12, 15, 18, 21 or 24 words (from --mnemonic-file or a prompt)')
     .option('--mnemonic-file <file>', 'with --restore: read the mnemonic from FILE; else: write the new mnemonic to FILE (mode 0600)')
-    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE, or - for stdin')
     .action(
       withContext<{ restore?: boolean; mnemonicFile?: string; passphraseFile?: string }>(async (ctx, _args, opts) => {
         // Checked again when the keystore is written; here so that nothing is asked for in vain.
@@ -45,11 +60,23 @@ export function registerWallet(program: Command): void {
 
   wallet
     .command('address')
-    .description('the first receive address not yet paid')
+    .description('the first receive address not yet paid; with --new, one never given out before')
+    .option('--new', 'a fresh address each call, paid or not (its index is kept in the datadir)')
+    .action(
+      withContext<{ new?: boolean }>(async (ctx, _args, opts) => {
+        const a = opts.new ? await ctx.swarmpay.newAddress() : await ctx.swarmpay.address();
+        ctx.out.result({ address: a.address, path: a.path }, a.address);
+      }),
+    );
+
+  wallet
+    .command('utxos')
+    .description('the wallet\'s coins: outpoint, value, confirmations, address, and whether a payment may spend them')
     .action(
       withContext(async (ctx) => {
-        const a = await ctx.swarmpay.address();
-        ctx.out.result({ address: a.address, path: a.path }, a.address);
+        const coins = await ctx.swarmpay.utxos();
+        const line = (c: WalletCoin) => `${c.txid}:${c.vout}  ${String(c.value).padStart(16)} sats  ${String(c.confirmations).padStart(6)} conf  ${c.kind.padEnd(7)}  ${c.address}  ${c.spendable ? 'spendable' : c.reason}`;
+        ctx.out.result({ utxos: coins }, coins.length === 0 ? 'no coins' : coins.map(line));
       }),
     );
 
@@ -69,11 +96,11 @@ export function registerWallet(program: Command): void {
 
   wallet
     .command('info')
-    .description('the wallet\'s network, account path, xpub and keystore')
+    .description('the wallet\'s network, account path, xpub (and zpub or vpub) and keystore')
     .action(
       withContext(async (ctx) => {
         const doc = ctx.swarmpay.info();
-        ctx.out.result(doc, [`network:     ${doc.network}`, `fingerprint: ${doc.fingerprint}`, `path:        ${doc.path}`, `xpub:        ${doc.xpub}`, `keystore:    ${doc.keystore} (${doc.protector})`, `created:     ${doc.created}`]);
+        ctx.out.result(doc, [`network:     ${doc.network}`, `fingerprint: ${doc.fingerprint}`, `path:        ${doc.path}`, `xpub:        ${doc.xpub}`, `${doc.zpub.slice(0, 4)}:        ${doc.zpub}`, `keystore:    ${doc.keystore} (${doc.protector})`, `created:     ${doc.created}`]);
       }),
     );
 
@@ -81,25 +108,49 @@ export function registerWallet(program: Command): void {
     .command('send')
     .description('pay an address; the fee is shown before anything is signed')
     .argument('<address>', 'the address to pay')
-    .argument('<sats>', 'the amount, in whole satoshis')
-    .option('--fee-rate <sat/vB>', 'fee rate in whole sat/vB (default 2 on regtest; required elsewhere)')
-    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE')
-    .option('--wait <confirmations>', 'wait until the payment has this many confirmations')
+    .argument('[sats]', 'the amount, in whole satoshis (not with --max)')
+    .option('--max', 'send every spendable coin, less the fee (no change)')
+    .option('--subtract-fee', 'the fee comes out of SATS: the payee gets SATS less the fee')
+    .option('--fee-rate <sat/vB>', 'fee rate in whole sat/vB, or "auto" for the node\'s estimate (default: $SWARMPAY_FEE_RATE, fee-rate= in swarmpay.conf, else 2 on regtest; required elsewhere)')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE, or - for stdin')
+    .option('--wait <confirmations>', 'wait until the payment has this many confirmations (its txid is printed first)')
+    .addOption(timeoutOption())
     .action(
-      withContext<{ feeRate?: string; passphraseFile?: string; wait?: string }>(async (ctx, args, opts) => {
-        const [to = '', satsText = ''] = args;
-        const amount = parseSats(satsText);
-        const feeRate = feeRateFor(ctx.network, opts.feeRate);
+      withContext<{ max?: boolean; subtractFee?: boolean; feeRate?: string; passphraseFile?: string; wait?: string; timeout?: string }>(async (ctx, args, opts) => {
+        const [to = '', satsText] = args;
+        const amount = sendAmount(satsText, opts);
+        const feeRate = isAuto(opts.feeRate) ? 'auto' : feeRateFor(ctx.env, opts.feeRate);
         const confirmations = opts.wait === undefined ? 0 : parseCount(opts.wait, '--wait', 1, 1000);
-        const summary = (s: { to: string; amount: bigint; fee: bigint; feeRate: bigint }) => `send ${s.amount} sats to ${s.to}, fee ${s.fee} sats (${s.feeRate} sat/vB)`;
+        const summary = (s: SendSummary) => `send ${s.amount} sats to ${s.to}, fee ${s.fee} sats (${s.feeRate} sat/vB)${s.change ? `, change ${s.change.value} sats to ${s.change.address}` : ''}`;
         const r = await ctx.swarmpay.send(to, amount, {
           feeRate,
           passphrase: ctx.passphrase(opts.passphraseFile),
           confirm: (s) => ctx.prompt.confirm(`${summary(s)}?`),
           confirmations,
           onProgress: (c, w) => ctx.out.progress(`waiting for confirmations: ${c}/${w}`),
+          ...waitHooks(ctx, opts, (txid) => `sent ${txid}; waiting for ${confirmations} confirmation${confirmations === 1 ? '' : 's'}`),
         });
         ctx.out.result(r, [`sent: ${r.txid}`, `${summary(r)}, ${r.vsize} vB`]);
+      }),
+    );
+
+  wallet
+    .command('bump')
+    .description('replace an unconfirmed payment of this wallet by the same payment at a higher fee rate (RBF), the extra fee from its change')
+    .argument('<txid>', 'the payment to replace')
+    .option('--fee-rate <sat/vB>', 'the new fee rate in whole sat/vB, or "auto" for the node\'s estimate; above the payment\'s own (required)')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE, or - for stdin')
+    .action(
+      withContext<{ feeRate?: string; passphraseFile?: string }>(async (ctx, args, opts) => {
+        const [txid = ''] = args;
+        if (opts.feeRate === undefined) throw new SwarmpayError('FEE_RATE_REQUIRED', 'a bump needs the new fee rate', { hint: 'pass --fee-rate <sat/vB> (or auto), above the payment\'s own' });
+        const feeRate = isAuto(opts.feeRate) ? 'auto' : parseFeeRate(opts.feeRate);
+        const r = await ctx.swarmpay.bump(txid, {
+          feeRate,
+          passphrase: ctx.passphrase(opts.passphraseFile),
+          confirm: (s) => ctx.prompt.confirm(`replace ${s.replaces} (fee ${s.oldFee} sats) by the same payment at ${s.feeRate} sat/vB, fee ${s.fee} sats?`),
+        });
+        ctx.out.result(r, [`sent: ${r.txid}`, `replaces ${r.replaces}: fee ${r.oldFee} sats, now ${r.fee} sats (${r.feeRate} sat/vB), ${r.vsize} vB${r.change ? `, change ${r.change.value} sats to ${r.change.address}` : ', no change left'}`]);
       }),
     );
 }

@@ -109,7 +109,7 @@ function buyerRecord(ctx: ContractContext, id: string): BuyerRecord {
 
 export interface RecoverOptions {
   /** Poll for the seller's claim until it appears or the timeout height passes. */
-  wait?: { pollMs: number; onWait?: (tip: number, timeout: number) => void };
+  wait?: { pollMs: number; timeoutMs: number; onWait?: (tip: number, timeout: number) => void };
 }
 
 export interface Recovered {
@@ -122,13 +122,19 @@ export interface Recovered {
 /** Polls the chain for the HTLC's spend; with `wait`, until there is one or the buyer may refund. */
 async function awaitSpend(ctx: ContractContext, rec: BuyerFunded, wait: RecoverOptions['wait']): Promise<HtlcSpend | null> {
   const h = htlcOf(rec, ctx.network);
+  const deadline = Date.now() + (wait?.timeoutMs ?? 0);
+  const txid = rec.acceptance.funding.txid;
   for (;;) {
     const spend = await htlcSpend(ctx.chain, h);
     if (spend !== null || wait === undefined) return spend;
     const tip = await ctx.chain.tipHeight();
     if (tip >= h.terms.timeout) return null;
+    if (Date.now() >= deadline) {
+      // The txid in the details marks this wait's end (a node that stops answering is a TIMEOUT too).
+      throw new SwarmpayError('TIMEOUT', `the seller has not claimed escrow ${rec.id} (funding ${txid}) after a wait of ${wait.timeoutMs / 1000} s`, { details: { txid, tip, timeout: h.terms.timeout } });
+    }
     wait.onWait?.(tip, h.terms.timeout);
-    await new Promise((r) => setTimeout(r, wait.pollMs));
+    await new Promise((r) => setTimeout(r, Math.min(wait.pollMs, deadline - Date.now())));
   }
 }
 

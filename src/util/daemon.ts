@@ -29,9 +29,13 @@ export function isOurProcess(pid: number, marker: string): boolean {
   }
 }
 
-/** Starts `binary` detached from us, its stdout and stderr appended to `logFile`; returns its pid. */
+/**
+ * Starts `binary` detached from us, its stdout and stderr appended to `logFile`; returns its pid.
+ * Secrets go in files, never in `args`: every user can read a process's command line.
+ */
 export function spawnDaemon(binary: string, args: string[], logFile: string): { pid: number; exited: () => boolean } {
-  const out = openSync(logFile, 'a');
+  // Owner only: the folder may be open to a group that shares the node's cookie.
+  const out = openSync(logFile, 'a', 0o600);
   const child = spawn(binary, args, { detached: true, stdio: ['ignore', out, out] });
   closeSync(out);
   child.unref();

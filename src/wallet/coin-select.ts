@@ -9,7 +9,7 @@ import type { SpendPlan } from '../bitcoin/spend.js';
 import { P2WPKH_INPUT_VBYTES, TX_OVERHEAD_VBYTES, dustThreshold, outputVbytes } from '../bitcoin/policy.js';
 
 /** Bitcoin's coinbase maturity: a block reward is spendable after 100 confirmations. */
-const COINBASE_MATURITY = 100;
+export const COINBASE_MATURITY = 100;
 
 export interface Selection<C> {
   inputs: C[];
@@ -68,4 +68,54 @@ export function paymentPlan(sel: Selection<Utxo>, pays: Payee[], changeScript: U
     feeRate,
     paid: pays.reduce((a, p) => a + p.value, 0n),
   };
+}
+
+/** A selection that sets what the payee gets: `amount`, after the fee is taken from it. */
+export interface PayeeSelection<C> extends Selection<C> {
+  amount: bigint;
+}
+
+/** `send --max`: every coin to one payee, less the fee; no change. */
+export function selectAll<C extends { value: bigint }>(coins: C[], payScript: Uint8Array, feeRate: bigint): PayeeSelection<C> {
+  if (coins.length === 0) throw new SwarmpayError('INSUFFICIENT_FUNDS', 'the wallet has no spendable coins', { hint: 'wait for unconfirmed coins to confirm, or fund the wallet', details: { spendable: '0' } });
+  const sum = coins.reduce((a, c) => a + c.value, 0n);
+  const fee = estimateVbytes(coins.length, [payScript]) * feeRate;
+  return { inputs: [...coins], fee, change: 0n, amount: payeeGets(sum, fee, payScript) };
+}
+
+/**
+ * `send --subtract-fee`: coins for `pay.value`, largest first, the fee taken out of what the
+ * payee gets. Change below the dust limit goes to the fee, as in selectCoins.
+ */
+export function selectSubtractingFee<C extends { txid: string; vout: number; value: bigint }>(coins: C[], pay: Payee, changeScript: Uint8Array, feeRate: bigint): PayeeSelection<C> {
+  const inputs: C[] = [];
+  let sum = 0n;
+  for (const c of [...coins].sort(largestFirst)) {
+    inputs.push(c);
+    sum += c.value;
+    if (sum < pay.value) continue;
+    const change = sum - pay.value;
+    if (change >= dustThreshold(changeScript)) {
+      const fee = estimateVbytes(inputs.length, [pay.script, changeScript]) * feeRate;
+      return { inputs, fee, change, amount: payeeGets(pay.value, fee, pay.script) };
+    }
+    const fee = estimateVbytes(inputs.length, [pay.script]) * feeRate;
+    return { inputs, fee: fee + change, change: 0n, amount: payeeGets(pay.value, fee, pay.script) };
+  }
+  throw new SwarmpayError('INSUFFICIENT_FUNDS', `the wallet has ${sum} spendable sats; sending ${pay.value} sats needs that much`, {
+    hint: 'send less, wait for unconfirmed coins to confirm, or fund the wallet',
+    details: { spendable: sum.toString(), needed: pay.value.toString() },
+  });
+}
+
+/** What is left for the payee of `value` once `fee` is taken out: refused below the dust limit. */
+function payeeGets(value: bigint, fee: bigint, payScript: Uint8Array): bigint {
+  const dust = dustThreshold(payScript);
+  if (value - fee < dust) {
+    throw new SwarmpayError('INSUFFICIENT_FUNDS', `${value} sats less the fee of ${fee} sats leaves ${value - fee} sats, below the dust limit of ${dust} sats`, {
+      hint: 'send more, or fund the wallet',
+      details: { spendable: value.toString(), needed: (fee + dust).toString() },
+    });
+  }
+  return value - fee;
 }

@@ -8,7 +8,7 @@ import type { ChainBackend } from '../chain/backend.js';
 import type { NetworkName } from '../bitcoin/network.js';
 import { CHANGE, RECEIVE, deriveAddress, type ChainIndex, type DerivedAddress } from './hd.js';
 
-const GAP_LIMIT = 20;
+export const GAP_LIMIT = 20;
 
 export interface ChainScan {
   /** Every address derived: all used ones and the unused gap after the last. */

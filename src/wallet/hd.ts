@@ -1,4 +1,5 @@
 /** BIP32 keys on BIP84 paths: m/84'/coin'/account' with receive (0) and change (1) chains. */
+import { createHash } from 'node:crypto';
 import { BIP32Factory, type BIP32Interface } from 'bip32';
 import { payments } from 'bitcoinjs-lib';
 import * as ecc from 'tiny-secp256k1';
@@ -52,4 +53,41 @@ export function deriveAddress(account: BIP32Interface, network: NetworkName, cha
 
 export function accountFromXpub(xpub: string, network: NetworkName): BIP32Interface {
   return bip32.fromBase58(xpub, bitcoinjsNetwork(network));
+}
+
+/** SLIP-132 versions of a BIP84 account key: zpub on mainnet, vpub on the test networks. */
+const ZPUB_VERSION = 0x04b24746;
+const VPUB_VERSION = 0x045f1cf6;
+const BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
+
+/**
+ * The account key as a zpub (mainnet) or vpub (testnet, signet, regtest): the xpub's bytes
+ * under the version that tells wallets such as Sparrow or Electrum the account is native segwit.
+ */
+export function accountZpub(xpub: string, network: NetworkName): string {
+  const node = accountFromXpub(xpub, network);
+  const payload = Buffer.alloc(78);
+  payload.writeUInt32BE(coinType(network) === 0 ? ZPUB_VERSION : VPUB_VERSION, 0);
+  payload.writeUInt8(node.depth, 4);
+  payload.writeUInt32BE(node.parentFingerprint, 5);
+  payload.writeUInt32BE(node.index, 9);
+  Buffer.from(node.chainCode).copy(payload, 13);
+  Buffer.from(node.publicKey).copy(payload, 45);
+  return base58check(payload);
+}
+
+function base58check(payload: Buffer): string {
+  const check = createHash('sha256').update(createHash('sha256').update(payload).digest()).digest().subarray(0, 4);
+  const bytes = Buffer.concat([payload, check]);
+  let n = BigInt('0x' + bytes.toString('hex'));
+  let out = '';
+  while (n > 0n) {
+    out = BASE58[Number(n % 58n)] + out;
+    n /= 58n;
+  }
+  for (const b of bytes) {
+    if (b !== 0) break;
+    out = '1' + out;
+  }
+  return out;
 }

@@ -4,13 +4,14 @@
  */
 import type { BIP32Interface } from 'bip32';
 import type { ChainBackend, Utxo } from '../chain/backend.js';
+import { SwarmpayError } from '../errors.js';
 import { addressToScript } from '../bitcoin/address.js';
 import type { NetworkName } from '../bitcoin/network.js';
 import { checkFeeRate } from '../bitcoin/policy.js';
 import { checkPlan, signPlan, type SignedTx, type SpendPlan } from '../bitcoin/spend.js';
 import { discover } from './discovery.js';
-import { accountNode, type DerivedAddress } from './hd.js';
-import { isSpendable, paymentPlan, selectCoins } from './coin-select.js';
+import { CHANGE, accountNode, type DerivedAddress } from './hd.js';
+import { isSpendable, paymentPlan, selectAll, selectCoins, selectSubtractingFee, type Payee, type Selection } from './coin-select.js';
 
 export interface OwnedUtxo extends Utxo {
   owner: DerivedAddress;
@@ -38,9 +39,45 @@ export async function ownedUtxos(chain: ChainBackend, account: BIP32Interface, n
   return { utxos, nextChange: change.addresses[change.nextUnused]!, used };
 }
 
-export async function planSend(chain: ChainBackend, account: BIP32Interface, network: NetworkName, to: string, amount: bigint, feeRate: bigint): Promise<SendPlan> {
-  const p = await planPayments(chain, account, network, [{ address: to, amount }], feeRate);
-  return { to, amount, ...p };
+/** How much a send pays: an amount (the payee gets it, or it less the fee), or all the wallet's spendable coins less the fee. */
+export type SendAmount = { sats: bigint; subtractFee: boolean } | 'max';
+
+/**
+ * Whether a payment of the user's may spend a coin: confirmed (a coinbase matured), or the
+ * wallet's own change still in the mempool. Only the wallet's own transactions pay its
+ * change addresses, and it signed them, so they are not a stranger's to double-spend; a
+ * contract funding still waits for confirmed coins (planPayments).
+ */
+export function isPayable(u: OwnedUtxo): boolean {
+  return isSpendable(u) || (u.confirmations === 0 && !u.coinbase && u.owner.chain === CHANGE);
+}
+
+/**
+ * A payment of the user's to `to`: from confirmed coins and the wallet's own unconfirmed
+ * change, never the coins in `exclude` ("txid:vout": those another running command holds).
+ */
+export async function planSend(chain: ChainBackend, account: BIP32Interface, network: NetworkName, to: string, amount: bigint | SendAmount, feeRate: bigint, opts: { exclude?: ReadonlySet<string> } = {}): Promise<SendPlan> {
+  const how: SendAmount = typeof amount === 'bigint' ? { sats: amount, subtractFee: false } : amount;
+  const script = addressToScript(to, network);
+  checkFeeRate(feeRate);
+  const { utxos, nextChange } = await ownedUtxos(chain, account, network);
+  const coins = utxos.filter((u) => isPayable(u) && !opts.exclude?.has(`${u.txid}:${u.vout}`));
+  if (how !== 'max' && !how.subtractFee) return { to, amount: how.sats, ...planFrom(coins, [{ script, value: how.sats }], nextChange, feeRate) };
+  const sel = how === 'max' ? selectAll(coins, script, feeRate) : selectSubtractingFee(coins, { script, value: how.sats }, nextChange.script, feeRate);
+  return { to, amount: sel.amount, ...finishPlan(sel, [{ script, value: sel.amount }], nextChange, feeRate) };
+}
+
+/** How many blocks `--fee-rate auto` aims to confirm within: about an hour. */
+const AUTO_TARGET_BLOCKS = 6;
+
+/** A fee rate given, or the node's estimate for `auto`, within the relay minimum and the safety cap. */
+export async function resolveFeeRate(chain: ChainBackend, rate: bigint | 'auto'): Promise<bigint> {
+  if (rate !== 'auto') return checkFeeRate(rate);
+  const estimate = await chain.estimateFeeRate(AUTO_TARGET_BLOCKS);
+  if (estimate === null) {
+    throw new SwarmpayError('FEE_RATE_REQUIRED', 'the node has no fee estimate yet (it has seen too few blocks or transactions)', { hint: 'pass --fee-rate <sat/vB>' });
+  }
+  return checkFeeRate(estimate);
 }
 
 /** A payment to several addresses at once (their outputs first, in this order), with change to the wallet. */
@@ -49,10 +86,18 @@ export async function planPayments(chain: ChainBackend, account: BIP32Interface,
   const pays = to.map((t) => ({ script: addressToScript(t.address, network), value: t.amount }));
   checkFeeRate(feeRate);
   const { utxos, nextChange } = await ownedUtxos(chain, account, network);
-  const sel = selectCoins(utxos.filter((u) => isSpendable(u)), pays, nextChange.script, feeRate);
-  const spend = paymentPlan(sel, pays, nextChange.script, feeRate);
+  return planFrom(utxos.filter((u) => isSpendable(u)), pays, nextChange, feeRate);
+}
+
+/** Coins for `pays` (largest first), change to `change`, checked. */
+function planFrom(coins: OwnedUtxo[], pays: Payee[], change: DerivedAddress, feeRate: bigint): Pick<SendPlan, 'spend' | 'owners' | 'change'> {
+  return finishPlan(selectCoins(coins, pays, change.script, feeRate), pays, change, feeRate);
+}
+
+function finishPlan(sel: Selection<OwnedUtxo>, pays: Payee[], change: DerivedAddress, feeRate: bigint): Pick<SendPlan, 'spend' | 'owners' | 'change'> {
+  const spend = paymentPlan(sel, pays, change.script, feeRate);
   checkPlan(spend);
-  return { spend, owners: sel.inputs.map((u) => u.owner), change: sel.change > 0n ? { address: nextChange.address, value: sel.change } : null };
+  return { spend, owners: sel.inputs.map((u) => u.owner), change: sel.change > 0n ? { address: change.address, value: sel.change } : null };
 }
 
 /** Signs with keys derived from the seed; signPlan checks the plan again first. Any wallet spend plan with its owners will do. */

@@ -13,6 +13,7 @@ import { RECEIVE, accountFromXpub, accountNode, accountPath, accountXpub, derive
 import { checkMnemonic, mnemonicToSeed } from './mnemonic.js';
 import { isSpendable } from './coin-select.js';
 import { ownedUtxos } from './send.js';
+import { whileBusy } from './busy.js';
 
 export interface WalletPublic {
   xpub: string;
@@ -77,9 +78,15 @@ export async function unlockWallet(networkDir: string, network: NetworkName, unl
   return { session, seed };
 }
 
-/** Unlocks the seed for a payment (a wallet open: a checkpoint of the anti-rollback counter). */
+/** How long a payment waits for another command's unlock of the keystore (a second or so of scrypt each). */
+const KEYSTORE_WAIT_MS = 30_000;
+
+/**
+ * Unlocks the seed for a payment (a wallet open: a checkpoint of the anti-rollback counter),
+ * after any other command's unlock in progress: two payments at once both go through.
+ */
 export async function unlockSeed(networkDir: string, network: NetworkName, unlocker: Unlocker): Promise<Uint8Array> {
-  return (await unlockWallet(networkDir, network, unlocker, { checkpoint: true })).seed;
+  return (await whileBusy(() => unlockWallet(networkDir, network, unlocker, { checkpoint: true }), KEYSTORE_WAIT_MS)).seed;
 }
 
 /** The account of an unlocked wallet, from the keystore it holds open (no file read). */

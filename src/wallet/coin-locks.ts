@@ -1,0 +1,94 @@
+/**
+ * Coins a running command has picked and not yet spent: one lock file per outpoint in
+ * the datadir, held from coin selection until the spend is broadcast, so that two
+ * payments at once never pick the same coin (the second would be refused by the node as
+ * a replacement, or replace the first).
+ */
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { BIP32Interface } from 'bip32';
+import type { ChainBackend } from '../chain/backend.js';
+import type { NetworkName } from '../bitcoin/network.js';
+import type { Outpoint } from '../bitcoin/outpoint.js';
+import { SwarmpayError, ioError } from '../errors.js';
+import { acquireLock, type Lock } from '../util/file-lock.js';
+import { isAlive } from '../util/process.js';
+import { planSend, type SendAmount, type SendPlan } from './send.js';
+
+const LOCK_DIR = 'coin-locks';
+const SUFFIX = '.lock';
+/** Plans tried before giving up: each retry follows another command's spend of a coin we picked. */
+const ATTEMPTS = 5;
+
+const lockName = (o: Outpoint) => `${o.txid}-${o.vout}${SUFFIX}`;
+const key = (o: Outpoint) => `${o.txid}:${o.vout}`;
+
+/** The outpoints ("txid:vout") whose lock a live process holds (this one included). */
+export function heldOutpoints(networkDir: string): Set<string> {
+  const dir = path.join(networkDir, LOCK_DIR);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new Set();
+    throw ioError('read', dir, e);
+  }
+  const held = new Set<string>();
+  for (const name of names) {
+    const m = /^([0-9a-f]{64})-([0-9]+)\.lock$/.exec(name);
+    if (!m) continue;
+    const pid = Number.parseInt(readOrEmpty(path.join(dir, name)), 10);
+    if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) held.add(`${m[1]}:${m[2]}`);
+  }
+  return held;
+}
+
+function readOrEmpty(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Locks every outpoint, or none: a coin another command holds throws KEYSTORE_BUSY with nothing left held. */
+function lockOutpoints(networkDir: string, outpoints: Outpoint[]): Lock {
+  const dir = path.join(networkDir, LOCK_DIR);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    throw ioError('create', dir, e);
+  }
+  const locks: Lock[] = [];
+  try {
+    for (const o of outpoints) locks.push(acquireLock(path.join(dir, lockName(o)), `coin ${key(o)}`));
+  } catch (e) {
+    for (const l of locks) l.release();
+    throw e;
+  }
+  return { release: () => locks.forEach((l) => l.release()) };
+}
+
+/**
+ * A payment's plan from coins no other running command holds, with its coins locked:
+ * release once the spend is broadcast (or refused). A coin spent by another command
+ * between the look at the chain and the lock is seen on a second look, and the payment
+ * planned again.
+ */
+export async function planLockedSend(chain: ChainBackend, account: BIP32Interface, network: NetworkName, networkDir: string, to: string, amount: bigint | SendAmount, feeRate: bigint): Promise<{ plan: SendPlan; release: () => void }> {
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const plan = await planSend(chain, account, network, to, amount, feeRate, { exclude: heldOutpoints(networkDir) });
+    let lock: Lock;
+    try {
+      lock = lockOutpoints(networkDir, plan.spend.inputs);
+    } catch (e) {
+      if (e instanceof SwarmpayError && e.code === 'KEYSTORE_BUSY') continue;
+      throw e;
+    }
+    // Another command may have spent a coin and let go of it since we looked: the chain (mempool included) tells.
+    const unspent = new Set((await chain.utxos([...new Set(plan.owners.map((o) => o.address))])).map(key));
+    if (plan.spend.inputs.every((i) => unspent.has(key(i)))) return { plan, release: () => lock.release() };
+    lock.release();
+  }
+  throw new SwarmpayError('KEYSTORE_BUSY', 'other running commands kept taking the coins this payment picked', { hint: 'try again when they are done; nothing was sent' });
+}

@@ -1,0 +1,84 @@
+/**
+ * `wallet bump`: replace one of the wallet's own unconfirmed payments by the same payment
+ * at a higher fee rate (BIP125; every input swarmpay signs signals it). Same inputs, same
+ * outputs, the extra fee taken from the change. Planned from the xpub and the chain, then
+ * signed with the seed, as a payment is.
+ */
+import type { BIP32Interface } from 'bip32';
+import { Transaction } from 'bitcoinjs-lib';
+import type { ChainBackend } from '../chain/backend.js';
+import { SwarmpayError } from '../errors.js';
+import type { NetworkName } from '../bitcoin/network.js';
+import { MIN_RELAY_FEE_RATE, checkFeeRate, dustThreshold } from '../bitcoin/policy.js';
+import { checkPlan, type SpendPlan } from '../bitcoin/spend.js';
+import { estimateVbytes } from './coin-select.js';
+import { CHANGE, type DerivedAddress } from './hd.js';
+import { ownedUtxos } from './send.js';
+
+/** BIP125: a transaction whose input has a sequence below this may be replaced. */
+const MAX_RBF_SEQUENCE = 0xfffffffd;
+
+export interface BumpPlan {
+  replaces: { txid: string; fee: bigint; vsize: number };
+  spend: SpendPlan;
+  owners: DerivedAddress[];
+  /** The change left after the extra fee; null when it fell below the dust limit and went to the fee. */
+  change: { address: string; value: bigint } | null;
+}
+
+const refuse = (message: string, hint: string) => new SwarmpayError('TX_CHECK_FAILED', message, { hint: `${hint}; nothing was signed or sent` });
+
+export async function planBump(chain: ChainBackend, account: BIP32Interface, network: NetworkName, txid: string, feeRate: bigint): Promise<BumpPlan> {
+  checkFeeRate(feeRate);
+  if (!/^[0-9a-f]{64}$/.test(txid)) throw new SwarmpayError('USAGE', `"${txid}" is not a transaction id`, { hint: 'give the txid that `wallet send` printed (64 hex digits)' });
+  const tx = await chain.getTransaction(txid);
+  if (tx === null) throw new SwarmpayError('TX_NOT_FOUND', `transaction ${txid} is not known to the node`, { hint: 'check the txid; a replaced or dropped payment is no longer known' });
+  if (tx.confirmations > 0) throw refuse(`transaction ${txid} is already confirmed`, 'nothing needs doing');
+  if (tx.inputs.some((i) => i.sequence > MAX_RBF_SEQUENCE)) throw refuse(`transaction ${txid} does not signal replaceability (BIP125)`, 'only payments that signal it can be replaced');
+
+  const { used } = await ownedUtxos(chain, account, network);
+  const ownerOf = new Map(used.map((a) => [Buffer.from(a.script).toString('hex'), a]));
+  const inputs: SpendPlan['inputs'] = [];
+  const owners: DerivedAddress[] = [];
+  for (const i of tx.inputs) {
+    const prev = (await chain.getTransaction(i.txid))?.outputs[i.vout];
+    const owner = prev && ownerOf.get(Buffer.from(prev.script).toString('hex'));
+    if (!prev || !owner) throw refuse(`input ${i.txid}:${i.vout} of ${txid} is not this wallet's coin`, 'only the wallet\'s own payments can be bumped');
+    inputs.push({ txid: i.txid, vout: i.vout, value: prev.value, script: prev.script });
+    owners.push(owner);
+  }
+  const inSum = inputs.reduce((a, i) => a + i.value, 0n);
+  const oldFee = inSum - tx.outputs.reduce((a, o) => a + o.value, 0n);
+  const oldVsize = Transaction.fromHex(tx.hex).virtualSize();
+
+  const isChange = tx.outputs.map((o) => ownerOf.get(Buffer.from(o.script).toString('hex'))?.chain === CHANGE);
+  const changeAt = isChange.lastIndexOf(true);
+  if (changeAt < 0) throw refuse(`transaction ${txid} has no change output to pay a higher fee from`, 'a payment of everything (--max) cannot be bumped this way');
+  const changeOut = tx.outputs[changeAt]!;
+  const changeOwner = ownerOf.get(Buffer.from(changeOut.script).toString('hex'))!;
+  // Replacing it would evict a child spending its change (BIP125 rule 3 would make us pay for both).
+  const child = await chain.findSpend({ txid, vout: changeAt }, changeOwner.address);
+  if (child) throw refuse(`the change of ${txid} is already spent by ${child.txid}`, `bump ${child.txid} instead, or wait`);
+
+  const vsize = estimateVbytes(inputs.length, tx.outputs.map((o) => o.script));
+  const fee = feeRate * vsize;
+  // BIP125 rules 3 and 4: more than the old fee, by at least the relay fee of the replacement itself.
+  const least = oldFee + MIN_RELAY_FEE_RATE * vsize;
+  if (fee < least || feeRate * BigInt(oldVsize) <= oldFee) {
+    const rate = (least + vsize - 1n) / vsize;
+    const atLeast = rate * BigInt(oldVsize) > oldFee ? rate : oldFee / BigInt(oldVsize) + 1n;
+    throw new SwarmpayError('INVALID_AMOUNT', `a replacement at ${feeRate} sat/vB would not outbid ${txid} (fee ${oldFee} sats, ${oldVsize} vB)`, {
+      hint: `give --fee-rate ${atLeast} or more: a replacement must pay a higher rate and more fee, by its own relay fee`,
+      details: { minFeeRate: atLeast.toString() },
+    });
+  }
+  const extra = fee - oldFee;
+  if (extra > changeOut.value) throw new SwarmpayError('INSUFFICIENT_FUNDS', `the change of ${changeOut.value} sats does not cover the extra fee of ${extra} sats`, { hint: 'give a lower --fee-rate' });
+  const left = changeOut.value - extra;
+  const keep = left >= dustThreshold(changeOut.script);
+  const outputs = tx.outputs.flatMap((o, n) => (n !== changeAt ? [{ script: o.script, value: o.value }] : keep ? [{ script: o.script, value: left }] : []));
+  const paid = tx.outputs.reduce((a, o, n) => (n === changeAt ? a : a + o.value), 0n);
+  const spend: SpendPlan = { inputs, outputs, fee: inSum - outputs.reduce((a, o) => a + o.value, 0n), feeRate, paid };
+  checkPlan(spend);
+  return { replaces: { txid, fee: oldFee, vsize: oldVsize }, spend, owners, change: keep ? { address: changeOwner.address, value: left } : null };
+}
