@@ -9,7 +9,7 @@ import type { LinkOptions } from '../peer/link.js';
 import type { ServerLimits } from '../peer/transports.js';
 import type { ContractContext } from '../wallet/contract-wallet.js';
 import { planBatch, readBatch, repeatPayment, type BatchSource, type PayGroup, type PayItem } from '../channel/batch.js';
-import { bumpChannel, channelReports, closeChannel, payGroups, resumeOpen, type ChannelReport, type PayEvents, type PayOutcome, type PaySummary } from '../channel/flows.js';
+import { bumpChannel, channelReports, closeChannel, payGroups, resumeOpen, summaryOf, type ChannelReport, type PayEvents, type PayOutcome, type PaySummary } from '../channel/flows.js';
 import { DEFAULT_EXPIRY_BLOCKS, PayerSession, finishOpen, openChannels, payerChannel, payerConversation, refundChannel, type OpenConsent, type OpenResult, type PayResult } from '../channel/payer.js';
 import { Payee, payeePolicy, type PayeePolicy } from '../channel/payee.js';
 import { recoverJournals, type Recovery } from '../channel/recover.js';
@@ -341,7 +341,7 @@ export class ChannelSession {
 }
 
 function runSummary(payments: number, sent: number, acked: number, sats: bigint, seconds: number): PaySummary {
-  return { payments, sent, acked, skipped: 0, sats, seconds, payments_per_sec: seconds > 0 ? Math.round(acked / seconds) : 0 };
+  return summaryOf({ payments, sent, acked, skipped: 0, sats, seconds });
 }
 
 function paymentCount(count = 1): number {

@@ -202,7 +202,7 @@ export class Swarmpay {
     if (o.confirmations !== undefined && o.confirmations > 0) {
       const wanted = o.confirmations;
       const timedOut = { stands: 'the payment is broadcast and may still confirm, so sending it again would pay twice', hint: '`swarmpay wallet balance` counts it as unconfirmed until it confirms' };
-      const tx = await waitForTx(signed.txid, o, timedOut, (timeoutMs) => chain.waitForConfirmations(signed.txid, wanted, { ...(o.onProgress ? { onProgress: o.onProgress } : {}), pollMs: this.pollMs, timeoutMs }));
+      const tx = await waitForTx(signed.txid, o, timedOut, (timeoutMs) => chain.waitForConfirmations(signed.txid, wanted, { ...(o.onProgress ? { onProgress: o.onProgress } : {}), pollMs: this.env.pollMs, timeoutMs }));
       confirmations = tx.confirmations;
     }
     return { txid: signed.txid, to, amount: plan.amount, fee: signed.fee, feeRate, vsize: signed.vsize, change: plan.change, confirmations };
@@ -226,11 +226,6 @@ export class Swarmpay {
   /** Unlocks the wallet for the contract protocols (channels, escrows). */
   async unlock(c: Credentials = {}): Promise<Wallet> {
     return new Wallet(await openContracts(this.env.networkDir, this.network, unlockerFor(this.env, c), this.env.chainOnDemand()), this.env);
-  }
-
-  /** How often waits look at the chain: regtest blocks come when mined, others every ten minutes. */
-  get pollMs(): number {
-    return this.env.pollMs;
   }
 
   close(): Promise<void> {

@@ -60,6 +60,11 @@ export interface PayOutcome {
 
 type Totals = Omit<PaySummary, 'payments_per_sec'>;
 
+/** A run's totals with its rate: acknowledged payments per second of paying. */
+export function summaryOf(t: Totals): PaySummary {
+  return { ...t, payments_per_sec: t.seconds > 0 ? Math.round(t.acked / t.seconds) : 0 };
+}
+
 /**
  * Pays each group over its channel in turn: finishes the channel's open if it was cut
  * short, reconciles with the payee, skips ids this payer's ledger has paid, pays the rest
@@ -78,7 +83,7 @@ export async function payGroups(ctx: ContractContext, connect: Connector, groups
     }
     if (error !== undefined) break;
   }
-  const summary: PaySummary = { ...total, payments_per_sec: total.seconds > 0 ? Math.round(total.acked / total.seconds) : 0 };
+  const summary = summaryOf(total);
   return error === undefined ? { summary } : { summary, error };
 }
 
