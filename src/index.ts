@@ -29,3 +29,5 @@ export type { WaitHooks } from './api/wait.js';
 export { SwarmpayError, isSwarmpayError } from './errors.js';
 export type { ErrorCode } from './errors.js';
 export { parseSats, formatBtc, MAX_MONEY } from './bitcoin/amount.js';
+export { FeeRate } from './bitcoin/fee-rate.js';
+export { parseFeeRate, MIN_RELAY_FEE_RATE, MAX_FEE_RATE } from './bitcoin/policy.js';

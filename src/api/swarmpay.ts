@@ -26,6 +26,7 @@ import { TpmApi } from './tpm.js';
 import { unlockerFor, type Credentials } from './credentials.js';
 import { readOverview, type Overview } from './info.js';
 import { waitForTx, type WaitHooks } from './wait.js';
+import type { FeeRate } from '../bitcoin/fee-rate.js';
 
 export type { Balance, Credentials, FreshAddress, SendAmount, SwarmpayOptions, WalletCoin };
 
@@ -61,14 +62,14 @@ export interface SendSummary {
   /** What `to` gets. */
   amount: bigint;
   fee: bigint;
-  feeRate: bigint;
+  feeRate: FeeRate;
   /** Back to this wallet; null when there is no change output. */
   change: { address: string; value: bigint } | null;
 }
 
 export interface SendOptions extends Credentials, WaitHooks {
   /** sat/vB, or 'auto': the node's estimate for confirming within about an hour. */
-  feeRate: bigint | 'auto';
+  feeRate: FeeRate | 'auto';
   /** Asked with the fee known, before anything is signed; false cancels (USAGE, nothing sent). */
   confirm?: (s: SendSummary) => Promise<boolean>;
   /** Wait for this many confirmations. */
@@ -81,7 +82,7 @@ export interface SendResult {
   to: string;
   amount: bigint;
   fee: bigint;
-  feeRate: bigint;
+  feeRate: FeeRate;
   vsize: number;
   change: { address: string; value: bigint } | null;
   confirmations: number;
@@ -89,9 +90,9 @@ export interface SendResult {
 
 export interface BumpOptions extends Credentials {
   /** sat/vB, or 'auto': the node's estimate; either way above the payment's own rate. */
-  feeRate: bigint | 'auto';
+  feeRate: FeeRate | 'auto';
   /** Asked with the new fee known, before anything is signed; false cancels (USAGE, nothing sent). */
-  confirm?: (s: { replaces: string; oldFee: bigint; fee: bigint; feeRate: bigint }) => Promise<boolean>;
+  confirm?: (s: { replaces: string; oldFee: bigint; fee: bigint; feeRate: FeeRate }) => Promise<boolean>;
 }
 
 export interface BumpResult {
@@ -100,7 +101,7 @@ export interface BumpResult {
   replaces: string;
   oldFee: bigint;
   fee: bigint;
-  feeRate: bigint;
+  feeRate: FeeRate;
   vsize: number;
   /** What is left of the change; null when it fell below the dust limit and went to the fee. */
   change: { address: string; value: bigint } | null;

@@ -5,11 +5,15 @@
  */
 import { opcodes } from 'bitcoinjs-lib';
 import { SwarmpayError } from '../errors.js';
+import { FeeRate } from './fee-rate.js';
 
-/** Above this, a fee rate is almost surely a typo (sat/vB). */
-export const MAX_FEE_RATE = 1000n;
-/** Below this, nodes with default policy do not relay (sat/vB). */
-export const MIN_RELAY_FEE_RATE = 1n;
+/** Above this, a fee rate is almost surely a typo: 1000 sat/vB. */
+export const MAX_FEE_RATE = FeeRate.ofSatPerVb(1000n);
+/**
+ * Below this, btcd (1000 sat/kB) does not relay, nor does Bitcoin Core before 29.1: 1 sat/vB.
+ * It is also the incremental relay fee a replacement pays for its own size (BIP125 rule 4).
+ */
+export const MIN_RELAY_FEE_RATE = FeeRate.ofSatPerVb(1n);
 /** A fee above this share of what is sent (and above MAX_FEE_ABS_FLOOR) is refused as absurd. */
 const MAX_FEE_SHARE_PERCENT = 50n;
 const MAX_FEE_ABS_FLOOR = 100_000n;
@@ -69,18 +73,23 @@ export function payoutType(script: Uint8Array): PayoutType | null {
 }
 
 /** Checks a fee rate a user asked for against relay minimum and the safety cap. */
-export function checkFeeRate(rate: bigint): bigint {
-  if (rate < MIN_RELAY_FEE_RATE) {
+export function checkFeeRate(rate: FeeRate): FeeRate {
+  if (rate.compare(MIN_RELAY_FEE_RATE) < 0) {
     throw new SwarmpayError('INVALID_AMOUNT', `fee rate ${rate} sat/vB is below the relay minimum of ${MIN_RELAY_FEE_RATE} sat/vB`, {
-      hint: 'give --fee-rate 1 or more',
+      hint: `give --fee-rate ${MIN_RELAY_FEE_RATE} or more`,
     });
   }
-  if (rate > MAX_FEE_RATE) {
+  if (rate.compare(MAX_FEE_RATE) > 0) {
     throw new SwarmpayError('FEE_TOO_HIGH', `fee rate ${rate} sat/vB is above the safety cap of ${MAX_FEE_RATE} sat/vB`, {
       hint: 'fee rates are in sat/vB; check for an extra digit',
     });
   }
   return rate;
+}
+
+/** A fee rate as text in sat/vB ("2", "2.5", up to 3 decimals), within the relay minimum and the safety cap. */
+export function parseFeeRate(text: string): FeeRate {
+  return checkFeeRate(FeeRate.parse(text));
 }
 
 /** Refuses a fee that is absurd for what the transaction pays. */

@@ -4,6 +4,7 @@
  */
 import type { NetworkName } from '../bitcoin/network.js';
 import type { Outpoint } from '../bitcoin/outpoint.js';
+import type { FeeRate } from '../bitcoin/fee-rate.js';
 
 export interface Utxo extends Outpoint {
   value: bigint;
@@ -70,10 +71,10 @@ export interface ChainBackend {
   txOut(outpoint: Outpoint): Promise<{ confirmations: number } | null>;
   waitForConfirmations(txid: string, wanted: number, opts?: WaitOptions): Promise<TxInfo>;
   /**
-   * The node's fee rate for confirming within `targetBlocks`, in whole sat/vB rounded up;
+   * The node's fee rate for confirming within `targetBlocks`, as precise as it gives it (sat/kvB);
    * null when the node has no estimate yet (too few blocks or transactions seen).
    */
-  estimateFeeRate(targetBlocks: number): Promise<bigint | null>;
+  estimateFeeRate(targetBlocks: number): Promise<FeeRate | null>;
   /** Regtest only: mines blocks to the node's mining address. */
   mine(blocks: number): Promise<string[]>;
 }

@@ -11,6 +11,7 @@ import type { NetworkName } from '../bitcoin/network.js';
 import type { Outpoint } from '../bitcoin/outpoint.js';
 import type { ChainBackend, Spend, TxInfo, Utxo, WaitOptions } from './backend.js';
 import { RpcClient, RpcError } from './rpc-client.js';
+import { FeeRate } from '../bitcoin/fee-rate.js';
 
 export type Dialect = 'btcd' | 'core';
 
@@ -52,7 +53,7 @@ abstract class RpcChain implements ChainBackend {
   abstract used(addresses: string[]): Promise<boolean[]>;
   abstract findSpend(outpoint: Outpoint, address: string): Promise<Spend | null>;
   abstract mine(blocks: number): Promise<string[]>;
-  abstract estimateFeeRate(targetBlocks: number): Promise<bigint | null>;
+  abstract estimateFeeRate(targetBlocks: number): Promise<FeeRate | null>;
 
   tipHeight(): Promise<number> {
     return this.rpc.call<number>('getblockcount');
@@ -131,16 +132,16 @@ abstract class RpcChain implements ChainBackend {
 }
 
 /**
- * A node's fee rate in BTC per 1000 vB (a float in both dialects) as whole sat/vB, rounded
- * up; null when there is no rate (0, negative or not a number).
+ * A node's fee rate in BTC per 1000 vB (a float in both dialects) as a FeeRate, kept to
+ * the sat/kvB the node gives; null when there is no rate (0, negative or not a number).
  */
-export function btcPerKvbToSatPerVb(btcPerKvb: number): bigint | null {
+export function btcPerKvbToFeeRate(btcPerKvb: number): FeeRate | null {
   if (!Number.isFinite(btcPerKvb) || btcPerKvb <= 0) return null;
-  // Whole sats per kvB first: exact for Core's 8-decimal amounts, and it absorbs the float
-  // noise of btcd's computed rates (its 2 sat/vB comes out as 2000.0000000000002 sat/kvB).
+  // Whole sats per kvB, the nodes' own granularity: exact for Core's 8-decimal amounts, and it
+  // absorbs the float noise of btcd's computed rates (its 2 sat/vB is 2000.0000000000002 sat/kvB).
   const perKvb = BigInt(Math.round(btcPerKvb * 1e8));
-  // Rounding up: any positive rate is at least 1 sat/vB.
-  return perKvb <= 0n ? 1n : (perKvb + 999n) / 1000n;
+  // Rounding up: any positive rate is at least 1 sat/kvB.
+  return FeeRate.ofSatPerKvb(perKvb <= 0n ? 1n : perKvb);
 }
 
 /** A confirmation target the node can estimate for: whole blocks, 1 to `max`. */
@@ -221,10 +222,10 @@ export class BtcdChain extends RpcChain {
     return this.call<string[]>('generate', [blocks]);
   }
 
-  async estimateFeeRate(targetBlocks: number): Promise<bigint | null> {
+  async estimateFeeRate(targetBlocks: number): Promise<FeeRate | null> {
     try {
       // 0 while no confirmed transaction has been seen since start-up: null, as "no estimate".
-      return btcPerKvbToSatPerVb(await this.rpc.call<number>('estimatefee', [feeTarget(targetBlocks, BtcdChain.MAX_FEE_TARGET)]));
+      return btcPerKvbToFeeRate(await this.rpc.call<number>('estimatefee', [feeTarget(targetBlocks, BtcdChain.MAX_FEE_TARGET)]));
     } catch (e) {
       if (e instanceof RpcError && (e.rpcCode === BTCD_INVALID_REQUEST || BTCD_NO_ESTIMATE.test(e.message))) return null;
       throw asChainError(e);
@@ -306,10 +307,10 @@ class CoreChain extends RpcChain {
     return this.call<string[]>('generatetoaddress', [blocks, this.miningAddress]);
   }
 
-  async estimateFeeRate(targetBlocks: number): Promise<bigint | null> {
+  async estimateFeeRate(targetBlocks: number): Promise<FeeRate | null> {
     const r = await this.call<{ feerate?: number; errors?: string[] }>('estimatesmartfee', [feeTarget(targetBlocks, CoreChain.MAX_FEE_TARGET)]);
     // Without enough data Core leaves feerate out (and says why in `errors`).
-    return r.feerate === undefined ? null : btcPerKvbToSatPerVb(r.feerate);
+    return r.feerate === undefined ? null : btcPerKvbToFeeRate(r.feerate);
   }
 }
 

@@ -10,8 +10,9 @@ import { spendFee } from '../bitcoin/channel.js';
 import { broadcastOnce } from '../chain/broadcast.js';
 import type { ContractContext } from '../wallet/contract-wallet.js';
 import { spendOf, termsOf, updateChannel, type Bump, type ChannelRecord } from './store.js';
+import type { FeeRate } from '../bitcoin/fee-rate.js';
 
-export async function bumpSpend(ctx: ContractContext, rec: ChannelRecord, feeRate: bigint, opts: { parentOnly?: boolean } = {}): Promise<Bump> {
+export async function bumpSpend(ctx: ContractContext, rec: ChannelRecord, feeRate: FeeRate, opts: { parentOnly?: boolean } = {}): Promise<Bump> {
   const pending = spendOf(rec);
   if (pending === null || rec.status === 'closed' || rec.status === 'refunded') {
     throw new SwarmpayError('CHANNEL_STATE', `channel ${rec.id} is ${rec.status}: it has no close or refund waiting to confirm`, { hint: 'a bump raises the fee of a close or refund that is out but not yet confirmed' });

@@ -19,6 +19,7 @@ import { MIN_SETTLE_FEE_RATE, settleFeeRate } from '../chain/fees.js';
 import { advance, lookAtChain, notOpen, refusal } from './lifecycle.js';
 import { PayerJournal, type PayerLedger } from './payer-ledger.js';
 import { getChannel, newChannelId, nextKeyIndex, outpointOf, saveChannels, spendOf, termsOf, updateChannel, withState, type Opening, type PayerRecord, type PaymentState } from './store.js';
+import type { FeeRate } from '../bitcoin/fee-rate.js';
 
 /** Blocks from the open to the expiry: a day by default, at least two, at most a year. */
 export const DEFAULT_EXPIRY_BLOCKS = 144;
@@ -59,7 +60,7 @@ export interface OpenResult {
   fee: bigint;
 }
 
-export async function openChannel(ctx: ContractContext, link: PeerLink, peer: PeerAddress, opts: { capacity: bigint; expiryBlocks: number; feeRate: bigint }): Promise<OpenResult> {
+export async function openChannel(ctx: ContractContext, link: PeerLink, peer: PeerAddress, opts: { capacity: bigint; expiryBlocks: number; feeRate: FeeRate }): Promise<OpenResult> {
   const [opened] = await openChannels(ctx, [{ link, peer, capacity: opts.capacity, expiryBlocks: opts.expiryBlocks }], opts.feeRate);
   // One spec in, one result out: openChannels answers each spec or throws.
   if (opened === undefined) throw new SwarmpayError('INTERNAL', 'an open of one channel opened none');
@@ -80,7 +81,7 @@ export interface OpenConsent {
   channels: { capacity: bigint; payeeKey: string; expiry: number; expiryBlocks: number }[];
   /** The funding's fee, paid once for all of them, and its rate in sat/vB. */
   fee: bigint;
-  feeRate: bigint;
+  feeRate: FeeRate;
 }
 
 /**
@@ -90,7 +91,7 @@ export interface OpenConsent {
  * stored nor paid). Resolves once every open is finished; if any is not, throws the first
  * failure (each channel's status says where it stands).
  */
-export async function openChannels(ctx: ContractContext, specs: OpenSpec[], feeRate: bigint, confirm?: (c: OpenConsent) => Promise<boolean>): Promise<OpenResult[]> {
+export async function openChannels(ctx: ContractContext, specs: OpenSpec[], feeRate: FeeRate, confirm?: (c: OpenConsent) => Promise<boolean>): Promise<OpenResult[]> {
   checkFeeRate(feeRate);
   for (const { expiryBlocks: e } of specs) {
     if (!Number.isSafeInteger(e) || e < MIN_EXPIRY_BLOCKS || e > MAX_EXPIRY_BLOCKS) throw new SwarmpayError('USAGE', `an expiry ${e} blocks away: it must be ${MIN_EXPIRY_BLOCKS} to ${MAX_EXPIRY_BLOCKS} blocks`, { hint: 'nothing was funded' });
@@ -100,7 +101,7 @@ export async function openChannels(ctx: ContractContext, specs: OpenSpec[], feeR
   const tip = await ctx.chain.tipHeight();
   // The close is agreed at the node's estimate (never below the floor), for the payee's
   // P2WPKH; the payee re-checks it against its own node.
-  const closeFee = (await settleFeeRate(ctx.chain, MIN_SETTLE_FEE_RATE)) * closeVbytes({ payeeScript: payerScript, payerScript });
+  const closeFee = (await settleFeeRate(ctx.chain, MIN_SETTLE_FEE_RATE)).feeFor(closeVbytes({ payeeScript: payerScript, payerScript }));
   const first = nextKeyIndex(ctx.session);
   const agreed = await Promise.all(specs.map((spec, i) => agree(ctx, spec, first + i, payerScript, tip + spec.expiryBlocks, closeFee)));
 
@@ -539,7 +540,7 @@ export class PayerSession {
 }
 
 /** Spends the whole channel output back to the wallet once the expiry height is reached. */
-export async function refundChannel(ctx: ContractContext, id: string, feeRate: bigint): Promise<{ txid: string; fee: bigint }> {
+export async function refundChannel(ctx: ContractContext, id: string, feeRate: FeeRate): Promise<{ txid: string; fee: bigint }> {
   const rec = payerChannel(ctx, id);
   if (rec.status === 'refunding' || rec.status === 'refunded') return { txid: rec.refund.txid, fee: 0n };
   if (rec.status === 'closing' || rec.status === 'closed') {

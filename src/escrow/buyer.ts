@@ -12,6 +12,7 @@ import { htlcOf, htlcSpend, type HtlcSpend } from './contract.js';
 import { checkOffer, decryptItem, type Offer, type OfferAttestation, type OfferChecks } from './offer.js';
 import { findEscrow, getEscrow, nextEscrowKey, readCiphertext, removeEscrow, saveEscrow, writeEscrowFile } from './store.js';
 import type { Acceptance, BuyerCheated, BuyerCompleted, BuyerFunded, BuyerRecord, BuyerRefunded } from './record.js';
+import type { FeeRate } from '../bitcoin/fee-rate.js';
 
 /**
  * Blocks from acceptance to the buyer's refund when the buyer names none: a day. Long
@@ -27,7 +28,7 @@ export interface AcceptSummary {
   item: { name: string; size: number };
   price: bigint;
   fee: bigint;
-  feeRate: bigint;
+  feeRate: FeeRate;
   timeoutBlocks: number;
   timeoutHeight: number;
   seller: string;
@@ -38,7 +39,7 @@ export interface AcceptOptions {
   checks: Omit<OfferChecks, 'network' | 'ciphertext' | 'now'>;
   /** Blocks from now to the timeout height; DEFAULT_ACCEPT_TIMEOUT, within what the offer accepts, by default. */
   timeoutBlocks?: number;
-  feeRate: bigint;
+  feeRate: FeeRate;
   /** Asked once the funding is built and before it is stored or sent; false cancels, nothing paid. */
   confirm?: (s: AcceptSummary) => Promise<boolean>;
 }
@@ -197,7 +198,7 @@ export async function recoverItem(ctx: ContractContext, id: string, out: string,
  * The buyer's refund after the timeout. The node is the referee: before the timeout it
  * refuses the transaction, and the error says from which height it will take it.
  */
-export async function refundEscrow(ctx: ContractContext, id: string, feeRate: bigint): Promise<{ txid: string; fee: bigint | null }> {
+export async function refundEscrow(ctx: ContractContext, id: string, feeRate: FeeRate): Promise<{ txid: string; fee: bigint | null }> {
   const rec = buyerRecord(ctx, id);
   if (rec.status === 'refunded') return { txid: rec.refundTxid, fee: null };
   if (rec.status !== 'funded') throw new SwarmpayError('ESCROW_STATE', `escrow ${id} is ${rec.status}: the seller claimed it`, { hint: `\`swarmpay escrow claim ${id} --out FILE\` gets the item` });

@@ -14,6 +14,7 @@ import { SwarmpayError, ioError } from '../errors.js';
 import { acquireLock, type Lock } from '../util/file-lock.js';
 import { isAlive } from '../util/process.js';
 import { planSend, type SendAmount, type SendPlan } from './send.js';
+import type { FeeRate } from '../bitcoin/fee-rate.js';
 
 const LOCK_DIR = 'coin-locks';
 const SUFFIX = '.lock';
@@ -75,7 +76,7 @@ function lockOutpoints(networkDir: string, outpoints: Outpoint[]): Lock {
  * between the look at the chain and the lock is seen on a second look, and the payment
  * planned again.
  */
-export async function planLockedSend(chain: ChainBackend, account: BIP32Interface, network: NetworkName, networkDir: string, to: string, amount: bigint | SendAmount, feeRate: bigint): Promise<{ plan: SendPlan; release: () => void }> {
+export async function planLockedSend(chain: ChainBackend, account: BIP32Interface, network: NetworkName, networkDir: string, to: string, amount: bigint | SendAmount, feeRate: FeeRate): Promise<{ plan: SendPlan; release: () => void }> {
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     const plan = await planSend(chain, account, network, to, amount, feeRate, { exclude: heldOutpoints(networkDir) });
     let lock: Lock;

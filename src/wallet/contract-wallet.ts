@@ -16,6 +16,7 @@ import { CHANNEL_CHAIN, ESCROW_CHAIN, accountNode } from './hd.js';
 import { planCpfp, signCpfp, type CpfpOptions, type CpfpParent } from './cpfp.js';
 import { planPayments, signSend } from './send.js';
 import { receiveAddressOf, sessionAccount, unlockWallet } from './wallet.js';
+import type { FeeRate } from '../bitcoin/fee-rate.js';
 
 /** The chains of contract keys: one per protocol, so their keys never collide. */
 type ContractKind = 'channel' | 'escrow';
@@ -39,9 +40,9 @@ export interface ContractWallet {
    * to[i], change after them. Every output is a contract's (P2WSH): a protocol cannot pay
    * the wallet's coins anywhere else.
    */
-  fund(to: { address: string; amount: bigint }[], feeRate: bigint): Promise<SignedTx>;
+  fund(to: { address: string; amount: bigint }[], feeRate: FeeRate): Promise<SignedTx>;
   /** Signs (does not broadcast) a CPFP child of `parent` from the wallet's outputs in it (and coins, unless parentOnly). */
-  bump(parent: CpfpParent, feeRate: bigint, opts?: CpfpOptions): Promise<SignedTx & { replaces: string | null }>;
+  bump(parent: CpfpParent, feeRate: FeeRate, opts?: CpfpOptions): Promise<SignedTx & { replaces: string | null }>;
 }
 
 /** What a contract protocol works with: the narrow wallet, its part of the keystore, the chain. */
@@ -88,7 +89,7 @@ class SeedWallet implements ContractWallet {
     return Buffer.from(addressToScript((await receiveAddressOf(this.chain, this.#account, this.network)).address, this.network));
   }
 
-  async fund(to: { address: string; amount: bigint }[], feeRate: bigint): Promise<SignedTx> {
+  async fund(to: { address: string; amount: bigint }[], feeRate: FeeRate): Promise<SignedTx> {
     for (const t of to) {
       const script = addressToScript(t.address, this.network);
       if (!(script.length === 34 && script[0] === 0x00 && script[1] === 0x20)) throw new SwarmpayError('INTERNAL', `a contract funding may pay only P2WSH outputs, not ${t.address}`);
@@ -97,7 +98,7 @@ class SeedWallet implements ContractWallet {
     return signSend(plan, this.#seed, this.network);
   }
 
-  async bump(parent: CpfpParent, feeRate: bigint, opts: CpfpOptions = {}): Promise<SignedTx & { replaces: string | null }> {
+  async bump(parent: CpfpParent, feeRate: FeeRate, opts: CpfpOptions = {}): Promise<SignedTx & { replaces: string | null }> {
     const plan = await planCpfp(this.chain, this.#account, this.network, parent, feeRate, opts);
     return { ...signCpfp(plan, this.#seed, this.network), replaces: plan.replaces?.txid ?? null };
   }

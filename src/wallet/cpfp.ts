@@ -16,6 +16,7 @@ import { checkPlan, type SignedTx, type SpendPlan } from '../bitcoin/spend.js';
 import { estimateVbytes, isSpendable, largestFirst } from './coin-select.js';
 import type { DerivedAddress } from './hd.js';
 import { ownedUtxos, signSend, type OwnedUtxo } from './send.js';
+import type { FeeRate } from '../bitcoin/fee-rate.js';
 
 export interface CpfpParent {
   txid: string;
@@ -35,7 +36,7 @@ export interface CpfpPlan {
   /** From the input and output count; the signed child is this size or a little smaller. */
   childVsize: bigint;
   /** (parent fee + child fee) / (parent vsize + child vsize), rounded down: at least the target. */
-  packageFeeRate: bigint;
+  packageFeeRate: FeeRate;
   /** The earlier child this one replaces, as the node has it; null when there is none to replace. */
   replaces: { txid: string; fee: bigint; vsize: bigint } | null;
 }
@@ -72,7 +73,7 @@ export class ParentConfirmedError extends SwarmpayError {
  * address of the wallet, so that (parent fee + child fee) / (parent vsize + child vsize)
  * reaches `feeRate`.
  */
-export async function planCpfp(chain: ChainBackend, account: BIP32Interface, network: NetworkName, parent: CpfpParent, feeRate: bigint, opts: CpfpOptions = {}): Promise<CpfpPlan> {
+export async function planCpfp(chain: ChainBackend, account: BIP32Interface, network: NetworkName, parent: CpfpParent, feeRate: FeeRate, opts: CpfpOptions = {}): Promise<CpfpPlan> {
   // The rate and the transactions first: bad input fails before any chain query.
   checkFeeRate(feeRate);
   const parentTx = parseTx(parent.hex, 'the parent');
