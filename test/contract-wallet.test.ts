@@ -13,6 +13,7 @@ import { passphraseUnlocker } from '../src/keystore/keystore.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
 import { tempDir } from './helpers/tmp.js';
 import { TEST_PASSPHRASE, fund, testWallet, type TestWallet } from './helpers/wallets.js';
+import { FeeRate } from '../src/bitcoin/fee-rate.js';
 
 /** Every value reachable from `root` through properties, getters included (what a protocol's code can reach). */
 function reachable(root: unknown): unknown[] {
@@ -121,12 +122,12 @@ describe('the contract wallet', () => {
   test('fund pays contracts only: an output that is not P2WSH (the wallet paying out elsewhere) is refused', async () => {
     await fund(node.chain, w, 1_000_000n);
     const p2wpkhAddress = payments.p2wpkh({ hash: Buffer.alloc(20, 7), network: networks.regtest }).address ?? '';
-    await expect(ctx.wallet.fund([{ address: p2wpkhAddress, amount: 20_000n }], 2n)).rejects.toMatchObject({ code: 'INTERNAL' });
+    await expect(ctx.wallet.fund([{ address: p2wpkhAddress, amount: 20_000n }], FeeRate.ofSatPerVb(2n))).rejects.toMatchObject({ code: 'INTERNAL' });
   });
 
   test('fund signs a payment whose first outputs are the ones asked for, from the wallet, without broadcasting it', async () => {
     const a = { address: payments.p2wsh({ hash: Buffer.alloc(32, 9), network: networks.regtest }).address ?? '', amount: 20_000n };
-    const tx = await ctx.wallet.fund([a, { ...a, amount: 30_000n }], 2n);
+    const tx = await ctx.wallet.fund([a, { ...a, amount: 30_000n }], FeeRate.ofSatPerVb(2n));
     expect(await node.chain.getTransaction(tx.txid)).toBeNull();
     await node.chain.broadcast(tx.hex);
     const seen = await node.chain.getTransaction(tx.txid);
