@@ -169,11 +169,11 @@ __swarmpay_opt 'wallet create' --passphrase-file file:- 'read the keystore passp
 __swarmpay_opt 'wallet address' --new '' 'a fresh address each call, never one given out before'
 __swarmpay_opt 'wallet send' --max '' 'send every spendable coin, less the fee'
 __swarmpay_opt 'wallet send' --subtract-fee '' 'the payee gets the amount less the fee'
-__swarmpay_opt 'wallet send' --fee-rate text 'fee rate in whole sat/vB, or auto'
+__swarmpay_opt 'wallet send' --fee-rate text 'fee rate in sat/vB (up to 3 decimals), or auto'
 __swarmpay_opt 'wallet send' --passphrase-file file:- 'read the keystore passphrase from FILE, or - for stdin'
 __swarmpay_opt 'wallet send' --wait text 'wait for this many confirmations'
 __swarmpay_opt 'wallet send' --timeout text 'with --wait: give up after this many seconds (default 3600)'
-__swarmpay_opt 'wallet bump' --fee-rate text 'the new fee rate in whole sat/vB, or auto'
+__swarmpay_opt 'wallet bump' --fee-rate text 'the new fee rate in sat/vB (up to 3 decimals), or auto'
 __swarmpay_opt 'wallet bump' --passphrase-file file:- 'read the keystore passphrase from FILE, or - for stdin'
 __swarmpay_arg 'wallet help' 'create address utxos balance info send bump help' 'command'
 

@@ -114,7 +114,7 @@ typeset -ga _swarmpay_args_wallet_info=()
 typeset -ga _swarmpay_args_wallet_send=(
   '(--subtract-fee 2)--max[send every spendable coin, less the fee]'
   '(--max)--subtract-fee[the payee gets the amount less the fee]'
-  '--fee-rate=[fee rate in whole sat/vB, or auto for the node'\''s estimate]:sat/vB: '
+  '--fee-rate=[fee rate in sat/vB (up to 3 decimals), or auto for the node'\''s estimate]:sat/vB: '
   '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
   '--wait=[wait until the payment has this many confirmations]:confirmations: '
   '--timeout=[with --wait: give up after this many seconds (default 3600)]:seconds: '
@@ -122,7 +122,7 @@ typeset -ga _swarmpay_args_wallet_send=(
   '(--max)2:amount (sats): '
 )
 typeset -ga _swarmpay_args_wallet_bump=(
-  '--fee-rate=[the new fee rate in whole sat/vB, or auto]:sat/vB: '
+  '--fee-rate=[the new fee rate in sat/vB (up to 3 decimals), or auto]:sat/vB: '
   '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
   '1:txid: '
 )

@@ -55,11 +55,6 @@ export class FeeRate {
     return new FeeRate(this.satPerKvb + 1n);
   }
 
-  /** The least whole sat/vB at or above this rate. */
-  wholeSatPerVbUp(): bigint {
-    return (this.satPerKvb + PER_VB - 1n) / PER_VB;
-  }
-
   compare(other: FeeRate): -1 | 0 | 1 {
     return this.satPerKvb < other.satPerKvb ? -1 : this.satPerKvb > other.satPerKvb ? 1 : 0;
   }

@@ -111,7 +111,7 @@ export function registerWallet(program: Command): void {
     .argument('[sats]', 'the amount, in whole satoshis (not with --max)')
     .option('--max', 'send every spendable coin, less the fee (no change)')
     .option('--subtract-fee', 'the fee comes out of SATS: the payee gets SATS less the fee')
-    .option('--fee-rate <sat/vB>', 'fee rate in whole sat/vB, or "auto" for the node\'s estimate (default: $SWARMPAY_FEE_RATE, fee-rate= in swarmpay.conf, else 2 on regtest; required elsewhere)')
+    .option('--fee-rate <sat/vB>', 'fee rate in sat/vB (up to 3 decimals, e.g. 2.5), or "auto" for the node\'s estimate (default: $SWARMPAY_FEE_RATE, fee-rate= in swarmpay.conf, else 2 on regtest; required elsewhere)')
     .option('--passphrase-file <file>', 'read the keystore passphrase from FILE, or - for stdin')
     .option('--wait <confirmations>', 'wait until the payment has this many confirmations (its txid is printed first)')
     .addOption(timeoutOption())
@@ -138,7 +138,7 @@ export function registerWallet(program: Command): void {
     .command('bump')
     .description('replace an unconfirmed payment of this wallet by the same payment at a higher fee rate (RBF), the extra fee from its change')
     .argument('<txid>', 'the payment to replace')
-    .option('--fee-rate <sat/vB>', 'the new fee rate in whole sat/vB, or "auto" for the node\'s estimate; above the payment\'s own (required)')
+    .option('--fee-rate <sat/vB>', 'the new fee rate in sat/vB (up to 3 decimals, e.g. 2.5), or "auto" for the node\'s estimate; above the payment\'s own (required)')
     .option('--passphrase-file <file>', 'read the keystore passphrase from FILE, or - for stdin')
     .action(
       withContext<{ feeRate?: string; passphraseFile?: string }>(async (ctx, args, opts) => {
