@@ -12,6 +12,8 @@ import { SCRYPT_N_MIN } from '../src/keystore/crypto.js';
 import { faucetPay } from '../src/wallet/faucet.js';
 import { MAX_CHANNELS_PER_FUNDING, Swarmpay, stoppedRun, type ChannelSpec, type Server, type Wallet } from '../src/index.js';
 import { FeeRate } from '../src/bitcoin/fee-rate.js';
+import { estimateVbytes } from '../src/wallet/coin-select.js';
+import { Transaction } from 'bitcoinjs-lib';
 
 describe('channels through the API: one funding for many, a session kept open', () => {
   let node: TestNode;
@@ -87,6 +89,29 @@ describe('channels through the API: one funding for many, a session kept open', 
     await expectCode(small.channels.open({ ...to(700_000n), feeRate: FeeRate.ofSatPerVb(2n) }), 'TX_CHECK_FAILED');
     expect((await small.channels.list()).channels).toHaveLength(0);
     expect(await api.balance()).toEqual(before);
+  });
+
+  test('a channel at fractional rates: funded at 1.5 sat/vB, its close bumped to 3.125 by CPFP; btcd takes both, and the record keeps the rate exactly', async () => {
+    const rate = FeeRate.parse('1.5');
+    const { channels: [ch], fundingFee } = await payer.channels.openMany([to(400_000n)], rate);
+    const funding = (await node.chain.getTransaction(ch!.fundingTxid!))!;
+    const planned = estimateVbytes(funding.inputs.length, funding.outputs.map((o) => o.script));
+    expect(fundingFee).toBe(rate.feeFor(planned));
+    expect(fundingFee).toBe((3n * planned + 1n) / 2n);
+    await node.chain.mine(1);
+    await payer.channels.pay(ch!.id, 50_000n);
+    const { closeTxid } = await payer.channels.close(ch!.id);
+    const bumped = await payer.channels.bump(ch!.id, FeeRate.parse('3.125'));
+    expect([bumped.id, bumped.feeRate.toString(), JSON.stringify({ feeRate: bumped.feeRate })]).toEqual([ch!.id, '3.125', '{"feeRate":3.125}']);
+    const [close, child] = await Promise.all([closeTxid, bumped.bumpTxid].map(async (t) => (await node.chain.getTransaction(t))!));
+    expect(child!.inputs.some((i) => i.txid === closeTxid)).toBe(true);
+    const vsize = (hex: string) => BigInt(Transaction.fromHex(hex).virtualSize());
+    const closeFee = 400_000n - close!.outputs.reduce((a, o) => a + o.value, 0n);
+    const pkg = FeeRate.paidBy(closeFee + bumped.fee, vsize(close!.hex) + vsize(child!.hex));
+    expect(pkg.compare(FeeRate.parse('3.125'))).toBeGreaterThanOrEqual(0);
+    expect((await payer.channels.show(ch!.id)).bumps).toEqual([expect.objectContaining({ txid: bumped.bumpTxid, feeRate: '3.125' })]);
+    await node.chain.mine(1);
+    expect((await node.chain.getTransaction(bumped.bumpTxid))!.confirmations).toBe(1);
   });
 
   test('a program paying 0 or a negative amount is refused before anything is sent, as a user typing it is', async () => {
