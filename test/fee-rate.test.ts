@@ -7,6 +7,7 @@ import { FeeRate } from '../src/bitcoin/fee-rate.js';
 import { MAX_FEE_RATE, MIN_RELAY_FEE_RATE, parseFeeRate } from '../src/bitcoin/policy.js';
 import { cpfpChildFee } from '../src/bitcoin/cpfp.js';
 import { SwarmpayError } from '../src/errors.js';
+import { nextBumpRate, settleFeeRate, MIN_SETTLE_FEE_RATE } from '../src/chain/fees.js';
 
 const runs = { numRuns: Number(process.env.SWARMPAY_FUZZ_RUNS ?? 2000) };
 /** Any rate a user may give (0.001 to 1000 sat/vB) and any size a transaction may have (1 vB to 100 kvB, standardness' most). */
@@ -66,6 +67,26 @@ describe('FeeRate arithmetic', () => {
       }),
       runs,
     );
+  });
+});
+
+describe('rates from the node', () => {
+  const node = (estimate: string | null) => ({ estimateFeeRate: async () => (estimate === null ? null : FeeRate.parse(estimate)) });
+
+  test('a settling spend takes the estimate as precise as the node gives it, never below the floor', async () => {
+    expect((await settleFeeRate(node('3.217'), MIN_SETTLE_FEE_RATE)).toString()).toBe('3.217');
+    expect((await settleFeeRate(node('1.5'), MIN_SETTLE_FEE_RATE)).toString()).toBe('2');
+    expect((await settleFeeRate(node(null), MIN_SETTLE_FEE_RATE)).toString()).toBe('2');
+  });
+
+  test('each automatic bump climbs a quarter above the last (from a whole rate an older record holds too), or to the estimate, within the cap', async () => {
+    const next = async (last: string, estimate: string | null = null) => (await nextBumpRate(node(estimate), FeeRate.parse(last))).toString();
+    expect(await next('12')).toBe('15');
+    expect(await next('2')).toBe('2.5');
+    expect(await next('2.5')).toBe('3.125');
+    expect(await next('0.001')).toBe('0.002'); // never stalls
+    expect(await next('2', '7.777')).toBe('7.777');
+    expect(await next('900')).toBe('1000');
   });
 });
 

@@ -21,7 +21,7 @@ const BUMP_TARGET_BLOCKS = 2;
 export const MIN_SETTLE_FEE_RATE = FeeRate.ofSatPerVb(2n);
 
 /** The fee rate of a settling spend: the node's estimate, or `floor` if that is higher (or the node has none). */
-export async function settleFeeRate(chain: ChainBackend, floor: FeeRate): Promise<FeeRate> {
+export async function settleFeeRate(chain: Pick<ChainBackend, 'estimateFeeRate'>, floor: FeeRate): Promise<FeeRate> {
   const estimate = await chain.estimateFeeRate(SETTLE_TARGET_BLOCKS);
   return checkFeeRate(estimate === null ? floor : FeeRate.max(estimate, floor));
 }
@@ -30,7 +30,7 @@ export async function settleFeeRate(chain: ChainBackend, floor: FeeRate): Promis
  * The rate of the next automatic bump: the node's urgent estimate, and at least a quarter
  * above the last bump (and above the spend's own rate), within the safety cap.
  */
-export async function nextBumpRate(chain: ChainBackend, last: FeeRate): Promise<FeeRate> {
+export async function nextBumpRate(chain: Pick<ChainBackend, 'estimateFeeRate'>, last: FeeRate): Promise<FeeRate> {
   const estimate = await chain.estimateFeeRate(BUMP_TARGET_BLOCKS);
   // A quarter more, rounded up to the finest step: the climb never stalls.
   const climb = FeeRate.ofSatPerKvb(last.satPerKvb + (last.satPerKvb + 3n) / 4n);
