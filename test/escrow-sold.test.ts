@@ -392,7 +392,7 @@ describe('sold means confirmed; claims that confirm (real btcd)', () => {
       await server.claimReady();
       expect(own[1]).toBe(`escrow ${offer.id}: the claim ${claimTxid} had left the mempool; broadcast again`);
       await server.claimReady();
-      expect(own[2]).toMatch(new RegExp(`^escrow ${offer.id}: the claim ${claimTxid} waited \\d+ blocks; bumped to \\d+ sat/vB by [0-9a-f]{64}$`));
+      expect(own[2]).toMatch(new RegExp(`^escrow ${offer.id}: the claim ${claimTxid} waited \\d+ blocks; bumped to [0-9.]+ sat/vB by [0-9a-f]{64}$`));
       await node.chain.mine(1);
       expect(await node.chain.tipHeight()).toBeLessThan(timeout);
       expect((await node.chain.getTransaction(claimTxid))!.confirmations).toBe(1);
