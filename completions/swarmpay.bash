@@ -40,7 +40,7 @@ _swarmpay_options() {
         "node start")    echo "--impl --share-group" ;;
         "node credentials") echo "--out --share-group" ;;
         "node mine")     echo "--to" ;;
-        "wallet create") echo "--restore --mnemonic-file --passphrase-file" ;;
+        "wallet create") echo "--restore --mnemonic-file --passphrase-file --bip39-passphrase-file --bip39-passphrase" ;;
         "wallet address") echo "--new" ;;
         "wallet bump")   echo "--fee-rate --passphrase-file" ;;
         "wallet send")   echo "--max --subtract-fee --fee-rate --passphrase-file --wait --timeout" ;;
@@ -92,6 +92,7 @@ _swarmpay_optarg() {
         "node mine --to")                 echo "text" ;;
         "wallet create --mnemonic-file")  echo "file" ;;
         "wallet create --passphrase-file") echo "file -" ;;
+        "wallet create --bip39-passphrase-file") echo "file -" ;;
         "wallet send --fee-rate")         echo "text" ;;
         "wallet bump --fee-rate")         echo "text" ;;
         "wallet bump --passphrase-file")  echo "file -" ;;
