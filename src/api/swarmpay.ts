@@ -25,9 +25,11 @@ import { Escrows } from './escrow.js';
 import { TpmApi } from './tpm.js';
 import { unlockerFor, type Credentials } from './credentials.js';
 import { readOverview, type Overview } from './info.js';
+import { readHistory, type History, type HistoryEntry, type HistoryOptions } from './history.js';
+import { recordReplacement } from '../wallet/replacements.js';
 import { waitForTx, type WaitHooks } from './wait.js';
 
-export type { Balance, Credentials, FreshAddress, SendAmount, SwarmpayOptions, WalletCoin };
+export type { Balance, Credentials, FreshAddress, History, HistoryEntry, HistoryOptions, SendAmount, SwarmpayOptions, WalletCoin };
 
 /** The shortest keystore passphrase accepted. */
 export const MIN_PASSPHRASE_LENGTH = 8;
@@ -189,6 +191,16 @@ export class Swarmpay {
   }
 
   /**
+   * The wallet's transactions, newest first (the mempool on top), each with its net amount
+   * to the wallet, the fee where the wallet paid it, and the channel or escrow step it is.
+   * Needs a chain backend with an address index (btcd; Bitcoin Core: HISTORY_UNAVAILABLE).
+   * Channel and escrow labels need the keystore opened: by the TPM, or with `passphrase`.
+   */
+  history(o: HistoryOptions = {}): Promise<History> {
+    return readHistory(this.env, o);
+  }
+
+  /**
    * Pays `amount` sats to `to` (or that less the fee with subtractFee, or 'max': every
    * spendable coin less the fee): planned and shown (confirm) before the keystore is
    * unlocked to sign. The result's amount is what `to` gets.
@@ -230,6 +242,8 @@ export class Swarmpay {
     const seed = await unlockSeed(this.env.networkDir, this.network, unlockerFor(this.env, o));
     const signed = signSend(plan, seed, this.network);
     await chain.broadcast(signed.hex);
+    // For `wallet history`: once the replacement is in, the node forgets what it replaced.
+    recordReplacement(this.env.networkDir, signed.txid, plan.replaces.txid);
     return { txid: signed.txid, replaces: plan.replaces.txid, oldFee: plan.replaces.fee, fee: signed.fee, feeRate, vsize: signed.vsize, change: plan.change };
   }
 

@@ -1,4 +1,4 @@
-/** `swarmpay wallet create|address|utxos|balance|info|send|bump`. */
+/** `swarmpay wallet create|address|utxos|balance|history|info|send|bump`. */
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { SwarmpayError } from '../errors.js';
@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../util/atomic-file.js';
 import { withContext } from './command.js';
 import { feeRateFor, parseCount, parseFeeRate } from './args.js';
 import { timeoutOption, waitHooks } from './wait.js';
-import type { SendAmount, SendSummary, WalletCoin } from '../api/swarmpay.js';
+import type { HistoryEntry, SendAmount, SendSummary, WalletCoin } from '../api/swarmpay.js';
 
 /** SATS, SATS less the fee (--subtract-fee), or everything (--max): exactly one of them. */
 function sendAmount(sats: string | undefined, o: { max?: boolean; subtractFee?: boolean }): SendAmount {
@@ -17,6 +17,16 @@ function sendAmount(sats: string | undefined, o: { max?: boolean; subtractFee?: 
   }
   if (sats === undefined) throw new SwarmpayError('USAGE', 'no amount given: give SATS, or --max for everything', { hint: 'see `swarmpay wallet send --help`' });
   return { sats: parseSats(sats), subtractFee: o.subtractFee === true };
+}
+
+/** One history line: when, confirmations, what, the net amount, the fee, the txid, and the addresses paid. */
+function historyLine(t: HistoryEntry): string {
+  const when = t.time === undefined ? 'unconfirmed     ' : t.time.slice(0, 16).replace('T', ' ');
+  const amount = `${t.amount > 0n ? '+' : ''}${t.amount}`;
+  const whose = [...(t.channels ?? []).map((id) => `channel ${id}`), ...(t.escrows ?? []).map((id) => `escrow ${id}`), ...(t.replaces ? [`replaces ${t.replaces}`] : [])];
+  // What a payment paid others, else where the wallet was paid.
+  const paid = t.debits.length > 0 && t.others.length > 0 ? `to ${t.others.map((o) => o.address ?? `script ${o.script}`).join(', ')}` : t.credits.length > 0 ? `at ${t.credits.map((c) => c.address).join(', ')}` : '';
+  return [when, `${String(t.confirmations).padStart(6)} conf`, t.kind.padEnd(15), `${amount.padStart(15)} sats`, t.fee === undefined ? '' : `fee ${t.fee}`, t.txid, paid, ...whose].filter((x) => x !== '').join('  ');
 }
 
 /** `--fee-rate auto`: the node's estimate, looked up by the library. */
@@ -106,6 +116,20 @@ export function registerWallet(program: Command): void {
           `unconfirmed: ${b.unconfirmed} sats`,
           ...(b.immature > 0n ? [`immature:    ${b.immature} sats`] : []),
         ]);
+      }),
+    );
+
+  wallet
+    .command('history')
+    .description('the wallet\'s transactions, newest first: net amount, fee, confirmations, addresses, and which are channel and escrow steps or bumps (needs btcd\'s address index)')
+    .option('--limit <n>', 'only the newest N')
+    .option('--passphrase-file <file>', 'read the keystore passphrase from FILE, or - for stdin: to label channel and escrow transactions (a TPM keystore needs none)')
+    .action(
+      withContext<{ limit?: string; passphraseFile?: string }>(async (ctx, _args, opts) => {
+        const limit = opts.limit === undefined ? undefined : parseCount(opts.limit, '--limit', 1, 1_000_000);
+        const h = await ctx.swarmpay.history({ ...(limit === undefined ? {} : { limit }), ...(opts.passphraseFile === undefined ? {} : { passphrase: ctx.passphrase(opts.passphraseFile) }) });
+        if (h.contracts === 'locked') ctx.out.warn('channel and escrow transactions are not labelled (they show as sends and receives): their records are in the locked keystore; give --passphrase-file to label them');
+        ctx.out.result(h, h.transactions.length === 0 ? 'no transactions' : h.transactions.map(historyLine));
       }),
     );
 
