@@ -94,6 +94,7 @@ typeset -ga _swarmpay_cmds_wallet=(
   'create:create a wallet (24 words), or restore one with --restore'
   'address:the first receive address not yet paid; with --new, one never given out before'
   'utxos:the wallet'\''s coins, and whether a payment may spend them'
+  'history:the wallet'\''s transactions, newest first, channel and escrow steps and bumps labelled'
   'balance:confirmed and unconfirmed balance, in sats'
   'info:the wallet'\''s network, account path, xpub (and zpub or vpub), whether a BIP39 passphrase is in use, and keystore'
   'send:pay an address'
@@ -112,6 +113,10 @@ typeset -ga _swarmpay_args_wallet_address=(
 )
 typeset -ga _swarmpay_args_wallet_utxos=()
 typeset -ga _swarmpay_args_wallet_balance=()
+typeset -ga _swarmpay_args_wallet_history=(
+  '--limit=[only the newest N]:count: '
+  '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin: to label channel and escrow transactions]:passphrase file:_swarmpay_file_or_stdin passphrase'
+)
 typeset -ga _swarmpay_args_wallet_info=()
 typeset -ga _swarmpay_args_wallet_send=(
   '(--subtract-fee 2)--max[send every spendable coin, less the fee]'
