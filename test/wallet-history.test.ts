@@ -13,6 +13,7 @@ import { startServer, stopChild, type Server } from './helpers/server.js';
 import { tempDir } from './helpers/tmp.js';
 import { makeRpcChain } from '../src/chain/rpc-chain.js';
 import { RpcClient } from '../src/chain/rpc-client.js';
+import { readReplacements, recordReplacement } from '../src/wallet/replacements.js';
 
 const PASSPHRASE = 'a good long passphrase';
 
@@ -210,5 +211,23 @@ describe('wallet history on a real btcd', () => {
   test('--limit must be a whole number from 1', async () => {
     const r = await a('wallet', 'history', '--limit', '0');
     expect([r.code, r.json.error.code]).toEqual([1, 'USAGE']);
+  });
+});
+
+describe('the record of replacements', () => {
+  test('a line torn by a crash, or one that is not a replacement, is skipped; the others are read', () => {
+    const tmp = tempDir();
+    try {
+      const [t1, t2, t3] = ['11', '22', '33'].map((h) => h.repeat(32));
+      recordReplacement(tmp.dir, t2!, t1!);
+      writeFileSync(path.join(tmp.dir, 'replacements.jsonl'), '{"txid":"nothex","replaces":"x"}\n{"txid":"' + t3, { flag: 'a' });
+      expect([...readReplacements(tmp.dir)]).toEqual([[t2, t1]]);
+      // The next record after a torn line is a line of its own.
+      recordReplacement(tmp.dir, t1!, t3!);
+      expect([...readReplacements(tmp.dir)]).toEqual([[t2, t1], [t1, t3]]);
+      expect(readReplacements(path.join(tmp.dir, 'none')).size).toBe(0);
+    } finally {
+      tmp.remove();
+    }
   });
 });

@@ -19,7 +19,8 @@ export function recordReplacement(networkDir: string, txid: string, replaces: st
   try {
     const fd = openSync(file, 'a', 0o600);
     try {
-      appendFileSync(fd, JSON.stringify({ txid, replaces }) + '\n');
+      // A line of its own even after a line a crash tore (a blank line between is skipped).
+      appendFileSync(fd, '\n' + JSON.stringify({ txid, replaces }) + '\n');
       fsyncSync(fd);
     } finally {
       closeSync(fd);
