@@ -4,44 +4,16 @@
  * Prompts are drawn on the terminal and never on stdout; Ctrl-C at one ends quietly (130);
  * `channel open` shows what it locks and asks, and without a terminal wants --yes.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT, snapshot, swarmpay, until } from './helpers/cli.js';
+import { ROOT, snapshot, swarmpay } from './helpers/cli.js';
+import { atTerminal, cmd } from './helpers/terminal.js';
 import { startServer, stopChild, type Server } from './helpers/server.js';
 import { tempDir } from './helpers/tmp.js';
 
 const BIN = path.join(ROOT, 'bin', 'swarmpay');
 const PASSPHRASE = 'a good long passphrase';
-
-/** Text as a reader sees it on the terminal: no colours, no cursor moves. */
-const plain = (s: string) => s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
-
-/**
- * `line` (bash) run by `script` in a pseudo-terminal: stdin, stdout and stderr are the
- * terminal unless the line redirects them. Keys typed after a prompt shows go to it.
- */
-function atTerminal(line: string) {
-  const child = spawn('script', ['-qfec', line, '/dev/null'], { env: { ...process.env, SHELL: '/bin/bash', NO_COLOR: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
-  let screen = '';
-  child.stdout.on('data', (d: Buffer) => (screen += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (screen += d.toString()));
-  const exit = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
-  return {
-    screen: () => plain(screen),
-    /** Waits for the terminal to show `prompt`, then types `keys`. */
-    async type(prompt: string, keys: string): Promise<void> {
-      await until(() => plain(screen).includes(prompt), 30_000).catch(() => {
-        throw new Error(`the terminal never showed "${prompt}"; it shows:\n${plain(screen)}`);
-      });
-      child.stdin.write(keys);
-    },
-    exit,
-  };
-}
-
-/** A swarmpay command line for bash, every argument quoted. */
-const cmd = (args: string[]) => [process.execPath, BIN, ...args].map((a) => `'${a}'`).join(' ');
 
 describe('at a terminal: prompts on stderr, Ctrl-C, the question before a channel opens', () => {
   let tmp: ReturnType<typeof tempDir>;

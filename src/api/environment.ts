@@ -186,6 +186,7 @@ export class Environment {
       tipHeight: () => chain().tipHeight(),
       utxos: (a) => chain().utxos(a),
       used: (a) => chain().used(a),
+      history: (a) => chain().history(a),
       broadcast: (hex) => chain().broadcast(hex),
       getTransaction: (txid) => chain().getTransaction(txid),
       findSpend: (o, a) => chain().findSpend(o, a),
