@@ -43,6 +43,7 @@ export function registerWallet(program: Command): void {
           throw new SwarmpayError('INVALID_FILE', `${opts.mnemonicFile} already exists`, { hint: 'choose a new file for the mnemonic; swarmpay does not overwrite files' });
         }
         const restore = opts.restore ? await ctx.prompt.mnemonic(opts.mnemonicFile) : undefined;
+        ctx.warnPassphraseOnly(ctx.swarmpay.passphraseOnly('create'));
         const passphrase = await ctx.prompt.passphrase(opts.passphraseFile, { confirm: true });
         const file = opts.mnemonicFile;
         const created = ctx.swarmpay.createWallet({ passphrase, ...(restore === undefined ? {} : { mnemonic: restore }), ...(file === undefined ? {} : { backup: (m: string) => writeFileAtomic(file, m + '\n', 0o600) }) });
