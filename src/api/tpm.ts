@@ -129,7 +129,7 @@ export class TpmApi {
    * the peer's TPM, not who we are.
    */
   async enroll(peer: PeerLocation, cas: readonly X509Certificate[], o: { peerKey?: string; label?: string | null } = {}): Promise<EnrollResult & { trustStore: string }> {
-    const link = await connectPeer(peerAddress(peer), generateStaticKey(), o.peerKey);
+    const link = await connectPeer(peerAddress(peer), generateStaticKey(), o.peerKey, this.env.opts.peerStderr);
     try {
       const r = await enrollPeer(link, cas, { networkDir: this.env.networkDir, label: o.label ?? null });
       return { ...r, trustStore: trustStorePath(this.env.networkDir) };

@@ -6,6 +6,7 @@ import type { Environment, SwarmpayOptions } from '../api/environment.js';
 import { Swarmpay, type KeystoreUse, type PassphraseAsk, type PassphraseOnly, type Wallet } from '../api/swarmpay.js';
 import { Output } from './output.js';
 import { Prompter } from './prompt.js';
+import { peerStderrLine } from './peer-stderr.js';
 
 export interface GlobalOptions extends SwarmpayOptions {
   json?: boolean;
@@ -21,9 +22,10 @@ export class Context {
   private warnedPassphraseOnly = false;
 
   constructor(readonly opts: GlobalOptions) {
-    this.swarmpay = new Swarmpay(opts);
-    this.env = this.swarmpay.env;
     this.out = new Output(!!opts.json);
+    // A --peer-cmd command's stderr: its lines on ours, each marked with the peer's name.
+    this.swarmpay = new Swarmpay({ ...opts, peerStderr: (line, peer) => this.out.note(peerStderrLine(this.out.color, peer, line)) });
+    this.env = this.swarmpay.env;
     this.prompt = new Prompter(!!process.stdin.isTTY && !opts.yes);
   }
 
