@@ -11,10 +11,9 @@ import { keystorePath, readKeystore } from '../keystore/keystore.js';
 import type { ScryptParams } from '../keystore/crypto.js';
 import { newMnemonic } from '../wallet/mnemonic.js';
 import { createWallet, receiveAddress, unlockSeed, walletAccount, walletBalance, walletPublic, type Balance } from '../wallet/wallet.js';
-import { resolveFeeRate, signSend, type SendAmount } from '../wallet/send.js';
-import { planLockedSend } from '../wallet/coin-locks.js';
+import { planSend, resolveFeeRate, signSend, type SendAmount } from '../wallet/send.js';
+import { allInputs, withLockedCoins } from '../wallet/coin-locks.js';
 import { planBump } from '../wallet/rbf.js';
-import type { SignedTx } from '../bitcoin/spend.js';
 import { walletCoins, type WalletCoin } from '../wallet/coins.js';
 import { freshReceiveAddress, type FreshAddress } from '../wallet/fresh-address.js';
 import { accountZpub } from '../wallet/hd.js';
@@ -197,16 +196,20 @@ export class Swarmpay {
     const chain = this.env.chain();
     const feeRate = await resolveFeeRate(chain, o.feeRate);
     // Its coins stay locked until the payment is broadcast: another send at once picks others.
-    const { plan, release } = await planLockedSend(chain, walletAccount(this.env.networkDir, this.network), this.network, this.env.networkDir, to, amount, feeRate);
-    let signed: SignedTx;
-    try {
-      if (o.confirm && !(await o.confirm({ to, amount: plan.amount, fee: plan.spend.fee, feeRate, change: plan.change }))) throw new SwarmpayError('USAGE', 'cancelled; nothing was sent');
-      const seed = await unlockSeed(this.env.networkDir, this.network, unlockerFor(this.env, o, 'spend'));
-      signed = signSend(plan, seed, this.network);
-      await chain.broadcast(signed.hex);
-    } finally {
-      release();
-    }
+    const account = walletAccount(this.env.networkDir, this.network);
+    const { plan, signed } = await withLockedCoins(
+      chain,
+      this.env.networkDir,
+      (exclude) => planSend(chain, account, this.network, to, amount, feeRate, { exclude }),
+      allInputs,
+      async (plan) => {
+        if (o.confirm && !(await o.confirm({ to, amount: plan.amount, fee: plan.spend.fee, feeRate, change: plan.change }))) throw new SwarmpayError('USAGE', 'cancelled; nothing was sent');
+        const seed = await unlockSeed(this.env.networkDir, this.network, unlockerFor(this.env, o, 'spend'));
+        const signed = signSend(plan, seed, this.network);
+        await chain.broadcast(signed.hex);
+        return { plan, signed };
+      },
+    );
     let confirmations = 0;
     if (o.confirmations !== undefined && o.confirmations > 0) {
       const wanted = o.confirmations;

@@ -27,8 +27,10 @@ export async function bumpSpend(ctx: ContractContext, rec: ChannelRecord, feeRat
   // An earlier bump still in the mempool is replaced (and so must be outbid); one that left it is not.
   const earlier = last === undefined ? null : await ctx.chain.getTransaction(last.txid);
   const replacing = earlier === null ? undefined : { hex: earlier.hex };
-  const child = await ctx.wallet.bump({ txid: parent.txid, hex: parent.hex, fee: spendFee(termsOf(rec), parent.outputs) }, feeRate, { replacing, ...opts });
-  await broadcastOnce(ctx.chain, child.hex, child.txid);
+  const child = await ctx.wallet.bump({ txid: parent.txid, hex: parent.hex, fee: spendFee(termsOf(rec), parent.outputs) }, feeRate, { replacing, ...opts }, async (c) => {
+    await broadcastOnce(ctx.chain, c.hex, c.txid);
+    return c;
+  });
   const bump: Bump = { txid: child.txid, feeRate: feeRate.toString(), fee: child.fee.toString(), vsize: child.vsize, height: await ctx.chain.tipHeight() };
   await updateChannel(ctx.session, rec.id, (r) => {
     if ((r.status === 'closing' || r.status === 'closed') && r.close.txid === parent.txid) return { ...r, close: { ...r.close, bumps: [...r.close.bumps, bump] } };

@@ -104,28 +104,29 @@ export async function openChannels(ctx: ContractContext, specs: OpenSpec[], feeR
   const first = nextKeyIndex(ctx.session);
   const agreed = await Promise.all(specs.map((spec, i) => agree(ctx, spec, first + i, payerScript, tip + spec.expiryBlocks, closeFee)));
 
-  // The payments come first, in order: output i funds channel i.
-  const signed = await ctx.wallet.fund(agreed.map((a) => ({ address: a.address, amount: a.capacity })), feeRate);
-  // Each payee must take the whole funding in its `funded` message: one it would refuse is never stored nor sent.
-  if (signed.hex.length / 2 > MAX_TX_BYTES) {
-    throw new SwarmpayError('TX_CHECK_FAILED', `the funding of ${agreed.length} channel(s) is ${signed.hex.length / 2} bytes; a payee takes at most ${MAX_TX_BYTES}`, {
-      hint: 'open fewer channels at once, or first consolidate the wallet\'s many small coins into one with `swarmpay wallet send` to itself; nothing was paid',
-    });
-  }
-  if (confirm) {
-    const channels = agreed.map((a) => ({ capacity: a.capacity, payeeKey: a.rec.peerKey, expiry: a.rec.terms.expiry, expiryBlocks: a.rec.terms.expiry - tip }));
-    if (!(await confirm({ channels, fee: signed.fee, feeRate }))) throw new SwarmpayError('USAGE', 'cancelled; nothing was paid', { hint: 'no channel was stored and the funding was never broadcast' });
-  }
-  const opens = agreed.map((a, vout) => ({ conv: a.conv, rec: { ...a.rec, status: 'opening', funding: { txid: signed.txid, vout }, fundingTx: signed.hex, ticket: a.ticket } satisfies PayerRecord & Opening }));
-  // Stored (a checkpoint) before the coins move: whatever happens next, the refund path is known.
-  await saveChannels(ctx.session, opens.map((o) => o.rec), true);
-  const done = await Promise.allSettled(opens.map((o) => finishOpen(ctx, o.conv, o.rec)));
-  const out: OpenResult[] = [];
-  for (const d of done) {
-    if (d.status === 'rejected') throw d.reason;
-    out.push({ rec: d.value, fundingTxid: signed.txid, fee: signed.fee });
-  }
-  return out;
+  // The payments come first, in order: output i funds channel i. Its coins stay locked until it is broadcast.
+  return ctx.wallet.fund(agreed.map((a) => ({ address: a.address, amount: a.capacity })), feeRate, async (signed) => {
+    // Each payee must take the whole funding in its `funded` message: one it would refuse is never stored nor sent.
+    if (signed.hex.length / 2 > MAX_TX_BYTES) {
+      throw new SwarmpayError('TX_CHECK_FAILED', `the funding of ${agreed.length} channel(s) is ${signed.hex.length / 2} bytes; a payee takes at most ${MAX_TX_BYTES}`, {
+        hint: 'open fewer channels at once, or first consolidate the wallet\'s many small coins into one with `swarmpay wallet send` to itself; nothing was paid',
+      });
+    }
+    if (confirm) {
+      const channels = agreed.map((a) => ({ capacity: a.capacity, payeeKey: a.rec.peerKey, expiry: a.rec.terms.expiry, expiryBlocks: a.rec.terms.expiry - tip }));
+      if (!(await confirm({ channels, fee: signed.fee, feeRate }))) throw new SwarmpayError('USAGE', 'cancelled; nothing was paid', { hint: 'no channel was stored and the funding was never broadcast' });
+    }
+    const opens = agreed.map((a, vout) => ({ conv: a.conv, rec: { ...a.rec, status: 'opening', funding: { txid: signed.txid, vout }, fundingTx: signed.hex, ticket: a.ticket } satisfies PayerRecord & Opening }));
+    // Stored (a checkpoint) before the coins move: whatever happens next, the refund path is known.
+    await saveChannels(ctx.session, opens.map((o) => o.rec), true);
+    const done = await Promise.allSettled(opens.map((o) => finishOpen(ctx, o.conv, o.rec)));
+    const out: OpenResult[] = [];
+    for (const d of done) {
+      if (d.status === 'rejected') throw d.reason;
+      out.push({ rec: d.value, fundingTxid: signed.txid, fee: signed.fee });
+    }
+    return out;
+  });
 }
 
 /** Agrees one channel's terms with its payee: the record (all but its funding), the channel's address, and the payee's ticket. */

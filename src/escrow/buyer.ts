@@ -81,24 +81,26 @@ export async function acceptOffer(ctx: ContractContext, offer: Offer, ciphertext
   const key = ctx.wallet.key('escrow', keyIndex);
   // Every new escrow is size-checked: its claim can reveal nothing but a 32-byte K.
   const terms: HtlcTerms = { template: 'size-checked', hash: Buffer.from(offer.hash, 'hex'), sellerPubkey: Buffer.from(offer.seller, 'hex'), buyerPubkey: key.pub, timeout, value: BigInt(offer.price) };
-  const signed = await ctx.wallet.fund([{ address: htlcOutput(terms, ctx.network).address, amount: terms.value }], o.feeRate);
-  const vout = 0; // the payment comes first
-  checkHtlcFunding(terms, ctx.network, signed.hex, vout);
-  const summary: AcceptSummary = { id: offer.id, item: { name: offer.item.name, size: offer.item.size }, price: terms.value, fee: signed.fee, feeRate: o.feeRate, timeoutBlocks: blocks, timeoutHeight: timeout, seller: offer.seller, attestation };
-  if (o.confirm && !(await o.confirm(summary))) throw new SwarmpayError('USAGE', 'cancelled; nothing was paid');
-  const acceptance: Acceptance = { format: 'swarmpay-acceptance', version: 1, offer: offer.id, buyer: key.pub.toString('hex'), timeout, funding: { txid: signed.txid, vout }, tx: signed.hex };
-  const rec: BuyerFunded = { id: offer.id, role: 'buyer', offer, keyIndex, acceptance, status: 'funded', created: new Date().toISOString(), htlc: terms.template };
-  writeEscrowFile(ctx.networkDir, `${offer.id}.enc`, ciphertext);
-  // Stored (a checkpoint) before the coins move: whatever happens next, the refund path is known.
-  await saveEscrow(ctx.session, rec);
-  try {
-    await broadcastOnce(ctx.chain, signed.hex, signed.txid);
-  } catch (e) {
-    // The node refused the funding: nothing is on chain, so nothing is remembered either.
-    if (isSwarmpayError(e, 'TX_REJECTED')) await removeEscrow(ctx.session, offer.id);
-    throw e;
-  }
-  return { rec, acceptance, fee: signed.fee, attestation };
+  // Its coins stay locked until the funding is broadcast (the confirmation may take a while).
+  return ctx.wallet.fund([{ address: htlcOutput(terms, ctx.network).address, amount: terms.value }], o.feeRate, async (signed) => {
+    const vout = 0; // the payment comes first
+    checkHtlcFunding(terms, ctx.network, signed.hex, vout);
+    const summary: AcceptSummary = { id: offer.id, item: { name: offer.item.name, size: offer.item.size }, price: terms.value, fee: signed.fee, feeRate: o.feeRate, timeoutBlocks: blocks, timeoutHeight: timeout, seller: offer.seller, attestation };
+    if (o.confirm && !(await o.confirm(summary))) throw new SwarmpayError('USAGE', 'cancelled; nothing was paid');
+    const acceptance: Acceptance = { format: 'swarmpay-acceptance', version: 1, offer: offer.id, buyer: key.pub.toString('hex'), timeout, funding: { txid: signed.txid, vout }, tx: signed.hex };
+    const rec: BuyerFunded = { id: offer.id, role: 'buyer', offer, keyIndex, acceptance, status: 'funded', created: new Date().toISOString(), htlc: terms.template };
+    writeEscrowFile(ctx.networkDir, `${offer.id}.enc`, ciphertext);
+    // Stored (a checkpoint) before the coins move: whatever happens next, the refund path is known.
+    await saveEscrow(ctx.session, rec);
+    try {
+      await broadcastOnce(ctx.chain, signed.hex, signed.txid);
+    } catch (e) {
+      // The node refused the funding: nothing is on chain, so nothing is remembered either.
+      if (isSwarmpayError(e, 'TX_REJECTED')) await removeEscrow(ctx.session, offer.id);
+      throw e;
+    }
+    return { rec, acceptance, fee: signed.fee, attestation };
+  });
 }
 
 function buyerRecord(ctx: ContractContext, id: string): BuyerRecord {

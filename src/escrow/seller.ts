@@ -314,11 +314,11 @@ export async function pendingClaim(ctx: ContractContext, rec: Pick<EscrowRecord,
  * pay `feeRate` together; it replaces an earlier child still in the mempool.
  */
 export async function bumpClaim(ctx: ContractContext, p: PendingClaim, feeRate: bigint): Promise<{ txid: string; fee: bigint; feeRate: bigint; replaced: string | null }> {
-  const child = await ctx.wallet.bump({ txid: p.claim.txid, hex: p.claim.hex, fee: p.fee }, feeRate, {
-    replacing: p.child === null ? undefined : { hex: p.child.hex },
-    parentOnly: true,
+  const replacing = p.child === null ? undefined : { hex: p.child.hex };
+  const child = await ctx.wallet.bump({ txid: p.claim.txid, hex: p.claim.hex, fee: p.fee }, feeRate, { replacing, parentOnly: true }, async (c) => {
+    await broadcastOnce(ctx.chain, c.hex, c.txid);
+    return c;
   });
-  await broadcastOnce(ctx.chain, child.hex, child.txid);
   return { txid: child.txid, fee: child.fee, feeRate, replaced: child.replaces };
 }
 

@@ -15,7 +15,7 @@ import { checkFeeRate, dustThreshold } from '../bitcoin/policy.js';
 import { checkPlan, type SignedTx, type SpendPlan } from '../bitcoin/spend.js';
 import { estimateVbytes, isSpendable, largestFirst } from './coin-select.js';
 import type { DerivedAddress } from './hd.js';
-import { ownedUtxos, signSend, type OwnedUtxo } from './send.js';
+import { isExcluded, ownedUtxos, signSend, type OwnedUtxo } from './send.js';
 
 export interface CpfpParent {
   txid: string;
@@ -38,6 +38,8 @@ export interface CpfpPlan {
   packageFeeRate: bigint;
   /** The earlier child this one replaces, as the node has it; null when there is none to replace. */
   replaces: { txid: string; fee: bigint; vsize: bigint } | null;
+  /** The wallet's unspent coins it takes besides the parent's outputs and the earlier child's: what another command could pick too. */
+  taken: OwnedUtxo[];
 }
 
 export interface CpfpOptions {
@@ -51,6 +53,8 @@ export interface CpfpOptions {
    * than what the parent brings the wallet (a bump nobody asked for in person).
    */
   parentOnly?: boolean;
+  /** Coins ("txid:vout") another running command holds: never taken besides the parent's outputs. */
+  exclude?: ReadonlySet<string>;
 }
 
 /** The parent is in a block already: there is nothing to bump. */
@@ -96,7 +100,7 @@ export async function planCpfp(chain: ChainBackend, account: BIP32Interface, net
   if (required.length === 0) throw await nothingToBumpWith(chain, parentTx, ownerOf);
   // Confirmed coins only: an unconfirmed one would tie the child to yet another transaction,
   // and a replacement may not spend new unconfirmed outputs (BIP125 rule 2).
-  const extra = opts.parentOnly ? [] : distinct([...utxos.filter((u) => u.txid !== parent.txid && isSpendable(u)), ...(earlier?.freed ?? [])]).sort(largestFirst);
+  const extra = opts.parentOnly ? [] : distinct([...utxos.filter((u) => u.txid !== parent.txid && isSpendable(u) && !isExcluded(u, opts.exclude)), ...(earlier?.freed ?? [])]).sort(largestFirst);
 
   const parentVsize = BigInt(parentTx.virtualSize());
   const changeScript = nextChange.script;
@@ -120,6 +124,7 @@ export async function planCpfp(chain: ChainBackend, account: BIP32Interface, net
         childVsize,
         packageFeeRate: packageFeeRate(parent.fee, parentVsize, fee, childVsize),
         replaces: earlier && { txid: earlier.txid, fee: earlier.fee, vsize: earlier.vsize },
+        taken: inputs.filter((c) => !required.includes(c) && !(earlier?.freed.includes(c) ?? false)),
       };
     }
     const more = extra[next];

@@ -61,7 +61,7 @@ export async function planSend(chain: ChainBackend, account: BIP32Interface, net
   const script = addressToScript(to, network);
   checkFeeRate(feeRate);
   const { utxos, nextChange } = await ownedUtxos(chain, account, network);
-  const coins = utxos.filter((u) => isPayable(u) && !opts.exclude?.has(`${u.txid}:${u.vout}`));
+  const coins = utxos.filter((u) => isPayable(u) && !isExcluded(u, opts.exclude));
   if (how !== 'max' && !how.subtractFee) return { to, amount: how.sats, ...planFrom(coins, [{ script, value: how.sats }], nextChange, feeRate) };
   const sel = how === 'max' ? selectAll(coins, script, feeRate) : selectSubtractingFee(coins, { script, value: how.sats }, nextChange.script, feeRate);
   return { to, amount: sel.amount, ...finishPlan(sel, [{ script, value: sel.amount }], nextChange, feeRate) };
@@ -80,13 +80,16 @@ export async function resolveFeeRate(chain: ChainBackend, rate: bigint | 'auto')
   return checkFeeRate(estimate);
 }
 
+/** Whether a coin is among `exclude` ("txid:vout": those another running command holds). */
+export const isExcluded = (u: Utxo, exclude: ReadonlySet<string> | undefined) => exclude?.has(`${u.txid}:${u.vout}`) === true;
+
 /** A payment to several addresses at once (their outputs first, in this order), with change to the wallet. */
-export async function planPayments(chain: ChainBackend, account: BIP32Interface, network: NetworkName, to: { address: string; amount: bigint }[], feeRate: bigint): Promise<Pick<SendPlan, 'spend' | 'owners' | 'change'>> {
+export async function planPayments(chain: ChainBackend, account: BIP32Interface, network: NetworkName, to: { address: string; amount: bigint }[], feeRate: bigint, opts: { exclude?: ReadonlySet<string> } = {}): Promise<Pick<SendPlan, 'spend' | 'owners' | 'change'>> {
   // Addresses and fee rate first: bad input fails before any chain query.
   const pays = to.map((t) => ({ script: addressToScript(t.address, network), value: t.amount }));
   checkFeeRate(feeRate);
   const { utxos, nextChange } = await ownedUtxos(chain, account, network);
-  return planFrom(utxos.filter((u) => isSpendable(u)), pays, nextChange, feeRate);
+  return planFrom(utxos.filter((u) => isSpendable(u) && !isExcluded(u, opts.exclude)), pays, nextChange, feeRate);
 }
 
 /** Coins for `pays` (largest first), change to `change`, checked. */
