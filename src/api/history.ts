@@ -66,7 +66,7 @@ export async function readHistory(env: Environment, o: HistoryOptions = {}): Pro
   const labels = async () => {
     const bumps = new Map<string, TxLabel>([...readReplacements(env.networkDir)].map(([txid, replaces]) => [txid, { kind: 'bump', replaces }]));
     if (locked) return bumps;
-    const ctx = await openContracts(env.networkDir, env.network, unlockerFor(env, o), env.chainOnDemand());
+    const ctx = await openContracts(env.networkDir, env.network, unlockerFor(env, o, 'other'), env.chainOnDemand());
     return new Map([...bumps, ...contractLabels(ctx.session)]);
   };
   const all = await walletHistory(env.chain(), account, env.network, labels);

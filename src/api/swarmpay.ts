@@ -22,13 +22,13 @@ import { Environment, type SwarmpayOptions } from './environment.js';
 import { Channels } from './channels.js';
 import { Escrows } from './escrow.js';
 import { TpmApi } from './tpm.js';
-import { unlockerFor, type Credentials } from './credentials.js';
+import { passphraseOnlyWarning, unlockerFor, type Credentials, type KeystoreUse, type PassphraseAsk, type PassphraseOnly } from './credentials.js';
 import { readOverview, type Overview } from './info.js';
 import { readHistory, type History, type HistoryEntry, type HistoryOptions } from './history.js';
 import { recordReplacement } from '../wallet/replacements.js';
 import { waitForTx, type WaitHooks } from './wait.js';
 
-export type { Balance, Credentials, FreshAddress, History, HistoryEntry, HistoryOptions, SendAmount, SwarmpayOptions, WalletCoin };
+export type { Balance, Credentials, FreshAddress, History, HistoryEntry, HistoryOptions, KeystoreUse, PassphraseAsk, PassphraseOnly, SendAmount, SwarmpayOptions, WalletCoin };
 
 /** The shortest keystore passphrase accepted. */
 export const MIN_PASSPHRASE_LENGTH = 8;
@@ -150,6 +150,15 @@ export class Swarmpay {
     return { network: this.network, restored: o.mnemonic !== undefined, keystore: this.keystore, xpub: pub.xpub, fingerprint: pub.fingerprint, path: pub.path, bip39Passphrase: pub.bip39Passphrase, mnemonic: o.mnemonic === undefined ? mnemonic : null };
   }
 
+  /**
+   * The warning due before a keystore is made (`create`) or opened with a passphrase for
+   * `use`, or null; `createWallet` always makes a passphrase keystore (`tpm provision`
+   * seals it afterwards).
+   */
+  passphraseOnly(use: KeystoreUse): PassphraseOnly | null {
+    return passphraseOnlyWarning(this.env, use);
+  }
+
   /** Refuses before anything is asked for when a wallet exists (checked again, under the lock, when it is written). */
   checkNoWallet(): void {
     if (existsSync(this.keystore)) throw new SwarmpayError('KEYSTORE_EXISTS', `a wallet already exists at ${this.keystore}`, { hint: 'use another --datadir; swarmpay never overwrites a keystore' });
@@ -217,7 +226,7 @@ export class Swarmpay {
       allInputs,
       async (plan) => {
         if (o.confirm && !(await o.confirm({ to, amount: plan.amount, fee: plan.spend.fee, feeRate, change: plan.change }))) throw new SwarmpayError('USAGE', 'cancelled; nothing was sent');
-        const seed = await unlockSeed(this.env.networkDir, this.network, unlockerFor(this.env, o));
+        const seed = await unlockSeed(this.env.networkDir, this.network, unlockerFor(this.env, o, 'spend'));
         const signed = signSend(plan, seed, this.network);
         await chain.broadcast(signed.hex);
         return { plan, signed };
@@ -242,7 +251,7 @@ export class Swarmpay {
     const feeRate = await resolveFeeRate(chain, o.feeRate);
     const plan = await planBump(chain, walletAccount(this.env.networkDir, this.network), this.network, txid.trim().toLowerCase(), feeRate);
     if (o.confirm && !(await o.confirm({ replaces: plan.replaces.txid, oldFee: plan.replaces.fee, fee: plan.spend.fee, feeRate }))) throw new SwarmpayError('USAGE', 'cancelled; nothing was sent');
-    const seed = await unlockSeed(this.env.networkDir, this.network, unlockerFor(this.env, o));
+    const seed = await unlockSeed(this.env.networkDir, this.network, unlockerFor(this.env, o, 'spend'));
     const signed = signSend(plan, seed, this.network);
     await chain.broadcast(signed.hex);
     // For `wallet history`: once the replacement is in, the node forgets what it replaced.
@@ -250,9 +259,12 @@ export class Swarmpay {
     return { txid: signed.txid, replaces: plan.replaces.txid, oldFee: plan.replaces.fee, fee: signed.fee, feeRate, vsize: signed.vsize, change: plan.change };
   }
 
-  /** Unlocks the wallet for the contract protocols (channels, escrows). */
-  async unlock(c: Credentials = {}): Promise<Wallet> {
-    return new Wallet(await openContracts(this.env.networkDir, this.network, unlockerFor(this.env, c), this.env.chainOnDemand()), this.env);
+  /**
+   * Unlocks the wallet for the contract protocols (channels, escrows); `use` says whether
+   * the caller is about to spend or lock coins with it (see KeystoreUse).
+   */
+  async unlock(c: Credentials = {}, use: KeystoreUse = 'other'): Promise<Wallet> {
+    return new Wallet(await openContracts(this.env.networkDir, this.network, unlockerFor(this.env, c, use), this.env.chainOnDemand()), this.env);
   }
 
   close(): Promise<void> {

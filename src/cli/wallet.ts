@@ -62,6 +62,7 @@ export function registerWallet(program: Command): void {
         if (fromStdin.length > 1) throw new SwarmpayError('USAGE', 'stdin (-) can give only one of the passphrase, the BIP39 passphrase and the mnemonic', { hint: 'read the others from files' });
         const restore = opts.restore ? await ctx.prompt.mnemonic(opts.mnemonicFile) : undefined;
         const bip39Passphrase = withBip39 ? await ctx.prompt.bip39Passphrase(opts.bip39PassphraseFile) : undefined;
+        ctx.warnPassphraseOnly(ctx.swarmpay.passphraseOnly('create'));
         const passphrase = await ctx.prompt.passphrase(opts.passphraseFile, { confirm: true });
         const file = opts.mnemonicFile;
         const created = ctx.swarmpay.createWallet({
