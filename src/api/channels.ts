@@ -102,7 +102,7 @@ export class Channels {
     readonly ctx: ContractContext,
     readonly env: Environment,
   ) {
-    this.connector = connectorFor(ctx.wallet.peerKey);
+    this.connector = connectorFor(ctx.wallet.peerKey, env.opts.peerStderr);
   }
 
   /** Opens a channel to a payee, funded from this wallet; with `wait`, returns once the funding has the confirmations the payee asked for. */
@@ -128,7 +128,7 @@ export class Channels {
       throw new SwarmpayError('USAGE', `${specs.length} channels in one funding: 1 to ${MAX_CHANNELS_PER_FUNDING}`, { hint: 'open more in several calls; nothing was funded' });
     }
     const peers = specs.map((s) => peerAddress(s.peer));
-    const connecting = await Promise.allSettled(specs.map((s, i) => connectPeer(peers[i], this.ctx.wallet.peerKey, s.peerKey)));
+    const connecting = await Promise.allSettled(specs.map((s, i) => connectPeer(peers[i], this.ctx.wallet.peerKey, s.peerKey, this.env.opts.peerStderr)));
     const links = connecting.flatMap((c) => (c.status === 'fulfilled' ? [c.value] : []));
     let opened: OpenResult[];
     try {

@@ -18,6 +18,7 @@ import { embeddedRpc, nodeDir } from '../chain/embedded-node.js';
 import { FAUCET_ADDRESS } from '../wallet/faucet.js';
 import { Tpm, resolveTpmSpec, type TpmSpec } from '../tpm/tpm.js';
 import { swtpmDir } from '../tpm/swtpm-process.js';
+import type { PeerStderr } from '../peer/command-stderr.js';
 import { CHAIN_KINDS, CONF_FILE, parseChainKind, readConf, type ChainKind, type ConfKey, type ConfValue } from './conf.js';
 
 export { CHAIN_KINDS, type ChainKind, type ConfKey };
@@ -36,6 +37,8 @@ export interface SwarmpayOptions {
   rpcCookie?: string;
   /** auto (the default), none, /dev/tpmrm0, or swtpm:HOST:PORT. */
   tpm?: string;
+  /** Where a peer command's stderr goes (`{command}` peers), a line at a time with the peer's name; without it, to this process's stderr as it comes. */
+  peerStderr?: PeerStderr;
 }
 
 /** <datadir>/<network>/config.json, the older per-network file: chain, rpcUrl and rpcCookie. */
@@ -59,7 +62,7 @@ const ENV_VARS: Record<ConfKey, string> = {
   'fee-rate': 'SWARMPAY_FEE_RATE',
 };
 
-const OPTION_OF: Record<ConfKey, keyof SwarmpayOptions | null> = {
+const OPTION_OF: Record<ConfKey, Exclude<keyof SwarmpayOptions, 'datadir' | 'peerStderr'> | null> = {
   network: 'network',
   chain: 'chain',
   'rpc-url': 'rpcUrl',
@@ -188,6 +191,7 @@ export class Environment {
       tipHeight: () => chain().tipHeight(),
       utxos: (a) => chain().utxos(a),
       used: (a) => chain().used(a),
+      history: (a) => chain().history(a),
       broadcast: (hex) => chain().broadcast(hex),
       getTransaction: (txid) => chain().getTransaction(txid),
       findSpend: (o, a) => chain().findSpend(o, a),

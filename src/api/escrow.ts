@@ -228,7 +228,7 @@ export class Escrows {
     const address = peerAddress(from.peer);
     return {
       kind: 'peer',
-      connect: () => connectPeer(address, this.ctx.wallet.peerKey, from.peerKey),
+      connect: () => connectPeer(address, this.ctx.wallet.peerKey, from.peerKey, this.env.opts.peerStderr),
       id: from.id ?? null,
       pinned: from.peerKey !== undefined,
       viaCommand: address.kind === 'cmd',

@@ -32,6 +32,8 @@ export interface TxInfo {
   /** 0 while in the mempool. */
   confirmations: number;
   blockHash: string | undefined;
+  /** The block's time, seconds since 1970; undefined in the mempool. */
+  blockTime: number | undefined;
   coinbase: boolean;
   inputs: TxInput[];
   outputs: TxOutput[];
@@ -58,6 +60,12 @@ export interface ChainBackend {
   utxos(addresses: string[]): Promise<Utxo[]>;
   /** For each address, whether any transaction ever paid it (gap-limit discovery). */
   used(addresses: string[]): Promise<boolean[]>;
+  /**
+   * Every transaction that pays or spends any of these addresses, mempool included, each
+   * once. HISTORY_UNAVAILABLE where the node keeps no address index (Bitcoin Core sees
+   * unspent outputs only): never a part of the history passed off as all of it.
+   */
+  history(addresses: string[]): Promise<TxInfo[]>;
   /** Sends a transaction to the node; a rejection surfaces the node's own reason. */
   broadcast(hex: string): Promise<string>;
   getTransaction(txid: string): Promise<TxInfo | null>;

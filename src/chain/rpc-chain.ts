@@ -20,6 +20,7 @@ interface VerboseTx {
   hex: string;
   confirmations?: number;
   blockhash?: string;
+  blocktime?: number;
 }
 
 /** bitcoind's and btcd's "no such transaction / no information" code. */
@@ -32,6 +33,7 @@ function decodeTx(v: VerboseTx): TxInfo {
     hex: v.hex,
     confirmations: v.confirmations ?? 0,
     blockHash: v.blockhash,
+    blockTime: v.blocktime,
     coinbase: tx.isCoinbase(),
     inputs: tx.ins.map((i) => ({
       txid: Buffer.from(i.hash).reverse().toString('hex'),
@@ -51,6 +53,7 @@ abstract class RpcChain implements ChainBackend {
 
   abstract utxos(addresses: string[]): Promise<Utxo[]>;
   abstract used(addresses: string[]): Promise<boolean[]>;
+  abstract history(addresses: string[]): Promise<TxInfo[]>;
   abstract findSpend(outpoint: Outpoint, address: string): Promise<Spend | null>;
   abstract mine(blocks: number): Promise<string[]>;
   abstract estimateFeeRate(targetBlocks: number): Promise<FeeRate | null>;
@@ -171,8 +174,8 @@ export class BtcdChain extends RpcChain {
   /** btcd's estimator looks 25 blocks ahead at most, and answers an error beyond. */
   private static readonly MAX_FEE_TARGET = 25;
 
-  /** Every transaction touching `address`, confirmed and in the mempool. */
-  private async history(address: string): Promise<TxInfo[]> {
+  /** Every transaction touching `address` (paying it, or spending what paid it), confirmed and in the mempool. */
+  private async addressHistory(address: string): Promise<TxInfo[]> {
     const out: TxInfo[] = [];
     for (let skip = 0; ; skip += BtcdChain.PAGE) {
       let page: VerboseTx[];
@@ -190,17 +193,22 @@ export class BtcdChain extends RpcChain {
   }
 
   async used(addresses: string[]): Promise<boolean[]> {
-    return Promise.all(addresses.map(async (a) => (await this.history(a)).length > 0));
+    return Promise.all(addresses.map(async (a) => (await this.addressHistory(a)).length > 0));
+  }
+
+  async history(addresses: string[]): Promise<TxInfo[]> {
+    const txs = new Map<string, TxInfo>();
+    for (const hist of await Promise.all(addresses.map((a) => this.addressHistory(a)))) for (const t of hist) txs.set(t.txid, t);
+    return [...txs.values()];
   }
 
   async utxos(addresses: string[]): Promise<Utxo[]> {
     const byScript = this.byScript(addresses);
-    const txs = new Map<string, TxInfo>();
-    for (const hist of await Promise.all(addresses.map((a) => this.history(a)))) for (const t of hist) txs.set(t.txid, t);
+    const txs = await this.history(addresses);
     const spent = new Set<string>();
-    for (const t of txs.values()) for (const i of t.inputs) spent.add(`${i.txid}:${i.vout}`);
+    for (const t of txs) for (const i of t.inputs) spent.add(`${i.txid}:${i.vout}`);
     const result: Utxo[] = [];
-    for (const t of txs.values()) {
+    for (const t of txs) {
       t.outputs.forEach((o, vout) => {
         const address = byScript.get(Buffer.from(o.script).toString('hex'));
         if (address === undefined || spent.has(`${t.txid}:${vout}`)) return;
@@ -211,7 +219,7 @@ export class BtcdChain extends RpcChain {
   }
 
   async findSpend(outpoint: Outpoint, address: string): Promise<Spend | null> {
-    for (const t of await this.history(address)) {
+    for (const t of await this.addressHistory(address)) {
       const found = spendIn(t, outpoint);
       if (found) return found;
     }
@@ -264,6 +272,12 @@ class CoreChain extends RpcChain {
     const scan = await this.scan(addresses);
     const seen = new Set(scan.unspents.map((u) => u.scriptPubKey));
     return addresses.map((a) => seen.has(Buffer.from(addressToScript(a, this.network)).toString('hex')));
+  }
+
+  async history(_addresses: string[]): Promise<TxInfo[]> {
+    throw new SwarmpayError('HISTORY_UNAVAILABLE', 'Bitcoin Core keeps no address index: it shows a wallet\'s unspent outputs, not the transactions that spent the others', {
+      hint: 'use a btcd node run with --txindex --addrindex (--chain btcd --rpc-url …), as the embedded node is; `swarmpay wallet utxos` lists the coins',
+    });
   }
 
   async utxos(addresses: string[]): Promise<Utxo[]> {

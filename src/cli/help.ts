@@ -17,9 +17,14 @@ export const EXAMPLES: Record<string, string[]> = {
   'node credentials': ['swarmpay node credentials --out alice-node.cookie', 'swarmpay node credentials --out /srv/swarm/node.cookie --share-group swarm'],
   'node mine': ['swarmpay node mine 1', 'swarmpay node mine 6 --to "$(swarmpay wallet address)"'],
   wallet: ['swarmpay wallet create --mnemonic-file alice.words --passphrase-file alice.pass', 'swarmpay wallet balance'],
-  'wallet create': ['swarmpay wallet create --mnemonic-file alice.words --passphrase-file alice.pass', 'swarmpay wallet create --restore --mnemonic-file alice.words --passphrase-file alice.pass'],
+  'wallet create': [
+    'swarmpay wallet create --mnemonic-file alice.words --passphrase-file alice.pass',
+    'swarmpay wallet create --restore --mnemonic-file alice.words --passphrase-file alice.pass',
+    'swarmpay wallet create --mnemonic-file alice.words --passphrase-file alice.pass --bip39-passphrase',
+  ],
   'wallet address': ['swarmpay wallet address', 'swarmpay wallet address --new --json'],
   'wallet utxos': ['swarmpay wallet utxos', 'swarmpay wallet utxos --json'],
+  'wallet history': ['swarmpay wallet history --limit 20', 'swarmpay wallet history --passphrase-file alice.pass --json'],
   'wallet balance': ['swarmpay wallet balance', 'swarmpay --network signet --json wallet balance'],
   'wallet info': ['swarmpay wallet info', 'swarmpay wallet info --json'],
   'wallet send': [

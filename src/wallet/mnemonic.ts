@@ -9,9 +9,16 @@ export function newMnemonic(): string {
   return entropyToMnemonic(randomBytes(32), ENGLISH);
 }
 
-/** Normalises a mnemonic a user typed or filed and checks its words and checksum. */
+/**
+ * What a mnemonic file says beside the words of a wallet with a BIP39 passphrase: the words
+ * alone restore another, empty wallet. A `#` line, which checkMnemonic skips.
+ */
+export const PASSPHRASE_NOTE = '# this wallet also needs its BIP39 passphrase: these words without it restore a different, empty wallet';
+
+/** Normalises a mnemonic a user typed or filed and checks its words and checksum; `#` lines are notes, not words. */
 export function checkMnemonic(text: string): string {
-  const words = text.normalize('NFKD').trim().toLowerCase().split(/\s+/).filter(Boolean);
+  const lines = text.split(/\r?\n/).filter((l) => !l.trimStart().startsWith('#'));
+  const words = lines.join(' ').normalize('NFKD').trim().toLowerCase().split(/\s+/).filter(Boolean);
   const unknown = words.filter((w) => !ENGLISH.includes(w));
   if (unknown.length > 0) {
     throw new SwarmpayError('INVALID_MNEMONIC', `"${unknown[0]}" is not a BIP39 English word`, { hint: 'check the spelling of each word' });
@@ -26,6 +33,7 @@ export function checkMnemonic(text: string): string {
   return mnemonic;
 }
 
+/** BIP39's seed: PBKDF2 of the mnemonic with "mnemonic" + the passphrase (both NFKD, as BIP39 says) as salt. */
 export function mnemonicToSeed(mnemonic: string, bip39Passphrase = ''): Uint8Array {
   return mnemonicToSeedSync(mnemonic, bip39Passphrase);
 }
