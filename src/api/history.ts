@@ -10,8 +10,9 @@
  * TPM seals is opened with it (read only, no counter advanced), a passphrase keystore only
  * when the caller gives the passphrase. Without them the history is still whole, but channel
  * and escrow transactions show as plain sends and receives, and the result says why: the
- * passphrase was not given (`locked`), or the keystore could not be opened (`unavailable`,
- * a TPM unreachable or its PCRs changed: the labels are not worth failing the history for).
+ * passphrase was not given (`locked`), or the keystore could not be opened (`unavailable`:
+ * its TPM unreachable or its PCRs changed, a wrong passphrase), as in `swarmpay info`: the
+ * labels are not worth failing the history for.
  */
 import { keystorePath, readKeystore, type ContractStore } from '../keystore/keystore.js';
 import { listChannels } from '../channel/store.js';
