@@ -2,6 +2,8 @@
  * `wallet history` against a real btcd: a receive, a send, a bump, a channel opened and
  * closed, an escrow funded and claimed, from both sides; each transaction's label, net
  * amount and fee as the chain has them, newest first, the mempool on top; the --json shape.
+ * The labels' absence said only where a contract could be involved, and never the history
+ * failed for them (a TPM out of reach); nodes without an address index refused.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
