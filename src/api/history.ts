@@ -10,9 +10,9 @@
  * TPM seals is opened with it (read only, no counter advanced), a passphrase keystore only
  * when the caller gives the passphrase. Without them the history is still whole, but channel
  * and escrow transactions show as plain sends and receives, and the result says why: the
- * passphrase was not given (`locked`), or the keystore could not be opened (`unavailable`:
- * its TPM unreachable or its PCRs changed, a wrong passphrase), as in `swarmpay info`: the
- * labels are not worth failing the history for.
+ * passphrase was not given (`locked`), or a TPM keystore could not be opened (`unavailable`:
+ * its TPM unreachable or its PCRs changed), as in `swarmpay info`: the labels are not worth
+ * failing the history for. A wrong passphrase is an error: the caller's to correct.
  */
 import { keystorePath, readKeystore, type ContractStore } from '../keystore/keystore.js';
 import { listChannels } from '../channel/store.js';
@@ -81,6 +81,9 @@ async function recordLabels(env: Environment, o: HistoryOptions): Promise<Pick<H
     const ctx = await openContracts(env.networkDir, env.network, unlockerFor(env, o, 'other'), env.chainOnDemand());
     return { contracts: 'labelled', labels: contractLabels(ctx.session) };
   } catch (e) {
+    // A TPM that will not unseal (PCRs moved, the TPM gone) costs the labels, not the history.
+    // A passphrase given wrong is the caller's to correct: said, not shown as a history.
+    if (protector === 'passphrase') throw e;
     return { contracts: 'unavailable', contractsError: unavailable(e).error, labels: new Map() };
   }
 }
