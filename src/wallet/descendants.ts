@@ -1,0 +1,28 @@
+/**
+ * Whether a transaction has a spender yet. A replacement (BIP125) evicts every transaction
+ * that spends an output of the one it replaces, so replacing one whose output is spent
+ * would cancel that spend too: a payment the wallet may already have reported as sent.
+ */
+import type { ChainBackend, Spend } from '../chain/backend.js';
+import { scriptToAddress } from '../bitcoin/address.js';
+import type { NetworkName } from '../bitcoin/network.js';
+
+/** The first of `txid`'s outputs that a transaction (in the mempool or a block) spends, and by what; null when none is spent. */
+export async function firstSpent(chain: ChainBackend, txid: string, outputs: readonly { script: Uint8Array }[], network: NetworkName): Promise<{ vout: number; by: Spend } | null> {
+  for (const [vout, o] of outputs.entries()) {
+    const address = addressOf(o.script, network);
+    // A script with no address (an OP_RETURN) is one no transaction of the wallet's or its payees' spends.
+    if (address === null) continue;
+    const by = await chain.findSpend({ txid, vout }, address);
+    if (by) return { vout, by };
+  }
+  return null;
+}
+
+function addressOf(script: Uint8Array, network: NetworkName): string | null {
+  try {
+    return scriptToAddress(script, network);
+  } catch {
+    return null;
+  }
+}
