@@ -16,7 +16,7 @@ import { checkPlan, type SignedTx, type SpendPlan } from '../bitcoin/spend.js';
 import { estimateVbytes, isSpendable, largestFirst } from './coin-select.js';
 import type { DerivedAddress } from './hd.js';
 import { isExcluded, ownedUtxos, signSend, type OwnedUtxo } from './send.js';
-import { firstSpent } from './descendants.js';
+import { firstSpent, walletOutputs, type WalletOutput } from './descendants.js';
 import type { FeeRate } from '../bitcoin/fee-rate.js';
 
 export interface CpfpParent {
@@ -43,7 +43,7 @@ export interface CpfpPlan {
   /** The wallet's unspent coins it takes besides the parent's outputs and the earlier child's: what another command could pick too. */
   taken: OwnedUtxo[];
   /** The earlier child's outputs (to this wallet): held until this child is broadcast, so that no payment of the wallet's spends what it replaces. */
-  holds: { txid: string; vout: number; address: string }[];
+  holds: WalletOutput[];
 }
 
 export interface CpfpOptions {
@@ -158,7 +158,7 @@ interface EarlierChild {
   /** Its confirmed wallet coins, free again once it is replaced. */
   freed: OwnedUtxo[];
   /** Its outputs to this wallet. */
-  outputs: { txid: string; vout: number; address: string }[];
+  outputs: WalletOutput[];
 }
 
 /**
@@ -194,11 +194,7 @@ async function earlierChild(chain: ChainBackend, child: Transaction, parent: Tra
     else if (isSpendable(coin)) freed.push(coin);
   }
   if (fromParent.length === 0) throw refuse(`transaction ${txid} spends nothing of ${parentTxid}: it is not a child of it to replace`);
-  const outputs = child.outs.flatMap((o, vout) => {
-    const owner = ownerOf.get(scriptKey(o.script));
-    return owner ? [{ txid, vout, address: owner.address }] : [];
-  });
-  return { txid, fee: inSum - child.outs.reduce((a, o) => a + o.value, 0n), vsize: BigInt(child.virtualSize()), fromParent, freed, outputs };
+  return { txid, fee: inSum - child.outs.reduce((a, o) => a + o.value, 0n), vsize: BigInt(child.virtualSize()), fromParent, freed, outputs: walletOutputs(txid, child.outs, ownerOf) };
 }
 
 /** Why the wallet has no unspent output of the parent: it never had one, or a child spends it already. */

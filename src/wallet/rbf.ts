@@ -14,7 +14,7 @@ import { MIN_RELAY_FEE_RATE, checkFeeRate, dustThreshold } from '../bitcoin/poli
 import { checkPlan, type SpendPlan } from '../bitcoin/spend.js';
 import { estimateVbytes } from './coin-select.js';
 import { CHANGE, type DerivedAddress } from './hd.js';
-import { firstSpent } from './descendants.js';
+import { firstSpent, walletOutputs, type WalletOutput } from './descendants.js';
 import { ownedUtxos } from './send.js';
 import { FeeRate } from '../bitcoin/fee-rate.js';
 
@@ -28,7 +28,7 @@ export interface BumpPlan {
   /** The change left after the extra fee; null when it fell below the dust limit and went to the fee. */
   change: { address: string; value: bigint } | null;
   /** The replaced payment's outputs to this wallet (its change): held while the bump runs, so that no payment of the wallet's spends them. */
-  holds: { txid: string; vout: number; address: string }[];
+  holds: WalletOutput[];
 }
 
 export interface ReplacedPayment {
@@ -95,11 +95,7 @@ export async function planBump(chain: ChainBackend, account: BIP32Interface, net
   const paid = tx.outputs.reduce((a, o, n) => (n === changeAt ? a : a + o.value), 0n);
   const spend: SpendPlan = { inputs, outputs, fee: inSum - outputs.reduce((a, o) => a + o.value, 0n), feeRate, paid };
   checkPlan(spend);
-  const holds = tx.outputs.flatMap((o, vout) => {
-    const owner = ownerOf.get(Buffer.from(o.script).toString('hex'));
-    return owner ? [{ txid, vout, address: owner.address }] : [];
-  });
-  return { replaces, spend, owners, change: keep ? { address: changeOwner.address, value: left } : null, holds };
+  return { replaces, spend, owners, change: keep ? { address: changeOwner.address, value: left } : null, holds: walletOutputs(txid, tx.outputs, ownerOf) };
 }
 
 /**
