@@ -3,6 +3,7 @@ import { selectCoins, estimateVbytes, paymentPlan, selectAll, selectSubtractingF
 import { checkPlan } from '../src/bitcoin/spend.js';
 import { SwarmpayError } from '../src/errors.js';
 import type { Utxo } from '../src/chain/backend.js';
+import { thrown } from './helpers/expect.js';
 import { FeeRate } from '../src/bitcoin/fee-rate.js';
 
 const script = (n: number) => payments.p2wpkh({ hash: Buffer.alloc(20, n), network: networks.regtest }).output!;
@@ -39,6 +40,21 @@ describe('coin selection', () => {
     }
     expect(err?.code).toBe('INSUFFICIENT_FUNDS');
     expect(err?.details?.spendable).toBe('10000');
+  });
+
+  test('not enough because other running commands hold coins: the hint says so, with how much they hold', () => {
+    const held = 'sats are held by other running commands (a send or an open waiting for its confirmation): try again when they finish';
+    const coins = thrown(() => selectCoins([coin(10_000n)], [{ script: pay, value: 50_000n }], change, FeeRate.ofSatPerVb(1n), 80_000n));
+    expect([coins.code, coins.details?.held]).toEqual(['INSUFFICIENT_FUNDS', '80000']);
+    expect(coins.hint).toContain(`80000 ${held}`);
+    const all = thrown(() => selectAll([], pay, FeeRate.ofSatPerVb(1n), 5_000n));
+    expect(all.hint).toContain(`5000 ${held}`);
+    const subtracting = thrown(() => selectSubtractingFee([], { script: pay, value: 20_000n }, change, FeeRate.ofSatPerVb(1n), 30_000n));
+    expect(subtracting.hint).toContain(`30000 ${held}`);
+    // None held: the usual hint, and no `held` in the details.
+    const none = thrown(() => selectCoins([coin(10_000n)], [{ script: pay, value: 50_000n }], change, FeeRate.ofSatPerVb(1n)));
+    expect(none.hint).not.toContain('held');
+    expect(none.details).not.toHaveProperty('held');
   });
 
   test('several payments at once: each its own output, in order, and the fee counts every one', () => {

@@ -13,7 +13,7 @@ import { PASSPHRASE_NOTE, newMnemonic } from '../wallet/mnemonic.js';
 import { createWallet, receiveAddress, unlockSeed, walletAccount, walletBalance, walletPublic, type Balance } from '../wallet/wallet.js';
 import { planSend, resolveFeeRate, signSend, type SendAmount } from '../wallet/send.js';
 import { allInputs, withLockedCoins } from '../wallet/coin-locks.js';
-import { planBump } from '../wallet/rbf.js';
+import { planBump, refuseIfSpent, type BumpPlan } from '../wallet/rbf.js';
 import { walletCoins, type WalletCoin } from '../wallet/coins.js';
 import { freshReceiveAddress, type FreshAddress } from '../wallet/fresh-address.js';
 import { accountZpub } from '../wallet/hd.js';
@@ -98,6 +98,8 @@ export interface BumpOptions extends Credentials {
   feeRate: FeeRate | 'auto';
   /** Asked with the new fee known, before anything is signed; false cancels (USAGE, nothing sent). */
   confirm?: (s: { replaces: string; oldFee: bigint; fee: bigint; feeRate: FeeRate }) => Promise<boolean>;
+  /** What the user should know of a bump that went out: it could not be recorded as one for `wallet history`. */
+  warn?: (message: string) => void;
 }
 
 export interface BumpResult {
@@ -247,18 +249,37 @@ export class Swarmpay {
 
   /**
    * Replaces the wallet's own unconfirmed payment `txid` by the same payment at a higher
-   * fee rate (RBF): same inputs and outputs, the extra fee from its change.
+   * fee rate (RBF): same inputs and outputs, the extra fee from its change. Refused while
+   * anything spends an output of the payment: the replacement would cancel that too.
    */
   async bump(txid: string, o: BumpOptions): Promise<BumpResult> {
     const chain = this.env.chain();
     const feeRate = await resolveFeeRate(chain, o.feeRate);
-    const plan = await planBump(chain, walletAccount(this.env.networkDir, this.network), this.network, txid.trim().toLowerCase(), feeRate);
-    if (o.confirm && !(await o.confirm({ replaces: plan.replaces.txid, oldFee: plan.replaces.fee, fee: plan.spend.fee, feeRate }))) throw new SwarmpayError('USAGE', 'cancelled; nothing was sent');
-    const seed = await unlockSeed(this.env.networkDir, this.network, unlockerFor(this.env, o, 'spend'));
-    const signed = signSend(plan, seed, this.network);
-    await chain.broadcast(signed.hex);
+    const account = walletAccount(this.env.networkDir, this.network);
+    // Its inputs and the payment's change stay locked until the replacement is broadcast: a send meanwhile does not pick the change.
+    const held = (p: BumpPlan) => ({ outpoints: p.holds, addresses: p.holds.map((h) => h.address) });
+    const { plan, signed } = await withLockedCoins(
+      chain,
+      this.env.networkDir,
+      () => planBump(chain, account, this.network, txid.trim().toLowerCase(), feeRate),
+      held,
+      async (plan) => {
+        if (o.confirm && !(await o.confirm({ replaces: plan.replaces.txid, oldFee: plan.replaces.fee, fee: plan.spend.fee, feeRate }))) throw new SwarmpayError('USAGE', 'cancelled; nothing was sent');
+        const seed = await unlockSeed(this.env.networkDir, this.network, unlockerFor(this.env, o, 'spend'));
+        // Looked at again after the prompt: a spend the locks do not stop (another copy of the wallet, a payee's child).
+        await refuseIfSpent(chain, this.network, plan.replaces);
+        const signed = signSend(plan, seed, this.network);
+        await chain.broadcast(signed.hex);
+        return { plan, signed };
+      },
+    );
     // For `wallet history`: once the replacement is in, the node forgets what it replaced.
-    recordReplacement(this.env.networkDir, signed.txid, plan.replaces.txid);
+    // The replacement is out whatever happens here: a failure to record it is a warning, not the command's failure.
+    try {
+      recordReplacement(this.env.networkDir, signed.txid, plan.replaces.txid);
+    } catch (e) {
+      o.warn?.(`the replacement is sent, but could not be recorded as a bump (${(e as Error).message}): \`wallet history\` shows it as a send`);
+    }
     return { txid: signed.txid, replaces: plan.replaces.txid, oldFee: plan.replaces.fee, fee: signed.fee, feeRate, vsize: signed.vsize, change: plan.change };
   }
 

@@ -98,5 +98,11 @@ export function signPlan(plan: SpendPlan, signers: SpendSigner[], network: Netwo
   if (plan.fee < MIN_RELAY_FEE_RATE.feeFor(BigInt(vsize))) {
     throw new SwarmpayError('TX_CHECK_FAILED', `fee ${plan.fee} is below the relay minimum for ${vsize} vB`, { hint: 'raise --fee-rate' });
   }
+  // Plans are sized from upper bounds of each input, so the signed transaction is never larger
+  // than planned: a fee short of its own rate here is a bug, caught before it is broadcast.
+  const due = plan.feeRate.feeFor(BigInt(vsize));
+  if (plan.fee < due) {
+    throw new SwarmpayError('TX_CHECK_FAILED', `fee ${plan.fee} sats is below the ${due} sats that ${plan.feeRate} sat/vB asks for the signed ${vsize} vB`, { hint: 'this is a bug in swarmpay\'s fee arithmetic, please report it; nothing was sent' });
+  }
   return { txid: tx.getId(), hex: tx.toHex(), vsize, fee: plan.fee };
 }

@@ -192,6 +192,7 @@ export function registerWallet(program: Command): void {
           feeRate,
           passphrase: ctx.passphrase(opts.passphraseFile),
           confirm: (s) => ctx.prompt.confirm(`replace ${s.replaces} (fee ${s.oldFee} sats) by the same payment at ${s.feeRate} sat/vB, fee ${s.fee} sats?`),
+          warn: (message) => ctx.out.warn(message),
         });
         ctx.out.result(r, [`sent: ${r.txid}`, `replaces ${r.replaces}: fee ${r.oldFee} sats, now ${r.fee} sats (${r.feeRate} sat/vB), ${r.vsize} vB${r.change ? `, change ${r.change.value} sats to ${r.change.address}` : ', no change left'}`]);
       }),

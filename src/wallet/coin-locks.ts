@@ -69,12 +69,13 @@ function lockOutpoints(networkDir: string, outpoints: Outpoint[]): Lock {
 
 /**
  * A plan from coins no other running command holds, with its coins locked until `use`
- * settles (broadcast inside it). `plan` is asked to leave out the held coins; `taken` says
- * which of its inputs are coins of the wallet's that another command could pick too. One
- * of those spent by another command between the look at the chain and the lock is seen on
- * a second look, and the plan made again.
+ * settles (broadcast inside it): its inputs, and its `holds` (coins it does not spend but
+ * another command must not either, such as the change of a payment it replaces). `plan` is
+ * asked to leave out the held coins; `taken` says which coins of the wallet's, that another
+ * command could pick too, must still be unspent. One of those spent by another command
+ * between the look at the chain and the lock is seen on a second look, and the plan made again.
  */
-export async function withLockedCoins<P extends { spend: { inputs: Outpoint[] } }, T>(
+export async function withLockedCoins<P extends { spend: { inputs: Outpoint[] }; holds?: Outpoint[] }, T>(
   chain: ChainBackend,
   networkDir: string,
   plan: (exclude: ReadonlySet<string>) => Promise<P>,
@@ -85,7 +86,7 @@ export async function withLockedCoins<P extends { spend: { inputs: Outpoint[] } 
     const p = await plan(heldOutpoints(networkDir));
     let lock: Lock;
     try {
-      lock = lockOutpoints(networkDir, p.spend.inputs);
+      lock = lockOutpoints(networkDir, [...p.spend.inputs, ...(p.holds ?? [])]);
     } catch (e) {
       if (e instanceof SwarmpayError && e.code === 'KEYSTORE_BUSY') continue;
       throw e;

@@ -38,7 +38,20 @@ export interface Payee {
   value: bigint;
 }
 
-export function selectCoins<C extends { txid: string; vout: number; value: bigint }>(coins: C[], pays: Payee[], changeScript: Uint8Array, feeRate: FeeRate): Selection<C> {
+/**
+ * Not enough in `coins`. `held` is the sats in coins left out of them because other running
+ * commands hold them (coin locks): with some held, the user is told to wait for those
+ * commands, not to fund a wallet that has the coins.
+ */
+function insufficient(message: string, hint: string, details: Record<string, string>, held: bigint): SwarmpayError {
+  if (held === 0n) return new SwarmpayError('INSUFFICIENT_FUNDS', message, { hint, details });
+  return new SwarmpayError('INSUFFICIENT_FUNDS', message, {
+    hint: `${held} sats are held by other running commands (a send or an open waiting for its confirmation): try again when they finish; or ${hint}`,
+    details: { ...details, held: held.toString() },
+  });
+}
+
+export function selectCoins<C extends { txid: string; vout: number; value: bigint }>(coins: C[], pays: Payee[], changeScript: Uint8Array, feeRate: FeeRate, held = 0n): Selection<C> {
   const amount = pays.reduce((a, p) => a + p.value, 0n);
   const payScripts = pays.map((p) => p.script);
   const sorted = [...coins].sort(largestFirst);
@@ -54,10 +67,7 @@ export function selectCoins<C extends { txid: string; vout: number; value: bigin
     if (sum >= amount + feeNoChange) return { inputs, fee: sum - amount, change: 0n };
   }
   const needed = amount + feeRate.feeFor(estimateVbytes(Math.max(1, sorted.length), payScripts));
-  throw new SwarmpayError('INSUFFICIENT_FUNDS', `the wallet has ${sum} spendable sats; sending ${amount} sats needs about ${needed} with the fee`, {
-    hint: 'send less, wait for unconfirmed coins to confirm, or fund the wallet',
-    details: { spendable: sum.toString(), needed: needed.toString() },
-  });
+  throw insufficient(`the wallet has ${sum} spendable sats; sending ${amount} sats needs about ${needed} with the fee`, 'send less, wait for unconfirmed coins to confirm, or fund the wallet', { spendable: sum.toString(), needed: needed.toString() }, held);
 }
 
 /** The spend plan for a payment from a selection: the payments first, in order, then change if any. */
@@ -77,8 +87,8 @@ export interface PayeeSelection<C> extends Selection<C> {
 }
 
 /** `send --max`: every coin to one payee, less the fee; no change. */
-export function selectAll<C extends { value: bigint }>(coins: C[], payScript: Uint8Array, feeRate: FeeRate): PayeeSelection<C> {
-  if (coins.length === 0) throw new SwarmpayError('INSUFFICIENT_FUNDS', 'the wallet has no spendable coins', { hint: 'wait for unconfirmed coins to confirm, or fund the wallet', details: { spendable: '0' } });
+export function selectAll<C extends { value: bigint }>(coins: C[], payScript: Uint8Array, feeRate: FeeRate, held = 0n): PayeeSelection<C> {
+  if (coins.length === 0) throw insufficient('the wallet has no spendable coins', 'wait for unconfirmed coins to confirm, or fund the wallet', { spendable: '0' }, held);
   const sum = coins.reduce((a, c) => a + c.value, 0n);
   const fee = feeRate.feeFor(estimateVbytes(coins.length, [payScript]));
   return { inputs: [...coins], fee, change: 0n, amount: payeeGets(sum, fee, payScript) };
@@ -88,7 +98,7 @@ export function selectAll<C extends { value: bigint }>(coins: C[], payScript: Ui
  * `send --subtract-fee`: coins for `pay.value`, largest first, the fee taken out of what the
  * payee gets. Change below the dust limit goes to the fee, as in selectCoins.
  */
-export function selectSubtractingFee<C extends { txid: string; vout: number; value: bigint }>(coins: C[], pay: Payee, changeScript: Uint8Array, feeRate: FeeRate): PayeeSelection<C> {
+export function selectSubtractingFee<C extends { txid: string; vout: number; value: bigint }>(coins: C[], pay: Payee, changeScript: Uint8Array, feeRate: FeeRate, held = 0n): PayeeSelection<C> {
   const inputs: C[] = [];
   let sum = 0n;
   for (const c of [...coins].sort(largestFirst)) {
@@ -103,10 +113,7 @@ export function selectSubtractingFee<C extends { txid: string; vout: number; val
     const fee = feeRate.feeFor(estimateVbytes(inputs.length, [pay.script]));
     return { inputs, fee: fee + change, change: 0n, amount: payeeGets(pay.value, fee, pay.script) };
   }
-  throw new SwarmpayError('INSUFFICIENT_FUNDS', `the wallet has ${sum} spendable sats; sending ${pay.value} sats needs that much`, {
-    hint: 'send less, wait for unconfirmed coins to confirm, or fund the wallet',
-    details: { spendable: sum.toString(), needed: pay.value.toString() },
-  });
+  throw insufficient(`the wallet has ${sum} spendable sats; sending ${pay.value} sats needs that much`, 'send less, wait for unconfirmed coins to confirm, or fund the wallet', { spendable: sum.toString(), needed: pay.value.toString() }, held);
 }
 
 /** What is left for the payee of `value` once `fee` is taken out: refused below the dust limit. */

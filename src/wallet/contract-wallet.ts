@@ -105,7 +105,8 @@ class SeedWallet implements ContractWallet {
 
   async bump<T>(parent: CpfpParent, feeRate: FeeRate, opts: CpfpOptions, use: (child: SignedTx & { replaces: string | null }) => Promise<T>): Promise<T> {
     const plan = (exclude: ReadonlySet<string>) => planCpfp(this.chain, this.#account, this.network, parent, feeRate, { ...opts, exclude });
-    const taken = (p: CpfpPlan) => ({ outpoints: p.taken, addresses: p.taken.map((c) => c.address) });
+    // The earlier child's outputs too: one spent since the plan would be cancelled with the child.
+    const taken = (p: CpfpPlan) => ({ outpoints: [...p.taken, ...p.holds], addresses: [...p.taken, ...p.holds].map((c) => c.address) });
     return withLockedCoins(this.chain, this.networkDir, plan, taken, (p) => use({ ...signCpfp(p, this.#seed, this.network), replaces: p.replaces?.txid ?? null }));
   }
 }

@@ -16,6 +16,7 @@ import { checkPlan, type SignedTx, type SpendPlan } from '../bitcoin/spend.js';
 import { estimateVbytes, isSpendable, largestFirst } from './coin-select.js';
 import type { DerivedAddress } from './hd.js';
 import { isExcluded, ownedUtxos, signSend, type OwnedUtxo } from './send.js';
+import { firstSpent, walletOutputs, type WalletOutput } from './descendants.js';
 import type { FeeRate } from '../bitcoin/fee-rate.js';
 
 export interface CpfpParent {
@@ -41,6 +42,8 @@ export interface CpfpPlan {
   replaces: { txid: string; fee: bigint; vsize: bigint } | null;
   /** The wallet's unspent coins it takes besides the parent's outputs and the earlier child's: what another command could pick too. */
   taken: OwnedUtxo[];
+  /** The earlier child's outputs (to this wallet): held until this child is broadcast, so that no payment of the wallet's spends what it replaces. */
+  holds: WalletOutput[];
 }
 
 export interface CpfpOptions {
@@ -95,7 +98,7 @@ export async function planCpfp(chain: ChainBackend, account: BIP32Interface, net
 
   const { utxos, nextChange, used } = await ownedUtxos(chain, account, network);
   const ownerOf = new Map(used.map((a) => [scriptKey(a.script), a]));
-  const earlier = earlierTx ? await earlierChild(chain, earlierTx, parentTx, ownerOf) : null;
+  const earlier = earlierTx ? await earlierChild(chain, earlierTx, parentTx, ownerOf, network) : null;
 
   const required = distinct([...utxos.filter((u) => u.txid === parent.txid), ...(earlier?.fromParent ?? [])]);
   if (required.length === 0) throw await nothingToBumpWith(chain, parentTx, ownerOf);
@@ -126,6 +129,7 @@ export async function planCpfp(chain: ChainBackend, account: BIP32Interface, net
         packageFeeRate: packageFeeRate(parent.fee, parentVsize, fee, childVsize),
         replaces: earlier && { txid: earlier.txid, fee: earlier.fee, vsize: earlier.vsize },
         taken: inputs.filter((c) => !required.includes(c) && !(earlier?.freed.includes(c) ?? false)),
+        holds: earlier?.outputs ?? [],
       };
     }
     const more = extra[next];
@@ -153,16 +157,27 @@ interface EarlierChild {
   fromParent: OwnedUtxo[];
   /** Its confirmed wallet coins, free again once it is replaced. */
   freed: OwnedUtxo[];
+  /** Its outputs to this wallet. */
+  outputs: WalletOutput[];
 }
 
 /**
  * The earlier child, from the node: its fee and size (what BIP125 makes the replacement
  * outbid) and its inputs, which the wallet's coin list shows as spent while it is in the
- * mempool. Null when the node no longer has it: its coins are unspent again.
+ * mempool. Null when the node no longer has it: its coins are unspent again. Refused when
+ * a transaction spends its output (a payment of the wallet's from that change): replacing
+ * the child would cancel that payment too.
  */
-async function earlierChild(chain: ChainBackend, child: Transaction, parent: Transaction, ownerOf: Map<string, DerivedAddress>): Promise<EarlierChild | null> {
+async function earlierChild(chain: ChainBackend, child: Transaction, parent: Transaction, ownerOf: Map<string, DerivedAddress>, network: NetworkName): Promise<EarlierChild | null> {
   const txid = child.getId();
   if ((await chain.getTransaction(txid)) === null) return null;
+  const spent = await firstSpent(chain, txid, child.outs, network);
+  if (spent !== null) {
+    throw new SwarmpayError('TX_CHECK_FAILED', `the earlier child ${txid} cannot be replaced: its output ${spent.vout} is already spent by ${spent.by.txid}, and a replacement would cancel that payment too`, {
+      hint: `bump ${spent.by.txid} instead if it is this wallet's (its fee lifts the parent too), or wait; nothing was signed or sent`,
+      details: { spentBy: spent.by.txid },
+    });
+  }
   const parentTxid = parent.getId();
   const fromParent: OwnedUtxo[] = [];
   const freed: OwnedUtxo[] = [];
@@ -179,7 +194,7 @@ async function earlierChild(chain: ChainBackend, child: Transaction, parent: Tra
     else if (isSpendable(coin)) freed.push(coin);
   }
   if (fromParent.length === 0) throw refuse(`transaction ${txid} spends nothing of ${parentTxid}: it is not a child of it to replace`);
-  return { txid, fee: inSum - child.outs.reduce((a, o) => a + o.value, 0n), vsize: BigInt(child.virtualSize()), fromParent, freed };
+  return { txid, fee: inSum - child.outs.reduce((a, o) => a + o.value, 0n), vsize: BigInt(child.virtualSize()), fromParent, freed, outputs: walletOutputs(txid, child.outs, ownerOf) };
 }
 
 /** Why the wallet has no unspent output of the parent: it never had one, or a child spends it already. */

@@ -2,7 +2,8 @@
  * `wallet bump`: replace one of the wallet's own unconfirmed payments by the same payment
  * at a higher fee rate (BIP125; every input swarmpay signs signals it). Same inputs, same
  * outputs, the extra fee taken from the change. Planned from the xpub and the chain, then
- * signed with the seed, as a payment is.
+ * signed with the seed, as a payment is. A replacement evicts whatever spends the payment's
+ * outputs, so a payment whose output is spent is not replaced: that spend would be cancelled.
  */
 import type { BIP32Interface } from 'bip32';
 import { Transaction } from 'bitcoinjs-lib';
@@ -13,6 +14,7 @@ import { MIN_RELAY_FEE_RATE, checkFeeRate, dustThreshold } from '../bitcoin/poli
 import { checkPlan, type SpendPlan } from '../bitcoin/spend.js';
 import { estimateVbytes } from './coin-select.js';
 import { CHANGE, type DerivedAddress } from './hd.js';
+import { firstSpent, walletOutputs, type WalletOutput } from './descendants.js';
 import { ownedUtxos } from './send.js';
 import { FeeRate } from '../bitcoin/fee-rate.js';
 
@@ -20,11 +22,22 @@ import { FeeRate } from '../bitcoin/fee-rate.js';
 const MAX_RBF_SEQUENCE = 0xfffffffd;
 
 export interface BumpPlan {
-  replaces: { txid: string; fee: bigint; vsize: number };
+  replaces: ReplacedPayment;
   spend: SpendPlan;
   owners: DerivedAddress[];
   /** The change left after the extra fee; null when it fell below the dust limit and went to the fee. */
   change: { address: string; value: bigint } | null;
+  /** The replaced payment's outputs to this wallet (its change): held while the bump runs, so that no payment of the wallet's spends them. */
+  holds: WalletOutput[];
+}
+
+export interface ReplacedPayment {
+  txid: string;
+  fee: bigint;
+  vsize: number;
+  outputs: { script: Uint8Array }[];
+  /** Which of its outputs is its change. */
+  changeVout: number;
 }
 
 const refuse = (message: string, hint: string) => new SwarmpayError('TX_CHECK_FAILED', message, { hint: `${hint}; nothing was signed or sent` });
@@ -57,9 +70,8 @@ export async function planBump(chain: ChainBackend, account: BIP32Interface, net
   if (changeAt < 0) throw refuse(`transaction ${txid} has no change output to pay a higher fee from`, 'a payment of everything (--max) cannot be bumped this way');
   const changeOut = tx.outputs[changeAt]!;
   const changeOwner = ownerOf.get(Buffer.from(changeOut.script).toString('hex'))!;
-  // Replacing it would evict a child spending its change (BIP125 rule 3 would make us pay for both).
-  const child = await chain.findSpend({ txid, vout: changeAt }, changeOwner.address);
-  if (child) throw refuse(`the change of ${txid} is already spent by ${child.txid}`, `bump ${child.txid} instead, or wait`);
+  const replaces: ReplacedPayment = { txid, fee: oldFee, vsize: oldVsize, outputs: tx.outputs.map((o) => ({ script: o.script })), changeVout: changeAt };
+  await refuseIfSpent(chain, network, replaces);
 
   const vsize = estimateVbytes(inputs.length, tx.outputs.map((o) => o.script));
   const fee = feeRate.feeFor(vsize);
@@ -83,7 +95,23 @@ export async function planBump(chain: ChainBackend, account: BIP32Interface, net
   const paid = tx.outputs.reduce((a, o, n) => (n === changeAt ? a : a + o.value), 0n);
   const spend: SpendPlan = { inputs, outputs, fee: inSum - outputs.reduce((a, o) => a + o.value, 0n), feeRate, paid };
   checkPlan(spend);
-  return { replaces: { txid, fee: oldFee, vsize: oldVsize }, spend, owners, change: keep ? { address: changeOwner.address, value: left } : null };
+  return { replaces, spend, owners, change: keep ? { address: changeOwner.address, value: left } : null, holds: walletOutputs(txid, tx.outputs, ownerOf) };
+}
+
+/**
+ * Refuses to replace a payment one of whose outputs a transaction spends: the replacement
+ * would evict that transaction too (a send of the wallet's that spent the change, say).
+ * Asked when planning, and again just before signing, for a spend the coin locks do not
+ * stop (another copy of the wallet, a payee's own child).
+ */
+export async function refuseIfSpent(chain: ChainBackend, network: NetworkName, r: ReplacedPayment): Promise<void> {
+  const spent = await firstSpent(chain, r.txid, r.outputs, network);
+  if (spent === null) return;
+  const which = spent.vout === r.changeVout ? 'its change' : `its output ${spent.vout}`;
+  throw new SwarmpayError('TX_CHECK_FAILED', `${r.txid} cannot be replaced: ${which} is already spent by ${spent.by.txid}, and a replacement would cancel that payment too`, {
+    hint: `bump ${spent.by.txid} instead if it is this wallet's (its fee lifts both), or wait; nothing was signed or sent`,
+    details: { spentBy: spent.by.txid },
+  });
 }
 
 /** The least rate whose fee for `vsize` (rounded up) is at least `fee`. */

@@ -62,9 +62,9 @@ export async function planSend(chain: ChainBackend, account: BIP32Interface, net
   const script = addressToScript(to, network);
   checkFeeRate(feeRate);
   const { utxos, nextChange } = await ownedUtxos(chain, account, network);
-  const coins = utxos.filter((u) => isPayable(u) && !isExcluded(u, opts.exclude));
-  if (how !== 'max' && !how.subtractFee) return { to, amount: how.sats, ...planFrom(coins, [{ script, value: how.sats }], nextChange, feeRate) };
-  const sel = how === 'max' ? selectAll(coins, script, feeRate) : selectSubtractingFee(coins, { script, value: how.sats }, nextChange.script, feeRate);
+  const { coins, held } = unheld(utxos.filter(isPayable), opts.exclude);
+  if (how !== 'max' && !how.subtractFee) return { to, amount: how.sats, ...planFrom(coins, held, [{ script, value: how.sats }], nextChange, feeRate) };
+  const sel = how === 'max' ? selectAll(coins, script, feeRate, held) : selectSubtractingFee(coins, { script, value: how.sats }, nextChange.script, feeRate, held);
   return { to, amount: sel.amount, ...finishPlan(sel, [{ script, value: sel.amount }], nextChange, feeRate) };
 }
 
@@ -87,18 +87,25 @@ export async function resolveFeeRate(chain: ChainBackend, rate: FeeRate | 'auto'
 /** Whether a coin is among `exclude` ("txid:vout": those another running command holds). */
 export const isExcluded = (u: Utxo, exclude: ReadonlySet<string> | undefined) => exclude?.has(`${u.txid}:${u.vout}`) === true;
 
+/** The coins not among `exclude`, and the sats in those that are (for the hint when the rest fall short). */
+function unheld(coins: OwnedUtxo[], exclude: ReadonlySet<string> | undefined): { coins: OwnedUtxo[]; held: bigint } {
+  const free = coins.filter((u) => !isExcluded(u, exclude));
+  return { coins: free, held: coins.reduce((a, u) => a + u.value, 0n) - free.reduce((a, u) => a + u.value, 0n) };
+}
+
 /** A payment to several addresses at once (their outputs first, in this order), with change to the wallet. */
 export async function planPayments(chain: ChainBackend, account: BIP32Interface, network: NetworkName, to: { address: string; amount: bigint }[], feeRate: FeeRate, opts: { exclude?: ReadonlySet<string> } = {}): Promise<Pick<SendPlan, 'spend' | 'owners' | 'change'>> {
   // Addresses and fee rate first: bad input fails before any chain query.
   const pays = to.map((t) => ({ script: addressToScript(t.address, network), value: t.amount }));
   checkFeeRate(feeRate);
   const { utxos, nextChange } = await ownedUtxos(chain, account, network);
-  return planFrom(utxos.filter((u) => isSpendable(u) && !isExcluded(u, opts.exclude)), pays, nextChange, feeRate);
+  const { coins, held } = unheld(utxos.filter((u) => isSpendable(u)), opts.exclude);
+  return planFrom(coins, held, pays, nextChange, feeRate);
 }
 
-/** Coins for `pays` (largest first), change to `change`, checked. */
-function planFrom(coins: OwnedUtxo[], pays: Payee[], change: DerivedAddress, feeRate: FeeRate): Pick<SendPlan, 'spend' | 'owners' | 'change'> {
-  return finishPlan(selectCoins(coins, pays, change.script, feeRate), pays, change, feeRate);
+/** Coins for `pays` (largest first), change to `change`, checked; `held` sats more are in coins other commands hold. */
+function planFrom(coins: OwnedUtxo[], held: bigint, pays: Payee[], change: DerivedAddress, feeRate: FeeRate): Pick<SendPlan, 'spend' | 'owners' | 'change'> {
+  return finishPlan(selectCoins(coins, pays, change.script, feeRate, held), pays, change, feeRate);
 }
 
 function finishPlan(sel: Selection<OwnedUtxo>, pays: Payee[], change: DerivedAddress, feeRate: FeeRate): Pick<SendPlan, 'spend' | 'owners' | 'change'> {
