@@ -118,6 +118,18 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
     expect(show.json).toMatchObject({ status: 'refunded', refundTxid: refund.json.refundTxid });
   });
 
+  test('`wallet bump` of a channel funding waiting to confirm is refused: its records and the payee\'s name that txid', async () => {
+    const opened = await a('channel', 'open', '--peer', `127.0.0.1:${server.port}`, '--peer-key', server.key, '--capacity', '150000', '--passphrase-file', pass);
+    expect(opened.code).toBe(0);
+    const funding = opened.json.fundingTxid as string;
+    const bump = await a('wallet', 'bump', funding, '--fee-rate', '10', '--passphrase-file', pass);
+    expect([bump.code, bump.json.error?.code, bump.json.error?.details?.channels]).toEqual([2, 'TX_CHECK_FAILED', [opened.json.id]]);
+    // Nothing replaced it: that funding is the one that confirms.
+    await mine();
+    const shown = await a('channel', 'show', opened.json.id, '--passphrase-file', pass);
+    expect([shown.json.fundingTxid, shown.json.fundingConfirmations]).toEqual([funding, 1]);
+  });
+
   test('a batch is idempotent; a malformed batch pays nothing', async () => {
     const opened = await a('channel', 'open', '--peer', `127.0.0.1:${server.port}`, '--peer-key', server.key, '--capacity', '300000', '--passphrase-file', pass);
     const id = opened.json.id as string;

@@ -49,7 +49,7 @@ export interface HistoryOptions extends Credentials {
 }
 
 /** Each contract transaction of the records → what it is, and whose. */
-function contractLabels(store: ContractStore): Map<string, TxLabel> {
+export function contractLabels(store: ContractStore): Map<string, TxLabel> {
   const labels = new Map<string, TxLabel>();
   const add = (txid: string, kind: TxLabel['kind'], whose: 'channels' | 'escrows', id: string) => {
     const l = labels.get(txid) ?? { kind, [whose]: [] };

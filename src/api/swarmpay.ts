@@ -7,10 +7,10 @@
 import { existsSync } from 'node:fs';
 import { SwarmpayError } from '../errors.js';
 import { addressToScript } from '../bitcoin/address.js';
-import { keystorePath, readKeystore } from '../keystore/keystore.js';
+import { keystorePath, readKeystore, type ContractStore } from '../keystore/keystore.js';
 import type { ScryptParams } from '../keystore/crypto.js';
 import { PASSPHRASE_NOTE, newMnemonic } from '../wallet/mnemonic.js';
-import { createWallet, receiveAddress, unlockSeed, walletAccount, walletBalance, walletPublic, type Balance } from '../wallet/wallet.js';
+import { createWallet, receiveAddress, unlockForPayment, walletAccount, walletBalance, walletPublic, type Balance } from '../wallet/wallet.js';
 import { planSend, resolveFeeRate, signSend, type SendAmount } from '../wallet/send.js';
 import { allInputs, withLockedCoins } from '../wallet/coin-locks.js';
 import { planBump, refuseIfSpent, type BumpPlan } from '../wallet/rbf.js';
@@ -24,7 +24,7 @@ import { Escrows } from './escrow.js';
 import { TpmApi } from './tpm.js';
 import { passphraseOnlyWarning, unlockerFor, type Credentials, type KeystoreUse, type PassphraseAsk, type PassphraseOnly } from './credentials.js';
 import { readOverview, type Overview } from './info.js';
-import { readHistory, type History, type HistoryEntry, type HistoryOptions } from './history.js';
+import { contractLabels, readHistory, type History, type HistoryEntry, type HistoryOptions } from './history.js';
 import { recordReplacement } from '../wallet/replacements.js';
 import { waitForTx, type WaitHooks } from './wait.js';
 import type { FeeRate } from '../bitcoin/fee-rate.js';
@@ -231,7 +231,7 @@ export class Swarmpay {
       allInputs,
       async (plan) => {
         if (o.confirm && !(await o.confirm({ to, amount: plan.amount, fee: plan.spend.fee, feeRate, change: plan.change }))) throw new SwarmpayError('USAGE', 'cancelled; nothing was sent');
-        const seed = await unlockSeed(this.env.networkDir, this.network, unlockerFor(this.env, o, 'spend'));
+        const { seed } = await unlockForPayment(this.env.networkDir, this.network, unlockerFor(this.env, o, 'spend'));
         const signed = signSend(plan, seed, this.network);
         await chain.broadcast(signed.hex);
         return { plan, signed };
@@ -265,7 +265,8 @@ export class Swarmpay {
       held,
       async (plan) => {
         if (o.confirm && !(await o.confirm({ replaces: plan.replaces.txid, oldFee: plan.replaces.fee, fee: plan.spend.fee, feeRate }))) throw new SwarmpayError('USAGE', 'cancelled; nothing was sent');
-        const seed = await unlockSeed(this.env.networkDir, this.network, unlockerFor(this.env, o, 'spend'));
+        const { seed, session } = await unlockForPayment(this.env.networkDir, this.network, unlockerFor(this.env, o, 'spend'));
+        refuseContractFunding(session, plan.replaces.txid);
         // Looked at again after the prompt: a spend the locks do not stop (another copy of the wallet, a payee's child).
         await refuseIfSpent(chain, this.network, plan.replaces);
         const signed = signSend(plan, seed, this.network);
@@ -313,4 +314,19 @@ export class Wallet {
   get peerKey(): string {
     return this.contracts.wallet.peerKey.publicKey.toString('hex');
   }
+}
+
+/**
+ * A channel's or escrow's funding is a wallet payment, but not one to replace: the records on
+ * both sides, the payee's or seller's included, name its txid, and a replacement's txid is
+ * another. It waits to confirm as it is.
+ */
+function refuseContractFunding(store: ContractStore, txid: string): void {
+  const step = contractLabels(store).get(txid);
+  if (step?.kind !== 'channel-funding' && step?.kind !== 'escrow-funding') return;
+  const what = step.kind === 'channel-funding' ? `channel ${(step.channels ?? []).join(', ')}` : `escrow ${(step.escrows ?? []).join(', ')}`;
+  throw new SwarmpayError('TX_CHECK_FAILED', `${txid} is the funding of ${what}: a replacement would change its txid, which its records and its peer's name`, {
+    hint: 'a funding confirms as it is (or its coins come back by the refund after the expiry); nothing was signed or sent',
+    details: { txid, ...(step.channels ? { channels: step.channels } : {}), ...(step.escrows ? { escrows: step.escrows } : {}) },
+  });
 }

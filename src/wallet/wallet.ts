@@ -96,11 +96,11 @@ export async function unlockWallet(networkDir: string, network: NetworkName, unl
 const KEYSTORE_WAIT_MS = 30_000;
 
 /**
- * Unlocks the seed for a payment (a wallet open: a checkpoint of the anti-rollback counter),
+ * Unlocks the wallet for a payment (a wallet open: a checkpoint of the anti-rollback counter),
  * after any other command's unlock in progress: two payments at once both go through.
  */
-export async function unlockSeed(networkDir: string, network: NetworkName, unlocker: Unlocker): Promise<Uint8Array> {
-  return (await whileBusy(() => unlockWallet(networkDir, network, unlocker, { checkpoint: true }), KEYSTORE_WAIT_MS)).seed;
+export function unlockForPayment(networkDir: string, network: NetworkName, unlocker: Unlocker): Promise<{ session: KeystoreSession; seed: Uint8Array }> {
+  return whileBusy(() => unlockWallet(networkDir, network, unlocker, { checkpoint: true }), KEYSTORE_WAIT_MS);
 }
 
 /** The account of an unlocked wallet, from the keystore it holds open (no file read). */
