@@ -6,10 +6,7 @@
 import { opcodes } from 'bitcoinjs-lib';
 import { SwarmpayError } from '../errors.js';
 
-/** Above this, a fee rate is almost surely a typo (sat/vB). */
-export const MAX_FEE_RATE = 1000n;
-/** Below this, nodes with default policy do not relay (sat/vB). */
-export const MIN_RELAY_FEE_RATE = 1n;
+export { MAX_FEE_RATE, MIN_RELAY_FEE_RATE, checkFeeRate } from './fee-rate.js';
 /** A fee above this share of what is sent (and above MAX_FEE_ABS_FLOOR) is refused as absurd. */
 const MAX_FEE_SHARE_PERCENT = 50n;
 const MAX_FEE_ABS_FLOOR = 100_000n;
@@ -66,21 +63,6 @@ export function payoutType(script: Uint8Array): PayoutType | null {
     pre.every((b, i) => script[i] === b) &&
     post.every((b, i) => script[pre.length + n + i] === b);
   return PAYOUT_TEMPLATES.find(fits)?.[0] ?? null;
-}
-
-/** Checks a fee rate a user asked for against relay minimum and the safety cap. */
-export function checkFeeRate(rate: bigint): bigint {
-  if (rate < MIN_RELAY_FEE_RATE) {
-    throw new SwarmpayError('INVALID_AMOUNT', `fee rate ${rate} sat/vB is below the relay minimum of ${MIN_RELAY_FEE_RATE} sat/vB`, {
-      hint: 'give --fee-rate 1 or more',
-    });
-  }
-  if (rate > MAX_FEE_RATE) {
-    throw new SwarmpayError('FEE_TOO_HIGH', `fee rate ${rate} sat/vB is above the safety cap of ${MAX_FEE_RATE} sat/vB`, {
-      hint: 'fee rates are in sat/vB; check for an extra digit',
-    });
-  }
-  return rate;
 }
 
 /** Refuses a fee that is absurd for what the transaction pays. */

@@ -24,6 +24,9 @@ import { htlcOf, htlcSpend } from './contract.js';
 import { bumpClaim, claimConfirmations, claimEscrow, lookAtFunding, openOffers, parseAcceptance, pendingClaim, takeAcceptance } from './seller.js';
 import { eachCiphertextChunk, listEscrows } from './store.js';
 import type { Acceptance, SellerClaimed, SellerFunded } from './record.js';
+import { DEFAULT_BUMP_AFTER } from './defaults.js';
+
+export { DEFAULT_BUMP_AFTER };
 
 type EscrowConversation = Conversation<EscrowMessage>;
 
@@ -43,13 +46,6 @@ export interface ServeOptions {
   tpm?: () => Promise<Tpm | null>;
 }
 
-/**
- * Blocks a claim may wait unconfirmed before it is bumped, as a channel's close: with the
- * claim at least the margin before the timeout and each bump a quarter above the last, a
- * claim outbids what it sits behind long before the refund becomes valid. Within the
- * margin it is bumped every block.
- */
-export const DEFAULT_BUMP_AFTER = 2;
 /** A claim this deep is not looked at again. */
 const CLAIM_SETTLED_DEPTH = 6;
 

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isSwarmpayError, SwarmpayError } from '../errors.js';
 import type { StaticKey } from './keys.js';
 import { handshake, linkOptions, type LinkOptions, type PeerLink } from './link.js';
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HANDSHAKES } from './limits.js';
 
 // --peer-key is read where --peer and --peer-cmd are.
 export { parsePeerKey } from './keys.js';
@@ -63,8 +64,7 @@ export function networkOf(address: string): string {
   return groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':') + '::/64';
 }
 
-export const DEFAULT_MAX_CONNECTIONS = 4_096;
-export const DEFAULT_MAX_HANDSHAKES = 64;
+export { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HANDSHAKES };
 
 /**
  * Accepts connections and runs the handshake on each; `onLink` gets the links that pass,
