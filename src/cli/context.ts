@@ -2,6 +2,7 @@
  * One command's run: the library's Environment (network, folders, chain, TPM) from the
  * global options, and the terminal's output and prompts.
  */
+import { isatty } from 'node:tty';
 import type { Environment, SwarmpayOptions } from '../api/environment.js';
 import { Swarmpay, type Wallet } from '../api/swarmpay.js';
 import type { Unlocker } from '../keystore/keystore.js';
@@ -24,7 +25,8 @@ export class Context {
     this.swarmpay = new Swarmpay(opts);
     this.env = this.swarmpay.env;
     this.out = new Output(!!opts.json);
-    this.prompt = new Prompter(!!process.stdin.isTTY && !opts.yes);
+    // isatty, not process.stdin.isTTY: that would build the stdin stream every command.
+    this.prompt = new Prompter(isatty(0) && !opts.yes);
   }
 
   get network() {
