@@ -2,6 +2,8 @@
  * Fast start (issue 15): a command loads what it needs, no more. What a process loaded is
  * read from a real run of bin/swarmpay with test/helpers/loaded-modules.mjs preloaded, so a
  * static import added later that drags the Bitcoin libraries back into `--version` fails here.
+ * When bin/swarmpay runs the bundle (npm run build), a file of it counts as every source
+ * esbuild put in it (dist/bundle/meta.json).
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -25,12 +27,26 @@ afterAll(() => tmp.remove());
 
 let runs = 0;
 
+/** The sources in each file of the bundle, by file name (chunk names are content hashes, unique). */
+const bundled = new Map<string, string[]>();
+const meta = path.join(ROOT, 'dist', 'bundle', 'meta.json');
+if (existsSync(meta)) {
+  const { outputs } = JSON.parse(readFileSync(meta, 'utf8')) as { outputs: Record<string, { inputs: Record<string, unknown> }> };
+  for (const [file, o] of Object.entries(outputs)) bundled.set(path.basename(file), Object.keys(o.inputs));
+}
+
+/** A loaded file as the sources it holds: itself, or a bundle file's inputs. */
+function sourcesOf(loaded: string): string[] {
+  const file = /\/dist\/bundle\/([^/]+\.js)$/.exec(loaded)?.[1];
+  return file === undefined ? [loaded] : (bundled.get(file) ?? [loaded]);
+}
+
 /** Runs swarmpay ARGS and returns its exit code and the npm packages it loaded. */
 function packagesLoadedBy(args: string[]): Promise<{ code: number; packages: Set<string> }> {
   const log = path.join(tmp.dir, `loaded-${++runs}.log`);
   return new Promise((resolve) => {
     execFile(process.execPath, ['--import', PRELOAD, BIN, ...args], { env: { ...process.env, NO_COLOR: '1', SWARMPAY_LOADED_LOG: log, SWARMPAY_DATADIR: path.join(tmp.dir, 'home') }, timeout: 60_000 }, (err) => {
-      const lines = existsSync(log) ? readFileSync(log, 'utf8').split('\n') : [];
+      const lines = (existsSync(log) ? readFileSync(log, 'utf8').split('\n') : []).flatMap(sourcesOf);
       const packages = new Set(lines.map((l) => /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(l)?.[1]).filter((p): p is string => p !== undefined));
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, packages });
     });
