@@ -50,7 +50,7 @@ const COMPACT_BYTES = 16 * 1024 * 1024;
 /**
  * Past this many records more than the ledger compacts to, the journal is rewritten too when
  * next opened. It is read whole at every open, and a script that pays once per `channel pay`
- * adds two records a run: without this each run read the records of every run before it (55
+ * adds a few records a run: without this each run read the records of every run before it (55
  * runs' took 20 ms, cold in a new process), and 16 MiB is some forty thousand runs.
  */
 const COMPACT_SLACK_RECORDS = 64;
