@@ -25,7 +25,7 @@ _swarmpay_top_options="-V --version"
 _swarmpay_subcommands() {
     case $1 in
         node)   echo "start stop status credentials mine help" ;;
-        wallet) echo "create address utxos balance info send bump help" ;;
+        wallet) echo "create address utxos balance history info send bump help" ;;
         tpm)    echo "provision status attest verify enroll trust help" ;;
         channel) echo "serve open pay close bump refund list recover show help" ;;
         escrow) echo "offer accept claim refund serve list show help" ;;
@@ -40,8 +40,9 @@ _swarmpay_options() {
         "node start")    echo "--impl --share-group" ;;
         "node credentials") echo "--out --share-group" ;;
         "node mine")     echo "--to" ;;
-        "wallet create") echo "--restore --mnemonic-file --passphrase-file" ;;
+        "wallet create") echo "--restore --mnemonic-file --passphrase-file --bip39-passphrase-file --bip39-passphrase" ;;
         "wallet address") echo "--new" ;;
+        "wallet history") echo "--limit --passphrase-file" ;;
         "wallet bump")   echo "--fee-rate --passphrase-file" ;;
         "wallet send")   echo "--max --subtract-fee --fee-rate --passphrase-file --wait --timeout" ;;
         "tpm provision") echo "--pcrs --force --passphrase-file" ;;
@@ -92,6 +93,9 @@ _swarmpay_optarg() {
         "node mine --to")                 echo "text" ;;
         "wallet create --mnemonic-file")  echo "file" ;;
         "wallet create --passphrase-file") echo "file -" ;;
+        "wallet create --bip39-passphrase-file") echo "file -" ;;
+        "wallet history --limit")         echo "text" ;;
+        "wallet history --passphrase-file") echo "file -" ;;
         "wallet send --fee-rate")         echo "text" ;;
         "wallet bump --fee-rate")         echo "text" ;;
         "wallet bump --passphrase-file")  echo "file -" ;;

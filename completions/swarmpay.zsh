@@ -94,8 +94,9 @@ typeset -ga _swarmpay_cmds_wallet=(
   'create:create a wallet (24 words), or restore one with --restore'
   'address:the first receive address not yet paid; with --new, one never given out before'
   'utxos:the wallet'\''s coins, and whether a payment may spend them'
+  'history:the wallet'\''s transactions, newest first, channel and escrow steps and bumps labelled'
   'balance:confirmed and unconfirmed balance, in sats'
-  'info:the wallet'\''s network, account path, xpub (and zpub or vpub) and keystore'
+  'info:the wallet'\''s network, account path, xpub (and zpub or vpub), whether a BIP39 passphrase is in use, and keystore'
   'send:pay an address'
   'bump:replace an unconfirmed payment at a higher fee rate (RBF)'
   'help:display help for command'
@@ -104,17 +105,23 @@ typeset -ga _swarmpay_args_wallet_create=(
   '--restore[restore from an existing mnemonic]'
   '--mnemonic-file=[read (--restore) or write the mnemonic from/to FILE]:mnemonic file:_files'
   '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
+  '(--bip39-passphrase)--bip39-passphrase-file=[read an optional BIP39 passphrase (25th word, not the keystore passphrase) from FILE, or - for stdin]:BIP39 passphrase file:_swarmpay_file_or_stdin passphrase'
+  '(--bip39-passphrase-file)--bip39-passphrase[ask for an optional BIP39 passphrase (25th word, not the keystore passphrase) on the terminal]'
 )
 typeset -ga _swarmpay_args_wallet_address=(
   '--new[a fresh address each call, never one given out before]'
 )
 typeset -ga _swarmpay_args_wallet_utxos=()
 typeset -ga _swarmpay_args_wallet_balance=()
+typeset -ga _swarmpay_args_wallet_history=(
+  '--limit=[only the newest N]:count: '
+  '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin: to label channel and escrow transactions]:passphrase file:_swarmpay_file_or_stdin passphrase'
+)
 typeset -ga _swarmpay_args_wallet_info=()
 typeset -ga _swarmpay_args_wallet_send=(
   '(--subtract-fee 2)--max[send every spendable coin, less the fee]'
   '(--max)--subtract-fee[the payee gets the amount less the fee]'
-  '--fee-rate=[fee rate in whole sat/vB, or auto for the node'\''s estimate]:sat/vB: '
+  '--fee-rate=[fee rate in sat/vB (up to 3 decimals), or auto for the node'\''s estimate]:sat/vB: '
   '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
   '--wait=[wait until the payment has this many confirmations]:confirmations: '
   '--timeout=[with --wait: give up after this many seconds (default 3600)]:seconds: '
@@ -122,7 +129,7 @@ typeset -ga _swarmpay_args_wallet_send=(
   '(--max)2:amount (sats): '
 )
 typeset -ga _swarmpay_args_wallet_bump=(
-  '--fee-rate=[the new fee rate in whole sat/vB, or auto]:sat/vB: '
+  '--fee-rate=[the new fee rate in sat/vB (up to 3 decimals), or auto]:sat/vB: '
   '--passphrase-file=[read the keystore passphrase from FILE, or - for stdin]:passphrase file:_swarmpay_file_or_stdin passphrase'
   '1:txid: '
 )

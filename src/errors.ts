@@ -21,6 +21,8 @@ export type ErrorCode =
   | 'INVALID_FILE'
   | 'WEAK_PASSPHRASE'
   | 'NOT_REGTEST'
+  /** The chain backend cannot give a wallet's whole history (Bitcoin Core has no address index). */
+  | 'HISTORY_UNAVAILABLE'
   // not found
   | 'WALLET_NOT_FOUND'
   | 'TX_NOT_FOUND'

@@ -11,7 +11,7 @@
  * Every failure is a {@link SwarmpayError} whose `code` is stable (the README lists them).
  */
 export { Swarmpay, Wallet, MIN_PASSPHRASE_LENGTH } from './api/swarmpay.js';
-export type { Balance, BumpOptions, BumpResult, Credentials, FreshAddress, SendAmount, SendOptions, SendResult, SendSummary, WalletCoin, WalletCreated, WalletInfo } from './api/swarmpay.js';
+export type { Balance, BumpOptions, BumpResult, Credentials, FreshAddress, History, HistoryEntry, HistoryOptions, KeystoreUse, PassphraseAsk, PassphraseOnly, SendAmount, SendOptions, SendResult, SendSummary, WalletCoin, WalletCreated, WalletInfo } from './api/swarmpay.js';
 export { Environment, CHAIN_KINDS } from './api/environment.js';
 export type { ChainKind, SwarmpayOptions } from './api/environment.js';
 export type { ContractsPart, NodePart, Overview, PartError, TpmPart, Unavailable, WalletPart } from './api/info.js';
@@ -29,3 +29,5 @@ export type { WaitHooks } from './api/wait.js';
 export { SwarmpayError, isSwarmpayError } from './errors.js';
 export type { ErrorCode } from './errors.js';
 export { parseSats, formatBtc, MAX_MONEY } from './bitcoin/amount.js';
+export { FeeRate } from './bitcoin/fee-rate.js';
+export { parseFeeRate, MIN_RELAY_FEE_RATE, MAX_FEE_RATE } from './bitcoin/policy.js';

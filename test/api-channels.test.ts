@@ -11,6 +11,9 @@ import { expectCode } from './helpers/expect.js';
 import { SCRYPT_N_MIN } from '../src/keystore/crypto.js';
 import { faucetPay } from '../src/wallet/faucet.js';
 import { MAX_CHANNELS_PER_FUNDING, Swarmpay, stoppedRun, type ChannelSpec, type Server, type Wallet } from '../src/index.js';
+import { FeeRate } from '../src/bitcoin/fee-rate.js';
+import { estimateVbytes } from '../src/wallet/coin-select.js';
+import { Transaction } from 'bitcoinjs-lib';
 
 describe('channels through the API: one funding for many, a session kept open', () => {
   let node: TestNode;
@@ -47,7 +50,7 @@ describe('channels through the API: one funding for many, a session kept open', 
   });
 
   test('openMany funds several channels with one transaction, each open at its payee', async () => {
-    const r = await payer.channels.openMany([to(100_000n), to(200_000n), to(300_000n)], 2n);
+    const r = await payer.channels.openMany([to(100_000n), to(200_000n), to(300_000n)], FeeRate.ofSatPerVb(2n));
     expect(r.channels.map((c) => c.capacity)).toEqual([100_000n, 200_000n, 300_000n]);
     expect(r.channels.every((c) => c.role === 'payer' && c.status === 'open')).toBe(true);
     const [funding] = new Set(r.channels.map((c) => c.fundingTxid));
@@ -61,7 +64,7 @@ describe('channels through the API: one funding for many, a session kept open', 
 
   test('openMany with wait returns once the funding has the confirmations the payee asked for', async () => {
     let done = false;
-    const opening = payer.channels.openMany([to(50_000n), to(60_000n)], 2n, { wait: true }).finally(() => (done = true));
+    const opening = payer.channels.openMany([to(50_000n), to(60_000n)], FeeRate.ofSatPerVb(2n), { wait: true }).finally(() => (done = true));
     while (!done) {
       await node.chain.mine(1);
       await new Promise((r) => setTimeout(r, 300));
@@ -71,8 +74,8 @@ describe('channels through the API: one funding for many, a session kept open', 
 
   test('openMany refuses none, or more than one funding holds, before anything is funded', async () => {
     const before = (await payer.channels.list()).channels.length;
-    await expectCode(payer.channels.openMany([], 2n), 'USAGE');
-    await expectCode(payer.channels.openMany(new Array<ChannelSpec>(MAX_CHANNELS_PER_FUNDING + 1).fill(to(10_000n)), 2n), 'USAGE');
+    await expectCode(payer.channels.openMany([], FeeRate.ofSatPerVb(2n)), 'USAGE');
+    await expectCode(payer.channels.openMany(new Array<ChannelSpec>(MAX_CHANNELS_PER_FUNDING + 1).fill(to(10_000n)), FeeRate.ofSatPerVb(2n)), 'USAGE');
     expect((await payer.channels.list()).channels).toHaveLength(before);
   });
 
@@ -83,13 +86,36 @@ describe('channels through the API: one funding for many, a session kept open', 
     for (let i = 0; i < 150; i++) await faucetPay(node.chain, address, 5_000n + BigInt(i));
     await node.chain.mine(1);
     const before = await api.balance();
-    await expectCode(small.channels.open({ ...to(700_000n), feeRate: 2n }), 'TX_CHECK_FAILED');
+    await expectCode(small.channels.open({ ...to(700_000n), feeRate: FeeRate.ofSatPerVb(2n) }), 'TX_CHECK_FAILED');
     expect((await small.channels.list()).channels).toHaveLength(0);
     expect(await api.balance()).toEqual(before);
   });
 
+  test('a channel at fractional rates: funded at 1.5 sat/vB, its close bumped to 3.125 by CPFP; btcd takes both, and the record keeps the rate exactly', async () => {
+    const rate = FeeRate.parse('1.5');
+    const { channels: [ch], fundingFee } = await payer.channels.openMany([to(400_000n)], rate);
+    const funding = (await node.chain.getTransaction(ch!.fundingTxid!))!;
+    const planned = estimateVbytes(funding.inputs.length, funding.outputs.map((o) => o.script));
+    expect(fundingFee).toBe(rate.feeFor(planned));
+    expect(fundingFee).toBe((3n * planned + 1n) / 2n);
+    await node.chain.mine(1);
+    await payer.channels.pay(ch!.id, 50_000n);
+    const { closeTxid } = await payer.channels.close(ch!.id);
+    const bumped = await payer.channels.bump(ch!.id, FeeRate.parse('3.125'));
+    expect([bumped.id, bumped.feeRate.toString(), JSON.stringify({ feeRate: bumped.feeRate })]).toEqual([ch!.id, '3.125', '{"feeRate":3.125}']);
+    const [close, child] = await Promise.all([closeTxid, bumped.bumpTxid].map(async (t) => (await node.chain.getTransaction(t))!));
+    expect(child!.inputs.some((i) => i.txid === closeTxid)).toBe(true);
+    const vsize = (hex: string) => BigInt(Transaction.fromHex(hex).virtualSize());
+    const closeFee = 400_000n - close!.outputs.reduce((a, o) => a + o.value, 0n);
+    const pkg = FeeRate.paidBy(closeFee + bumped.fee, vsize(close!.hex) + vsize(child!.hex));
+    expect(pkg.compare(FeeRate.parse('3.125'))).toBeGreaterThanOrEqual(0);
+    expect((await payer.channels.show(ch!.id)).bumps).toEqual([expect.objectContaining({ txid: bumped.bumpTxid, feeRate: '3.125' })]);
+    await node.chain.mine(1);
+    expect((await node.chain.getTransaction(bumped.bumpTxid))!.confirmations).toBe(1);
+  });
+
   test('a program paying 0 or a negative amount is refused before anything is sent, as a user typing it is', async () => {
-    const { channels: [ch] } = await payer.channels.openMany([to(100_000n)], 2n);
+    const { channels: [ch] } = await payer.channels.openMany([to(100_000n)], FeeRate.ofSatPerVb(2n));
     await node.chain.mine(1);
     for (const sats of [-5n, 0n]) await expectCode(payer.channels.pay(ch!.id, sats), 'INVALID_AMOUNT');
     const session = await payer.channels.connect(ch!.id);
@@ -99,7 +125,7 @@ describe('channels through the API: one funding for many, a session kept open', 
   });
 
   test('a session pays run after run over one connection, then closes the channel', async () => {
-    const { channels: [ch] } = await payer.channels.openMany([to(1_000_000n)], 2n);
+    const { channels: [ch] } = await payer.channels.openMany([to(1_000_000n)], FeeRate.ofSatPerVb(2n));
     await node.chain.mine(1);
     const s = await payer.channels.connect(ch!.id);
     try {

@@ -23,17 +23,18 @@ import { faucetPay } from '../src/wallet/faucet.js';
 import { expectCode, thrown } from './helpers/expect.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
 import { hex, labelledKeys, p2wpkh, pub } from './helpers/keys.js';
+import { FeeRate } from '../src/bitcoin/fee-rate.js';
 
 const priv = labelledKeys('channel-tx');
 
 const PAYER = priv('payer');
 const PAYEE = priv('payee');
 const STRANGER = priv('stranger');
-const FEE_RATE = 2n;
+const FEE_RATE = FeeRate.ofSatPerVb(2n);
 
 function terms(expiry: number, capacity = 1_000_000n): ChannelTerms {
   const scripts = { payeeScript: p2wpkh(PAYEE), payerScript: p2wpkh(PAYER) };
-  return { payerPubkey: pub(PAYER), payeePubkey: pub(PAYEE), expiry, capacity, closeFee: FEE_RATE * closeVbytes(scripts), ...scripts };
+  return { payerPubkey: pub(PAYER), payeePubkey: pub(PAYEE), expiry, capacity, closeFee: FEE_RATE.feeFor(closeVbytes(scripts)), ...scripts };
 }
 
 
@@ -302,8 +303,8 @@ describe('channel transactions on a real btcd', () => {
     const tx = Transaction.fromHex(refund.hex);
     expect(tx.locktime).toBe(t.expiry);
     expect(tx.ins[0]!.sequence).toBe(0xfffffffe);
-    expect(refund.fee).toBeGreaterThanOrEqual(FEE_RATE * BigInt(tx.virtualSize()));
-    expect(refund.fee).toBeLessThanOrEqual(FEE_RATE * BigInt(tx.virtualSize() + 1));
+    expect(refund.fee).toBeGreaterThanOrEqual(FEE_RATE.feeFor(BigInt(tx.virtualSize())));
+    expect(refund.fee).toBeLessThanOrEqual(FEE_RATE.feeFor(BigInt(tx.virtualSize() + 1)));
 
     // The next block would be at most the expiry: a transaction locked to it is not final yet.
     while ((await node.chain.tipHeight()) < t.expiry - 1) {
@@ -324,9 +325,9 @@ describe('channel transactions on a real btcd', () => {
     const to = p2wpkh(PAYER);
     expect(thrown(() => refundTx(t, funding, to, FEE_RATE, PAYEE)).code).toBe('TX_CHECK_FAILED');
     expect(thrown(() => refundTx({ ...t, capacity: 500n }, funding, to, FEE_RATE, PAYER)).code).toBe('DUST_OUTPUT');
-    expect(thrown(() => refundTx(t, funding, to, 5000n, PAYER)).code).toBe('FEE_TOO_HIGH');
-    expect(thrown(() => refundTx({ ...t, capacity: 200_000n }, funding, to, 1000n, PAYER)).code).toBe('FEE_TOO_HIGH');
-    expect(thrown(() => refundTx(t, funding, to, 0n, PAYER)).code).toBe('INVALID_AMOUNT');
+    expect(thrown(() => refundTx(t, funding, to, FeeRate.ofSatPerVb(5000n), PAYER)).code).toBe('FEE_TOO_HIGH');
+    expect(thrown(() => refundTx({ ...t, capacity: 200_000n }, funding, to, FeeRate.ofSatPerVb(1000n), PAYER)).code).toBe('FEE_TOO_HIGH');
+    expect(thrown(() => refundTx(t, funding, to, FeeRate.ofSatPerVb(0n), PAYER)).code).toBe('INVALID_AMOUNT');
   });
 });
 
@@ -361,7 +362,7 @@ describe('standard payout scripts only', () => {
 
   const withScripts = (expiry: number, payeeScript: Uint8Array, payerScript: Uint8Array): ChannelTerms => ({
     payerPubkey: pub(PAYER), payeePubkey: pub(PAYEE), expiry, capacity: 1_000_000n,
-    closeFee: FEE_RATE * closeVbytes({ payeeScript, payerScript }), payeeScript, payerScript,
+    closeFee: FEE_RATE.feeFor(closeVbytes({ payeeScript, payerScript })), payeeScript, payerScript,
   });
 
   test('payoutType names each standard template, and MAX_PAYOUT_SCRIPT_BYTES is the longest', () => {

@@ -27,12 +27,13 @@ import { faucetPay } from '../src/wallet/faucet.js';
 import { expectCode, thrown } from './helpers/expect.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
 import { hex, labelledKeys, p2wpkh, pub } from './helpers/keys.js';
+import { FeeRate } from '../src/bitcoin/fee-rate.js';
 
 const priv = labelledKeys('escrow-tx');
 
 const SELLER = priv('seller');
 const BUYER = priv('buyer');
-const FEE_RATE = 2n;
+const FEE_RATE = FeeRate.ofSatPerVb(2n);
 const TEMPLATES: HtlcTemplate[] = ['size-checked', 'legacy'];
 
 /** OP_SIZE 32 OP_EQUALVERIFY, byte by byte. */
@@ -357,7 +358,7 @@ describe.each(TEMPLATES)('HTLC transactions on a real btcd (%s)', (template) => 
   test('the claim and the refund pay exactly value - fee to the target script, at the fee rate', async () => {
     const tip = await node.chain.tipHeight();
     const k = randomBytes(32);
-    for (const [value, rate] of [[100_000n, FEE_RATE], [1_234_567n, 7n]] as const) {
+    for (const [value, rate] of [[100_000n, FEE_RATE], [1_234_567n, FeeRate.parse('7.25')]] as const) {
       const t = terms(tip + 2, k, value);
       const a = await fund(t);
       const b = await fund(t);
@@ -373,8 +374,8 @@ describe.each(TEMPLATES)('HTLC transactions on a real btcd (%s)', (template) => 
         expect(outputsOf(info)).toEqual([{ script: hex(to), value: value - spend.fee }]);
         // The fee is the rate times the size, never less (the estimate assumes the longest signature).
         const vsize = BigInt(Transaction.fromHex(info.hex).virtualSize());
-        expect(spend.fee).toBeGreaterThanOrEqual(rate * vsize);
-        expect(spend.fee).toBeLessThanOrEqual(rate * (vsize + 1n));
+        expect(spend.fee).toBeGreaterThanOrEqual(rate.feeFor(vsize));
+        expect(spend.fee).toBeLessThanOrEqual(rate.feeFor(vsize + 1n));
       }
     }
   });

@@ -1,6 +1,6 @@
 import { Transaction, payments, networks } from 'bitcoinjs-lib';
 import { RpcClient } from '../src/chain/rpc-client.js';
-import { BtcdChain, btcPerKvbToSatPerVb } from '../src/chain/rpc-chain.js';
+import { BtcdChain, btcPerKvbToFeeRate } from '../src/chain/rpc-chain.js';
 import path from 'node:path';
 import { SEGWIT_ACTIVE_HEIGHT, findNodeBinary, startNode } from '../src/chain/embedded-node.js';
 import { freePort, spawnDaemon, stopProcess } from '../src/util/daemon.js';
@@ -9,6 +9,7 @@ import { signPlan } from '../src/bitcoin/spend.js';
 import { SwarmpayError } from '../src/errors.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
 import { tempDir } from './helpers/tmp.js';
+import { FeeRate } from '../src/bitcoin/fee-rate.js';
 
 const someAddress = payments.p2wpkh({ hash: Buffer.alloc(20, 7), network: networks.regtest }).address!;
 
@@ -62,7 +63,7 @@ describe('ChainBackend on a real btcd', () => {
   test('a transaction with a bad signature is rejected by the node, with the node\'s reason', async () => {
     const coin = (await node.chain.utxos([FAUCET_ADDRESS])).find((u) => u.coinbase && u.confirmations >= 100)!;
     const signed = signPlan(
-      { inputs: [coin], outputs: [{ script: payments.p2wpkh({ address: someAddress, network: networks.regtest }).output!, value: coin.value - 1000n }], fee: 1000n, feeRate: 2n, paid: coin.value - 1000n },
+      { inputs: [coin], outputs: [{ script: payments.p2wpkh({ address: someAddress, network: networks.regtest }).output!, value: coin.value - 1000n }], fee: 1000n, feeRate: FeeRate.ofSatPerVb(2n), paid: coin.value - 1000n },
       [faucetKey()],
       'regtest',
     );
@@ -101,16 +102,19 @@ describe('ChainBackend on a real btcd', () => {
 });
 
 describe('fee estimates', () => {
-  test('BTC per kvB becomes whole sat/vB rounded up; no rate is null', () => {
-    expect(btcPerKvbToSatPerVb(0.00001)).toBe(1n);
+  test('BTC per kvB becomes a fee rate kept to the sat/kvB, not rounded to whole sat/vB; no rate is null', () => {
+    const satPerVb = (btcPerKvb: number) => btcPerKvbToFeeRate(btcPerKvb)?.toString();
+    expect(satPerVb(0.00001)).toBe('1');
     // btcd's own float arithmetic for 2 sat/vB: 2 × 1000 × 1e-8 is a hair above 0.00002.
-    expect(btcPerKvbToSatPerVb(2 * 1000 * 1e-8)).toBe(2n);
-    expect(btcPerKvbToSatPerVb(0.00001001)).toBe(2n);
-    expect(btcPerKvbToSatPerVb(0.00025)).toBe(25n);
-    expect(btcPerKvbToSatPerVb(0.00000001)).toBe(1n);
-    expect(btcPerKvbToSatPerVb(0.5)).toBe(50_000n);
-    expect(btcPerKvbToSatPerVb(21)).toBe(2_100_000n);
-    for (const none of [0, -0.0001, -1, Number.NaN, Number.POSITIVE_INFINITY]) expect(btcPerKvbToSatPerVb(none)).toBeNull();
+    expect(satPerVb(2 * 1000 * 1e-8)).toBe('2');
+    expect(satPerVb(0.00001001)).toBe('1.001');
+    expect(satPerVb(0.00002501)).toBe('2.501');
+    expect(satPerVb(0.00025)).toBe('25');
+    expect(satPerVb(0.00000001)).toBe('0.001');
+    expect(satPerVb(0.000000001)).toBe('0.001'); // any positive rate is at least 1 sat/kvB
+    expect(satPerVb(0.5)).toBe('50000');
+    expect(satPerVb(21)).toBe('2100000');
+    for (const none of [0, -0.0001, -1, Number.NaN, Number.POSITIVE_INFINITY]) expect(btcPerKvbToFeeRate(none)).toBeNull();
   });
 
   describe('on a real btcd', () => {
@@ -126,15 +130,15 @@ describe('fee estimates', () => {
       for (const target of [0, 1, 6, 25, 26, 1000]) expect(await node.chain.estimateFeeRate(target)).toBeNull();
     });
 
-    test('after blocks that confirm payments, the estimate is the rate they paid, rounded up to whole sat/vB', async () => {
-      const rates = new Set<bigint>();
+    test('after blocks that confirm payments, the estimate is the rate they paid, to the sat/kvB', async () => {
+      const rates = new Set<string>();
       for (let n = 0; n < 3; n++) {
-        const tx = await faucetPay(node.chain, someAddress, 40_000n, 7n);
-        rates.add((tx.fee + BigInt(tx.vsize) - 1n) / BigInt(tx.vsize));
+        const tx = await faucetPay(node.chain, someAddress, 40_000n, FeeRate.ofSatPerVb(7n));
+        rates.add(FeeRate.paidBy(tx.fee, BigInt(tx.vsize)).toString());
         await node.chain.mine(1);
       }
       // btcd's estimate is the middle of the rates it saw confirm; each was 7 sat/vB or a hair above.
-      for (const target of [1, 6, 25, 1000]) expect(rates).toContain(await node.chain.estimateFeeRate(target));
+      for (const target of [1, 6, 25, 1000]) expect(rates).toContain((await node.chain.estimateFeeRate(target))?.toString());
     });
 
     test('a btcd fresh from start-up, before anything mines it, answers no estimate, not an error', async () => {

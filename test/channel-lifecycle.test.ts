@@ -34,6 +34,7 @@ import { contractContext, type ContractContext } from '../src/wallet/contract-wa
 import { SwarmpayError } from '../src/errors.js';
 import net from 'node:net';
 import { handshake } from '../src/peer/link.js';
+import { FeeRate } from '../src/bitcoin/fee-rate.js';
 
 describe('the channel lifecycle on a real btcd', () => {
   let node: TestNode;
@@ -53,7 +54,7 @@ describe('the channel lifecycle on a real btcd', () => {
   const open = async (capacity: bigint, expiryBlocks = 200) => {
     const l = await link();
     try {
-      return (await openChannel(pc, l, peer(), { capacity, expiryBlocks, feeRate: 2n })).rec;
+      return (await openChannel(pc, l, peer(), { capacity, expiryBlocks, feeRate: FeeRate.ofSatPerVb(2n) })).rec;
     } finally {
       await l.close();
     }
@@ -142,7 +143,7 @@ describe('the channel lifecycle on a real btcd', () => {
       await node.chain.mine(1);
       await mineTo(rec.terms.expiry);
       await refusedBoth(rec, 'CHANNEL_EXPIRING', 'CHANNEL_EXPIRING');
-      const refund = await refundChannel(pc, rec.id, 2n);
+      const refund = await refundChannel(pc, rec.id, FeeRate.ofSatPerVb(2n));
       // In the mempool: the payer knows its refund spends the funding; to the payee it is past the expiry.
       await refusedBoth(rec, 'CHANNEL_SPENT', 'CHANNEL_EXPIRING');
       // In a block, both sides see the funding spent.
@@ -159,9 +160,9 @@ describe('the channel lifecycle on a real btcd', () => {
       const rec = await open(100_000n, DEFAULT_POLICY.minExpiryBlocks);
       await node.chain.mine(1);
       await mineTo(rec.terms.expiry);
-      const first = refundTx(termsOf(rec), outpointOf(rec), Buffer.from(rec.terms.payerScript, 'hex'), 2n, contractKey(payer.seed, 'regtest', CHANNEL_CHAIN, rec.keyIndex).priv);
+      const first = refundTx(termsOf(rec), outpointOf(rec), Buffer.from(rec.terms.payerScript, 'hex'), FeeRate.ofSatPerVb(2n), contractKey(payer.seed, 'regtest', CHANNEL_CHAIN, rec.keyIndex).priv);
       await node.chain.broadcast(first.hex);
-      const again = await refundChannel(pc, rec.id, 2n);
+      const again = await refundChannel(pc, rec.id, FeeRate.ofSatPerVb(2n));
       expect(again.txid).toBe(first.txid);
       expect(getChannel(payer.session, rec.id)).toMatchObject({ status: 'refunding', refund: { txid: first.txid } });
     });
@@ -265,7 +266,7 @@ describe('the channel lifecycle on a real btcd', () => {
       let p = new Payee(ctx(node.chain));
       const srv = await listenTcp('127.0.0.1', 0, peerStaticKey(w.seed), (l) => void p.serve(l));
       const l = await connectTcp('127.0.0.1', srv.port, peerStaticKey(payer.seed), { peerKey: peerStaticKey(w.seed).publicKey });
-      const { rec } = await openChannel(pc, l, { kind: 'tcp', host: '127.0.0.1', port: srv.port }, { capacity: 200_000n, expiryBlocks: 200, feeRate: 2n }).finally(() => l.close());
+      const { rec } = await openChannel(pc, l, { kind: 'tcp', host: '127.0.0.1', port: srv.port }, { capacity: 200_000n, expiryBlocks: 200, feeRate: FeeRate.ofSatPerVb(2n) }).finally(() => l.close());
       await node.chain.mine(1);
       const s = await PayerSession.start(pc, await connectTcp('127.0.0.1', srv.port, peerStaticKey(payer.seed), { peerKey: peerStaticKey(w.seed).publicKey }), rec.id);
       await s.pay([{ sats: 50_000n, pid: null }]);
@@ -291,7 +292,7 @@ describe('the channel lifecycle on a real btcd', () => {
       expect(BigInt(rec.terms.closeFee)).toBe(2n * closeVbytes(termsOf(rec))); // the floor: btcd on regtest has no estimate
       const closeTxid = await payee.closeChannel(rec.id);
       const wallet = contractContext(payeeWallet.session, payeeWallet.seed, node.chain, payeeWallet.networkDir);
-      const bump = await bumpChannel(wallet, rec.id, 20n);
+      const bump = await bumpChannel(wallet, rec.id, FeeRate.ofSatPerVb(20n));
       const [close, child] = await Promise.all([node.chain.getTransaction(closeTxid), node.chain.getTransaction(bump.txid)]);
       expect(close!.confirmations).toBe(0);
       expect(child!.inputs.some((i) => i.txid === closeTxid)).toBe(true);
@@ -300,12 +301,12 @@ describe('the channel lifecycle on a real btcd', () => {
       expect((closeFee + BigInt(bump.fee)) / (vsize(close!.hex) + vsize(child!.hex))).toBeGreaterThanOrEqual(20n);
       expect(getChannel(payeeWallet.session, rec.id)).toMatchObject({ status: 'closing', close: { txid: closeTxid, bumps: [{ txid: bump.txid, feeRate: '20' }] } });
       // A second bump replaces the first (BIP125), and is the one the channel keeps last.
-      const again = await bumpChannel(wallet, rec.id, 40n);
+      const again = await bumpChannel(wallet, rec.id, FeeRate.ofSatPerVb(40n));
       expect(await node.chain.getTransaction(bump.txid)).toBeNull();
       await node.chain.mine(1);
       expect((await node.chain.getTransaction(closeTxid))!.confirmations).toBe(1);
       expect((await node.chain.getTransaction(again.txid))!.confirmations).toBe(1);
-      await expectCode(bumpChannel(wallet, rec.id, 50n), 'CHANNEL_STATE'); // confirmed: nothing to bump
+      await expectCode(bumpChannel(wallet, rec.id, FeeRate.ofSatPerVb(50n)), 'CHANNEL_STATE'); // confirmed: nothing to bump
       await node.chain.mine(SETTLED_DEPTH);
       await payee.tick();
       expect(getChannel(payeeWallet.session, rec.id).status).toBe('closed');
@@ -357,7 +358,7 @@ describe('the channel lifecycle on a real btcd', () => {
         const rec = getChannel(p.wallet.session, p.rec.id) as Extract<ChannelRecord, { status: 'closing' }>;
         expect(rec.close.bumps).toHaveLength(1);
         const bump = rec.close.bumps[0]!;
-        expect(BigInt(bump.feeRate)).toBeGreaterThan(2n);
+        expect(FeeRate.parse(bump.feeRate).compare(FeeRate.ofSatPerVb(2n))).toBeGreaterThan(0);
         expect(logs.some((m) => m.includes(`bumped to ${bump.feeRate} sat/vB by ${bump.txid}`))).toBe(true);
         expect((await node.chain.getTransaction(bump.txid))!.inputs.some((i) => i.txid === p.closeTxid)).toBe(true);
         await p.payee().tick(); // not again at the same height
@@ -373,7 +374,7 @@ describe('the channel lifecycle on a real btcd', () => {
   test('several channels opened at once share one funding transaction, one output each, and each pays', async () => {
     const links = await Promise.all([1, 2, 3].map(() => link()));
     try {
-      const opened = await openChannels(pc, links.map((l, i) => ({ link: l, peer: peer(), capacity: BigInt(100_000 * (i + 1)), expiryBlocks: 200 })), 2n);
+      const opened = await openChannels(pc, links.map((l, i) => ({ link: l, peer: peer(), capacity: BigInt(100_000 * (i + 1)), expiryBlocks: 200 })), FeeRate.ofSatPerVb(2n));
       expect(new Set(opened.map((o) => o.fundingTxid)).size).toBe(1);
       expect(opened.map((o) => o.rec.funding.vout)).toEqual([0, 1, 2]);
       const funding = (await node.chain.getTransaction(opened[0]!.fundingTxid))!;
@@ -413,7 +414,7 @@ describe('the channel lifecycle on a real btcd', () => {
     test('a payee that fails after the payer funded: the error names the funding and --resume, and resuming opens it', async () => {
       const broken = await hangsUpOnFunded();
       const l = await connectTcp('127.0.0.1', broken.port, peerStaticKey(payer.seed), { peerKey: payeeKey().publicKey });
-      const err = (await failure(openChannel(pc, l, peer(), { capacity: 100_000n, expiryBlocks: 200, feeRate: 2n }))) as SwarmpayError;
+      const err = (await failure(openChannel(pc, l, peer(), { capacity: 100_000n, expiryBlocks: 200, feeRate: FeeRate.ofSatPerVb(2n) }))) as SwarmpayError;
       await l.close();
       await broken.close();
       const rec = listChannels(payer.session).find((c) => c.status === 'opening')!;
@@ -432,7 +433,7 @@ describe('the channel lifecycle on a real btcd', () => {
     test('`channel pay` on an open cut short finishes it first', async () => {
       const broken = await hangsUpOnFunded();
       const l = await connectTcp('127.0.0.1', broken.port, peerStaticKey(payer.seed), { peerKey: payeeKey().publicKey });
-      await failure(openChannel(pc, l, peer(), { capacity: 100_000n, expiryBlocks: 200, feeRate: 2n }));
+      await failure(openChannel(pc, l, peer(), { capacity: 100_000n, expiryBlocks: 200, feeRate: FeeRate.ofSatPerVb(2n) }));
       await l.close();
       await broken.close();
       const rec = listChannels(payer.session).find((c) => c.status === 'opening')!;
@@ -445,7 +446,7 @@ describe('the channel lifecycle on a real btcd', () => {
     test('a resume the payee can no longer take (past its margin): failed, and the hint says how the coins come back', async () => {
       const broken = await hangsUpOnFunded();
       const l = await connectTcp('127.0.0.1', broken.port, peerStaticKey(payer.seed), { peerKey: payeeKey().publicKey });
-      await failure(openChannel(pc, l, peer(), { capacity: 100_000n, expiryBlocks: DEFAULT_POLICY.minExpiryBlocks, feeRate: 2n }));
+      await failure(openChannel(pc, l, peer(), { capacity: 100_000n, expiryBlocks: DEFAULT_POLICY.minExpiryBlocks, feeRate: FeeRate.ofSatPerVb(2n) }));
       await l.close();
       await broken.close();
       const rec = listChannels(payer.session).find((c) => c.status === 'opening')!;
@@ -454,7 +455,7 @@ describe('the channel lifecycle on a real btcd', () => {
       expect(e.hint).toContain(`swarmpay channel refund ${rec.id}`);
       expect(getChannel(payer.session, rec.id)).toMatchObject({ status: 'failed', reason: expect.stringMatching(/payee refused it/) });
       await mineTo(rec.terms.expiry);
-      const r = await refundChannel(pc, rec.id, 2n);
+      const r = await refundChannel(pc, rec.id, FeeRate.ofSatPerVb(2n));
       expect((await node.chain.getTransaction(r.txid))!.confirmations).toBe(0);
     });
 
@@ -531,7 +532,7 @@ describe('the channel lifecycle on a real btcd', () => {
       // The payer's broadcast is lost (its node dropped it), and the payee never saw the funding.
       const lossy: ChainBackend = Object.assign(Object.create(node.chain) as ChainBackend, { broadcast: async (hex: string) => Transaction.fromHex(hex).getId() });
       const l = await connectTcp('127.0.0.1', broken.port, peerStaticKey(payer.seed), { peerKey: payeeKey().publicKey });
-      await failure(openChannel({ ...pc, chain: lossy }, l, peer(), { capacity: 100_000n, expiryBlocks: DEFAULT_POLICY.minExpiryBlocks, feeRate: 2n }));
+      await failure(openChannel({ ...pc, chain: lossy }, l, peer(), { capacity: 100_000n, expiryBlocks: DEFAULT_POLICY.minExpiryBlocks, feeRate: FeeRate.ofSatPerVb(2n) }));
       await l.close();
       await broken.close();
       const rec = listChannels(payer.session).find((c) => c.status === 'opening')!;
@@ -555,7 +556,7 @@ describe('the channel lifecycle on a real btcd', () => {
       });
       try {
         const l = await connectTcp('127.0.0.1', fake.port, peerStaticKey(payer.seed), { peerKey: payeeKey().publicKey });
-        const e = (await failure(openChannel(pc, l, { kind: 'tcp', host: '127.0.0.1', port: fake.port }, { capacity: 100_000n, expiryBlocks: 200, feeRate: 2n }))) as SwarmpayError;
+        const e = (await failure(openChannel(pc, l, { kind: 'tcp', host: '127.0.0.1', port: fake.port }, { capacity: 100_000n, expiryBlocks: 200, feeRate: FeeRate.ofSatPerVb(2n) }))) as SwarmpayError;
         await l.close();
         expect(e.hint).toContain('--resume');
         expect(getChannel(payer.session, (e.details as { channel: string }).channel).status).toBe('opening');
@@ -584,7 +585,7 @@ describe('the channel lifecycle on a real btcd', () => {
     const openVia = async (port: number) => {
       const l = await connectTcp('127.0.0.1', port, peerStaticKey(payer.seed), { peerKey: payeeKey().publicKey });
       try {
-        return await openChannel(pc, l, peer(), { capacity: 100_000n, expiryBlocks: 200, feeRate: 2n });
+        return await openChannel(pc, l, peer(), { capacity: 100_000n, expiryBlocks: 200, feeRate: FeeRate.ofSatPerVb(2n) });
       } finally {
         await l.close();
       }

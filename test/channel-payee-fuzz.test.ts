@@ -34,6 +34,7 @@ import { getChannel, outpointOf, readPaymentState, termsOf } from '../src/channe
 import { dustThreshold } from '../src/bitcoin/policy.js';
 import { CHANNEL_CHAIN, contractKey } from '../src/wallet/hd.js';
 import { contractContext } from '../src/wallet/contract-wallet.js';
+import { FeeRate } from '../src/bitcoin/fee-rate.js';
 
 const RUNS = Number(process.env.SWARMPAY_FUZZ_RUNS ?? 25);
 const SEED = Number(process.env.SWARMPAY_FUZZ_SEED ?? 20260214);
@@ -467,7 +468,7 @@ describe('the payee under a stateful fuzz, every acknowledgement checked indepen
     const pc = contractContext(payerW.session, payerW.seed, node.chain, payerW.networkDir);
     const links = await Promise.all(Array.from({ length: n }, () => connectRaw()));
     const peer = { kind: 'tcp' as const, host: '127.0.0.1', port: server.port };
-    const opened = await openChannels(pc, links.map((link) => ({ link, peer, capacity: BigInt(CAPACITY), expiryBlocks: 1000 })), 2n).finally(() => Promise.all(links.map((l) => l.close())));
+    const opened = await openChannels(pc, links.map((link) => ({ link, peer, capacity: BigInt(CAPACITY), expiryBlocks: 1000 })), FeeRate.ofSatPerVb(2n)).finally(() => Promise.all(links.map((l) => l.close())));
     await node.chain.mine(1);
     const out: Chan[] = [];
     for (const { rec } of opened) {

@@ -8,6 +8,7 @@ import { decodeRecord, withState, type ChannelRecord, type PayeeRecord, type Pay
 import { decodeJournalRecord, listChannels, saveChannels } from '../src/channel/store.js';
 import { PayerJournal, readPayerLedger } from '../src/channel/payer-ledger.js';
 import { tempDir } from './helpers/tmp.js';
+import { FeeRate } from '../src/bitcoin/fee-rate.js';
 import { testWallet } from './helpers/wallets.js';
 
 const terms = { payerPubkey: '02' + '11'.repeat(32), payeePubkey: '03' + '22'.repeat(32), expiry: 1144, capacity: '200000', closeFee: '1410', payeeScript: '0014' + '33'.repeat(20), payerScript: '0014' + '44'.repeat(20) };
@@ -73,6 +74,9 @@ describe('channel records', () => {
     ['peer.kind', { ...payer, peer: { kind: 'ssh', host: 'h' } }],
     ['funding.vout', { ...payer, funding: { txid: funding.txid, vout: 1.5 } }],
     ['close.bumps[0].fee', { ...payer, status: 'closing', close: { ...spend, bumps: [{ ...bump, fee: 2000 }] } }],
+    ['close.bumps[0].feeRate', { ...payer, status: 'closing', close: { ...spend, bumps: [{ ...bump, feeRate: 12 }] } }],
+    ['close.bumps[0].feeRate', { ...payer, status: 'closing', close: { ...spend, bumps: [{ ...bump, feeRate: '2.5001' }] } }],
+    ['close.bumps[0].feeRate', { ...payer, status: 'closing', close: { ...spend, bumps: [{ ...bump, feeRate: '1e3' }] } }],
     ['refund.txid', { ...payee, status: 'refunded', refund: { ...spend, txid: 'cc' } }],
     ['reason', { ...payee, status: 'failed' }],
     ['status', { ...payee, status: 'paused' }],
@@ -80,6 +84,14 @@ describe('channel records', () => {
     ['status: a payee stores no opening', { ...payee, status: 'opening', fundingTx: '00', ticket: '00' }],
   ])('a bad %s is KEYSTORE_CORRUPT, naming the field', (field, rec) => {
     expect(corrupt(stored(rec)).message).toContain(`channel ${common.id}.${field}`);
+  });
+
+  test('a bump at a fractional rate is kept as written ("2.25" sat/vB); a whole one as earlier versions wrote it ("12") reads the same', () => {
+    const fractional = withState(payee, { status: 'closing', close: { ...spend, bumps: [bump, { ...bump, txid: 'dd'.repeat(32), feeRate: '2.25' }] } });
+    expect(decodeRecord(stored(fractional), common.id)).toEqual(fractional);
+    const whole = withState(payee, { status: 'closing', close: spend });
+    expect(decodeRecord(stored(whole), common.id)).toEqual(whole);
+    expect(FeeRate.parse(bump.feeRate).satPerKvb).toBe(12_000n); // 12 sat/vB, as the payee's next bump reads it
   });
 
   test('a record that is not an object is KEYSTORE_CORRUPT', () => {

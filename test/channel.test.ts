@@ -28,6 +28,7 @@ import { faucetPay } from '../src/wallet/faucet.js';
 import { Transaction } from 'bitcoinjs-lib';
 import { CHANNEL_CHAIN, contractKey } from '../src/wallet/hd.js';
 import { SwarmpayError } from '../src/errors.js';
+import { FeeRate } from '../src/bitcoin/fee-rate.js';
 
 describe('payment channels on a real btcd', () => {
   let node: TestNode;
@@ -43,7 +44,7 @@ describe('payment channels on a real btcd', () => {
   const open = async (capacity: bigint, expiryBlocks = 144) => {
     const l = await link();
     try {
-      return await openChannel(pc, l, { kind: 'tcp', host: '127.0.0.1', port: server.port }, { capacity, expiryBlocks, feeRate: 2n });
+      return await openChannel(pc, l, { kind: 'tcp', host: '127.0.0.1', port: server.port }, { capacity, expiryBlocks, feeRate: FeeRate.ofSatPerVb(2n) });
     } finally {
       await l.close();
     }
@@ -59,7 +60,7 @@ describe('payment channels on a real btcd', () => {
     const connect = () => connectTcp('127.0.0.1', srv.port, peerStaticKey(payer.seed), { peerKey: peerStaticKey(w.seed).publicKey });
     const pays = async () => {
       const l = await connect();
-      const { rec } = await openChannel(pc, l, { kind: 'tcp', host: '127.0.0.1', port: srv.port }, { capacity: 200_000n, expiryBlocks: 144, feeRate: 2n }).finally(() => l.close());
+      const { rec } = await openChannel(pc, l, { kind: 'tcp', host: '127.0.0.1', port: srv.port }, { capacity: 200_000n, expiryBlocks: 144, feeRate: FeeRate.ofSatPerVb(2n) }).finally(() => l.close());
       await node.chain.mine(1);
       return sessions.start(rec.id, await connect());
     };
@@ -289,12 +290,12 @@ describe('payment channels on a real btcd', () => {
   test('refund: refused before the expiry (saying when), confirmed after it', async () => {
     const { rec } = await open(100_000n, DEFAULT_POLICY.minExpiryBlocks);
     await node.chain.mine(1);
-    const early = await failure(refundChannel(pc, rec.id, 2n));
+    const early = await failure(refundChannel(pc, rec.id, FeeRate.ofSatPerVb(2n)));
     expect(early).toMatchObject({ code: 'CHANNEL_STATE' });
     expect((early as SwarmpayError).hint).toMatch(/in \d+ blocks/);
     const tip = await node.chain.tipHeight();
     await node.chain.mine(rec.terms.expiry - tip);
-    const r = await refundChannel(pc, rec.id, 2n);
+    const r = await refundChannel(pc, rec.id, FeeRate.ofSatPerVb(2n));
     await node.chain.mine(1);
     expect((await node.chain.getTransaction(r.txid))!.confirmations).toBe(1);
     expect(getChannel(payer.session, rec.id)).toMatchObject({ status: 'refunding', refund: { txid: r.txid } });

@@ -6,9 +6,9 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT, ackedLines, spawnSwarmpay, swarmpay, until, type CliResult } from './helpers/cli.js';
-import { tempDir } from './helpers/tmp.js';
-import { heapSnapshotEnv, liveHeapMb, loadCpu, startServer, stopChild, type Server } from './helpers/server.js';
+import { ROOT, ackedLines, spawnSwarmpay, until, type CliResult } from './helpers/cli.js';
+import { heapSnapshotEnv, liveHeapMb, loadCpu, stopChild, type Server } from './helpers/server.js';
+import { startTwoDatadirs, type TwoDatadirs } from './helpers/two-datadirs.js';
 import { connectTcp } from '../src/peer/transports.js';
 import { generateStaticKey } from '../src/peer/keys.js';
 import type { PeerLink } from '../src/peer/link.js';
@@ -17,15 +17,15 @@ import { encodeMessage, parseMessage } from '../src/channel/messages.js';
 const BIN = path.join(ROOT, 'bin', 'swarmpay');
 
 describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
-  let tmp: ReturnType<typeof tempDir>;
+  let dd: TwoDatadirs;
   let payer: string;
   let payee: string;
   let pass: string;
   let chainArgs: string[];
   let server: Server;
   let heaps: string;
-  const a = (...args: string[]) => swarmpay(['--datadir', payer, '--tpm', 'none', ...args]);
-  const b = (...args: string[]) => swarmpay(['--datadir', payee, '--tpm', 'none', ...chainArgs, ...args]);
+  const a = (...args: string[]) => dd.a(...args);
+  const b = (...args: string[]) => dd.b(...args);
   const refused = (r: CliResult, exit: number, code: string) => expect({ exit: r.code, code: r.json?.error?.code ?? lastLine(r)?.error?.code }).toEqual({ exit, code });
   const lastLine = (r: CliResult) => lastLineOf(r.stdout);
   const lastLineOf = (stdout: string) => {
@@ -37,8 +37,6 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
     }
   };
 
-  const serve = (datadir: string, port = 0, env: Record<string, string> = {}) =>
-    startServer(['--datadir', datadir, '--tpm', 'none', ...chainArgs, 'channel', 'serve', '--listen', `127.0.0.1:${port}`, '--passphrase-file', pass, '--poll', '1'], env);
   /** Every value in a document, at any depth: what `--json` prints must never be null. */
   const nulls = (v: unknown, at = '$'): string[] =>
     v === null ? [at] : typeof v === 'object' ? Object.entries(v as object).flatMap(([k, x]) => nulls(x, `${at}.${k}`)) : [];
@@ -48,31 +46,17 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
     return o.json.id as string;
   };
   const stop = stopChild;
-  const mine = (n = 1) => a('node', 'mine', String(n));
+  const mine = (n = 1) => dd.mine(n);
 
   beforeAll(async () => {
-    tmp = tempDir();
-    payer = path.join(tmp.dir, 'payer');
-    payee = path.join(tmp.dir, 'payee');
-    pass = path.join(tmp.dir, 'pass');
-    writeFileSync(pass, 'a good long passphrase');
-    const started = await a('node', 'start');
-    expect(started.code).toBe(0);
-    chainArgs = ['--rpc-url', started.json.rpcUrl, '--rpc-cookie', started.json.rpcCookie];
-    for (const [run, name] of [[a, 'payer'], [b, 'payee']] as const) {
-      expect((await run('wallet', 'create', '--mnemonic-file', path.join(tmp.dir, `${name}.words`), '--passphrase-file', pass)).code).toBe(0);
-    }
-    for (let i = 0; i < 3; i++) {
-      const addr = (await a('wallet', 'address')).json.address;
-      expect((await a('node', 'mine', '1', '--to', addr)).code).toBe(0);
-    }
-    mkdirSync(heaps = path.join(tmp.dir, 'heaps'));
-    server = await serve(payee, 0, heapSnapshotEnv(heaps));
+    dd = await startTwoDatadirs({ fundBlocks: 3 });
+    ({ payer, payee, pass, chainArgs } = dd);
+    mkdirSync(heaps = path.join(dd.dir, 'heaps'));
+    server = await dd.serve({ env: heapSnapshotEnv(heaps) });
   });
   afterAll(async () => {
     if (server) await stop(server.child);
-    await a('node', 'stop');
-    tmp?.remove();
+    await dd?.stop();
   });
 
   test('over TCP: open, 10,000 payments, close; the node pays the payee exactly the acknowledged sum minus the agreed fee', async () => {
@@ -106,15 +90,19 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
   });
 
   test('over --peer-cmd: a payee spoken to through a command\'s stdin/stdout, then a refund after the expiry', async () => {
-    const other = path.join(tmp.dir, 'payee2');
-    expect((await swarmpay(['--datadir', other, 'wallet', 'create', '--mnemonic-file', path.join(tmp.dir, 'payee2.words'), '--passphrase-file', pass])).code).toBe(0);
+    const other = await dd.another('payee2');
     const cmd = [process.execPath, BIN, '--datadir', other, '--tpm', 'none', ...chainArgs, 'channel', 'serve', '--stdio', '--passphrase-file', pass].map((x) => `'${x}'`).join(' ');
     const opened = await a('channel', 'open', '--peer-cmd', cmd, '--capacity', '200000', '--expiry', '40', '--passphrase-file', pass);
     expect(opened.code).toBe(0);
     const id = opened.json.id as string;
+    // The payee's log (timestamped lines) reaches our stderr, each line marked with its name (the program the command runs).
+    const theirs = (r: CliResult) => r.stderr.split('\n').filter((l) => /\d{4}-\d\d-\d\dT[\d:.]+Z /.test(l));
+    expect(theirs(opened)).toContainEqual(expect.stringMatching(new RegExp(`^\\[node\\] \\S+Z channel ${id} open: 200000 sats`)));
+    expect(theirs(opened).filter((l) => !l.startsWith('[node] '))).toEqual([]);
     await mine();
     const paid = await a('channel', 'pay', id, '10', '--count', '10000', '--passphrase-file', pass);
     expect(paid.code).toBe(0);
+    expect(theirs(paid).filter((l) => !l.startsWith('[node] '))).toEqual([]);
     expect(lastLineOf(paid.stdout).summary).toMatchObject({ acked: 10000, sats: 100000 });
     // Too early: the node would refuse, so swarmpay says when it becomes possible.
     const early = await a('channel', 'refund', id, '--passphrase-file', pass);
@@ -134,7 +122,7 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
     const opened = await a('channel', 'open', '--peer', `127.0.0.1:${server.port}`, '--peer-key', server.key, '--capacity', '300000', '--passphrase-file', pass);
     const id = opened.json.id as string;
     await mine();
-    const batch = path.join(tmp.dir, 'batch.jsonl');
+    const batch = path.join(dd.dir, 'batch.jsonl');
     writeFileSync(batch, Array.from({ length: 100 }, (_, i) => JSON.stringify({ id: `inv-${i}`, channel: id, sats: 100 })).join('\n') + '\n');
     const first = await a('channel', 'pay', '--batch', batch, '--passphrase-file', pass);
     expect(first.code).toBe(0);
@@ -168,7 +156,7 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
     const acked = r.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.acked === true).length;
     expect(acked).toBeGreaterThanOrEqual(20_000);
     expect(acked).toBeLessThan(5_000_000);
-    server = await serve(payee, server.port, heapSnapshotEnv(heaps)); // where the payer will look for it again
+    server = await dd.serve({ port: server.port, env: heapSnapshotEnv(heaps) }); // where the payer will look for it again
     const held = (await b('channel', 'show', id, '--passphrase-file', pass)).json.paid as number;
     expect(held).toBeGreaterThanOrEqual(acked); // every acknowledged payment survived
     const more = await a('channel', 'pay', id, '1', '--count', '10', '--passphrase-file', pass);
@@ -217,9 +205,8 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
   });
 
   test('a payee that dies right after agreeing to an open: `channel open` names the funding and --resume, which finishes the open once the payee is back', async () => {
-    const other = path.join(tmp.dir, 'payee3');
-    expect((await swarmpay(['--datadir', other, 'wallet', 'create', '--mnemonic-file', path.join(tmp.dir, 'payee3.words'), '--passphrase-file', pass])).code).toBe(0);
-    const dies = await serve(other, 0, { SWARMPAY_FAULT: 'kill-after-accept' });
+    const other = await dd.another('payee3');
+    const dies = await dd.serve({ datadir: other, env: { SWARMPAY_FAULT: 'kill-after-accept' } });
     const r = await a('channel', 'open', '--peer', `127.0.0.1:${dies.port}`, '--peer-key', dies.key, '--capacity', '100000', '--passphrase-file', pass);
     expect(r.code).toBe(4);
     const id = r.json.error.details.channel as string;
@@ -227,7 +214,7 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
     expect(r.json.error.hint).toContain(`swarmpay channel open --resume ${id}`);
     expect((await a('channel', 'show', id, '--passphrase-file', pass)).json).toMatchObject({ status: 'opening', fundingTxid: r.json.error.details.fundingTxid });
     refused(await a('channel', 'pay', id, '10', '--passphrase-file', pass), 4, 'PEER_UNREACHABLE'); // resuming needs the payee
-    const back = await serve(other, dies.port);
+    const back = await dd.serve({ datadir: other, port: dies.port });
     try {
       const resumed = await a('channel', 'open', '--resume', id, '--passphrase-file', pass);
       expect(resumed.code).toBe(0);
@@ -266,9 +253,8 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
   }, 120_000);
 
   test('`channel serve --max-connections 2`: a third connection is closed at once and logged as PEER_REFUSED; the two served go on', async () => {
-    const other = path.join(tmp.dir, 'payee4');
-    expect((await swarmpay(['--datadir', other, 'wallet', 'create', '--mnemonic-file', path.join(tmp.dir, 'payee4.words'), '--passphrase-file', pass])).code).toBe(0);
-    const small = await startServer(['--datadir', other, '--tpm', 'none', ...chainArgs, 'channel', 'serve', '--listen', '127.0.0.1:0', '--passphrase-file', pass, '--max-connections', '2']);
+    const other = await dd.another('payee4');
+    const small = await dd.serve({ datadir: other, args: ['--max-connections', '2'] });
     let log = '';
     small.child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     const peerKey = Buffer.from(small.key, 'hex');

@@ -45,15 +45,18 @@ describe('swarmpay.conf, environment variables and flags', () => {
     expect(await net({ SWARMPAY_NETWORK: 'testnet' }, '--network', 'mainnet')).toBe('mainnet');
   });
 
-  test('the fee rate: --fee-rate over SWARMPAY_FEE_RATE over fee-rate= ([network] over the top) over 2 on regtest; elsewhere required', () => {
-    expect(feeRateFor(new Environment({ datadir: dir }), undefined)).toBe(2n);
-    conf('fee-rate=4\n[regtest]\nfee-rate=5\n[signet]\nfee-rate=6\n');
-    expect(feeRateFor(new Environment({ datadir: dir }), undefined)).toBe(5n);
-    expect(feeRateFor(new Environment({ datadir: dir, network: 'signet' }), undefined)).toBe(6n);
-    expect(feeRateFor(new Environment({ datadir: dir, network: 'testnet' }), undefined)).toBe(4n);
-    process.env.SWARMPAY_FEE_RATE = '7';
-    expect(feeRateFor(new Environment({ datadir: dir }), undefined)).toBe(7n);
-    expect(feeRateFor(new Environment({ datadir: dir }), '8')).toBe(8n);
+  test('the fee rate: --fee-rate over SWARMPAY_FEE_RATE over fee-rate= ([network] over the top) over 2 on regtest; elsewhere required; each may be fractional', () => {
+    const rate = (o: { network?: 'signet' | 'testnet' } = {}, given?: string) => feeRateFor(new Environment({ datadir: dir, ...o }), given).toString();
+    expect(rate()).toBe('2');
+    conf('fee-rate=4\n[regtest]\nfee-rate=5.5\n[signet]\nfee-rate=6.125\n');
+    expect(rate()).toBe('5.5');
+    expect(rate({ network: 'signet' })).toBe('6.125');
+    expect(rate({ network: 'testnet' })).toBe('4');
+    process.env.SWARMPAY_FEE_RATE = '7.25';
+    expect(rate()).toBe('7.25');
+    expect(rate({}, '8.5')).toBe('8.5');
+    process.env.SWARMPAY_FEE_RATE = '7.2501';
+    expect(() => rate()).toThrow(/SWARMPAY_FEE_RATE/);
     process.env.SWARMPAY_FEE_RATE = 'lots';
     expect(() => feeRateFor(new Environment({ datadir: dir }), undefined)).toThrow(/SWARMPAY_FEE_RATE/);
     delete process.env.SWARMPAY_FEE_RATE;
@@ -89,6 +92,8 @@ describe('swarmpay.conf, environment variables and flags', () => {
 
   test.each([
     ['fee-rate=abc\n', 1, /fee rate "abc"/],
+    ['fee-rate=2.5001\n', 1, /fee rate "2.5001"/],
+    ['fee-rate=0.5\n', 1, /0\.5 sat\/vB is below the relay minimum of 1 sat\/vB/],
     ['# ok\n\nnetwork=regtest\nrpc_url=http://x/\n', 4, /unknown key "rpc_url"/],
     ['[moonnet]\n', 1, /\[moonnet\] is not a network/],
     ['chain bitcoind\n', 1, /not key=value/],

@@ -133,7 +133,7 @@ describe('the man page\'s synopsis lists exactly the program\'s commands and opt
         else break;
       }
       if (path.length === 0) continue; // -V | --version
-      const options = block.match(/--[a-z][a-z-]*/g) ?? [];
+      const options = block.match(/--[a-z][a-z0-9-]*/g) ?? [];
       for (const a of alternatives) {
         const p = [...path, a].filter(Boolean).join(' ');
         const hasSubs = byPath.get(p)?.commands.length;

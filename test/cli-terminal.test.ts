@@ -4,80 +4,36 @@
  * Prompts are drawn on the terminal and never on stdout; Ctrl-C at one ends quietly (130);
  * `channel open` shows what it locks and asks, and without a terminal wants --yes.
  */
-import { execFile, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT, snapshot, swarmpay, until } from './helpers/cli.js';
-import { startServer, stopChild, type Server } from './helpers/server.js';
-import { tempDir } from './helpers/tmp.js';
+import { ROOT, snapshot, swarmpay } from './helpers/cli.js';
+import { atTerminal, cmd } from './helpers/terminal.js';
+import { stopChild, type Server } from './helpers/server.js';
+import { PASSPHRASE, startTwoDatadirs, type TwoDatadirs } from './helpers/two-datadirs.js';
 
 const BIN = path.join(ROOT, 'bin', 'swarmpay');
-const PASSPHRASE = 'a good long passphrase';
-
-/** Text as a reader sees it on the terminal: no colours, no cursor moves. */
-const plain = (s: string) => s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
-
-/**
- * `line` (bash) run by `script` in a pseudo-terminal: stdin, stdout and stderr are the
- * terminal unless the line redirects them. Keys typed after a prompt shows go to it.
- */
-function atTerminal(line: string) {
-  const child = spawn('script', ['-qfec', line, '/dev/null'], { env: { ...process.env, SHELL: '/bin/bash', NO_COLOR: '1' }, stdio: ['pipe', 'pipe', 'pipe'] });
-  let screen = '';
-  child.stdout.on('data', (d: Buffer) => (screen += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (screen += d.toString()));
-  const exit = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
-  return {
-    screen: () => plain(screen),
-    /** Waits for the terminal to show `prompt`, then types `keys`. */
-    async type(prompt: string, keys: string): Promise<void> {
-      await until(() => plain(screen).includes(prompt), 30_000).catch(() => {
-        throw new Error(`the terminal never showed "${prompt}"; it shows:\n${plain(screen)}`);
-      });
-      child.stdin.write(keys);
-    },
-    exit,
-  };
-}
-
-/** A swarmpay command line for bash, every argument quoted. */
-const cmd = (args: string[]) => [process.execPath, BIN, ...args].map((a) => `'${a}'`).join(' ');
 
 describe('at a terminal: prompts on stderr, Ctrl-C, the question before a channel opens', () => {
-  let tmp: ReturnType<typeof tempDir>;
+  let dd: TwoDatadirs;
   let payer: string;
-  let payee: string;
   let pass: string;
-  let chainArgs: string[];
   let server: Server;
-  const a = (...args: string[]) => swarmpay(['--datadir', payer, '--tpm', 'none', ...args]);
-  const b = (...args: string[]) => swarmpay(['--datadir', payee, '--tpm', 'none', ...chainArgs, ...args]);
+  const a = (...args: string[]) => dd.a(...args);
 
   beforeAll(async () => {
-    tmp = tempDir();
-    payer = path.join(tmp.dir, 'payer');
-    payee = path.join(tmp.dir, 'payee');
-    pass = path.join(tmp.dir, 'pass');
-    writeFileSync(pass, PASSPHRASE);
-    const started = await a('node', 'start');
-    expect(started.code).toBe(0);
-    chainArgs = ['--rpc-url', started.json.rpcUrl, '--rpc-cookie', started.json.rpcCookie];
-    for (const [run, name] of [[a, 'payer'], [b, 'payee']] as const) {
-      expect((await run('wallet', 'create', '--mnemonic-file', path.join(tmp.dir, `${name}.words`), '--passphrase-file', pass)).code).toBe(0);
-    }
-    const addr = (await a('wallet', 'address')).json.address;
-    expect((await a('node', 'mine', '1', '--to', addr)).code).toBe(0);
-    server = await startServer(['--datadir', payee, '--tpm', 'none', ...chainArgs, 'channel', 'serve', '--listen', '127.0.0.1:0', '--passphrase-file', pass, '--poll', '1']);
+    dd = await startTwoDatadirs();
+    ({ payer, pass } = dd);
+    server = await dd.serve();
   });
   afterAll(async () => {
     if (server) await stopChild(server.child);
-    await a('node', 'stop');
-    tmp?.remove();
+    await dd?.stop();
   });
 
   test('the passphrase is asked on the terminal with stdout in a file, and the file holds the JSON alone', async () => {
-    const out = path.join(tmp.dir, 'created.json');
-    const t = atTerminal(`${cmd(['--datadir', path.join(tmp.dir, 'fresh'), '--tpm', 'none', 'wallet', 'create', '--mnemonic-file', path.join(tmp.dir, 'fresh.words'), '--json'])} > '${out}'`);
+    const out = path.join(dd.dir, 'created.json');
+    const t = atTerminal(`${cmd(['--datadir', path.join(dd.dir, 'fresh'), '--tpm', 'none', 'wallet', 'create', '--mnemonic-file', path.join(dd.dir, 'fresh.words'), '--json'])} > '${out}'`);
     await t.type('Keystore passphrase:', `${PASSPHRASE}\r`);
     await t.type('Repeat the passphrase:', `${PASSPHRASE}\r`);
     expect(await t.exit).toBe(0);
@@ -85,13 +41,13 @@ describe('at a terminal: prompts on stderr, Ctrl-C, the question before a channe
   });
 
   test('a reader that closes stdout (`| true`) ends no command with EPIPE and a stack', async () => {
-    const t = atTerminal(`set -o pipefail; ${cmd(['--datadir', path.join(tmp.dir, 'piped'), '--tpm', 'none', 'wallet', 'create', '--mnemonic-file', path.join(tmp.dir, 'piped.words'), '--json'])} | true`);
+    const t = atTerminal(`set -o pipefail; ${cmd(['--datadir', path.join(dd.dir, 'piped'), '--tpm', 'none', 'wallet', 'create', '--mnemonic-file', path.join(dd.dir, 'piped.words'), '--json'])} | true`);
     await t.type('Keystore passphrase:', `${PASSPHRASE}\r`);
     await t.type('Repeat the passphrase:', `${PASSPHRASE}\r`);
     expect(await t.exit).toBe(0);
     expect(t.screen()).not.toMatch(/EPIPE|\n\s+at /);
     // It did what it was asked: the wallet is there.
-    expect((await swarmpay(['--datadir', path.join(tmp.dir, 'piped'), '--tpm', 'none', 'wallet', 'info'])).code).toBe(0);
+    expect((await swarmpay(['--datadir', path.join(dd.dir, 'piped'), '--tpm', 'none', 'wallet', 'info'])).code).toBe(0);
   });
 
   test('Ctrl-C at the passphrase prompt: exit 130 and one line, no stack, no JSON error', async () => {
@@ -108,22 +64,22 @@ describe('at a terminal: prompts on stderr, Ctrl-C, the question before a channe
     const balance = async () => (await a('wallet', 'balance')).json;
     const before = { files: snapshot(payer), balance: await balance() };
 
-    const no = open(path.join(tmp.dir, 'no.json'));
+    const no = open(path.join(dd.dir, 'no.json'));
     await no.type('Lock 100000 sats', 'n\r');
     expect(await no.exit).toBe(1);
     const asked = no.screen();
     expect(asked).toContain(`127.0.0.1:${server.port}, key ${server.key}`);
     expect(asked).toMatch(/capacity: 100000 sats, locked until height \d+ \(144 blocks\)/);
     expect(asked).toMatch(/fee: +\d+ sats for the funding \(2 sat\/vB\)/);
-    expect(JSON.parse(readFileSync(path.join(tmp.dir, 'no.json'), 'utf8')).error).toMatchObject({ code: 'USAGE', message: 'cancelled; nothing was paid' });
+    expect(JSON.parse(readFileSync(path.join(dd.dir, 'no.json'), 'utf8')).error).toMatchObject({ code: 'USAGE', message: 'cancelled; nothing was paid' });
     expect(snapshot(payer)).toEqual(before.files);
     expect(await balance()).toEqual(before.balance);
     expect((await a('channel', 'list', '--passphrase-file', pass)).json.channels).toEqual([]);
 
-    const yes = open(path.join(tmp.dir, 'yes.json'));
+    const yes = open(path.join(dd.dir, 'yes.json'));
     await yes.type('Lock 100000 sats', 'y\r');
     expect(await yes.exit).toBe(0);
-    expect(JSON.parse(readFileSync(path.join(tmp.dir, 'yes.json'), 'utf8'))).toMatchObject({ role: 'payer', status: 'open', capacity: 100000 });
+    expect(JSON.parse(readFileSync(path.join(dd.dir, 'yes.json'), 'utf8'))).toMatchObject({ role: 'payer', status: 'open', capacity: 100000 });
   });
 
   test('`channel open` without a terminal and without --yes is refused before the passphrase, and opens nothing', async () => {

@@ -63,11 +63,11 @@ describe('tpm CLI and the TPM-sealed keystore', () => {
     expect(r.stderr).toMatch(/warning: no TPM/);
   });
 
-  test('a passphrase keystore warns loudly whenever it is unlocked', async () => {
+  test('a passphrase keystore warns before it spends, naming the TPM here', async () => {
     const to = await fund();
     const r = await send(to, '--passphrase-file', passFile);
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/warning: this keystore is protected by a passphrase only/);
+    expect(r.stderr).toMatch(/warning: only a passphrase protects this keystore: .*this device has a TPM \(swtpm:127\.0\.0\.1:\d+\): `swarmpay tpm provision` seals/);
   });
 
   test('provision moves the wallet under the TPM without losing anything', async () => {
@@ -82,7 +82,7 @@ describe('tpm CLI and the TPM-sealed keystore', () => {
     const to = await fund();
     const sent = await send(to);
     expect(sent.code).toBe(0);
-    expect(sent.stderr).not.toMatch(/passphrase only/);
+    expect(sent.stderr).not.toMatch(/only a passphrase/);
     const status = await run('tpm', 'status');
     expect(status.json.keystore).toMatchObject({ protector: 'tpm', sealed: true });
     expect(status.json.keystore.fileCounter).toBe(status.json.keystore.tpmCounter);

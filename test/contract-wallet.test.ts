@@ -3,6 +3,7 @@
  * wallet. They must reach no seed and no mnemonic, yet keep signing with the keys their
  * stored contracts were made with, and their keystore writes must keep the wallet intact.
  */
+import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { networks, payments } from 'bitcoinjs-lib';
 import { SwarmpayError } from '../src/errors.js';
@@ -13,6 +14,11 @@ import { passphraseUnlocker } from '../src/keystore/keystore.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
 import { tempDir } from './helpers/tmp.js';
 import { TEST_PASSPHRASE, fund, testWallet, type TestWallet } from './helpers/wallets.js';
+import { FeeRate } from '../src/bitcoin/fee-rate.js';
+import { swarmpay } from './helpers/cli.js';
+
+/** An address of no wallet here. */
+const ADDRESS_ELSEWHERE = payments.p2wpkh({ hash: Buffer.alloc(20, 3), network: networks.regtest }).address ?? '';
 
 /** Every value reachable from `root` through properties, getters included (what a protocol's code can reach). */
 function reachable(root: unknown): unknown[] {
@@ -121,15 +127,51 @@ describe('the contract wallet', () => {
   test('fund pays contracts only: an output that is not P2WSH (the wallet paying out elsewhere) is refused', async () => {
     await fund(node.chain, w, 1_000_000n);
     const p2wpkhAddress = payments.p2wpkh({ hash: Buffer.alloc(20, 7), network: networks.regtest }).address ?? '';
-    await expect(ctx.wallet.fund([{ address: p2wpkhAddress, amount: 20_000n }], 2n)).rejects.toMatchObject({ code: 'INTERNAL' });
+    await expect(ctx.wallet.fund([{ address: p2wpkhAddress, amount: 20_000n }], FeeRate.ofSatPerVb(2n), async (tx) => tx)).rejects.toMatchObject({ code: 'INTERNAL' });
   });
 
   test('fund signs a payment whose first outputs are the ones asked for, from the wallet, without broadcasting it', async () => {
     const a = { address: payments.p2wsh({ hash: Buffer.alloc(32, 9), network: networks.regtest }).address ?? '', amount: 20_000n };
-    const tx = await ctx.wallet.fund([a, { ...a, amount: 30_000n }], 2n);
+    const tx = await ctx.wallet.fund([a, { ...a, amount: 30_000n }], FeeRate.ofSatPerVb(2n), async (tx) => tx);
     expect(await node.chain.getTransaction(tx.txid)).toBeNull();
     await node.chain.broadcast(tx.hex);
     const seen = await node.chain.getTransaction(tx.txid);
     expect(seen?.outputs.slice(0, 2).map((o) => o.value)).toEqual([20_000n, 30_000n]);
+  });
+});
+
+describe('a contract funding holds its coins until it is broadcast', () => {
+  let node: TestNode;
+  let tmp: ReturnType<typeof tempDir>;
+
+  beforeAll(async () => {
+    node = await startTestNode();
+    tmp = tempDir();
+  }, 120_000);
+  afterAll(async () => {
+    await node?.stop();
+    tmp?.remove();
+  });
+
+  test('a wallet send while a funding waits (for a confirmation, a store, a peer) picks another coin, and both go through', async () => {
+    // The wallet in the node's own datadir, so that the command line reaches the node as it is.
+    const w = await testWallet(node.datadir);
+    const ctx = contractContext(w.session, w.seed, node.chain, w.networkDir);
+    await fund(node.chain, w, 1_000_000n);
+    await fund(node.chain, w, 600_000n);
+    const passFile = path.join(tmp.dir, 'pass');
+    writeFileSync(passFile, TEST_PASSPHRASE + '\n');
+    const contract = payments.p2wsh({ hash: Buffer.alloc(32, 5), network: networks.regtest }).address ?? '';
+    const { funding, send } = await ctx.wallet.fund([{ address: contract, amount: 500_000n }], FeeRate.ofSatPerVb(2n), async (funding) => {
+      // Another command, in another process, pays meanwhile: a coin the funding took is not for it.
+      const send = await swarmpay(['--datadir', node.datadir, 'wallet', 'send', ADDRESS_ELSEWHERE, '300000', '--fee-rate', '2', '--passphrase-file', passFile]);
+      expect([send.code, send.json.error]).toEqual([0, undefined]);
+      await node.chain.broadcast(funding.hex);
+      return { funding, send: send.json.txid as string };
+    });
+    const inputsOf = async (txid: string) => (await node.chain.getTransaction(txid))!.inputs.map((i) => `${i.txid}:${i.vout}`);
+    const [fundingInputs, sendInputs] = [await inputsOf(funding.txid), await inputsOf(send)];
+    expect(fundingInputs.filter((o) => sendInputs.includes(o))).toEqual([]);
+    expect(readdirSync(path.join(w.networkDir, 'coin-locks'))).toEqual([]);
   });
 });

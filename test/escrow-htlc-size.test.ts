@@ -30,6 +30,7 @@ import { startTestNode, type TestNode } from './helpers/node.js';
 import { tempDir } from './helpers/tmp.js';
 import { testWallet, type TestWallet } from './helpers/wallets.js';
 import { hex, labelledKeys, p2wpkh, pub } from './helpers/keys.js';
+import { FeeRate } from '../src/bitcoin/fee-rate.js';
 
 const RUNS = Number(process.env.SWARMPAY_FUZZ_RUNS ?? 200);
 const SEED = Number(process.env.SWARMPAY_FUZZ_SEED ?? 20261130);
@@ -39,7 +40,7 @@ const priv = labelledKeys('htlc-size');
 
 const SELLER = priv('seller');
 const BUYER = priv('buyer');
-const FEE_RATE = 2n;
+const FEE_RATE = FeeRate.ofSatPerVb(2n);
 const PRICE = 50_000n;
 const TEMPLATES: HtlcTemplate[] = ['size-checked', 'legacy'];
 

@@ -45,10 +45,11 @@ import { startTestNode, type TestNode } from './helpers/node.js';
 import { tempDir } from './helpers/tmp.js';
 import { TEST_PASSPHRASE, testWallet, type TestWallet } from './helpers/wallets.js';
 import { hex } from './helpers/keys.js';
+import { FeeRate } from '../src/bitcoin/fee-rate.js';
 
 const PRICE = 50_000n;
 /** Every payment here before the claims pays this, so that the node's estimate is well above the floor of 2. */
-const FEE_RATE = 10n;
+const FEE_RATE = FeeRate.ofSatPerVb(10n);
 const MARGIN = 6;
 const ACCEPT = { checks: {}, feeRate: FEE_RATE };
 /** A claim aims at confirming within 6 blocks (seller.CLAIM_TARGET_BLOCKS, as a channel's close). */
@@ -81,7 +82,7 @@ describe('sold means confirmed; claims that confirm (real btcd)', () => {
     return c;
   };
   /** The claim this escrow's record names, rebuilt at `feeRate` to the output the chain shows it paying. */
-  const claimAt = async (rec: SellerClaimed, w: TestWallet, feeRate: bigint) => {
+  const claimAt = async (rec: SellerClaimed, w: TestWallet, feeRate: FeeRate) => {
     const info = (await node.chain.getTransaction(rec.claimTxid))!;
     const h = htlcOf(rec, 'regtest');
     return claimTx(h.terms, h.funding, Buffer.from(rec.key, 'hex'), info.outputs[0]!.script, feeRate, contractKey(w.seed, 'regtest', ESCROW_CHAIN, rec.keyIndex).priv);
@@ -91,7 +92,7 @@ describe('sold means confirmed; claims that confirm (real btcd)', () => {
    * The buyer's double-spend of an unconfirmed funding: the same inputs, all back to the
    * buyer's own address, at `feeRate` (above the funding's, as BIP125 wants).
    */
-  async function doubleSpend(w: TestWallet, txid: string, feeRate: bigint): Promise<SignedTx> {
+  async function doubleSpend(w: TestWallet, txid: string, feeRate: FeeRate): Promise<SignedTx> {
     const tx = (await node.chain.getTransaction(txid))!;
     const { used } = await ownedUtxos(node.chain, walletAccount(w.networkDir, 'regtest'), 'regtest');
     const ownerOf = new Map(used.map((a) => [hex(a.script), a]));
@@ -103,7 +104,7 @@ describe('sold means confirmed; claims that confirm (real btcd)', () => {
       owners.push(ownerOf.get(hex(prev.script))!);
     }
     const to = addressToScript((await receiveAddress(node.chain, w.networkDir, 'regtest')).address, 'regtest');
-    const fee = feeRate * estimateVbytes(inputs.length, [to]);
+    const fee = feeRate.feeFor(estimateVbytes(inputs.length, [to]));
     const value = inputs.reduce((a, i) => a + i.value, 0n) - fee;
     return signSend({ spend: { inputs, outputs: [{ script: to, value }], fee, feeRate, paid: value }, owners }, w.seed, 'regtest');
   }
@@ -130,11 +131,12 @@ describe('sold means confirmed; claims that confirm (real btcd)', () => {
   describe('the claim fee follows the node\'s estimate when no fee rate is given', () => {
     test('the rate chosen: the estimate, never below 2 sat/vB; no estimate gives 2 on regtest and FEE_RATE_REQUIRED elsewhere', async () => {
       expect(seller.CLAIM_TARGET_BLOCKS).toBe(CLAIM_TARGET);
-      const estimating = (rate: bigint | null): ChainBackend => Object.assign(Object.create(node.chain) as ChainBackend, { estimateFeeRate: async () => rate });
-      expect(await seller.claimFeeRate(estimating(17n), 'regtest')).toBe(17n);
-      expect(await seller.claimFeeRate(estimating(1n), 'regtest')).toBe(2n);
-      expect(await seller.claimFeeRate(estimating(null), 'regtest')).toBe(2n);
-      expect(await seller.claimFeeRate(estimating(17n), 'testnet')).toBe(17n);
+      const estimating = (rate: string | null): ChainBackend => Object.assign(Object.create(node.chain) as ChainBackend, { estimateFeeRate: async () => (rate === null ? null : FeeRate.parse(rate)) });
+      const claimRate = async (estimate: string | null, network: 'regtest' | 'testnet') => (await seller.claimFeeRate(estimating(estimate), network)).toString();
+      expect(await claimRate('17.125', 'regtest')).toBe('17.125');
+      expect(await claimRate('1', 'regtest')).toBe('2');
+      expect(await claimRate(null, 'regtest')).toBe('2');
+      expect(await claimRate('17', 'testnet')).toBe('17');
       const e = await expectCode(seller.claimFeeRate(estimating(null), 'testnet'), 'FEE_RATE_REQUIRED');
       expect(e.hint).toMatch(/--fee-rate/);
     });
@@ -145,7 +147,7 @@ describe('sold means confirmed; claims that confirm (real btcd)', () => {
       await takeAcceptance(sctx, r.acceptance);
       await node.chain.mine(1);
       const estimate = (await node.chain.estimateFeeRate(CLAIM_TARGET))!;
-      expect(estimate).toBeGreaterThanOrEqual(FEE_RATE);
+      expect(estimate.compare(FEE_RATE)).toBeGreaterThanOrEqual(0);
 
       const server = new EscrowServer(sctx, { feeRate: null, margin: MARGIN, log });
       await server.claimReady();
@@ -155,7 +157,7 @@ describe('sold means confirmed; claims that confirm (real btcd)', () => {
       expect(expected.txid).toBe(rec.claimTxid);
       const info = (await node.chain.getTransaction(rec.claimTxid))!;
       expect(PRICE - info.outputs[0]!.value).toBe(expected.fee);
-      expect(expected.fee / vsize(info.hex)).toBeGreaterThanOrEqual(estimate);
+      expect(FeeRate.paidBy(expected.fee, vsize(info.hex)).compare(estimate)).toBeGreaterThanOrEqual(0);
       await node.chain.mine(1);
       expect((await node.chain.getTransaction(rec.claimTxid))!.confirmations).toBe(1);
     });
@@ -170,13 +172,13 @@ describe('sold means confirmed; claims that confirm (real btcd)', () => {
       writeFileSync(acceptanceFile, JSON.stringify(r.acceptance));
       await node.chain.mine(1);
       const estimate = (await node.chain.estimateFeeRate(CLAIM_TARGET))!;
-      expect(estimate).toBeGreaterThan(2n);
+      expect(estimate.compare(FeeRate.ofSatPerVb(2n))).toBeGreaterThan(0);
 
       const pass = path.join(tmp.dir, 'pass');
       writeFileSync(pass, TEST_PASSPHRASE);
       const claimed = await swarmpay(['--datadir', s3.datadir, '--tpm', 'none', '--rpc-url', node.state.rpcUrl, '--rpc-cookie', node.state.cookieFile, 'escrow', 'claim', offer.id, '--acceptance', acceptanceFile, '--passphrase-file', pass]);
       expect([claimed.code, claimed.json?.error]).toEqual([0, undefined]);
-      expect(claimed.json).toMatchObject({ id: offer.id, role: 'seller', feeRate: Number(estimate) });
+      expect(claimed.json).toMatchObject({ id: offer.id, role: 'seller', feeRate: estimate.toJSON() });
       const rec: SellerClaimed = { ...recordIn(getEscrow(s3.session, offer.id), 'seller', 'offered'), acceptance: r.acceptance, htlc: 'size-checked', status: 'claimed', claimTxid: claimed.json.claimTxid as string };
       const expected = await claimAt(rec, s3, estimate);
       expect([claimed.json.claimTxid, BigInt(claimed.json.fee)]).toEqual([expected.txid, expected.fee]);
@@ -218,7 +220,7 @@ describe('sold means confirmed; claims that confirm (real btcd)', () => {
       expect(Transaction.fromHex(r1.acceptance.tx).ins.every((i) => i.sequence < 0xfffffffe)).toBe(true); // it signals RBF
 
       // ... and replaces the funding by a payment to itself at a higher fee rate: btcd takes it.
-      const conflict = await doubleSpend(buyer, funding, 3n * FEE_RATE);
+      const conflict = await doubleSpend(buyer, funding, FeeRate.ofSatPerVb(30n));
       expect(await node.chain.broadcast(conflict.hex)).toBe(conflict.txid);
       expect(await node.chain.getTransaction(funding)).toBeNull();
       expect((await node.chain.getTransaction(conflict.txid))!.confirmations).toBe(0);
@@ -260,7 +262,7 @@ describe('sold means confirmed; claims that confirm (real btcd)', () => {
       const { offer, ciphertext } = await createOffer(sctx, offerOptions());
       const r = await acceptOffer(bctx, offer, ciphertext, ACCEPT);
       await takeAcceptance(sctx, r.acceptance, MARGIN);
-      const conflict = await doubleSpend(buyer, r.acceptance.funding.txid, 3n * FEE_RATE);
+      const conflict = await doubleSpend(buyer, r.acceptance.funding.txid, FeeRate.ofSatPerVb(30n));
       await node.chain.broadcast(conflict.hex);
       await node.chain.mine(1);
       expect((await node.chain.getTransaction(conflict.txid))!.confirmations).toBe(1);
@@ -316,7 +318,7 @@ describe('sold means confirmed; claims that confirm (real btcd)', () => {
 
       const chain = lossy();
       const own: string[] = [];
-      const server = new EscrowServer(ctxOf(sb, chain.chain), { feeRate: 1n, margin: MARGIN, bumpAfter: 2, log: (m) => own.push(m) });
+      const server = new EscrowServer(ctxOf(sb, chain.chain), { feeRate: FeeRate.ofSatPerVb(1n), margin: MARGIN, bumpAfter: 2, log: (m) => own.push(m) });
       chain.drop = true;
       await server.claimReady();
       const claimTxid = recordIn(getEscrow(sb.session, offer.id), 'seller', 'claimed').claimTxid;
@@ -331,26 +333,26 @@ describe('sold means confirmed; claims that confirm (real btcd)', () => {
       expect(claim.confirmations).toBe(0);
       const claimFee = PRICE - claim.outputs[0]!.value;
       expect(claimFee / vsize(claim.hex)).toBe(1n); // the relay minimum, below the node's estimate
-      expect((await node.chain.estimateFeeRate(2))!).toBeGreaterThan(1n);
+      expect((await node.chain.estimateFeeRate(2))!.compare(FeeRate.ofSatPerVb(1n))).toBeGreaterThan(0);
 
       await server.claimReady(); // it has waited 2 blocks: bumped
       expect(own).toHaveLength(3);
-      const m = own[2]!.match(new RegExp(`^escrow ${offer.id}: the claim ${claimTxid} waited 2 blocks; bumped to (\\d+) sat/vB by ([0-9a-f]{64})$`));
+      const m = own[2]!.match(new RegExp(`^escrow ${offer.id}: the claim ${claimTxid} waited 2 blocks; bumped to ([0-9.]+) sat/vB by ([0-9a-f]{64})$`));
       expect(m).not.toBeNull();
-      const [rate, childTxid] = [BigInt(m![1]!), m![2]!];
-      expect(rate).toBeGreaterThan(1n);
+      const [rate, childTxid] = [FeeRate.parse(m![1]!), m![2]!];
+      expect(rate.compare(FeeRate.ofSatPerVb(1n))).toBeGreaterThan(0);
       const child = (await node.chain.getTransaction(childTxid))!;
       expect(child.inputs.map((i) => `${i.txid}:${i.vout}`)).toEqual([`${claimTxid}:0`]); // the claim's own output, nothing else
       const childFee = claim.outputs[0]!.value - child.outputs.reduce((s, o) => s + o.value, 0n);
-      expect((claimFee + childFee) / (vsize(claim.hex) + vsize(child.hex))).toBeGreaterThanOrEqual(rate);
+      expect(FeeRate.paidBy(claimFee + childFee, vsize(claim.hex) + vsize(child.hex)).compare(rate)).toBeGreaterThanOrEqual(0);
       await server.claimReady(); // not again at the same height
       expect(own).toHaveLength(3);
 
       // A second bump replaces the first (BIP125): the node keeps only the newer child.
       const pending = await seller.pendingClaim(ctxOf(sb), getEscrow(sb.session, offer.id), claimTxid);
       expect(pending.child?.txid).toBe(childTxid);
-      expect(pending.feeRate).toBeGreaterThanOrEqual(rate);
-      const again = await seller.bumpClaim(ctxOf(sb), pending, 2n * rate);
+      expect(pending.feeRate.compare(rate)).toBeGreaterThanOrEqual(0);
+      const again = await seller.bumpClaim(ctxOf(sb), pending, FeeRate.ofSatPerKvb(2n * rate.satPerKvb));
       expect(again.replaced).toBe(childTxid);
       expect(await node.chain.getTransaction(childTxid)).toBeNull();
 
@@ -377,7 +379,7 @@ describe('sold means confirmed; claims that confirm (real btcd)', () => {
 
       const chain = lossy();
       const own: string[] = [];
-      const server = new EscrowServer(ctxOf(sc, chain.chain), { feeRate: 2n, margin: MARGIN, bumpAfter: 100, log: (m) => own.push(m) });
+      const server = new EscrowServer(ctxOf(sc, chain.chain), { feeRate: FeeRate.ofSatPerVb(2n), margin: MARGIN, bumpAfter: 100, log: (m) => own.push(m) });
       chain.drop = true;
       await server.claimReady();
       const claimTxid = recordIn(getEscrow(sc.session, offer.id), 'seller', 'claimed').claimTxid;
@@ -390,7 +392,7 @@ describe('sold means confirmed; claims that confirm (real btcd)', () => {
       await server.claimReady();
       expect(own[1]).toBe(`escrow ${offer.id}: the claim ${claimTxid} had left the mempool; broadcast again`);
       await server.claimReady();
-      expect(own[2]).toMatch(new RegExp(`^escrow ${offer.id}: the claim ${claimTxid} waited \\d+ blocks; bumped to \\d+ sat/vB by [0-9a-f]{64}$`));
+      expect(own[2]).toMatch(new RegExp(`^escrow ${offer.id}: the claim ${claimTxid} waited \\d+ blocks; bumped to [0-9.]+ sat/vB by [0-9a-f]{64}$`));
       await node.chain.mine(1);
       expect(await node.chain.tipHeight()).toBeLessThan(timeout);
       expect((await node.chain.getTransaction(claimTxid))!.confirmations).toBe(1);

@@ -39,9 +39,10 @@ import { tempDir } from './helpers/tmp.js';
 import { testWallet, type TestWallet } from './helpers/wallets.js';
 import { enrollTpm } from './helpers/enroll.js';
 import { hex } from './helpers/keys.js';
+import { FeeRate } from '../src/bitcoin/fee-rate.js';
 
 const PRICE = 50_000n;
-const FEE_RATE = 2n;
+const FEE_RATE = FeeRate.ofSatPerVb(2n);
 const MARGIN = 6;
 const CLAIM = { feeRate: FEE_RATE, margin: MARGIN, force: false };
 const ACCEPT = { checks: {}, feeRate: FEE_RATE };

@@ -9,11 +9,9 @@
  */
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { swarmpay } from './helpers/cli.js';
-import { tempDir } from './helpers/tmp.js';
-import { startServer, stopChild, type Server } from './helpers/server.js';
+import { readFileSync } from 'node:fs';
+import { stopChild, type Server } from './helpers/server.js';
+import { startTwoDatadirs, type TwoDatadirs } from './helpers/two-datadirs.js';
 import { connectTcp } from '../src/peer/transports.js';
 import { generateStaticKey } from '../src/peer/keys.js';
 
@@ -24,40 +22,24 @@ const HONEST_BOUND_MS = 5_000;
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
 describe('channel serve under attack', () => {
-  let tmp: ReturnType<typeof tempDir>;
-  let payer: string;
-  let payee: string;
+  let dd: TwoDatadirs;
   let pass: string;
-  let chainArgs: string[];
   let server: Server;
   let channel: string;
-  const a = (...args: string[]) => swarmpay(['--datadir', payer, '--tpm', 'none', ...args]);
-  const b = (...args: string[]) => swarmpay(['--datadir', payee, '--tpm', 'none', ...chainArgs, ...args]);
+  const a = (...args: string[]) => dd.a(...args);
 
   beforeAll(async () => {
-    tmp = tempDir();
-    payer = path.join(tmp.dir, 'payer');
-    payee = path.join(tmp.dir, 'payee');
-    pass = path.join(tmp.dir, 'pass');
-    writeFileSync(pass, 'a good long passphrase');
-    const started = await a('node', 'start');
-    expect(started.code).toBe(0);
-    chainArgs = ['--rpc-url', started.json.rpcUrl, '--rpc-cookie', started.json.rpcCookie];
-    for (const [run, name] of [[a, 'payer'], [b, 'payee']] as const) {
-      expect((await run('wallet', 'create', '--mnemonic-file', path.join(tmp.dir, `${name}.words`), '--passphrase-file', pass)).code).toBe(0);
-    }
-    const addr = (await a('wallet', 'address')).json.address;
-    expect((await a('node', 'mine', '1', '--to', addr)).code).toBe(0);
-    server = await startServer(['--datadir', payee, '--tpm', 'none', ...chainArgs, 'channel', 'serve', '--listen', '127.0.0.1:0', '--passphrase-file', pass, '--poll', '1', '--handshake-timeout', '3', '--idle-timeout', '5']);
+    dd = await startTwoDatadirs();
+    pass = dd.pass;
+    server = await dd.serve({ args: ['--handshake-timeout', '3', '--idle-timeout', '5'] });
     const o = await a('channel', 'open', '--peer', `127.0.0.1:${server.port}`, '--peer-key', server.key, '--capacity', '10000000', '--passphrase-file', pass);
     expect(o.code).toBe(0);
     channel = o.json.id;
-    expect((await a('node', 'mine', '1')).code).toBe(0);
+    await dd.mine();
   });
   afterAll(async () => {
     if (server) await stopChild(server.child);
-    await a('node', 'stop');
-    tmp?.remove();
+    await dd?.stop();
   });
 
   /**

@@ -17,6 +17,7 @@ import type { PayerRecord } from '../channel/record.js';
 import type { Environment } from './environment.js';
 import { peerAddress, startServer, type Listen, type PeerLocation, type Server } from './server.js';
 import { waitForTx, type WaitHooks } from './wait.js';
+import type { FeeRate } from '../bitcoin/fee-rate.js';
 
 export type { BatchSource, ChannelReport, OpenConsent, PayEvents, PayeePolicy, Recovery };
 export { DEFAULT_POLICY } from '../channel/payee.js';
@@ -47,7 +48,7 @@ export interface OpenOptions {
 
 export interface ChannelOpenOptions extends ChannelSpec, OpenOptions {
   /** The funding's fee rate, sat/vB (the close's is agreed from the node's estimate). */
-  feeRate: bigint;
+  feeRate: FeeRate;
 }
 
 /** A channel just opened: its report, and what the funding paid in fees. */
@@ -101,7 +102,7 @@ export class Channels {
     readonly ctx: ContractContext,
     readonly env: Environment,
   ) {
-    this.connector = connectorFor(ctx.wallet.peerKey);
+    this.connector = connectorFor(ctx.wallet.peerKey, env.opts.peerStderr);
   }
 
   /** Opens a channel to a payee, funded from this wallet; with `wait`, returns once the funding has the confirmations the payee asked for. */
@@ -122,12 +123,12 @@ export class Channels {
    * where it stands (`resume` finishes an open cut short). With `wait`, returns once the
    * funding has the most confirmations any of the payees asked for.
    */
-  async openMany(specs: readonly ChannelSpec[], feeRate: bigint, o: OpenOptions = {}): Promise<OpenManyReport> {
+  async openMany(specs: readonly ChannelSpec[], feeRate: FeeRate, o: OpenOptions = {}): Promise<OpenManyReport> {
     if (specs.length < 1 || specs.length > MAX_CHANNELS_PER_FUNDING) {
       throw new SwarmpayError('USAGE', `${specs.length} channels in one funding: 1 to ${MAX_CHANNELS_PER_FUNDING}`, { hint: 'open more in several calls; nothing was funded' });
     }
     const peers = specs.map((s) => peerAddress(s.peer));
-    const connecting = await Promise.allSettled(specs.map((s, i) => connectPeer(peers[i], this.ctx.wallet.peerKey, s.peerKey)));
+    const connecting = await Promise.allSettled(specs.map((s, i) => connectPeer(peers[i], this.ctx.wallet.peerKey, s.peerKey, this.env.opts.peerStderr)));
     const links = connecting.flatMap((c) => (c.status === 'fulfilled' ? [c.value] : []));
     let opened: OpenResult[];
     try {
@@ -200,13 +201,13 @@ export class Channels {
   }
 
   /** Raises the fee of the channel's close (or refund) waiting to confirm to `feeRate` sat/vB, by a child from this wallet (CPFP). */
-  async bump(id: string, feeRate: bigint): Promise<{ id: string; bumpTxid: string; feeRate: bigint; fee: bigint }> {
+  async bump(id: string, feeRate: FeeRate): Promise<{ id: string; bumpTxid: string; feeRate: FeeRate; fee: bigint }> {
     const b = await bumpChannel(this.ctx, id, feeRate);
-    return { id, bumpTxid: b.txid, feeRate: BigInt(b.feeRate), fee: BigInt(b.fee) };
+    return { id, bumpTxid: b.txid, feeRate, fee: BigInt(b.fee) };
   }
 
   /** As the payer, once the expiry is reached: takes the whole channel output back. */
-  async refund(id: string, feeRate: bigint): Promise<{ id: string; refundTxid: string; fee: bigint }> {
+  async refund(id: string, feeRate: FeeRate): Promise<{ id: string; refundTxid: string; fee: bigint }> {
     const r = await refundChannel(this.ctx, id, feeRate);
     return { id, refundTxid: r.txid, fee: r.fee };
   }

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { SwarmpayError } from '../errors.js';
 import { NETWORK_NAMES, parseNetworkName, type NetworkName } from '../bitcoin/network.js';
-import { checkFeeRate } from '../bitcoin/policy.js';
+import { parseFeeRate } from '../bitcoin/policy.js';
 import { resolveTpmSpec } from '../tpm/tpm.js';
 import { CHAIN_KINDS, type ChainKind } from '../chain/backend.js';
 
@@ -29,12 +29,6 @@ export function parseChainKind(k: string): ChainKind {
   return k as ChainKind;
 }
 
-/** A fee rate in whole sat/vB, within the relay minimum and the safety cap. */
-export function parseWholeFeeRate(text: string): bigint {
-  if (!/^[0-9]+$/.test(text.trim())) throw new SwarmpayError('INVALID_AMOUNT', `fee rate "${text}" is not a whole number of sat/vB`, { hint: 'give the fee rate in whole sat/vB, for example 5' });
-  return checkFeeRate(BigInt(text.trim()));
-}
-
 function checkUrl(text: string): void {
   try {
     new URL(text);
@@ -50,7 +44,7 @@ const CHECKS: Record<ConfKey, (v: string) => unknown> = {
   'rpc-url': checkUrl,
   'rpc-cookie': () => undefined,
   tpm: (v) => v === 'auto' || resolveTpmSpec(v, null),
-  'fee-rate': parseWholeFeeRate,
+  'fee-rate': parseFeeRate,
 };
 
 function isConfKey(k: string): k is ConfKey {

@@ -9,6 +9,8 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { SwarmpayError } from '../errors.js';
 import { parseNetworkName, type NetworkName } from '../bitcoin/network.js';
+import { FeeRate } from '../bitcoin/fee-rate.js';
+import { parseFeeRate } from '../bitcoin/policy.js';
 import type { ChainBackend } from '../chain/backend.js';
 import { RpcClient, readCookie } from '../chain/rpc-client.js';
 import { makeRpcChain } from '../chain/rpc-chain.js';
@@ -16,7 +18,8 @@ import { embeddedRpc, nodeDir } from '../chain/embedded-node.js';
 import { FAUCET_ADDRESS } from '../wallet/faucet.js';
 import { Tpm, resolveTpmSpec, type TpmSpec } from '../tpm/tpm.js';
 import { swtpmDir } from '../tpm/swtpm-process.js';
-import { CHAIN_KINDS, CONF_FILE, parseChainKind, parseWholeFeeRate, readConf, type ChainKind, type ConfKey, type ConfValue } from './conf.js';
+import type { PeerStderr } from '../peer/command-stderr.js';
+import { CHAIN_KINDS, CONF_FILE, parseChainKind, readConf, type ChainKind, type ConfKey, type ConfValue } from './conf.js';
 
 export { CHAIN_KINDS, type ChainKind, type ConfKey };
 
@@ -34,6 +37,8 @@ export interface SwarmpayOptions {
   rpcCookie?: string;
   /** auto (the default), none, /dev/tpmrm0, or swtpm:HOST:PORT. */
   tpm?: string;
+  /** Where a peer command's stderr goes (`{command}` peers), a line at a time with the peer's name; without it, to this process's stderr as it comes. */
+  peerStderr?: PeerStderr;
 }
 
 /** <datadir>/<network>/config.json, the older per-network file: chain, rpcUrl and rpcCookie. */
@@ -57,7 +62,7 @@ const ENV_VARS: Record<ConfKey, string> = {
   'fee-rate': 'SWARMPAY_FEE_RATE',
 };
 
-const OPTION_OF: Record<ConfKey, keyof SwarmpayOptions | null> = {
+const OPTION_OF: Record<ConfKey, Exclude<keyof SwarmpayOptions, 'datadir' | 'peerStderr'> | null> = {
   network: 'network',
   chain: 'chain',
   'rpc-url': 'rpcUrl',
@@ -131,9 +136,9 @@ export class Environment {
    * The fee rate for a command given none: SWARMPAY_FEE_RATE, else swarmpay.conf's fee-rate,
    * else 2 sat/vB on regtest, where fees are play money; elsewhere the fee is the user's to choose.
    */
-  defaultFeeRate(): bigint {
+  defaultFeeRate(): FeeRate {
     const s = this.setting('fee-rate');
-    if (s !== undefined) return parseSetting(s, parseWholeFeeRate);
+    if (s !== undefined) return parseSetting(s, parseFeeRate);
     if (this.network === 'regtest') return REGTEST_FEE_RATE;
     throw new SwarmpayError('FEE_RATE_REQUIRED', `on ${this.network} the fee is yours to choose`, { hint: `pass --fee-rate <sat/vB>, or set ${ENV_VARS['fee-rate']} or fee-rate= in ${this.confFile}` });
   }
@@ -186,6 +191,7 @@ export class Environment {
       tipHeight: () => chain().tipHeight(),
       utxos: (a) => chain().utxos(a),
       used: (a) => chain().used(a),
+      history: (a) => chain().history(a),
       broadcast: (hex) => chain().broadcast(hex),
       getTransaction: (txid) => chain().getTransaction(txid),
       findSpend: (o, a) => chain().findSpend(o, a),
@@ -244,7 +250,7 @@ export class Environment {
 }
 
 /** On regtest, where fees are play money, a default; every other network needs a fee rate given. */
-const REGTEST_FEE_RATE = 2n;
+const REGTEST_FEE_RATE = FeeRate.ofSatPerVb(2n);
 
 /**
  * A setting parsed; a bad environment variable is refused by name (swarmpay.conf's lines were

@@ -23,6 +23,7 @@ import type { Offer } from '../escrow/offer.js';
 import type { Environment } from './environment.js';
 import { peerAddress, startServer, type Listen, type PeerLocation, type Server } from './server.js';
 import { waitForTx, type WaitHooks } from './wait.js';
+import type { FeeRate } from '../bitcoin/fee-rate.js';
 
 export type { AcceptConsent, AcceptedEscrow, AcceptWarning };
 
@@ -76,7 +77,7 @@ export interface AcceptInput {
   enrolled?: boolean;
   /** Blocks until the refund is possible (default 144, within what the offer accepts). */
   timeoutBlocks?: number;
-  feeRate: bigint;
+  feeRate: FeeRate;
   /** Also write the acceptance for the seller here. */
   out?: string;
   /** Asked with the funding built, before anything is paid; false cancels (USAGE, nothing paid). */
@@ -100,14 +101,14 @@ export interface ClaimInput extends WaitHooks {
   /** Seller: blocks before the timeout from which claiming is refused; default 6. */
   margin?: number;
   /** Seller: the claim's fee rate; default the node's estimate (at least 2 sat/vB). */
-  feeRate?: bigint;
+  feeRate?: FeeRate;
   onProgress?: (p: ClaimProgress) => void;
 }
 
 /** A claim, as `escrow claim --json` prints it: the buyer's item, or the seller's coins. */
 export type Claimed =
   | { id: string; role: 'buyer'; claimTxid: string; item: string; size: number; sha256: string; itemMatches: true }
-  | { id: string; role: 'seller'; claimTxid: string; fee: bigint | null; feeRate: bigint | null; price: bigint };
+  | { id: string; role: 'seller'; claimTxid: string; fee: bigint | null; feeRate: FeeRate | null; price: bigint };
 
 export interface Refunded {
   id: string;
@@ -136,7 +137,7 @@ export interface EscrowServeOptions {
   /** Refuse acceptances and claims this near the timeout; default 6. */
   margin?: number;
   /** The claims' fee rate; default the node's estimate at each claim. */
-  feeRate?: bigint;
+  feeRate?: FeeRate;
   /** Bump a claim by CPFP once it has waited this many blocks (every block within the margin); default 2. */
   bumpAfter?: number;
   limits?: LinkOptions & ServerLimits;
@@ -227,7 +228,7 @@ export class Escrows {
     const address = peerAddress(from.peer);
     return {
       kind: 'peer',
-      connect: () => connectPeer(address, this.ctx.wallet.peerKey, from.peerKey),
+      connect: () => connectPeer(address, this.ctx.wallet.peerKey, from.peerKey, this.env.opts.peerStderr),
       id: from.id ?? null,
       pinned: from.peerKey !== undefined,
       viaCommand: address.kind === 'cmd',
@@ -286,7 +287,7 @@ export class Escrows {
   }
 
   /** The buyer: takes the coins back after the timeout if the seller never claimed (ESCROW_TOO_EARLY before it). */
-  async refund(id: string, feeRate: bigint): Promise<Refunded> {
+  async refund(id: string, feeRate: FeeRate): Promise<Refunded> {
     const r = await refundEscrow(this.ctx, id, feeRate);
     return { id, refundTxid: r.txid, fee: r.fee };
   }

@@ -114,7 +114,7 @@ async function contracts(env: Environment, protector: Protector, c: Credentials)
   if (protector === null) return { channels: { state: 'none' }, escrows: { state: 'none' } };
   if (protector === 'passphrase' && c.passphrase === undefined) return { channels: { state: 'locked' }, escrows: { state: 'locked' } };
   try {
-    const ctx = await openContracts(env.networkDir, env.network, unlockerFor(env, c), env.chainOnDemand());
+    const ctx = await openContracts(env.networkDir, env.network, unlockerFor(env, c, 'other'), env.chainOnDemand());
     return { channels: countBy(listChannels(ctx.session).map((r) => r.status)), escrows: countBy(listEscrows(ctx.session).map((r) => r.status)) };
   } catch (e) {
     const part = unavailable(e);

@@ -9,12 +9,11 @@ import { SwarmpayError } from '../errors.js';
 import { addressToScript } from '../bitcoin/address.js';
 import { keystorePath, readKeystore } from '../keystore/keystore.js';
 import type { ScryptParams } from '../keystore/crypto.js';
-import { newMnemonic } from '../wallet/mnemonic.js';
+import { PASSPHRASE_NOTE, newMnemonic } from '../wallet/mnemonic.js';
 import { createWallet, receiveAddress, unlockSeed, walletAccount, walletBalance, walletPublic, type Balance } from '../wallet/wallet.js';
-import { resolveFeeRate, signSend, type SendAmount } from '../wallet/send.js';
-import { planLockedSend } from '../wallet/coin-locks.js';
+import { planSend, resolveFeeRate, signSend, type SendAmount } from '../wallet/send.js';
+import { allInputs, withLockedCoins } from '../wallet/coin-locks.js';
 import { planBump } from '../wallet/rbf.js';
-import type { SignedTx } from '../bitcoin/spend.js';
 import { walletCoins, type WalletCoin } from '../wallet/coins.js';
 import { freshReceiveAddress, type FreshAddress } from '../wallet/fresh-address.js';
 import { accountZpub } from '../wallet/hd.js';
@@ -23,11 +22,14 @@ import { Environment, type SwarmpayOptions } from './environment.js';
 import { Channels } from './channels.js';
 import { Escrows } from './escrow.js';
 import { TpmApi } from './tpm.js';
-import { unlockerFor, type Credentials } from './credentials.js';
+import { passphraseOnlyWarning, unlockerFor, type Credentials, type KeystoreUse, type PassphraseAsk, type PassphraseOnly } from './credentials.js';
 import { readOverview, type Overview } from './info.js';
+import { readHistory, type History, type HistoryEntry, type HistoryOptions } from './history.js';
+import { recordReplacement } from '../wallet/replacements.js';
 import { waitForTx, type WaitHooks } from './wait.js';
+import type { FeeRate } from '../bitcoin/fee-rate.js';
 
-export type { Balance, Credentials, FreshAddress, SendAmount, SwarmpayOptions, WalletCoin };
+export type { Balance, Credentials, FreshAddress, History, HistoryEntry, HistoryOptions, KeystoreUse, PassphraseAsk, PassphraseOnly, SendAmount, SwarmpayOptions, WalletCoin };
 
 /** The shortest keystore passphrase accepted. */
 export const MIN_PASSPHRASE_LENGTH = 8;
@@ -40,6 +42,8 @@ export interface WalletCreated {
   xpub: string;
   fingerprint: string;
   path: string;
+  /** Whether the wallet takes a BIP39 passphrase beside its mnemonic: the words alone are not its backup then. */
+  bip39Passphrase: boolean;
   /** The new wallet's mnemonic (the restored one's is not repeated): its only backup. */
   mnemonic: string | null;
 }
@@ -54,6 +58,8 @@ export interface WalletInfo {
   fingerprint: string;
   path: string;
   created: string;
+  /** Whether the seed takes a BIP39 passphrase beside the mnemonic (never the passphrase itself). */
+  bip39Passphrase: boolean;
 }
 
 export interface SendSummary {
@@ -61,14 +67,14 @@ export interface SendSummary {
   /** What `to` gets. */
   amount: bigint;
   fee: bigint;
-  feeRate: bigint;
+  feeRate: FeeRate;
   /** Back to this wallet; null when there is no change output. */
   change: { address: string; value: bigint } | null;
 }
 
 export interface SendOptions extends Credentials, WaitHooks {
   /** sat/vB, or 'auto': the node's estimate for confirming within about an hour. */
-  feeRate: bigint | 'auto';
+  feeRate: FeeRate | 'auto';
   /** Asked with the fee known, before anything is signed; false cancels (USAGE, nothing sent). */
   confirm?: (s: SendSummary) => Promise<boolean>;
   /** Wait for this many confirmations. */
@@ -81,7 +87,7 @@ export interface SendResult {
   to: string;
   amount: bigint;
   fee: bigint;
-  feeRate: bigint;
+  feeRate: FeeRate;
   vsize: number;
   change: { address: string; value: bigint } | null;
   confirmations: number;
@@ -89,9 +95,9 @@ export interface SendResult {
 
 export interface BumpOptions extends Credentials {
   /** sat/vB, or 'auto': the node's estimate; either way above the payment's own rate. */
-  feeRate: bigint | 'auto';
+  feeRate: FeeRate | 'auto';
   /** Asked with the new fee known, before anything is signed; false cancels (USAGE, nothing sent). */
-  confirm?: (s: { replaces: string; oldFee: bigint; fee: bigint; feeRate: bigint }) => Promise<boolean>;
+  confirm?: (s: { replaces: string; oldFee: bigint; fee: bigint; feeRate: FeeRate }) => Promise<boolean>;
 }
 
 export interface BumpResult {
@@ -100,7 +106,7 @@ export interface BumpResult {
   replaces: string;
   oldFee: bigint;
   fee: bigint;
-  feeRate: bigint;
+  feeRate: FeeRate;
   vsize: number;
   /** What is left of the change; null when it fell below the dust limit and went to the fee. */
   change: { address: string; value: bigint } | null;
@@ -126,17 +132,32 @@ export class Swarmpay {
   /**
    * Creates the wallet (a new 24-word mnemonic, or `mnemonic` to restore one); never
    * overwrites a keystore. `backup` receives a new mnemonic before the keystore is written,
-   * so that no wallet exists whose only copy of the seed is the keystore.
+   * so that no wallet exists whose only copy of the seed is the keystore; `text` is what to
+   * file: the words, and with a BIP39 passphrase a `#` line saying it is needed too (which a
+   * restore from that file skips).
+   *
+   * `bip39Passphrase`, the optional "25th word", is not the keystore's `passphrase`: it
+   * changes the seed, so the same mnemonic with another (or none) is another wallet.
    */
-  createWallet(o: { passphrase: string; mnemonic?: string; backup?: (mnemonic: string) => void; scrypt?: Omit<ScryptParams, 'salt'> }): WalletCreated {
+  createWallet(o: { passphrase: string; mnemonic?: string; bip39Passphrase?: string; backup?: (mnemonic: string, text: string) => void; scrypt?: Omit<ScryptParams, 'salt'> }): WalletCreated {
     this.checkNoWallet();
     if (o.passphrase.length < MIN_PASSPHRASE_LENGTH) {
       throw new SwarmpayError('WEAK_PASSPHRASE', `the passphrase has ${o.passphrase.length} characters; it needs at least ${MIN_PASSPHRASE_LENGTH}`, { hint: 'choose a longer passphrase' });
     }
+    const bip39Passphrase = o.bip39Passphrase ?? '';
     const mnemonic = o.mnemonic ?? newMnemonic();
-    if (o.mnemonic === undefined) o.backup?.(mnemonic);
-    const pub = createWallet(this.env.networkDir, this.network, o.passphrase, mnemonic, o.scrypt);
-    return { network: this.network, restored: o.mnemonic !== undefined, keystore: this.keystore, xpub: pub.xpub, fingerprint: pub.fingerprint, path: pub.path, mnemonic: o.mnemonic === undefined ? mnemonic : null };
+    if (o.mnemonic === undefined) o.backup?.(mnemonic, bip39Passphrase === '' ? `${mnemonic}\n` : `${mnemonic}\n${PASSPHRASE_NOTE}\n`);
+    const pub = createWallet(this.env.networkDir, this.network, o.passphrase, mnemonic, o.scrypt, bip39Passphrase);
+    return { network: this.network, restored: o.mnemonic !== undefined, keystore: this.keystore, xpub: pub.xpub, fingerprint: pub.fingerprint, path: pub.path, bip39Passphrase: pub.bip39Passphrase, mnemonic: o.mnemonic === undefined ? mnemonic : null };
+  }
+
+  /**
+   * The warning due before a keystore is made (`create`) or opened with a passphrase for
+   * `use`, or null; `createWallet` always makes a passphrase keystore (`tpm provision`
+   * seals it afterwards).
+   */
+  passphraseOnly(use: KeystoreUse): PassphraseOnly | null {
+    return passphraseOnlyWarning(this.env, use);
   }
 
   /** Refuses before anything is asked for when a wallet exists (checked again, under the lock, when it is written). */
@@ -179,6 +200,16 @@ export class Swarmpay {
   }
 
   /**
+   * The wallet's transactions, newest first (the mempool on top), each with its net amount
+   * to the wallet, the fee where the wallet paid it, and the channel or escrow step it is.
+   * Needs a chain backend with an address index (btcd; Bitcoin Core: HISTORY_UNAVAILABLE).
+   * Channel and escrow labels need the keystore opened: by the TPM, or with `passphrase`.
+   */
+  history(o: HistoryOptions = {}): Promise<History> {
+    return readHistory(this.env, o);
+  }
+
+  /**
    * Pays `amount` sats to `to` (or that less the fee with subtractFee, or 'max': every
    * spendable coin less the fee): planned and shown (confirm) before the keystore is
    * unlocked to sign. The result's amount is what `to` gets.
@@ -188,16 +219,20 @@ export class Swarmpay {
     const chain = this.env.chain();
     const feeRate = await resolveFeeRate(chain, o.feeRate);
     // Its coins stay locked until the payment is broadcast: another send at once picks others.
-    const { plan, release } = await planLockedSend(chain, walletAccount(this.env.networkDir, this.network), this.network, this.env.networkDir, to, amount, feeRate);
-    let signed: SignedTx;
-    try {
-      if (o.confirm && !(await o.confirm({ to, amount: plan.amount, fee: plan.spend.fee, feeRate, change: plan.change }))) throw new SwarmpayError('USAGE', 'cancelled; nothing was sent');
-      const seed = await unlockSeed(this.env.networkDir, this.network, unlockerFor(this.env, o));
-      signed = signSend(plan, seed, this.network);
-      await chain.broadcast(signed.hex);
-    } finally {
-      release();
-    }
+    const account = walletAccount(this.env.networkDir, this.network);
+    const { plan, signed } = await withLockedCoins(
+      chain,
+      this.env.networkDir,
+      (exclude) => planSend(chain, account, this.network, to, amount, feeRate, { exclude }),
+      allInputs,
+      async (plan) => {
+        if (o.confirm && !(await o.confirm({ to, amount: plan.amount, fee: plan.spend.fee, feeRate, change: plan.change }))) throw new SwarmpayError('USAGE', 'cancelled; nothing was sent');
+        const seed = await unlockSeed(this.env.networkDir, this.network, unlockerFor(this.env, o, 'spend'));
+        const signed = signSend(plan, seed, this.network);
+        await chain.broadcast(signed.hex);
+        return { plan, signed };
+      },
+    );
     let confirmations = 0;
     if (o.confirmations !== undefined && o.confirmations > 0) {
       const wanted = o.confirmations;
@@ -217,15 +252,20 @@ export class Swarmpay {
     const feeRate = await resolveFeeRate(chain, o.feeRate);
     const plan = await planBump(chain, walletAccount(this.env.networkDir, this.network), this.network, txid.trim().toLowerCase(), feeRate);
     if (o.confirm && !(await o.confirm({ replaces: plan.replaces.txid, oldFee: plan.replaces.fee, fee: plan.spend.fee, feeRate }))) throw new SwarmpayError('USAGE', 'cancelled; nothing was sent');
-    const seed = await unlockSeed(this.env.networkDir, this.network, unlockerFor(this.env, o));
+    const seed = await unlockSeed(this.env.networkDir, this.network, unlockerFor(this.env, o, 'spend'));
     const signed = signSend(plan, seed, this.network);
     await chain.broadcast(signed.hex);
+    // For `wallet history`: once the replacement is in, the node forgets what it replaced.
+    recordReplacement(this.env.networkDir, signed.txid, plan.replaces.txid);
     return { txid: signed.txid, replaces: plan.replaces.txid, oldFee: plan.replaces.fee, fee: signed.fee, feeRate, vsize: signed.vsize, change: plan.change };
   }
 
-  /** Unlocks the wallet for the contract protocols (channels, escrows). */
-  async unlock(c: Credentials = {}): Promise<Wallet> {
-    return new Wallet(await openContracts(this.env.networkDir, this.network, unlockerFor(this.env, c), this.env.chainOnDemand()), this.env);
+  /**
+   * Unlocks the wallet for the contract protocols (channels, escrows); `use` says whether
+   * the caller is about to spend or lock coins with it (see KeystoreUse).
+   */
+  async unlock(c: Credentials = {}, use: KeystoreUse = 'other'): Promise<Wallet> {
+    return new Wallet(await openContracts(this.env.networkDir, this.network, unlockerFor(this.env, c, use), this.env.chainOnDemand()), this.env);
   }
 
   close(): Promise<void> {

@@ -55,7 +55,7 @@ export class TpmApi {
   /** Seals the keystore's data key to the TPM (a passphrase keystore moves under it), optionally bound to `pcrs`. */
   async provision(o: Credentials & { pcrs?: number[]; force?: boolean }): Promise<Provisioned> {
     const pcrs = o.pcrs ?? [];
-    const r = await provisionTpm(keystorePath(this.env.networkDir), this.env.network, unlockerFor(this.env, o), pcrs, !!o.force);
+    const r = await provisionTpm(keystorePath(this.env.networkDir), this.env.network, unlockerFor(this.env, o, 'other'), pcrs, !!o.force);
     const p = r.header.protector;
     if (p.type !== 'tpm') throw new SwarmpayError('INTERNAL', 'provisioning left a passphrase keystore');
     return { provisioned: true, migrated: r.migrated, tpm: p.provisionedOn, pcrs, counterIndex: `0x${p.counterIndex.toString(16)}`, counter: r.header.counter, srkName: p.srkName, srkPersisted: r.srkPersisted };
@@ -128,7 +128,7 @@ export class TpmApi {
    * the peer's TPM, not who we are.
    */
   async enroll(peer: PeerLocation, cas: readonly X509Certificate[], o: { peerKey?: string; label?: string | null } = {}): Promise<EnrollResult & { trustStore: string }> {
-    const link = await connectPeer(peerAddress(peer), generateStaticKey(), o.peerKey);
+    const link = await connectPeer(peerAddress(peer), generateStaticKey(), o.peerKey, this.env.opts.peerStderr);
     try {
       const r = await enrollPeer(link, cas, { networkDir: this.env.networkDir, label: o.label ?? null });
       return { ...r, trustStore: trustStorePath(this.env.networkDir) };

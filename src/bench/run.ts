@@ -17,7 +17,7 @@ import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { MAX_CHANNELS_PER_FUNDING, RegtestNode, Swarmpay, type Wallet } from '../index.js';
+import { FeeRate, MAX_CHANNELS_PER_FUNDING, RegtestNode, Swarmpay, type Wallet } from '../index.js';
 import { SCRYPT_N_MIN } from '../keystore/crypto.js';
 // The building blocks the two limits are measured on.
 import { StateHasher, signState, verifyState } from '../bitcoin/channel.js';
@@ -322,7 +322,7 @@ async function main(): Promise<void> {
       const ids: string[] = [];
       for (let i = 0; i < n; i += MAX_CHANNELS_PER_FUNDING) {
         const specs = Array.from({ length: Math.min(MAX_CHANNELS_PER_FUNDING, n - i) }, () => ({ peer: payee.ready.listening, peerKey: payee.ready.peerKey, capacity, expiryBlocks: 144 }));
-        ids.push(...(await wallet.channels.openMany(specs, 2n)).channels.map((c) => c.id));
+        ids.push(...(await wallet.channels.openMany(specs, FeeRate.ofSatPerVb(2n))).channels.map((c) => c.id));
         await node.mine(1);
       }
       return ids;

@@ -12,6 +12,7 @@ import { MAX_MONEY } from './amount.js';
 import type { NetworkName } from './network.js';
 import { dustThreshold, outputVbytes } from './policy.js';
 import { LOCKTIME_SEQUENCE, MAX_SIG_BYTES, TX_VERSION, checkFundingOutput, checkPayoutScript, isHeight, outpointBytes, p2wshOutput, refuse, scriptInt, singleSpend, spendVbytes, sweep, witnessSig } from './p2wsh-spend.js';
+import type { FeeRate } from './fee-rate.js';
 
 
 export interface ChannelTerms {
@@ -195,7 +196,7 @@ export function spendFee(t: Pick<ChannelTerms, 'capacity'>, outputs: { value: bi
 }
 
 /** The payer's refund of the whole output once the chain reaches the expiry. */
-export function refundTx(t: ChannelTerms, funding: Outpoint, toScript: Uint8Array, feeRate: bigint, payerPriv: Uint8Array): { hex: string; txid: string; fee: bigint } {
+export function refundTx(t: ChannelTerms, funding: Outpoint, toScript: Uint8Array, feeRate: FeeRate, payerPriv: Uint8Array): { hex: string; txid: string; fee: bigint } {
   const witnessScript = witnessScriptOf(t);
   // The empty item takes the OP_ELSE branch, where CLTV holds nLockTime to the expiry.
   const { hex, txid, fee } = sweep({

@@ -12,6 +12,7 @@ import type { Outpoint } from './outpoint.js';
 import { MAX_MONEY } from './amount.js';
 import type { NetworkName } from './network.js';
 import { LOCKTIME_SEQUENCE, checkFundingOutput, isHeight, p2wshOutput, refuse, scriptInt, sweep } from './p2wsh-spend.js';
+import type { FeeRate } from './fee-rate.js';
 
 /**
  * Which script the HTLC is. 'size-checked', DESIGN.md's and every new escrow's, takes only
@@ -109,7 +110,7 @@ export function opensLock(t: Pick<HtlcTerms, 'hash'>, k: Uint8Array): boolean {
 }
 
 /** The seller's claim: the whole output to `toScript`, revealing K. */
-export function claimTx(t: HtlcTerms, funding: Outpoint, k: Uint8Array, toScript: Uint8Array, feeRate: bigint, sellerPriv: Uint8Array): { hex: string; txid: string; fee: bigint } {
+export function claimTx(t: HtlcTerms, funding: Outpoint, k: Uint8Array, toScript: Uint8Array, feeRate: FeeRate, sellerPriv: Uint8Array): { hex: string; txid: string; fee: bigint } {
   if (!opensLock(t, k)) throw refuse('the key does not open the hash lock: SHA-256 of it is not the offer\'s hash');
   // 0x01 takes the OP_IF branch (MINIMALIF wants exactly that).
   const { hex, txid, fee } = sweep({
@@ -120,7 +121,7 @@ export function claimTx(t: HtlcTerms, funding: Outpoint, k: Uint8Array, toScript
 }
 
 /** The buyer's refund once the chain reaches the timeout height. */
-export function htlcRefundTx(t: HtlcTerms, funding: Outpoint, toScript: Uint8Array, feeRate: bigint, buyerPriv: Uint8Array): { hex: string; txid: string; fee: bigint } {
+export function htlcRefundTx(t: HtlcTerms, funding: Outpoint, toScript: Uint8Array, feeRate: FeeRate, buyerPriv: Uint8Array): { hex: string; txid: string; fee: bigint } {
   // The empty item takes the OP_ELSE branch, where CLTV holds nLockTime to the timeout.
   const { hex, txid, fee } = sweep({
     funding, value: t.value, witnessScript: witnessScriptOf(t), sequence: LOCKTIME_SEQUENCE, locktime: t.timeout, toScript, feeRate,

@@ -10,6 +10,7 @@ import { SwarmpayError } from '../errors.js';
 import type { Outpoint } from './outpoint.js';
 import { bitcoinjsNetwork, type NetworkName } from './network.js';
 import { checkAbsoluteFee, checkFeeRate, dustThreshold, outputVbytes, payoutType } from './policy.js';
+import type { FeeRate } from './fee-rate.js';
 
 /** From this value on, a locktime is a Unix time rather than a block height. */
 const LOCKTIME_THRESHOLD = 500_000_000;
@@ -96,7 +97,7 @@ export interface Sweep {
   sequence: number;
   locktime: number;
   toScript: Uint8Array;
-  feeRate: bigint;
+  feeRate: FeeRate;
   priv: Uint8Array;
   /** The key the branch checks: the signing key must be it. */
   pubkey: Uint8Array;
@@ -110,7 +111,7 @@ export interface Sweep {
 export function sweep(s: Sweep): { hex: string; txid: string; fee: bigint; value: bigint } {
   checkFeeRate(s.feeRate);
   checkPayoutScript(s.toScript, 'payout');
-  const fee = s.feeRate * spendVbytes([MAX_SIG_BYTES, ...s.branch.map((b) => b.length), s.witnessScript.length], [s.toScript]);
+  const fee = s.feeRate.feeFor(spendVbytes([MAX_SIG_BYTES, ...s.branch.map((b) => b.length), s.witnessScript.length], [s.toScript]));
   const value = s.value - fee;
   const dust = dustThreshold(s.toScript);
   if (value < dust) {

@@ -5,8 +5,9 @@
  */
 import { opcodes } from 'bitcoinjs-lib';
 import { SwarmpayError } from '../errors.js';
+// The bounds of a rate a user gives live with FeeRate, apart from bitcoinjs: the CLI parses --fee-rate before it loads the wallet.
+export { MAX_FEE_RATE, MIN_RELAY_FEE_RATE, checkFeeRate, parseFeeRate } from './fee-rate.js';
 
-export { MAX_FEE_RATE, MIN_RELAY_FEE_RATE, checkFeeRate } from './fee-rate.js';
 /** A fee above this share of what is sent (and above MAX_FEE_ABS_FLOOR) is refused as absurd. */
 const MAX_FEE_SHARE_PERCENT = 50n;
 const MAX_FEE_ABS_FLOOR = 100_000n;

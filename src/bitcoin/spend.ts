@@ -8,6 +8,7 @@ import * as ecc from 'tiny-secp256k1';
 import { SwarmpayError } from '../errors.js';
 import { bitcoinjsNetwork, type NetworkName } from './network.js';
 import { checkAbsoluteFee, checkFeeRate, dustThreshold, MIN_RELAY_FEE_RATE } from './policy.js';
+import type { FeeRate } from './fee-rate.js';
 
 /** BIP125: every input signals replaceability, so a stuck payment can be fee-bumped. */
 const RBF_SEQUENCE = 0xfffffffd;
@@ -34,7 +35,7 @@ export interface SpendPlan {
   inputs: PlannedInput[];
   outputs: PlannedOutput[];
   fee: bigint;
-  feeRate: bigint;
+  feeRate: FeeRate;
   /** The outputs the user asked for, as opposed to change: the fee cap is measured against these. */
   paid: bigint;
 }
@@ -94,7 +95,7 @@ export function signPlan(plan: SpendPlan, signers: SpendSigner[], network: Netwo
   psbt.finalizeAllInputs();
   const tx = psbt.extractTransaction();
   const vsize = tx.virtualSize();
-  if (plan.fee < BigInt(vsize) * MIN_RELAY_FEE_RATE) {
+  if (plan.fee < MIN_RELAY_FEE_RATE.feeFor(BigInt(vsize))) {
     throw new SwarmpayError('TX_CHECK_FAILED', `fee ${plan.fee} is below the relay minimum for ${vsize} vB`, { hint: 'raise --fee-rate' });
   }
   return { txid: tx.getId(), hex: tx.toHex(), vsize, fee: plan.fee };

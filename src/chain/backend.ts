@@ -4,6 +4,7 @@
  */
 import type { NetworkName } from '../bitcoin/network.js';
 import type { Outpoint } from '../bitcoin/outpoint.js';
+import type { FeeRate } from '../bitcoin/fee-rate.js';
 
 /** The kinds of node a ChainBackend speaks to: the embedded regtest btcd, or a btcd or Bitcoin Core of one's own. */
 export const CHAIN_KINDS = ['embedded', 'btcd', 'bitcoind'] as const;
@@ -35,6 +36,8 @@ export interface TxInfo {
   /** 0 while in the mempool. */
   confirmations: number;
   blockHash: string | undefined;
+  /** The block's time, seconds since 1970; undefined in the mempool. */
+  blockTime: number | undefined;
   coinbase: boolean;
   inputs: TxInput[];
   outputs: TxOutput[];
@@ -61,6 +64,12 @@ export interface ChainBackend {
   utxos(addresses: string[]): Promise<Utxo[]>;
   /** For each address, whether any transaction ever paid it (gap-limit discovery). */
   used(addresses: string[]): Promise<boolean[]>;
+  /**
+   * Every transaction that pays or spends any of these addresses, mempool included, each
+   * once. HISTORY_UNAVAILABLE where the node keeps no address index (Bitcoin Core sees
+   * unspent outputs only): never a part of the history passed off as all of it.
+   */
+  history(addresses: string[]): Promise<TxInfo[]>;
   /** Sends a transaction to the node; a rejection surfaces the node's own reason. */
   broadcast(hex: string): Promise<string>;
   getTransaction(txid: string): Promise<TxInfo | null>;
@@ -74,10 +83,10 @@ export interface ChainBackend {
   txOut(outpoint: Outpoint): Promise<{ confirmations: number } | null>;
   waitForConfirmations(txid: string, wanted: number, opts?: WaitOptions): Promise<TxInfo>;
   /**
-   * The node's fee rate for confirming within `targetBlocks`, in whole sat/vB rounded up;
+   * The node's fee rate for confirming within `targetBlocks`, as precise as it gives it (sat/kvB);
    * null when the node has no estimate yet (too few blocks or transactions seen).
    */
-  estimateFeeRate(targetBlocks: number): Promise<bigint | null>;
+  estimateFeeRate(targetBlocks: number): Promise<FeeRate | null>;
   /** Regtest only: mines blocks to the node's mining address. */
   mine(blocks: number): Promise<string[]>;
 }

@@ -8,6 +8,7 @@
  */
 import { checkFeeRate, MAX_FEE_RATE } from '../bitcoin/policy.js';
 import type { ChainBackend } from './backend.js';
+import { FeeRate } from '../bitcoin/fee-rate.js';
 
 /** A settling spend aims at confirming within about an hour: bumps cover the urgent case. */
 export const SETTLE_TARGET_BLOCKS = 6;
@@ -17,21 +18,22 @@ const BUMP_TARGET_BLOCKS = 2;
  * The least settling fee rate (sat/vB): twice the relay minimum, so that a close or claim
  * still enters mempools whose minimum has risen a little, where CPFP can then reach it.
  */
-export const MIN_SETTLE_FEE_RATE = 2n;
+export const MIN_SETTLE_FEE_RATE = FeeRate.ofSatPerVb(2n);
 
 /** The fee rate of a settling spend: the node's estimate, or `floor` if that is higher (or the node has none). */
-export async function settleFeeRate(chain: ChainBackend, floor: bigint): Promise<bigint> {
+export async function settleFeeRate(chain: Pick<ChainBackend, 'estimateFeeRate'>, floor: FeeRate): Promise<FeeRate> {
   const estimate = await chain.estimateFeeRate(SETTLE_TARGET_BLOCKS);
-  return checkFeeRate(estimate !== null && estimate > floor ? estimate : floor);
+  return checkFeeRate(estimate === null ? floor : FeeRate.max(estimate, floor));
 }
 
 /**
  * The rate of the next automatic bump: the node's urgent estimate, and at least a quarter
  * above the last bump (and above the spend's own rate), within the safety cap.
  */
-export async function nextBumpRate(chain: ChainBackend, last: bigint): Promise<bigint> {
-  const estimate = (await chain.estimateFeeRate(BUMP_TARGET_BLOCKS)) ?? 0n;
-  const climb = last + (last + 3n) / 4n;
-  const rate = estimate > climb ? estimate : climb;
-  return rate > MAX_FEE_RATE ? MAX_FEE_RATE : rate;
+export async function nextBumpRate(chain: Pick<ChainBackend, 'estimateFeeRate'>, last: FeeRate): Promise<FeeRate> {
+  const estimate = await chain.estimateFeeRate(BUMP_TARGET_BLOCKS);
+  // A quarter more, rounded up to the finest step: the climb never stalls.
+  const climb = FeeRate.ofSatPerKvb(last.satPerKvb + (last.satPerKvb + 3n) / 4n);
+  const rate = estimate === null ? climb : FeeRate.max(estimate, climb);
+  return rate.compare(MAX_FEE_RATE) > 0 ? MAX_FEE_RATE : rate;
 }

@@ -11,6 +11,7 @@ import type { NetworkName } from '../bitcoin/network.js';
 import type { Outpoint } from '../bitcoin/outpoint.js';
 import type { ChainBackend, Spend, TxInfo, Utxo, WaitOptions } from './backend.js';
 import { RpcClient, RpcError } from './rpc-client.js';
+import { FeeRate } from '../bitcoin/fee-rate.js';
 
 export type Dialect = 'btcd' | 'core';
 
@@ -19,6 +20,7 @@ interface VerboseTx {
   hex: string;
   confirmations?: number;
   blockhash?: string;
+  blocktime?: number;
 }
 
 /** bitcoind's and btcd's "no such transaction / no information" code. */
@@ -31,6 +33,7 @@ function decodeTx(v: VerboseTx): TxInfo {
     hex: v.hex,
     confirmations: v.confirmations ?? 0,
     blockHash: v.blockhash,
+    blockTime: v.blocktime,
     coinbase: tx.isCoinbase(),
     inputs: tx.ins.map((i) => ({
       txid: Buffer.from(i.hash).reverse().toString('hex'),
@@ -50,9 +53,10 @@ abstract class RpcChain implements ChainBackend {
 
   abstract utxos(addresses: string[]): Promise<Utxo[]>;
   abstract used(addresses: string[]): Promise<boolean[]>;
+  abstract history(addresses: string[]): Promise<TxInfo[]>;
   abstract findSpend(outpoint: Outpoint, address: string): Promise<Spend | null>;
   abstract mine(blocks: number): Promise<string[]>;
-  abstract estimateFeeRate(targetBlocks: number): Promise<bigint | null>;
+  abstract estimateFeeRate(targetBlocks: number): Promise<FeeRate | null>;
 
   tipHeight(): Promise<number> {
     return this.rpc.call<number>('getblockcount');
@@ -131,16 +135,16 @@ abstract class RpcChain implements ChainBackend {
 }
 
 /**
- * A node's fee rate in BTC per 1000 vB (a float in both dialects) as whole sat/vB, rounded
- * up; null when there is no rate (0, negative or not a number).
+ * A node's fee rate in BTC per 1000 vB (a float in both dialects) as a FeeRate, kept to
+ * the sat/kvB the node gives; null when there is no rate (0, negative or not a number).
  */
-export function btcPerKvbToSatPerVb(btcPerKvb: number): bigint | null {
+export function btcPerKvbToFeeRate(btcPerKvb: number): FeeRate | null {
   if (!Number.isFinite(btcPerKvb) || btcPerKvb <= 0) return null;
-  // Whole sats per kvB first: exact for Core's 8-decimal amounts, and it absorbs the float
-  // noise of btcd's computed rates (its 2 sat/vB comes out as 2000.0000000000002 sat/kvB).
+  // Whole sats per kvB, the nodes' own granularity: exact for Core's 8-decimal amounts, and it
+  // absorbs the float noise of btcd's computed rates (its 2 sat/vB is 2000.0000000000002 sat/kvB).
   const perKvb = BigInt(Math.round(btcPerKvb * 1e8));
-  // Rounding up: any positive rate is at least 1 sat/vB.
-  return perKvb <= 0n ? 1n : (perKvb + 999n) / 1000n;
+  // Rounding up: any positive rate is at least 1 sat/kvB.
+  return FeeRate.ofSatPerKvb(perKvb <= 0n ? 1n : perKvb);
 }
 
 /** A confirmation target the node can estimate for: whole blocks, 1 to `max`. */
@@ -170,8 +174,8 @@ export class BtcdChain extends RpcChain {
   /** btcd's estimator looks 25 blocks ahead at most, and answers an error beyond. */
   private static readonly MAX_FEE_TARGET = 25;
 
-  /** Every transaction touching `address`, confirmed and in the mempool. */
-  private async history(address: string): Promise<TxInfo[]> {
+  /** Every transaction touching `address` (paying it, or spending what paid it), confirmed and in the mempool. */
+  private async addressHistory(address: string): Promise<TxInfo[]> {
     const out: TxInfo[] = [];
     for (let skip = 0; ; skip += BtcdChain.PAGE) {
       let page: VerboseTx[];
@@ -189,17 +193,22 @@ export class BtcdChain extends RpcChain {
   }
 
   async used(addresses: string[]): Promise<boolean[]> {
-    return Promise.all(addresses.map(async (a) => (await this.history(a)).length > 0));
+    return Promise.all(addresses.map(async (a) => (await this.addressHistory(a)).length > 0));
+  }
+
+  async history(addresses: string[]): Promise<TxInfo[]> {
+    const txs = new Map<string, TxInfo>();
+    for (const hist of await Promise.all(addresses.map((a) => this.addressHistory(a)))) for (const t of hist) txs.set(t.txid, t);
+    return [...txs.values()];
   }
 
   async utxos(addresses: string[]): Promise<Utxo[]> {
     const byScript = this.byScript(addresses);
-    const txs = new Map<string, TxInfo>();
-    for (const hist of await Promise.all(addresses.map((a) => this.history(a)))) for (const t of hist) txs.set(t.txid, t);
+    const txs = await this.history(addresses);
     const spent = new Set<string>();
-    for (const t of txs.values()) for (const i of t.inputs) spent.add(`${i.txid}:${i.vout}`);
+    for (const t of txs) for (const i of t.inputs) spent.add(`${i.txid}:${i.vout}`);
     const result: Utxo[] = [];
-    for (const t of txs.values()) {
+    for (const t of txs) {
       t.outputs.forEach((o, vout) => {
         const address = byScript.get(Buffer.from(o.script).toString('hex'));
         if (address === undefined || spent.has(`${t.txid}:${vout}`)) return;
@@ -210,7 +219,7 @@ export class BtcdChain extends RpcChain {
   }
 
   async findSpend(outpoint: Outpoint, address: string): Promise<Spend | null> {
-    for (const t of await this.history(address)) {
+    for (const t of await this.addressHistory(address)) {
       const found = spendIn(t, outpoint);
       if (found) return found;
     }
@@ -221,10 +230,10 @@ export class BtcdChain extends RpcChain {
     return this.call<string[]>('generate', [blocks]);
   }
 
-  async estimateFeeRate(targetBlocks: number): Promise<bigint | null> {
+  async estimateFeeRate(targetBlocks: number): Promise<FeeRate | null> {
     try {
       // 0 while no confirmed transaction has been seen since start-up: null, as "no estimate".
-      return btcPerKvbToSatPerVb(await this.rpc.call<number>('estimatefee', [feeTarget(targetBlocks, BtcdChain.MAX_FEE_TARGET)]));
+      return btcPerKvbToFeeRate(await this.rpc.call<number>('estimatefee', [feeTarget(targetBlocks, BtcdChain.MAX_FEE_TARGET)]));
     } catch (e) {
       if (e instanceof RpcError && (e.rpcCode === BTCD_INVALID_REQUEST || BTCD_NO_ESTIMATE.test(e.message))) return null;
       throw asChainError(e);
@@ -263,6 +272,12 @@ class CoreChain extends RpcChain {
     const scan = await this.scan(addresses);
     const seen = new Set(scan.unspents.map((u) => u.scriptPubKey));
     return addresses.map((a) => seen.has(Buffer.from(addressToScript(a, this.network)).toString('hex')));
+  }
+
+  async history(_addresses: string[]): Promise<TxInfo[]> {
+    throw new SwarmpayError('HISTORY_UNAVAILABLE', 'Bitcoin Core keeps no address index: it shows a wallet\'s unspent outputs, not the transactions that spent the others', {
+      hint: 'use a btcd node run with --txindex --addrindex (--chain btcd --rpc-url …), as the embedded node is; `swarmpay wallet utxos` lists the coins',
+    });
   }
 
   async utxos(addresses: string[]): Promise<Utxo[]> {
@@ -306,10 +321,10 @@ class CoreChain extends RpcChain {
     return this.call<string[]>('generatetoaddress', [blocks, this.miningAddress]);
   }
 
-  async estimateFeeRate(targetBlocks: number): Promise<bigint | null> {
+  async estimateFeeRate(targetBlocks: number): Promise<FeeRate | null> {
     const r = await this.call<{ feerate?: number; errors?: string[] }>('estimatesmartfee', [feeTarget(targetBlocks, CoreChain.MAX_FEE_TARGET)]);
     // Without enough data Core leaves feerate out (and says why in `errors`).
-    return r.feerate === undefined ? null : btcPerKvbToSatPerVb(r.feerate);
+    return r.feerate === undefined ? null : btcPerKvbToFeeRate(r.feerate);
   }
 }
 

@@ -10,8 +10,9 @@ import { spendFee } from '../bitcoin/channel.js';
 import { broadcastOnce } from '../chain/broadcast.js';
 import type { ContractContext } from '../wallet/contract-wallet.js';
 import { spendOf, termsOf, updateChannel, type Bump, type ChannelRecord } from './store.js';
+import type { FeeRate } from '../bitcoin/fee-rate.js';
 
-export async function bumpSpend(ctx: ContractContext, rec: ChannelRecord, feeRate: bigint, opts: { parentOnly?: boolean } = {}): Promise<Bump> {
+export async function bumpSpend(ctx: ContractContext, rec: ChannelRecord, feeRate: FeeRate, opts: { parentOnly?: boolean } = {}): Promise<Bump> {
   const pending = spendOf(rec);
   if (pending === null || rec.status === 'closed' || rec.status === 'refunded') {
     throw new SwarmpayError('CHANNEL_STATE', `channel ${rec.id} is ${rec.status}: it has no close or refund waiting to confirm`, { hint: 'a bump raises the fee of a close or refund that is out but not yet confirmed' });
@@ -27,8 +28,10 @@ export async function bumpSpend(ctx: ContractContext, rec: ChannelRecord, feeRat
   // An earlier bump still in the mempool is replaced (and so must be outbid); one that left it is not.
   const earlier = last === undefined ? null : await ctx.chain.getTransaction(last.txid);
   const replacing = earlier === null ? undefined : { hex: earlier.hex };
-  const child = await ctx.wallet.bump({ txid: parent.txid, hex: parent.hex, fee: spendFee(termsOf(rec), parent.outputs) }, feeRate, { replacing, ...opts });
-  await broadcastOnce(ctx.chain, child.hex, child.txid);
+  const child = await ctx.wallet.bump({ txid: parent.txid, hex: parent.hex, fee: spendFee(termsOf(rec), parent.outputs) }, feeRate, { replacing, ...opts }, async (c) => {
+    await broadcastOnce(ctx.chain, c.hex, c.txid);
+    return c;
+  });
   const bump: Bump = { txid: child.txid, feeRate: feeRate.toString(), fee: child.fee.toString(), vsize: child.vsize, height: await ctx.chain.tipHeight() };
   await updateChannel(ctx.session, rec.id, (r) => {
     if ((r.status === 'closing' || r.status === 'closed') && r.close.txid === parent.txid) return { ...r, close: { ...r.close, bumps: [...r.close.bumps, bump] } };

@@ -2,6 +2,7 @@
  * A channel's default terms and their bounds, apart from the protocol's code: the CLI shows
  * them in its options' help without loading the Bitcoin libraries the protocol needs.
  */
+import { FeeRate } from '../bitcoin/fee-rate.js';
 
 /** A close margin is blocks before an expiry, which is at most a year of blocks ahead. */
 export const MAX_CLOSE_MARGIN = 52_560;
@@ -21,7 +22,7 @@ export interface PayeePolicy {
   /** Close this many blocks before the expiry (and stop taking payments then), so the close confirms before the payer can refund. */
   closeMargin: number;
   /** The least close fee rate agreed at open, sat/vB, whatever the node estimates. */
-  minCloseFeeRate: bigint;
+  minCloseFeeRate: FeeRate;
   /** Bump a close by CPFP once it has waited this many blocks unconfirmed since its last broadcast or bump. */
   bumpAfter: number;
 }
@@ -41,6 +42,6 @@ export const DEFAULT_POLICY: PayeePolicy = {
   minExpiryBlocks: DEFAULT_CLOSE_MARGIN + 12,
   confirmations: 1,
   closeMargin: DEFAULT_CLOSE_MARGIN,
-  minCloseFeeRate: 2n,
+  minCloseFeeRate: FeeRate.ofSatPerVb(2n),
   bumpAfter: 2,
 };

@@ -14,6 +14,7 @@ import { readPayerLedger } from './payer-ledger.js';
 import { advance, blocksLeft, lookAtChain, type FundingView } from './lifecycle.js';
 import { bumpSpend } from './bump.js';
 import { SETTLED, getChannel, listChannels, readPaymentState, spendOf, termsOf, updateChannel, type Bump, type ChannelRecord, type PayerRecord } from './store.js';
+import type { FeeRate } from '../bitcoin/fee-rate.js';
 
 export type SkipReason = 'already paid' | 'the payee says paid';
 
@@ -175,7 +176,7 @@ export async function closeChannel(ctx: ContractContext, connect: Connector, id:
 }
 
 /** Bumps a channel's pending close or refund to `feeRate` (sat/vB, with its child) by CPFP from this wallet's outputs in it. */
-export async function bumpChannel(ctx: ContractContext, id: string, feeRate: bigint): Promise<Bump> {
+export async function bumpChannel(ctx: ContractContext, id: string, feeRate: FeeRate): Promise<Bump> {
   return bumpSpend(ctx, await refreshChannel(ctx, getChannel(ctx.session, id), await ctx.chain.tipHeight()), feeRate);
 }
 

@@ -8,7 +8,7 @@
  * mempool, bumped by CPFP if it waits too long.
  */
 import { SwarmpayError } from '../errors.js';
-import { dustThreshold, payoutType } from '../bitcoin/policy.js';
+import { dustThreshold, MIN_RELAY_FEE_RATE, payoutType } from '../bitcoin/policy.js';
 import { StateHasher, channelOutput, checkFunding, closablePayment, closeTx, closeVbytes, signState, verifyState, type ChannelTerms } from '../bitcoin/channel.js';
 import type { Outpoint } from '../bitcoin/outpoint.js';
 import { broadcastOnce } from '../chain/broadcast.js';
@@ -28,6 +28,7 @@ import {
   KeyIndexes, SETTLED, closePaymentJournal, findChannel, stateRecords, getChannel, insertChannel, journalRecord, listChannels, openPaymentJournal, outpointOf, termsOf, updateChannel, withState,
   type ChannelPayments, type PayeeRecord, type PaymentState, type SpendTx,
 } from './store.js';
+import { FeeRate } from '../bitcoin/fee-rate.js';
 import { DEFAULT_POLICY, type PayeePolicy } from './defaults.js';
 
 export { DEFAULT_POLICY, type PayeePolicy };
@@ -72,7 +73,7 @@ export function payeePolicy(given: Partial<PayeePolicy> = {}): PayeePolicy {
   if (p.closeMargin < 1 || p.closeMargin > MAX_CLOSE_MARGIN) throw bad(`a close margin of ${p.closeMargin} blocks: it must be 1 to ${MAX_CLOSE_MARGIN}`, 'the payee closes this many blocks before the expiry');
   if (p.minExpiryBlocks <= p.closeMargin) throw bad(`the least expiry (${p.minExpiryBlocks} blocks) must be more than the close margin (${p.closeMargin})`, 'a channel must have blocks for payments before the margin stops them');
   if (p.bumpAfter < 1) throw bad(`bump after ${p.bumpAfter} blocks: at least 1`, 'a close is bumped once it waited this many blocks');
-  if (p.minCloseFeeRate < 1n) throw bad(`a least close fee rate of ${p.minCloseFeeRate} sat/vB: at least 1`, 'a close below 1 sat/vB does not relay');
+  if (p.minCloseFeeRate.compare(MIN_RELAY_FEE_RATE) < 0) throw bad(`a least close fee rate of ${p.minCloseFeeRate} sat/vB: at least ${MIN_RELAY_FEE_RATE}`, `a close below ${MIN_RELAY_FEE_RATE} sat/vB does not relay`);
   return p;
 }
 
@@ -265,9 +266,10 @@ export class Payee {
     // The close fee comes out of the payee's share: at least what its node asks, and not
     // so much more that the payer could make the payee's first payments all fee.
     const rate = await settleFeeRate(this.ctx.chain, p.minCloseFeeRate);
-    const most = rate * MAX_CLOSE_FEE_FACTOR;
-    if (m.closeFee < vbytes * rate || m.closeFee > vbytes * most) {
-      throw refuse(`close fee ${m.closeFee} sats is outside ${vbytes * rate}-${vbytes * most} for a ${vbytes} vB close (this payee's node asks ${rate} sat/vB, and takes up to ${MAX_CLOSE_FEE_FACTOR} times that)`, 'the payer\'s node estimates fees far from this payee\'s: check both nodes');
+    const least = rate.feeFor(vbytes);
+    const most = FeeRate.ofSatPerKvb(rate.satPerKvb * MAX_CLOSE_FEE_FACTOR).feeFor(vbytes);
+    if (m.closeFee < least || m.closeFee > most) {
+      throw refuse(`close fee ${m.closeFee} sats is outside ${least}-${most} for a ${vbytes} vB close (this payee's node asks ${rate} sat/vB, and takes up to ${MAX_CLOSE_FEE_FACTOR} times that)`, 'the payer\'s node estimates fees far from this payee\'s: check both nodes');
     }
     if (m.capacity < m.closeFee + dustThreshold(payeeScript)) throw refuse(`capacity ${m.capacity} sats cannot pay even the close fee and a non-dust output`);
     const keyIndex = await this.keys.take();
@@ -645,7 +647,7 @@ export class Payee {
     const last = rec.close.bumps[rec.close.bumps.length - 1];
     if (tip - (last?.height ?? rec.close.height) < this.ctx.policy.bumpAfter) return;
     const vsize = closeVbytes(termsOf(rec));
-    const current = last !== undefined ? BigInt(last.feeRate) : (BigInt(rec.terms.closeFee) + vsize - 1n) / vsize;
+    const current = last !== undefined ? FeeRate.parse(last.feeRate) : FeeRate.paidBy(BigInt(rec.terms.closeFee), vsize);
     // A bump nobody asked for spends only what the close pays this wallet: rescuing a close
     // never costs the payee more than the close brings it. (`channel bump` may add coins.)
     const bump = await bumpSpend(this.ctx, rec, await nextBumpRate(this.ctx.chain, current), { parentOnly: true });

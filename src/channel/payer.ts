@@ -19,6 +19,7 @@ import { MIN_SETTLE_FEE_RATE, settleFeeRate } from '../chain/fees.js';
 import { advance, lookAtChain, notOpen, refusal } from './lifecycle.js';
 import { PayerJournal, type PayerLedger } from './payer-ledger.js';
 import { getChannel, newChannelId, nextKeyIndex, outpointOf, saveChannels, spendOf, termsOf, updateChannel, withState, type Opening, type PayerRecord, type PaymentState } from './store.js';
+import type { FeeRate } from '../bitcoin/fee-rate.js';
 
 import { MAX_EXPIRY_BLOCKS, MIN_EXPIRY_BLOCKS } from './defaults.js';
 
@@ -58,7 +59,7 @@ export interface OpenResult {
   fee: bigint;
 }
 
-export async function openChannel(ctx: ContractContext, link: PeerLink, peer: PeerAddress, opts: { capacity: bigint; expiryBlocks: number; feeRate: bigint }): Promise<OpenResult> {
+export async function openChannel(ctx: ContractContext, link: PeerLink, peer: PeerAddress, opts: { capacity: bigint; expiryBlocks: number; feeRate: FeeRate }): Promise<OpenResult> {
   const [opened] = await openChannels(ctx, [{ link, peer, capacity: opts.capacity, expiryBlocks: opts.expiryBlocks }], opts.feeRate);
   // One spec in, one result out: openChannels answers each spec or throws.
   if (opened === undefined) throw new SwarmpayError('INTERNAL', 'an open of one channel opened none');
@@ -79,7 +80,7 @@ export interface OpenConsent {
   channels: { capacity: bigint; payeeKey: string; expiry: number; expiryBlocks: number }[];
   /** The funding's fee, paid once for all of them, and its rate in sat/vB. */
   fee: bigint;
-  feeRate: bigint;
+  feeRate: FeeRate;
 }
 
 /**
@@ -89,7 +90,7 @@ export interface OpenConsent {
  * stored nor paid). Resolves once every open is finished; if any is not, throws the first
  * failure (each channel's status says where it stands).
  */
-export async function openChannels(ctx: ContractContext, specs: OpenSpec[], feeRate: bigint, confirm?: (c: OpenConsent) => Promise<boolean>): Promise<OpenResult[]> {
+export async function openChannels(ctx: ContractContext, specs: OpenSpec[], feeRate: FeeRate, confirm?: (c: OpenConsent) => Promise<boolean>): Promise<OpenResult[]> {
   checkFeeRate(feeRate);
   for (const { expiryBlocks: e } of specs) {
     if (!Number.isSafeInteger(e) || e < MIN_EXPIRY_BLOCKS || e > MAX_EXPIRY_BLOCKS) throw new SwarmpayError('USAGE', `an expiry ${e} blocks away: it must be ${MIN_EXPIRY_BLOCKS} to ${MAX_EXPIRY_BLOCKS} blocks`, { hint: 'nothing was funded' });
@@ -99,32 +100,33 @@ export async function openChannels(ctx: ContractContext, specs: OpenSpec[], feeR
   const tip = await ctx.chain.tipHeight();
   // The close is agreed at the node's estimate (never below the floor), for the payee's
   // P2WPKH; the payee re-checks it against its own node.
-  const closeFee = (await settleFeeRate(ctx.chain, MIN_SETTLE_FEE_RATE)) * closeVbytes({ payeeScript: payerScript, payerScript });
+  const closeFee = (await settleFeeRate(ctx.chain, MIN_SETTLE_FEE_RATE)).feeFor(closeVbytes({ payeeScript: payerScript, payerScript }));
   const first = nextKeyIndex(ctx.session);
   const agreed = await Promise.all(specs.map((spec, i) => agree(ctx, spec, first + i, payerScript, tip + spec.expiryBlocks, closeFee)));
 
-  // The payments come first, in order: output i funds channel i.
-  const signed = await ctx.wallet.fund(agreed.map((a) => ({ address: a.address, amount: a.capacity })), feeRate);
-  // Each payee must take the whole funding in its `funded` message: one it would refuse is never stored nor sent.
-  if (signed.hex.length / 2 > MAX_TX_BYTES) {
-    throw new SwarmpayError('TX_CHECK_FAILED', `the funding of ${agreed.length} channel(s) is ${signed.hex.length / 2} bytes; a payee takes at most ${MAX_TX_BYTES}`, {
-      hint: 'open fewer channels at once, or first consolidate the wallet\'s many small coins into one with `swarmpay wallet send` to itself; nothing was paid',
-    });
-  }
-  if (confirm) {
-    const channels = agreed.map((a) => ({ capacity: a.capacity, payeeKey: a.rec.peerKey, expiry: a.rec.terms.expiry, expiryBlocks: a.rec.terms.expiry - tip }));
-    if (!(await confirm({ channels, fee: signed.fee, feeRate }))) throw new SwarmpayError('USAGE', 'cancelled; nothing was paid', { hint: 'no channel was stored and the funding was never broadcast' });
-  }
-  const opens = agreed.map((a, vout) => ({ conv: a.conv, rec: { ...a.rec, status: 'opening', funding: { txid: signed.txid, vout }, fundingTx: signed.hex, ticket: a.ticket } satisfies PayerRecord & Opening }));
-  // Stored (a checkpoint) before the coins move: whatever happens next, the refund path is known.
-  await saveChannels(ctx.session, opens.map((o) => o.rec), true);
-  const done = await Promise.allSettled(opens.map((o) => finishOpen(ctx, o.conv, o.rec)));
-  const out: OpenResult[] = [];
-  for (const d of done) {
-    if (d.status === 'rejected') throw d.reason;
-    out.push({ rec: d.value, fundingTxid: signed.txid, fee: signed.fee });
-  }
-  return out;
+  // The payments come first, in order: output i funds channel i. Its coins stay locked until it is broadcast.
+  return ctx.wallet.fund(agreed.map((a) => ({ address: a.address, amount: a.capacity })), feeRate, async (signed) => {
+    // Each payee must take the whole funding in its `funded` message: one it would refuse is never stored nor sent.
+    if (signed.hex.length / 2 > MAX_TX_BYTES) {
+      throw new SwarmpayError('TX_CHECK_FAILED', `the funding of ${agreed.length} channel(s) is ${signed.hex.length / 2} bytes; a payee takes at most ${MAX_TX_BYTES}`, {
+        hint: 'open fewer channels at once, or first consolidate the wallet\'s many small coins into one with `swarmpay wallet send` to itself; nothing was paid',
+      });
+    }
+    if (confirm) {
+      const channels = agreed.map((a) => ({ capacity: a.capacity, payeeKey: a.rec.peerKey, expiry: a.rec.terms.expiry, expiryBlocks: a.rec.terms.expiry - tip }));
+      if (!(await confirm({ channels, fee: signed.fee, feeRate }))) throw new SwarmpayError('USAGE', 'cancelled; nothing was paid', { hint: 'no channel was stored and the funding was never broadcast' });
+    }
+    const opens = agreed.map((a, vout) => ({ conv: a.conv, rec: { ...a.rec, status: 'opening', funding: { txid: signed.txid, vout }, fundingTx: signed.hex, ticket: a.ticket } satisfies PayerRecord & Opening }));
+    // Stored (a checkpoint) before the coins move: whatever happens next, the refund path is known.
+    await saveChannels(ctx.session, opens.map((o) => o.rec), true);
+    const done = await Promise.allSettled(opens.map((o) => finishOpen(ctx, o.conv, o.rec)));
+    const out: OpenResult[] = [];
+    for (const d of done) {
+      if (d.status === 'rejected') throw d.reason;
+      out.push({ rec: d.value, fundingTxid: signed.txid, fee: signed.fee });
+    }
+    return out;
+  });
 }
 
 /** Agrees one channel's terms with its payee: the record (all but its funding), the channel's address, and the payee's ticket. */
@@ -538,7 +540,7 @@ export class PayerSession {
 }
 
 /** Spends the whole channel output back to the wallet once the expiry height is reached. */
-export async function refundChannel(ctx: ContractContext, id: string, feeRate: bigint): Promise<{ txid: string; fee: bigint }> {
+export async function refundChannel(ctx: ContractContext, id: string, feeRate: FeeRate): Promise<{ txid: string; fee: bigint }> {
   const rec = payerChannel(ctx, id);
   if (rec.status === 'refunding' || rec.status === 'refunded') return { txid: rec.refund.txid, fee: 0n };
   if (rec.status === 'closing' || rec.status === 'closed') {

@@ -16,6 +16,7 @@ import type { ChannelTerms } from '../bitcoin/channel.js';
 import type { Outpoint } from '../bitcoin/outpoint.js';
 import type { PeerAddress } from '../peer/connect.js';
 import { ShapeError, asObj, hex, int, obj, str, type Obj } from '../util/shape.js';
+import { FeeRate } from '../bitcoin/fee-rate.js';
 
 
 /** The terms as stored: amounts as decimal strings, keys and scripts as hex. */
@@ -35,7 +36,7 @@ export type Funding = { txid: string; vout: number };
 /** A CPFP child that raised a pending close's (or refund's) fee. */
 export type Bump = {
   txid: string;
-  /** The package fee rate it was built for, sat/vB. */
+  /** The package fee rate it was built for, sat/vB in decimal ("2", "2.5"; earlier versions wrote whole ones). */
   feeRate: string;
   fee: string;
   vsize: number;
@@ -151,6 +152,17 @@ function sats(o: Obj, k: string, where: string): string {
   return v;
 }
 
+/** A fee rate in sat/vB, as stored: whole (as every earlier version wrote it) or up to 3 decimals. */
+function feeRate(o: Obj, k: string, where: string): string {
+  const v = str(o, k, where);
+  try {
+    FeeRate.parse(v);
+  } catch {
+    throw new ShapeError(`${where}.${k} must be a fee rate in sat/vB`);
+  }
+  return v;
+}
+
 function list<T>(o: Obj, k: string, where: string, item: (v: unknown, where: string) => T): T[] {
   const v = o[k];
   if (!Array.isArray(v)) throw new ShapeError(`${where}.${k} must be a list`);
@@ -176,7 +188,7 @@ export function decodeTerms(v: unknown, where: string): StoredTerms {
 
 function bump(v: unknown, w: string): Bump {
   const o = asObj(v, w);
-  return { txid: hex(o, 'txid', w, 32), feeRate: sats(o, 'feeRate', w), fee: sats(o, 'fee', w), vsize: int(o, 'vsize', w), height: int(o, 'height', w) };
+  return { txid: hex(o, 'txid', w, 32), feeRate: feeRate(o, 'feeRate', w), fee: sats(o, 'fee', w), vsize: int(o, 'vsize', w), height: int(o, 'height', w) };
 }
 
 function spendTx(o: Obj, k: string, where: string): SpendTx {

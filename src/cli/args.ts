@@ -1,6 +1,6 @@
 /** Parsers for command-line arguments; each failure is a usage error that names the argument. */
 import { SwarmpayError } from '../errors.js';
-import { checkFeeRate } from '../bitcoin/fee-rate.js';
+import { parseFeeRate, type FeeRate } from '../bitcoin/fee-rate.js';
 import type { Environment } from '../api/environment.js';
 
 export function parseCount(text: string, what: string, min: number, max: number): number {
@@ -10,11 +10,8 @@ export function parseCount(text: string, what: string, min: number, max: number)
   return n;
 }
 
-/** A fee rate in whole sat/vB, within the relay minimum and the safety cap. */
-export function parseFeeRate(text: string): bigint {
-  if (!/^[0-9]+$/.test(text.trim())) throw new SwarmpayError('INVALID_AMOUNT', `fee rate "${text}" is not a whole number of sat/vB`, { hint: 'give --fee-rate in whole sat/vB, for example 5' });
-  return checkFeeRate(BigInt(text.trim()));
-}
+/** A fee rate in sat/vB, up to 3 decimals, within the relay minimum and the safety cap. */
+export { parseFeeRate };
 
 /** A PCR list such as "7,16" (SHA-256 bank, PCRs 0-23); "" for none. */
 export function parsePcrs(text: string): number[] {
@@ -34,6 +31,6 @@ export function parseNonce(text: string): Buffer {
 }
 
 /** --fee-rate if given, else the environment's default (SWARMPAY_FEE_RATE, swarmpay.conf, 2 on regtest), else FEE_RATE_REQUIRED. */
-export function feeRateFor(env: Environment, given: string | undefined): bigint {
+export function feeRateFor(env: Environment, given: string | undefined): FeeRate {
   return given !== undefined ? parseFeeRate(given) : env.defaultFeeRate();
 }

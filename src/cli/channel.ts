@@ -135,7 +135,7 @@ export function registerChannel(program: Command): void {
         const wait = opts.wait ? { ...hooks, onProgress: (c: number, w: number) => ctx.out.progress(`funding: ${c}/${w} confirmations`) } : false;
         if (opts.resume !== undefined) {
           if (opts.capacity !== undefined || opts.peer !== undefined || opts.peerCmd !== undefined) throw new SwarmpayError('USAGE', '--resume takes the channel\'s own terms and payee: give no --capacity, --peer or --peer-cmd');
-          const wallet = await ctx.unlockWallet(opts.passphraseFile);
+          const wallet = await ctx.unlockWallet(opts.passphraseFile, 'spend');
           const r = await wallet.channels.resume(opts.resume, { wait });
           ctx.out.result(r, openedLines(r));
           return;
@@ -147,7 +147,7 @@ export function registerChannel(program: Command): void {
         const feeRate = feeRateFor(ctx.env, opts.feeRate);
         // Refused here without a terminal or --yes: before the passphrase, nothing asked in vain.
         const confirm = ctx.prompt.consent(ctx.opts.yes, 'locking coins in a channel', (c: OpenConsent) => openConsent(c, peer));
-        const wallet = await ctx.unlockWallet(opts.passphraseFile);
+        const wallet = await ctx.unlockWallet(opts.passphraseFile, 'spend');
         const r = await wallet.channels.open({ peer, ...(opts.peerKey === undefined ? {} : { peerKey: opts.peerKey }), capacity, expiryBlocks, feeRate, wait, confirm });
         ctx.out.result(r, openedLines(r));
       }),
@@ -174,7 +174,7 @@ export function registerChannel(program: Command): void {
           // Read and checked whole before the wallet is unlocked: a bad batch asks for nothing and pays nothing.
           const { Channels } = await import('../api/channels.js');
           const batch = await Channels.readBatch(input, opts.batch === '-' ? 'the batch on stdin' : `the batch ${opts.batch}`);
-          const wallet = await ctx.unlockWallet(opts.passphraseFile);
+          const wallet = await ctx.unlockWallet(opts.passphraseFile, 'spend');
           await printRun(ctx, wallet.channels.payBatch(batch, events));
           return;
         }
@@ -182,7 +182,7 @@ export function registerChannel(program: Command): void {
         if (args.length !== 2 || id === undefined || amount === undefined) throw new SwarmpayError('USAGE', 'give a channel id and an amount, or --batch FILE');
         const sats = parseSats(amount);
         const count = parseCount(opts.count, '--count', 1, 10_000_000);
-        const wallet = await ctx.unlockWallet(opts.passphraseFile);
+        const wallet = await ctx.unlockWallet(opts.passphraseFile, 'spend');
         await printRun(ctx, wallet.channels.pay(id, sats, { count, events }));
       }),
     );
@@ -209,7 +209,7 @@ export function registerChannel(program: Command): void {
     .action(
       withContext<{ feeRate: string; passphraseFile?: string }>(async (ctx, [id = ''], opts) => {
         const feeRate = parseFeeRate(opts.feeRate);
-        const wallet = await ctx.unlockWallet(opts.passphraseFile);
+        const wallet = await ctx.unlockWallet(opts.passphraseFile, 'spend');
         const r = await wallet.channels.bump(id, feeRate);
         ctx.out.result(r, `bumped ${r.id} to ${r.feeRate} sat/vB: child ${r.bumpTxid} pays ${r.fee} sats`);
       }),

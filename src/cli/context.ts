@@ -4,10 +4,10 @@
  */
 import { isatty } from 'node:tty';
 import type { Environment, SwarmpayOptions } from '../api/environment.js';
-import { Swarmpay, type Wallet } from '../api/swarmpay.js';
-import type { Unlocker } from '../keystore/keystore.js';
+import { Swarmpay, type KeystoreUse, type PassphraseAsk, type PassphraseOnly, type Wallet } from '../api/swarmpay.js';
 import { Output } from './output.js';
 import { Prompter } from './prompt.js';
+import { peerStderrLine } from './peer-stderr.js';
 
 export interface GlobalOptions extends SwarmpayOptions {
   json?: boolean;
@@ -20,11 +20,13 @@ export class Context {
   readonly env: Environment;
   readonly out: Output;
   readonly prompt: Prompter;
+  private warnedPassphraseOnly = false;
 
   constructor(readonly opts: GlobalOptions) {
-    this.swarmpay = new Swarmpay(opts);
-    this.env = this.swarmpay.env;
     this.out = new Output(!!opts.json);
+    // A --peer-cmd command's stderr: its lines on ours, each marked with the peer's name.
+    this.swarmpay = new Swarmpay({ ...opts, peerStderr: (line, peer) => this.out.note(peerStderrLine(this.out.color, peer, line)) });
+    this.env = this.swarmpay.env;
     // isatty, not process.stdin.isTTY: that would build the stdin stream every command.
     this.prompt = new Prompter(isatty(0) && !opts.yes);
   }
@@ -41,22 +43,28 @@ export class Context {
     return this.env.nodeDir;
   }
 
-  /** The passphrase, from its file or a prompt, after the loud warning that only a passphrase guards this keystore. */
-  passphrase(passphraseFile: string | undefined): () => Promise<string> {
-    return async () => {
-      this.out.warn('this keystore is protected by a passphrase only: no TPM seals its key and nothing refuses a rolled-back copy; run `swarmpay tpm provision` on a device with a TPM');
+  /**
+   * The passphrase, from its file or a prompt, after the warning the library says is due
+   * for what it is asked for (creating, spending; never a read or `tpm provision`).
+   */
+  passphrase(passphraseFile: string | undefined): (ask: PassphraseAsk) => Promise<string> {
+    return async (ask) => {
+      this.warnPassphraseOnly(ask.passphraseOnly);
       return this.prompt.passphrase(passphraseFile);
     };
   }
 
-  /** The wallet unlocked for channels and escrows: the passphrase from FILE or a prompt, or the TPM. */
-  unlockWallet(passphraseFile: string | undefined): Promise<Wallet> {
-    return this.swarmpay.unlock({ passphrase: this.passphrase(passphraseFile) });
+  /** That only a passphrase guards the keystore, and the way out: once a run, however often the keystore is opened. */
+  warnPassphraseOnly(w: PassphraseOnly | null): void {
+    if (w === null || this.warnedPassphraseOnly) return;
+    this.warnedPassphraseOnly = true;
+    const way = w.tpm === null ? 'no TPM was found (see --tpm): on a device with one, `swarmpay tpm provision` seals it' : `this device has a TPM (${w.tpm}): \`swarmpay tpm provision\` seals the keystore to it`;
+    this.out.warn(`only a passphrase protects this keystore: no TPM seals its key, and nothing refuses a rolled-back copy; ${way}`);
   }
 
-  /** What the keystore may ask for: the passphrase or the TPM. */
-  unlocker(passphraseFile: string | undefined): Unlocker {
-    return { passphrase: this.passphrase(passphraseFile), tpm: () => this.env.tpm() };
+  /** The wallet unlocked for channels and escrows (the passphrase from FILE or a prompt, or the TPM); `use` 'spend' where it will spend or lock coins. */
+  unlockWallet(passphraseFile: string | undefined, use: KeystoreUse = 'other'): Promise<Wallet> {
+    return this.swarmpay.unlock({ passphrase: this.passphrase(passphraseFile) }, use);
   }
 
   async close(): Promise<void> {

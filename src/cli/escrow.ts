@@ -144,7 +144,7 @@ export function registerEscrow(program: Command): void {
         };
         const { Escrows } = await import('../api/escrow.js');
         Escrows.checkAccept(from, input); // before the passphrase is asked for
-        const wallet = await ctx.unlockWallet(opts.passphraseFile);
+        const wallet = await ctx.unlockWallet(opts.passphraseFile, 'spend');
         const r = await wallet.escrow.accept(from, input);
         ctx.out.result(r, acceptedLines(r));
       }),

@@ -61,6 +61,26 @@ export class Prompter {
     return first;
   }
 
+  /**
+   * The optional BIP39 passphrase ("25th word"), from FILE or, asked for by flag, the
+   * terminal (twice: a typo would make another wallet). Named so that it is never taken for
+   * the keystore's passphrase.
+   */
+  async bip39Passphrase(file: string | undefined): Promise<string> {
+    const text = file !== undefined ? readSecretFile(file, 'BIP39 passphrase') : await this.askBip39Passphrase();
+    if (text === '') throw new SwarmpayError('USAGE', 'the BIP39 passphrase is empty', { hint: 'an empty BIP39 passphrase is none: leave the option out for a wallet without one' });
+    return text;
+  }
+
+  private async askBip39Passphrase(): Promise<string> {
+    this.require('the BIP39 passphrase', '--bip39-passphrase-file FILE');
+    const { password } = await inquirer();
+    const first = await this.ask((t) => password({ message: 'BIP39 passphrase, the "25th word" (not the keystore passphrase):', mask: true }, t));
+    const again = await this.ask((t) => password({ message: 'Repeat the BIP39 passphrase:', mask: true }, t));
+    if (again !== first) throw new SwarmpayError('USAGE', 'the two BIP39 passphrases differ', { hint: 'run the command again' });
+    return first;
+  }
+
   async mnemonic(file: string | undefined): Promise<string> {
     if (file !== undefined) return readSecretFile(file, 'mnemonic');
     this.require('the mnemonic to restore', '--mnemonic-file FILE');

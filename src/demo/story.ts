@@ -17,6 +17,7 @@ import path from 'node:path';
 import { SwarmpayError } from '../errors.js';
 import { parseCaBundle } from '../tpm/ek-certificate.js';
 import { RegtestNode } from '../api/node.js';
+import { FeeRate } from '../bitcoin/fee-rate.js';
 import { Swarmpay } from '../api/swarmpay.js';
 import type { Server } from '../api/server.js';
 
@@ -41,7 +42,7 @@ export const DEMO_PRICE = 250_000n;
 const DEMO_CAPACITY = 2_000_000n;
 export const DEMO_PAYMENTS = 100_000;
 export const DEMO_PAYMENT_SATS = 10n;
-const FEE_RATE = 2n;
+const FEE_RATE = FeeRate.ofSatPerVb(2n);
 /** The PCRs the seller's quote covers and the buyer checks: the PC Client boot chain. */
 const QUOTE_PCRS = [0, 1, 2, 3, 4, 5, 6, 7];
 

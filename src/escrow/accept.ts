@@ -14,6 +14,7 @@ import type { Offer, OfferAttestation } from './offer.js';
 import { fetchOffer, sendAcceptance } from './online.js';
 import { writeEscrowFile } from './store.js';
 import type { ContractContext } from '../wallet/contract-wallet.js';
+import type { FeeRate } from '../bitcoin/fee-rate.js';
 
 /** What the buyer is warned about: each is said once, before anything is paid when it can be. */
 export type AcceptWarning =
@@ -48,7 +49,7 @@ export type OfferSource =
 export interface AcceptFlowOptions {
   checks: AcceptOptions['checks'];
   timeoutBlocks?: number;
-  feeRate: bigint;
+  feeRate: FeeRate;
   /** Asked once the funding is built, before anything is stored or paid; false cancels. */
   confirm?: (s: AcceptConsent) => Promise<boolean>;
   warn: (message: string, kind: AcceptWarning) => void;

@@ -12,6 +12,7 @@ import { htlcOf, htlcSpend, type HtlcSpend } from './contract.js';
 import { checkOffer, decryptItem, type Offer, type OfferAttestation, type OfferChecks } from './offer.js';
 import { findEscrow, getEscrow, nextEscrowKey, readCiphertext, removeEscrow, saveEscrow, writeEscrowFile } from './store.js';
 import type { Acceptance, BuyerCheated, BuyerCompleted, BuyerFunded, BuyerRecord, BuyerRefunded } from './record.js';
+import type { FeeRate } from '../bitcoin/fee-rate.js';
 import { DEFAULT_ACCEPT_TIMEOUT } from './defaults.js';
 
 export { DEFAULT_ACCEPT_TIMEOUT };
@@ -22,7 +23,7 @@ export interface AcceptSummary {
   item: { name: string; size: number };
   price: bigint;
   fee: bigint;
-  feeRate: bigint;
+  feeRate: FeeRate;
   timeoutBlocks: number;
   timeoutHeight: number;
   seller: string;
@@ -33,7 +34,7 @@ export interface AcceptOptions {
   checks: Omit<OfferChecks, 'network' | 'ciphertext' | 'now'>;
   /** Blocks from now to the timeout height; DEFAULT_ACCEPT_TIMEOUT, within what the offer accepts, by default. */
   timeoutBlocks?: number;
-  feeRate: bigint;
+  feeRate: FeeRate;
   /** Asked once the funding is built and before it is stored or sent; false cancels, nothing paid. */
   confirm?: (s: AcceptSummary) => Promise<boolean>;
 }
@@ -76,24 +77,26 @@ export async function acceptOffer(ctx: ContractContext, offer: Offer, ciphertext
   const key = ctx.wallet.key('escrow', keyIndex);
   // Every new escrow is size-checked: its claim can reveal nothing but a 32-byte K.
   const terms: HtlcTerms = { template: 'size-checked', hash: Buffer.from(offer.hash, 'hex'), sellerPubkey: Buffer.from(offer.seller, 'hex'), buyerPubkey: key.pub, timeout, value: BigInt(offer.price) };
-  const signed = await ctx.wallet.fund([{ address: htlcOutput(terms, ctx.network).address, amount: terms.value }], o.feeRate);
-  const vout = 0; // the payment comes first
-  checkHtlcFunding(terms, ctx.network, signed.hex, vout);
-  const summary: AcceptSummary = { id: offer.id, item: { name: offer.item.name, size: offer.item.size }, price: terms.value, fee: signed.fee, feeRate: o.feeRate, timeoutBlocks: blocks, timeoutHeight: timeout, seller: offer.seller, attestation };
-  if (o.confirm && !(await o.confirm(summary))) throw new SwarmpayError('USAGE', 'cancelled; nothing was paid');
-  const acceptance: Acceptance = { format: 'swarmpay-acceptance', version: 1, offer: offer.id, buyer: key.pub.toString('hex'), timeout, funding: { txid: signed.txid, vout }, tx: signed.hex };
-  const rec: BuyerFunded = { id: offer.id, role: 'buyer', offer, keyIndex, acceptance, status: 'funded', created: new Date().toISOString(), htlc: terms.template };
-  writeEscrowFile(ctx.networkDir, `${offer.id}.enc`, ciphertext);
-  // Stored (a checkpoint) before the coins move: whatever happens next, the refund path is known.
-  await saveEscrow(ctx.session, rec);
-  try {
-    await broadcastOnce(ctx.chain, signed.hex, signed.txid);
-  } catch (e) {
-    // The node refused the funding: nothing is on chain, so nothing is remembered either.
-    if (isSwarmpayError(e, 'TX_REJECTED')) await removeEscrow(ctx.session, offer.id);
-    throw e;
-  }
-  return { rec, acceptance, fee: signed.fee, attestation };
+  // Its coins stay locked until the funding is broadcast (the confirmation may take a while).
+  return ctx.wallet.fund([{ address: htlcOutput(terms, ctx.network).address, amount: terms.value }], o.feeRate, async (signed) => {
+    const vout = 0; // the payment comes first
+    checkHtlcFunding(terms, ctx.network, signed.hex, vout);
+    const summary: AcceptSummary = { id: offer.id, item: { name: offer.item.name, size: offer.item.size }, price: terms.value, fee: signed.fee, feeRate: o.feeRate, timeoutBlocks: blocks, timeoutHeight: timeout, seller: offer.seller, attestation };
+    if (o.confirm && !(await o.confirm(summary))) throw new SwarmpayError('USAGE', 'cancelled; nothing was paid');
+    const acceptance: Acceptance = { format: 'swarmpay-acceptance', version: 1, offer: offer.id, buyer: key.pub.toString('hex'), timeout, funding: { txid: signed.txid, vout }, tx: signed.hex };
+    const rec: BuyerFunded = { id: offer.id, role: 'buyer', offer, keyIndex, acceptance, status: 'funded', created: new Date().toISOString(), htlc: terms.template };
+    writeEscrowFile(ctx.networkDir, `${offer.id}.enc`, ciphertext);
+    // Stored (a checkpoint) before the coins move: whatever happens next, the refund path is known.
+    await saveEscrow(ctx.session, rec);
+    try {
+      await broadcastOnce(ctx.chain, signed.hex, signed.txid);
+    } catch (e) {
+      // The node refused the funding: nothing is on chain, so nothing is remembered either.
+      if (isSwarmpayError(e, 'TX_REJECTED')) await removeEscrow(ctx.session, offer.id);
+      throw e;
+    }
+    return { rec, acceptance, fee: signed.fee, attestation };
+  });
 }
 
 function buyerRecord(ctx: ContractContext, id: string): BuyerRecord {
@@ -192,7 +195,7 @@ export async function recoverItem(ctx: ContractContext, id: string, out: string,
  * The buyer's refund after the timeout. The node is the referee: before the timeout it
  * refuses the transaction, and the error says from which height it will take it.
  */
-export async function refundEscrow(ctx: ContractContext, id: string, feeRate: bigint): Promise<{ txid: string; fee: bigint | null }> {
+export async function refundEscrow(ctx: ContractContext, id: string, feeRate: FeeRate): Promise<{ txid: string; fee: bigint | null }> {
   const rec = buyerRecord(ctx, id);
   if (rec.status === 'refunded') return { txid: rec.refundTxid, fee: null };
   if (rec.status !== 'funded') throw new SwarmpayError('ESCROW_STATE', `escrow ${id} is ${rec.status}: the seller claimed it`, { hint: `\`swarmpay escrow claim ${id} --out FILE\` gets the item` });

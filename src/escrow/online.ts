@@ -24,6 +24,7 @@ import { htlcOf, htlcSpend } from './contract.js';
 import { bumpClaim, claimConfirmations, claimEscrow, lookAtFunding, openOffers, parseAcceptance, pendingClaim, takeAcceptance } from './seller.js';
 import { eachCiphertextChunk, listEscrows } from './store.js';
 import type { Acceptance, SellerClaimed, SellerFunded } from './record.js';
+import type { FeeRate } from '../bitcoin/fee-rate.js';
 import { DEFAULT_BUMP_AFTER } from './defaults.js';
 
 export { DEFAULT_BUMP_AFTER };
@@ -32,7 +33,7 @@ type EscrowConversation = Conversation<EscrowMessage>;
 
 export interface ServeOptions {
   /** The claims' fee rate; null for the node's estimate at each claim. */
-  feeRate: bigint | null;
+  feeRate: FeeRate | null;
   margin: number;
   /** Bump a claim once it has waited this many blocks unconfirmed since it went out or was last bumped; DEFAULT_BUMP_AFTER unless set. */
   bumpAfter?: number;

@@ -25,6 +25,7 @@ import { htlcOf, htlcSpend } from './contract.js';
 import { draftOffer, offerDigest, signOffer, type Offer } from './offer.js';
 import { getEscrow, htlcTerms, listEscrows, nextEscrowKey, saveEscrow, writeEscrowFile } from './store.js';
 import { readAcceptance, type Acceptance, type EscrowRecord, type SellerClaimed, type SellerFunded, type SellerOffered, type SellerRecord, type SellerRefunded } from './record.js';
+import { FeeRate } from '../bitcoin/fee-rate.js';
 import { DEFAULT_CLAIM_MARGIN } from './defaults.js';
 
 export { DEFAULT_CLAIM_MARGIN };
@@ -141,12 +142,12 @@ export const MIN_CLAIM_FEE_RATE = MIN_SETTLE_FEE_RATE;
  * elsewhere the fee is not guessed, as a claim that does not confirm before the timeout
  * gives K away for nothing.
  */
-export async function claimFeeRate(chain: ChainBackend, network: NetworkName): Promise<bigint> {
+export async function claimFeeRate(chain: ChainBackend, network: NetworkName): Promise<FeeRate> {
   const estimate = await chain.estimateFeeRate(CLAIM_TARGET_BLOCKS);
   if (estimate === null && network !== 'regtest') {
     throw new SwarmpayError('FEE_RATE_REQUIRED', `the node has no fee estimate yet, and on ${network} the claim's fee is not guessed`, { hint: 'pass --fee-rate <sat/vB>; nothing was revealed' });
   }
-  return checkFeeRate(estimate !== null && estimate > MIN_CLAIM_FEE_RATE ? estimate : MIN_CLAIM_FEE_RATE);
+  return checkFeeRate(estimate === null ? MIN_CLAIM_FEE_RATE : FeeRate.max(estimate, MIN_CLAIM_FEE_RATE));
 }
 
 /**
@@ -216,7 +217,7 @@ async function waitForFunding(ctx: ContractContext, rec: Sold, wanted: number, w
 
 export interface ClaimOptions {
   /** The claim's fee rate; null for the node's estimate (claimFeeRate). */
-  feeRate: bigint | null;
+  feeRate: FeeRate | null;
   margin: number;
   force: boolean;
   /** Wait for the funding's confirmations instead of refusing. */
@@ -228,7 +229,7 @@ export interface ClaimOptions {
  * one first. An escrow whose funding is gone before it confirmed is offered again (and
  * ESCROW_STATE says so).
  */
-export async function claimEscrow(ctx: ContractContext, id: string, o: ClaimOptions): Promise<{ txid: string; fee: bigint | null; feeRate: bigint | null; rec: SellerClaimed }> {
+export async function claimEscrow(ctx: ContractContext, id: string, o: ClaimOptions): Promise<{ txid: string; fee: bigint | null; feeRate: FeeRate | null; rec: SellerClaimed }> {
   const rec = sellerRecord(ctx, id);
   if (rec.status === 'offered') throw new SwarmpayError('ESCROW_STATE', `no buyer has accepted escrow ${id} yet`, { hint: 'pass the buyer\'s acceptance with --acceptance FILE, or let `escrow serve` take it' });
   if (rec.status === 'refunded') throw new SwarmpayError('ESCROW_STATE', `escrow ${id} is ${rec.status}`);
@@ -282,8 +283,8 @@ export interface PendingClaim {
   /** What the claim pays itself: the price less its one output. */
   fee: bigint;
   child: TxInfo | null;
-  /** What the claim and its child pay together per vbyte, rounded down. */
-  feeRate: bigint;
+  /** What the claim and its child pay together, rounded down to whole sat/kvB. */
+  feeRate: FeeRate;
 }
 
 /** The unconfirmed claim `txid` of a claimed escrow, as the node has it. */
@@ -297,7 +298,7 @@ export async function pendingClaim(ctx: ContractContext, rec: Pick<EscrowRecord,
   const out = claim.outputs[0]!;
   const spend = await ctx.chain.findSpend({ txid, vout: 0 }, scriptToAddress(out.script, ctx.network));
   const child = spend === null || spend.confirmations > 0 ? null : await ctx.chain.getTransaction(spend.txid);
-  if (child === null) return { claim, fee, child: null, feeRate: fee / vsize(claim) };
+  if (child === null) return { claim, fee, child: null, feeRate: FeeRate.paidBy(fee, vsize(claim)) };
   let inputs = 0n;
   for (const i of child.inputs) {
     const prev = i.txid === claim.txid ? claim : await ctx.chain.getTransaction(i.txid);
@@ -306,7 +307,7 @@ export async function pendingClaim(ctx: ContractContext, rec: Pick<EscrowRecord,
     inputs += o.value;
   }
   const childFee = inputs - sumOutputs(child);
-  return { claim, fee, child, feeRate: (fee + childFee) / (vsize(claim) + vsize(child)) };
+  return { claim, fee, child, feeRate: FeeRate.paidBy(fee + childFee, vsize(claim) + vsize(child)) };
 }
 
 /**
@@ -314,12 +315,12 @@ export async function pendingClaim(ctx: ContractContext, rec: Pick<EscrowRecord,
  * wallet: a rescue never costs more than the claim brings) back to the wallet, so the two
  * pay `feeRate` together; it replaces an earlier child still in the mempool.
  */
-export async function bumpClaim(ctx: ContractContext, p: PendingClaim, feeRate: bigint): Promise<{ txid: string; fee: bigint; feeRate: bigint; replaced: string | null }> {
-  const child = await ctx.wallet.bump({ txid: p.claim.txid, hex: p.claim.hex, fee: p.fee }, feeRate, {
-    replacing: p.child === null ? undefined : { hex: p.child.hex },
-    parentOnly: true,
+export async function bumpClaim(ctx: ContractContext, p: PendingClaim, feeRate: FeeRate): Promise<{ txid: string; fee: bigint; feeRate: FeeRate; replaced: string | null }> {
+  const replacing = p.child === null ? undefined : { hex: p.child.hex };
+  const child = await ctx.wallet.bump({ txid: p.claim.txid, hex: p.claim.hex, fee: p.fee }, feeRate, { replacing, parentOnly: true }, async (c) => {
+    await broadcastOnce(ctx.chain, c.hex, c.txid);
+    return c;
   });
-  await broadcastOnce(ctx.chain, child.hex, child.txid);
   return { txid: child.txid, fee: child.fee, feeRate, replaced: child.replaces };
 }
 

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isSwarmpayError, SwarmpayError } from '../errors.js';
 import type { StaticKey } from './keys.js';
 import { handshake, linkOptions, type LinkOptions, type PeerLink } from './link.js';
+import { commandName, readLines, type PeerStderr } from './command-stderr.js';
 import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HANDSHAKES } from './limits.js';
 
 // --peer-key is read where --peer and --peer-cmd are.
@@ -205,19 +206,27 @@ export async function listenTcp(
 }
 
 /**
- * Runs `command` with /bin/sh and speaks to its stdin/stdout; its stderr is ours (ssh's
- * prompts and errors reach the user). The command is killed when the link closes.
+ * Runs `command` with /bin/sh and speaks to its stdin/stdout. Its stderr goes to `stderr`
+ * a line at a time with the peer's name (see commandName), or without it straight to ours
+ * (ssh's errors reach the user either way; its prompts go to the terminal itself). The
+ * command is killed when the link closes.
  */
-export async function spawnPeer(command: string, key: StaticKey, opts: LinkOptions = {}): Promise<PeerLink> {
-  const child = spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const exited = new Promise<string>((resolve) => child.once('exit', (code, signal) => resolve(signal ? `the command was killed by ${signal}` : `the command exited with status ${code}`)));
+export async function spawnPeer(command: string, key: StaticKey, opts: LinkOptions & { stderr?: PeerStderr } = {}): Promise<PeerLink> {
+  const { stderr, ...linkOpts } = opts;
+  const child = stderr === undefined ? spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'inherit'] }) : spawn('/bin/sh', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'] });
+  if (stderr !== undefined && child.stderr !== null) {
+    const name = commandName(command);
+    readLines(child.stderr, (line) => stderr(line, name));
+  }
+  // 'close', not 'exit': by then its stderr is read to the end, so its last words come before our error.
+  const exited = new Promise<string>((resolve) => child.once('close', (code, signal) => resolve(signal ? `the command was killed by ${signal}` : `the command exited with status ${code}`)));
   // A failed spawn reaches the link as a failed input.
   child.once('error', (e) => child.stdout.destroy(e));
   const kill = () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
   };
   try {
-    const link = await handshake({ readable: child.stdout, writable: child.stdin, describe: `peer command "${command}"` }, 'initiator', key, opts);
+    const link = await handshake({ readable: child.stdout, writable: child.stdin, describe: `peer command "${command}"` }, 'initiator', key, linkOpts);
     link.closed.then(kill, kill);
     return link;
   } catch (e) {

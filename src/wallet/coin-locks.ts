@@ -6,14 +6,12 @@
  */
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { BIP32Interface } from 'bip32';
 import type { ChainBackend } from '../chain/backend.js';
-import type { NetworkName } from '../bitcoin/network.js';
 import type { Outpoint } from '../bitcoin/outpoint.js';
 import { SwarmpayError, ioError } from '../errors.js';
 import { acquireLock, type Lock } from '../util/file-lock.js';
 import { isAlive } from '../util/process.js';
-import { planSend, type SendAmount, type SendPlan } from './send.js';
+import type { SendPlan } from './send.js';
 
 const LOCK_DIR = 'coin-locks';
 const SUFFIX = '.lock';
@@ -70,25 +68,41 @@ function lockOutpoints(networkDir: string, outpoints: Outpoint[]): Lock {
 }
 
 /**
- * A payment's plan from coins no other running command holds, with its coins locked:
- * release once the spend is broadcast (or refused). A coin spent by another command
- * between the look at the chain and the lock is seen on a second look, and the payment
- * planned again.
+ * A plan from coins no other running command holds, with its coins locked until `use`
+ * settles (broadcast inside it). `plan` is asked to leave out the held coins; `taken` says
+ * which of its inputs are coins of the wallet's that another command could pick too. One
+ * of those spent by another command between the look at the chain and the lock is seen on
+ * a second look, and the plan made again.
  */
-export async function planLockedSend(chain: ChainBackend, account: BIP32Interface, network: NetworkName, networkDir: string, to: string, amount: bigint | SendAmount, feeRate: bigint): Promise<{ plan: SendPlan; release: () => void }> {
+export async function withLockedCoins<P extends { spend: { inputs: Outpoint[] } }, T>(
+  chain: ChainBackend,
+  networkDir: string,
+  plan: (exclude: ReadonlySet<string>) => Promise<P>,
+  taken: (p: P) => { outpoints: Outpoint[]; addresses: string[] },
+  use: (p: P) => Promise<T>,
+): Promise<T> {
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    const plan = await planSend(chain, account, network, to, amount, feeRate, { exclude: heldOutpoints(networkDir) });
+    const p = await plan(heldOutpoints(networkDir));
     let lock: Lock;
     try {
-      lock = lockOutpoints(networkDir, plan.spend.inputs);
+      lock = lockOutpoints(networkDir, p.spend.inputs);
     } catch (e) {
       if (e instanceof SwarmpayError && e.code === 'KEYSTORE_BUSY') continue;
       throw e;
     }
-    // Another command may have spent a coin and let go of it since we looked: the chain (mempool included) tells.
-    const unspent = new Set((await chain.utxos([...new Set(plan.owners.map((o) => o.address))])).map(key));
-    if (plan.spend.inputs.every((i) => unspent.has(key(i)))) return { plan, release: () => lock.release() };
-    lock.release();
+    try {
+      // Another command may have spent a coin and let go of it since we looked: the chain (mempool included) tells.
+      const { outpoints, addresses } = taken(p);
+      const unspent = outpoints.length === 0 ? new Set<string>() : new Set((await chain.utxos([...new Set(addresses)])).map(key));
+      if (outpoints.every((o) => unspent.has(key(o)))) return await use(p);
+    } finally {
+      lock.release();
+    }
   }
   throw new SwarmpayError('KEYSTORE_BUSY', 'other running commands kept taking the coins this payment picked', { hint: 'try again when they are done; nothing was sent' });
+}
+
+/** Every input of a wallet payment is a coin of the wallet's, at its owner's address. */
+export function allInputs(p: Pick<SendPlan, 'spend' | 'owners'>): { outpoints: Outpoint[]; addresses: string[] } {
+  return { outpoints: p.spend.inputs, addresses: p.owners.map((o) => o.address) };
 }

@@ -7,6 +7,7 @@ import { SwarmpayError } from '../errors.js';
 import type { Utxo } from '../chain/backend.js';
 import type { SpendPlan } from '../bitcoin/spend.js';
 import { P2WPKH_INPUT_VBYTES, TX_OVERHEAD_VBYTES, dustThreshold, outputVbytes } from '../bitcoin/policy.js';
+import type { FeeRate } from '../bitcoin/fee-rate.js';
 
 /** Bitcoin's coinbase maturity: a block reward is spendable after 100 confirmations. */
 export const COINBASE_MATURITY = 100;
@@ -37,7 +38,7 @@ export interface Payee {
   value: bigint;
 }
 
-export function selectCoins<C extends { txid: string; vout: number; value: bigint }>(coins: C[], pays: Payee[], changeScript: Uint8Array, feeRate: bigint): Selection<C> {
+export function selectCoins<C extends { txid: string; vout: number; value: bigint }>(coins: C[], pays: Payee[], changeScript: Uint8Array, feeRate: FeeRate): Selection<C> {
   const amount = pays.reduce((a, p) => a + p.value, 0n);
   const payScripts = pays.map((p) => p.script);
   const sorted = [...coins].sort(largestFirst);
@@ -46,13 +47,13 @@ export function selectCoins<C extends { txid: string; vout: number; value: bigin
   for (const c of sorted) {
     inputs.push(c);
     sum += c.value;
-    const feeWithChange = estimateVbytes(inputs.length, [...payScripts, changeScript]) * feeRate;
+    const feeWithChange = feeRate.feeFor(estimateVbytes(inputs.length, [...payScripts, changeScript]));
     const change = sum - amount - feeWithChange;
     if (change >= dustThreshold(changeScript)) return { inputs, fee: feeWithChange, change };
-    const feeNoChange = estimateVbytes(inputs.length, payScripts) * feeRate;
+    const feeNoChange = feeRate.feeFor(estimateVbytes(inputs.length, payScripts));
     if (sum >= amount + feeNoChange) return { inputs, fee: sum - amount, change: 0n };
   }
-  const needed = amount + estimateVbytes(Math.max(1, sorted.length), payScripts) * feeRate;
+  const needed = amount + feeRate.feeFor(estimateVbytes(Math.max(1, sorted.length), payScripts));
   throw new SwarmpayError('INSUFFICIENT_FUNDS', `the wallet has ${sum} spendable sats; sending ${amount} sats needs about ${needed} with the fee`, {
     hint: 'send less, wait for unconfirmed coins to confirm, or fund the wallet',
     details: { spendable: sum.toString(), needed: needed.toString() },
@@ -60,7 +61,7 @@ export function selectCoins<C extends { txid: string; vout: number; value: bigin
 }
 
 /** The spend plan for a payment from a selection: the payments first, in order, then change if any. */
-export function paymentPlan(sel: Selection<Utxo>, pays: Payee[], changeScript: Uint8Array, feeRate: bigint): SpendPlan {
+export function paymentPlan(sel: Selection<Utxo>, pays: Payee[], changeScript: Uint8Array, feeRate: FeeRate): SpendPlan {
   return {
     inputs: sel.inputs.map(({ txid, vout, value, script }) => ({ txid, vout, value, script })),
     outputs: [...pays.map((p) => ({ script: p.script, value: p.value })), ...(sel.change > 0n ? [{ script: changeScript, value: sel.change }] : [])],
@@ -76,10 +77,10 @@ export interface PayeeSelection<C> extends Selection<C> {
 }
 
 /** `send --max`: every coin to one payee, less the fee; no change. */
-export function selectAll<C extends { value: bigint }>(coins: C[], payScript: Uint8Array, feeRate: bigint): PayeeSelection<C> {
+export function selectAll<C extends { value: bigint }>(coins: C[], payScript: Uint8Array, feeRate: FeeRate): PayeeSelection<C> {
   if (coins.length === 0) throw new SwarmpayError('INSUFFICIENT_FUNDS', 'the wallet has no spendable coins', { hint: 'wait for unconfirmed coins to confirm, or fund the wallet', details: { spendable: '0' } });
   const sum = coins.reduce((a, c) => a + c.value, 0n);
-  const fee = estimateVbytes(coins.length, [payScript]) * feeRate;
+  const fee = feeRate.feeFor(estimateVbytes(coins.length, [payScript]));
   return { inputs: [...coins], fee, change: 0n, amount: payeeGets(sum, fee, payScript) };
 }
 
@@ -87,7 +88,7 @@ export function selectAll<C extends { value: bigint }>(coins: C[], payScript: Ui
  * `send --subtract-fee`: coins for `pay.value`, largest first, the fee taken out of what the
  * payee gets. Change below the dust limit goes to the fee, as in selectCoins.
  */
-export function selectSubtractingFee<C extends { txid: string; vout: number; value: bigint }>(coins: C[], pay: Payee, changeScript: Uint8Array, feeRate: bigint): PayeeSelection<C> {
+export function selectSubtractingFee<C extends { txid: string; vout: number; value: bigint }>(coins: C[], pay: Payee, changeScript: Uint8Array, feeRate: FeeRate): PayeeSelection<C> {
   const inputs: C[] = [];
   let sum = 0n;
   for (const c of [...coins].sort(largestFirst)) {
@@ -96,10 +97,10 @@ export function selectSubtractingFee<C extends { txid: string; vout: number; val
     if (sum < pay.value) continue;
     const change = sum - pay.value;
     if (change >= dustThreshold(changeScript)) {
-      const fee = estimateVbytes(inputs.length, [pay.script, changeScript]) * feeRate;
+      const fee = feeRate.feeFor(estimateVbytes(inputs.length, [pay.script, changeScript]));
       return { inputs, fee, change, amount: payeeGets(pay.value, fee, pay.script) };
     }
-    const fee = estimateVbytes(inputs.length, [pay.script]) * feeRate;
+    const fee = feeRate.feeFor(estimateVbytes(inputs.length, [pay.script]));
     return { inputs, fee: fee + change, change: 0n, amount: payeeGets(pay.value, fee, pay.script) };
   }
   throw new SwarmpayError('INSUFFICIENT_FUNDS', `the wallet has ${sum} spendable sats; sending ${pay.value} sats needs that much`, {

@@ -13,9 +13,11 @@ import type { SignedTx } from '../bitcoin/spend.js';
 import { storeWithout, type ContractStore, type KeystoreSession, type Unlocker } from '../keystore/keystore.js';
 import { peerStaticKey, type StaticKey } from '../peer/keys.js';
 import { CHANNEL_CHAIN, ESCROW_CHAIN, accountNode } from './hd.js';
-import { planCpfp, signCpfp, type CpfpOptions, type CpfpParent } from './cpfp.js';
+import { planCpfp, signCpfp, type CpfpOptions, type CpfpParent, type CpfpPlan } from './cpfp.js';
+import { allInputs, withLockedCoins } from './coin-locks.js';
 import { planPayments, signSend } from './send.js';
 import { receiveAddressOf, sessionAccount, unlockWallet } from './wallet.js';
+import type { FeeRate } from '../bitcoin/fee-rate.js';
 
 /** The chains of contract keys: one per protocol, so their keys never collide. */
 type ContractKind = 'channel' | 'escrow';
@@ -35,13 +37,15 @@ export interface ContractWallet {
   /** A script of this wallet to be paid to: its first receive address nothing has paid yet. */
   payoutScript(): Promise<Buffer>;
   /**
-   * Signs (does not broadcast) a funding of contracts from the wallet's coins: output i pays
-   * to[i], change after them. Every output is a contract's (P2WSH): a protocol cannot pay
-   * the wallet's coins anywhere else.
+   * Signs a funding of contracts from the wallet's coins (output i pays to[i], change after
+   * them) and runs `use` with it, which broadcasts it or gives up. Every output is a
+   * contract's (P2WSH): a protocol cannot pay the wallet's coins anywhere else. Until `use`
+   * settles, its coins are locked: a confirmation, a store and a peer's answer can come
+   * between signing and broadcasting, and no other command may pick those coins meanwhile.
    */
-  fund(to: { address: string; amount: bigint }[], feeRate: bigint): Promise<SignedTx>;
-  /** Signs (does not broadcast) a CPFP child of `parent` from the wallet's outputs in it (and coins, unless parentOnly). */
-  bump(parent: CpfpParent, feeRate: bigint, opts?: CpfpOptions): Promise<SignedTx & { replaces: string | null }>;
+  fund<T>(to: { address: string; amount: bigint }[], feeRate: FeeRate, use: (signed: SignedTx) => Promise<T>): Promise<T>;
+  /** Signs a CPFP child of `parent` from the wallet's outputs in it (and coins, unless parentOnly), and runs `use` with it, as fund does. */
+  bump<T>(parent: CpfpParent, feeRate: FeeRate, opts: CpfpOptions, use: (child: SignedTx & { replaces: string | null }) => Promise<T>): Promise<T>;
 }
 
 /** What a contract protocol works with: the narrow wallet, its part of the keystore, the chain. */
@@ -71,6 +75,8 @@ class SeedWallet implements ContractWallet {
     readonly network: NetworkName,
     private readonly chain: ChainBackend,
     account: BIP32Interface,
+    /** Where the coin locks are, shared with every other command on this datadir. */
+    private readonly networkDir: string,
   ) {
     this.#seed = seed;
     this.#node = accountNode(seed, network);
@@ -88,25 +94,26 @@ class SeedWallet implements ContractWallet {
     return Buffer.from(addressToScript((await receiveAddressOf(this.chain, this.#account, this.network)).address, this.network));
   }
 
-  async fund(to: { address: string; amount: bigint }[], feeRate: bigint): Promise<SignedTx> {
+  async fund<T>(to: { address: string; amount: bigint }[], feeRate: FeeRate, use: (signed: SignedTx) => Promise<T>): Promise<T> {
     for (const t of to) {
       const script = addressToScript(t.address, this.network);
       if (!(script.length === 34 && script[0] === 0x00 && script[1] === 0x20)) throw new SwarmpayError('INTERNAL', `a contract funding may pay only P2WSH outputs, not ${t.address}`);
     }
-    const plan = await planPayments(this.chain, this.#account, this.network, to, feeRate);
-    return signSend(plan, this.#seed, this.network);
+    const plan = (exclude: ReadonlySet<string>) => planPayments(this.chain, this.#account, this.network, to, feeRate, { exclude });
+    return withLockedCoins(this.chain, this.networkDir, plan, allInputs, (p) => use(signSend(p, this.#seed, this.network)));
   }
 
-  async bump(parent: CpfpParent, feeRate: bigint, opts: CpfpOptions = {}): Promise<SignedTx & { replaces: string | null }> {
-    const plan = await planCpfp(this.chain, this.#account, this.network, parent, feeRate, opts);
-    return { ...signCpfp(plan, this.#seed, this.network), replaces: plan.replaces?.txid ?? null };
+  async bump<T>(parent: CpfpParent, feeRate: FeeRate, opts: CpfpOptions, use: (child: SignedTx & { replaces: string | null }) => Promise<T>): Promise<T> {
+    const plan = (exclude: ReadonlySet<string>) => planCpfp(this.chain, this.#account, this.network, parent, feeRate, { ...opts, exclude });
+    const taken = (p: CpfpPlan) => ({ outpoints: p.taken, addresses: p.taken.map((c) => c.address) });
+    return withLockedCoins(this.chain, this.networkDir, plan, taken, (p) => use({ ...signCpfp(p, this.#seed, this.network), replaces: p.replaces?.txid ?? null }));
   }
 }
 
 /** The contract face of an unlocked wallet. */
 export function contractContext(session: KeystoreSession, seed: Uint8Array, chain: ChainBackend, networkDir: string): ContractContext {
   const network = session.network;
-  return { wallet: new SeedWallet(seed, network, chain, sessionAccount(session, network)), session: storeWithout(session, WALLET_SECRET), network, networkDir, chain };
+  return { wallet: new SeedWallet(seed, network, chain, sessionAccount(session, network), networkDir), session: storeWithout(session, WALLET_SECRET), network, networkDir, chain };
 }
 
 /** Unlocks the wallet for the contract protocols (no checkpoint: their steps checkpoint as they move coins). */

@@ -15,7 +15,8 @@ import { checkFeeRate, dustThreshold } from '../bitcoin/policy.js';
 import { checkPlan, type SignedTx, type SpendPlan } from '../bitcoin/spend.js';
 import { estimateVbytes, isSpendable, largestFirst } from './coin-select.js';
 import type { DerivedAddress } from './hd.js';
-import { ownedUtxos, signSend, type OwnedUtxo } from './send.js';
+import { isExcluded, ownedUtxos, signSend, type OwnedUtxo } from './send.js';
+import type { FeeRate } from '../bitcoin/fee-rate.js';
 
 export interface CpfpParent {
   txid: string;
@@ -35,9 +36,11 @@ export interface CpfpPlan {
   /** From the input and output count; the signed child is this size or a little smaller. */
   childVsize: bigint;
   /** (parent fee + child fee) / (parent vsize + child vsize), rounded down: at least the target. */
-  packageFeeRate: bigint;
+  packageFeeRate: FeeRate;
   /** The earlier child this one replaces, as the node has it; null when there is none to replace. */
   replaces: { txid: string; fee: bigint; vsize: bigint } | null;
+  /** The wallet's unspent coins it takes besides the parent's outputs and the earlier child's: what another command could pick too. */
+  taken: OwnedUtxo[];
 }
 
 export interface CpfpOptions {
@@ -51,6 +54,8 @@ export interface CpfpOptions {
    * than what the parent brings the wallet (a bump nobody asked for in person).
    */
   parentOnly?: boolean;
+  /** Coins ("txid:vout") another running command holds: never taken besides the parent's outputs. */
+  exclude?: ReadonlySet<string>;
 }
 
 /** The parent is in a block already: there is nothing to bump. */
@@ -72,7 +77,7 @@ export class ParentConfirmedError extends SwarmpayError {
  * address of the wallet, so that (parent fee + child fee) / (parent vsize + child vsize)
  * reaches `feeRate`.
  */
-export async function planCpfp(chain: ChainBackend, account: BIP32Interface, network: NetworkName, parent: CpfpParent, feeRate: bigint, opts: CpfpOptions = {}): Promise<CpfpPlan> {
+export async function planCpfp(chain: ChainBackend, account: BIP32Interface, network: NetworkName, parent: CpfpParent, feeRate: FeeRate, opts: CpfpOptions = {}): Promise<CpfpPlan> {
   // The rate and the transactions first: bad input fails before any chain query.
   checkFeeRate(feeRate);
   const parentTx = parseTx(parent.hex, 'the parent');
@@ -96,7 +101,7 @@ export async function planCpfp(chain: ChainBackend, account: BIP32Interface, net
   if (required.length === 0) throw await nothingToBumpWith(chain, parentTx, ownerOf);
   // Confirmed coins only: an unconfirmed one would tie the child to yet another transaction,
   // and a replacement may not spend new unconfirmed outputs (BIP125 rule 2).
-  const extra = opts.parentOnly ? [] : distinct([...utxos.filter((u) => u.txid !== parent.txid && isSpendable(u)), ...(earlier?.freed ?? [])]).sort(largestFirst);
+  const extra = opts.parentOnly ? [] : distinct([...utxos.filter((u) => u.txid !== parent.txid && isSpendable(u) && !isExcluded(u, opts.exclude)), ...(earlier?.freed ?? [])]).sort(largestFirst);
 
   const parentVsize = BigInt(parentTx.virtualSize());
   const changeScript = nextChange.script;
@@ -120,6 +125,7 @@ export async function planCpfp(chain: ChainBackend, account: BIP32Interface, net
         childVsize,
         packageFeeRate: packageFeeRate(parent.fee, parentVsize, fee, childVsize),
         replaces: earlier && { txid: earlier.txid, fee: earlier.fee, vsize: earlier.vsize },
+        taken: inputs.filter((c) => !required.includes(c) && !(earlier?.freed.includes(c) ?? false)),
       };
     }
     const more = extra[next];

@@ -19,14 +19,18 @@ export interface ChainScan {
   nextUnused: number;
 }
 
-export async function scanChain(chain: ChainBackend, account: BIP32Interface, network: NetworkName, which: ChainIndex, gap = GAP_LIMIT): Promise<ChainScan> {
+/**
+ * `look` tells which of a batch of addresses were ever paid: the node's own answer
+ * (chain.used) unless the caller reads more of the chain on the way (wallet history).
+ */
+export async function scanChain(chain: ChainBackend, account: BIP32Interface, network: NetworkName, which: ChainIndex, gap = GAP_LIMIT, look: (addresses: string[]) => Promise<boolean[]> = (a) => chain.used(a)): Promise<ChainScan> {
   const addresses: DerivedAddress[] = [];
   const usedAddresses: DerivedAddress[] = [];
   let nextUnused = 0;
   while (addresses.length < nextUnused + gap) {
     const start = addresses.length;
     const batch = Array.from({ length: nextUnused + gap - start }, (_, k) => deriveAddress(account, network, which, start + k));
-    const used = await chain.used(batch.map((a) => a.address));
+    const used = await look(batch.map((a) => a.address));
     used.forEach((u, k) => {
       if (!u) return;
       nextUnused = start + k + 1;

@@ -12,6 +12,7 @@ import type { ChainBackend } from '../chain/backend.js';
 import { addressToScript } from '../bitcoin/address.js';
 import { bitcoinjsNetwork } from '../bitcoin/network.js';
 import { signPlan, type SignedTx } from '../bitcoin/spend.js';
+import { FeeRate } from '../bitcoin/fee-rate.js';
 import { isSpendable, paymentPlan, selectCoins } from './coin-select.js';
 
 const FAUCET_PRIVATE = createHash('sha256').update('swarmpay regtest faucet v1').digest();
@@ -38,7 +39,7 @@ export function regtestSubsidy(height: number): bigint {
 }
 
 /** Pays `address` from the faucet's mature coinbase outputs and broadcasts it. */
-export async function faucetPay(chain: ChainBackend, address: string, amount: bigint, feeRate = 2n): Promise<SignedTx> {
+export async function faucetPay(chain: ChainBackend, address: string, amount: bigint, feeRate = FeeRate.ofSatPerVb(2n)): Promise<SignedTx> {
   if (chain.network !== 'regtest') throw new SwarmpayError('NOT_REGTEST', 'the faucet exists on regtest only');
   const toScript = addressToScript(address, 'regtest');
   const coins = (await chain.utxos([FAUCET_ADDRESS])).filter((u) => isSpendable(u));

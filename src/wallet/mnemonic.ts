@@ -14,9 +14,16 @@ export function newMnemonic(): string {
   return bip39().entropyToMnemonic(randomBytes(32), english());
 }
 
-/** Normalises a mnemonic a user typed or filed and checks its words and checksum. */
+/**
+ * What a mnemonic file says beside the words of a wallet with a BIP39 passphrase: the words
+ * alone restore another, empty wallet. A `#` line, which checkMnemonic skips.
+ */
+export const PASSPHRASE_NOTE = '# this wallet also needs its BIP39 passphrase: these words without it restore a different, empty wallet';
+
+/** Normalises a mnemonic a user typed or filed and checks its words and checksum; `#` lines are notes, not words. */
 export function checkMnemonic(text: string): string {
-  const words = text.normalize('NFKD').trim().toLowerCase().split(/\s+/).filter(Boolean);
+  const lines = text.split(/\r?\n/).filter((l) => !l.trimStart().startsWith('#'));
+  const words = lines.join(' ').normalize('NFKD').trim().toLowerCase().split(/\s+/).filter(Boolean);
   const wordlist = english();
   const unknown = words.filter((w) => !wordlist.includes(w));
   if (unknown.length > 0) {

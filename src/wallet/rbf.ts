@@ -14,6 +14,7 @@ import { checkPlan, type SpendPlan } from '../bitcoin/spend.js';
 import { estimateVbytes } from './coin-select.js';
 import { CHANGE, type DerivedAddress } from './hd.js';
 import { ownedUtxos } from './send.js';
+import { FeeRate } from '../bitcoin/fee-rate.js';
 
 /** BIP125: a transaction whose input has a sequence below this may be replaced. */
 const MAX_RBF_SEQUENCE = 0xfffffffd;
@@ -28,7 +29,7 @@ export interface BumpPlan {
 
 const refuse = (message: string, hint: string) => new SwarmpayError('TX_CHECK_FAILED', message, { hint: `${hint}; nothing was signed or sent` });
 
-export async function planBump(chain: ChainBackend, account: BIP32Interface, network: NetworkName, txid: string, feeRate: bigint): Promise<BumpPlan> {
+export async function planBump(chain: ChainBackend, account: BIP32Interface, network: NetworkName, txid: string, feeRate: FeeRate): Promise<BumpPlan> {
   checkFeeRate(feeRate);
   if (!/^[0-9a-f]{64}$/.test(txid)) throw new SwarmpayError('USAGE', `"${txid}" is not a transaction id`, { hint: 'give the txid that `wallet send` printed (64 hex digits)' });
   const tx = await chain.getTransaction(txid);
@@ -61,12 +62,14 @@ export async function planBump(chain: ChainBackend, account: BIP32Interface, net
   if (child) throw refuse(`the change of ${txid} is already spent by ${child.txid}`, `bump ${child.txid} instead, or wait`);
 
   const vsize = estimateVbytes(inputs.length, tx.outputs.map((o) => o.script));
-  const fee = feeRate * vsize;
+  const fee = feeRate.feeFor(vsize);
   // BIP125 rules 3 and 4: more than the old fee, by at least the relay fee of the replacement itself.
-  const least = oldFee + MIN_RELAY_FEE_RATE * vsize;
-  if (fee < least || feeRate * BigInt(oldVsize) <= oldFee) {
-    const rate = (least + vsize - 1n) / vsize;
-    const atLeast = rate * BigInt(oldVsize) > oldFee ? rate : oldFee / BigInt(oldVsize) + 1n;
+  const least = oldFee + MIN_RELAY_FEE_RATE.feeFor(vsize);
+  // And a rate above the old one's. Nodes compare whole sat/kvB rounded down; for a rate in
+  // whole sat/kvB, being above the old rate rounded down is being above it exactly.
+  const oldRate = FeeRate.paidBy(oldFee, BigInt(oldVsize));
+  if (fee < least || feeRate.compare(oldRate) <= 0) {
+    const atLeast = FeeRate.max(leastRateFor(least, vsize), oldRate.justAbove());
     throw new SwarmpayError('INVALID_AMOUNT', `a replacement at ${feeRate} sat/vB would not outbid ${txid} (fee ${oldFee} sats, ${oldVsize} vB)`, {
       hint: `give --fee-rate ${atLeast} or more: a replacement must pay a higher rate and more fee, by its own relay fee`,
       details: { minFeeRate: atLeast.toString() },
@@ -81,4 +84,10 @@ export async function planBump(chain: ChainBackend, account: BIP32Interface, net
   const spend: SpendPlan = { inputs, outputs, fee: inSum - outputs.reduce((a, o) => a + o.value, 0n), feeRate, paid };
   checkPlan(spend);
   return { replaces: { txid, fee: oldFee, vsize: oldVsize }, spend, owners, change: keep ? { address: changeOwner.address, value: left } : null };
+}
+
+/** The least rate whose fee for `vsize` (rounded up) is at least `fee`. */
+function leastRateFor(fee: bigint, vsize: bigint): FeeRate {
+  // feeFor(r) = ceil(r * vsize / 1000) >= fee exactly when r * vsize > (fee - 1) * 1000.
+  return FeeRate.ofSatPerKvb(((fee - 1n) * 1000n) / vsize + 1n);
 }

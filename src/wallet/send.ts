@@ -7,11 +7,12 @@ import type { ChainBackend, Utxo } from '../chain/backend.js';
 import { SwarmpayError } from '../errors.js';
 import { addressToScript } from '../bitcoin/address.js';
 import type { NetworkName } from '../bitcoin/network.js';
-import { checkFeeRate } from '../bitcoin/policy.js';
+import { checkFeeRate, MIN_RELAY_FEE_RATE } from '../bitcoin/policy.js';
 import { checkPlan, signPlan, type SignedTx, type SpendPlan } from '../bitcoin/spend.js';
 import { discover } from './discovery.js';
 import { CHANGE, accountNode, type DerivedAddress } from './hd.js';
 import { isSpendable, paymentPlan, selectAll, selectCoins, selectSubtractingFee, type Payee, type Selection } from './coin-select.js';
+import { FeeRate } from '../bitcoin/fee-rate.js';
 
 export interface OwnedUtxo extends Utxo {
   owner: DerivedAddress;
@@ -56,12 +57,12 @@ export function isPayable(u: OwnedUtxo): boolean {
  * A payment of the user's to `to`: from confirmed coins and the wallet's own unconfirmed
  * change, never the coins in `exclude` ("txid:vout": those another running command holds).
  */
-export async function planSend(chain: ChainBackend, account: BIP32Interface, network: NetworkName, to: string, amount: bigint | SendAmount, feeRate: bigint, opts: { exclude?: ReadonlySet<string> } = {}): Promise<SendPlan> {
+export async function planSend(chain: ChainBackend, account: BIP32Interface, network: NetworkName, to: string, amount: bigint | SendAmount, feeRate: FeeRate, opts: { exclude?: ReadonlySet<string> } = {}): Promise<SendPlan> {
   const how: SendAmount = typeof amount === 'bigint' ? { sats: amount, subtractFee: false } : amount;
   const script = addressToScript(to, network);
   checkFeeRate(feeRate);
   const { utxos, nextChange } = await ownedUtxos(chain, account, network);
-  const coins = utxos.filter((u) => isPayable(u) && !opts.exclude?.has(`${u.txid}:${u.vout}`));
+  const coins = utxos.filter((u) => isPayable(u) && !isExcluded(u, opts.exclude));
   if (how !== 'max' && !how.subtractFee) return { to, amount: how.sats, ...planFrom(coins, [{ script, value: how.sats }], nextChange, feeRate) };
   const sel = how === 'max' ? selectAll(coins, script, feeRate) : selectSubtractingFee(coins, { script, value: how.sats }, nextChange.script, feeRate);
   return { to, amount: sel.amount, ...finishPlan(sel, [{ script, value: sel.amount }], nextChange, feeRate) };
@@ -70,31 +71,37 @@ export async function planSend(chain: ChainBackend, account: BIP32Interface, net
 /** How many blocks `--fee-rate auto` aims to confirm within: about an hour. */
 const AUTO_TARGET_BLOCKS = 6;
 
-/** A fee rate given, or the node's estimate for `auto`, within the relay minimum and the safety cap. */
-export async function resolveFeeRate(chain: ChainBackend, rate: bigint | 'auto'): Promise<bigint> {
+/**
+ * A fee rate given, or the node's estimate for `auto` as precise as the node gives it (sat/kvB),
+ * raised to the relay minimum if below it; either way within the safety cap.
+ */
+export async function resolveFeeRate(chain: ChainBackend, rate: FeeRate | 'auto'): Promise<FeeRate> {
   if (rate !== 'auto') return checkFeeRate(rate);
   const estimate = await chain.estimateFeeRate(AUTO_TARGET_BLOCKS);
   if (estimate === null) {
     throw new SwarmpayError('FEE_RATE_REQUIRED', 'the node has no fee estimate yet (it has seen too few blocks or transactions)', { hint: 'pass --fee-rate <sat/vB>' });
   }
-  return checkFeeRate(estimate);
+  return checkFeeRate(FeeRate.max(estimate, MIN_RELAY_FEE_RATE));
 }
 
+/** Whether a coin is among `exclude` ("txid:vout": those another running command holds). */
+export const isExcluded = (u: Utxo, exclude: ReadonlySet<string> | undefined) => exclude?.has(`${u.txid}:${u.vout}`) === true;
+
 /** A payment to several addresses at once (their outputs first, in this order), with change to the wallet. */
-export async function planPayments(chain: ChainBackend, account: BIP32Interface, network: NetworkName, to: { address: string; amount: bigint }[], feeRate: bigint): Promise<Pick<SendPlan, 'spend' | 'owners' | 'change'>> {
+export async function planPayments(chain: ChainBackend, account: BIP32Interface, network: NetworkName, to: { address: string; amount: bigint }[], feeRate: FeeRate, opts: { exclude?: ReadonlySet<string> } = {}): Promise<Pick<SendPlan, 'spend' | 'owners' | 'change'>> {
   // Addresses and fee rate first: bad input fails before any chain query.
   const pays = to.map((t) => ({ script: addressToScript(t.address, network), value: t.amount }));
   checkFeeRate(feeRate);
   const { utxos, nextChange } = await ownedUtxos(chain, account, network);
-  return planFrom(utxos.filter((u) => isSpendable(u)), pays, nextChange, feeRate);
+  return planFrom(utxos.filter((u) => isSpendable(u) && !isExcluded(u, opts.exclude)), pays, nextChange, feeRate);
 }
 
 /** Coins for `pays` (largest first), change to `change`, checked. */
-function planFrom(coins: OwnedUtxo[], pays: Payee[], change: DerivedAddress, feeRate: bigint): Pick<SendPlan, 'spend' | 'owners' | 'change'> {
+function planFrom(coins: OwnedUtxo[], pays: Payee[], change: DerivedAddress, feeRate: FeeRate): Pick<SendPlan, 'spend' | 'owners' | 'change'> {
   return finishPlan(selectCoins(coins, pays, change.script, feeRate), pays, change, feeRate);
 }
 
-function finishPlan(sel: Selection<OwnedUtxo>, pays: Payee[], change: DerivedAddress, feeRate: bigint): Pick<SendPlan, 'spend' | 'owners' | 'change'> {
+function finishPlan(sel: Selection<OwnedUtxo>, pays: Payee[], change: DerivedAddress, feeRate: FeeRate): Pick<SendPlan, 'spend' | 'owners' | 'change'> {
   const spend = paymentPlan(sel, pays, change.script, feeRate);
   checkPlan(spend);
   return { spend, owners: sel.inputs.map((u) => u.owner), change: sel.change > 0n ? { address: change.address, value: sel.change } : null };

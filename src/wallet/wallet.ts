@@ -8,6 +8,7 @@ import type { NetworkName } from '../bitcoin/network.js';
 import { SwarmpayError } from '../errors.js';
 import { createKeystore, keystorePath, readKeystore, unlockKeystore, type KeystoreSession, type Unlocker } from '../keystore/keystore.js';
 import type { ScryptParams } from '../keystore/crypto.js';
+import type { Json } from '../util/canonical-json.js';
 import { scanChain } from './discovery.js';
 import { RECEIVE, accountFromXpub, accountNode, accountPath, accountXpub, deriveAddress } from './hd.js';
 import { checkMnemonic, mnemonicToSeed } from './mnemonic.js';
@@ -20,6 +21,8 @@ export interface WalletPublic {
   fingerprint: string;
   path: string;
   created: string;
+  /** Whether the seed takes a BIP39 passphrase beside the mnemonic (never the passphrase itself). */
+  bip39Passphrase: boolean;
 }
 
 
@@ -35,17 +38,25 @@ function fingerprintOf(seed: Uint8Array, network: NetworkName): string {
   return Buffer.from(accountNode(seed, network).fingerprint).toString('hex');
 }
 
+/**
+ * The keystore's secret holds the mnemonic and, when there is one, the BIP39 passphrase
+ * ("25th word"): the seed is derived from both at every unlock, so the passphrase's effect
+ * stays after the wallet is closed and opened again.
+ */
 export function createWallet(
   networkDir: string,
   network: NetworkName,
   passphrase: string,
   mnemonic: string,
   scrypt?: Omit<ScryptParams, 'salt'>,
+  bip39Passphrase = '',
 ): WalletPublic {
   const words = checkMnemonic(mnemonic);
-  const seed = mnemonicToSeed(words);
-  const pub = { xpub: accountXpub(seed, network), fingerprint: fingerprintOf(seed, network), path: accountPath(network) };
-  const header = createKeystore(keystorePath(networkDir), network, passphrase, pub, { wallet: { mnemonic: words } }, scrypt);
+  const seed = mnemonicToSeed(words, bip39Passphrase);
+  // An empty BIP39 passphrase is the standard wallet of the mnemonic: no passphrase at all.
+  const secret: { [k: string]: Json } = bip39Passphrase === '' ? { mnemonic: words } : { mnemonic: words, bip39Passphrase };
+  const pub = { xpub: accountXpub(seed, network), fingerprint: fingerprintOf(seed, network), path: accountPath(network), bip39Passphrase: bip39Passphrase !== '' };
+  const header = createKeystore(keystorePath(networkDir), network, passphrase, pub, { wallet: secret }, scrypt);
   return { ...pub, created: header.created };
 }
 
@@ -55,7 +66,8 @@ export function walletPublic(networkDir: string, network: NetworkName): WalletPu
   if (typeof p.xpub !== 'string' || typeof p.fingerprint !== 'string' || typeof p.path !== 'string') {
     throw new SwarmpayError('KEYSTORE_CORRUPT', 'the keystore has no wallet account', { hint: 'restore the wallet from its mnemonic into a new datadir' });
   }
-  return { xpub: p.xpub, fingerprint: p.fingerprint, path: p.path, created: header.created };
+  // Keystores written before BIP39 passphrases were offered have no such key: they have none.
+  return { xpub: p.xpub, fingerprint: p.fingerprint, path: p.path, created: header.created, bip39Passphrase: p.bip39Passphrase === true };
 }
 
 export function walletAccount(networkDir: string, network: NetworkName): BIP32Interface {
@@ -69,9 +81,11 @@ export function walletAccount(networkDir: string, network: NetworkName): BIP32In
  */
 export async function unlockWallet(networkDir: string, network: NetworkName, unlocker: Unlocker, opts: { checkpoint: boolean }): Promise<{ session: KeystoreSession; seed: Uint8Array }> {
   const session = await unlockKeystore(keystorePath(networkDir), network, unlocker, opts);
-  const w = session.secret.wallet as { mnemonic?: unknown } | undefined;
-  if (typeof w?.mnemonic !== 'string') throw new SwarmpayError('KEYSTORE_CORRUPT', 'the keystore holds no wallet seed', { hint: 'restore the wallet from its mnemonic into a new datadir' });
-  const seed = mnemonicToSeed(w.mnemonic);
+  const w = session.secret.wallet as { mnemonic?: unknown; bip39Passphrase?: unknown } | undefined;
+  if (typeof w?.mnemonic !== 'string' || !(w.bip39Passphrase === undefined || typeof w.bip39Passphrase === 'string')) {
+    throw new SwarmpayError('KEYSTORE_CORRUPT', 'the keystore holds no wallet seed', { hint: 'restore the wallet from its mnemonic into a new datadir' });
+  }
+  const seed = mnemonicToSeed(w.mnemonic, w.bip39Passphrase ?? '');
   if (accountXpub(seed, network) !== session.header.public.xpub) {
     throw new SwarmpayError('KEYSTORE_CORRUPT', 'the keystore\'s xpub does not belong to its seed', { hint: 'restore the wallet from its mnemonic into a new datadir' });
   }
