@@ -1,6 +1,6 @@
 /**
  * `npm run build`, after tsc: the CLI bundled by esbuild into a few ES modules in dist/bundle/,
- * split where the CLI loads lazily. A command then reads a handful of files instead of the
+ * split where the CLI loads lazily. A command then reads 20 to 30 files instead of the
  * 250 modules its imports reach (resolving, reading and linking each was about a quarter of
  * `wallet balance`). bin/swarmpay runs the bundle only when it is newer than dist/cli/main.js,
  * so a plain `tsc` build after it is never shadowed by an old bundle. dist/bundle/meta.json
