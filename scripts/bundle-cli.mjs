@@ -1,5 +1,5 @@
 /**
- * `npm run build`, after tsc: the CLI bundled by esbuild into a few ES modules in dist/bundle/,
+ * `npm run build`, after tsc: the CLI bundled by esbuild into ES modules in dist/bundle/,
  * split where the CLI loads lazily. A command then reads 20 to 30 files instead of the
  * 250 modules its imports reach (resolving, reading and linking each was about a quarter of
  * `wallet balance`). bin/swarmpay runs the bundle only when it is newer than dist/cli/main.js,
