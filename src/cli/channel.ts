@@ -170,9 +170,10 @@ export function registerChannel(program: Command): void {
         };
         if (opts.batch !== undefined) {
           if (args.length > 0) throw new SwarmpayError('USAGE', 'with --batch the channels and amounts come from the batch');
+          // Loaded before the file is opened: a stream's error (a missing file) must find its reader listening.
+          const { Channels } = await import('../api/channels.js');
           const input = opts.batch === '-' ? process.stdin : createReadStream(opts.batch);
           // Read and checked whole before the wallet is unlocked: a bad batch asks for nothing and pays nothing.
-          const { Channels } = await import('../api/channels.js');
           const batch = await Channels.readBatch(input, opts.batch === '-' ? 'the batch on stdin' : `the batch ${opts.batch}`);
           const wallet = await ctx.unlockWallet(opts.passphraseFile, 'spend');
           await printRun(ctx, wallet.channels.payBatch(batch, events));
