@@ -77,6 +77,9 @@ describe('channel records', () => {
     ['close.bumps[0].feeRate', { ...payer, status: 'closing', close: { ...spend, bumps: [{ ...bump, feeRate: 12 }] } }],
     ['close.bumps[0].feeRate', { ...payer, status: 'closing', close: { ...spend, bumps: [{ ...bump, feeRate: '2.5001' }] } }],
     ['close.bumps[0].feeRate', { ...payer, status: 'closing', close: { ...spend, bumps: [{ ...bump, feeRate: '1e3' }] } }],
+    // Every rate this wallet bumps at is within the policy: a 0 would stall the next bump's climb.
+    ['close.bumps[0].feeRate', { ...payer, status: 'closing', close: { ...spend, bumps: [{ ...bump, feeRate: '0' }] } }],
+    ['close.bumps[0].feeRate', { ...payer, status: 'closing', close: { ...spend, bumps: [{ ...bump, feeRate: '99999999999999999999' }] } }],
     ['refund.txid', { ...payee, status: 'refunded', refund: { ...spend, txid: 'cc' } }],
     ['reason', { ...payee, status: 'failed' }],
     ['status', { ...payee, status: 'paused' }],

@@ -49,6 +49,15 @@ describe('the passphrase-only warning', () => {
     expect(without.stderr).toContain(NO_TPM);
   });
 
+  test('off regtest, `auto` never takes the software TPM `node start` runs: the warning names none, and `tpm status` finds none', async () => {
+    // dd.a's datadir runs the regtest node and its swtpm; a signet wallet in it must not be sealed to that.
+    const signet = ok(await swarmpay(['--datadir', dd.payer, '--network', 'signet', 'wallet', 'create', '--mnemonic-file', path.join(dd.dir, 'signet.words'), '--passphrase-file', dd.pass]));
+    expect(signet.stderr).toContain(NO_TPM);
+    expect(signet.stderr).not.toContain('swtpm:');
+    const status = await swarmpay(['--datadir', dd.payer, '--network', 'signet', 'tpm', 'status']);
+    expect(JSON.stringify(status.json)).not.toContain('swtpm');
+  });
+
   test('commands that spend or lock coins warn once each; reads, servers, offers and closes never', async () => {
     const seen: Record<string, number> = {};
     const run = async (name: string, r: Promise<CliResult>) => {

@@ -90,6 +90,18 @@ describe('rates from the node', () => {
   });
 });
 
+describe('FeeRate scaled', () => {
+  test('a scaled rate rounds up to the finest step, so it never falls short of rate × num / den', () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: 10_000_000n }), fc.bigInt({ min: 1n, max: 100n }), fc.bigInt({ min: 1n, max: 100n }), (kvb, num, den) => {
+        const r = FeeRate.ofSatPerKvb(kvb).scaled(num, den).satPerKvb;
+        expect(r * den >= kvb * num && (r - 1n) * den < kvb * num).toBe(true);
+      }),
+      runs,
+    );
+  });
+});
+
 describe('FeeRate text', () => {
   test('reads sat/vB with up to 3 decimals, and prints it back without trailing zeros', () => {
     const cases: [string, bigint, string][] = [
@@ -101,6 +113,9 @@ describe('FeeRate text', () => {
       ['0.001', 1n, '0.001'],
       [' 7.0 ', 7000n, '7'],
       ['1000', 1_000_000n, '1000'],
+      // Zeros after the third decimal say nothing either: the value is exact.
+      ['2.5000', 2500n, '2.5'],
+      ['1.0000', 1000n, '1'],
     ];
     for (const [text, kvb, shown] of cases) {
       const r = FeeRate.parse(text);
@@ -124,7 +139,7 @@ describe('FeeRate text', () => {
   test('anything else is INVALID_AMOUNT with a hint: too many decimals names the limit; no sign, exponent, hex or comma', () => {
     const hints: [string, RegExp][] = [
       ['2.5001', /at most 3 decimals.*0\.001 sat\/vB/],
-      ['1.0000', /at most 3 decimals/],
+      ['1.0001', /at most 3 decimals/],
       ['-1', /cannot be negative/],
       ['1e3', /without an exponent/],
       ['0x10', /decimal/],

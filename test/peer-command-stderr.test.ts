@@ -79,6 +79,14 @@ describe('a peer command\'s stderr', () => {
     expect(peerStderrLine(new Chalk({ level: 0 }), 'bob@host', line)).toBe('[bob@host] red ^[]52;c;cGF5IG1l^G ^[[1A^Mover');
   });
 
+  test('bidirectional controls are shown as text, not obeyed; blink, reverse and conceal are dropped, 256 and RGB colours kept', () => {
+    const line = 'ok \u202Egnp.exe\u202C \u2066x\u2069 \x1b[5mblink\x1b[7mrev\x1b[8mhidden\x1b[0m \x1b[38;5;202mpal\x1b[38;2;1;2;3mrgb\x1b[1;31mbold';
+    expect(peerStderrLine(new Chalk({ level: 3 }), 'p', line)).toBe(
+      '\x1b[2m[p]\x1b[22m ok <U+202E>gnp.exe<U+202C> <U+2066>x<U+2069> blinkrevhidden\x1b[0m \x1b[38;5;202mpal\x1b[38;2;1;2;3mrgb\x1b[1;31mbold\x1b[0m',
+    );
+    expect(peerStderrLine(new Chalk({ level: 0 }), '\u202Ep', 'a\u200Fb')).toBe('[<U+202E>p] a<U+200F>b');
+  });
+
   test('the CLI: `[NAME] line` on stderr, escapes shown as text, stdout only the JSON error', async () => {
     const datadir = path.join(tmp.dir, 'd');
     const pass = path.join(tmp.dir, 'pass');

@@ -223,10 +223,13 @@ export class Environment {
     throw new SwarmpayError('USAGE', `no RPC credentials for ${url}`, { hint: 'pass --rpc-cookie FILE (a node started by `swarmpay node start` writes <datadir>/regtest/node/.cookie)' });
   }
 
-  /** The TPM spec; `auto` looks for /dev/tpmrm0, then the software TPM `node start` runs for this datadir. */
+  /** The TPM spec; `auto` looks for /dev/tpmrm0, then (on regtest only) the software TPM `node start` runs for this datadir. */
   get tpmSpec(): TpmSpec {
     const given = this.setting('tpm');
-    const spec = (text: string) => resolveTpmSpec(text, swtpmDir(path.join(this.datadir, 'regtest')));
+    // `node start`'s software TPM is a regtest tool: its state is a folder of the regtest
+    // datadir, bound to no device. `auto` never seals a real network's keys to it; naming it
+    // (--tpm swtpm:HOST:PORT) still does.
+    const spec = (text: string) => resolveTpmSpec(text, this.network === 'regtest' ? swtpmDir(path.join(this.datadir, 'regtest')) : null);
     return given === undefined ? spec('auto') : parseSetting(given, spec);
   }
 

@@ -38,7 +38,8 @@ export class FeeRate {
     const s = text.trim();
     const m = /^([0-9]{1,20})(?:\.([0-9]+))?$/.exec(s);
     if (m === null) throw notARate(text, hintFor(s));
-    const frac = m[2] ?? '';
+    // Zeros at the end say nothing: "2.5000" is 2.5.
+    const frac = (m[2] ?? '').replace(/0+$/, '');
     if (frac.length > FEE_RATE_DECIMALS) {
       throw notARate(text, `a fee rate has at most ${FEE_RATE_DECIMALS} decimals (the finest rate is 0.001 sat/vB), for example 2.125`);
     }
@@ -48,6 +49,11 @@ export class FeeRate {
   /** The least fee that pays this rate for `vsize` vbytes: rounded up, so fee / vsize >= the rate. */
   feeFor(vsize: bigint): bigint {
     return (this.satPerKvb * vsize + PER_VB - 1n) / PER_VB;
+  }
+
+  /** This rate times num/den, rounded up to the finest step: a scaled rate never falls short. */
+  scaled(num: bigint, den: bigint): FeeRate {
+    return FeeRate.ofSatPerKvb((this.satPerKvb * num + den - 1n) / den);
   }
 
   /** The least rate above this one, by the finest step (0.001 sat/vB). */

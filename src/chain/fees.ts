@@ -33,7 +33,7 @@ export async function settleFeeRate(chain: Pick<ChainBackend, 'estimateFeeRate'>
 export async function nextBumpRate(chain: Pick<ChainBackend, 'estimateFeeRate'>, last: FeeRate): Promise<FeeRate> {
   const estimate = await chain.estimateFeeRate(BUMP_TARGET_BLOCKS);
   // A quarter more, rounded up to the finest step: the climb never stalls.
-  const climb = FeeRate.ofSatPerKvb(last.satPerKvb + (last.satPerKvb + 3n) / 4n);
+  const climb = last.scaled(5n, 4n);
   const rate = estimate === null ? climb : FeeRate.max(estimate, climb);
   return rate.compare(MAX_FEE_RATE) > 0 ? MAX_FEE_RATE : rate;
 }

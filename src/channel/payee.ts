@@ -267,7 +267,7 @@ export class Payee {
     // so much more that the payer could make the payee's first payments all fee.
     const rate = await settleFeeRate(this.ctx.chain, p.minCloseFeeRate);
     const least = rate.feeFor(vbytes);
-    const most = FeeRate.ofSatPerKvb(rate.satPerKvb * MAX_CLOSE_FEE_FACTOR).feeFor(vbytes);
+    const most = rate.scaled(MAX_CLOSE_FEE_FACTOR, 1n).feeFor(vbytes);
     if (m.closeFee < least || m.closeFee > most) {
       throw refuse(`close fee ${m.closeFee} sats is outside ${least}-${most} for a ${vbytes} vB close (this payee's node asks ${rate} sat/vB, and takes up to ${MAX_CLOSE_FEE_FACTOR} times that)`, 'the payer\'s node estimates fees far from this payee\'s: check both nodes');
     }

@@ -16,7 +16,7 @@ import type { ChannelTerms } from '../bitcoin/channel.js';
 import type { Outpoint } from '../bitcoin/outpoint.js';
 import type { PeerAddress } from '../peer/connect.js';
 import { ShapeError, asObj, hex, int, obj, str, type Obj } from '../util/shape.js';
-import { FeeRate } from '../bitcoin/fee-rate.js';
+import { MAX_FEE_RATE, MIN_RELAY_FEE_RATE, parseFeeRate } from '../bitcoin/policy.js';
 
 
 /** The terms as stored: amounts as decimal strings, keys and scripts as hex. */
@@ -153,12 +153,13 @@ function sats(o: Obj, k: string, where: string): string {
 }
 
 /** A fee rate in sat/vB, as stored: whole (as every earlier version wrote it) or up to 3 decimals. */
+/** A rate this wallet bumped at: within the policy's bounds, as every rate it signs at is (a stored 0 would stall the next bump's climb). */
 function feeRate(o: Obj, k: string, where: string): string {
   const v = str(o, k, where);
   try {
-    FeeRate.parse(v);
+    parseFeeRate(v);
   } catch {
-    throw new ShapeError(`${where}.${k} must be a fee rate in sat/vB`);
+    throw new ShapeError(`${where}.${k} must be a fee rate in sat/vB from ${MIN_RELAY_FEE_RATE} to ${MAX_FEE_RATE}`);
   }
   return v;
 }

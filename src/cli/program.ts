@@ -23,7 +23,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--chain <backend>', 'chain backend (default: embedded on regtest, bitcoind elsewhere; btcd with --rpc-url on regtest)').choices(CHAIN_KINDS))
     .option('--rpc-url <url>', 'JSON-RPC URL of a btcd or Bitcoin Core node')
     .option('--rpc-cookie <file>', 'RPC cookie file ("user:password")')
-    .option('--tpm <spec>', 'which TPM: auto, swtpm:HOST:PORT, device:/dev/tpmrm0 or none (auto, the default: /dev/tpmrm0, else the software TPM `node start` runs)')
+    .option('--tpm <spec>', 'which TPM: auto, swtpm:HOST:PORT, device:/dev/tpmrm0 or none (auto, the default: /dev/tpmrm0, else on regtest the software TPM `node start` runs)')
     .option('--json', 'print one JSON document on stdout, nothing else there')
     .option('-y, --yes', 'go ahead without asking (the yes to channel open; never prompt); prompts need stdin and stderr on a terminal')
     .showSuggestionAfterError()
