@@ -3,7 +3,8 @@
  * the TREZOR vectors through the keystore and back (what is stored keeps the passphrase's
  * effect after unlock), and from the command line against a real btcd: the same mnemonic
  * and passphrase restore the same wallet, another passphrase (or none) another one; the
- * backup says the passphrase is needed; `wallet info` says one is in use and never shows it.
+ * backup says the passphrase is needed, and a restore from it without one is refused; `wallet
+ * info` says one is in use and never shows it.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -92,9 +93,25 @@ describe('BIP39 passphrase from the command line, on a real btcd', () => {
     const other = await restore('other', '--bip39-passphrase-file', dd('other.bip39'));
     expect(other.code).toBe(0);
     expect(other.json.fingerprint).not.toBe(created.fingerprint);
-    const none = await restore('none');
+    // The words alone, without the backup's line saying a passphrase is needed: taken as a wallet without one.
+    const bare = dd('bare.words');
+    writeFileSync(bare, readFileSync(words, 'utf8').split('\n')[0] + '\n');
+    const none = await run('none', 'wallet', 'create', '--restore', '--mnemonic-file', bare, '--passphrase-file', pass);
     expect([none.code, none.json.bip39Passphrase]).toEqual([0, false]);
     expect(new Set([created.fingerprint, other.json.fingerprint, none.json.fingerprint]).size).toBe(3);
+  });
+
+  test('a backup that says a BIP39 passphrase is needed is refused without one, and nothing is stored', async () => {
+    const before = snapshot(tmp.dir);
+    // Its own line, as the backup has it, or with Windows line ends and blanks around it.
+    writeFileSync(dd('crlf.words'), readFileSync(words, 'utf8').replace(/\n/g, '\r\n').replace(/^#/m, '  #'));
+    for (const file of [words, dd('crlf.words')]) {
+      const r = await run('forgot', 'wallet', 'create', '--restore', '--mnemonic-file', file, '--passphrase-file', pass);
+      expect([r.code, r.json.error.code]).toEqual([1, 'USAGE']);
+      expect(r.json.error.message).toContain('this backup says the wallet has a BIP39 passphrase');
+      expect(r.json.error.hint).toContain('--bip39-passphrase');
+    }
+    expect(Object.keys(snapshot(tmp.dir)).filter((k) => !(k in before))).toEqual(['crlf.words']);
   });
 
   test('wallet info says a passphrase is in use and never shows it; the keystore does not hold it in the clear', async () => {

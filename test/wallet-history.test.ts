@@ -2,15 +2,22 @@
  * `wallet history` against a real btcd: a receive, a send, a bump, a channel opened and
  * closed, an escrow funded and claimed, from both sides; each transaction's label, net
  * amount and fee as the chain has them, newest first, the mempool on top; the --json shape.
+ * The labels' absence said only where a contract could be involved, and never the history
+ * failed for them (a TPM out of reach); nodes without an address index refused.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { networks, payments } from 'bitcoinjs-lib';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ROOT, swarmpay, type CliResult } from './helpers/cli.js';
 import { startServer, stopChild, type Server } from './helpers/server.js';
+import { startTestTpm } from './helpers/swtpm.js';
 import { tempDir } from './helpers/tmp.js';
+import { Swarmpay } from '../src/api/swarmpay.js';
+import { findNodeBinary } from '../src/chain/embedded-node.js';
+import { freePort } from '../src/util/daemon.js';
 import { makeRpcChain } from '../src/chain/rpc-chain.js';
 import { RpcClient } from '../src/chain/rpc-client.js';
 import { readReplacements, recordReplacement } from '../src/wallet/replacements.js';
@@ -80,8 +87,9 @@ describe('wallet history on a real btcd', () => {
     tmp?.remove();
   });
 
-  test('a new wallet has no history', async () => {
-    expect(await history(a)).toEqual({ contracts: 'locked', transactions: [] });
+  test('a new wallet has no history, and nothing to label: no warning', async () => {
+    const r = await a('wallet', 'history');
+    expect([r.code, r.json, r.stderr]).toEqual([0, { contracts: 'none', transactions: [] }, '']);
   });
 
   test('receive, send, bump, channel open and close, escrow funding and claim: labels, amounts, fees, order', async () => {
@@ -208,9 +216,103 @@ describe('wallet history on a real btcd', () => {
     expect(r.json.error.hint).toContain('btcd');
   });
 
-  test('--limit must be a whole number from 1', async () => {
+  test('a btcd run without --addrindex refuses with HISTORY_UNAVAILABLE, saying what to do', async () => {
+    const dir = path.join(tmp.dir, 'btcd-no-addrindex');
+    mkdirSync(dir);
+    const conf = path.join(dir, 'btcd.conf');
+    writeFileSync(conf, 'rpcuser=u\nrpcpass=p\n', { mode: 0o600 });
+    writeFileSync(path.join(dir, 'cookie'), 'u:p');
+    const [rpcPort, p2pPort] = [await freePort(), await freePort()];
+    const btcd = spawn(findNodeBinary('btcd'), ['--regtest', '--txindex', '--notls', `--configfile=${conf}`, `--datadir=${path.join(dir, 'data')}`, `--logdir=${path.join(dir, 'logs')}`, `--rpclisten=127.0.0.1:${rpcPort}`, `--listen=127.0.0.1:${p2pPort}`], { stdio: 'ignore' });
+    const rpc = new RpcClient({ url: `http://127.0.0.1:${rpcPort}/`, user: 'u', password: 'p' });
+    try {
+      for (let tries = 0; ; tries++) {
+        try {
+          await rpc.call('getblockcount');
+          break;
+        } catch (e) {
+          if (tries === 100) throw e;
+          await sleep(200);
+        }
+      }
+      const r = await swarmpay(['--datadir', alice, '--tpm', 'none', '--chain', 'btcd', '--rpc-url', `http://127.0.0.1:${rpcPort}/`, '--rpc-cookie', path.join(dir, 'cookie'), 'wallet', 'history']);
+      expect([r.code, r.json.error.code]).toEqual([2, 'HISTORY_UNAVAILABLE']);
+      expect(r.json.error.message).toContain('--addrindex');
+      expect(r.json.error.hint).toContain('--addrindex');
+    } finally {
+      rpc.close();
+      btcd.kill('SIGKILL');
+    }
+  });
+
+  test('--limit must be a whole number from 1, from the command line and in the library', async () => {
     const r = await a('wallet', 'history', '--limit', '0');
     expect([r.code, r.json.error.code]).toEqual([1, 'USAGE']);
+    const api = new Swarmpay({ datadir: alice, tpm: 'none' });
+    expect((await api.history({ limit: 2 })).transactions).toHaveLength(2);
+    // Never a few entries silently dropped (a negative limit sliced the newest off the end) nor a part passed off as a limit.
+    for (const limit of [-1, 0, 1.5, Number.NaN, Infinity]) await expect(api.history({ limit })).rejects.toMatchObject({ code: 'USAGE' });
+  });
+
+  describe('a wallet that never used a contract, then paid one', () => {
+    let carol: string;
+    const c = (...args: string[]) => swarmpay(['--datadir', carol, '--tpm', 'none', ...chainArgs, ...args]);
+    let received: string;
+
+    beforeAll(async () => {
+      carol = path.join(tmp.dir, 'carol');
+      ok(await c('wallet', 'create', '--mnemonic-file', path.join(tmp.dir, 'c.words'), '--passphrase-file', pass));
+      const to = ok(await c('wallet', 'address')).address as string;
+      received = ok(await a('wallet', 'send', to, '300000', ...withPass)).txid;
+      await mine();
+    });
+
+    test('plain payments only: nothing to label, no warning, the keystore not opened', async () => {
+      const r = await c('wallet', 'history');
+      expect([r.code, r.stderr]).toEqual([0, '']);
+      expect(r.json.contracts).toBe('none');
+      expect(r.json.transactions.map((t: Entry) => [t.kind, t.txid])).toEqual([['receive', received]]);
+      // A wrong passphrase is not even tried: there was nothing to open the keystore for.
+      writeFileSync(path.join(tmp.dir, 'wrong'), 'not the passphrase');
+      expect((await c('wallet', 'history', '--passphrase-file', path.join(tmp.dir, 'wrong'))).json.contracts).toBe('none');
+    });
+
+    test('once it pays a P2WSH output (a contract could be involved): the warning without the passphrase, labelled with it', async () => {
+      const p2wsh = payments.p2wsh({ redeem: { output: Buffer.from([0x51]) }, network: networks.regtest }).address!;
+      const paid = ok(await c('wallet', 'send', p2wsh, '50000', ...withPass)).txid as string;
+      await mine();
+      const locked = await c('wallet', 'history');
+      expect([locked.code, locked.json.contracts]).toEqual([0, 'locked']);
+      expect(locked.stderr).toContain('warning: channel and escrow transactions are not labelled');
+      expect(locked.json.transactions.map((t: Entry) => [t.kind, t.txid])).toEqual([['send', paid], ['receive', received]]);
+      const labelled = await c('wallet', 'history', '--passphrase-file', pass);
+      expect([labelled.code, labelled.json.contracts, labelled.stderr]).toEqual([0, 'labelled', '']);
+      expect(labelled.json.transactions).toEqual(locked.json.transactions);
+      // A wrong passphrase costs the labels, as in `swarmpay info`, not the history.
+      const wrong = await c('wallet', 'history', '--passphrase-file', path.join(tmp.dir, 'wrong'));
+      expect([wrong.code, wrong.json.contracts, wrong.json.contractsError.code, wrong.json.transactions]).toEqual([0, 'unavailable', 'WRONG_PASSPHRASE', locked.json.transactions]);
+      expect(wrong.stderr).toContain('the keystore could not be opened: WRONG_PASSPHRASE');
+    });
+
+    test('a TPM keystore whose TPM cannot be reached: the whole history, unlabelled, with the reason as a warning', async () => {
+      const tpm = await startTestTpm();
+      let stopped = false;
+      try {
+        const t = (...args: string[]) => swarmpay(['--datadir', carol, '--tpm', tpm.arg, ...chainArgs, ...args]);
+        ok(await t('tpm', 'provision', '--passphrase-file', pass));
+        const sealed = await t('wallet', 'history');
+        expect([sealed.code, sealed.json.contracts, sealed.stderr]).toEqual([0, 'labelled', '']);
+        await tpm.stop();
+        stopped = true;
+        const r = await t('wallet', 'history');
+        expect([r.code, r.json.contracts]).toEqual([0, 'unavailable']);
+        expect(r.json.contractsError).toMatchObject({ code: expect.stringMatching(/^TPM_/), message: expect.any(String) });
+        expect(r.json.transactions).toEqual(sealed.json.transactions);
+        expect(r.stderr).toContain(`warning: channel and escrow transactions are not labelled (they show as sends and receives): the keystore could not be opened: ${r.json.contractsError.code}`);
+      } finally {
+        if (!stopped) await tpm.stop();
+      }
+    });
   });
 });
 

@@ -60,7 +60,7 @@ export interface Overview {
 }
 
 /** The part's error, or the error itself when it is not one swarmpay raises (a bug is no part's state). */
-function unavailable(e: unknown): Unavailable {
+export function unavailable(e: unknown): Unavailable {
   if (!(e instanceof SwarmpayError)) throw e;
   return { state: 'unavailable', error: { code: e.code, message: e.message, ...(e.hint === undefined ? {} : { hint: e.hint }) } };
 }

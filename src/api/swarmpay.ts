@@ -133,8 +133,8 @@ export class Swarmpay {
    * Creates the wallet (a new 24-word mnemonic, or `mnemonic` to restore one); never
    * overwrites a keystore. `backup` receives a new mnemonic before the keystore is written,
    * so that no wallet exists whose only copy of the seed is the keystore; `text` is what to
-   * file: the words, and with a BIP39 passphrase a `#` line saying it is needed too (which a
-   * restore from that file skips).
+   * file: the words, and with a BIP39 passphrase a `#` line saying it is needed too (a
+   * restore from that file without one is refused).
    *
    * `bip39Passphrase`, the optional "25th word", is not the keystore's `passphrase`: it
    * changes the seed, so the same mnemonic with another (or none) is another wallet.
@@ -202,8 +202,10 @@ export class Swarmpay {
   /**
    * The wallet's transactions, newest first (the mempool on top), each with its net amount
    * to the wallet, the fee where the wallet paid it, and the channel or escrow step it is.
-   * Needs a chain backend with an address index (btcd; Bitcoin Core: HISTORY_UNAVAILABLE).
-   * Channel and escrow labels need the keystore opened: by the TPM, or with `passphrase`.
+   * Needs a chain backend with an address index (btcd with --addrindex; Bitcoin Core, or a
+   * btcd without it: HISTORY_UNAVAILABLE). Channel and escrow labels need the keystore
+   * opened: by the TPM, or with `passphrase`; a keystore that cannot be opened (its TPM
+   * unreachable, a wrong passphrase) leaves them out (`contracts: 'unavailable'`), not the history.
    */
   history(o: HistoryOptions = {}): Promise<History> {
     return readHistory(this.env, o);

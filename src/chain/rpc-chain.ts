@@ -168,6 +168,9 @@ function asChainError(e: unknown): unknown {
 const BTCD_INVALID_REQUEST = -32600;
 const BTCD_NO_ESTIMATE = /not enough blocks have been observed|fee estimation disabled/i;
 
+/** btcd's answer to searchrawtransactions when it runs without --addrindex. */
+const BTCD_NO_ADDRINDEX = /address index must be enabled/i;
+
 /** btcd with --txindex --addrindex: address history comes from searchrawtransactions. */
 export class BtcdChain extends RpcChain {
   private static readonly PAGE = 1000;
@@ -184,6 +187,11 @@ export class BtcdChain extends RpcChain {
       } catch (e) {
         // btcd answers "no information" for an address it has never seen.
         if (e instanceof RpcError && e.rpcCode === RPC_NO_INFO) break;
+        if (e instanceof RpcError && BTCD_NO_ADDRINDEX.test(e.message)) {
+          throw new SwarmpayError('HISTORY_UNAVAILABLE', 'this btcd keeps no address index (it runs without --addrindex): swarmpay reads the wallet\'s transactions from it', {
+            hint: 'restart btcd with --txindex --addrindex, as the embedded node runs',
+          });
+        }
         throw asChainError(e);
       }
       out.push(...page.map(decodeTx));

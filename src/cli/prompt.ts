@@ -52,13 +52,9 @@ export class Prompter {
   async passphrase(file: string | undefined, opts: { confirm?: boolean } = {}): Promise<string> {
     if (file !== undefined) return readSecretFile(file, 'passphrase');
     this.require('the keystore passphrase', '--passphrase-file FILE', 'KEYSTORE_LOCKED');
+    if (opts.confirm) return this.askTwice('Keystore passphrase:', 'Repeat the passphrase:', 'the two passphrases differ');
     const { password } = await inquirer();
-    const first = await this.ask((t) => password({ message: 'Keystore passphrase:', mask: true }, t));
-    if (opts.confirm) {
-      const again = await this.ask((t) => password({ message: 'Repeat the passphrase:', mask: true }, t));
-      if (again !== first) throw new SwarmpayError('USAGE', 'the two passphrases differ', { hint: 'run the command again' });
-    }
-    return first;
+    return this.ask((t) => password({ message: 'Keystore passphrase:', mask: true }, t));
   }
 
   /**
@@ -74,10 +70,15 @@ export class Prompter {
 
   private async askBip39Passphrase(): Promise<string> {
     this.require('the BIP39 passphrase', '--bip39-passphrase-file FILE');
+    return this.askTwice('BIP39 passphrase, the "25th word" (not the keystore passphrase):', 'Repeat the BIP39 passphrase:', 'the two BIP39 passphrases differ');
+  }
+
+  /** A secret asked for twice, masked, and refused (`mismatch`) when the two differ: a typo in a new secret would lock the owner out. */
+  private async askTwice(message: string, repeat: string, mismatch: string): Promise<string> {
     const { password } = await inquirer();
-    const first = await this.ask((t) => password({ message: 'BIP39 passphrase, the "25th word" (not the keystore passphrase):', mask: true }, t));
-    const again = await this.ask((t) => password({ message: 'Repeat the BIP39 passphrase:', mask: true }, t));
-    if (again !== first) throw new SwarmpayError('USAGE', 'the two BIP39 passphrases differ', { hint: 'run the command again' });
+    const first = await this.ask((t) => password({ message, mask: true }, t));
+    const again = await this.ask((t) => password({ message: repeat, mask: true }, t));
+    if (again !== first) throw new SwarmpayError('USAGE', mismatch, { hint: 'run the command again' });
     return first;
   }
 

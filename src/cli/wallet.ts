@@ -129,7 +129,9 @@ export function registerWallet(program: Command): void {
       withContext<{ limit?: string; passphraseFile?: string }>(async (ctx, _args, opts) => {
         const limit = opts.limit === undefined ? undefined : parseCount(opts.limit, '--limit', 1, 1_000_000);
         const h = await ctx.swarmpay.history({ ...(limit === undefined ? {} : { limit }), ...(opts.passphraseFile === undefined ? {} : { passphrase: ctx.passphrase(opts.passphraseFile) }) });
-        if (h.contracts === 'locked') ctx.out.warn('channel and escrow transactions are not labelled (they show as sends and receives): their records are in the locked keystore; give --passphrase-file to label them');
+        const unlabelled = 'channel and escrow transactions are not labelled (they show as sends and receives)';
+        if (h.contracts === 'locked') ctx.out.warn(`${unlabelled}: their records are in the locked keystore; give --passphrase-file to label them`);
+        if (h.contractsError) ctx.out.warn(`${unlabelled}: the keystore could not be opened: ${h.contractsError.code}: ${h.contractsError.message}${h.contractsError.hint ? ` (${h.contractsError.hint})` : ''}`);
         ctx.out.result(h, h.transactions.length === 0 ? 'no transactions' : h.transactions.map(historyLine));
       }),
     );

@@ -4,11 +4,16 @@
  * each with what it did to the wallet. Amounts come from the transactions' own bytes: a
  * wallet input's value from the transaction that paid it, which paid a wallet address and
  * so is in the history too.
+ *
+ * In two steps: the chain's transactions first (chainHistory), so that a backend that
+ * cannot give the history refuses before any keystore is opened; then the entries, with
+ * whatever labels the caller found for them (historyEntries).
  */
 import type { BIP32Interface } from 'bip32';
 import type { ChainBackend, TxInfo } from '../chain/backend.js';
 import type { NetworkName } from '../bitcoin/network.js';
 import { addressToScript, scriptToAddress } from '../bitcoin/address.js';
+import { isP2wsh, maySpendP2wsh, scriptHex } from '../bitcoin/scripts.js';
 import { GAP_LIMIT, scanChain } from './discovery.js';
 import { CHANGE, RECEIVE, type DerivedAddress } from './hd.js';
 
@@ -65,27 +70,43 @@ export interface HistoryEntry extends Omit<TxLabel, 'kind'> {
   others: OtherOutput[];
 }
 
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
-
 /** Scans of the chain before a history is given though blocks kept coming during each. */
 const MAX_SCANS = 5;
 
-/**
- * The history, newest first: mempool transactions on top, then by height; in one block (or
- * the mempool) a child above its parent. `labels` is asked once the chain has answered, so
- * a backend that cannot give the history refuses before any keystore is opened.
- */
-export async function walletHistory(chain: ChainBackend, account: BIP32Interface, network: NetworkName, labels: () => Promise<Map<string, TxLabel>>): Promise<HistoryEntry[]> {
-  // Of no address first: a node without an address index refuses at once (HISTORY_UNAVAILABLE), before anything else is asked of it.
+/** What the chain holds of the wallet: every transaction paying or spending its addresses, read at one tip. */
+export interface ChainHistory {
+  network: NetworkName;
+  txs: TxInfo[];
+  /** The wallet's addresses the transactions pay. */
+  used: DerivedAddress[];
+  tip: number;
+}
+
+export async function chainHistory(chain: ChainBackend, account: BIP32Interface, network: NetworkName): Promise<ChainHistory> {
+  // Of no address first: Bitcoin Core refuses at once (HISTORY_UNAVAILABLE), without a word to the node; a btcd
+  // without --addrindex refuses (HISTORY_UNAVAILABLE too) at the first address the scan asks it about.
   await chain.history([]);
-  const { txs, used, tip } = await scanAtOneTip(chain, account, network);
-  const byTxid = new Map(txs.map((t) => [t.txid, t]));
-  const ownerOf = new Map(used.map((a) => [hex(a.script), a]));
-  const known = await labels();
-  const depth = depthsIn(byTxid);
-  return txs
-    .map((t) => entryOf(t, tip, byTxid, ownerOf, known.get(t.txid), network))
-    .sort((a, b) => (b.confirmations === 0 ? Infinity : b.height!) - (a.confirmations === 0 ? Infinity : a.height!) || depth(b.txid) - depth(a.txid) || (a.txid < b.txid ? -1 : 1));
+  return { network, ...(await scanAtOneTip(chain, account, network)) };
+}
+
+/**
+ * Whether a transaction of the history pays or may spend a P2WSH output: only then can it
+ * be a channel's or an escrow's step (a CPFP child spends a close or refund that is in the
+ * history too), and their records are worth opening to label it.
+ */
+export function mayHaveContracts(h: ChainHistory): boolean {
+  return h.txs.some((t) => t.outputs.some((o) => isP2wsh(o.script)) || t.inputs.some((i) => maySpendP2wsh(i.witness)));
+}
+
+/** The history, newest first: mempool transactions on top, then by height; in one block (or the mempool) a child above its parent. */
+export function historyEntries(h: ChainHistory, labels: Map<string, TxLabel>): HistoryEntry[] {
+  const byTxid = new Map(h.txs.map((t) => [t.txid, t]));
+  const ownerOf = new Map(h.used.map((a) => [scriptHex(a.script), a]));
+  const depth = sameHeightDepths(h.txs, byTxid);
+  const height = (e: HistoryEntry) => (e.confirmations === 0 ? Infinity : e.height!);
+  return h.txs
+    .map((t) => entryOf(t, h.tip, byTxid, ownerOf, labels.get(t.txid), h.network))
+    .sort((a, b) => height(b) - height(a) || (depth.get(b.txid) ?? 0) - (depth.get(a.txid) ?? 0) || (a.txid < b.txid ? -1 : 1));
 }
 
 /**
@@ -93,15 +114,15 @@ export async function walletHistory(chain: ChainBackend, account: BIP32Interface
  * them pays it (a coin is paid before it is spent, so the payment is in its history too).
  * Read again if a block came in meanwhile, so that every height is counted from one tip.
  */
-async function scanAtOneTip(chain: ChainBackend, account: BIP32Interface, network: NetworkName): Promise<{ txs: TxInfo[]; used: DerivedAddress[]; tip: number }> {
+async function scanAtOneTip(chain: ChainBackend, account: BIP32Interface, network: NetworkName): Promise<Omit<ChainHistory, 'network'>> {
   for (let attempt = 1; ; attempt++) {
     const tip = await chain.tipHeight();
     const txs = new Map<string, TxInfo>();
     const look = async (addresses: string[]) => {
       const found = await chain.history(addresses);
       for (const t of found) txs.set(t.txid, t);
-      const paid = new Set(found.flatMap((t) => t.outputs.map((o) => hex(o.script))));
-      return addresses.map((a) => paid.has(hex(addressToScript(a, network))));
+      const paid = new Set(found.flatMap((t) => t.outputs.map((o) => scriptHex(o.script))));
+      return addresses.map((a) => paid.has(scriptHex(addressToScript(a, network))));
     };
     const receive = await scanChain(chain, account, network, RECEIVE, GAP_LIMIT, look);
     const change = await scanChain(chain, account, network, CHANGE, GAP_LIMIT, look);
@@ -116,7 +137,7 @@ function entryOf(t: TxInfo, tip: number, byTxid: Map<string, TxInfo>, ownerOf: M
   const credits: WalletOutput[] = [];
   const others: OtherOutput[] = [];
   t.outputs.forEach((o, vout) => {
-    const owner = ownerOf.get(hex(o.script));
+    const owner = ownerOf.get(scriptHex(o.script));
     if (owner) credits.push(walletOutput(t.txid, vout, owner, o.value));
     else others.push({ vout, ...addressOrScript(o.script, network), value: o.value });
   });
@@ -124,7 +145,7 @@ function entryOf(t: TxInfo, tip: number, byTxid: Map<string, TxInfo>, ownerOf: M
   for (const i of t.inputs) {
     // A wallet coin was paid by a transaction of the history; a stranger's input is not looked up.
     const prev = byTxid.get(i.txid)?.outputs[i.vout];
-    const owner = prev && ownerOf.get(hex(prev.script));
+    const owner = prev && ownerOf.get(scriptHex(prev.script));
     if (prev && owner) debits.push(walletOutput(i.txid, i.vout, owner, prev.value));
   }
   const sum = (xs: { value: bigint }[]) => xs.reduce((a, x) => a + x.value, 0n);
@@ -152,20 +173,41 @@ function addressOrScript(script: Uint8Array, network: NetworkName): { address: s
     return { address: scriptToAddress(script, network) };
   } catch {
     // OP_RETURN and other outputs no address stands for.
-    return { script: hex(script) };
+    return { script: scriptHex(script) };
   }
 }
 
-/** How many of the history's transactions lie below each one (parents, their parents…): a child is always deeper than its parent. */
-function depthsIn(byTxid: Map<string, TxInfo>): (txid: string) => number {
-  const memo = new Map<string, number>();
-  const depth = (txid: string): number => {
-    const known = memo.get(txid);
-    if (known !== undefined) return known;
-    const parents = byTxid.get(txid)?.inputs.filter((i) => byTxid.has(i.txid)) ?? [];
-    const d = parents.reduce((m, i) => Math.max(m, depth(i.txid) + 1), 0);
-    memo.set(txid, d);
-    return d;
-  };
+/**
+ * For each transaction, how deep it lies among those of its own height (or, in the mempool,
+ * of the mempool): a child is deeper than a parent beside it. Only there does the order
+ * need it; across heights the height decides. Worked out in topological order (Kahn's),
+ * without recursion: a chain of thousands of the wallet's own transactions is no deeper a
+ * stack. A transaction of a cycle (which no real chain has) is left out, as depth 0.
+ */
+function sameHeightDepths(txs: TxInfo[], byTxid: Map<string, TxInfo>): Map<string, number> {
+  const children = new Map<string, string[]>();
+  /** Each transaction's parents beside it not yet given their depth. */
+  const waiting = new Map<string, number>();
+  for (const t of txs) {
+    // Equal confirmations, counted from one tip, are one height.
+    const parents = new Set(t.inputs.map((i) => i.txid).filter((p) => byTxid.get(p)?.confirmations === t.confirmations));
+    waiting.set(t.txid, parents.size);
+    for (const p of parents) {
+      const siblings = children.get(p);
+      if (siblings) siblings.push(t.txid);
+      else children.set(p, [t.txid]);
+    }
+  }
+  const depth = new Map<string, number>();
+  const ready = txs.filter((t) => waiting.get(t.txid) === 0).map((t) => t.txid);
+  for (const txid of ready) depth.set(txid, 0);
+  for (let txid = ready.pop(); txid !== undefined; txid = ready.pop()) {
+    for (const child of children.get(txid) ?? []) {
+      depth.set(child, Math.max(depth.get(child) ?? 0, depth.get(txid)! + 1));
+      const left = waiting.get(child)! - 1;
+      waiting.set(child, left);
+      if (left === 0) ready.push(child);
+    }
+  }
   return depth;
 }

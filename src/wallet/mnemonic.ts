@@ -16,9 +16,25 @@ export function newMnemonic(): string {
 
 /**
  * What a mnemonic file says beside the words of a wallet with a BIP39 passphrase: the words
- * alone restore another, empty wallet. A `#` line, which checkMnemonic skips.
+ * alone restore another, empty wallet. A `#` line: not one of the words, but a restore
+ * without a BIP39 passphrase heeds it (restoreMnemonic).
  */
 export const PASSPHRASE_NOTE = '# this wallet also needs its BIP39 passphrase: these words without it restore a different, empty wallet';
+
+/**
+ * checkMnemonic of a backup to restore from, which is refused when it says a BIP39
+ * passphrase is needed and none was given: the words alone would restore another, empty
+ * wallet, and nothing would say so.
+ */
+export function restoreMnemonic(text: string, bip39Passphrase: string): string {
+  const mnemonic = checkMnemonic(text);
+  if (bip39Passphrase === '' && text.split(/\r?\n/).some((l) => l.trim() === PASSPHRASE_NOTE)) {
+    throw new SwarmpayError('USAGE', 'this backup says the wallet has a BIP39 passphrase: these words without it would restore a different, empty wallet', {
+      hint: 'pass --bip39-passphrase or --bip39-passphrase-file; nothing was stored',
+    });
+  }
+  return mnemonic;
+}
 
 /** Normalises a mnemonic a user typed or filed and checks its words and checksum; `#` lines are notes, not words. */
 export function checkMnemonic(text: string): string {

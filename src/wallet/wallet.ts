@@ -11,7 +11,7 @@ import type { ScryptParams } from '../keystore/crypto.js';
 import type { Json } from '../util/canonical-json.js';
 import { scanChain } from './discovery.js';
 import { RECEIVE, accountFromXpub, accountNode, accountPath, accountXpub, deriveAddress } from './hd.js';
-import { checkMnemonic, mnemonicToSeed } from './mnemonic.js';
+import { mnemonicToSeed, restoreMnemonic } from './mnemonic.js';
 import { isSpendable } from './coin-select.js';
 import { ownedUtxos } from './send.js';
 import { whileBusy } from './busy.js';
@@ -51,7 +51,7 @@ export function createWallet(
   scrypt?: Omit<ScryptParams, 'salt'>,
   bip39Passphrase = '',
 ): WalletPublic {
-  const words = checkMnemonic(mnemonic);
+  const words = restoreMnemonic(mnemonic, bip39Passphrase);
   const seed = mnemonicToSeed(words, bip39Passphrase);
   // An empty BIP39 passphrase is the standard wallet of the mnemonic: no passphrase at all.
   const secret: { [k: string]: Json } = bip39Passphrase === '' ? { mnemonic: words } : { mnemonic: words, bip39Passphrase };
