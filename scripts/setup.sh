@@ -64,7 +64,7 @@ fi
 
 # --- build ----------------------------------------------------------------------------
 if [ ! -f dist/.build-stamp ] || [ -n "$(find src tsconfig.json package-lock.json -newer dist/.build-stamp -print -quit)" ]; then
-  say "building (tsc)"
-  npx tsc -p tsconfig.json
+  say "building (tsc, then the CLI's bundle)"
+  npm run build --silent
   touch dist/.build-stamp
 fi

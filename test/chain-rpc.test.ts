@@ -4,7 +4,7 @@ import { BtcdChain, btcPerKvbToFeeRate } from '../src/chain/rpc-chain.js';
 import path from 'node:path';
 import { SEGWIT_ACTIVE_HEIGHT, findNodeBinary, startNode } from '../src/chain/embedded-node.js';
 import { freePort, spawnDaemon, stopProcess } from '../src/util/daemon.js';
-import { FAUCET_ADDRESS, faucetPay, FAUCET_KEY } from '../src/wallet/faucet.js';
+import { FAUCET_ADDRESS, faucetPay, faucetKey } from '../src/wallet/faucet.js';
 import { signPlan } from '../src/bitcoin/spend.js';
 import { SwarmpayError } from '../src/errors.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
@@ -64,7 +64,7 @@ describe('ChainBackend on a real btcd', () => {
     const coin = (await node.chain.utxos([FAUCET_ADDRESS])).find((u) => u.coinbase && u.confirmations >= 100)!;
     const signed = signPlan(
       { inputs: [coin], outputs: [{ script: payments.p2wpkh({ address: someAddress, network: networks.regtest }).output!, value: coin.value - 1000n }], fee: 1000n, feeRate: FeeRate.ofSatPerVb(2n), paid: coin.value - 1000n },
-      [FAUCET_KEY],
+      [faucetKey()],
       'regtest',
     );
     const tx = Transaction.fromHex(signed.hex);

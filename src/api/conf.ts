@@ -10,11 +10,11 @@ import { SwarmpayError } from '../errors.js';
 import { NETWORK_NAMES, parseNetworkName, type NetworkName } from '../bitcoin/network.js';
 import { parseFeeRate } from '../bitcoin/policy.js';
 import { resolveTpmSpec } from '../tpm/tpm.js';
+import { CHAIN_KINDS, type ChainKind } from '../chain/backend.js';
 
 export const CONF_FILE = 'swarmpay.conf';
 
-export const CHAIN_KINDS = ['embedded', 'btcd', 'bitcoind'] as const;
-export type ChainKind = (typeof CHAIN_KINDS)[number];
+export { CHAIN_KINDS, type ChainKind };
 
 export const CONF_KEYS = ['network', 'chain', 'rpc-url', 'rpc-cookie', 'tpm', 'fee-rate'] as const;
 export type ConfKey = (typeof CONF_KEYS)[number];

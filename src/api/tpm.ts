@@ -7,7 +7,7 @@ import type { X509Certificate } from 'node:crypto';
 import { SwarmpayError } from '../errors.js';
 import { counterStanding, keystorePath, provisionTpm, readKeystore, rollbackError, type CounterStanding } from '../keystore/keystore.js';
 import { describeSpec } from '../tpm/tpm.js';
-import { attest, verifyAttestation, verifyEnrolledAttestation, type AttestationDoc, type EnrolledAttestation, type PcrAllowList, type VerifiedAttestation } from '../tpm/attestation.js';
+import { DEFAULT_QUOTE_PCRS, attest, verifyAttestation, verifyEnrolledAttestation, type AttestationDoc, type EnrolledAttestation, type PcrAllowList, type VerifiedAttestation } from '../tpm/attestation.js';
 import { enrollPeer, type EnrollResult } from '../tpm/enroll.js';
 import { listIdentities, removeIdentity, trustStorePath, type TrustedIdentity } from '../tpm/trust-store.js';
 import { connectPeer } from '../peer/connect.js';
@@ -18,8 +18,7 @@ import { unlockerFor, type Credentials } from './credentials.js';
 
 export type { AttestationDoc, EnrolledAttestation, PcrAllowList, TrustedIdentity, VerifiedAttestation };
 
-/** The PC Client boot-chain PCRs: what a peer usually wants to see. */
-export const DEFAULT_QUOTE_PCRS = [0, 1, 2, 3, 4, 5, 6, 7];
+export { DEFAULT_QUOTE_PCRS };
 
 export interface Provisioned {
   provisioned: true;

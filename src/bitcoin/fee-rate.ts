@@ -96,3 +96,31 @@ function hintFor(s: string): string {
   if (s.includes(',')) return 'decimals take a dot, for example 2.5';
   return 'give a rate in sat/vB, for example 5 or 2.5';
 }
+
+/** Above this, a fee rate is almost surely a typo: 1000 sat/vB. */
+export const MAX_FEE_RATE = FeeRate.ofSatPerVb(1000n);
+/**
+ * Below this, btcd (1000 sat/kB) does not relay, nor does Bitcoin Core before 29.1: 1 sat/vB.
+ * It is also the incremental relay fee a replacement pays for its own size (BIP125 rule 4).
+ */
+export const MIN_RELAY_FEE_RATE = FeeRate.ofSatPerVb(1n);
+
+/** Checks a fee rate a user asked for against relay minimum and the safety cap. */
+export function checkFeeRate(rate: FeeRate): FeeRate {
+  if (rate.compare(MIN_RELAY_FEE_RATE) < 0) {
+    throw new SwarmpayError('INVALID_AMOUNT', `fee rate ${rate} sat/vB is below the relay minimum of ${MIN_RELAY_FEE_RATE} sat/vB`, {
+      hint: `give --fee-rate ${MIN_RELAY_FEE_RATE} or more`,
+    });
+  }
+  if (rate.compare(MAX_FEE_RATE) > 0) {
+    throw new SwarmpayError('FEE_TOO_HIGH', `fee rate ${rate} sat/vB is above the safety cap of ${MAX_FEE_RATE} sat/vB`, {
+      hint: 'fee rates are in sat/vB; check for an extra digit',
+    });
+  }
+  return rate;
+}
+
+/** A fee rate as text in sat/vB ("2", "2.5", up to 3 decimals), within the relay minimum and the safety cap. */
+export function parseFeeRate(text: string): FeeRate {
+  return checkFeeRate(FeeRate.parse(text));
+}

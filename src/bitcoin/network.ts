@@ -1,13 +1,7 @@
 import { networks, type Network } from 'bitcoinjs-lib';
-import { SwarmpayError } from '../errors.js';
+import type { NetworkName } from './network-names.js';
 
-export const NETWORK_NAMES = ['regtest', 'signet', 'testnet', 'mainnet'] as const;
-export type NetworkName = (typeof NETWORK_NAMES)[number];
-
-export function parseNetworkName(s: string): NetworkName {
-  if ((NETWORK_NAMES as readonly string[]).includes(s)) return s as NetworkName;
-  throw new SwarmpayError('USAGE', `unknown network "${s}"`, { hint: `use one of: ${NETWORK_NAMES.join(', ')}` });
-}
+export { NETWORK_NAMES, parseNetworkName, type NetworkName } from './network-names.js';
 
 /** bitcoinjs parameters; signet shares testnet's address prefixes. */
 export function bitcoinjsNetwork(name: NetworkName): Network {

@@ -6,6 +6,10 @@ import type { NetworkName } from '../bitcoin/network.js';
 import type { Outpoint } from '../bitcoin/outpoint.js';
 import type { FeeRate } from '../bitcoin/fee-rate.js';
 
+/** The kinds of node a ChainBackend speaks to: the embedded regtest btcd, or a btcd or Bitcoin Core of one's own. */
+export const CHAIN_KINDS = ['embedded', 'btcd', 'bitcoind'] as const;
+export type ChainKind = (typeof CHAIN_KINDS)[number];
+
 export interface Utxo extends Outpoint {
   value: bigint;
   script: Uint8Array;

@@ -12,6 +12,7 @@ import { MAX_MONEY } from '../bitcoin/amount.js';
 import { MAX_PAYOUT_SCRIPT_BYTES } from '../bitcoin/policy.js';
 import type { ErrorCode } from '../errors.js';
 import { Conversation, type ConversationOptions, type Protocol } from '../peer/conversation.js';
+import { MAX_CLOSE_MARGIN } from './defaults.js';
 import type { PeerLink } from '../peer/link.js';
 
 const PROTOCOL_VERSION = 2;
@@ -46,8 +47,7 @@ const MAX_TICKET_BYTES = 1024;
 /** Confirmations a payee may ask for: at least one, as the funding signals RBF. */
 export const MIN_CONFIRMATIONS = 1;
 export const MAX_CONFIRMATIONS = 100;
-/** A close margin is blocks before an expiry, which is at most a year of blocks ahead. */
-export const MAX_CLOSE_MARGIN = 52_560;
+export { MAX_CLOSE_MARGIN };
 
 /** Hex of at most `max` bytes: checked before the string is decoded or stored. */
 function boundedHex(o: Obj, k: string, where: string, max: number): string {

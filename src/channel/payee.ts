@@ -29,21 +29,9 @@ import {
   type ChannelPayments, type PayeeRecord, type PaymentState, type SpendTx,
 } from './store.js';
 import { FeeRate } from '../bitcoin/fee-rate.js';
+import { DEFAULT_POLICY, type PayeePolicy } from './defaults.js';
 
-export interface PayeePolicy {
-  minCapacity: bigint;
-  maxCapacity: bigint;
-  /** The expiry must be at least this many blocks ahead when the channel opens. */
-  minExpiryBlocks: number;
-  /** Confirmations of the funding transaction before payments count: at least 1. */
-  confirmations: number;
-  /** Close this many blocks before the expiry (and stop taking payments then), so the close confirms before the payer can refund. */
-  closeMargin: number;
-  /** The least close fee rate agreed at open, sat/vB, whatever the node estimates. */
-  minCloseFeeRate: FeeRate;
-  /** Bump a close by CPFP once it has waited this many blocks unconfirmed since its last broadcast or bump. */
-  bumpAfter: number;
-}
+export { DEFAULT_POLICY, type PayeePolicy };
 
 /** Payments verified between two turns of the event loop (measured best in npm run bench). */
 const YIELD_EVERY = 32;
@@ -71,25 +59,6 @@ const PAYOUT_ADDRESS_MS = 10_000;
 const MAX_CLOSE_FEE_FACTOR = 3n;
 
 const JOURNAL_COMPACT_BYTES = 64 * 1024 * 1024;
-
-/**
- * The close margin: about four hours of blocks. The payee closes (and payments stop) this
- * many blocks before the payer can refund; with a bump every `bumpAfter` blocks that the
- * close waits, each a quarter higher than the last, it leaves room for about ten bumps
- * (the last at ten times the first rate) and for an outage of the payee's server of a few
- * hours. README ("Closing") has the reasoning.
- */
-const DEFAULT_CLOSE_MARGIN = 24;
-
-export const DEFAULT_POLICY: PayeePolicy = {
-  minCapacity: 10_000n,
-  maxCapacity: 100_000_000n,
-  minExpiryBlocks: DEFAULT_CLOSE_MARGIN + 12,
-  confirmations: 1,
-  closeMargin: DEFAULT_CLOSE_MARGIN,
-  minCloseFeeRate: FeeRate.ofSatPerVb(2n),
-  bumpAfter: 2,
-};
 
 /**
  * A payee's policy: the defaults where a field is not given, checked as a whole. A margin

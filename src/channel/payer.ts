@@ -13,7 +13,7 @@ import { broadcastOnce } from '../chain/broadcast.js';
 import type { PeerLink } from '../peer/link.js';
 import type { PeerAddress } from '../peer/connect.js';
 import type { ContractContext } from '../wallet/contract-wallet.js';
-import { MAX_CLOSE_MARGIN, MAX_TX_BYTES, MAX_UNCOVERED, channelConversation, type ChannelConversation } from './messages.js';
+import { MAX_TX_BYTES, MAX_UNCOVERED, channelConversation, type ChannelConversation } from './messages.js';
 import { PaymentsWriter } from './payments-codec.js';
 import { MIN_SETTLE_FEE_RATE, settleFeeRate } from '../chain/fees.js';
 import { advance, lookAtChain, notOpen, refusal } from './lifecycle.js';
@@ -21,10 +21,9 @@ import { PayerJournal, type PayerLedger } from './payer-ledger.js';
 import { getChannel, newChannelId, nextKeyIndex, outpointOf, saveChannels, spendOf, termsOf, updateChannel, withState, type Opening, type PayerRecord, type PaymentState } from './store.js';
 import type { FeeRate } from '../bitcoin/fee-rate.js';
 
-/** Blocks from the open to the expiry: a day by default, at least two, at most a year. */
-export const DEFAULT_EXPIRY_BLOCKS = 144;
-export const MIN_EXPIRY_BLOCKS = 2;
-export const MAX_EXPIRY_BLOCKS = MAX_CLOSE_MARGIN;
+import { MAX_EXPIRY_BLOCKS, MIN_EXPIRY_BLOCKS } from './defaults.js';
+
+export { DEFAULT_EXPIRY_BLOCKS, MAX_EXPIRY_BLOCKS, MIN_EXPIRY_BLOCKS } from './defaults.js';
 
 /**
  * How long the payer waits for the next acknowledgement while payments are out. The payee

@@ -1,7 +1,6 @@
 /** Parsers for command-line arguments; each failure is a usage error that names the argument. */
 import { SwarmpayError } from '../errors.js';
-import { parseFeeRate } from '../bitcoin/policy.js';
-import type { FeeRate } from '../bitcoin/fee-rate.js';
+import { parseFeeRate, type FeeRate } from '../bitcoin/fee-rate.js';
 import type { Environment } from '../api/environment.js';
 
 export function parseCount(text: string, what: string, min: number, max: number): number {

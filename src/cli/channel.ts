@@ -3,12 +3,13 @@ import { createReadStream } from 'node:fs';
 import type { Command } from 'commander';
 import { SwarmpayError } from '../errors.js';
 import { parseSats } from '../bitcoin/amount.js';
-import { Channels, DEFAULT_EXPIRY_BLOCKS, DEFAULT_POLICY, MAX_EXPIRY_BLOCKS, MIN_EXPIRY_BLOCKS, type ChannelReport, type OpenConsent, type PaySummary, type Recovery, stoppedRun } from '../api/channels.js';
+import type { ChannelReport, OpenConsent, PaySummary, Recovery } from '../api/channels.js';
+import { DEFAULT_EXPIRY_BLOCKS, DEFAULT_POLICY, MAX_EXPIRY_BLOCKS, MIN_EXPIRY_BLOCKS } from '../channel/defaults.js';
 import { withContext } from './command.js';
 import type { Context } from './context.js';
 import { peerLocation, runUntilSignal, serverLimits, serverLog, withServerLimits, type LimitFlags } from './peer.js';
 import type { PeerLocation } from '../api/server.js';
-import { fieldLines } from './output.js';
+import { fieldLines } from './fields.js';
 import { feeRateFor, parseCount, parseFeeRate } from './args.js';
 import { timeoutOption, waitHooks } from './wait.js';
 
@@ -68,6 +69,7 @@ async function printRun(ctx: Context, run: Promise<PaySummary>): Promise<void> {
   try {
     t = await run;
   } catch (e) {
+    const { stoppedRun } = await import('../api/channels.js');
     const got = stoppedRun(e);
     if (got !== null) summary(got);
     throw e;
@@ -96,6 +98,7 @@ export function registerChannel(program: Command): void {
     .action(
       withContext<LimitFlags & { listen: string; stdio?: boolean; minCapacity: string; maxCapacity: string; minExpiry: string; confirmations: string; closeMargin: string; minCloseFeeRate: string; bumpAfter: string; poll: string; passphraseFile?: string }>(async (ctx, _args, opts) => {
         // Checked before the wallet is unlocked: a policy no channel could meet asks for nothing.
+        const { Channels } = await import('../api/channels.js');
         const policy = Channels.policy({
           minCapacity: parseSats(opts.minCapacity, '--min-capacity'),
           maxCapacity: parseSats(opts.maxCapacity, '--max-capacity'),
@@ -167,6 +170,8 @@ export function registerChannel(program: Command): void {
         };
         if (opts.batch !== undefined) {
           if (args.length > 0) throw new SwarmpayError('USAGE', 'with --batch the channels and amounts come from the batch');
+          // Loaded before the file is opened: a stream's error (a missing file) must find its reader listening.
+          const { Channels } = await import('../api/channels.js');
           const input = opts.batch === '-' ? process.stdin : createReadStream(opts.batch);
           // Read and checked whole before the wallet is unlocked: a bad batch asks for nothing and pays nothing.
           const batch = await Channels.readBatch(input, opts.batch === '-' ? 'the batch on stdin' : `the batch ${opts.batch}`);

@@ -2,6 +2,7 @@
  * One command's run: the library's Environment (network, folders, chain, TPM) from the
  * global options, and the terminal's output and prompts.
  */
+import { isatty } from 'node:tty';
 import type { Environment, SwarmpayOptions } from '../api/environment.js';
 import { Swarmpay, type KeystoreUse, type PassphraseAsk, type PassphraseOnly, type Wallet } from '../api/swarmpay.js';
 import { Output } from './output.js';
@@ -26,7 +27,8 @@ export class Context {
     // A --peer-cmd command's stderr: its lines on ours, each marked with the peer's name.
     this.swarmpay = new Swarmpay({ ...opts, peerStderr: (line, peer) => this.out.note(peerStderrLine(this.out.color, peer, line)) });
     this.env = this.swarmpay.env;
-    this.prompt = new Prompter(!!process.stdin.isTTY && !opts.yes);
+    // isatty, not process.stdin.isTTY: that would build the stdin stream every command.
+    this.prompt = new Prompter(isatty(0) && !opts.yes);
   }
 
   get network() {

@@ -1,6 +1,5 @@
 /** `swarmpay demo`: the whole story on embedded defaults. */
 import type { Command } from 'commander';
-import { runDemo } from '../demo/story.js';
 import { withContext } from './command.js';
 
 export function registerDemo(program: Command): void {
@@ -10,6 +9,7 @@ export function registerDemo(program: Command): void {
     .option('--keep', 'keep the temporary folder and leave its node and TPM running, to look around afterwards')
     .action(
       withContext<{ keep?: boolean }>(async (ctx, _args, opts) => {
+        const { runDemo } = await import('../demo/story.js');
         const r = await runDemo({ keep: !!opts.keep, onStep: (m) => ctx.out.info(`• ${m}`) });
         ctx.out.result(r, [
           `escrow ${r.escrow.offer_id}: funded ${r.escrow.funding_txid}, claimed ${r.escrow.claim_txid}, item ${r.escrow.item_matches ? 'matches' : 'DOES NOT MATCH'}`,

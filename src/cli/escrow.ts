@@ -4,18 +4,14 @@ import type { Command } from 'commander';
 import { SwarmpayError } from '../errors.js';
 import { parseSats } from '../bitcoin/amount.js';
 import { parsePcrAllowList } from '../tpm/attestation.js';
-import { Escrows, type AcceptConsent, type AcceptedEscrow, type AcceptFrom, type AcceptInput, type ClaimProgress } from '../api/escrow.js';
-import { DEFAULT_ACCEPT_TIMEOUT } from '../escrow/buyer.js';
-import { readBoundedFile } from '../escrow/files.js';
-import { DEFAULT_BUMP_AFTER } from '../escrow/online.js';
-import { MAX_ITEM_BYTES } from '../escrow/offer.js';
-import { DEFAULT_CLAIM_MARGIN } from '../escrow/seller.js';
+import type { AcceptConsent, AcceptedEscrow, AcceptFrom, AcceptInput, ClaimProgress } from '../api/escrow.js';
+import { DEFAULT_ACCEPT_TIMEOUT, DEFAULT_BUMP_AFTER, DEFAULT_CLAIM_MARGIN, MAX_ITEM_BYTES } from '../escrow/defaults.js';
 import { withContext } from './command.js';
 import { timeoutOption, waitHooks } from './wait.js';
 import { feeRateFor, parseCount, parseFeeRate, parsePcrs } from './args.js';
 import { readTextFile } from './input-file.js';
 import { runUntilSignal, serverLimits, serverLog, withServerLimits, type LimitFlags } from './peer.js';
-import { fieldLines } from './output.js';
+import { fieldLines } from './fields.js';
 import { DEFAULT_QUOTE_PCRS } from './tpm.js';
 
 const DEFAULT_TIMEOUT = 144;
@@ -97,10 +93,12 @@ export function registerEscrow(program: Command): void {
       withContext<{ item: string; price: string; name?: string; timeout: string; maxTimeout: string; confirmations: string; expires: string; attest?: boolean; pcrs: string; out?: string; passphraseFile?: string }>(async (ctx, _args, opts) => {
         const price = parseSats(opts.price, '--price');
         const timeout = { min: parseCount(opts.timeout, '--timeout', 1, 52_560), max: parseCount(opts.maxTimeout, '--max-timeout', 1, 52_560) };
+        const { Escrows } = await import('../api/escrow.js');
         Escrows.checkOffer({ timeout }); // before the passphrase is asked for
         const confirmations = parseCount(opts.confirmations, '--confirmations', 1, 100);
         const expiresIn = parseCount(opts.expires, '--expires', 1, 24 * 365) * 3600;
         const pcrs = parsePcrs(opts.pcrs);
+        const { readBoundedFile } = await import('../escrow/files.js');
         const item = readBoundedFile(opts.item, 'item', MAX_ITEM_BYTES);
         const name = opts.name ?? path.basename(opts.item);
         const wallet = await ctx.unlockWallet(opts.passphraseFile);
@@ -144,6 +142,7 @@ export function registerEscrow(program: Command): void {
               }
             : {}),
         };
+        const { Escrows } = await import('../api/escrow.js');
         Escrows.checkAccept(from, input); // before the passphrase is asked for
         const wallet = await ctx.unlockWallet(opts.passphraseFile, 'spend');
         const r = await wallet.escrow.accept(from, input);

@@ -2,7 +2,6 @@
 import { CommanderError } from 'commander';
 import { SwarmpayError } from '../errors.js';
 import { buildProgram } from './program.js';
-import { Output } from './output.js';
 import { Cancelled } from './prompt.js';
 import { EXIT_CANCELLED, EXIT_OK } from './exit-codes.js';
 
@@ -15,6 +14,12 @@ function ignoreClosedStdout(): void {
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code !== 'EPIPE') throw e;
   });
+}
+
+/** Where an error is printed: loaded when there is one, as most runs end without (output.ts brings the colours). */
+async function errorOutput(argv: string[]) {
+  const { Output } = await import('./output.js');
+  return new Output(argv.includes('--json'));
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -32,8 +37,8 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) {
       // Help and --version are not errors; a bare group (`swarmpay wallet`) has printed its help.
       if (e.exitCode === 0 || e.code === 'commander.help' || e.code === 'commander.helpDisplayed' || e.code === 'commander.executeSubCommandAsync') return e.exitCode;
-      return new Output(argv.includes('--json')).error(new SwarmpayError('USAGE', e.message.replace(/^error: /, ''), { hint: 'see `swarmpay --help`' }));
+      return (await errorOutput(argv)).error(new SwarmpayError('USAGE', e.message.replace(/^error: /, ''), { hint: 'see `swarmpay --help`' }));
     }
-    return new Output(argv.includes('--json')).error(e);
+    return (await errorOutput(argv)).error(e);
   }
 }

@@ -1,13 +1,13 @@
 /** `swarmpay node start|stop|status|credentials|mine`: the embedded regtest node. */
 import type { Command } from 'commander';
 import { SwarmpayError } from '../errors.js';
-import { RegtestNode, type NodeImpl, type Shared } from '../api/node.js';
-import { swtpmDir } from '../tpm/swtpm-process.js';
+import type { NodeImpl, RegtestNode, Shared } from '../api/node.js';
 import { withContext } from './command.js';
 import type { Context } from './context.js';
 import { parseCount } from './args.js';
 
-function regtestNode(ctx: Context): RegtestNode {
+async function regtestNode(ctx: Context): Promise<RegtestNode> {
+  const { RegtestNode } = await import('../api/node.js');
   return new RegtestNode(ctx.opts);
 }
 
@@ -31,9 +31,10 @@ export function registerNode(program: Command): void {
         if (opts.impl !== 'btcd' && opts.impl !== 'bitcoind') throw new SwarmpayError('USAGE', `unknown --impl "${opts.impl}"`, { hint: 'use btcd or bitcoind' });
         const impl: NodeImpl = opts.impl;
         ctx.out.progress(`starting ${impl}…`);
-        const { tpmUnavailable, ...r } = await regtestNode(ctx).start(impl, opts.shareGroup === undefined ? {} : { shareGroup: opts.shareGroup });
+        const { tpmUnavailable, ...r } = await (await regtestNode(ctx)).start(impl, opts.shareGroup === undefined ? {} : { shareGroup: opts.shareGroup });
         if (tpmUnavailable) ctx.out.warn(`no software TPM: ${tpmUnavailable.message}; ${tpmUnavailable.hint ?? ''}`);
         const tpm = r.tpm;
+        const { swtpmDir } = await import('../tpm/swtpm-process.js');
         ctx.out.result(r, [
           `${r.alreadyRunning ? 'already running' : 'started'}: ${r.impl} pid ${r.pid}, height ${r.height}`,
           `rpc:    ${r.rpcUrl}`,
@@ -51,7 +52,7 @@ export function registerNode(program: Command): void {
     .description('stop the regtest node')
     .action(
       withContext(async (ctx) => {
-        const r = await regtestNode(ctx).stop();
+        const r = await (await regtestNode(ctx)).stop();
         ctx.out.result(r, r.stopped ? 'stopped (btcd discards its regtest chain: the next start begins a fresh one; the TPM keeps its state)' : 'not running');
       }),
     );
@@ -61,7 +62,7 @@ export function registerNode(program: Command): void {
     .description('whether the node runs, and its height')
     .action(
       withContext(async (ctx) => {
-        const s = await regtestNode(ctx).status();
+        const s = await (await regtestNode(ctx)).status();
         ctx.out.result(s, s.running ? [`running: ${s.impl} pid ${s.pid}, height ${s.height}`, `rpc: ${s.rpcUrl}`, `tpm: ${s.tpm ? `swtpm:${s.tpm.host}:${s.tpm.port}` : 'none'}`] : 'not running (start it with `swarmpay node start`)');
       }),
     );
@@ -73,7 +74,7 @@ export function registerNode(program: Command): void {
     .option('--share-group <group>', 'let this group read the file (0640)')
     .action(
       withContext<{ out: string; shareGroup?: string }>(async (ctx, _args, opts) => {
-        const r = regtestNode(ctx).credentials(opts.out, opts.shareGroup === undefined ? {} : { shareGroup: opts.shareGroup });
+        const r = (await regtestNode(ctx)).credentials(opts.out, opts.shareGroup === undefined ? {} : { shareGroup: opts.shareGroup });
         ctx.out.result(r, [
           `wrote ${r.file}: the node's RPC credentials, valid until it stops`,
           shareLine(ctx, r.share, r.file),
@@ -90,7 +91,7 @@ export function registerNode(program: Command): void {
     .action(
       withContext<{ to?: string }>(async (ctx, args, opts) => {
         const blocks = parseCount(args[0] ?? '', 'blocks', 1, 1000);
-        const r = await regtestNode(ctx).mine(blocks, opts.to);
+        const r = await (await regtestNode(ctx)).mine(blocks, opts.to);
         const lines = [`mined ${r.blocks} block(s); height ${r.height}`];
         if (r.paid) lines.push(`paid ${r.paid.sats} sats to ${r.paid.address} in ${r.paid.txid}`);
         ctx.out.result({ ...r }, lines);

@@ -21,11 +21,6 @@ function toJson(doc: unknown): string {
   return JSON.stringify(doc, (_k, v: unknown) => (typeof v === 'bigint' ? (v <= MAX_MONEY && v >= -MAX_MONEY ? Number(v) : v.toString()) : v));
 }
 
-/** A record as aligned `key value` lines, for the human form of `show` commands. */
-export function fieldLines(doc: Record<string, unknown>): string[] {
-  return Object.entries(doc).map(([k, v]) => `${k.padEnd(12)} ${typeof v === 'object' && v !== null ? JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)) : String(v)}`);
-}
-
 /** JSON lines held before a write. */
 const LINES_BYTES = 64 * 1024;
 

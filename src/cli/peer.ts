@@ -5,8 +5,9 @@
  */
 import type { Command } from 'commander';
 import { SwarmpayError } from '../errors.js';
-import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HANDSHAKES, type ServerLimits } from '../peer/transports.js';
-import { SEND_QUEUE_BYTES, type LinkOptions } from '../peer/link.js';
+import type { ServerLimits } from '../peer/transports.js';
+import type { LinkOptions } from '../peer/link.js';
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HANDSHAKES, SEND_QUEUE_BYTES } from '../peer/limits.js';
 import { INBOX_BYTES } from '../peer/inbox.js';
 import type { PeerLocation, Server } from '../api/server.js';
 import type { Context } from './context.js';

@@ -1,7 +1,7 @@
 /** The commander program: the global options (README "Global options", man page) and one registration per command group. */
 import { Command, Option } from 'commander';
-import { NETWORK_NAMES } from '../bitcoin/network.js';
-import { CHAIN_KINDS } from '../api/environment.js';
+import { NETWORK_NAMES } from '../bitcoin/network-names.js';
+import { CHAIN_KINDS } from '../chain/backend.js';
 import { registerNode } from './node.js';
 import { registerWallet } from './wallet.js';
 import { registerDemo } from './demo.js';

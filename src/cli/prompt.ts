@@ -3,6 +3,7 @@
  * They read stdin and draw on stderr: stdout carries the command's result alone, so
  * `… --json | jq` and `… --json > out.json` work at a terminal too.
  */
+import { isatty } from 'node:tty';
 import { SwarmpayError } from '../errors.js';
 import { readSecretFile } from './input-file.js';
 
@@ -14,8 +15,13 @@ export class Cancelled extends Error {
 /** The prompts' library, loaded on the first question: most runs ask none, and it is a tenth of a second to load. */
 const inquirer = () => import('@inquirer/prompts');
 
-/** The terminal: keys from stdin, the prompt drawn on stderr. */
-const TERMINAL = { input: process.stdin, output: process.stderr };
+/**
+ * The terminal: keys from stdin, the prompt drawn on stderr. Opened at the first question:
+ * process.stdin is a stream Node builds on first use, a cost most runs, which ask nothing,
+ * need not pay.
+ */
+const terminal = () => ({ input: process.stdin, output: process.stderr });
+type Terminal = ReturnType<typeof terminal>;
 
 export class Prompter {
   /** Whether a question can be asked: not with --yes, and only with stdin and stderr both on a terminal. */
@@ -23,7 +29,7 @@ export class Prompter {
 
   /** `wanted`: false with --yes (or when the caller knows there is no one to ask). */
   constructor(wanted: boolean) {
-    this.interactive = wanted && !!TERMINAL.input.isTTY && !!TERMINAL.output.isTTY;
+    this.interactive = wanted && isatty(0) && isatty(2);
   }
 
   private require(what: string, flag: string, code: 'KEYSTORE_LOCKED' | 'USAGE' = 'USAGE'): void {
@@ -34,9 +40,9 @@ export class Prompter {
    * One question; Ctrl-C there is Cancelled, saying `cancelled` (what was done before the
    * question stands, what would have come after it was not done).
    */
-  private async ask<T>(question: (context: typeof TERMINAL) => Promise<T>, cancelled = 'cancelled; nothing was done'): Promise<T> {
+  private async ask<T>(question: (context: Terminal) => Promise<T>, cancelled = 'cancelled; nothing was done'): Promise<T> {
     try {
-      return await question(TERMINAL);
+      return await question(terminal());
     } catch (e) {
       if (e instanceof Error && e.name === 'ExitPromptError') throw new Cancelled(cancelled);
       throw e;
@@ -109,7 +115,7 @@ export class Prompter {
 
   /** Shows the facts a question is about, then asks it; the facts go to the terminal whatever --json says: they belong to the question. */
   confirmFacts(facts: string[], question: string): Promise<boolean> {
-    TERMINAL.output.write(facts.join('\n') + '\n');
+    process.stderr.write(facts.join('\n') + '\n');
     return this.confirm(question);
   }
 

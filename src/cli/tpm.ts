@@ -1,13 +1,12 @@
 /** `swarmpay tpm provision|status|attest|verify|enroll|trust list|trust remove`. */
 import type { Command } from 'commander';
 import { SwarmpayError } from '../errors.js';
-import { DEFAULT_QUOTE_PCRS as QUOTE_PCRS, type TrustedIdentity } from '../api/tpm.js';
+import type { TrustedIdentity } from '../api/tpm.js';
 import { withContext } from './command.js';
 import { parseNonce, parsePcrs } from './args.js';
-import { parsePcrAllowList } from '../tpm/attestation.js';
+import { DEFAULT_QUOTE_PCRS as QUOTE_PCRS, parsePcrAllowList } from '../tpm/attestation.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { readTextFile } from './input-file.js';
-import { parseCaBundle } from '../tpm/ek-certificate.js';
 import { peerLocation } from './peer.js';
 
 /** The PC Client boot-chain PCRs: what a peer usually wants to see. */
@@ -120,6 +119,7 @@ export function registerTpm(program: Command): void {
       withContext<{ peer?: string; peerCmd?: string; peerKey?: string; tpmCa: string; label?: string }>(async (ctx, _args, opts) => {
         const peer = peerLocation(opts);
         const label = opts.label === undefined ? null : parseLabel(opts.label);
+        const { parseCaBundle } = await import('../tpm/ek-certificate.js');
         const cas = parseCaBundle(readTextFile(opts.tpmCa, 'TPM CA'), opts.tpmCa);
         const r = await ctx.swarmpay.tpm.enroll(peer, cas, { label, ...(opts.peerKey === undefined ? {} : { peerKey: opts.peerKey }) });
         const id = r.identity;

@@ -13,14 +13,9 @@ import { checkOffer, decryptItem, type Offer, type OfferAttestation, type OfferC
 import { findEscrow, getEscrow, nextEscrowKey, readCiphertext, removeEscrow, saveEscrow, writeEscrowFile } from './store.js';
 import type { Acceptance, BuyerCheated, BuyerCompleted, BuyerFunded, BuyerRecord, BuyerRefunded } from './record.js';
 import type { FeeRate } from '../bitcoin/fee-rate.js';
+import { DEFAULT_ACCEPT_TIMEOUT } from './defaults.js';
 
-/**
- * Blocks from acceptance to the buyer's refund when the buyer names none: a day. Long
- * enough for the seller to see the funding confirm and claim; short enough that coins a
- * seller never claims come back the next day. An offer that wants more is accepted only
- * with the buyer's own --timeout: its minimum may be a year of locked coins.
- */
-export const DEFAULT_ACCEPT_TIMEOUT = 144;
+export { DEFAULT_ACCEPT_TIMEOUT };
 
 /** What the buyer is about to agree to: shown before anything is paid. */
 export interface AcceptSummary {

@@ -15,11 +15,12 @@ import { canonicalJson, type Json } from '../util/canonical-json.js';
 import { ShapeError, asObj, hex, int, obj, str } from '../util/shape.js';
 import { verifyAttestation, verifyEnrolledAttestation, type AttestationDoc, type EnrolledAttestation, type PcrAllowList, type VerifiedAttestation } from '../tpm/attestation.js';
 import type { TrustedIdentity } from '../tpm/trust-store.js';
+import { MAX_ITEM_BYTES } from './defaults.js';
+
+export { MAX_ITEM_BYTES };
 
 const OFFER_FORMAT = 'swarmpay-offer';
 const OFFER_VERSION = 1;
-/** Items are read, encrypted and sent whole; this keeps that within reason for a device. */
-export const MAX_ITEM_BYTES = 64 * 1024 * 1024;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const ITEM_AAD = Buffer.from('swarmpay/item/v1');

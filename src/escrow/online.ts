@@ -25,6 +25,9 @@ import { bumpClaim, claimConfirmations, claimEscrow, lookAtFunding, openOffers, 
 import { eachCiphertextChunk, listEscrows } from './store.js';
 import type { Acceptance, SellerClaimed, SellerFunded } from './record.js';
 import type { FeeRate } from '../bitcoin/fee-rate.js';
+import { DEFAULT_BUMP_AFTER } from './defaults.js';
+
+export { DEFAULT_BUMP_AFTER };
 
 type EscrowConversation = Conversation<EscrowMessage>;
 
@@ -44,13 +47,6 @@ export interface ServeOptions {
   tpm?: () => Promise<Tpm | null>;
 }
 
-/**
- * Blocks a claim may wait unconfirmed before it is bumped, as a channel's close: with the
- * claim at least the margin before the timeout and each bump a quarter above the last, a
- * claim outbids what it sits behind long before the refund becomes valid. Within the
- * margin it is bumped every block.
- */
-export const DEFAULT_BUMP_AFTER = 2;
 /** A claim this deep is not looked at again. */
 const CLAIM_SETTLED_DEPTH = 6;
 

@@ -26,6 +26,9 @@ import { draftOffer, offerDigest, signOffer, type Offer } from './offer.js';
 import { getEscrow, htlcTerms, listEscrows, nextEscrowKey, saveEscrow, writeEscrowFile } from './store.js';
 import { readAcceptance, type Acceptance, type EscrowRecord, type SellerClaimed, type SellerFunded, type SellerOffered, type SellerRecord, type SellerRefunded } from './record.js';
 import { FeeRate } from '../bitcoin/fee-rate.js';
+import { DEFAULT_CLAIM_MARGIN } from './defaults.js';
+
+export { DEFAULT_CLAIM_MARGIN };
 
 /** Below this a claim could hardly pay its own fee. */
 export const MIN_PRICE = 1000n;
@@ -34,8 +37,6 @@ export const MIN_PRICE = 1000n;
  * would reveal K while the coins can still go back to the buyer.
  */
 export const MIN_CONFIRMATIONS = 1;
-/** Blocks before the timeout from which the seller no longer claims without --force. */
-export const DEFAULT_CLAIM_MARGIN = 6;
 
 export interface OfferOptions {
   name: string;

@@ -7,6 +7,7 @@ import { Duplex } from 'node:stream';
 import { SwarmpayError } from '../errors.js';
 import { frameBuffer, HEADER_LEN } from './frames.js';
 import { INBOX_BYTES } from './inbox.js';
+import { SEND_QUEUE_BYTES } from './limits.js';
 import { KEY_LEN, type StaticKey } from './keys.js';
 import { HandshakeState, type Role } from './noise.js';
 import { Session } from './session.js';
@@ -48,8 +49,7 @@ export interface PeerLink {
   readonly closed: Promise<void>;
 }
 
-/** What may wait for a peer that does not read (a channel payer's window is about 1 MiB at most). */
-export const SEND_QUEUE_BYTES = 4 * 1024 * 1024;
+export { SEND_QUEUE_BYTES };
 
 /** Binds the handshake to this protocol and version: a peer speaking anything else fails it. */
 const PROLOGUE = Buffer.from('swarmpay/1');

@@ -10,6 +10,7 @@ import { isSwarmpayError, SwarmpayError } from '../errors.js';
 import type { StaticKey } from './keys.js';
 import { handshake, linkOptions, type LinkOptions, type PeerLink } from './link.js';
 import { commandName, readLines, type PeerStderr } from './command-stderr.js';
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HANDSHAKES } from './limits.js';
 
 // --peer-key is read where --peer and --peer-cmd are.
 export { parsePeerKey } from './keys.js';
@@ -64,8 +65,7 @@ export function networkOf(address: string): string {
   return groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':') + '::/64';
 }
 
-export const DEFAULT_MAX_CONNECTIONS = 4_096;
-export const DEFAULT_MAX_HANDSHAKES = 64;
+export { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HANDSHAKES };
 
 /**
  * Accepts connections and runs the handshake on each; `onLink` gets the links that pass,

@@ -14,6 +14,9 @@ import { MarshalError, Reader, Writer, marshalPublic, nameOfBytes, readAttest, r
 import type { Tpm } from './tpm.js';
 import type { TrustedIdentity } from './trust-store.js';
 
+/** The PC Client boot-chain PCRs: what a peer usually wants to see. */
+export const DEFAULT_QUOTE_PCRS = [0, 1, 2, 3, 4, 5, 6, 7];
+
 const ATTESTATION_FORMAT = 'swarmpay-attestation';
 const ATTESTATION_VERSION = 1;
 

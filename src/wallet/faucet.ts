@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { payments } from 'bitcoinjs-lib';
-import { ECPairFactory } from 'ecpair';
+import { ECPairFactory, type ECPairInterface } from 'ecpair';
 import * as ecc from 'tiny-secp256k1';
 import { SwarmpayError } from '../errors.js';
 import type { ChainBackend } from '../chain/backend.js';
@@ -15,8 +15,19 @@ import { signPlan, type SignedTx } from '../bitcoin/spend.js';
 import { FeeRate } from '../bitcoin/fee-rate.js';
 import { isSpendable, paymentPlan, selectCoins } from './coin-select.js';
 
-export const FAUCET_KEY = ECPairFactory(ecc).fromPrivateKey(createHash('sha256').update('swarmpay regtest faucet v1').digest(), { network: bitcoinjsNetwork('regtest') });
-const p2wpkh = payments.p2wpkh({ pubkey: FAUCET_KEY.publicKey, network: bitcoinjsNetwork('regtest') });
+const FAUCET_PRIVATE = createHash('sha256').update('swarmpay regtest faucet v1').digest();
+const p2wpkh = payments.p2wpkh({ pubkey: ecc.pointFromScalar(FAUCET_PRIVATE, true)!, network: bitcoinjsNetwork('regtest') });
+
+let signer: ECPairInterface | null = null;
+
+/**
+ * The faucet's key as a signer, made when the faucet first pays: ECPairFactory checks the
+ * curve library with a dozen operations first (about 10 ms), which every command that reaches
+ * a node paid for the faucet's address alone.
+ */
+export function faucetKey(): ECPairInterface {
+  return (signer ??= ECPairFactory(ecc).fromPrivateKey(FAUCET_PRIVATE, { network: bitcoinjsNetwork('regtest') }));
+}
 
 export const FAUCET_ADDRESS = p2wpkh.address!;
 const FAUCET_SCRIPT = p2wpkh.output!;
@@ -34,7 +45,7 @@ export async function faucetPay(chain: ChainBackend, address: string, amount: bi
   const coins = (await chain.utxos([FAUCET_ADDRESS])).filter((u) => isSpendable(u));
   const pays = [{ script: toScript, value: amount }];
   const plan = paymentPlan(selectCoins(coins, pays, FAUCET_SCRIPT, feeRate), pays, FAUCET_SCRIPT, feeRate);
-  const signed = signPlan(plan, plan.inputs.map(() => FAUCET_KEY), 'regtest');
+  const signed = signPlan(plan, plan.inputs.map(() => faucetKey()), 'regtest');
   await chain.broadcast(signed.hex);
   return signed;
 }

@@ -1,7 +1,7 @@
 /** BIP32 keys on BIP84 paths: m/84'/coin'/account' with receive (0) and change (1) chains. */
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { BIP32Factory, type BIP32Interface } from 'bip32';
-import { payments } from 'bitcoinjs-lib';
+import { address as bitcoinAddress } from 'bitcoinjs-lib';
 import * as ecc from 'tiny-secp256k1';
 import { bitcoinjsNetwork, coinType, type NetworkName } from '../bitcoin/network.js';
 
@@ -45,10 +45,51 @@ export interface DerivedAddress {
   pubkey: Uint8Array;
 }
 
+/** A public node: what public derivation needs. */
+interface PublicNode {
+  publicKey: Uint8Array;
+  chainCode: Uint8Array;
+}
+
+/**
+ * Child `index` of a public node (BIP32 CKDpub) with Node's own HMAC-SHA512: a command that
+ * scans the wallet derives forty addresses or more, and the bip32 library's pure-JS hashes,
+ * cold in a new process, made that most of `wallet balance`. Null in the case BIP32 leaves
+ * to the next index (IL not below the curve order, or the point at infinity; about 2^-127),
+ * which the caller hands to the bip32 library, whose derivation handles it as BIP32 says.
+ */
+function publicChild(parent: PublicNode, index: number): PublicNode | null {
+  const data = Buffer.alloc(37);
+  data.set(parent.publicKey, 0);
+  data.writeUInt32BE(index, 33);
+  const i = createHmac('sha512', parent.chainCode).update(data).digest();
+  const il = i.subarray(0, 32);
+  if (!ecc.isPrivate(il)) return null;
+  const publicKey = ecc.pointAddScalar(parent.publicKey, il, true);
+  return publicKey === null ? null : { publicKey, chainCode: i.subarray(32) };
+}
+
+/** Each account's receive and change nodes, derived once: every address is one derivation from them. */
+const chainNodes = new WeakMap<BIP32Interface, Map<ChainIndex, PublicNode | null>>();
+
+function chainNode(account: BIP32Interface, chain: ChainIndex): PublicNode | null {
+  let nodes = chainNodes.get(account);
+  if (nodes === undefined) chainNodes.set(account, (nodes = new Map()));
+  if (!nodes.has(chain)) nodes.set(chain, publicChild(account, chain));
+  return nodes.get(chain)!;
+}
+
+function hash160(data: Uint8Array): Buffer {
+  return createHash('ripemd160').update(createHash('sha256').update(data).digest()).digest();
+}
+
 export function deriveAddress(account: BIP32Interface, network: NetworkName, chain: ChainIndex, index: number): DerivedAddress {
-  const node = account.derive(chain).derive(index);
-  const p = payments.p2wpkh({ pubkey: node.publicKey, network: bitcoinjsNetwork(network) });
-  return { chain, index, path: `${accountPath(network)}/${chain}/${index}`, address: p.address!, script: p.output!, pubkey: node.publicKey };
+  const parent = chainNode(account, chain);
+  const node = (parent && publicChild(parent, index)) ?? account.derive(chain).derive(index);
+  const program = hash160(node.publicKey);
+  const script = Buffer.concat([Buffer.from([0x00, 0x14]), program]);
+  const address = bitcoinAddress.toBech32(program, 0, bitcoinjsNetwork(network).bech32);
+  return { chain, index, path: `${accountPath(network)}/${chain}/${index}`, address, script, pubkey: Buffer.from(node.publicKey) };
 }
 
 export function accountFromXpub(xpub: string, network: NetworkName): BIP32Interface {

@@ -1,0 +1,110 @@
+/**
+ * Fast start (issue 15): a command loads what it needs, no more. What a process loaded is
+ * read from a real run of bin/swarmpay with test/helpers/loaded-modules.mjs preloaded, so a
+ * static import added later that drags the Bitcoin libraries back into `--version` fails here.
+ * When bin/swarmpay runs the bundle (npm run build), a file of it counts as every source
+ * esbuild put in it (dist/bundle/meta.json).
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { mnemonicToSeedSync } from 'bip39';
+import { accountFromXpub, accountNode, accountXpub, deriveAddress, CHANGE, RECEIVE } from '../src/wallet/hd.js';
+import { mnemonicToSeed } from '../src/wallet/mnemonic.js';
+import { ROOT } from './helpers/cli.js';
+import { tempDir } from './helpers/tmp.js';
+
+const BIN = path.join(ROOT, 'bin', 'swarmpay');
+const PRELOAD = path.join(ROOT, 'test', 'helpers', 'loaded-modules.mjs');
+
+/** What a Bitcoin operation needs and a program's definition does not: each is tens of ms to load. */
+const BITCOIN = ['bitcoinjs-lib', 'tiny-secp256k1', 'bip32', 'bip39', 'ecpair'];
+/** Loaded only to ask a question at a terminal. */
+const PROMPTS = '@inquirer/prompts';
+
+const tmp = tempDir('swarmpay-fast-start-');
+afterAll(() => tmp.remove());
+
+let runs = 0;
+
+/** The sources in each file of the bundle, by file name (chunk names are content hashes, unique). */
+const bundled = new Map<string, string[]>();
+const meta = path.join(ROOT, 'dist', 'bundle', 'meta.json');
+if (existsSync(meta)) {
+  const { outputs } = JSON.parse(readFileSync(meta, 'utf8')) as { outputs: Record<string, { inputs: Record<string, unknown> }> };
+  for (const [file, o] of Object.entries(outputs)) bundled.set(path.basename(file), Object.keys(o.inputs));
+}
+
+/** A loaded file as the sources it holds: itself, or a bundle file's inputs. */
+function sourcesOf(loaded: string): string[] {
+  const file = /\/dist\/bundle\/([^/]+\.js)$/.exec(loaded)?.[1];
+  return file === undefined ? [loaded] : (bundled.get(file) ?? [loaded]);
+}
+
+/** Runs swarmpay ARGS and returns its exit code and the npm packages it loaded. */
+function packagesLoadedBy(args: string[]): Promise<{ code: number; packages: Set<string> }> {
+  const log = path.join(tmp.dir, `loaded-${++runs}.log`);
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', PRELOAD, BIN, ...args], { env: { ...process.env, NO_COLOR: '1', SWARMPAY_LOADED_LOG: log, SWARMPAY_DATADIR: path.join(tmp.dir, 'home') }, timeout: 60_000 }, (err) => {
+      const lines = (existsSync(log) ? readFileSync(log, 'utf8').split('\n') : []).flatMap(sourcesOf);
+      const packages = new Set(lines.map((l) => /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(l)?.[1]).filter((p): p is string => p !== undefined));
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, packages });
+    });
+  });
+}
+
+describe('what a command loads', () => {
+  test.each([
+    [['--version'], 0],
+    [['--help'], 0],
+    [['wallet', '--help'], 0],
+    [['channel', 'pay', '--help'], 0],
+    [['help', 'escrow', 'accept'], 0],
+    [['completion', 'bash'], 0],
+    [['wallet', 'balance', '--no-such-flag'], 1],
+  ])('swarmpay %j loads commander, not the Bitcoin libraries', async (args, code) => {
+    const r = await packagesLoadedBy(args);
+    expect(r.code).toBe(code);
+    // The log works: the program's own parser was seen.
+    expect(r.packages.has('commander')).toBe(true);
+    expect(BITCOIN.filter((p) => r.packages.has(p))).toEqual([]);
+    expect(r.packages.has(PROMPTS)).toBe(false);
+  });
+
+  test('a command that reads the wallet loads neither bip39 (only making or checking a mnemonic needs it) nor the prompts', async () => {
+    // No wallet in this datadir, no node: the command fails after loading what it runs with.
+    const r = await packagesLoadedBy(['--rpc-url', 'http://127.0.0.1:9/', '--rpc-cookie', path.join(tmp.dir, 'no-cookie'), '--tpm', 'none', 'wallet', 'balance']);
+    expect(r.code).not.toBe(0);
+    expect(r.packages.has('bitcoinjs-lib')).toBe(true);
+    expect(r.packages.has('bip39')).toBe(false);
+    expect(r.packages.has(PROMPTS)).toBe(false);
+  });
+});
+
+describe('the native paths agree with the libraries they replace', () => {
+  test('an address\'s key is the bip32 library\'s derivation of the same path, from an xpub or a seed, on every network and both chains', () => {
+    const seed = Buffer.alloc(64, 7);
+    for (const network of ['mainnet', 'testnet', 'regtest'] as const) {
+      const fromXpub = accountFromXpub(accountXpub(seed, network), network);
+      const fromSeed = accountNode(seed, network);
+      for (const account of [fromXpub, fromSeed]) {
+        for (const chain of [RECEIVE, CHANGE]) {
+          for (let index = 0; index < 25; index++) {
+            const a = deriveAddress(account, network, chain, index);
+            const node = account.derive(chain).derive(index);
+            expect(Buffer.from(a.pubkey).toString('hex')).toBe(Buffer.from(node.publicKey).toString('hex'));
+          }
+        }
+      }
+    }
+  });
+
+  test.each([
+    ['', 'abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about'],
+    ['TREZOR', 'legal winner thank year wave sausage worth useful legal winner thank yellow'],
+    // NFKD: the composed "é" and "Ａ" (full width) normalise before hashing, as BIP39 says.
+    ['caf\u00e9 \uff21', 'zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo wrong'],
+  ])('the seed of passphrase %j is bip39\'s', (passphrase, mnemonic) => {
+    expect(Buffer.from(mnemonicToSeed(mnemonic, passphrase)).toString('hex')).toBe(Buffer.from(mnemonicToSeedSync(mnemonic, passphrase)).toString('hex'));
+  });
+});
