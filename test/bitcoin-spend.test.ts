@@ -6,16 +6,16 @@
 import { payments, networks } from 'bitcoinjs-lib';
 import { signPlan, type SpendPlan } from '../src/bitcoin/spend.js';
 import { FeeRate } from '../src/bitcoin/fee-rate.js';
-import { FAUCET_KEY } from '../src/wallet/faucet.js';
+import { faucetKey } from '../src/wallet/faucet.js';
 import { thrown } from './helpers/expect.js';
 
 describe('signPlan: the fee against the rate at the signed size', () => {
-  const own = payments.p2wpkh({ pubkey: Buffer.from(FAUCET_KEY.publicKey), network: networks.regtest }).output!;
+  const own = payments.p2wpkh({ pubkey: Buffer.from(faucetKey().publicKey), network: networks.regtest }).output!;
   const pay = payments.p2wpkh({ hash: Buffer.alloc(20, 7), network: networks.regtest }).output!;
   const rate = FeeRate.ofSatPerVb(10n);
   /** One coin of 100,000 sats to `pay`, less `fee`. */
   const plan = (fee: bigint): SpendPlan => ({ inputs: [{ txid: 'ab'.repeat(32), vout: 0, value: 100_000n, script: own }], outputs: [{ script: pay, value: 100_000n - fee }], fee, feeRate: rate, paid: 100_000n - fee });
-  const sign = (fee: bigint) => signPlan(plan(fee), [FAUCET_KEY], 'regtest');
+  const sign = (fee: bigint) => signPlan(plan(fee), [faucetKey()], 'regtest');
 
   test('exactly the rate at the signed size is signed; one sat less is refused', () => {
     const vsize = BigInt(sign(5_000n).vsize);
