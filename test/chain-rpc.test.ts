@@ -1,13 +1,11 @@
 import { Transaction, payments, networks } from 'bitcoinjs-lib';
 import { RpcClient } from '../src/chain/rpc-client.js';
 import { BtcdChain, btcPerKvbToFeeRate } from '../src/chain/rpc-chain.js';
-import path from 'node:path';
-import { SEGWIT_ACTIVE_HEIGHT, findNodeBinary, startNode } from '../src/chain/embedded-node.js';
-import { freePort, spawnDaemon, stopProcess } from '../src/util/daemon.js';
+import { SEGWIT_ACTIVE_HEIGHT, startNode } from '../src/chain/embedded-node.js';
 import { FAUCET_ADDRESS, faucetPay, faucetKey } from '../src/wallet/faucet.js';
 import { signPlan } from '../src/bitcoin/spend.js';
 import { SwarmpayError } from '../src/errors.js';
-import { startTestNode, type TestNode } from './helpers/node.js';
+import { startBareBtcd, startTestNode, type TestNode } from './helpers/node.js';
 import { tempDir } from './helpers/tmp.js';
 import { FeeRate } from '../src/bitcoin/fee-rate.js';
 
@@ -145,22 +143,8 @@ describe('fee estimates', () => {
       // startNode mines every fresh btcd (and btcd wipes its regtest chain at each start), so
       // this one is started by hand: its estimator has seen no block, and refuses to estimate.
       const tmp = tempDir('swarmpay-fresh-btcd-');
-      const [rpcPort, p2pPort] = [await freePort(), await freePort()];
-      const { pid } = spawnDaemon(findNodeBinary('btcd'), [
-        '--regtest', '--notls', `--configfile=${path.join(tmp.dir, 'btcd.conf')}`, `--datadir=${path.join(tmp.dir, 'data')}`, `--logdir=${path.join(tmp.dir, 'logs')}`,
-        `--rpclisten=127.0.0.1:${rpcPort}`, `--listen=127.0.0.1:${p2pPort}`, '--rpcuser=u', '--rpcpass=p', `--miningaddr=${FAUCET_ADDRESS}`,
-      ], path.join(tmp.dir, 'btcd.out'));
-      const rpc = new RpcClient({ url: `http://127.0.0.1:${rpcPort}/`, user: 'u', password: 'p' });
+      const { rpc, stop } = await startBareBtcd(tmp.dir, [`--miningaddr=${FAUCET_ADDRESS}`]);
       try {
-        for (let tries = 0; ; tries++) {
-          try {
-            await rpc.call('getblockcount');
-            break;
-          } catch (e) {
-            if (tries > 100) throw e;
-            await new Promise((r) => setTimeout(r, 100));
-          }
-        }
         // What btcd itself answers: an error whose reason it drops on the way out.
         await expect(rpc.call('estimatefee', [1])).rejects.toMatchObject({ rpcCode: -32600 });
         const chain = new BtcdChain('regtest', rpc);
@@ -170,8 +154,7 @@ describe('fee estimates', () => {
         expect(await rpc.call('estimatefee', [1])).toBe(0);
         expect(await chain.estimateFeeRate(1)).toBeNull();
       } finally {
-        rpc.close();
-        await stopProcess(pid);
+        await stop();
         tmp.remove();
       }
     });

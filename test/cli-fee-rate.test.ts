@@ -4,10 +4,10 @@
  * bump is refused or taken exactly where BIP125 and btcd draw the line.
  */
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { networks, payments, Transaction } from 'bitcoinjs-lib';
-import { startTestNode, type TestNode } from './helpers/node.js';
+import type { TestNode } from './helpers/node.js';
+import { startCliWallet } from './helpers/cli-wallet.js';
 import { ROOT, snapshot, swarmpay } from './helpers/cli.js';
 import { tempDir } from './helpers/tmp.js';
 import { FeeRate } from '../src/bitcoin/fee-rate.js';
@@ -30,12 +30,7 @@ describe('fractional fee rates on a real btcd', () => {
   };
 
   beforeAll(async () => {
-    node = await startTestNode();
-    tmp = tempDir();
-    a = node.datadir;
-    passFile = path.join(tmp.dir, 'pass');
-    writeFileSync(passFile, 'a good long passphrase\n');
-    expect((await run('wallet', 'create', '--mnemonic-file', path.join(tmp.dir, 'a.words'), '--passphrase-file', passFile)).code).toBe(0);
+    ({ node, tmp, datadir: a, passFile } = await startCliWallet());
     const addr = (await run('wallet', 'address')).json.address as string;
     expect((await run('node', 'mine', '101', '--to', addr)).code).toBe(0);
   });

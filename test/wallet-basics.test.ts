@@ -7,7 +7,8 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { networks, payments } from 'bitcoinjs-lib';
-import { startTestNode, type TestNode } from './helpers/node.js';
+import type { TestNode } from './helpers/node.js';
+import { startCliWallet } from './helpers/cli-wallet.js';
 import { ROOT, snapshot, swarmpay } from './helpers/cli.js';
 import { tempDir } from './helpers/tmp.js';
 import { accountZpub } from '../src/wallet/hd.js';
@@ -42,12 +43,7 @@ describe('wallet basics on a real btcd', () => {
   const human = (...args: string[]) => execFileSync(process.execPath, [path.join(ROOT, 'bin', 'swarmpay'), '--datadir', a, '--yes', ...args], { env: { ...process.env, NO_COLOR: '1' }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
   beforeAll(async () => {
-    node = await startTestNode();
-    tmp = tempDir();
-    a = node.datadir;
-    passFile = path.join(tmp.dir, 'pass');
-    writeFileSync(passFile, 'a good long passphrase\n');
-    expect((await run('wallet', 'create', '--mnemonic-file', path.join(tmp.dir, 'a.words'), '--passphrase-file', passFile)).code).toBe(0);
+    ({ node, tmp, datadir: a, passFile } = await startCliWallet());
   });
   afterAll(async () => {
     await node?.stop();

@@ -9,15 +9,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { networks, payments } from 'bitcoinjs-lib';
-import { execFileSync, spawn } from 'node:child_process';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { execFileSync } from 'node:child_process';
 import { ROOT, swarmpay, type CliResult } from './helpers/cli.js';
 import { startServer, stopChild, type Server } from './helpers/server.js';
 import { startTestTpm } from './helpers/swtpm.js';
+import { startBareBtcd } from './helpers/node.js';
 import { tempDir } from './helpers/tmp.js';
 import { Swarmpay } from '../src/api/swarmpay.js';
-import { findNodeBinary } from '../src/chain/embedded-node.js';
-import { freePort } from '../src/util/daemon.js';
 import { makeRpcChain } from '../src/chain/rpc-chain.js';
 import { RpcClient } from '../src/chain/rpc-client.js';
 import { readReplacements, recordReplacement } from '../src/wallet/replacements.js';
@@ -219,29 +217,15 @@ describe('wallet history on a real btcd', () => {
   test('a btcd run without --addrindex refuses with HISTORY_UNAVAILABLE, saying what to do', async () => {
     const dir = path.join(tmp.dir, 'btcd-no-addrindex');
     mkdirSync(dir);
-    const conf = path.join(dir, 'btcd.conf');
-    writeFileSync(conf, 'rpcuser=u\nrpcpass=p\n', { mode: 0o600 });
     writeFileSync(path.join(dir, 'cookie'), 'u:p');
-    const [rpcPort, p2pPort] = [await freePort(), await freePort()];
-    const btcd = spawn(findNodeBinary('btcd'), ['--regtest', '--txindex', '--notls', `--configfile=${conf}`, `--datadir=${path.join(dir, 'data')}`, `--logdir=${path.join(dir, 'logs')}`, `--rpclisten=127.0.0.1:${rpcPort}`, `--listen=127.0.0.1:${p2pPort}`], { stdio: 'ignore' });
-    const rpc = new RpcClient({ url: `http://127.0.0.1:${rpcPort}/`, user: 'u', password: 'p' });
+    const btcd = await startBareBtcd(dir, ['--txindex']);
     try {
-      for (let tries = 0; ; tries++) {
-        try {
-          await rpc.call('getblockcount');
-          break;
-        } catch (e) {
-          if (tries === 100) throw e;
-          await sleep(200);
-        }
-      }
-      const r = await swarmpay(['--datadir', alice, '--tpm', 'none', '--chain', 'btcd', '--rpc-url', `http://127.0.0.1:${rpcPort}/`, '--rpc-cookie', path.join(dir, 'cookie'), 'wallet', 'history']);
+      const r = await swarmpay(['--datadir', alice, '--tpm', 'none', '--chain', 'btcd', '--rpc-url', btcd.url, '--rpc-cookie', path.join(dir, 'cookie'), 'wallet', 'history']);
       expect([r.code, r.json.error.code]).toEqual([2, 'HISTORY_UNAVAILABLE']);
       expect(r.json.error.message).toContain('--addrindex');
       expect(r.json.error.hint).toContain('--addrindex');
     } finally {
-      rpc.close();
-      btcd.kill('SIGKILL');
+      await btcd.stop();
     }
   });
 
