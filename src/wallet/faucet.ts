@@ -3,10 +3,11 @@
  * coins are worthless test coins, so the key is public by design; it is refused on
  * every other network.
  */
-import { createHash } from 'node:crypto';
+import { createECDH, createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { payments } from 'bitcoinjs-lib';
-import { ECPairFactory, type ECPairInterface } from 'ecpair';
-import * as ecc from 'tiny-secp256k1';
+import type { ECPairInterface } from 'ecpair';
+import { ecc } from '../bitcoin/ecc.js';
 import { SwarmpayError } from '../errors.js';
 import type { ChainBackend } from '../chain/backend.js';
 import { addressToScript } from '../bitcoin/address.js';
@@ -16,7 +17,10 @@ import { FeeRate } from '../bitcoin/fee-rate.js';
 import { isSpendable, paymentPlan, selectCoins } from './coin-select.js';
 
 const FAUCET_PRIVATE = createHash('sha256').update('swarmpay regtest faucet v1').digest();
-const p2wpkh = payments.p2wpkh({ pubkey: ecc.pointFromScalar(FAUCET_PRIVATE, true)!, network: bitcoinjsNetwork('regtest') });
+/** The faucet's public key by Node's own curve arithmetic: every command that reaches a node needs its address, few its signatures. */
+const faucetEcdh = createECDH('secp256k1');
+faucetEcdh.setPrivateKey(FAUCET_PRIVATE);
+const p2wpkh = payments.p2wpkh({ pubkey: faucetEcdh.getPublicKey(null, 'compressed'), network: bitcoinjsNetwork('regtest') });
 
 let signer: ECPairInterface | null = null;
 
@@ -26,7 +30,11 @@ let signer: ECPairInterface | null = null;
  * a node paid for the faucet's address alone.
  */
 export function faucetKey(): ECPairInterface {
-  return (signer ??= ECPairFactory(ecc).fromPrivateKey(FAUCET_PRIVATE, { network: bitcoinjsNetwork('regtest') }));
+  if (signer === null) {
+    const { ECPairFactory } = createRequire(import.meta.url)('ecpair') as typeof import('ecpair');
+    signer = ECPairFactory(ecc()).fromPrivateKey(FAUCET_PRIVATE, { network: bitcoinjsNetwork('regtest') });
+  }
+  return signer;
 }
 
 export const FAUCET_ADDRESS = p2wpkh.address!;
