@@ -9,7 +9,7 @@ import { payments } from 'bitcoinjs-lib';
 import * as ecc from 'tiny-secp256k1';
 import { bitcoinjsNetwork, NETWORK_NAMES } from '../src/bitcoin/network.js';
 import { CHANGE, RECEIVE, accountFromXpub, accountNode, accountXpub, bip32, deriveAddress } from '../src/wallet/hd.js';
-import { parseXpub, publicChild, serializeXpub, xpubVersion } from '../src/wallet/xpub.js';
+import { basePoint, parseXpub, publicChild, serializeXpub, xpubVersion } from '../src/wallet/xpub.js';
 
 const RUNS = Number(process.env.SWARMPAY_FUZZ_RUNS ?? 40);
 const SEED = Number(process.env.SWARMPAY_FUZZ_SEED ?? 20261130);
@@ -57,6 +57,17 @@ describe('the account of a seed (hardened m/84\'/coin\'/0\'), read back from its
       { ...run, numRuns: Math.max(3, Math.floor(RUNS / 8)) },
     );
   });
+});
+
+test('G·k is tiny-secp256k1\'s, by Node\'s OpenSSL and by noble (where a Node build lacks the curve)', () => {
+  fc.assert(
+    fc.property(bytes(32).filter((k) => ecc.isPrivate(k)), (k) => {
+      const expected = hex(ecc.pointFromScalar(k, true)!);
+      expect(hex(basePoint(k, true).toBytes(true))).toBe(expected);
+      expect(hex(basePoint(k, false).toBytes(true))).toBe(expected);
+    }),
+    run,
+  );
 });
 
 describe('any extended public key', () => {

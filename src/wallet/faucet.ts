@@ -3,7 +3,7 @@
  * coins are worthless test coins, so the key is public by design; it is refused on
  * every other network.
  */
-import { createECDH, createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { payments } from 'bitcoinjs-lib';
 import type { ECPairInterface } from 'ecpair';
@@ -15,12 +15,11 @@ import { bitcoinjsNetwork } from '../bitcoin/network.js';
 import { signPlan, type SignedTx } from '../bitcoin/spend.js';
 import { FeeRate } from '../bitcoin/fee-rate.js';
 import { isSpendable, paymentPlan, selectCoins } from './coin-select.js';
+import { basePoint } from './xpub.js';
 
 const FAUCET_PRIVATE = createHash('sha256').update('swarmpay regtest faucet v1').digest();
-/** The faucet's public key by Node's own curve arithmetic: every command that reaches a node needs its address, few its signatures. */
-const faucetEcdh = createECDH('secp256k1');
-faucetEcdh.setPrivateKey(FAUCET_PRIVATE);
-const p2wpkh = payments.p2wpkh({ pubkey: faucetEcdh.getPublicKey(null, 'compressed'), network: bitcoinjsNetwork('regtest') });
+// Without tiny-secp256k1: every command that reaches a node needs the faucet's address, few its signatures.
+const p2wpkh = payments.p2wpkh({ pubkey: basePoint(FAUCET_PRIVATE).toBytes(true), network: bitcoinjsNetwork('regtest') });
 
 let signer: ECPairInterface | null = null;
 

@@ -4,10 +4,11 @@
  * forty addresses or more; cold in a new process, making the bip32 library (it checks the
  * curve library first) and tiny-secp256k1's WebAssembly (about 0.7 ms a point addition
  * before it warms up) were a third of the command. Here G·IL is Node's own scalar
- * multiplication (OpenSSL, native from the first call) and the point addition and encodings
- * are @noble/curves' (audited, plain JavaScript, nothing to compile).
+ * multiplication (OpenSSL, native from the first call; @noble/curves' where Node's OpenSSL
+ * lacks the curve) and the point addition and encodings are @noble/curves' (audited, plain
+ * JavaScript, nothing to compile).
  */
-import { createECDH, createHash, createHmac } from 'node:crypto';
+import { createECDH, createHash, createHmac, getCurves } from 'node:crypto';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { SwarmpayError } from '../errors.js';
 import type { NetworkName } from '../bitcoin/network-names.js';
@@ -113,6 +114,20 @@ export function serializeXpub(key: ExtendedPublicKey, version: number): string {
   return base58check(payload);
 }
 
+/**
+ * Whether Node's OpenSSL has secp256k1: some distributions build Node on a system OpenSSL
+ * that leaves it out, and there noble's multiplication (tens of ms to set up, then fast) serves.
+ */
+const NATIVE_SECP256K1 = getCurves().includes('secp256k1');
+
+/** G·k for a scalar k in [1, n) (big-endian, 32 bytes). */
+export function basePoint(k: Uint8Array, native = NATIVE_SECP256K1): Point {
+  if (!native) return Point.BASE.multiply(BigInt('0x' + Buffer.from(k).toString('hex')));
+  const ecdh = createECDH('secp256k1');
+  ecdh.setPrivateKey(k);
+  return Point.fromBytes(ecdh.getPublicKey());
+}
+
 /** Each parent's point, decompressed once: an address scan derives dozens of children of one chain node. */
 const points = new WeakMap<Uint8Array, Point>();
 
@@ -136,9 +151,7 @@ export function publicChild(parent: PublicNode, index: number): PublicNode {
     const il = I.subarray(0, 32);
     const scalar = BigInt('0x' + il.toString('hex'));
     if (scalar === 0n || scalar >= Point.Fn.ORDER) continue;
-    const ecdh = createECDH('secp256k1');
-    ecdh.setPrivateKey(il);
-    const child = pointOf(parent.publicKey).add(Point.fromBytes(ecdh.getPublicKey()));
+    const child = pointOf(parent.publicKey).add(basePoint(il));
     if (child.is0()) continue;
     return { publicKey: child.toBytes(true), chainCode: I.subarray(32) };
   }
