@@ -9,7 +9,9 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { mnemonicToSeedSync } from 'bip39';
+import { payments } from 'bitcoinjs-lib';
 import { bitcoinjsNetwork } from '../src/bitcoin/network.js';
+import { FAUCET_ADDRESS, faucetKey } from '../src/wallet/faucet.js';
 import { accountFromXpub, accountNode, accountXpub, bip32, deriveAddress, CHANGE, RECEIVE } from '../src/wallet/hd.js';
 import { mnemonicToSeed } from '../src/wallet/mnemonic.js';
 import { ROOT } from './helpers/cli.js';
@@ -120,6 +122,10 @@ describe('the native paths agree with the libraries they replace', () => {
         }
       }
     }
+  });
+
+  test('the faucet\'s address, written out, is its key\'s', () => {
+    expect(FAUCET_ADDRESS).toBe(payments.p2wpkh({ pubkey: faucetKey().publicKey, network: bitcoinjsNetwork('regtest') }).address);
   });
 
   test.each([

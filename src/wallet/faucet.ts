@@ -5,7 +5,6 @@
  */
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { payments } from 'bitcoinjs-lib';
 import type { ECPairInterface } from 'ecpair';
 import { ecc } from '../bitcoin/ecc.js';
 import { SwarmpayError } from '../errors.js';
@@ -15,11 +14,8 @@ import { bitcoinjsNetwork } from '../bitcoin/network.js';
 import { signPlan, type SignedTx } from '../bitcoin/spend.js';
 import { FeeRate } from '../bitcoin/fee-rate.js';
 import { isSpendable, paymentPlan, selectCoins } from './coin-select.js';
-import { basePoint } from './xpub.js';
 
 const FAUCET_PRIVATE = createHash('sha256').update('swarmpay regtest faucet v1').digest();
-// Without tiny-secp256k1: every command that reaches a node needs the faucet's address, few its signatures.
-const p2wpkh = payments.p2wpkh({ pubkey: basePoint(FAUCET_PRIVATE).toBytes(true), network: bitcoinjsNetwork('regtest') });
 
 let signer: ECPairInterface | null = null;
 
@@ -36,8 +32,11 @@ export function faucetKey(): ECPairInterface {
   return signer;
 }
 
-export const FAUCET_ADDRESS = p2wpkh.address!;
-const FAUCET_SCRIPT = p2wpkh.output!;
+/**
+ * The P2WPKH address of FAUCET_PRIVATE, written out: every command that reaches a node names
+ * it, and deriving it cost each of them a few ms (test/cli-fast-start.test.ts checks it).
+ */
+export const FAUCET_ADDRESS = 'bcrt1qcnq3lzvcussh7qqf0aavnsnnkmxr9lkfyh5jde';
 
 /** Regtest halves the 50 BTC block reward every 150 blocks. */
 export function regtestSubsidy(height: number): bigint {
@@ -51,7 +50,8 @@ export async function faucetPay(chain: ChainBackend, address: string, amount: bi
   const toScript = addressToScript(address, 'regtest');
   const coins = (await chain.utxos([FAUCET_ADDRESS])).filter((u) => isSpendable(u));
   const pays = [{ script: toScript, value: amount }];
-  const plan = paymentPlan(selectCoins(coins, pays, FAUCET_SCRIPT, feeRate), pays, FAUCET_SCRIPT, feeRate);
+  const change = addressToScript(FAUCET_ADDRESS, 'regtest');
+  const plan = paymentPlan(selectCoins(coins, pays, change, feeRate), pays, change, feeRate);
   const signed = signPlan(plan, plan.inputs.map(() => faucetKey()), 'regtest');
   await chain.broadcast(signed.hex);
   return signed;
