@@ -9,16 +9,27 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { mnemonicToSeedSync } from 'bip39';
-import { accountFromXpub, accountNode, accountXpub, deriveAddress, CHANGE, RECEIVE } from '../src/wallet/hd.js';
+import { payments } from 'bitcoinjs-lib';
+import { bitcoinjsNetwork } from '../src/bitcoin/network.js';
+import { FAUCET_ADDRESS, faucetKey } from '../src/wallet/faucet.js';
+import { accountFromXpub, accountNode, accountXpub, bip32, deriveAddress, CHANGE, RECEIVE } from '../src/wallet/hd.js';
 import { mnemonicToSeed } from '../src/wallet/mnemonic.js';
 import { ROOT } from './helpers/cli.js';
+import { startTestNode, type TestNode } from './helpers/node.js';
 import { tempDir } from './helpers/tmp.js';
+import { fund, testWallet } from './helpers/wallets.js';
 
 const BIN = path.join(ROOT, 'bin', 'swarmpay');
 const PRELOAD = path.join(ROOT, 'test', 'helpers', 'loaded-modules.mjs');
 
 /** What a Bitcoin operation needs and a program's definition does not: each is tens of ms to load. */
 const BITCOIN = ['bitcoinjs-lib', 'tiny-secp256k1', 'bip32', 'bip39', 'ecpair'];
+/**
+ * What only a key from the seed, a signature or the faucet's signer needs. bip32's module is
+ * in the bundle (a payment needs it, and its own copy in node_modules loads slower), but no
+ * bip32 instance can be made without tiny-secp256k1: that one absent, the library did nothing.
+ */
+const SECRET_SIDE = ['bip39', 'tiny-secp256k1', 'ecpair'];
 /** Loaded only to ask a question at a terminal. */
 const PROMPTS = '@inquirer/prompts';
 
@@ -41,14 +52,14 @@ function sourcesOf(loaded: string): string[] {
   return file === undefined ? [loaded] : (bundled.get(file) ?? [loaded]);
 }
 
-/** Runs swarmpay ARGS and returns its exit code and the npm packages it loaded. */
-function packagesLoadedBy(args: string[]): Promise<{ code: number; packages: Set<string> }> {
+/** Runs swarmpay ARGS and returns its exit code, its stdout and the npm packages it loaded. */
+function packagesLoadedBy(args: string[]): Promise<{ code: number; stdout: string; packages: Set<string> }> {
   const log = path.join(tmp.dir, `loaded-${++runs}.log`);
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', PRELOAD, BIN, ...args], { env: { ...process.env, NO_COLOR: '1', SWARMPAY_LOADED_LOG: log, SWARMPAY_DATADIR: path.join(tmp.dir, 'home') }, timeout: 60_000 }, (err) => {
+    execFile(process.execPath, ['--import', PRELOAD, BIN, ...args], { env: { ...process.env, NO_COLOR: '1', SWARMPAY_LOADED_LOG: log, SWARMPAY_DATADIR: path.join(tmp.dir, 'home') }, timeout: 60_000 }, (err, stdout) => {
       const lines = (existsSync(log) ? readFileSync(log, 'utf8').split('\n') : []).flatMap(sourcesOf);
       const packages = new Set(lines.map((l) => /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(l)?.[1]).filter((p): p is string => p !== undefined));
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, packages });
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, packages });
     });
   });
 }
@@ -79,24 +90,46 @@ describe('what a command loads', () => {
     expect(r.packages.has('bip39')).toBe(false);
     expect(r.packages.has(PROMPTS)).toBe(false);
   });
+
+  describe('against a running node', () => {
+    let node: TestNode;
+    beforeAll(async () => {
+      node = await startTestNode();
+    }, 120_000);
+    afterAll(() => node?.stop());
+
+    test('wallet balance reads the xpub, scans both chains past a paid address and asks the node, without the curve library, bip32 or ecpair at work', async () => {
+      const w = await testWallet(node.datadir);
+      await fund(node.chain, w, 70_000n);
+      const r = await packagesLoadedBy(['--datadir', node.datadir, '--tpm', 'none', '--json', 'wallet', 'balance']);
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ confirmed: 70_000, unconfirmed: 0, utxos: 1 });
+      expect(SECRET_SIDE.filter((p) => r.packages.has(p))).toEqual([]);
+      expect(r.packages.has(PROMPTS)).toBe(false);
+    }, 60_000);
+  });
 });
 
 describe('the native paths agree with the libraries they replace', () => {
   test('an address\'s key is the bip32 library\'s derivation of the same path, from an xpub or a seed, on every network and both chains', () => {
     const seed = Buffer.alloc(64, 7);
     for (const network of ['mainnet', 'testnet', 'regtest'] as const) {
-      const fromXpub = accountFromXpub(accountXpub(seed, network), network);
+      const xpub = accountXpub(seed, network);
       const fromSeed = accountNode(seed, network);
-      for (const account of [fromXpub, fromSeed]) {
+      const theirs = bip32().fromBase58(xpub, bitcoinjsNetwork(network));
+      for (const account of [accountFromXpub(xpub, network), fromSeed]) {
         for (const chain of [RECEIVE, CHANGE]) {
           for (let index = 0; index < 25; index++) {
             const a = deriveAddress(account, network, chain, index);
-            const node = account.derive(chain).derive(index);
-            expect(Buffer.from(a.pubkey).toString('hex')).toBe(Buffer.from(node.publicKey).toString('hex'));
+            for (const node of [fromSeed.derive(chain).derive(index), theirs.derive(chain).derive(index)]) expect(Buffer.from(a.pubkey).toString('hex')).toBe(Buffer.from(node.publicKey).toString('hex'));
           }
         }
       }
     }
+  });
+
+  test('the faucet\'s address, written out, is its key\'s', () => {
+    expect(FAUCET_ADDRESS).toBe(payments.p2wpkh({ pubkey: faucetKey().publicKey, network: bitcoinjsNetwork('regtest') }).address);
   });
 
   test.each([

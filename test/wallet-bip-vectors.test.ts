@@ -4,7 +4,8 @@ import { entropyToMnemonic, wordlists } from 'bip39';
 import { ECPairFactory } from 'ecpair';
 import * as ecc from 'tiny-secp256k1';
 import { networks } from 'bitcoinjs-lib';
-import { bip32, accountPath, deriveAddress, accountNode, RECEIVE, CHANGE } from '../src/wallet/hd.js';
+import { bip32, accountPath, accountXpub, accountZpub, accountFromXpub, deriveAddress, accountNode, RECEIVE, CHANGE } from '../src/wallet/hd.js';
+import { parseXpub, publicChild, serializeXpub, xpubVersion } from '../src/wallet/xpub.js';
 import { checkMnemonic, mnemonicToSeed } from '../src/wallet/mnemonic.js';
 
 const load = (name: string) => JSON.parse(readFileSync(new URL(`./vectors/${name}.json`, import.meta.url), 'utf8'));
@@ -18,7 +19,7 @@ describe('BIP39 vectors (English, passphrase TREZOR)', () => {
     expect(checkMnemonic(v.mnemonic)).toBe(v.mnemonic);
     const seed = mnemonicToSeed(v.mnemonic, bip39v.passphrase);
     expect(Buffer.from(seed).toString('hex')).toBe(v.seed);
-    expect(bip32.fromSeed(seed).toBase58()).toBe(v.xprv);
+    expect(bip32().fromSeed(seed).toBase58()).toBe(v.xprv);
   });
   test('there are 24 of them', () => expect(bip39v.vectors).toHaveLength(24));
 });
@@ -26,16 +27,31 @@ describe('BIP39 vectors (English, passphrase TREZOR)', () => {
 describe('BIP32 vectors', () => {
   const cases = bip32v.valid.flatMap((v, n) => v.chains.map((c) => ({ n: n + 1, seed: v.seed, ...c })));
   test.each(cases)('vector $n $path', (c) => {
-    const root = bip32.fromSeed(Buffer.from(c.seed, 'hex'));
+    const root = bip32().fromSeed(Buffer.from(c.seed, 'hex'));
     const node = c.path === 'm' ? root : root.derivePath(c.path);
     expect(node.toBase58()).toBe(c.xprv);
     expect(node.neutered().toBase58()).toBe(c.xpub);
     // And the serialized keys read back to the same key.
-    expect(bip32.fromBase58(c.xprv).toBase58()).toBe(c.xprv);
+    expect(bip32().fromBase58(c.xprv).toBase58()).toBe(c.xprv);
   });
   test.each(bip32v.invalid)('invalid key refused: $reason', (v) => {
-    expect(() => bip32.fromBase58(v.key)).toThrow();
+    expect(() => bip32().fromBase58(v.key)).toThrow();
+    // The wallet's own reader (wallet balance) refuses it too, and as a damaged keystore.
+    expect(() => parseXpub(v.key, 'mainnet')).toThrow(expect.objectContaining({ code: 'KEYSTORE_CORRUPT' }));
   });
+  // Each public step of a vector's path, from its parent's xpub alone (CKDpub), as the wallet scans.
+  const publicSteps = cases.flatMap((c) => {
+    const parent = cases.find((p) => p.seed === c.seed && p.path === c.path.replace(/\/\d+$/, ''));
+    return /\/\d+$/.test(c.path) && parent !== undefined ? [{ ...c, parentXpub: parent.xpub }] : [];
+  });
+  test.each(publicSteps)('vector $n $path from its parent\'s xpub', (c) => {
+    const child = parseXpub(c.xpub, 'mainnet');
+    expect(serializeXpub(child, xpubVersion('mainnet'))).toBe(c.xpub);
+    const derived = publicChild(parseXpub(c.parentXpub, 'mainnet'), child.index);
+    expect(Buffer.from(derived.publicKey).toString('hex')).toBe(Buffer.from(child.publicKey).toString('hex'));
+    expect(Buffer.from(derived.chainCode).toString('hex')).toBe(Buffer.from(child.chainCode).toString('hex'));
+  });
+  test('some of them are public steps', () => expect(publicSteps.length).toBeGreaterThanOrEqual(4));
 });
 
 describe('BIP84 vectors', () => {
@@ -44,21 +60,26 @@ describe('BIP84 vectors', () => {
   const seed = mnemonicToSeed(bip84v.mnemonic);
 
   test('root and account keys', () => {
-    expect(bip32.fromSeed(seed, zNet).toBase58()).toBe(bip84v.rootpriv);
-    expect(bip32.fromSeed(seed, zNet).neutered().toBase58()).toBe(bip84v.rootpub);
+    expect(bip32().fromSeed(seed, zNet).toBase58()).toBe(bip84v.rootpriv);
+    expect(bip32().fromSeed(seed, zNet).neutered().toBase58()).toBe(bip84v.rootpub);
     expect(accountPath('mainnet')).toBe(bip84v.account0.path);
     const account = accountNode(seed, 'mainnet');
-    expect(bip32.fromBase58(bip84v.account0.xprv, zNet).privateKey).toEqual(account.privateKey);
-    expect(bip32.fromBase58(bip84v.account0.xpub, zNet).publicKey).toEqual(account.publicKey);
+    expect(bip32().fromBase58(bip84v.account0.xprv, zNet).privateKey).toEqual(account.privateKey);
+    expect(bip32().fromBase58(bip84v.account0.xpub, zNet).publicKey).toEqual(account.publicKey);
+    // The account's zpub, written by the wallet itself from its xpub.
+    expect(accountZpub(accountXpub(seed, 'mainnet'), 'mainnet')).toBe(bip84v.account0.xpub);
   });
 
   test.each(bip84v.addresses as { path: string; privkey_wif: string; pubkey: string; address: string }[])('$path', (v) => {
     const [chain, index] = v.path.split('/').slice(-2).map(Number) as [number, number];
     const account = accountNode(seed, 'mainnet');
-    const a = deriveAddress(account, 'mainnet', chain === 0 ? RECEIVE : CHANGE, index);
-    expect(a.path).toBe(v.path);
-    expect(a.address).toBe(v.address);
-    expect(Buffer.from(a.pubkey).toString('hex')).toBe(v.pubkey);
+    // From the seed's node, and from the xpub alone as `wallet balance` derives.
+    for (const from of [account, accountFromXpub(accountXpub(seed, 'mainnet'), 'mainnet')]) {
+      const a = deriveAddress(from, 'mainnet', chain === 0 ? RECEIVE : CHANGE, index);
+      expect(a.path).toBe(v.path);
+      expect(a.address).toBe(v.address);
+      expect(Buffer.from(a.pubkey).toString('hex')).toBe(v.pubkey);
+    }
     const priv = account.derive(chain).derive(index).privateKey!;
     expect(ECPairFactory(ecc).fromWIF(v.privkey_wif).privateKey).toEqual(priv);
   });

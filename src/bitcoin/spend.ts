@@ -4,7 +4,7 @@
  * checked again as the final transaction. Nothing is signed that fails a check.
  */
 import { Psbt } from 'bitcoinjs-lib';
-import * as ecc from 'tiny-secp256k1';
+import { ecc } from './ecc.js';
 import { SwarmpayError } from '../errors.js';
 import { bitcoinjsNetwork, type NetworkName } from './network.js';
 import { checkAbsoluteFee, checkFeeRate, dustThreshold, MIN_RELAY_FEE_RATE } from './policy.js';
@@ -90,7 +90,7 @@ export function signPlan(plan: SpendPlan, signers: SpendSigner[], network: Netwo
   }
   for (const o of plan.outputs) psbt.addOutput({ script: o.script, value: o.value });
   signers.forEach((signer, n) => psbt.signInput(n, signer));
-  const valid = psbt.validateSignaturesOfAllInputs((pubkey, msghash, signature) => ecc.verify(msghash, pubkey, signature));
+  const valid = psbt.validateSignaturesOfAllInputs((pubkey, msghash, signature) => ecc().verify(msghash, pubkey, signature));
   if (!valid) throw new SwarmpayError('INTERNAL', 'a signature we just made does not verify');
   psbt.finalizeAllInputs();
   const tx = psbt.extractTransaction();

@@ -6,7 +6,7 @@
  * the item's encryption under K (AES-256-GCM), which the buyer opens once K is on chain.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import * as ecc from 'tiny-secp256k1';
+import { ecc } from '../bitcoin/ecc.js';
 import { SwarmpayError } from '../errors.js';
 import { MAX_MONEY } from '../bitcoin/amount.js';
 import { sha256 } from '../bitcoin/htlc.js';
@@ -70,7 +70,7 @@ export function offerDigest(o: OfferBody): Buffer {
 }
 
 export function signOffer(body: OfferBody, sellerPriv: Uint8Array): Offer {
-  return { ...bodyOf(body), signature: Buffer.from(ecc.sign(offerDigest(body), sellerPriv)).toString('hex') };
+  return { ...bodyOf(body), signature: Buffer.from(ecc().sign(offerDigest(body), sellerPriv)).toString('hex') };
 }
 
 /** An item name as shown to the buyer: a file name, never a path. */
@@ -196,8 +196,8 @@ export function checkOffer(offer: Offer, c: OfferChecks): { attestation: OfferAt
   const digest = offerDigest(offer);
   const pub = Buffer.from(offer.seller, 'hex');
   const sig = Buffer.from(offer.signature, 'hex');
-  const scalars = ecc.isPoint(pub) && ecc.isPrivate(sig.subarray(0, 32)) && ecc.isPrivate(sig.subarray(32));
-  if (!scalars || !ecc.verify(digest, pub, sig, true)) throw offerInvalid("the seller's signature over the offer does not verify");
+  const scalars = ecc().isPoint(pub) && ecc().isPrivate(sig.subarray(0, 32)) && ecc().isPrivate(sig.subarray(32));
+  if (!scalars || !ecc().verify(digest, pub, sig, true)) throw offerInvalid("the seller's signature over the offer does not verify");
   if (offer.network !== c.network) {
     throw new SwarmpayError('WRONG_NETWORK', `the offer is for ${offer.network}, not ${c.network}`, { hint: `accept it with --network ${offer.network}; nothing was paid` });
   }

@@ -2,7 +2,7 @@
  * The wallet's coins as an operator lists them: each unspent output the account owns,
  * which chain it is on, and whether a payment may spend it now (and why not).
  */
-import type { BIP32Interface } from 'bip32';
+import type { PublicNode } from './xpub.js';
 import type { ChainBackend } from '../chain/backend.js';
 import type { NetworkName } from '../bitcoin/network.js';
 import { CHANGE } from './hd.js';
@@ -26,7 +26,7 @@ export interface WalletCoin {
 }
 
 /** Every coin the account owns, largest first; spendable as `wallet send` sees it. */
-export async function walletCoins(chain: ChainBackend, account: BIP32Interface, network: NetworkName, networkDir: string): Promise<WalletCoin[]> {
+export async function walletCoins(chain: ChainBackend, account: PublicNode, network: NetworkName, networkDir: string): Promise<WalletCoin[]> {
   const { utxos } = await ownedUtxos(chain, account, network);
   const held = heldOutpoints(networkDir);
   return utxos.sort(largestFirst).map((u) => {

@@ -5,6 +5,7 @@
  * and nothing that spends the wallet's coins another way.
  */
 import type { BIP32Interface } from 'bip32';
+import type { PublicNode } from './xpub.js';
 import { SwarmpayError } from '../errors.js';
 import type { ChainBackend } from '../chain/backend.js';
 import type { NetworkName } from '../bitcoin/network.js';
@@ -68,13 +69,13 @@ class SeedWallet implements ContractWallet {
   /** The account's private node: derived once (a BIP32 path from the seed costs several EC multiplications). */
   readonly #node: BIP32Interface;
   readonly #seed: Uint8Array;
-  readonly #account: BIP32Interface;
+  readonly #account: PublicNode;
 
   constructor(
     seed: Uint8Array,
     readonly network: NetworkName,
     private readonly chain: ChainBackend,
-    account: BIP32Interface,
+    account: PublicNode,
     /** Where the coin locks are, shared with every other command on this datadir. */
     private readonly networkDir: string,
   ) {

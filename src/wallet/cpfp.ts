@@ -4,7 +4,7 @@
  * the wallet's outputs of it back to the wallet, paying enough fee for the two together.
  * Planned from the xpub and the chain, then signed with the seed, as a payment is.
  */
-import type { BIP32Interface } from 'bip32';
+import type { PublicNode } from './xpub.js';
 import { Transaction } from 'bitcoinjs-lib';
 import type { ChainBackend } from '../chain/backend.js';
 import { SwarmpayError } from '../errors.js';
@@ -80,7 +80,7 @@ export class ParentConfirmedError extends SwarmpayError {
  * address of the wallet, so that (parent fee + child fee) / (parent vsize + child vsize)
  * reaches `feeRate`.
  */
-export async function planCpfp(chain: ChainBackend, account: BIP32Interface, network: NetworkName, parent: CpfpParent, feeRate: FeeRate, opts: CpfpOptions = {}): Promise<CpfpPlan> {
+export async function planCpfp(chain: ChainBackend, account: PublicNode, network: NetworkName, parent: CpfpParent, feeRate: FeeRate, opts: CpfpOptions = {}): Promise<CpfpPlan> {
   // The rate and the transactions first: bad input fails before any chain query.
   checkFeeRate(feeRate);
   const parentTx = parseTx(parent.hex, 'the parent');

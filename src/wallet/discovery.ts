@@ -3,7 +3,7 @@
  * never been used. What the wallet owns follows from its xpub and the chain alone, so
  * nothing about address use needs storing, and a restored wallet finds all its coins.
  */
-import type { BIP32Interface } from 'bip32';
+import type { PublicNode } from './xpub.js';
 import type { ChainBackend } from '../chain/backend.js';
 import type { NetworkName } from '../bitcoin/network.js';
 import { CHANGE, RECEIVE, deriveAddress, type ChainIndex, type DerivedAddress } from './hd.js';
@@ -23,7 +23,7 @@ export interface ChainScan {
  * `look` tells which of a batch of addresses were ever paid: the node's own answer
  * (chain.used) unless the caller reads more of the chain on the way (wallet history).
  */
-export async function scanChain(chain: ChainBackend, account: BIP32Interface, network: NetworkName, which: ChainIndex, gap = GAP_LIMIT, look: (addresses: string[]) => Promise<boolean[]> = (a) => chain.used(a)): Promise<ChainScan> {
+export async function scanChain(chain: ChainBackend, account: PublicNode, network: NetworkName, which: ChainIndex, gap = GAP_LIMIT, look: (addresses: string[]) => Promise<boolean[]> = (a) => chain.used(a)): Promise<ChainScan> {
   const addresses: DerivedAddress[] = [];
   const usedAddresses: DerivedAddress[] = [];
   let nextUnused = 0;
@@ -41,7 +41,7 @@ export async function scanChain(chain: ChainBackend, account: BIP32Interface, ne
   return { addresses, used: usedAddresses, nextUnused };
 }
 
-export async function discover(chain: ChainBackend, account: BIP32Interface, network: NetworkName): Promise<{ receive: ChainScan; change: ChainScan }> {
+export async function discover(chain: ChainBackend, account: PublicNode, network: NetworkName): Promise<{ receive: ChainScan; change: ChainScan }> {
   const [receive, change] = await Promise.all([scanChain(chain, account, network, RECEIVE), scanChain(chain, account, network, CHANGE)]);
   return { receive, change };
 }

@@ -4,9 +4,9 @@
  * every other network.
  */
 import { createHash } from 'node:crypto';
-import { payments } from 'bitcoinjs-lib';
-import { ECPairFactory, type ECPairInterface } from 'ecpair';
-import * as ecc from 'tiny-secp256k1';
+import { createRequire } from 'node:module';
+import type { ECPairInterface } from 'ecpair';
+import { ecc } from '../bitcoin/ecc.js';
 import { SwarmpayError } from '../errors.js';
 import type { ChainBackend } from '../chain/backend.js';
 import { addressToScript } from '../bitcoin/address.js';
@@ -16,7 +16,6 @@ import { FeeRate } from '../bitcoin/fee-rate.js';
 import { isSpendable, paymentPlan, selectCoins } from './coin-select.js';
 
 const FAUCET_PRIVATE = createHash('sha256').update('swarmpay regtest faucet v1').digest();
-const p2wpkh = payments.p2wpkh({ pubkey: ecc.pointFromScalar(FAUCET_PRIVATE, true)!, network: bitcoinjsNetwork('regtest') });
 
 let signer: ECPairInterface | null = null;
 
@@ -26,11 +25,18 @@ let signer: ECPairInterface | null = null;
  * a node paid for the faucet's address alone.
  */
 export function faucetKey(): ECPairInterface {
-  return (signer ??= ECPairFactory(ecc).fromPrivateKey(FAUCET_PRIVATE, { network: bitcoinjsNetwork('regtest') }));
+  if (signer === null) {
+    const { ECPairFactory } = createRequire(import.meta.url)('ecpair') as typeof import('ecpair');
+    signer = ECPairFactory(ecc()).fromPrivateKey(FAUCET_PRIVATE, { network: bitcoinjsNetwork('regtest') });
+  }
+  return signer;
 }
 
-export const FAUCET_ADDRESS = p2wpkh.address!;
-const FAUCET_SCRIPT = p2wpkh.output!;
+/**
+ * The P2WPKH address of FAUCET_PRIVATE, written out: every command that reaches a node names
+ * it, and deriving it cost each of them a few ms (test/cli-fast-start.test.ts checks it).
+ */
+export const FAUCET_ADDRESS = 'bcrt1qcnq3lzvcussh7qqf0aavnsnnkmxr9lkfyh5jde';
 
 /** Regtest halves the 50 BTC block reward every 150 blocks. */
 export function regtestSubsidy(height: number): bigint {
@@ -44,7 +50,8 @@ export async function faucetPay(chain: ChainBackend, address: string, amount: bi
   const toScript = addressToScript(address, 'regtest');
   const coins = (await chain.utxos([FAUCET_ADDRESS])).filter((u) => isSpendable(u));
   const pays = [{ script: toScript, value: amount }];
-  const plan = paymentPlan(selectCoins(coins, pays, FAUCET_SCRIPT, feeRate), pays, FAUCET_SCRIPT, feeRate);
+  const change = addressToScript(FAUCET_ADDRESS, 'regtest');
+  const plan = paymentPlan(selectCoins(coins, pays, change, feeRate), pays, change, feeRate);
   const signed = signPlan(plan, plan.inputs.map(() => faucetKey()), 'regtest');
   await chain.broadcast(signed.hex);
   return signed;

@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { BIP32Interface } from 'bip32';
+import type { PublicNode } from './xpub.js';
 import type { ChainBackend } from '../chain/backend.js';
 import type { NetworkName } from '../bitcoin/network.js';
 import { SwarmpayError, ioError } from '../errors.js';
@@ -26,7 +26,7 @@ export interface FreshAddress {
   index: number;
 }
 
-export async function freshReceiveAddress(chain: ChainBackend, account: BIP32Interface, network: NetworkName, networkDir: string): Promise<FreshAddress> {
+export async function freshReceiveAddress(chain: ChainBackend, account: PublicNode, network: NetworkName, networkDir: string): Promise<FreshAddress> {
   const file = path.join(networkDir, STATE_FILE);
   const lock = await whileBusy(() => acquireLock(`${file}.lock`, 'the address counter'), LOCK_WAIT_MS);
   try {

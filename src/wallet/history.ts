@@ -9,7 +9,7 @@
  * cannot give the history refuses before any keystore is opened; then the entries, with
  * whatever labels the caller found for them (historyEntries).
  */
-import type { BIP32Interface } from 'bip32';
+import type { PublicNode } from './xpub.js';
 import type { ChainBackend, TxInfo } from '../chain/backend.js';
 import type { NetworkName } from '../bitcoin/network.js';
 import { addressToScript, scriptToAddress } from '../bitcoin/address.js';
@@ -82,7 +82,7 @@ export interface ChainHistory {
   tip: number;
 }
 
-export async function chainHistory(chain: ChainBackend, account: BIP32Interface, network: NetworkName): Promise<ChainHistory> {
+export async function chainHistory(chain: ChainBackend, account: PublicNode, network: NetworkName): Promise<ChainHistory> {
   // Of no address first: Bitcoin Core refuses at once (HISTORY_UNAVAILABLE), without a word to the node; a btcd
   // without --addrindex refuses (HISTORY_UNAVAILABLE too) at the first address the scan asks it about.
   await chain.history([]);
@@ -114,7 +114,7 @@ export function historyEntries(h: ChainHistory, labels: Map<string, TxLabel>): H
  * them pays it (a coin is paid before it is spent, so the payment is in its history too).
  * Read again if a block came in meanwhile, so that every height is counted from one tip.
  */
-async function scanAtOneTip(chain: ChainBackend, account: BIP32Interface, network: NetworkName): Promise<Omit<ChainHistory, 'network'>> {
+async function scanAtOneTip(chain: ChainBackend, account: PublicNode, network: NetworkName): Promise<Omit<ChainHistory, 'network'>> {
   for (let attempt = 1; ; attempt++) {
     const tip = await chain.tipHeight();
     const txs = new Map<string, TxInfo>();

@@ -5,7 +5,7 @@
  * signed with the seed, as a payment is. A replacement evicts whatever spends the payment's
  * outputs, so a payment whose output is spent is not replaced: that spend would be cancelled.
  */
-import type { BIP32Interface } from 'bip32';
+import type { PublicNode } from './xpub.js';
 import { Transaction } from 'bitcoinjs-lib';
 import type { ChainBackend } from '../chain/backend.js';
 import { SwarmpayError } from '../errors.js';
@@ -42,7 +42,7 @@ export interface ReplacedPayment {
 
 const refuse = (message: string, hint: string) => new SwarmpayError('TX_CHECK_FAILED', message, { hint: `${hint}; nothing was signed or sent` });
 
-export async function planBump(chain: ChainBackend, account: BIP32Interface, network: NetworkName, txid: string, feeRate: FeeRate): Promise<BumpPlan> {
+export async function planBump(chain: ChainBackend, account: PublicNode, network: NetworkName, txid: string, feeRate: FeeRate): Promise<BumpPlan> {
   checkFeeRate(feeRate);
   if (!/^[0-9a-f]{64}$/.test(txid)) throw new SwarmpayError('USAGE', `"${txid}" is not a transaction id`, { hint: 'give the txid that `wallet send` printed (64 hex digits)' });
   const tx = await chain.getTransaction(txid);

@@ -2,7 +2,7 @@
  * A wallet payment in two steps, so the user can see the fee before anything is
  * unlocked or signed: plan (from the xpub and the chain) then sign (with the seed).
  */
-import type { BIP32Interface } from 'bip32';
+import type { PublicNode } from './xpub.js';
 import type { ChainBackend, Utxo } from '../chain/backend.js';
 import { SwarmpayError } from '../errors.js';
 import { addressToScript } from '../bitcoin/address.js';
@@ -31,7 +31,7 @@ export interface SendPlan {
  * Every coin the account owns, found by gap-limit discovery, its next unused change address,
  * and every address some transaction has paid (to tell a transaction's outputs that are ours).
  */
-export async function ownedUtxos(chain: ChainBackend, account: BIP32Interface, network: NetworkName): Promise<{ utxos: OwnedUtxo[]; nextChange: DerivedAddress; used: DerivedAddress[] }> {
+export async function ownedUtxos(chain: ChainBackend, account: PublicNode, network: NetworkName): Promise<{ utxos: OwnedUtxo[]; nextChange: DerivedAddress; used: DerivedAddress[] }> {
   const { receive, change } = await discover(chain, account, network);
   // Only addresses with history can hold coins; a payment racing this scan is seen next time.
   const used = [...receive.used, ...change.used];
@@ -57,7 +57,7 @@ export function isPayable(u: OwnedUtxo): boolean {
  * A payment of the user's to `to`: from confirmed coins and the wallet's own unconfirmed
  * change, never the coins in `exclude` ("txid:vout": those another running command holds).
  */
-export async function planSend(chain: ChainBackend, account: BIP32Interface, network: NetworkName, to: string, amount: bigint | SendAmount, feeRate: FeeRate, opts: { exclude?: ReadonlySet<string> } = {}): Promise<SendPlan> {
+export async function planSend(chain: ChainBackend, account: PublicNode, network: NetworkName, to: string, amount: bigint | SendAmount, feeRate: FeeRate, opts: { exclude?: ReadonlySet<string> } = {}): Promise<SendPlan> {
   const how: SendAmount = typeof amount === 'bigint' ? { sats: amount, subtractFee: false } : amount;
   const script = addressToScript(to, network);
   checkFeeRate(feeRate);
@@ -94,7 +94,7 @@ function unheld(coins: OwnedUtxo[], exclude: ReadonlySet<string> | undefined): {
 }
 
 /** A payment to several addresses at once (their outputs first, in this order), with change to the wallet. */
-export async function planPayments(chain: ChainBackend, account: BIP32Interface, network: NetworkName, to: { address: string; amount: bigint }[], feeRate: FeeRate, opts: { exclude?: ReadonlySet<string> } = {}): Promise<Pick<SendPlan, 'spend' | 'owners' | 'change'>> {
+export async function planPayments(chain: ChainBackend, account: PublicNode, network: NetworkName, to: { address: string; amount: bigint }[], feeRate: FeeRate, opts: { exclude?: ReadonlySet<string> } = {}): Promise<Pick<SendPlan, 'spend' | 'owners' | 'change'>> {
   // Addresses and fee rate first: bad input fails before any chain query.
   const pays = to.map((t) => ({ script: addressToScript(t.address, network), value: t.amount }));
   checkFeeRate(feeRate);

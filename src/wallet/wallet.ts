@@ -2,7 +2,6 @@
  * The HD wallet over the keystore: create or restore a BIP39 seed, read the account's
  * public part without unlocking, and unlock the seed when something must be signed.
  */
-import type { BIP32Interface } from 'bip32';
 import type { ChainBackend } from '../chain/backend.js';
 import type { NetworkName } from '../bitcoin/network.js';
 import { SwarmpayError } from '../errors.js';
@@ -12,6 +11,7 @@ import type { Json } from '../util/canonical-json.js';
 import { scanChain } from './discovery.js';
 import { RECEIVE, accountFromXpub, accountNode, accountPath, accountXpub, deriveAddress } from './hd.js';
 import { mnemonicToSeed, restoreMnemonic } from './mnemonic.js';
+import type { ExtendedPublicKey, PublicNode } from './xpub.js';
 import { isSpendable } from './coin-select.js';
 import { ownedUtxos } from './send.js';
 import { whileBusy } from './busy.js';
@@ -70,7 +70,7 @@ export function walletPublic(networkDir: string, network: NetworkName): WalletPu
   return { xpub: p.xpub, fingerprint: p.fingerprint, path: p.path, created: header.created, bip39Passphrase: p.bip39Passphrase === true };
 }
 
-export function walletAccount(networkDir: string, network: NetworkName): BIP32Interface {
+export function walletAccount(networkDir: string, network: NetworkName): ExtendedPublicKey {
   return accountFromXpub(walletPublic(networkDir, network).xpub, network);
 }
 
@@ -104,7 +104,7 @@ export function unlockForPayment(networkDir: string, network: NetworkName, unloc
 }
 
 /** The account of an unlocked wallet, from the keystore it holds open (no file read). */
-export function sessionAccount(session: KeystoreSession, network: NetworkName): BIP32Interface {
+export function sessionAccount(session: KeystoreSession, network: NetworkName): ExtendedPublicKey {
   const xpub = session.header.public.xpub;
   if (typeof xpub !== 'string') throw new SwarmpayError('KEYSTORE_CORRUPT', 'the keystore has no wallet account', { hint: 'restore the wallet from its mnemonic into a new datadir' });
   return accountFromXpub(xpub, network);
@@ -116,7 +116,7 @@ export async function receiveAddress(chain: ChainBackend, networkDir: string, ne
 }
 
 /** receiveAddress of an account already at hand. */
-export async function receiveAddressOf(chain: ChainBackend, account: BIP32Interface, network: NetworkName): Promise<{ address: string; path: string }> {
+export async function receiveAddressOf(chain: ChainBackend, account: PublicNode, network: NetworkName): Promise<{ address: string; path: string }> {
   const receive = await scanChain(chain, account, network, RECEIVE);
   const a = deriveAddress(account, network, RECEIVE, receive.nextUnused);
   return { address: a.address, path: a.path };

@@ -1,0 +1,159 @@
+/**
+ * An account's extended public key (a BIP32 xpub) and its public children, without the bip32
+ * library or tiny-secp256k1. A command that only reads the wallet (`wallet balance`) derives
+ * forty addresses or more; cold in a new process, making the bip32 library (it checks the
+ * curve library first) and tiny-secp256k1's WebAssembly (about 0.7 ms a point addition
+ * before it warms up) were a third of the command. Here G·IL is Node's own scalar
+ * multiplication (OpenSSL, native from the first call; @noble/curves' where Node's OpenSSL
+ * lacks the curve) and the point addition and encodings are @noble/curves' (audited, plain
+ * JavaScript, nothing to compile).
+ */
+import { createECDH, createHash, createHmac, getCurves } from 'node:crypto';
+import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { SwarmpayError } from '../errors.js';
+import type { NetworkName } from '../bitcoin/network-names.js';
+
+const Point = secp256k1.Point;
+type Point = InstanceType<typeof Point>;
+
+/** What public derivation needs: the bip32 library's nodes have it too. */
+export interface PublicNode {
+  publicKey: Uint8Array;
+  chainCode: Uint8Array;
+}
+
+/** An extended public key's fields (BIP32 "Serialization format"). */
+export interface ExtendedPublicKey extends PublicNode {
+  depth: number;
+  parentFingerprint: number;
+  index: number;
+}
+
+/** xpub on mainnet, tpub on the test networks (bitcoinjs' `bip32.public` of each). */
+export function xpubVersion(network: NetworkName): number {
+  return network === 'mainnet' ? 0x0488b21e : 0x043587cf;
+}
+
+const HARDENED = 0x80000000;
+const BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
+/** An extended key is 111 base58 characters: anything much longer is not one (and would cost BigInt time). */
+const MAX_BASE58 = 120;
+
+const sha256d = (data: Uint8Array): Buffer => createHash('sha256').update(createHash('sha256').update(data).digest()).digest();
+
+function base58check(payload: Uint8Array): string {
+  const bytes = Buffer.concat([payload, sha256d(payload).subarray(0, 4)]);
+  let n = BigInt('0x' + bytes.toString('hex'));
+  let out = '';
+  while (n > 0n) {
+    out = BASE58[Number(n % 58n)] + out;
+    n /= 58n;
+  }
+  for (const b of bytes) {
+    if (b !== 0) break;
+    out = '1' + out;
+  }
+  return out;
+}
+
+/** The payload of a base58check string, or null when it is not one (a bad character or checksum). */
+function fromBase58check(s: string): Buffer | null {
+  if (s.length > MAX_BASE58) return null;
+  let n = 0n;
+  for (const c of s) {
+    const digit = BASE58.indexOf(c);
+    if (digit < 0) return null;
+    n = n * 58n + BigInt(digit);
+  }
+  const hex = n === 0n ? '' : n.toString(16);
+  const zeros = /^1*/.exec(s)![0].length;
+  const bytes = Buffer.concat([Buffer.alloc(zeros), Buffer.from(hex.length % 2 === 0 ? hex : '0' + hex, 'hex')]);
+  if (bytes.length < 4) return null;
+  const payload = bytes.subarray(0, -4);
+  return sha256d(payload).subarray(0, 4).equals(bytes.subarray(-4)) ? payload : null;
+}
+
+function badXpub(reason: string): SwarmpayError {
+  return new SwarmpayError('KEYSTORE_CORRUPT', `the keystore's account key is not an extended public key: ${reason}`, { hint: 'restore the wallet from its mnemonic into a new datadir' });
+}
+
+/** The xpub (tpub) `s` of `network`, checked as the bip32 library checks it. */
+export function parseXpub(s: string, network: NetworkName): ExtendedPublicKey {
+  const payload = fromBase58check(s);
+  if (payload === null) throw badXpub('not base58check');
+  if (payload.length !== 78) throw badXpub(`${payload.length} bytes, not 78`);
+  if (payload.readUInt32BE(0) !== xpubVersion(network)) throw badXpub(`not an extended public key of ${network}`);
+  const depth = payload[4]!;
+  const parentFingerprint = payload.readUInt32BE(5);
+  const index = payload.readUInt32BE(9);
+  if (depth === 0 && (parentFingerprint !== 0 || index !== 0)) throw badXpub('a master key with a parent');
+  const publicKey = payload.subarray(45);
+  if (!isCompressedPoint(publicKey)) throw badXpub('the key is not a compressed point of secp256k1');
+  return { depth, parentFingerprint, index, chainCode: payload.subarray(13, 45), publicKey };
+}
+
+function isCompressedPoint(key: Uint8Array): boolean {
+  if (key.length !== 33 || (key[0] !== 0x02 && key[0] !== 0x03)) return false;
+  try {
+    Point.fromBytes(key);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The 78 bytes of `key` under `version` (xpub, zpub…), base58check. */
+export function serializeXpub(key: ExtendedPublicKey, version: number): string {
+  const payload = Buffer.alloc(78);
+  payload.writeUInt32BE(version, 0);
+  payload.writeUInt8(key.depth, 4);
+  payload.writeUInt32BE(key.parentFingerprint, 5);
+  payload.writeUInt32BE(key.index, 9);
+  payload.set(key.chainCode, 13);
+  payload.set(key.publicKey, 45);
+  return base58check(payload);
+}
+
+/**
+ * Whether Node's OpenSSL has secp256k1: some distributions build Node on a system OpenSSL
+ * that leaves it out, and there noble's multiplication (tens of ms to set up, then fast) serves.
+ */
+const NATIVE_SECP256K1 = getCurves().includes('secp256k1');
+
+/** G·k for a scalar k in [1, n) (big-endian, 32 bytes). */
+export function basePoint(k: Uint8Array, native = NATIVE_SECP256K1): Point {
+  if (!native) return Point.BASE.multiply(BigInt('0x' + Buffer.from(k).toString('hex')));
+  const ecdh = createECDH('secp256k1');
+  ecdh.setPrivateKey(k);
+  return Point.fromBytes(ecdh.getPublicKey());
+}
+
+/** Each parent's point, decompressed once: an address scan derives dozens of children of one chain node. */
+const points = new WeakMap<Uint8Array, Point>();
+
+function pointOf(publicKey: Uint8Array): Point {
+  let p = points.get(publicKey);
+  if (p === undefined) points.set(publicKey, (p = Point.fromBytes(publicKey)));
+  return p;
+}
+
+/**
+ * Child `index` of `parent` (BIP32 CKDpub, index below 2^31). Where BIP32 says the child is
+ * invalid (IL not below the curve order, or the point at infinity; about 2^-127) the next
+ * index is taken, as the bip32 library's `derive` does, so both give the same key.
+ */
+export function publicChild(parent: PublicNode, index: number): PublicNode {
+  for (let i = index; i < HARDENED; i++) {
+    const data = Buffer.alloc(37);
+    data.set(parent.publicKey, 0);
+    data.writeUInt32BE(i, 33);
+    const I = createHmac('sha512', parent.chainCode).update(data).digest();
+    const il = I.subarray(0, 32);
+    const scalar = BigInt('0x' + il.toString('hex'));
+    if (scalar === 0n || scalar >= Point.Fn.ORDER) continue;
+    const child = pointOf(parent.publicKey).add(basePoint(il));
+    if (child.is0()) continue;
+    return { publicKey: child.toBytes(true), chainCode: I.subarray(32) };
+  }
+  throw new RangeError(`no public child of this key from index ${index} below the hardened range`);
+}
