@@ -8,8 +8,9 @@
  * lacks the curve) and the point addition and encodings are @noble/curves' (audited, plain
  * JavaScript, nothing to compile).
  */
-import { createECDH, createHash, createHmac, getCurves } from 'node:crypto';
+import { createECDH, createHmac, getCurves } from 'node:crypto';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
+import bs58check from 'bs58check';
 import { SwarmpayError } from '../errors.js';
 import type { NetworkName } from '../bitcoin/network-names.js';
 
@@ -35,42 +36,14 @@ export function xpubVersion(network: NetworkName): number {
 }
 
 const HARDENED = 0x80000000;
-const BASE58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
-/** An extended key is 111 base58 characters: anything much longer is not one (and would cost BigInt time). */
+/** An extended key is 111 base58 characters: anything much longer is not one. */
 const MAX_BASE58 = 120;
-
-const sha256d = (data: Uint8Array): Buffer => createHash('sha256').update(createHash('sha256').update(data).digest()).digest();
-
-function base58check(payload: Uint8Array): string {
-  const bytes = Buffer.concat([payload, sha256d(payload).subarray(0, 4)]);
-  let n = BigInt('0x' + bytes.toString('hex'));
-  let out = '';
-  while (n > 0n) {
-    out = BASE58[Number(n % 58n)] + out;
-    n /= 58n;
-  }
-  for (const b of bytes) {
-    if (b !== 0) break;
-    out = '1' + out;
-  }
-  return out;
-}
 
 /** The payload of a base58check string, or null when it is not one (a bad character or checksum). */
 function fromBase58check(s: string): Buffer | null {
   if (s.length > MAX_BASE58) return null;
-  let n = 0n;
-  for (const c of s) {
-    const digit = BASE58.indexOf(c);
-    if (digit < 0) return null;
-    n = n * 58n + BigInt(digit);
-  }
-  const hex = n === 0n ? '' : n.toString(16);
-  const zeros = /^1*/.exec(s)![0].length;
-  const bytes = Buffer.concat([Buffer.alloc(zeros), Buffer.from(hex.length % 2 === 0 ? hex : '0' + hex, 'hex')]);
-  if (bytes.length < 4) return null;
-  const payload = bytes.subarray(0, -4);
-  return sha256d(payload).subarray(0, 4).equals(bytes.subarray(-4)) ? payload : null;
+  const bytes = bs58check.decodeUnsafe(s);
+  return bytes === undefined ? null : Buffer.from(bytes);
 }
 
 function badXpub(reason: string): SwarmpayError {
@@ -111,7 +84,7 @@ export function serializeXpub(key: ExtendedPublicKey, version: number): string {
   payload.writeUInt32BE(key.index, 9);
   payload.set(key.chainCode, 13);
   payload.set(key.publicKey, 45);
-  return base58check(payload);
+  return bs58check.encode(payload);
 }
 
 /**
