@@ -4,12 +4,12 @@
  * payments at once never pick the same coin (the second would be refused by the node as
  * a replacement, or replace the first).
  */
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { ChainBackend } from '../chain/backend.js';
 import type { Outpoint } from '../bitcoin/outpoint.js';
 import { SwarmpayError, ioError } from '../errors.js';
-import { acquireLock, type Lock } from '../util/file-lock.js';
+import { acquireLock, lockOwner, type Lock } from '../util/file-lock.js';
 import { isAlive } from '../util/process.js';
 import type { SendPlan } from './send.js';
 
@@ -35,18 +35,10 @@ export function heldOutpoints(networkDir: string): Set<string> {
   for (const name of names) {
     const m = /^([0-9a-f]{64})-([0-9]+)\.lock$/.exec(name);
     if (!m) continue;
-    const pid = Number.parseInt(readOrEmpty(path.join(dir, name)), 10);
-    if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) held.add(`${m[1]}:${m[2]}`);
+    const pid = lockOwner(path.join(dir, name));
+    if (pid !== null && isAlive(pid)) held.add(`${m[1]}:${m[2]}`);
   }
   return held;
-}
-
-function readOrEmpty(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return '';
-  }
 }
 
 /** Locks every outpoint, or none: a coin another command holds throws KEYSTORE_BUSY with nothing left held. */
