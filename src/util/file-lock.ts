@@ -29,10 +29,24 @@ function createHolding(file: string): boolean {
     linkSync(own, file);
     return true;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    // A filesystem without hard links (vfat on an SD card): create and write, which leaves
+    // the lock briefly empty; an empty lock counts as busy (UNWRITTEN_GRACE_MS), not stale.
+    if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP') return createThenWrite(file);
     throw ioError('lock', file, e);
   } finally {
     rmSync(own, { force: true });
+  }
+}
+
+function createThenWrite(file: string): boolean {
+  try {
+    writeFileSync(file, String(process.pid), { mode: 0o600, flag: 'wx' });
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw ioError('lock', file, e);
   }
 }
 
