@@ -12,23 +12,15 @@ import { startCliWallet } from './helpers/cli-wallet.js';
 import { ROOT, snapshot, swarmpay } from './helpers/cli.js';
 import { tempDir } from './helpers/tmp.js';
 import { accountZpub } from '../src/wallet/hd.js';
+import type { WalletCoin } from '../src/wallet/coins.js';
 
 const BIP84_MNEMONIC = 'abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about';
 const BIP84_XPUB = 'xpub6CatWdiZiodmUeTDp8LT5or8nmbKNcuyvz7WyksVFkKB4RHwCD3XyuvPEbvqAQY3rAPshWcMLoP2fMFMKHPJ4ZeZXYVUhLv1VMrjPC7PW6V';
 /** BIP84's own test vector for account 0 of that mnemonic. */
 const BIP84_ZPUB = 'zpub6rFR7y4Q2AijBEqTUquhVz398htDFrtymD9xYYfG1m4wAcvPhXNfE3EfH1r1ADqtfSdVCToUG868RvUUkgDKf31mGDtKsAYz2oz2AGutZYs';
 
-interface Coin {
-  txid: string;
-  vout: number;
-  value: number;
-  confirmations: number;
-  address: string;
-  path: string;
-  kind: 'receive' | 'change';
-  spendable: boolean;
-  reason: string | null;
-}
+/** A coin as `wallet utxos --json` prints it: the library's WalletCoin, its value a JSON number. */
+type Coin = Omit<WalletCoin, 'value'> & { value: number };
 
 describe('wallet basics on a real btcd', () => {
   let node: TestNode;

@@ -10,6 +10,7 @@ import { SwarmpayError } from '../errors.js';
 import type { ChainBackend } from '../chain/backend.js';
 import type { NetworkName } from '../bitcoin/network.js';
 import { addressToScript } from '../bitcoin/address.js';
+import { isP2wsh } from '../bitcoin/scripts.js';
 import type { SignedTx } from '../bitcoin/spend.js';
 import { storeWithout, type ContractStore, type KeystoreSession, type Unlocker } from '../keystore/keystore.js';
 import { peerStaticKey, type StaticKey } from '../peer/keys.js';
@@ -98,7 +99,7 @@ class SeedWallet implements ContractWallet {
   async fund<T>(to: { address: string; amount: bigint }[], feeRate: FeeRate, use: (signed: SignedTx) => Promise<T>): Promise<T> {
     for (const t of to) {
       const script = addressToScript(t.address, this.network);
-      if (!(script.length === 34 && script[0] === 0x00 && script[1] === 0x20)) throw new SwarmpayError('INTERNAL', `a contract funding may pay only P2WSH outputs, not ${t.address}`);
+      if (!isP2wsh(script)) throw new SwarmpayError('INTERNAL', `a contract funding may pay only P2WSH outputs, not ${t.address}`);
     }
     const plan = (exclude: ReadonlySet<string>) => planPayments(this.chain, this.#account, this.network, to, feeRate, { exclude });
     return withLockedCoins(this.chain, this.networkDir, plan, allInputs, (p) => use(signSend(p, this.#seed, this.network)));

@@ -14,7 +14,7 @@ import { refuse } from '../bitcoin/p2wsh-spend.js';
 import { checkFeeRate, dustThreshold } from '../bitcoin/policy.js';
 import { checkPlan, type SignedTx, type SpendPlan } from '../bitcoin/spend.js';
 import { estimateVbytes, isSpendable, largestFirst } from './coin-select.js';
-import type { DerivedAddress } from './hd.js';
+import { scriptOwners, type DerivedAddress, type ScriptOwners } from './hd.js';
 import { isExcluded, ownedUtxos, signSend, type OwnedUtxo } from './send.js';
 import { firstSpent, walletOutputs, type WalletOutput } from './descendants.js';
 import type { FeeRate } from '../bitcoin/fee-rate.js';
@@ -97,7 +97,7 @@ export async function planCpfp(chain: ChainBackend, account: PublicNode, network
   if (known.confirmations > 0) throw new ParentConfirmedError(parent.txid, known.confirmations);
 
   const { utxos, nextChange, used } = await ownedUtxos(chain, account, network);
-  const ownerOf = new Map(used.map((a) => [scriptKey(a.script), a]));
+  const ownerOf = scriptOwners(used);
   const earlier = earlierTx ? await earlierChild(chain, earlierTx, parentTx, ownerOf, network) : null;
 
   const required = distinct([...utxos.filter((u) => u.txid === parent.txid), ...(earlier?.fromParent ?? [])]);
@@ -168,7 +168,7 @@ interface EarlierChild {
  * a transaction spends its output (a payment of the wallet's from that change): replacing
  * the child would cancel that payment too.
  */
-async function earlierChild(chain: ChainBackend, child: Transaction, parent: Transaction, ownerOf: Map<string, DerivedAddress>, network: NetworkName): Promise<EarlierChild | null> {
+async function earlierChild(chain: ChainBackend, child: Transaction, parent: Transaction, ownerOf: ScriptOwners, network: NetworkName): Promise<EarlierChild | null> {
   const txid = child.getId();
   if ((await chain.getTransaction(txid)) === null) return null;
   const spent = await firstSpent(chain, txid, child.outs, network);
@@ -186,7 +186,7 @@ async function earlierChild(chain: ChainBackend, child: Transaction, parent: Tra
     const prevTxid = Buffer.from(i.hash).reverse().toString('hex');
     const prev = prevTxid === parentTxid ? { outputs: parent.outs, confirmations: 0, coinbase: false } : await chain.getTransaction(prevTxid);
     const out = prev?.outputs[i.index];
-    const owner = out && ownerOf.get(scriptKey(out.script));
+    const owner = out && ownerOf(out.script);
     if (!prev || !out || !owner) throw refuse(`the earlier child ${txid} spends ${prevTxid}:${i.index}, which is not this wallet's`);
     inSum += out.value;
     const coin: OwnedUtxo = { txid: prevTxid, vout: i.index, value: out.value, script: out.script, address: owner.address, confirmations: prev.confirmations, coinbase: prev.coinbase, owner };
@@ -198,9 +198,9 @@ async function earlierChild(chain: ChainBackend, child: Transaction, parent: Tra
 }
 
 /** Why the wallet has no unspent output of the parent: it never had one, or a child spends it already. */
-async function nothingToBumpWith(chain: ChainBackend, parent: Transaction, ownerOf: Map<string, DerivedAddress>): Promise<SwarmpayError> {
+async function nothingToBumpWith(chain: ChainBackend, parent: Transaction, ownerOf: ScriptOwners): Promise<SwarmpayError> {
   const txid = parent.getId();
-  const ours = parent.outs.map((o, vout) => ({ vout, owner: ownerOf.get(scriptKey(o.script)) })).find((o) => o.owner !== undefined);
+  const ours = parent.outs.map((o, vout) => ({ vout, owner: ownerOf(o.script) })).find((o) => o.owner !== undefined);
   if (!ours?.owner) return refuse(`transaction ${txid} pays this wallet nothing, so the wallet has nothing to bump it with`);
   const spend = await chain.findSpend({ txid, vout: ours.vout }, ours.owner.address);
   if (spend === null) return refuse(`this wallet's outputs of ${txid} are not among the unspent coins the node lists for it`);
@@ -216,10 +216,6 @@ function parseTx(hex: string, what: string): Transaction {
   } catch (e) {
     throw refuse(`${what} is not a transaction: ${(e as Error).message}`);
   }
-}
-
-function scriptKey(script: Uint8Array): string {
-  return Buffer.from(script).toString('hex');
 }
 
 function distinct(coins: OwnedUtxo[]): OwnedUtxo[] {

@@ -6,6 +6,7 @@
 import type { ChainBackend, Spend } from '../chain/backend.js';
 import { scriptToAddress } from '../bitcoin/address.js';
 import type { NetworkName } from '../bitcoin/network.js';
+import type { ScriptOwners } from './hd.js';
 
 /** An output of a transaction that pays this wallet, at its address. */
 export interface WalletOutput {
@@ -14,10 +15,10 @@ export interface WalletOutput {
   address: string;
 }
 
-/** `txid`'s outputs that pay this wallet: `ownerOf` is its addresses by output script (hex). */
-export function walletOutputs(txid: string, outputs: readonly { script: Uint8Array }[], ownerOf: ReadonlyMap<string, { address: string }>): WalletOutput[] {
+/** `txid`'s outputs that pay this wallet. */
+export function walletOutputs(txid: string, outputs: readonly { script: Uint8Array }[], ownerOf: ScriptOwners): WalletOutput[] {
   return outputs.flatMap((o, vout) => {
-    const owner = ownerOf.get(Buffer.from(o.script).toString('hex'));
+    const owner = ownerOf(o.script);
     return owner ? [{ txid, vout, address: owner.address }] : [];
   });
 }

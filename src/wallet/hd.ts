@@ -4,6 +4,7 @@ import { BIP32Factory, type BIP32API, type BIP32Interface } from 'bip32';
 import { bech32 } from 'bech32';
 import { ecc } from '../bitcoin/ecc.js';
 import { bitcoinjsNetwork } from '../bitcoin/network.js';
+import { scriptHex } from '../bitcoin/scripts.js';
 import { bech32Prefix, coinType, type NetworkName } from '../bitcoin/network-names.js';
 import { parseXpub, publicChild, serializeXpub, type ExtendedPublicKey, type PublicNode } from './xpub.js';
 
@@ -55,6 +56,14 @@ export interface DerivedAddress {
   address: string;
   script: Uint8Array;
   pubkey: Uint8Array;
+}
+
+/** The wallet's address an output script pays, if any: which outputs of a transaction (or which coins its inputs spend) are the wallet's. */
+export type ScriptOwners = (script: Uint8Array) => DerivedAddress | undefined;
+
+export function scriptOwners(addresses: readonly DerivedAddress[]): ScriptOwners {
+  const byScript = new Map(addresses.map((a) => [scriptHex(a.script), a]));
+  return (script) => byScript.get(scriptHex(script));
 }
 
 /** Each account's receive and change nodes, derived once: every address is one derivation from them. */

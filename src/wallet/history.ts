@@ -15,7 +15,7 @@ import type { NetworkName } from '../bitcoin/network.js';
 import { addressToScript, scriptToAddress } from '../bitcoin/address.js';
 import { isP2wsh, maySpendP2wsh, scriptHex } from '../bitcoin/scripts.js';
 import { GAP_LIMIT, scanChain } from './discovery.js';
-import { CHANGE, RECEIVE, type DerivedAddress } from './hd.js';
+import { CHANGE, RECEIVE, scriptOwners, type DerivedAddress, type ScriptOwners } from './hd.js';
 
 /** What a contract's records, or the wallet's own, say a transaction is. */
 export type LabelKind = 'channel-funding' | 'channel-close' | 'channel-refund' | 'channel-cpfp' | 'escrow-funding' | 'escrow-claim' | 'escrow-refund' | 'bump';
@@ -101,7 +101,7 @@ export function mayHaveContracts(h: ChainHistory): boolean {
 /** The history, newest first: mempool transactions on top, then by height; in one block (or the mempool) a child above its parent. */
 export function historyEntries(h: ChainHistory, labels: Map<string, TxLabel>): HistoryEntry[] {
   const byTxid = new Map(h.txs.map((t) => [t.txid, t]));
-  const ownerOf = new Map(h.used.map((a) => [scriptHex(a.script), a]));
+  const ownerOf = scriptOwners(h.used);
   const depth = sameHeightDepths(h.txs, byTxid);
   const height = (e: HistoryEntry) => (e.confirmations === 0 ? Infinity : e.height!);
   return h.txs
@@ -132,12 +132,12 @@ async function scanAtOneTip(chain: ChainBackend, account: PublicNode, network: N
   }
 }
 
-function entryOf(t: TxInfo, tip: number, byTxid: Map<string, TxInfo>, ownerOf: Map<string, DerivedAddress>, label: TxLabel | undefined, network: NetworkName): HistoryEntry {
+function entryOf(t: TxInfo, tip: number, byTxid: Map<string, TxInfo>, ownerOf: ScriptOwners, label: TxLabel | undefined, network: NetworkName): HistoryEntry {
   const walletOutput = (txid: string, vout: number, owner: DerivedAddress, value: bigint): WalletOutput => ({ txid, vout, address: owner.address, path: owner.path, kind: owner.chain === CHANGE ? 'change' : 'receive', value });
   const credits: WalletOutput[] = [];
   const others: OtherOutput[] = [];
   t.outputs.forEach((o, vout) => {
-    const owner = ownerOf.get(scriptHex(o.script));
+    const owner = ownerOf(o.script);
     if (owner) credits.push(walletOutput(t.txid, vout, owner, o.value));
     else others.push({ vout, ...addressOrScript(o.script, network), value: o.value });
   });
@@ -145,7 +145,7 @@ function entryOf(t: TxInfo, tip: number, byTxid: Map<string, TxInfo>, ownerOf: M
   for (const i of t.inputs) {
     // A wallet coin was paid by a transaction of the history; a stranger's input is not looked up.
     const prev = byTxid.get(i.txid)?.outputs[i.vout];
-    const owner = prev && ownerOf.get(scriptHex(prev.script));
+    const owner = prev && ownerOf(prev.script);
     if (prev && owner) debits.push(walletOutput(i.txid, i.vout, owner, prev.value));
   }
   const sum = (xs: { value: bigint }[]) => xs.reduce((a, x) => a + x.value, 0n);

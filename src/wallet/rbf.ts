@@ -13,7 +13,7 @@ import type { NetworkName } from '../bitcoin/network.js';
 import { MIN_RELAY_FEE_RATE, checkFeeRate, dustThreshold } from '../bitcoin/policy.js';
 import { checkPlan, type SpendPlan } from '../bitcoin/spend.js';
 import { estimateVbytes } from './coin-select.js';
-import { CHANGE, type DerivedAddress } from './hd.js';
+import { CHANGE, scriptOwners, type DerivedAddress } from './hd.js';
 import { firstSpent, walletOutputs, type WalletOutput } from './descendants.js';
 import { ownedUtxos } from './send.js';
 import { FeeRate } from '../bitcoin/fee-rate.js';
@@ -51,12 +51,12 @@ export async function planBump(chain: ChainBackend, account: PublicNode, network
   if (tx.inputs.some((i) => i.sequence > MAX_RBF_SEQUENCE)) throw refuse(`transaction ${txid} does not signal replaceability (BIP125)`, 'only payments that signal it can be replaced');
 
   const { used } = await ownedUtxos(chain, account, network);
-  const ownerOf = new Map(used.map((a) => [Buffer.from(a.script).toString('hex'), a]));
+  const ownerOf = scriptOwners(used);
   const inputs: SpendPlan['inputs'] = [];
   const owners: DerivedAddress[] = [];
   for (const i of tx.inputs) {
     const prev = (await chain.getTransaction(i.txid))?.outputs[i.vout];
-    const owner = prev && ownerOf.get(Buffer.from(prev.script).toString('hex'));
+    const owner = prev && ownerOf(prev.script);
     if (!prev || !owner) throw refuse(`input ${i.txid}:${i.vout} of ${txid} is not this wallet's coin`, 'only the wallet\'s own payments can be bumped');
     inputs.push({ txid: i.txid, vout: i.vout, value: prev.value, script: prev.script });
     owners.push(owner);
@@ -65,11 +65,11 @@ export async function planBump(chain: ChainBackend, account: PublicNode, network
   const oldFee = inSum - tx.outputs.reduce((a, o) => a + o.value, 0n);
   const oldVsize = Transaction.fromHex(tx.hex).virtualSize();
 
-  const isChange = tx.outputs.map((o) => ownerOf.get(Buffer.from(o.script).toString('hex'))?.chain === CHANGE);
+  const isChange = tx.outputs.map((o) => ownerOf(o.script)?.chain === CHANGE);
   const changeAt = isChange.lastIndexOf(true);
   if (changeAt < 0) throw refuse(`transaction ${txid} has no change output to pay a higher fee from`, 'a payment of everything (--max) cannot be bumped this way');
   const changeOut = tx.outputs[changeAt]!;
-  const changeOwner = ownerOf.get(Buffer.from(changeOut.script).toString('hex'))!;
+  const changeOwner = ownerOf(changeOut.script)!;
   const replaces: ReplacedPayment = { txid, fee: oldFee, vsize: oldVsize, outputs: tx.outputs.map((o) => ({ script: o.script })), changeVout: changeAt };
   await refuseIfSpent(chain, network, replaces);
 
