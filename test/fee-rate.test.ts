@@ -102,6 +102,18 @@ describe('FeeRate scaled', () => {
   });
 });
 
+describe('FeeRate leastPaying', () => {
+  test('is feeFor\'s inverse: the least rate whose fee for a size is at least the fee asked', () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: 1n, max: 10_000_000n }), fc.bigInt({ min: 1n, max: 100_000n }), (fee, vsize) => {
+        const r = FeeRate.leastPaying(fee, vsize);
+        expect(r.feeFor(vsize) >= fee && FeeRate.ofSatPerKvb(r.satPerKvb - 1n).feeFor(vsize) < fee).toBe(true);
+      }),
+      runs,
+    );
+  });
+});
+
 describe('FeeRate text', () => {
   test('reads sat/vB with up to 3 decimals, and prints it back without trailing zeros', () => {
     const cases: [string, bigint, string][] = [

@@ -46,6 +46,12 @@ export class FeeRate {
     return new FeeRate(BigInt(m[1]!) * PER_VB + BigInt(frac.padEnd(FEE_RATE_DECIMALS, '0')));
   }
 
+  /** The least rate whose feeFor(vsize) is at least `fee`: feeFor's inverse, as a bump's hint names it. */
+  static leastPaying(fee: bigint, vsize: bigint): FeeRate {
+    // ceil(r * vsize / 1000) >= fee exactly when r * vsize > (fee - 1) * 1000.
+    return FeeRate.ofSatPerKvb(((fee - 1n) * PER_VB) / vsize + 1n);
+  }
+
   /** The least fee that pays this rate for `vsize` vbytes: rounded up, so fee / vsize >= the rate. */
   feeFor(vsize: bigint): bigint {
     return (this.satPerKvb * vsize + PER_VB - 1n) / PER_VB;

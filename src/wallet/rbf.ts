@@ -81,7 +81,7 @@ export async function planBump(chain: ChainBackend, account: PublicNode, network
   // whole sat/kvB, being above the old rate rounded down is being above it exactly.
   const oldRate = FeeRate.paidBy(oldFee, BigInt(oldVsize));
   if (fee < least || feeRate.compare(oldRate) <= 0) {
-    const atLeast = FeeRate.max(leastRateFor(least, vsize), oldRate.justAbove());
+    const atLeast = FeeRate.max(FeeRate.leastPaying(least, vsize), oldRate.justAbove());
     throw new SwarmpayError('INVALID_AMOUNT', `a replacement at ${feeRate} sat/vB would not outbid ${txid} (fee ${oldFee} sats, ${oldVsize} vB)`, {
       hint: `give --fee-rate ${atLeast} or more: a replacement must pay a higher rate and more fee, by its own relay fee`,
       details: { minFeeRate: atLeast.toString() },
@@ -112,10 +112,4 @@ export async function refuseIfSpent(chain: ChainBackend, network: NetworkName, r
     hint: `bump ${spent.by.txid} instead if it is this wallet's (its fee lifts both), or wait; nothing was signed or sent`,
     details: { spentBy: spent.by.txid },
   });
-}
-
-/** The least rate whose fee for `vsize` (rounded up) is at least `fee`. */
-function leastRateFor(fee: bigint, vsize: bigint): FeeRate {
-  // feeFor(r) = ceil(r * vsize / 1000) >= fee exactly when r * vsize > (fee - 1) * 1000.
-  return FeeRate.ofSatPerKvb(((fee - 1n) * 1000n) / vsize + 1n);
 }
