@@ -1,16 +1,31 @@
 /**
- * `npm run build`, after tsc: the CLI bundled by esbuild into ES modules in dist/bundle/,
- * split where the CLI loads lazily. A command then reads 20 to 30 files instead of the
- * 250 modules its imports reach (resolving, reading and linking each was about a quarter of
- * `wallet balance`). bin/swarmpay runs the bundle only when it is newer than dist/cli/main.js,
- * so a plain `tsc` build after it is never shadowed by an old bundle. dist/bundle/meta.json
- * says which sources each file holds (test/cli-fast-start.test.ts reads it).
+ * `npm run build`, after tsc: the CLI bundled by esbuild, twice.
+ *
+ * - dist/bundle/: ES modules, split where the CLI loads lazily. A command then reads 20 to 30
+ *   files instead of the 250 modules its imports reach (resolving, reading and linking each was
+ *   about a quarter of `wallet balance`). dist/bundle/meta.json says which sources each file
+ *   holds (test/cli-fast-start.test.ts reads it).
+ * - dist/snapshot/: one CommonJS script of the CLI with the library preloaded
+ *   (src/cli/snapshot.ts), run under `node --build-snapshot` into a V8 start-up snapshot for
+ *   this Node: swarmpay-<node version>.blob. Starting from it skips compiling and
+ *   evaluating the library in each run. A snapshot holds Node's own heap, so it serves only the
+ *   Node that built it: bin/swarmpay looks for the blob named for `node --version`, else runs
+ *   the ES modules.
+ *
+ * bin/swarmpay runs either only when it is newer than dist/cli/main.js, so a plain `tsc` build
+ * after this one is never shadowed by an old bundle.
  */
-import { rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { snapshotPrelude } from './snapshot-prelude.mjs';
 
 const dist = (p) => fileURLToPath(new URL(`../dist/${p}`, import.meta.url));
+
+// tiny-secp256k1 reads its .wasm beside its own module, so it stays in node_modules; bip39 and
+// ecpair are required from node_modules too, when first needed (createRequire in the sources).
+const external = ['tiny-secp256k1'];
 
 rmSync(dist('bundle'), { recursive: true, force: true });
 const { metafile } = await build({
@@ -23,12 +38,34 @@ const { metafile } = await build({
   target: 'node20',
   chunkNames: 'chunk-[hash]',
   sourcemap: true,
-  // tiny-secp256k1 reads its .wasm beside its own module, so it stays in node_modules.
-  external: ['tiny-secp256k1'],
-  // The CommonJS packages bundled (commander, bitcoinjs's and bip32's dependencies) call require, which an ES module
-  // lacks; bip39, ecpair and tiny-secp256k1 are not bundled: the code requires them from node_modules when first needed.
+  external,
+  // The CommonJS packages bundled (commander, bitcoinjs's dependencies) call require, which an ES module lacks.
   banner: { js: "import { createRequire as __swarmpayRequire } from 'node:module'; const require = __swarmpayRequire(import.meta.url);" },
   metafile: true,
   logLevel: 'warning',
 });
 writeFileSync(dist('bundle/meta.json'), JSON.stringify(metafile));
+
+rmSync(dist('snapshot'), { recursive: true, force: true });
+mkdirSync(dist('snapshot'));
+const bundle = dist('snapshot/swarmpay.cjs');
+await build({
+  entryPoints: [dist('cli/snapshot.js')],
+  outfile: bundle,
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  external,
+  define: { 'import.meta.url': 'globalThis.__snapshotModuleUrl' },
+  banner: { js: snapshotPrelude() },
+  logLevel: 'warning',
+});
+// Named as bin/swarmpay finds it: `node --version`.
+const blob = dist(`snapshot/swarmpay-${process.version}.blob`);
+try {
+  execFileSync(process.execPath, ['--snapshot-blob', blob, '--build-snapshot', bundle], { stdio: ['ignore', 'inherit', 'pipe'] });
+} catch (e) {
+  process.stderr.write(`building the start-up snapshot failed:\n${e.stderr}`);
+  process.exit(1);
+}

@@ -63,7 +63,7 @@ if [ ! -f node_modules/.swarmpay-lock ] || [ "$(cat node_modules/.swarmpay-lock)
 fi
 
 # --- build ----------------------------------------------------------------------------
-if [ ! -f dist/.build-stamp ] || [ -n "$(find src tsconfig.json package-lock.json -newer dist/.build-stamp -print -quit)" ]; then
+if [ ! -f dist/.build-stamp ] || [ -n "$(find src scripts/bundle-cli.mjs scripts/snapshot-prelude.cjs scripts/snapshot-prelude.mjs tsconfig.json package-lock.json -newer dist/.build-stamp -print -quit)" ]; then
   say "building (tsc, then the CLI's bundle)"
   npm run build --silent
   touch dist/.build-stamp

@@ -91,7 +91,7 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
 
   test('over --peer-cmd: a payee spoken to through a command\'s stdin/stdout, then a refund after the expiry', async () => {
     const other = await dd.another('payee2');
-    const cmd = [process.execPath, BIN, '--datadir', other, '--tpm', 'none', ...chainArgs, 'channel', 'serve', '--stdio', '--passphrase-file', pass].map((x) => `'${x}'`).join(' ');
+    const cmd = [BIN, '--datadir', other, '--tpm', 'none', ...chainArgs, 'channel', 'serve', '--stdio', '--passphrase-file', pass].map((x) => `'${x}'`).join(' ');
     const opened = await a('channel', 'open', '--peer-cmd', cmd, '--capacity', '200000', '--expiry', '40', '--passphrase-file', pass);
     expect(opened.code).toBe(0);
     const id = opened.json.id as string;
@@ -301,7 +301,7 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
       expect(nulls(one.json)).toEqual([]);
     }
     for (const dir of [payer, payee]) {
-      const human = execFileSync(process.execPath, [BIN, '--datadir', dir, '--tpm', 'none', ...(dir === payee ? chainArgs : []), 'channel', 'list', '--passphrase-file', pass], { encoding: 'utf8' });
+      const human = execFileSync(BIN, ['--datadir', dir, '--tpm', 'none', ...(dir === payee ? chainArgs : []), 'channel', 'list', '--passphrase-file', pass], { encoding: 'utf8' });
       expect(human).toMatch(/^[0-9a-f]{16}  pay(er|ee)  \w+ +\d+\/\d+ sats paid  (expires in|expired) /m);
       expect(human).not.toMatch(/null|undefined/);
     }

@@ -195,7 +195,7 @@ describe('errors and exit codes', () => {
   test('without --json the error is one line "error: CODE: message" and a hint, on stderr', async () => {
     const { execFile } = await import('node:child_process');
     const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
-      execFile(process.execPath, [path.join(ROOT, 'bin', 'swarmpay'), '--datadir', '/nonexistent-swarmpay', 'wallet', 'info'], { env: { ...process.env, NO_COLOR: '1' } }, (err, stdout, stderr) =>
+      execFile(path.join(ROOT, 'bin', 'swarmpay'), ['--datadir', '/nonexistent-swarmpay', 'wallet', 'info'], { env: { ...process.env, NO_COLOR: '1' } }, (err, stdout, stderr) =>
         resolve({ code: (err?.code as number) ?? 0, stdout, stderr }),
       ),
     );

@@ -77,7 +77,7 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
 
   /** Runs the CLI on a pseudo-terminal (util-linux `script`), answering `answer` to the first confirmation. */
   function onTerminal(args: string[], answer: string): Promise<{ code: number | null; out: string }> {
-    const cmd = [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    const cmd = [BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
     return new Promise((resolve) => {
       const child = spawn('script', ['-qefc', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
       let out = '';
@@ -149,7 +149,7 @@ describe('escrow CLI: a seller and a buyer datadir, a real btcd and swtpm', () =
 
   test('online flow over --peer-cmd (as over ssh): the same on-chain result; the seller claims with `escrow claim`', async () => {
     const { id } = await offer('map.bin');
-    const cmd = [process.execPath, BIN, '--datadir', seller, '--tpm', 'none', ...chainArgs, 'escrow', 'serve', '--stdio', '--passphrase-file', pass].map((a) => `'${a}'`).join(' ');
+    const cmd = [BIN, '--datadir', seller, '--tpm', 'none', ...chainArgs, 'escrow', 'serve', '--stdio', '--passphrase-file', pass].map((a) => `'${a}'`).join(' ');
     const accepted = await b('escrow', 'accept', '--max-price', '100000000', id, '--peer-cmd', cmd);
     expect([accepted.code, accepted.json.sellerTook]).toEqual([0, true]);
     // The seller's server ended with the link: the buyer is told exactly what the seller must run.

@@ -51,7 +51,7 @@ describe('fractional fee rates on a real btcd', () => {
     await node.chain.mine(1);
     expect((await node.chain.getTransaction(r.json.txid))!.confirmations).toBe(1);
     // The human form names the rate as given.
-    const human = execFileSync(process.execPath, [path.join(ROOT, 'bin', 'swarmpay'), '--datadir', a, '--yes', 'wallet', 'send', other(2), '100000', '--fee-rate', '1.25', '--passphrase-file', passFile], { env: { ...process.env, NO_COLOR: '1' }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const human = execFileSync(path.join(ROOT, 'bin', 'swarmpay'), ['--datadir', a, '--yes', 'wallet', 'send', other(2), '100000', '--fee-rate', '1.25', '--passphrase-file', passFile], { env: { ...process.env, NO_COLOR: '1' }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     expect(human).toMatch(/\(1\.25 sat\/vB\)/);
     await node.chain.mine(1);
   });

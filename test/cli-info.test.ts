@@ -78,13 +78,13 @@ describe('swarmpay info', () => {
   });
 
   test('--passphrase-file - reads the passphrase from stdin', () => {
-    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'swarmpay'), '--json', '--datadir', dir, 'info', '--passphrase-file', '-'], { input: `${TEST_PASSPHRASE}\n`, encoding: 'utf8' });
+    const r = spawnSync(path.join(ROOT, 'bin', 'swarmpay'), ['--json', '--datadir', dir, 'info', '--passphrase-file', '-'], { input: `${TEST_PASSPHRASE}\n`, encoding: 'utf8' });
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout).channels).toEqual({ state: 'counted', total: 0, byStatus: {} });
   });
 
   test('the human form: one line a part', async () => {
-    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'swarmpay'), '--datadir', dir, 'info'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+    const r = spawnSync(path.join(ROOT, 'bin', 'swarmpay'), ['--datadir', dir, 'info'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^network +regtest/m);
     expect(r.stdout).toMatch(/^node +btcd at http:\/\/127\.0\.0\.1:\d+\/, height \d+, 0 peers$/m);

@@ -22,7 +22,7 @@ const canSwitchUser = process.getuid?.() === 0 && (() => {
 
 /** Runs the CLI as `nobody` in the given supplementary groups (as root), else as ourselves. */
 function asOtherUser(args: string[], groups: number[] = []): Promise<CliResult> {
-  const cli = [process.execPath, path.join(ROOT, 'bin', 'swarmpay'), '--json', '--yes', ...args];
+  const cli = [path.join(ROOT, 'bin', 'swarmpay'), '--json', '--yes', ...args];
   const [cmd, ...argv] = canSwitchUser ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, groups.length ? `--groups=${groups.join(',')}` : '--clear-groups', ...cli] : cli;
   return new Promise((resolve) =>
     execFile(cmd!, argv, { env: { ...process.env, NO_COLOR: '1' } }, (err, stdout, stderr) => {

@@ -85,7 +85,7 @@ describe('at a terminal: prompts on stderr, Ctrl-C, the question before a channe
   test('`channel open` without a terminal and without --yes is refused before the passphrase, and opens nothing', async () => {
     const before = snapshot(payer);
     const r = await new Promise<{ code: number; stdout: string }>((resolve) =>
-      execFile(process.execPath, [BIN, '--json', '--datadir', payer, '--tpm', 'none', 'channel', 'open', '--peer', `127.0.0.1:${server.port}`, '--capacity', '100000'], (err, stdout) =>
+      execFile(BIN, ['--json', '--datadir', payer, '--tpm', 'none', 'channel', 'open', '--peer', `127.0.0.1:${server.port}`, '--capacity', '100000'], (err, stdout) =>
         resolve({ code: err ? Number(err.code) : 0, stdout }),
       ),
     );

@@ -141,7 +141,7 @@ describe('waits on a real btcd', () => {
 
   test('channel open --wait --timeout 2: the funding\'s txid first, TIMEOUT naming it; --resume --wait waits again', async () => {
     await mine();
-    const cmd = [process.execPath, BIN, '--datadir', b, '--tpm', 'none', ...chainArgs, 'channel', 'serve', '--stdio', '--passphrase-file', pass].map((x) => `'${x}'`).join(' ');
+    const cmd = [BIN, '--datadir', b, '--tpm', 'none', ...chainArgs, 'channel', 'serve', '--stdio', '--passphrase-file', pass].map((x) => `'${x}'`).join(' ');
     const r = await aRun('channel', 'open', '--peer-cmd', cmd, '--capacity', '200000', '--passphrase-file', pass, '--wait', '--timeout', '2');
     timedOut(r, firstTxid(r));
     const id = r.json.error.hint.match(/--resume ([0-9a-f]+)/)?.[1] as string;

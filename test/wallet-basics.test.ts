@@ -32,7 +32,7 @@ describe('wallet basics on a real btcd', () => {
   /** An address of no wallet here. */
   const other = (n: number) => payments.p2wpkh({ hash: Buffer.alloc(20, n), network: networks.regtest }).address!;
   /** The human form: no --json. */
-  const human = (...args: string[]) => execFileSync(process.execPath, [path.join(ROOT, 'bin', 'swarmpay'), '--datadir', a, '--yes', ...args], { env: { ...process.env, NO_COLOR: '1' }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const human = (...args: string[]) => execFileSync(path.join(ROOT, 'bin', 'swarmpay'), ['--datadir', a, '--yes', ...args], { env: { ...process.env, NO_COLOR: '1' }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
   beforeAll(async () => {
     ({ node, tmp, datadir: a, passFile } = await startCliWallet());

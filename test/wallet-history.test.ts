@@ -189,7 +189,7 @@ describe('wallet history on a real btcd', () => {
 
   test('the human form: one line each, newest first, with the kind, the signed amount, the fee, the txid and whose', async () => {
     const h = await labelled(a);
-    const text = execFileSync(process.execPath, [path.join(ROOT, 'bin', 'swarmpay'), '--datadir', alice, '--tpm', 'none', 'wallet', 'history', '--passphrase-file', pass], { env: { ...process.env, NO_COLOR: '1' }, encoding: 'utf8' });
+    const text = execFileSync(path.join(ROOT, 'bin', 'swarmpay'), ['--datadir', alice, '--tpm', 'none', 'wallet', 'history', '--passphrase-file', pass], { env: { ...process.env, NO_COLOR: '1' }, encoding: 'utf8' });
     const lines = text.trimEnd().split('\n');
     expect(lines).toHaveLength(h.transactions.length);
     lines.forEach((line, n) => {

@@ -87,8 +87,9 @@ function percentile(sorted: number[], p: number): number {
 }
 
 /** Starts a child that prints one JSON line when it is ready, and returns it with that line. */
-async function startChild<T>(args: string[]): Promise<{ child: ChildProcess; ready: T }> {
-  const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+/** Starts `command ...args` and waits for its first line of JSON. */
+async function startChild<T>([command, ...args]: string[]): Promise<{ child: ChildProcess; ready: T }> {
+  const child = spawn(command!, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   child.stderr!.resume();
   const first = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', resolve);
@@ -201,7 +202,7 @@ async function channelsSection(x: Setup, signatures: ReturnType<typeof measureSi
   const batchFile = path.join(work, 'batch.jsonl');
   writeFileSync(batchFile, Array.from({ length: CLI_BATCH }, (_, i) => `{"id":"order-${i}","channel":"${batchChannel!}","sats":1}`).join('\n') + '\n');
   const c0 = process.hrtime.bigint();
-  const cli = spawn(process.execPath, [BIN, '--datadir', payerDir, ...chainArgs, '--json', 'channel', 'pay', '--batch', batchFile, '--passphrase-file', passFile], { stdio: 'ignore' });
+  const cli = spawn(BIN, ['--datadir', payerDir, ...chainArgs, '--json', 'channel', 'pay', '--batch', batchFile, '--passphrase-file', passFile], { stdio: 'ignore' });
   const cliCode = await new Promise<number | null>((r) => cli.once('exit', r));
   const cliSeconds = Number(process.hrtime.bigint() - c0) / 1e9;
   if (cliCode !== 0) throw new Error(`channel pay --batch exited with ${cliCode}`);
@@ -228,14 +229,14 @@ async function channelsSection(x: Setup, signatures: ReturnType<typeof measureSi
 }
 
 /** Wall-clock ms of one run of `node ARGS`, from spawn to exit, its output discarded; a failed run throws. */
-async function wallMs(args: string[]): Promise<number> {
+async function wallMs([command, ...args]: string[]): Promise<number> {
   const t0 = process.hrtime.bigint();
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(command!, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const code = await new Promise<number | null>((r) => child.once('exit', r));
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  if (code !== 0) throw new Error(`node ${args.join(' ')} exited with ${code}: ${stderr}`);
+  if (code !== 0) throw new Error(`${command} ${args.join(' ')} exited with ${code}: ${stderr}`);
   return ms;
 }
 
@@ -264,7 +265,7 @@ async function cliSection(x: Setup) {
     await api.close();
   }
   const cases = {
-    floor: ['-e', '0'],
+    floor: [process.execPath, '-e', '0'],
     version: [BIN, '--version'],
     wallet_balance: [BIN, ...onNode, 'wallet', 'balance'],
     channel_pay: [BIN, ...onNode, 'channel', 'pay', channel, '1'],
@@ -296,7 +297,7 @@ async function main(): Promise<void> {
     let limits: [ReturnType<typeof measureSignatures>, number] | null = null;
     if (sections.has('channels')) {
       const signatures = measureSignatures();
-      const sink = await startChild<{ port: number; key: string }>([SINK]);
+      const sink = await startChild<{ port: number; key: string }>([process.execPath, SINK]);
       children.push(sink.child);
       limits = [signatures, await linkLimit(sink.ready.port, sink.ready.key, SINGLE)];
     }

@@ -42,3 +42,9 @@ export async function main(argv: string[]): Promise<number> {
     return (await errorOutput(argv)).error(e);
   }
 }
+
+/** Runs the command and exits with its code once stdout has drained, so that piped JSON is never cut short. */
+export async function runAndExit(argv: string[]): Promise<void> {
+  const code = await main(argv);
+  process.stdout.write('', () => process.exit(code));
+}

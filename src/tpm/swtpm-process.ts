@@ -83,8 +83,6 @@ function ekCaFile(dir: string): string | null {
   return existsSync(f) ? f : null;
 }
 
-const exec = promisify(execFile);
-
 /**
  * Makes the TPM's state with swtpm_setup: the RSA 2048 EK (TCG template L-1) and its
  * certificate at NV 0x01c00002, signed by the local CA under <dir>/ca (swtpm_localca
@@ -118,7 +116,7 @@ async function manufacture(dir: string): Promise<boolean> {
     throw ioError('create', caDir, e);
   }
   try {
-    await exec(setup, ['--tpm2', '--tpmstate', fresh, '--create-ek-cert', '--config', conf.setup, '--pcr-banks', '-', '--logfile', logFile], {
+    await promisify(execFile)(setup, ['--tpm2', '--tpmstate', fresh, '--create-ek-cert', '--config', conf.setup, '--pcr-banks', '-', '--logfile', logFile], {
       timeout: 120_000,
       // swtpm_setup reads the CA's password, if any, from here; the local CA has none.
       env: { ...process.env, SWTPM_ROOTCA_PASSWORD: '' },

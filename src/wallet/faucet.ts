@@ -15,8 +15,6 @@ import { signPlan, type SignedTx } from '../bitcoin/spend.js';
 import { FeeRate } from '../bitcoin/fee-rate.js';
 import { isSpendable, paymentPlan, selectCoins } from './coin-select.js';
 
-const FAUCET_PRIVATE = createHash('sha256').update('swarmpay regtest faucet v1').digest();
-
 let signer: ECPairInterface | null = null;
 
 /**
@@ -27,13 +25,14 @@ let signer: ECPairInterface | null = null;
 export function faucetKey(): ECPairInterface {
   if (signer === null) {
     const { ECPairFactory } = createRequire(import.meta.url)('ecpair') as typeof import('ecpair');
-    signer = ECPairFactory(ecc()).fromPrivateKey(FAUCET_PRIVATE, { network: bitcoinjsNetwork('regtest') });
+    const faucetPrivate = createHash('sha256').update('swarmpay regtest faucet v1').digest();
+    signer = ECPairFactory(ecc()).fromPrivateKey(faucetPrivate, { network: bitcoinjsNetwork('regtest') });
   }
   return signer;
 }
 
 /**
- * The P2WPKH address of FAUCET_PRIVATE, written out: every command that reaches a node names
+ * The P2WPKH address of the faucet's key, written out: every command that reaches a node names
  * it, and deriving it cost each of them a few ms (test/cli-fast-start.test.ts checks it).
  */
 export const FAUCET_ADDRESS = 'bcrt1qcnq3lzvcussh7qqf0aavnsnnkmxr9lkfyh5jde';

@@ -87,14 +87,19 @@ export function serializeXpub(key: ExtendedPublicKey, version: number): string {
   return bs58check.encode(payload);
 }
 
+let nativeSecp256k1: boolean | undefined;
+
 /**
  * Whether Node's OpenSSL has secp256k1: some distributions build Node on a system OpenSSL
- * that leaves it out, and there noble's multiplication (tens of ms to set up, then fast) serves.
+ * that leaves it out, and there noble's multiplication (tens of ms to set up, then fast)
+ * serves. Asked when first needed, of the Node that runs (not the one a snapshot was built by).
  */
-const NATIVE_SECP256K1 = getCurves().includes('secp256k1');
+function hasNativeSecp256k1(): boolean {
+  return (nativeSecp256k1 ??= getCurves().includes('secp256k1'));
+}
 
 /** G·k for a scalar k in [1, n) (big-endian, 32 bytes). */
-export function basePoint(k: Uint8Array, native = NATIVE_SECP256K1): Point {
+export function basePoint(k: Uint8Array, native = hasNativeSecp256k1()): Point {
   if (!native) return Point.BASE.multiply(BigInt('0x' + Buffer.from(k).toString('hex')));
   const ecdh = createECDH('secp256k1');
   ecdh.setPrivateKey(k);

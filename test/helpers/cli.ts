@@ -31,7 +31,7 @@ function parse(stdout: string): unknown {
 /** Runs `swarmpay --json --yes ARGS` (stdin closed: never a TTY). */
 export function swarmpay(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, '--json', '--yes', ...args], { env: { ...process.env, NO_COLOR: '1', ...env }, timeout: 120_000, maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => {
+    execFile(BIN, ['--json', '--yes', ...args], { env: { ...process.env, NO_COLOR: '1', ...env }, timeout: 120_000, maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
       resolve({ code, stdout, stderr, json: parse(stdout) });
     });
@@ -40,7 +40,7 @@ export function swarmpay(args: string[], env: Record<string, string> = {}): Prom
 
 /** Starts swarmpay without waiting, for tests that act while it runs. */
 export function spawnSwarmpay(args: string[]): { child: ChildProcess; done: Promise<CliResult>; stdout(): string } {
-  const child = spawn(process.execPath, [BIN, '--json', '--yes', ...args], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(BIN, ['--json', '--yes', ...args], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

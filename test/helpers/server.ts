@@ -14,7 +14,7 @@ export interface Server {
 
 /** Starts `swarmpay --json ARGS` and waits for its `{"listening", "peerKey"}` line. */
 export async function startServer(args: string[], env: Record<string, string> = {}): Promise<Server> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'swarmpay'), '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const child = spawn(path.join(ROOT, 'bin', 'swarmpay'), ['--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   child.stderr!.resume();
   const first = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', resolve);

@@ -32,4 +32,4 @@ export function atTerminal(line: string) {
 }
 
 /** A swarmpay command line for bash, every argument quoted. */
-export const cmd = (args: string[]) => [process.execPath, BIN, ...args].map((a) => `'${a}'`).join(' ');
+export const cmd = (args: string[]) => [BIN, ...args].map((a) => `'${a}'`).join(' ');

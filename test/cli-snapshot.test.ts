@@ -1,0 +1,134 @@
+/**
+ * The CLI's start-up snapshot (issue 15's fast start): npm run build saves the CLI's heap with
+ * the library loaded, and bin/swarmpay starts Node on it when it was built by the same Node.
+ * What each run gets fresh (randomness, the environment, the clock) must never come from the
+ * build: the prelude refuses a module that reads any of it as it is evaluated. Every other CLI
+ * test runs through the snapshot too; this one checks the choice bin/swarmpay makes and the
+ * build's refusals.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { cpSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { ROOT } from './helpers/cli.js';
+import { tempDir } from './helpers/tmp.js';
+
+const tmp = tempDir('swarmpay-snapshot-');
+afterAll(() => tmp.remove());
+
+const blobs = () => readdirSync(path.join(ROOT, 'dist', 'snapshot')).filter((f) => f.endsWith('.blob'));
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** How bin/swarmpay started Node: its arguments before the CLI's own. */
+  nodeArgs: string[];
+}
+
+/**
+ * Runs `bin` ARGS with `node` on PATH being a script that logs its arguments and runs this
+ * Node, reporting `version` to `node --version` (this Node's own by default).
+ */
+function run(bin: string, args: string[], version = process.version): Promise<Run> {
+  const dir = path.join(tmp.dir, `node-${version}-${Math.random().toString(36).slice(2)}`);
+  mkdirSync(dir);
+  const log = path.join(dir, 'log');
+  writeFileSync(
+    path.join(dir, 'node'),
+    `#!/bin/sh\nif [ "$1" = --version ]; then echo ${version}; exit 0; fi\nprintf '%s\\n' "$@" > '${log}'\nexec '${process.execPath}' "$@"\n`,
+  );
+  chmodSync(path.join(dir, 'node'), 0o755);
+  return new Promise((resolve) =>
+    execFile(bin, args, { env: { ...process.env, NO_COLOR: '1', PATH: `${dir}:${process.env.PATH}` } }, (err, stdout, stderr) => {
+      const logged = existsSync(log) ? readFileSync(log, 'utf8').split('\n') : [];
+      const cli = logged.findIndex((a) => a.endsWith('swarmpay.cjs') || a.endsWith('swarmpay.js'));
+      // Paths as absolute, normalized: bin/swarmpay passes them as it found itself (`bin/../dist/…`).
+      resolve({ code: err ? Number(err.code) : 0, stdout, stderr, nodeArgs: logged.slice(0, cli + 1).map((a) => (a.includes('/') ? path.resolve(a) : a)) });
+    }),
+  );
+}
+
+const BIN = path.join(ROOT, 'bin', 'swarmpay');
+
+describe('bin/swarmpay and the start-up snapshot', () => {
+  it('npm run build made one snapshot, for this Node, and bin/swarmpay starts from it', async () => {
+    expect(blobs()).toEqual([`swarmpay-${process.version}.blob`]);
+    const r = await run(BIN, ['--version']);
+    expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 0, stdout: '0.1.0\n' });
+    expect(r.nodeArgs).toEqual(['--snapshot-blob', path.join(ROOT, 'dist', 'snapshot', blobs()[0]!), '--', path.join(ROOT, 'dist', 'snapshot', 'swarmpay.cjs')]);
+  });
+
+  it('never gives a snapshot to another Node: that one runs the ES modules, with the same results', async () => {
+    const cases = [['--version'], ['--help'], ['help', 'wallet', 'send'], ['--json', 'wallet', 'sned'], ['--json', '--datadir', '/nonexistent-swarmpay', 'wallet', 'info'], ['completion', 'bash']];
+    for (const args of cases) {
+      const [snapshot, other] = [await run(BIN, args), await run(BIN, args, 'v99.0.0')];
+      expect(snapshot.nodeArgs[0]).toBe('--snapshot-blob');
+      expect(other.nodeArgs).toEqual([path.join(ROOT, 'bin', 'swarmpay.js')]);
+      expect({ code: other.code, stdout: other.stdout, stderr: other.stderr }).toEqual({ code: snapshot.code, stdout: snapshot.stdout, stderr: snapshot.stderr });
+    }
+  });
+
+  it('runs a tsc build newer than the snapshot, not the snapshot, and finds itself through a symlink', async () => {
+    // A copy of the package, so that making its tsc output newer leaves the one other tests run alone.
+    const pkg = path.join(tmp.dir, 'pkg');
+    for (const d of ['bin', 'dist', 'completions']) cpSync(path.join(ROOT, d), path.join(pkg, d), { recursive: true, preserveTimestamps: true });
+    symlinkSync(path.join(ROOT, 'node_modules'), path.join(pkg, 'node_modules'));
+    cpSync(path.join(ROOT, 'package.json'), path.join(pkg, 'package.json'));
+    const link = path.join(tmp.dir, 'swarmpay');
+    symlinkSync(path.join(pkg, 'bin', 'swarmpay'), link);
+    expect((await run(link, ['--version'])).nodeArgs[0]).toBe('--snapshot-blob');
+    const later = new Date(Date.now() + 60_000);
+    utimesSync(path.join(pkg, 'dist', 'cli', 'main.js'), later, later);
+    const r = await run(link, ['--version']);
+    expect({ code: r.code, stdout: r.stdout, nodeArgs: r.nodeArgs }).toEqual({ code: 0, stdout: '0.1.0\n', nodeArgs: [path.join(pkg, 'bin', 'swarmpay.js')] });
+  });
+
+  it('gives each run its own randomness: two wallets made from the snapshot differ', async () => {
+    const made = [];
+    const pass = path.join(tmp.dir, 'pass');
+    writeFileSync(pass, 'a good long passphrase');
+    for (const name of ['a', 'b']) {
+      const words = path.join(tmp.dir, `${name}.words`);
+      const r = await run(BIN, ['--json', '--yes', '--datadir', path.join(tmp.dir, name), '--tpm', 'none', 'wallet', 'create', '--passphrase-file', pass, '--mnemonic-file', words]);
+      expect({ code: r.code, snapshot: r.nodeArgs[0] }).toEqual({ code: 0, snapshot: '--snapshot-blob' });
+      made.push({ words: readFileSync(words, 'utf8'), fingerprint: (JSON.parse(r.stdout) as { fingerprint: string }).fingerprint });
+    }
+    expect(made[0]!.words).not.toBe(made[1]!.words);
+    expect(made[0]!.fingerprint).not.toBe(made[1]!.fingerprint);
+  });
+});
+
+describe('building a snapshot refuses a module that keeps what a run should read', () => {
+  /** Builds a snapshot of the prelude then `source`, as npm run build does; its error output, or null if it built. */
+  function buildOf(source: string): string | null {
+    const prelude = execFileSync(process.execPath, ['--input-type=module', '-e', `import { snapshotPrelude } from '${path.join(ROOT, 'scripts', 'snapshot-prelude.mjs')}'; process.stdout.write(snapshotPrelude());`], { encoding: 'utf8' });
+    const dir = path.join(tmp.dir, `build-${Math.random().toString(36).slice(2)}`);
+    mkdirSync(dir);
+    writeFileSync(path.join(dir, 'entry.cjs'), `${prelude}\n${source}\n`);
+    try {
+      execFileSync(process.execPath, ['--snapshot-blob', path.join(dir, 'blob'), '--build-snapshot', path.join(dir, 'entry.cjs')], { stdio: 'pipe' });
+      return null;
+    } catch (e) {
+      return String((e as { stderr: Buffer }).stderr);
+    }
+  }
+
+  it.each([
+    ['the environment', 'const home = process.env.HOME;', "the build's process.env"],
+    ['the working directory', 'const here = process.cwd();', "the build's process.cwd()"],
+    ['the clock', 'const started = Date.now();', "the build's clock (Date.now)"],
+    ['random numbers', 'const r = Math.random();', "the build's random numbers (Math.random)"],
+    ['a random key', "const key = require('node:crypto').randomBytes(32);", "the build's node:crypto"],
+    ['the web crypto', 'const key = crypto.getRandomValues(new Uint8Array(32));', "the build's crypto"],
+    ["the user's home", "const home = require('node:os').homedir();", "the build's node:os"],
+    ['a terminal', "const colour = require('node:tty').isatty(1);", "the build's node:tty"],
+    ['a signal handler', "process.on('SIGINT', () => {});", "the build's process.on()"],
+    ['a file', "const conf = require('node:fs').readFileSync('/etc/hostname');", "the build's node:fs"],
+  ])('%s', (_what, source, refusal) => {
+    expect(buildOf(source)).toContain(refusal);
+  });
+
+  it('builds a module that only defines, and one that uses a built-in module later', () => {
+    expect(buildOf("const crypto = require('node:crypto'); const os = require('node:os'); class Key extends require('node:events') {}; globalThis.later = () => [crypto.randomBytes(1), os.homedir(), new Key()];")).toBeNull();
+  });
+});
