@@ -59,7 +59,9 @@ var require = (id) => {
     __snapshotBuilding = false;
   });
   // import.meta.url, for the modules that find files beside themselves: the bundle's own place,
-  // which bin/swarmpay passes as the script, as Node's argv[1] of any script.
+  // which bin/swarmpay passes as the script, as Node's argv[1] of any script, and through
+  // symlinks as the kernel does (a path through a linked folder's `..` is elsewhere, and Node's
+  // own realpath takes the `..` before the link).
   let moduleUrl;
   Object.defineProperty(globalThis, '__snapshotModuleUrl', {
     get() {
@@ -68,6 +70,6 @@ var require = (id) => {
     },
   });
   startupSnapshot.addDeserializeCallback(() => {
-    moduleUrl = process.getBuiltinModule('node:url').pathToFileURL(process.argv[1]).href;
+    moduleUrl = process.getBuiltinModule('node:url').pathToFileURL(process.getBuiltinModule('node:fs').realpathSync.native(process.argv[1])).href;
   });
 })();

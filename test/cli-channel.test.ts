@@ -97,12 +97,12 @@ describe('channel CLI: two datadirs, a real btcd, a real payee process', () => {
     const id = opened.json.id as string;
     // The payee's log (timestamped lines) reaches our stderr, each line marked with its name (the program the command runs).
     const theirs = (r: CliResult) => r.stderr.split('\n').filter((l) => /\d{4}-\d\d-\d\dT[\d:.]+Z /.test(l));
-    expect(theirs(opened)).toContainEqual(expect.stringMatching(new RegExp(`^\\[node\\] \\S+Z channel ${id} open: 200000 sats`)));
-    expect(theirs(opened).filter((l) => !l.startsWith('[node] '))).toEqual([]);
+    expect(theirs(opened)).toContainEqual(expect.stringMatching(new RegExp(`^\\[swarmpay\\] \\S+Z channel ${id} open: 200000 sats`)));
+    expect(theirs(opened).filter((l) => !l.startsWith('[swarmpay] '))).toEqual([]);
     await mine();
     const paid = await a('channel', 'pay', id, '10', '--count', '10000', '--passphrase-file', pass);
     expect(paid.code).toBe(0);
-    expect(theirs(paid).filter((l) => !l.startsWith('[node] '))).toEqual([]);
+    expect(theirs(paid).filter((l) => !l.startsWith('[swarmpay] '))).toEqual([]);
     expect(lastLineOf(paid.stdout).summary).toMatchObject({ acked: 10000, sats: 100000 });
     // Too early: the node would refuse, so swarmpay says when it becomes possible.
     const early = await a('channel', 'refund', id, '--passphrase-file', pass);

@@ -83,6 +83,14 @@ describe('bin/swarmpay and the start-up snapshot', () => {
     expect({ code: r.code, stdout: r.stdout, nodeArgs: r.nodeArgs }).toEqual({ code: 0, stdout: '0.1.0\n', nodeArgs: [path.join(pkg, 'bin', 'swarmpay.js')] });
   });
 
+  it('finds the files beside it through a linked folder (the completions, read from its own place)', async () => {
+    const linked = path.join(tmp.dir, 'linked');
+    mkdirSync(linked);
+    symlinkSync(path.join(ROOT, 'bin'), path.join(linked, 'bin'));
+    const r = await run(path.join(linked, 'bin', 'swarmpay'), ['completion', 'bash']);
+    expect({ code: r.code, snapshot: r.nodeArgs[0], stdout: r.stdout }).toEqual({ code: 0, snapshot: '--snapshot-blob', stdout: readFileSync(path.join(ROOT, 'completions', 'swarmpay.bash'), 'utf8') });
+  });
+
   it('gives each run its own randomness: two wallets made from the snapshot differ', async () => {
     const made = [];
     const pass = path.join(tmp.dir, 'pass');
