@@ -1,12 +1,11 @@
 /** BIP32 keys on BIP84 paths: m/84'/coin'/account' with receive (0) and change (1) chains. */
-import { createHash } from 'node:crypto';
 import { BIP32Factory, type BIP32API, type BIP32Interface } from 'bip32';
 import { bech32 } from 'bech32';
 import { ecc } from '../bitcoin/ecc.js';
 import { bitcoinjsNetwork } from '../bitcoin/network.js';
 import { scriptHex } from '../bitcoin/scripts.js';
 import { bech32Prefix, coinType, type NetworkName } from '../bitcoin/network-names.js';
-import { parseXpub, publicChild, serializeXpub, type ExtendedPublicKey, type PublicNode } from './xpub.js';
+import { hash160, parseXpub, publicChild, serializeXpub, type ExtendedPublicKey, type PublicNode } from './xpub.js';
 
 let api: BIP32API | null = null;
 
@@ -75,10 +74,6 @@ function chainNode(account: PublicNode, chain: ChainIndex): PublicNode {
   let node = nodes.get(chain);
   if (node === undefined) nodes.set(chain, (node = publicChild(account, chain)));
   return node;
-}
-
-function hash160(data: Uint8Array): Buffer {
-  return createHash('ripemd160').update(createHash('sha256').update(data).digest()).digest();
 }
 
 /** Address `index` of `chain` of the account (an xpub's, or the seed's bip32 node). */
