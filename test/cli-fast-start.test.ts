@@ -12,7 +12,8 @@ import { mnemonicToSeedSync } from 'bip39';
 import { payments } from 'bitcoinjs-lib';
 import { bitcoinjsNetwork } from '../src/bitcoin/network.js';
 import { FAUCET_ADDRESS, faucetKey } from '../src/wallet/faucet.js';
-import { accountFromXpub, accountNode, accountXpub, bip32, deriveAddress, CHANGE, RECEIVE } from '../src/wallet/hd.js';
+import { accountFromXpub, accountNode, accountPath, accountXpub, deriveAddress, CHANGE, RECEIVE } from '../src/wallet/hd.js';
+import { bip32 } from './helpers/bip32.js';
 import { mnemonicToSeed } from '../src/wallet/mnemonic.js';
 import { ROOT } from './helpers/cli.js';
 import { startTestNode, type TestNode } from './helpers/node.js';
@@ -116,7 +117,8 @@ describe('the native paths agree with the libraries they replace', () => {
     for (const network of ['mainnet', 'testnet', 'regtest'] as const) {
       const xpub = accountXpub(seed, network);
       const fromSeed = accountNode(seed, network);
-      const theirs = bip32().fromBase58(xpub, bitcoinjsNetwork(network));
+      const theirs = bip32().fromSeed(seed, bitcoinjsNetwork(network)).derivePath(accountPath(network));
+      expect(xpub).toBe(theirs.neutered().toBase58());
       for (const account of [accountFromXpub(xpub, network), fromSeed]) {
         for (const chain of [RECEIVE, CHANGE]) {
           for (let index = 0; index < 25; index++) {

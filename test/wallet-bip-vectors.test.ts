@@ -4,9 +4,10 @@ import { entropyToMnemonic, wordlists } from 'bip39';
 import { ECPairFactory } from 'ecpair';
 import * as ecc from 'tiny-secp256k1';
 import { networks } from 'bitcoinjs-lib';
-import { bip32, accountPath, accountXpub, accountZpub, accountFromXpub, deriveAddress, accountNode, RECEIVE, CHANGE } from '../src/wallet/hd.js';
+import { accountPath, accountXpub, accountZpub, accountFromXpub, deriveAddress, accountNode, RECEIVE, CHANGE } from '../src/wallet/hd.js';
 import { parseXpub, publicChild, serializeXpub, xpubVersion } from '../src/wallet/xpub.js';
 import { checkMnemonic, mnemonicToSeed } from '../src/wallet/mnemonic.js';
+import { bip32 } from './helpers/bip32.js';
 
 const load = (name: string) => JSON.parse(readFileSync(new URL(`./vectors/${name}.json`, import.meta.url), 'utf8'));
 const bip39v = load('bip39') as { passphrase: string; vectors: { entropy: string; mnemonic: string; seed: string; xprv: string }[] };
