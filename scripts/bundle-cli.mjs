@@ -25,7 +25,7 @@ const { metafile } = await build({
   sourcemap: true,
   // tiny-secp256k1 reads its .wasm beside its own module, so it stays in node_modules.
   external: ['tiny-secp256k1'],
-  // The CommonJS packages bundled (commander, bitcoinjs's and bip32's dependencies) call require, which an ES module
+  // The CommonJS packages bundled (commander, bitcoinjs's dependencies) call require, which an ES module
   // lacks; bip39, ecpair and tiny-secp256k1 are not bundled: the code requires them from node_modules when first needed.
   banner: { js: "import { createRequire as __swarmpayRequire } from 'node:module'; const require = __swarmpayRequire(import.meta.url);" },
   metafile: true,
