@@ -4,8 +4,8 @@
  * so a long-running payee or seller, and any bug in one, holds keys for its own contracts
  * and nothing that spends the wallet's coins another way.
  */
-import type { BIP32Interface } from 'bip32';
 import type { PublicNode } from './xpub.js';
+import type { PrivateNode } from './xprv.js';
 import { SwarmpayError } from '../errors.js';
 import type { ChainBackend } from '../chain/backend.js';
 import type { NetworkName } from '../bitcoin/network.js';
@@ -68,7 +68,7 @@ const WALLET_SECRET = ['wallet'] as const;
 class SeedWallet implements ContractWallet {
   readonly peerKey: StaticKey;
   /** The account's private node: derived once (a BIP32 path from the seed costs several EC multiplications). */
-  readonly #node: BIP32Interface;
+  readonly #node: PrivateNode;
   readonly #seed: Uint8Array;
   readonly #account: PublicNode;
 
@@ -88,8 +88,7 @@ class SeedWallet implements ContractWallet {
 
   key(kind: ContractKind, index: number): ContractKey {
     const node = this.#node.derive(CHAINS[kind]).derive(index);
-    // A node derived from a private node has its private key.
-    return { priv: Buffer.from(node.privateKey!), pub: Buffer.from(node.publicKey) };
+    return { priv: Buffer.from(node.privateKey), pub: Buffer.from(node.publicKey) };
   }
 
   async payoutScript(): Promise<Buffer> {

@@ -1,24 +1,9 @@
 /** BIP32 keys on BIP84 paths: m/84'/coin'/account' with receive (0) and change (1) chains. */
-import { createHash } from 'node:crypto';
-import { BIP32Factory, type BIP32API, type BIP32Interface } from 'bip32';
 import { bech32 } from 'bech32';
-import { ecc } from '../bitcoin/ecc.js';
-import { bitcoinjsNetwork } from '../bitcoin/network.js';
 import { scriptHex } from '../bitcoin/scripts.js';
 import { bech32Prefix, coinType, type NetworkName } from '../bitcoin/network-names.js';
-import { parseXpub, publicChild, serializeXpub, type ExtendedPublicKey, type PublicNode } from './xpub.js';
-
-let api: BIP32API | null = null;
-
-/**
- * The bip32 library, made on first use: only the seed's keys need it (creating, unlocking,
- * signing), and making it checks the curve library (loading tiny-secp256k1) with a dozen
- * operations first. Its module stays a static import, bundled: required from node_modules
- * it cost a payment 10 ms more than the bundle's copy.
- */
-export function bip32(): BIP32API {
-  return (api ??= BIP32Factory(ecc()));
-}
+import { hash160, parseXpub, publicChild, serializeXpub, type ExtendedPublicKey, type PublicNode } from './xpub.js';
+import { PrivateNode } from './xprv.js';
 
 export type ChainIndex = 0 | 1;
 export const RECEIVE: ChainIndex = 0;
@@ -34,19 +19,19 @@ export function accountPath(network: NetworkName, account = 0): string {
   return `m/84'/${coinType(network)}'/${account}'`;
 }
 
-export function accountNode(seed: Uint8Array, network: NetworkName, account = 0): BIP32Interface {
-  return bip32().fromSeed(seed, bitcoinjsNetwork(network)).derivePath(accountPath(network, account));
+export function accountNode(seed: Uint8Array, network: NetworkName, account = 0): PrivateNode {
+  return PrivateNode.fromSeed(seed).derivePath(accountPath(network, account));
 }
 
 /** Key `index` of a contract chain (CHANNEL_CHAIN, ESCROW_CHAIN). */
 export function contractKey(seed: Uint8Array, network: NetworkName, chain: typeof CHANNEL_CHAIN | typeof ESCROW_CHAIN, index: number): { priv: Buffer; pub: Buffer } {
   const node = accountNode(seed, network).derive(chain).derive(index);
-  return { priv: Buffer.from(node.privateKey!), pub: Buffer.from(node.publicKey) };
+  return { priv: Buffer.from(node.privateKey), pub: Buffer.from(node.publicKey) };
 }
 
 /** The account's extended public key, in the network's standard prefix (xpub / tpub). */
 export function accountXpub(seed: Uint8Array, network: NetworkName): string {
-  return accountNode(seed, network).neutered().toBase58();
+  return accountNode(seed, network).xpub(network);
 }
 
 export interface DerivedAddress {
@@ -77,11 +62,7 @@ function chainNode(account: PublicNode, chain: ChainIndex): PublicNode {
   return node;
 }
 
-function hash160(data: Uint8Array): Buffer {
-  return createHash('ripemd160').update(createHash('sha256').update(data).digest()).digest();
-}
-
-/** Address `index` of `chain` of the account (an xpub's, or the seed's bip32 node). */
+/** Address `index` of `chain` of the account (an xpub's, or the seed's private node). */
 export function deriveAddress(account: PublicNode, network: NetworkName, chain: ChainIndex, index: number): DerivedAddress {
   const node = publicChild(chainNode(account, chain), index);
   const program = hash160(node.publicKey);
@@ -90,7 +71,7 @@ export function deriveAddress(account: PublicNode, network: NetworkName, chain: 
   return { chain, index, path: `${accountPath(network)}/${chain}/${index}`, address, script, pubkey: Buffer.from(node.publicKey) };
 }
 
-/** The account of the wallet's xpub: what reading the wallet needs, without the bip32 library. */
+/** The account of the wallet's xpub: what reading the wallet needs, without the seed. */
 export function accountFromXpub(xpub: string, network: NetworkName): ExtendedPublicKey {
   return parseXpub(xpub, network);
 }

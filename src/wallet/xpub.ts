@@ -6,9 +6,9 @@
  * before it warms up) were a third of the command. Here G·IL is Node's own scalar
  * multiplication (OpenSSL, native from the first call; @noble/curves' where Node's OpenSSL
  * lacks the curve) and the point addition and encodings are @noble/curves' (audited, plain
- * JavaScript, nothing to compile).
+ * JavaScript, nothing to compile). The child step (the HMAC, IL's range) is xprv.ts's too.
  */
-import { createECDH, createHmac, getCurves } from 'node:crypto';
+import { createECDH, createHash, createHmac, getCurves } from 'node:crypto';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import bs58check from 'bs58check';
 import { SwarmpayError } from '../errors.js';
@@ -16,6 +16,7 @@ import type { NetworkName } from '../bitcoin/network-names.js';
 
 const Point = secp256k1.Point;
 type Point = InstanceType<typeof Point>;
+const Fn = Point.Fn;
 
 /** What public derivation needs: the bip32 library's nodes have it too. */
 export interface PublicNode {
@@ -35,7 +36,8 @@ export function xpubVersion(network: NetworkName): number {
   return network === 'mainnet' ? 0x0488b21e : 0x043587cf;
 }
 
-const HARDENED = 0x80000000;
+/** The first hardened index (BIP32 writes it i_H, paths i'). */
+export const HARDENED = 0x80000000;
 /** An extended key is 111 base58 characters: anything much longer is not one. */
 const MAX_BASE58 = 120;
 
@@ -115,6 +117,33 @@ function pointOf(publicKey: Uint8Array): Point {
   return p;
 }
 
+/** RIPEMD160(SHA256(data)): a key's BIP32 identifier (its first 4 bytes the fingerprint), and a P2WPKH program. */
+export function hash160(data: Uint8Array): Buffer {
+  return createHash('ripemd160').update(createHash('sha256').update(data).digest()).digest();
+}
+
+/** One child step's HMAC output: IL, the tweak (bytes and scalar), and IR, the child's chain code. */
+export interface ChildStep {
+  il: Buffer;
+  tweak: bigint;
+  chainCode: Buffer;
+}
+
+/**
+ * HMAC-SHA512 of step `index` from a parent's chain code over `key`, 33 bytes: serP(K) for a
+ * normal child, 0x00‖ser256(k) for a hardened one (CKDpriv only). Null where IL is 0 or not
+ * below the curve order: BIP32 says there is no child at that index.
+ */
+export function childStep(chainCode: Uint8Array, key: Uint8Array, index: number): ChildStep | null {
+  const data = Buffer.alloc(37);
+  data.set(key, 0);
+  data.writeUInt32BE(index, 33);
+  const I = createHmac('sha512', chainCode).update(data).digest();
+  const il = I.subarray(0, 32);
+  const tweak = Fn.fromBytes(il, true);
+  return Fn.isValidNot0(tweak) ? { il, tweak, chainCode: I.subarray(32) } : null;
+}
+
 /**
  * Child `index` of `parent` (BIP32 CKDpub, index below 2^31). Where BIP32 says the child is
  * invalid (IL not below the curve order, or the point at infinity; about 2^-127) the next
@@ -122,16 +151,11 @@ function pointOf(publicKey: Uint8Array): Point {
  */
 export function publicChild(parent: PublicNode, index: number): PublicNode {
   for (let i = index; i < HARDENED; i++) {
-    const data = Buffer.alloc(37);
-    data.set(parent.publicKey, 0);
-    data.writeUInt32BE(i, 33);
-    const I = createHmac('sha512', parent.chainCode).update(data).digest();
-    const il = I.subarray(0, 32);
-    const scalar = BigInt('0x' + il.toString('hex'));
-    if (scalar === 0n || scalar >= Point.Fn.ORDER) continue;
-    const child = pointOf(parent.publicKey).add(basePoint(il));
+    const step = childStep(parent.chainCode, parent.publicKey, i);
+    if (step === null) continue;
+    const child = pointOf(parent.publicKey).add(basePoint(step.il));
     if (child.is0()) continue;
-    return { publicKey: child.toBytes(true), chainCode: I.subarray(32) };
+    return { publicKey: child.toBytes(true), chainCode: step.chainCode };
   }
   throw new RangeError(`no public child of this key from index ${index} below the hardened range`);
 }
