@@ -29,7 +29,7 @@ interface Run {
  * Runs `bin` ARGS with `node` on PATH being a script that logs its arguments and runs this
  * Node, reporting `version` to `node --version` (this Node's own by default).
  */
-function run(bin: string, args: string[], version = process.version): Promise<Run> {
+function run(bin: string, args: string[], version = process.version, env: Record<string, string> = {}): Promise<Run> {
   const dir = path.join(tmp.dir, `node-${version}-${Math.random().toString(36).slice(2)}`);
   mkdirSync(dir);
   const log = path.join(dir, 'log');
@@ -39,7 +39,7 @@ function run(bin: string, args: string[], version = process.version): Promise<Ru
   );
   chmodSync(path.join(dir, 'node'), 0o755);
   return new Promise((resolve) =>
-    execFile(bin, args, { env: { ...process.env, NO_COLOR: '1', PATH: `${dir}:${process.env.PATH}` } }, (err, stdout, stderr) => {
+    execFile(bin, args, { env: { ...process.env, NO_COLOR: '1', PATH: `${dir}:${process.env.PATH}`, ...env } }, (err, stdout, stderr) => {
       const logged = existsSync(log) ? readFileSync(log, 'utf8').split('\n') : [];
       const cli = logged.findIndex((a) => a.endsWith('swarmpay.cjs') || a.endsWith('swarmpay.js'));
       // Paths as absolute, normalized: bin/swarmpay passes them as it found itself (`bin/../dist/…`).
@@ -66,6 +66,11 @@ describe('bin/swarmpay and the start-up snapshot', () => {
       expect(other.nodeArgs).toEqual([path.join(ROOT, 'bin', 'swarmpay.js')]);
       expect({ code: other.code, stdout: other.stdout, stderr: other.stderr }).toEqual({ code: snapshot.code, stdout: snapshot.stdout, stderr: snapshot.stderr });
     }
+  });
+
+  it('takes the ES modules under NODE_OPTIONS, whose V8 options a snapshot would refuse to start with', async () => {
+    const r = await run(BIN, ['--version'], process.version, { NODE_OPTIONS: '--max-old-space-size=512' });
+    expect({ code: r.code, stdout: r.stdout, stderr: r.stderr, nodeArgs: r.nodeArgs }).toEqual({ code: 0, stdout: '0.1.0\n', stderr: '', nodeArgs: [path.join(ROOT, 'bin', 'swarmpay.js')] });
   });
 
   it('runs a tsc build newer than the snapshot, not the snapshot, and finds itself through a symlink', async () => {

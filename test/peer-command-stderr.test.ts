@@ -14,7 +14,7 @@ import { MAX_STDERR_LINE, commandName, readLines } from '../src/peer/command-std
 import { spawnPeer } from '../src/peer/transports.js';
 import { generateStaticKey } from '../src/peer/keys.js';
 import { peerStderrLine } from '../src/cli/peer-stderr.js';
-import { Chalk } from 'chalk';
+import { colours } from '../src/cli/colours.js';
 
 describe('a peer command\'s stderr', () => {
   let tmp: ReturnType<typeof tempDir>;
@@ -75,16 +75,16 @@ describe('a peer command\'s stderr', () => {
 
   test('in colour, the peer\'s colours are kept and reset at the line\'s end; any other sequence is text', () => {
     const line = '\x1b[31mred\x1b[0m \x1b]52;c;cGF5IG1l\x07 \x1b[1A\rover';
-    expect(peerStderrLine(new Chalk({ level: 1 }), 'bob@host', line)).toBe('\x1b[2m[bob@host]\x1b[22m \x1b[31mred\x1b[0m ^[]52;c;cGF5IG1l^G ^[[1A^Mover\x1b[0m');
-    expect(peerStderrLine(new Chalk({ level: 0 }), 'bob@host', line)).toBe('[bob@host] red ^[]52;c;cGF5IG1l^G ^[[1A^Mover');
+    expect(peerStderrLine(colours(true), 'bob@host', line)).toBe('\x1b[2m[bob@host]\x1b[22m \x1b[31mred\x1b[0m ^[]52;c;cGF5IG1l^G ^[[1A^Mover\x1b[0m');
+    expect(peerStderrLine(colours(false), 'bob@host', line)).toBe('[bob@host] red ^[]52;c;cGF5IG1l^G ^[[1A^Mover');
   });
 
   test('bidirectional controls are shown as text, not obeyed; blink, reverse and conceal are dropped, 256 and RGB colours kept', () => {
     const line = 'ok \u202Egnp.exe\u202C \u2066x\u2069 \x1b[5mblink\x1b[7mrev\x1b[8mhidden\x1b[0m \x1b[38;5;202mpal\x1b[38;2;1;2;3mrgb\x1b[1;31mbold';
-    expect(peerStderrLine(new Chalk({ level: 3 }), 'p', line)).toBe(
+    expect(peerStderrLine(colours(true), 'p', line)).toBe(
       '\x1b[2m[p]\x1b[22m ok <U+202E>gnp.exe<U+202C> <U+2066>x<U+2069> blinkrevhidden\x1b[0m \x1b[38;5;202mpal\x1b[38;2;1;2;3mrgb\x1b[1;31mbold\x1b[0m',
     );
-    expect(peerStderrLine(new Chalk({ level: 0 }), '\u202Ep', 'a\u200Fb')).toBe('[<U+202E>p] a<U+200F>b');
+    expect(peerStderrLine(colours(false), '\u202Ep', 'a\u200Fb')).toBe('[<U+202E>p] a<U+200F>b');
   });
 
   test('the CLI: `[NAME] line` on stderr, escapes shown as text, stdout only the JSON error', async () => {

@@ -6,7 +6,7 @@
  */
 import { hash } from 'node:crypto';
 import { opcodes, script as bscript, Transaction } from 'bitcoinjs-lib';
-import { ecc } from './ecc.js';
+import { isCompressedPoint, signDigest, verifyDigest } from './ecc.js';
 import type { Outpoint } from './outpoint.js';
 import { MAX_MONEY } from './amount.js';
 import type { NetworkName } from './network.js';
@@ -37,8 +37,8 @@ const CLOSE_SEQUENCE = 0xffffffff;
 const MAX_WITNESS_SCRIPT_BYTES = 80;
 
 function templateProblem(payerPubkey: Uint8Array, payeePubkey: Uint8Array, expiry: number): string | undefined {
-  if (!ecc().isPointCompressed(payerPubkey)) return 'the payer key is not a compressed public key';
-  if (!ecc().isPointCompressed(payeePubkey)) return 'the payee key is not a compressed public key';
+  if (!isCompressedPoint(payerPubkey)) return 'the payer key is not a compressed public key';
+  if (!isCompressedPoint(payeePubkey)) return 'the payee key is not a compressed public key';
   if (!isHeight(expiry)) return `the expiry ${expiry} is not a block height`;
   return undefined;
 }
@@ -156,14 +156,11 @@ export class StateHasher {
 
 /** A 64-byte compact signature (r||s, low S). */
 export function signState(hash: Uint8Array, priv: Uint8Array): Buffer {
-  return Buffer.from(ecc().sign(hash, priv));
+  return Buffer.from(signDigest(hash, priv));
 }
 
 export function verifyState(hash: Uint8Array, pub: Uint8Array, sig64: Uint8Array): boolean {
-  // verify() throws unless r and s are scalars in 1..n-1 (what isPrivate checks); from a
-  // peer, such bytes are just a signature that does not verify.
-  const scalars = sig64.length === 64 && ecc().isPrivate(sig64.subarray(0, 32)) && ecc().isPrivate(sig64.subarray(32));
-  return scalars && ecc().verify(hash, pub, sig64, true);
+  return verifyDigest(hash, pub, sig64);
 }
 
 /**

@@ -7,7 +7,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { opcodes, script as bscript } from 'bitcoinjs-lib';
-import { ecc } from './ecc.js';
+import { isCompressedPoint } from './ecc.js';
 import type { Outpoint } from './outpoint.js';
 import { MAX_MONEY } from './amount.js';
 import type { NetworkName } from './network.js';
@@ -50,8 +50,8 @@ export type HtlcScriptTerms = Omit<HtlcTerms, 'value'>;
 function templateProblem(t: HtlcScriptTerms): string | undefined {
   if (t.template !== 'size-checked' && t.template !== 'legacy') return `"${String(t.template)}" is not an HTLC template`;
   if (t.hash.length !== 32) return `a hash lock of ${t.hash.length} bytes is not a SHA-256`;
-  if (!ecc().isPointCompressed(t.sellerPubkey)) return 'the seller key is not a compressed public key';
-  if (!ecc().isPointCompressed(t.buyerPubkey)) return 'the buyer key is not a compressed public key';
+  if (!isCompressedPoint(t.sellerPubkey)) return 'the seller key is not a compressed public key';
+  if (!isCompressedPoint(t.buyerPubkey)) return 'the buyer key is not a compressed public key';
   if (!isHeight(t.timeout)) return `the timeout ${t.timeout} is not a block height`;
   return undefined;
 }

@@ -5,7 +5,7 @@
  * checked before anything is signed; whether the spend is valid is the node's call.
  */
 import { opcodes, payments, script as bscript, Transaction } from 'bitcoinjs-lib';
-import { ecc } from './ecc.js';
+import { ecc, signDigest } from './ecc.js';
 import { SwarmpayError } from '../errors.js';
 import type { Outpoint } from './outpoint.js';
 import { bitcoinjsNetwork, type NetworkName } from './network.js';
@@ -121,7 +121,7 @@ export function sweep(s: Sweep): { hex: string; txid: string; fee: bigint; value
   const pub = ecc().pointFromScalar(s.priv, true);
   if (pub === null || !Buffer.from(pub).equals(s.pubkey)) throw refuse(s.wrongKey);
   const tx = singleSpend(s.funding, s.sequence, s.locktime, [{ script: s.toScript, value }]);
-  const sig = ecc().sign(tx.hashForWitnessV0(0, s.witnessScript, s.value, Transaction.SIGHASH_ALL), s.priv);
+  const sig = signDigest(tx.hashForWitnessV0(0, s.witnessScript, s.value, Transaction.SIGHASH_ALL), s.priv);
   tx.setWitness(0, [witnessSig(sig), ...s.branch, s.witnessScript]);
   return { hex: tx.toHex(), txid: tx.getId(), fee, value };
 }

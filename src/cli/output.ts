@@ -3,10 +3,10 @@
  * progress, warnings and errors on stderr, colour on stderr only and only on a TTY
  * without NO_COLOR.
  */
-import { Chalk } from 'chalk';
 import { SwarmpayError } from '../errors.js';
 import { MAX_MONEY } from '../bitcoin/amount.js';
 import { EXIT_CODES } from './exit-codes.js';
+import { colours, type Colours } from './colours.js';
 
 export interface Streams {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
@@ -30,7 +30,7 @@ const PROGRESS_REDRAW_MS = 1000;
 const PROGRESS_LINE_MS = 10_000;
 
 export class Output {
-  readonly color: InstanceType<typeof Chalk>;
+  readonly color: Colours;
   private progressShown = false;
   /** The progress under way: its latest message, since when, and the timer that shows it. */
   private progressRun: { msg: string; since: number; timer: NodeJS.Timeout } | null = null;
@@ -42,7 +42,7 @@ export class Output {
     private readonly io: Streams = { stdout: process.stdout, stderr: process.stderr },
   ) {
     const colour = !!io.stderr.isTTY && !('NO_COLOR' in process.env);
-    this.color = new Chalk({ level: colour ? 1 : 0 });
+    this.color = colours(colour);
   }
 
   /** The command's result: `doc` as JSON, or the human lines. */

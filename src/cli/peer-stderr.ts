@@ -5,7 +5,7 @@
  * text (`^[`), so that no peer can move the cursor, retitle the window or overwrite a
  * prompt or warning of ours.
  */
-import type { ChalkInstance } from 'chalk';
+import type { Colours } from './colours.js';
 
 /** SGR sequences (`ESC [ … m`): colours and styles, nothing else. */
 const SGR = /\x1b\[[0-9;]*m/g;
@@ -39,9 +39,9 @@ function onlyColours(sgr: string): boolean {
   return true;
 }
 
-export function peerStderrLine(color: ChalkInstance, peer: string, line: string): string {
+export function peerStderrLine(color: Colours, peer: string, line: string): string {
   const prefix = color.dim(`[${peer.replace(CONTROL, visible)}]`);
-  if (color.level === 0) return `${prefix} ${line.replace(SGR, '').replace(CONTROL, visible)}`;
+  if (!color.on) return `${prefix} ${line.replace(SGR, '').replace(CONTROL, visible)}`;
   // Escape characters outside the colour sequences kept become text; the kept ones stay whole.
   const parts = line.split(SGR);
   // A sequence that would blink, reverse or hide text is dropped: the rest of the line shows as it is.

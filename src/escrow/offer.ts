@@ -6,7 +6,7 @@
  * the item's encryption under K (AES-256-GCM), which the buyer opens once K is on chain.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { ecc } from '../bitcoin/ecc.js';
+import { ecc, signDigest } from '../bitcoin/ecc.js';
 import { SwarmpayError } from '../errors.js';
 import { MAX_MONEY } from '../bitcoin/amount.js';
 import { sha256 } from '../bitcoin/htlc.js';
@@ -70,7 +70,7 @@ export function offerDigest(o: OfferBody): Buffer {
 }
 
 export function signOffer(body: OfferBody, sellerPriv: Uint8Array): Offer {
-  return { ...bodyOf(body), signature: Buffer.from(ecc().sign(offerDigest(body), sellerPriv)).toString('hex') };
+  return { ...bodyOf(body), signature: Buffer.from(signDigest(offerDigest(body), sellerPriv)).toString('hex') };
 }
 
 /** An item name as shown to the buyer: a file name, never a path. */

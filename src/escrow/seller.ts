@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Transaction } from 'bitcoinjs-lib';
-import { ecc } from '../bitcoin/ecc.js';
+import { isCompressedPoint } from '../bitcoin/ecc.js';
 import { SwarmpayError } from '../errors.js';
 import { scriptToAddress } from '../bitcoin/address.js';
 import { checkHtlcFunding, claimTx } from '../bitcoin/htlc.js';
@@ -99,7 +99,7 @@ export async function takeAcceptance(ctx: ContractContext, a: Acceptance, margin
     if (same) return rec;
     throw new SwarmpayError('ESCROW_STATE', `escrow ${rec.id} was already accepted (funding ${rec.acceptance.funding.txid})`, { hint: 'an offer sells once; the buyer can refund after its timeout' });
   }
-  if (!ecc().isPointCompressed(Buffer.from(a.buyer, 'hex'))) throw new SwarmpayError('INVALID_FILE', 'the acceptance names a buyer key that is not a compressed public key', { hint: 'nothing was changed' });
+  if (!isCompressedPoint(Buffer.from(a.buyer, 'hex'))) throw new SwarmpayError('INVALID_FILE', 'the acceptance names a buyer key that is not a compressed public key', { hint: 'nothing was changed' });
   let txid: string;
   try {
     txid = Transaction.fromHex(a.tx).getId();

@@ -7,7 +7,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
-import { ecc } from '../bitcoin/ecc.js';
+import { signDigest } from '../bitcoin/ecc.js';
 import type { NetworkName } from '../bitcoin/network-names.js';
 import type { SpendSigner } from '../bitcoin/spend.js';
 import { HARDENED, basePoint, childStep, hash160, serializeXpub, xpubVersion, type ExtendedPublicKey } from './xpub.js';
@@ -105,12 +105,12 @@ export class PrivateNode implements ExtendedPublicKey, SpendSigner {
    * 0x80, as the library grinds it, so both give the same signature.
    */
   sign(hash: Uint8Array, lowR = false): Uint8Array {
-    let sig = ecc().sign(hash, this.privateKey);
+    let sig = signDigest(hash, this.privateKey);
     if (!lowR) return sig;
     const extraData = Buffer.alloc(32);
     for (let counter = 1; sig[0]! > 0x7f; counter++) {
       extraData.writeUInt32LE(counter, 0);
-      sig = ecc().sign(hash, this.privateKey, extraData);
+      sig = signDigest(hash, this.privateKey, extraData);
     }
     return sig;
   }

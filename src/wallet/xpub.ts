@@ -12,6 +12,7 @@ import { createECDH, createHash, createHmac, getCurves } from 'node:crypto';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import bs58check from 'bs58check';
 import { SwarmpayError } from '../errors.js';
+import { isCompressedPoint } from '../bitcoin/ecc.js';
 import type { NetworkName } from '../bitcoin/network-names.js';
 
 const Point = secp256k1.Point;
@@ -65,16 +66,6 @@ export function parseXpub(s: string, network: NetworkName): ExtendedPublicKey {
   const publicKey = payload.subarray(45);
   if (!isCompressedPoint(publicKey)) throw badXpub('the key is not a compressed point of secp256k1');
   return { depth, parentFingerprint, index, chainCode: payload.subarray(13, 45), publicKey };
-}
-
-function isCompressedPoint(key: Uint8Array): boolean {
-  if (key.length !== 33 || (key[0] !== 0x02 && key[0] !== 0x03)) return false;
-  try {
-    Point.fromBytes(key);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The 78 bytes of `key` under `version` (xpub, zpub…), base58check. */
