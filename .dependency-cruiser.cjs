@@ -16,7 +16,7 @@
 /** The modules a program starts from: everything else in src/ must be reachable from one of them. */
 const ENTRY_POINTS_LIST = [
   '^src/index\\.ts$', // the library (package.json exports, once the API is in)
-  '^src/cli/main\\.ts$', // bin/swarmpay.js imports dist/cli/main.js
+  '^src/cli/main\\.ts$', // bin/swarmpay, as an ES module, imports dist/cli/main.js
   '^src/cli/snapshot\\.ts$', // npm run build bundles it into the start-up snapshot bin/swarmpay starts
   '^src/bench/run\\.ts$', // npm run bench: node dist/bench/run.js
   '^src/bench/link-sink\\.ts$', // spawned by path (not imported) from bench/run.ts

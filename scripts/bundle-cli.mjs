@@ -7,16 +7,17 @@
  *   holds (test/cli-fast-start.test.ts reads it).
  * - dist/snapshot/: one CommonJS script of the CLI with the library preloaded
  *   (src/cli/snapshot.ts), run under `node --build-snapshot` into a V8 start-up snapshot for
- *   this Node: swarmpay-<node version>.blob. Starting from it skips compiling and
+ *   this Node: swarmpay-<node version>-<system>-<machine>.blob. Starting from it skips compiling and
  *   evaluating the library in each run. A snapshot holds Node's own heap, so it serves only the
- *   Node that built it: bin/swarmpay looks for the blob named for `node --version`, else runs
- *   the ES modules.
+ *   Node that built it: bin/swarmpay looks for the blob named for `node --version` and
+ *   `uname -sm`, else runs the ES modules.
  *
  * bin/swarmpay runs either only when it is newer than dist/cli/main.js, so a plain `tsc` build
  * after this one is never shadowed by an old bundle.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { machine, type } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { snapshotPrelude } from './snapshot-prelude.mjs';
@@ -61,11 +62,15 @@ await build({
   banner: { js: snapshotPrelude() },
   logLevel: 'warning',
 });
-// Named as bin/swarmpay finds it: `node --version`.
-const blob = dist(`snapshot/swarmpay-${process.version}.blob`);
+// Named as bin/swarmpay finds it (`node --version`, `uname -s`, `uname -m`), and named so only
+// once whole: Node writes it in place, and a blob cut short by a full disk or a stopped build
+// would crash every run that started from it.
+const blob = dist(`snapshot/swarmpay-${process.version}-${type()}-${machine()}.blob`);
 try {
-  execFileSync(process.execPath, ['--snapshot-blob', blob, '--build-snapshot', bundle], { stdio: ['ignore', 'inherit', 'pipe'] });
+  execFileSync(process.execPath, ['--snapshot-blob', `${blob}.partial`, '--build-snapshot', bundle], { stdio: ['ignore', 'inherit', 'pipe'] });
+  renameSync(`${blob}.partial`, blob);
 } catch (e) {
-  process.stderr.write(`building the start-up snapshot failed:\n${e.stderr}`);
+  rmSync(`${blob}.partial`, { force: true });
+  process.stderr.write(`building the start-up snapshot failed:\n${e.stderr ?? e.message}`);
   process.exit(1);
 }

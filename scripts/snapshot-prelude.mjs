@@ -8,9 +8,11 @@ import { builtinModules, createRequire } from 'node:module';
 
 /**
  * Built-in modules a module may use as it is evaluated (a class that extends EventEmitter or
- * Transform, util.promisify, path.join of constants): plumbing that reads nothing of the process.
+ * Transform, util.promisify, path.join of constants): plumbing that reads nothing of the
+ * process. And `process`, which is the global object (what it holds is refused by the prelude):
+ * an object of its own keys would lack the methods it inherits, such as `on`.
  */
-const EAGER = new Set(['assert', 'buffer', 'events', 'path', 'stream', 'string_decoder', 'url', 'util', 'v8']);
+const EAGER = new Set(['assert', 'buffer', 'events', 'path', 'process', 'stream', 'string_decoder', 'url', 'util', 'v8']);
 
 /**
  * Every other built-in module's keys, from this Node (the one the snapshot is for): the prelude

@@ -3,9 +3,12 @@
  * through tiny-secp256k1, and @noble/curves where the start-up snapshot built its tables) give
  * the same signatures and the same answers, on any bytes a peer may send.
  */
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
 import fc from 'fast-check';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
-import { ecc, isCompressedPoint, libsecp256k1, noble } from '../src/bitcoin/ecc.js';
+import { ecc, isCompressedPoint, libsecp256k1, noble, signDigest, verifyDigest } from '../src/bitcoin/ecc.js';
+import { ROOT } from './helpers/cli.js';
 
 const N = secp256k1.Point.Fn.ORDER;
 const bytes32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
@@ -74,5 +77,31 @@ describe('ECDSA: libsecp256k1 and @noble/curves agree', () => {
       { numRuns: 500 },
     );
     expect(isCompressedPoint(pubOf(Buffer.alloc(32, 7)))).toBe(true);
+  });
+
+  it('sign and check only 32-byte digests and compressed keys, where the two would differ', () => {
+    const priv = Buffer.alloc(32, 7);
+    const digest = Buffer.alloc(32, 9);
+    const sig = signDigest(digest, priv);
+    expect(verifyDigest(digest, pubOf(priv), sig)).toBe(true);
+    expect(() => signDigest(Buffer.alloc(33, 9), priv)).toThrow(RangeError);
+    expect(verifyDigest(Buffer.concat([digest, Buffer.alloc(1)]), pubOf(priv), sig)).toBe(false);
+    // The hybrid encoding (0x06/0x07) of the same point: libsecp256k1 would take it, noble not.
+    const full = secp256k1.getPublicKey(priv, false);
+    const hybrid = Buffer.concat([Buffer.from([0x06 + (full[64]! & 1)]), full.subarray(1)]);
+    expect(verifyDigest(digest, hybrid, sig)).toBe(false);
+  });
+
+  it('a process whose libsecp256k1 cannot load (no memory for its WebAssembly) goes on signing with noble', () => {
+    // A real limit on the address space, under which Node runs but WebAssembly memory cannot be had.
+    const ecc = path.join(ROOT, 'dist', 'bitcoin', 'ecc.js');
+    const script = `import { prepareSigning, signDigest } from '${ecc}';
+prepareSigning();
+const d = new Uint8Array(32).fill(9), k = new Uint8Array(32).fill(7);
+const first = Buffer.from(signDigest(d, k)).toString('hex');
+await new Promise((r) => setTimeout(r, 400));
+process.stdout.write(first === Buffer.from(signDigest(d, k)).toString('hex') ? 'alive' : 'changed');`;
+    const out = execFileSync('sh', ['-c', 'ulimit -v 4000000; exec "$0" --input-type=module -e "$1"', process.execPath, script], { encoding: 'utf8' });
+    expect(out).toBe('alive');
   });
 });

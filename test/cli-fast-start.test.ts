@@ -1,7 +1,8 @@
 /**
  * Fast start (issue 15): a command loads what it needs, no more. What a process loaded is
- * read from a real run of the CLI on ES modules (bin/swarmpay.js, which bin/swarmpay runs when
- * it has no start-up snapshot for this Node) with test/helpers/loaded-modules.mjs preloaded, so
+ * read from a real run of the CLI on ES modules (`node bin/swarmpay`: the module bin/swarmpay
+ * also is, which it runs when it has no start-up snapshot for this Node) with
+ * test/helpers/loaded-modules.mjs preloaded, so
  * a static import added later that drags the Bitcoin libraries back into `--version` fails
  * here. When it runs the bundle (npm run build), a file of it counts as every source esbuild
  * put in it (dist/bundle/meta.json). The snapshot's own start is test/cli-snapshot.test.ts's.
@@ -21,7 +22,7 @@ import { startTestNode, type TestNode } from './helpers/node.js';
 import { tempDir } from './helpers/tmp.js';
 import { fund, testWallet } from './helpers/wallets.js';
 
-const BIN = path.join(ROOT, 'bin', 'swarmpay.js');
+const BIN = path.join(ROOT, 'bin', 'swarmpay');
 const PRELOAD = path.join(ROOT, 'test', 'helpers', 'loaded-modules.mjs');
 
 /** What a Bitcoin operation needs and a program's definition does not: each is tens of ms to load. */

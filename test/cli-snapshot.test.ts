@@ -7,7 +7,8 @@
  * build's refusals.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { cpSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { machine, type } from 'node:os';
 import path from 'node:path';
 import { ROOT } from './helpers/cli.js';
 import { tempDir } from './helpers/tmp.js';
@@ -41,7 +42,7 @@ function run(bin: string, args: string[], version = process.version, env: Record
   return new Promise((resolve) =>
     execFile(bin, args, { env: { ...process.env, NO_COLOR: '1', PATH: `${dir}:${process.env.PATH}`, ...env } }, (err, stdout, stderr) => {
       const logged = existsSync(log) ? readFileSync(log, 'utf8').split('\n') : [];
-      const cli = logged.findIndex((a) => a.endsWith('swarmpay.cjs') || a.endsWith('swarmpay.js'));
+      const cli = logged.findIndex((a) => a.endsWith('swarmpay.cjs') || a.endsWith('/bin/swarmpay'));
       // Paths as absolute, normalized: bin/swarmpay passes them as it found itself (`bin/../dist/…`).
       resolve({ code: err ? Number(err.code) : 0, stdout, stderr, nodeArgs: logged.slice(0, cli + 1).map((a) => (a.includes('/') ? path.resolve(a) : a)) });
     }),
@@ -51,8 +52,8 @@ function run(bin: string, args: string[], version = process.version, env: Record
 const BIN = path.join(ROOT, 'bin', 'swarmpay');
 
 describe('bin/swarmpay and the start-up snapshot', () => {
-  it('npm run build made one snapshot, for this Node, and bin/swarmpay starts from it', async () => {
-    expect(blobs()).toEqual([`swarmpay-${process.version}.blob`]);
+  it('npm run build made one snapshot, for this Node and machine, and bin/swarmpay starts from it', async () => {
+    expect(blobs()).toEqual([`swarmpay-${process.version}-${type()}-${machine()}.blob`]);
     const r = await run(BIN, ['--version']);
     expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 0, stdout: '0.1.0\n' });
     expect(r.nodeArgs).toEqual(['--snapshot-blob', path.join(ROOT, 'dist', 'snapshot', blobs()[0]!), '--', path.join(ROOT, 'dist', 'snapshot', 'swarmpay.cjs')]);
@@ -63,29 +64,55 @@ describe('bin/swarmpay and the start-up snapshot', () => {
     for (const args of cases) {
       const [snapshot, other] = [await run(BIN, args), await run(BIN, args, 'v99.0.0')];
       expect(snapshot.nodeArgs[0]).toBe('--snapshot-blob');
-      expect(other.nodeArgs).toEqual([path.join(ROOT, 'bin', 'swarmpay.js')]);
+      expect(other.nodeArgs).toEqual([path.join(ROOT, 'bin', 'swarmpay')]);
       expect({ code: other.code, stdout: other.stdout, stderr: other.stderr }).toEqual({ code: snapshot.code, stdout: snapshot.stdout, stderr: snapshot.stderr });
     }
   });
 
   it('takes the ES modules under NODE_OPTIONS, whose V8 options a snapshot would refuse to start with', async () => {
     const r = await run(BIN, ['--version'], process.version, { NODE_OPTIONS: '--max-old-space-size=512' });
-    expect({ code: r.code, stdout: r.stdout, stderr: r.stderr, nodeArgs: r.nodeArgs }).toEqual({ code: 0, stdout: '0.1.0\n', stderr: '', nodeArgs: [path.join(ROOT, 'bin', 'swarmpay.js')] });
+    expect({ code: r.code, stdout: r.stdout, stderr: r.stderr, nodeArgs: r.nodeArgs }).toEqual({ code: 0, stdout: '0.1.0\n', stderr: '', nodeArgs: [path.join(ROOT, 'bin', 'swarmpay')] });
   });
 
-  it('runs a tsc build newer than the snapshot, not the snapshot, and finds itself through a symlink', async () => {
-    // A copy of the package, so that making its tsc output newer leaves the one other tests run alone.
+  it('runs the module, not the snapshot, when tsc built later, the blob is empty or its script is gone; through a chain of symlinks', async () => {
+    // A copy of the package, so that what this changes leaves the one other tests run alone.
     const pkg = path.join(tmp.dir, 'pkg');
     for (const d of ['bin', 'dist', 'completions']) cpSync(path.join(ROOT, d), path.join(pkg, d), { recursive: true, preserveTimestamps: true });
     symlinkSync(path.join(ROOT, 'node_modules'), path.join(pkg, 'node_modules'));
     cpSync(path.join(ROOT, 'package.json'), path.join(pkg, 'package.json'));
+    // npm link's way: a link in a bin folder to the package's bin/swarmpay, here through a second, relative one.
+    symlinkSync(path.join(pkg, 'bin', 'swarmpay'), path.join(tmp.dir, 'swarmpay-linked'));
     const link = path.join(tmp.dir, 'swarmpay');
-    symlinkSync(path.join(pkg, 'bin', 'swarmpay'), link);
-    expect((await run(link, ['--version'])).nodeArgs[0]).toBe('--snapshot-blob');
+    symlinkSync('swarmpay-linked', link);
+    const snapshot = path.join(pkg, 'dist', 'snapshot');
+    const [blob, script] = [path.join(snapshot, blobs()[0]!), path.join(snapshot, 'swarmpay.cjs')];
+    const started = async () => {
+      const r = await run(link, ['--version']);
+      expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({ code: 0, stdout: '0.1.0\n', stderr: '' });
+      return r.nodeArgs[0] === '--snapshot-blob' ? 'snapshot' : r.nodeArgs[0] === path.join(pkg, 'bin', 'swarmpay') ? 'module' : r.nodeArgs.join(' ');
+    };
+    expect(await started()).toBe('snapshot');
+    // A blob Node would crash on: an empty one (what a build stopped at the wrong moment left before it wrote a whole one).
+    const kept = readFileSync(blob);
+    writeFileSync(blob, '');
+    expect(await started()).toBe('module');
+    writeFileSync(blob, kept);
+    cpSync(script, `${script}.kept`);
+    rmSync(script);
+    expect(await started()).toBe('module');
+    cpSync(`${script}.kept`, script, { preserveTimestamps: true });
+    expect(await started()).toBe('snapshot');
     const later = new Date(Date.now() + 60_000);
     utimesSync(path.join(pkg, 'dist', 'cli', 'main.js'), later, later);
-    const r = await run(link, ['--version']);
-    expect({ code: r.code, stdout: r.stdout, nodeArgs: r.nodeArgs }).toEqual({ code: 0, stdout: '0.1.0\n', nodeArgs: [path.join(pkg, 'bin', 'swarmpay.js')] });
+    expect(await started()).toBe('module');
+  });
+
+  it('runs as `node bin/swarmpay`, and under a sh that refuses unset variables', async () => {
+    const asModule = execFileSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' });
+    expect(asModule).toBe('0.1.0\n');
+    const env: NodeJS.ProcessEnv = { ...process.env, SHELLOPTS: 'nounset' };
+    delete env.NODE_OPTIONS;
+    expect(execFileSync('bash', [BIN, '--version'], { encoding: 'utf8', env })).toBe('0.1.0\n');
   });
 
   it('finds the files beside it through a linked folder (the completions, read from its own place)', async () => {

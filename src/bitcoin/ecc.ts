@@ -55,9 +55,13 @@ interface Ecdsa {
 export const libsecp256k1: Ecdsa = {
   sign: (digest, priv, extraData) => ecc().sign(digest, priv, extraData),
   verify(digest, pub, sig64) {
-    // Its verify throws unless r and s are scalars in [1, n) (what isPrivate checks).
     const e = ecc();
-    return sig64.length === 64 && e.isPrivate(sig64.subarray(0, 32)) && e.isPrivate(sig64.subarray(32)) && e.verify(digest, pub, sig64, true);
+    try {
+      // Its verify throws unless r and s are scalars in [1, n) (what isPrivate checks).
+      return e.isPrivate(sig64.subarray(0, 32)) && e.isPrivate(sig64.subarray(32)) && e.verify(digest, pub, sig64, true);
+    } catch {
+      return false;
+    }
   },
 };
 
@@ -65,7 +69,6 @@ export const libsecp256k1: Ecdsa = {
 export const noble: Ecdsa = {
   sign: (digest, priv, extraData) => secp256k1.sign(digest, priv, { prehash: false, lowS: true, extraEntropy: extraData ?? false }),
   verify(digest, pub, sig64) {
-    if (sig64.length !== 64) return false;
     try {
       return secp256k1.verify(sig64, digest, pub, { prehash: false, lowS: true, format: 'compact' });
     } catch {
@@ -74,12 +77,22 @@ export const noble: Ecdsa = {
   },
 };
 
+const DIGEST_BYTES = 32;
+
 /** Whether @noble/curves serves now (its tables built, tiny-secp256k1 not loaded); if so, tiny-secp256k1 loads a moment later. */
 function serving(): Ecdsa {
   if (lib !== null || !nobleReady) return libsecp256k1;
   if (!loadScheduled) {
     loadScheduled = true;
-    setTimeout(ecc, LOAD_AFTER_MS).unref();
+    setTimeout(() => {
+      // A process that cannot load it (no memory for its WebAssembly, no file descriptor
+      // left) goes on with noble, as it signed so far: never an exception from a timer.
+      try {
+        ecc();
+      } catch {
+        // lib stays null: noble serves
+      }
+    }, LOAD_AFTER_MS).unref();
   }
   return noble;
 }
@@ -92,14 +105,18 @@ function serving(): Ecdsa {
  * a process that goes on signing.
  */
 export function signDigest(digest: Uint8Array, priv: Uint8Array, extraData?: Uint8Array): Uint8Array {
+  // noble would sign any length (libsecp256k1 refuses): a digest is 32 bytes, anything else a bug.
+  if (digest.length !== DIGEST_BYTES) throw new RangeError(`a digest to sign is ${DIGEST_BYTES} bytes, not ${digest.length}`);
   return serving().sign(digest, priv, extraData);
 }
 
 /**
- * Whether a 64-byte signature r‖s of `digest` verifies for `pub` (a key already checked as a
- * point), strictly: r and s in [1, n) and s low. Any bytes, as a peer may send, are an answer,
+ * Whether a 64-byte signature r‖s of a 32-byte `digest` verifies for `pub` (a compressed
+ * key), strictly: r and s in [1, n) and s low. Any bytes, as a peer may send, are an answer,
  * never an exception. The implementation as signDigest's.
  */
 export function verifyDigest(digest: Uint8Array, pub: Uint8Array, sig64: Uint8Array): boolean {
+  // The lengths both implementations agree on: they differ on a digest of another length and on uncompressed keys.
+  if (digest.length !== DIGEST_BYTES || pub.length !== 33 || sig64.length !== 64) return false;
   return serving().verify(digest, pub, sig64);
 }
