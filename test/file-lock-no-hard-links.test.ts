@@ -16,14 +16,14 @@ jest.unstable_mockModule('node:fs', () => ({
     throw Object.assign(new Error('EPERM: operation not permitted, link'), { code: 'EPERM' });
   },
 }));
-const { acquireLock, lockOwner } = await import('../src/util/file-lock.js');
+const { acquireLock, liveLockOwner } = await import('../src/util/file-lock.js');
 
 test('without hard links the lock is still taken, once, with its owner in it, and leaves nothing behind', () => {
   const tmp = tempDir();
   try {
     const file = path.join(tmp.dir, 'x.lock');
     const lock = acquireLock(file, 'x');
-    expect(lockOwner(file)).toBe(process.pid);
+    expect(liveLockOwner(file)).toBe(process.pid);
     expect(() => acquireLock(file, 'x')).toThrow(expect.objectContaining({ code: 'KEYSTORE_BUSY' }));
     lock.release();
     expect(readdirSync(tmp.dir)).toEqual([]);

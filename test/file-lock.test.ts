@@ -4,10 +4,10 @@
  * takes it for stale (two `wallet send` at once once both held one coin's lock that way,
  * and the second was refused by the node as a replacement).
  */
-import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { acquireLock, lockOwner } from '../src/util/file-lock.js';
+import { acquireLock, liveLockOwner } from '../src/util/file-lock.js';
 import { ROOT } from './helpers/cli.js';
 import { loadCpu } from './helpers/server.js';
 import { tempDir } from './helpers/tmp.js';
@@ -26,7 +26,7 @@ test('a lock file without an owner yet (another process writing it) is busy, not
   const old = (Date.now() - 60_000) / 1000;
   utimesSync(file, old, old);
   const lock = acquireLock(file, 'x');
-  expect(lockOwner(file)).toBe(process.pid);
+  expect(liveLockOwner(file)).toBe(process.pid);
   lock.release();
   expect(readdirSync(tmp.dir)).toEqual([]);
 });
@@ -37,6 +37,49 @@ test('a lock whose owner died is taken over; a live owner\'s is not', () => {
   acquireLock(file, 'y').release();
   writeFileSync(file, String(process.ppid));
   expect(() => acquireLock(file, 'y')).toThrow(expect.objectContaining({ code: 'KEYSTORE_BUSY' }));
+});
+
+describe('a lock names its owner by pid, boot and start, so a reboot or a reused pid frees it', () => {
+  const proc = (pid: number) => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return { boot: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(), start: stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]! };
+  };
+  // A live process that is not ours: the lock's owner, as another swarmpay command would be.
+  let sleeper: ChildProcess;
+  beforeEach(() => {
+    sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
+  });
+  afterEach(() => sleeper.kill());
+
+  test('the lock this process writes names it so', () => {
+    const file = path.join(tmp.dir, 'own.lock');
+    const lock = acquireLock(file, 'own');
+    const { boot, start } = proc(process.pid);
+    expect(readFileSync(file, 'utf8')).toBe(`${process.pid} ${boot} ${start}`);
+    lock.release();
+  });
+
+  test("a live owner, as it wrote itself, holds the lock; an older version's pid alone still does", () => {
+    const file = path.join(tmp.dir, 'held.lock');
+    const { boot, start } = proc(sleeper.pid!);
+    for (const text of [`${sleeper.pid} ${boot} ${start}`, String(sleeper.pid)]) {
+      writeFileSync(file, text);
+      expect(() => acquireLock(file, 'held')).toThrow(expect.objectContaining({ code: 'KEYSTORE_BUSY', message: expect.stringContaining(`pid ${sleeper.pid}`) }));
+      expect(liveLockOwner(file)).toBe(sleeper.pid);
+    }
+  });
+
+  test('a lock from before a reboot, or from a crashed owner whose pid another process now has, is taken over', () => {
+    const file = path.join(tmp.dir, 'stale.lock');
+    const { boot, start } = proc(sleeper.pid!);
+    const otherBoot = boot.replace(/^./, (c) => (c === '0' ? '1' : '0'));
+    for (const text of [`${sleeper.pid} ${otherBoot} ${start}`, `${sleeper.pid} ${boot} ${Number(start) - 1}`]) {
+      writeFileSync(file, text);
+      expect(liveLockOwner(file)).toBeNull();
+      acquireLock(file, 'stale').release();
+      expect(existsSync(file)).toBe(false);
+    }
+  });
 });
 
 /** A process that takes the lock over and over for `ms`, each time checking it is alone inside. */

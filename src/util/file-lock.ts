@@ -1,7 +1,10 @@
 /**
- * An exclusive lock file holding the owner's pid, created whole (see createHolding), so two swarmpay processes
- * never read-modify-write the same state at once. A lock whose owner died is taken over;
- * one this process holds is never taken over (it would be two writers in one process).
+ * An exclusive lock file naming its owner, created whole (see createHolding), so two swarmpay
+ * processes never read-modify-write the same state at once. A lock whose owner died is taken
+ * over; one this process holds is never taken over (it would be two writers in one process).
+ * The owner is its pid, and where Linux tells them, the boot and the process's start: after a
+ * reboot, or once a crashed owner's pid is another process's, the lock is stale, where the pid
+ * alone would hold it (and the coins it locks) for as long as that pid lives.
  */
 import { randomBytes } from 'node:crypto';
 import { linkSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -16,6 +19,53 @@ export interface Lock {
 /** The lock files this process holds: its own pid in a lock file means stale only if it is not among them. */
 const heldHere = new Set<string>();
 
+/** This boot's id (Linux), or null where there is none to read. */
+let thisBoot: string | null | undefined;
+function bootId(): string | null {
+  if (thisBoot === undefined) {
+    try {
+      thisBoot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || null;
+    } catch {
+      thisBoot = null;
+    }
+  }
+  return thisBoot;
+}
+
+/**
+ * When process `pid` started, in clock ticks since boot (field 22 of /proc/PID/stat, after
+ * the name in parentheses, which may hold anything), or null where Linux does not say.
+ */
+function processStart(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** What this process writes in a lock: `PID [BOOT START]` (older versions read the pid first, and wrote only it). */
+let ownStamp: string | undefined;
+function ownerStamp(): string {
+  if (ownStamp === undefined) {
+    const [boot, start] = [bootId(), processStart(process.pid)];
+    ownStamp = boot !== null && start !== null ? `${process.pid} ${boot} ${start}` : String(process.pid);
+  }
+  return ownStamp;
+}
+
+/** Whether the owner a lock names still runs: its pid, in this boot, started when it did. */
+function ownerRuns(text: string, pid: number): boolean {
+  if (!isAlive(pid)) return false;
+  const [, boot, start] = text.trim().split(' ');
+  if (boot === undefined || start === undefined) return true;
+  const now = bootId();
+  if (now !== null && boot !== now) return false;
+  const started = processStart(pid);
+  return started === null || started === start;
+}
+
 /**
  * Creates `file` holding this process's pid, or returns false if it exists. The pid is
  * written to a file of our own first and linked into place (link(2) fails if the name
@@ -25,7 +75,7 @@ const heldHere = new Set<string>();
 function createHolding(file: string): boolean {
   const own = `${file}.${process.pid}.${randomBytes(6).toString('hex')}`;
   try {
-    writeFileSync(own, String(process.pid), { mode: 0o600, flag: 'wx' });
+    writeFileSync(own, ownerStamp(), { mode: 0o600, flag: 'wx' });
     linkSync(own, file);
     return true;
   } catch (e) {
@@ -42,7 +92,7 @@ function createHolding(file: string): boolean {
 
 function createThenWrite(file: string): boolean {
   try {
-    writeFileSync(file, String(process.pid), { mode: 0o600, flag: 'wx' });
+    writeFileSync(file, ownerStamp(), { mode: 0o600, flag: 'wx' });
     return true;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
@@ -53,8 +103,8 @@ function createThenWrite(file: string): boolean {
 /** How long a lock file without a pid (an older version's, between its create and write) counts as being written, not stale. */
 const UNWRITTEN_GRACE_MS = 10_000;
 
-/** The pid a lock file names, or null: none (yet), or the file is gone. */
-export function lockOwner(file: string): number | null {
+/** The owner a lock file names: its pid and whether it still runs; null: none (yet), or the file is gone. */
+function readOwner(file: string): { pid: number; runs: boolean } | null {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -62,22 +112,28 @@ export function lockOwner(file: string): number | null {
     return null;
   }
   const pid = Number.parseInt(text, 10);
-  return Number.isInteger(pid) && pid > 0 ? pid : null;
+  return Number.isInteger(pid) && pid > 0 ? { pid, runs: ownerRuns(text, pid) } : null;
+}
+
+/** The pid of the running process that holds lock `file`, or null: none, or its owner is gone. */
+export function liveLockOwner(file: string): number | null {
+  const owner = readOwner(file);
+  return owner !== null && owner.runs ? owner.pid : null;
 }
 
 /** What a lock file that could not be created says: held, gone meanwhile (try again), or stale (its inode, to remove only that one). */
 type Found = { held: true; pid: number | null } | { held: false; ino: number | null };
 
 function inspect(file: string): Found {
-  const pid = lockOwner(file);
+  const owner = readOwner(file);
   let st: { ino: number; mtimeMs: number };
   try {
     st = statSync(file);
   } catch {
     return { held: false, ino: null };
   }
-  if (pid === null) return Date.now() - st.mtimeMs < UNWRITTEN_GRACE_MS ? { held: true, pid: null } : { held: false, ino: st.ino };
-  return pid !== process.pid && isAlive(pid) ? { held: true, pid } : { held: false, ino: st.ino };
+  if (owner === null) return Date.now() - st.mtimeMs < UNWRITTEN_GRACE_MS ? { held: true, pid: null } : { held: false, ino: st.ino };
+  return owner.pid !== process.pid && owner.runs ? { held: true, pid: owner.pid } : { held: false, ino: st.ino };
 }
 
 /**

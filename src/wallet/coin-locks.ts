@@ -9,8 +9,7 @@ import path from 'node:path';
 import type { ChainBackend } from '../chain/backend.js';
 import type { Outpoint } from '../bitcoin/outpoint.js';
 import { SwarmpayError, ioError } from '../errors.js';
-import { acquireLock, lockOwner, type Lock } from '../util/file-lock.js';
-import { isAlive } from '../util/process.js';
+import { acquireLock, liveLockOwner, type Lock } from '../util/file-lock.js';
 import type { SendPlan } from './send.js';
 
 const LOCK_DIR = 'coin-locks';
@@ -35,8 +34,7 @@ export function heldOutpoints(networkDir: string): Set<string> {
   for (const name of names) {
     const m = /^([0-9a-f]{64})-([0-9]+)\.lock$/.exec(name);
     if (!m) continue;
-    const pid = lockOwner(path.join(dir, name));
-    if (pid !== null && isAlive(pid)) held.add(`${m[1]}:${m[2]}`);
+    if (liveLockOwner(path.join(dir, name)) !== null) held.add(`${m[1]}:${m[2]}`);
   }
   return held;
 }
