@@ -41,6 +41,7 @@ describe('swarmpay info', () => {
       tpm: { state: 'none', tpm: null, keystore: { exists: false } },
       channels: { state: 'none' },
       escrows: { state: 'none' },
+      cli: { start: 'snapshot', node: process.version },
     });
   });
 

@@ -69,6 +69,14 @@ describe('bin/swarmpay and the start-up snapshot', () => {
     }
   });
 
+  it('says in `info` how it started, and on which Node', async () => {
+    const args = ['--json', '--datadir', path.join(tmp.dir, 'info'), '--tpm', 'none', '--rpc-url', 'http://127.0.0.1:9/', 'info'];
+    const [snapshot, other] = [await run(BIN, args), await run(BIN, args, 'v99.0.0')];
+    expect(JSON.parse(snapshot.stdout).cli).toEqual({ start: 'snapshot', node: process.version });
+    // The fake node says v99 to `node --version` only: the Node that runs is this one.
+    expect(JSON.parse(other.stdout).cli).toEqual({ start: 'modules', node: process.version });
+  });
+
   it('takes the ES modules under NODE_OPTIONS, whose V8 options a snapshot would refuse to start with', async () => {
     const r = await run(BIN, ['--version'], process.version, { NODE_OPTIONS: '--max-old-space-size=512' });
     expect({ code: r.code, stdout: r.stdout, stderr: r.stderr, nodeArgs: r.nodeArgs }).toEqual({ code: 0, stdout: '0.1.0\n', stderr: '', nodeArgs: [path.join(ROOT, 'bin', 'swarmpay')] });

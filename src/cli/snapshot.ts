@@ -11,6 +11,7 @@ import { startupSnapshot } from 'node:v8';
 import { prepareSigning } from '../bitcoin/ecc.js';
 import { runAndExit } from './main.js';
 import { buildProgram } from './program.js';
+import { startedFromSnapshot } from './start.js';
 // What a command loads when it runs, beyond the program's definition: its context and output,
 // and the library behind each command group.
 import './context.js';
@@ -29,5 +30,6 @@ new URL('http://127.0.0.1:8334/');
 prepareSigning();
 
 startupSnapshot.setDeserializeMainFunction(() => {
+  startedFromSnapshot();
   void runAndExit(process.argv);
 });
