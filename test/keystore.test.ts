@@ -3,7 +3,7 @@ import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync, existsS
 import path from 'node:path';
 import { createKeystore, keystorePath, provisionTpm, readKeystore, unlockKeystore, passphraseUnlocker } from '../src/keystore/keystore.js';
 import { startTestTpm, type TestTpm } from './helpers/swtpm.js';
-import { acquireLock } from '../src/util/file-lock.js';
+import { acquireLock, liveLockOwner } from '../src/util/file-lock.js';
 import { SwarmpayError } from '../src/errors.js';
 import { canonicalJson } from '../src/util/canonical-json.js';
 import { createHash } from 'node:crypto';
@@ -108,7 +108,7 @@ describe('keystore', () => {
     expect(thrown(() => acquireLock(lockFile, 'the keystore')).code).toBe('KEYSTORE_BUSY');
     writeFileSync(lockFile, '999999999'); // no such pid
     const lock = acquireLock(lockFile, 'the keystore');
-    expect(readFileSync(lockFile, 'utf8')).toBe(String(process.pid));
+    expect(liveLockOwner(lockFile)).toBe(process.pid);
     lock.release();
     expect(existsSync(lockFile)).toBe(false);
   });
