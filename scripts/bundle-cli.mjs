@@ -24,26 +24,29 @@ import { snapshotPrelude } from './snapshot-prelude.mjs';
 
 const dist = (p) => fileURLToPath(new URL(`../dist/${p}`, import.meta.url));
 
-// tiny-secp256k1 reads its .wasm beside its own module, so it stays in node_modules; bip39 and
-// ecpair are required from node_modules too, when first needed (createRequire in the sources).
-const external = ['tiny-secp256k1'];
+/** What both bundles share. */
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  // tiny-secp256k1 reads its .wasm beside its own module, so it stays in node_modules; bip39 and
+  // ecpair are required from node_modules too, when first needed (createRequire in the sources).
+  external: ['tiny-secp256k1'],
+  logLevel: 'warning',
+};
 
 rmSync(dist('bundle'), { recursive: true, force: true });
 const { metafile } = await build({
+  ...common,
   entryPoints: [dist('cli/main.js')],
   outdir: dist('bundle'),
-  bundle: true,
   splitting: true,
   format: 'esm',
-  platform: 'node',
-  target: 'node20',
   chunkNames: 'chunk-[hash]',
   sourcemap: true,
-  external,
   // The CommonJS packages bundled (commander, bitcoinjs's dependencies) call require, which an ES module lacks.
   banner: { js: "import { createRequire as __swarmpayRequire } from 'node:module'; const require = __swarmpayRequire(import.meta.url);" },
   metafile: true,
-  logLevel: 'warning',
 });
 writeFileSync(dist('bundle/meta.json'), JSON.stringify(metafile));
 
@@ -51,16 +54,12 @@ rmSync(dist('snapshot'), { recursive: true, force: true });
 mkdirSync(dist('snapshot'));
 const bundle = dist('snapshot/swarmpay.cjs');
 await build({
+  ...common,
   entryPoints: [dist('cli/snapshot.js')],
   outfile: bundle,
-  bundle: true,
   format: 'cjs',
-  platform: 'node',
-  target: 'node20',
-  external,
   define: { 'import.meta.url': 'globalThis.__snapshotModuleUrl' },
   banner: { js: snapshotPrelude() },
-  logLevel: 'warning',
 });
 // Named as bin/swarmpay finds it (`node --version`, `uname -s`, `uname -m`), and named so only
 // once whole: Node writes it in place, and a blob cut short by a full disk or a stopped build

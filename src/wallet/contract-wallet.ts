@@ -14,7 +14,7 @@ import { isP2wsh } from '../bitcoin/scripts.js';
 import type { SignedTx } from '../bitcoin/spend.js';
 import { storeWithout, type ContractStore, type KeystoreSession, type Unlocker } from '../keystore/keystore.js';
 import { peerStaticKey, type StaticKey } from '../peer/keys.js';
-import { CHANNEL_CHAIN, ESCROW_CHAIN, accountNode } from './hd.js';
+import { CHANNEL_CHAIN, ESCROW_CHAIN, accountNode, contractKeyOf, type ContractChain } from './hd.js';
 import { planCpfp, signCpfp, type CpfpOptions, type CpfpParent, type CpfpPlan } from './cpfp.js';
 import { allInputs, withLockedCoins } from './coin-locks.js';
 import { planPayments, signSend } from './send.js';
@@ -60,7 +60,7 @@ export interface ContractContext {
   chain: ChainBackend;
 }
 
-const CHAINS: Record<ContractKind, number> = { channel: CHANNEL_CHAIN, escrow: ESCROW_CHAIN };
+const CHAINS: Record<ContractKind, ContractChain> = { channel: CHANNEL_CHAIN, escrow: ESCROW_CHAIN };
 
 /** The keystore keys a contract protocol never sees: the wallet's mnemonic. */
 const WALLET_SECRET = ['wallet'] as const;
@@ -87,8 +87,7 @@ class SeedWallet implements ContractWallet {
   }
 
   key(kind: ContractKind, index: number): ContractKey {
-    const node = this.#node.derive(CHAINS[kind]).derive(index);
-    return { priv: Buffer.from(node.privateKey), pub: Buffer.from(node.publicKey) };
+    return contractKeyOf(this.#node, CHAINS[kind], index);
   }
 
   async payoutScript(): Promise<Buffer> {

@@ -23,10 +23,17 @@ export function accountNode(seed: Uint8Array, network: NetworkName, account = 0)
   return PrivateNode.fromSeed(seed).derivePath(accountPath(network, account));
 }
 
-/** Key `index` of a contract chain (CHANNEL_CHAIN, ESCROW_CHAIN). */
-export function contractKey(seed: Uint8Array, network: NetworkName, chain: typeof CHANNEL_CHAIN | typeof ESCROW_CHAIN, index: number): { priv: Buffer; pub: Buffer } {
-  const node = accountNode(seed, network).derive(chain).derive(index);
+export type ContractChain = typeof CHANNEL_CHAIN | typeof ESCROW_CHAIN;
+
+/** Key `index` of a contract chain of an account's private node. */
+export function contractKeyOf(account: PrivateNode, chain: ContractChain, index: number): { priv: Buffer; pub: Buffer } {
+  const node = account.derive(chain).derive(index);
   return { priv: Buffer.from(node.privateKey), pub: Buffer.from(node.publicKey) };
+}
+
+/** Key `index` of a contract chain (CHANNEL_CHAIN, ESCROW_CHAIN) of the seed's account. */
+export function contractKey(seed: Uint8Array, network: NetworkName, chain: ContractChain, index: number): { priv: Buffer; pub: Buffer } {
+  return contractKeyOf(accountNode(seed, network), chain, index);
 }
 
 /** The account's extended public key, in the network's standard prefix (xpub / tpub). */

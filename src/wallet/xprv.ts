@@ -3,7 +3,7 @@
  * it (`BIP32Factory`) checks the curve library with a dozen tiny-secp256k1 operations before
  * deriving anything, 12 ms of a 180 ms `channel pay`. The steps are xpub.ts's: one HMAC
  * step for both kinds of child, Node's multiplication for each public key, @noble/curves'
- * scalar addition; tiny-secp256k1 is loaded only to sign.
+ * scalar addition; signatures are ecc.ts's signDigest.
  */
 import { createHmac } from 'node:crypto';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
@@ -100,7 +100,7 @@ export class PrivateNode implements ExtendedPublicKey, SpendSigner {
   }
 
   /**
-   * An ECDSA signature (64 bytes, r‖s) of `hash`: tiny-secp256k1's RFC 6979 nonce, as the bip32
+   * An ECDSA signature (64 bytes, r‖s) of `hash` by signDigest: the RFC 6979 nonce, as the bip32
    * library signs. With lowR, extra entropy counting up from 1 until r's first byte is below
    * 0x80, as the library grinds it, so both give the same signature.
    */
